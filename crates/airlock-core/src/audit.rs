@@ -1,0 +1,81 @@
+//! The audit draft every layer fills in and the recorder writes out.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::{Decision, Operation, Principal};
+
+/// What the layers learned about one request, in the order they learned it.
+///
+/// Bodies stored here must already be masked: the recorder writes them as they are.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    /// The verified caller, if identity succeeded.
+    #[serde(skip)]
+    pub principal: Option<Principal>,
+    /// The classified operation.
+    pub operation: Option<Operation>,
+    /// The policy decision.
+    pub decision: Option<Decision>,
+    /// Approval request id, when one was involved.
+    pub approval_id: Option<String>,
+    /// Who approved.
+    pub approvers: Vec<String>,
+    /// The requester's justification.
+    pub justification: Option<String>,
+    /// How many values were masked in the response.
+    pub masked_count: u32,
+    /// Where they were (paths, never values).
+    pub masked_paths: Vec<String>,
+    /// Masked, size-capped request body.
+    pub request_excerpt: Option<String>,
+    /// Masked, size-capped response body.
+    pub response_excerpt: Option<String>,
+    /// Status Azure answered with, if the request went upstream.
+    pub upstream_status: Option<u16>,
+    /// Time spent waiting for Azure's response headers.
+    #[serde(skip)]
+    pub upstream_duration: Option<Duration>,
+    /// `x-ms-request-id` of Azure's response.
+    pub upstream_request_id: Option<String>,
+    /// `x-ms-correlation-request-id` of Azure's response.
+    pub upstream_correlation_id: Option<String>,
+    /// The error code Airlock answered with, if it refused or failed.
+    pub error_code: Option<String>,
+}
+
+/// A cheap, cloneable handle to the [`AuditRecord`] of one request.
+///
+/// The recorder puts one in the request's extensions; every later layer
+/// writes what it learned:
+///
+/// ```
+/// use airlock_core::AuditDraft;
+///
+/// let draft = AuditDraft::default();
+/// let handle = draft.clone();
+/// handle.update(|r| r.upstream_status = Some(200));
+/// assert_eq!(draft.snapshot().upstream_status, Some(200));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct AuditDraft {
+    record: Arc<Mutex<AuditRecord>>,
+}
+
+impl AuditDraft {
+    /// Changes the record. A poisoned lock is recovered: a panicking layer
+    /// must not stop the audit trail.
+    pub fn update(&self, change: impl FnOnce(&mut AuditRecord)) {
+        change(&mut self.lock());
+    }
+    /// A copy of the record as it is now.
+    pub fn snapshot(&self) -> AuditRecord {
+        self.lock().clone()
+    }
+    fn lock(&self) -> MutexGuard<'_, AuditRecord> {
+        self.record.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

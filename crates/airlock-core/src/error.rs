@@ -1,0 +1,286 @@
+//! The one mapping from Airlock's errors to ARM-shaped HTTP responses.
+//!
+//! Azure SDKs and the Azure CLI print ARM error envelopes well, and an agent
+//! can act on the machine-readable `airlock` object:
+//!
+//! ```json
+//! {"error": {"code": "AirlockUpstreamTimeout",
+//!            "message": "Azure did not answer within 30s; ...",
+//!            "airlock": {"requestId": "...", "operation": null, "rule": null,
+//!                        "approvalId": null, "retryable": true}}}
+//! ```
+//!
+//! No Airlock error carries `Retry-After`: Azure SDKs retry any error that
+//! does, which would turn a denial into a retry loop.
+
+use std::time::Duration;
+
+use http::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::{HeaderMap, Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::{AirlockBody, Decision, Operation, full};
+
+/// The header that carries Airlock's request id, on requests and responses.
+pub const REQUEST_ID_HEADER: &str = "x-airlock-request-id";
+
+/// Everything Airlock itself refuses or fails with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AirlockError {
+    /// The request is malformed or ambiguous.
+    #[error("{message}")]
+    BadRequest {
+        /// ARM-style error code, e.g. `InvalidRequestUri`.
+        code: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The caller could not be authenticated.
+    #[error("{description}")]
+    Unauthenticated {
+        /// RFC 6750 error code (`invalid_token`, or `None` when no token was sent).
+        oauth_error: Option<&'static str>,
+        /// Why, never echoing the token.
+        description: String,
+        /// The `WWW-Authenticate` challenge parameters (`authorization_uri`, `resource`, …).
+        challenge: Vec<(String, String)>,
+    },
+    /// The request targets a host Airlock does not forward to.
+    #[error("host '{host}' is not an allowed upstream; Airlock forwards only to the configured ARM endpoint and Key Vault vaults (add the vault to [upstream.key_vault].vaults to allow it)")]
+    HostNotAllowed {
+        /// The host that was asked for.
+        host: String,
+    },
+    /// No policy decision allows the request: a layer is missing or misordered.
+    #[error("no policy decision allows this request; Airlock refuses what it has not decided (fail closed)")]
+    NotDecided,
+    /// The request body is larger than allowed.
+    #[error("request body exceeds the limit of {limit} bytes; send a smaller body or raise [limits].max_request_body")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The client took too long to send its request.
+    #[error("the request was not received within {0:?}; retry the request")]
+    RequestTimeout(Duration),
+    /// Azure did not answer in time.
+    #[error("Azure did not answer within {0:?}; the operation may still complete, check its state before retrying")]
+    UpstreamTimeout(Duration),
+    /// Azure could not be reached or answered with a broken response.
+    #[error("Azure could not be reached: {0}")]
+    UpstreamUnavailable(String),
+    /// The gateway could not obtain its own Azure credential.
+    #[error("Airlock could not obtain its Azure credential: {0}")]
+    UpstreamCredential(String),
+    /// Something inside Airlock failed.
+    #[error("internal error in Airlock: {0}")]
+    Internal(String),
+}
+
+impl AirlockError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AirlockError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            AirlockError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            AirlockError::HostNotAllowed { .. } | AirlockError::NotDecided => StatusCode::FORBIDDEN,
+            AirlockError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AirlockError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            AirlockError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            AirlockError::UpstreamUnavailable(_) | AirlockError::UpstreamCredential(_) => StatusCode::BAD_GATEWAY,
+            AirlockError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The ARM-style error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AirlockError::BadRequest { code, .. } => code,
+            AirlockError::Unauthenticated { .. } => "AirlockUnauthenticated",
+            AirlockError::HostNotAllowed { .. } => "AirlockHostNotAllowed",
+            AirlockError::NotDecided => "AirlockNotDecided",
+            AirlockError::PayloadTooLarge { .. } => "AirlockRequestTooLarge",
+            AirlockError::RequestTimeout(_) => "AirlockRequestTimeout",
+            AirlockError::UpstreamTimeout(_) => "AirlockUpstreamTimeout",
+            AirlockError::UpstreamUnavailable(_) => "AirlockUpstreamUnavailable",
+            AirlockError::UpstreamCredential(_) => "AirlockUpstreamCredentialFailed",
+            AirlockError::Internal(_) => "AirlockInternalError",
+        }
+    }
+
+    /// Whether the same request may succeed if sent again unchanged.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            AirlockError::RequestTimeout(_)
+                | AirlockError::UpstreamTimeout(_)
+                | AirlockError::UpstreamUnavailable(_)
+                | AirlockError::UpstreamCredential(_)
+        )
+    }
+
+    /// Turns the error into the ARM-shaped response clients see.
+    pub fn into_response(self, ctx: &ErrorContext) -> Response<AirlockBody> {
+        let body = json!({
+            "error": {
+                "code": self.code(),
+                "message": self.to_string(),
+                "airlock": {
+                    "requestId": ctx.request_id,
+                    "operation": ctx.operation,
+                    "rule": ctx.rule,
+                    "approvalId": ctx.approval_id,
+                    "retryable": self.retryable(),
+                }
+            }
+        });
+        let mut response = Response::new(full(body.to_string()));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert("x-ms-error-code", HeaderValue::from_static(self.code()));
+        if let Some(id) = ctx.request_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
+            headers.insert(REQUEST_ID_HEADER, id);
+        }
+        if let AirlockError::Unauthenticated { oauth_error, description, challenge } = &self {
+            headers.insert(WWW_AUTHENTICATE, bearer_challenge(*oauth_error, description, challenge));
+        }
+        response
+    }
+}
+
+/// `Bearer k="v", …` with quotes and backslashes escaped (RFC 7235 quoted-string).
+fn bearer_challenge(oauth_error: Option<&str>, description: &str, challenge: &[(String, String)]) -> HeaderValue {
+    let mut params: Vec<(&str, &str)> = challenge.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    if let Some(error) = oauth_error {
+        params.push(("error", error));
+        params.push(("error_description", description));
+    }
+    let rendered: Vec<String> = params
+        .iter()
+        .map(|(k, v)| {
+            let v: String = v.chars().filter(|c| !c.is_control()).collect();
+            format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+        })
+        .collect();
+    let value = if rendered.is_empty() { "Bearer".to_owned() } else { format!("Bearer {}", rendered.join(", ")) };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
+/// What Airlock knows about the request an error answers, for the `airlock` object.
+#[derive(Clone, Debug, Default)]
+pub struct ErrorContext {
+    request_id: Option<String>,
+    operation: Option<String>,
+    rule: Option<String>,
+    approval_id: Option<String>,
+}
+
+impl ErrorContext {
+    /// Reads the request id header and the [`Operation`] and [`Decision`] extensions.
+    pub fn from_request<B>(request: &Request<B>) -> Self {
+        let mut ctx = Self::from_headers(request.headers());
+        let ext = request.extensions();
+        ctx.operation = ext.get::<Operation>().map(|op| op.name().to_owned());
+        ctx.rule = ext.get::<Decision>().map(|d| d.rule().to_owned());
+        ctx
+    }
+    /// Reads only the request id header.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let request_id = headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Self { request_id, ..Self::default() }
+    }
+    /// Sets the request id.
+    #[must_use]
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+    /// Sets the operation name.
+    #[must_use]
+    pub fn operation(mut self, name: impl Into<String>) -> Self {
+        self.operation = Some(name.into());
+        self
+    }
+    /// Sets the rule.
+    #[must_use]
+    pub fn rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
+        self
+    }
+    /// Sets the approval id.
+    #[must_use]
+    pub fn approval_id(mut self, id: impl Into<String>) -> Self {
+        self.approval_id = Some(id.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::{Plane, ResourceScope};
+
+    async fn json_body(response: Response<AirlockBody>) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn arm_envelope_with_airlock_details() {
+        let request = Request::builder()
+            .header(REQUEST_ID_HEADER, "rid-7")
+            .extension(Operation::new("Microsoft.Compute/virtualMachines/delete", Plane::Management, ResourceScope::new("/s")))
+            .extension(Decision::Deny { rule: "no-vm-delete".into(), reason: "no".into() })
+            .body(())
+            .unwrap();
+        let response = AirlockError::NotDecided.into_response(&ErrorContext::from_request(&request));
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(response.headers()[REQUEST_ID_HEADER], "rid-7");
+        assert_eq!(response.headers()["x-ms-error-code"], "AirlockNotDecided");
+        assert!(response.headers().get("retry-after").is_none());
+        let body = json_body(response).await;
+        assert_eq!(body["error"]["code"], "AirlockNotDecided");
+        assert_eq!(body["error"]["airlock"]["requestId"], "rid-7");
+        assert_eq!(body["error"]["airlock"]["operation"], "Microsoft.Compute/virtualMachines/delete");
+        assert_eq!(body["error"]["airlock"]["rule"], "no-vm-delete");
+        assert_eq!(body["error"]["airlock"]["retryable"], false);
+        assert!(body["error"]["message"].as_str().unwrap().contains("fail closed"));
+    }
+
+    #[tokio::test]
+    async fn statuses_and_retryability() {
+        let cases: Vec<(AirlockError, u16, bool)> = vec![
+            (AirlockError::BadRequest { code: "InvalidRequestUri", message: "x".into() }, 400, false),
+            (AirlockError::HostNotAllowed { host: "h".into() }, 403, false),
+            (AirlockError::PayloadTooLarge { limit: 10 }, 413, false),
+            (AirlockError::RequestTimeout(Duration::from_secs(1)), 408, true),
+            (AirlockError::UpstreamTimeout(Duration::from_secs(1)), 504, true),
+            (AirlockError::UpstreamUnavailable("refused".into()), 502, true),
+            (AirlockError::Internal("bug".into()), 500, false),
+        ];
+        for (error, status, retryable) in cases {
+            assert_eq!(error.retryable(), retryable, "{error:?}");
+            let response = error.into_response(&ErrorContext::default());
+            assert_eq!(response.status().as_u16(), status);
+            assert!(response.headers().get(REQUEST_ID_HEADER).is_none());
+        }
+    }
+
+    #[test]
+    fn challenge_escapes_quotes_and_drops_control_characters() {
+        let value = bearer_challenge(
+            Some("invalid_token"),
+            "bad \"aud\"\r\n",
+            &[("authorization_uri".into(), "https://login.example/t".into())],
+        );
+        assert_eq!(
+            value.to_str().unwrap(),
+            r#"Bearer authorization_uri="https://login.example/t", error="invalid_token", error_description="bad \"aud\"""#
+        );
+        assert_eq!(bearer_challenge(None, "", &[]).to_str().unwrap(), "Bearer");
+    }
+}

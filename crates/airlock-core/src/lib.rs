@@ -1,0 +1,32 @@
+//! The shared vocabulary of Airlock's layers.
+//!
+//! Every Airlock middleware annotates a request's extensions with one of the
+//! types defined here, and every error it returns goes through the one mapping
+//! in [`error`], so that clients always see the same ARM-shaped envelope:
+//!
+//! ```
+//! use airlock_core::{AirlockError, ErrorContext};
+//!
+//! let response = AirlockError::HostNotAllowed { host: "evil.example".into() }
+//!     .into_response(&ErrorContext::default().request_id("req-1"));
+//! assert_eq!(response.status(), 403);
+//! assert_eq!(response.headers()["x-airlock-request-id"], "req-1");
+//! ```
+//!
+//! This crate does no I/O: it holds types, the error mapping and body helpers.
+
+pub mod audit;
+pub mod body;
+pub mod decision;
+pub mod error;
+pub mod operation;
+pub mod principal;
+pub mod token;
+
+pub use audit::{AuditDraft, AuditRecord};
+pub use body::{AirlockBody, BodyError, BoxError, boxed, collect_limited, declared_length, empty, full};
+pub use decision::{Approvers, Decision};
+pub use error::{AirlockError, ErrorContext, REQUEST_ID_HEADER};
+pub use operation::{Operation, Plane, ResourceScope};
+pub use principal::{Principal, PrincipalBuilder, PrincipalKind};
+pub use token::{AccessToken, BoxFuture, StaticTokenProvider, TokenError, TokenProvider};

@@ -1,0 +1,224 @@
+//! What a request does, in the Azure RBAC vocabulary.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Whether an operation is a control-plane action or a data action.
+///
+/// Mirrors Azure role definitions: `actions` grant management operations,
+/// `dataActions` grant data-plane operations, and a control-plane `*` never
+/// grants data actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plane {
+    /// ARM (`management.azure.com`).
+    Management,
+    /// A data plane such as Key Vault (`{vault}.vault.azure.net`).
+    Data,
+}
+
+/// A normalized Azure resource id (or scope).
+///
+/// Comparison uses the lower-cased form, as ARM compares ids
+/// case-insensitively; the original spelling is kept for display.
+///
+/// ```
+/// use airlock_core::ResourceScope;
+///
+/// let a = ResourceScope::new("/subscriptions/S1/resourceGroups/RG");
+/// let b = ResourceScope::new("/subscriptions/s1/resourcegroups/rg");
+/// assert_eq!(a, b);
+/// assert_eq!(a.as_str(), "/subscriptions/S1/resourceGroups/RG");
+/// assert!(a.contains(&ResourceScope::new("/subscriptions/s1/resourceGroups/rg/providers/X.Y/z/n")));
+/// assert!(!a.contains(&ResourceScope::new("/subscriptions/s1/resourceGroups/rg2")));
+/// ```
+#[derive(Clone, Debug, Eq, Serialize)]
+pub struct ResourceScope {
+    #[serde(rename = "scope")]
+    display: String,
+    #[serde(skip)]
+    normalized: String,
+}
+
+impl ResourceScope {
+    /// Makes a scope from a resource id; a trailing `/` is dropped (except for the root `/`).
+    pub fn new(id: impl Into<String>) -> Self {
+        let mut display: String = id.into();
+        while display.len() > 1 && display.ends_with('/') {
+            display.pop();
+        }
+        let normalized = display.to_ascii_lowercase();
+        Self { display, normalized }
+    }
+    /// The id as the client spelled it.
+    pub fn as_str(&self) -> &str {
+        &self.display
+    }
+    /// The lower-cased id used for comparison.
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+    /// Whether `other` is this scope or lies beneath it (segment-wise, not string-prefix).
+    pub fn contains(&self, other: &ResourceScope) -> bool {
+        let (outer, inner) = (self.normalized.as_str(), other.normalized.as_str());
+        outer == "/"
+            || inner == outer
+            || (inner.starts_with(outer) && inner.as_bytes().get(outer.len()) == Some(&b'/'))
+    }
+}
+
+impl PartialEq for ResourceScope {
+    fn eq(&self, other: &Self) -> bool {
+        self.normalized == other.normalized
+    }
+}
+
+impl std::hash::Hash for ResourceScope {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.normalized.hash(state);
+    }
+}
+
+impl fmt::Display for ResourceScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+/// One classified request: the RBAC operation Azure would perform, and where.
+///
+/// Requests that carry other requests (`/batch`, deployments, resource-group
+/// deletes) list them as [`children`](Operation::children); policy must allow
+/// every one.
+///
+/// ```
+/// use airlock_core::{Operation, Plane, ResourceScope};
+///
+/// let delete = Operation::new(
+///     "Microsoft.Compute/virtualMachines/delete",
+///     Plane::Management,
+///     ResourceScope::new("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"),
+/// )
+/// .with_api_version("2024-07-01");
+/// assert_eq!(delete.to_string(), "Microsoft.Compute/virtualMachines/delete on /subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1");
+/// assert!(!delete.is_unknown());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    name: String,
+    plane: Plane,
+    #[serde(flatten)]
+    scope: ResourceScope,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_version: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    children: Vec<Operation>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unknown: bool,
+}
+
+impl Operation {
+    /// A classified operation.
+    pub fn new(name: impl Into<String>, plane: Plane, scope: ResourceScope) -> Self {
+        Self {
+            name: name.into(),
+            plane,
+            scope,
+            api_version: None,
+            children: Vec::new(),
+            unknown: false,
+        }
+    }
+
+    /// A request the classifier did not understand; policy denies it unless a
+    /// rule names it explicitly.
+    pub fn unknown(name: impl Into<String>, plane: Plane, scope: ResourceScope) -> Self {
+        Self { unknown: true, ..Self::new(name, plane, scope) }
+    }
+
+    /// Records the request's `api-version`.
+    #[must_use]
+    pub fn with_api_version(mut self, api_version: impl Into<String>) -> Self {
+        self.api_version = Some(api_version.into());
+        self
+    }
+
+    /// Adds an operation carried inside this one.
+    #[must_use]
+    pub fn with_child(mut self, child: Operation) -> Self {
+        self.children.push(child);
+        self
+    }
+
+    /// The RBAC operation name, e.g. `Microsoft.Compute/virtualMachines/delete`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Management or data plane.
+    pub fn plane(&self) -> Plane {
+        self.plane
+    }
+    /// The resource id the operation acts on.
+    pub fn scope(&self) -> &ResourceScope {
+        &self.scope
+    }
+    /// The request's `api-version`, where it had one.
+    pub fn api_version(&self) -> Option<&str> {
+        self.api_version.as_deref()
+    }
+    /// Operations carried inside this one.
+    pub fn children(&self) -> &[Operation] {
+        &self.children
+    }
+    /// Whether the classifier could not name this request.
+    pub fn is_unknown(&self) -> bool {
+        self.unknown
+    }
+    /// This operation and every operation carried inside it, depth first.
+    pub fn flatten(&self) -> Vec<&Operation> {
+        let mut all = vec![self];
+        for child in &self.children {
+            all.extend(child.flatten());
+        }
+        all
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on {}", self.name, self.scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_containment_is_segment_wise() {
+        let rg = ResourceScope::new("/subscriptions/s/resourceGroups/rg");
+        assert!(rg.contains(&ResourceScope::new("/SUBSCRIPTIONS/S/resourcegroups/RG/")));
+        assert!(!rg.contains(&ResourceScope::new("/subscriptions/s/resourceGroups/rg-other")));
+        assert!(ResourceScope::new("/").contains(&rg));
+        assert!(!rg.contains(&ResourceScope::new("/subscriptions/s")));
+    }
+
+    #[test]
+    fn flatten_lists_nested_children() {
+        let scope = ResourceScope::new("/subscriptions/s");
+        let op = Operation::new("a/write", Plane::Management, scope.clone())
+            .with_child(Operation::new("b/write", Plane::Management, scope.clone())
+                .with_child(Operation::new("c/delete", Plane::Management, scope.clone())));
+        let names: Vec<_> = op.flatten().iter().map(|o| o.name().to_owned()).collect();
+        assert_eq!(names, ["a/write", "b/write", "c/delete"]);
+    }
+
+    #[test]
+    fn serializes_for_audit_records() {
+        let op = Operation::unknown("unknown", Plane::Data, ResourceScope::new("/x/"));
+        let json = serde_json::to_value(&op).unwrap();
+        assert_eq!(json, serde_json::json!({"name":"unknown","plane":"data","scope":"/x","unknown":true}));
+    }
+}
