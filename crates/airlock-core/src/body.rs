@@ -63,7 +63,11 @@ pub enum BodyError {
 /// assert!(matches!(err, BodyError::TooLarge { limit: 10 }));
 /// # }) }
 /// ```
-pub async fn collect_limited<B>(body: B, headers: &HeaderMap, limit: u64) -> Result<Bytes, BodyError>
+pub async fn collect_limited<B>(
+    body: B,
+    headers: &HeaderMap,
+    limit: u64,
+) -> Result<Bytes, BodyError>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -74,14 +78,22 @@ where
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
     match Limited::new(body, limit_usize).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge { limit }),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(BodyError::TooLarge { limit })
+        }
         Err(error) => Err(BodyError::Read(error)),
     }
 }
 
 /// The `Content-Length` a message declares, if it declares a valid one.
 pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -94,7 +106,9 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("1000"));
         // The body itself is small: the pre-check must not read it.
-        let err = collect_limited(full("tiny"), &headers, 100).await.unwrap_err();
+        let err = collect_limited(full("tiny"), &headers, 100)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BodyError::TooLarge { limit: 100 }));
     }
 
@@ -102,13 +116,17 @@ mod tests {
     async fn body_longer_than_declared_is_still_cut() {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("3"));
-        let err = collect_limited(full("far more than three"), &headers, 5).await.unwrap_err();
+        let err = collect_limited(full("far more than three"), &headers, 5)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BodyError::TooLarge { limit: 5 }));
     }
 
     #[tokio::test]
     async fn exact_limit_is_accepted() {
-        let bytes = collect_limited(full("12345"), &HeaderMap::new(), 5).await.unwrap();
+        let bytes = collect_limited(full("12345"), &HeaderMap::new(), 5)
+            .await
+            .unwrap();
         assert_eq!(bytes.len(), 5);
     }
 
@@ -128,7 +146,9 @@ mod tests {
 
     #[tokio::test]
     async fn read_errors_are_reported_as_such() {
-        let err = collect_limited(Failing, &HeaderMap::new(), 100).await.unwrap_err();
+        let err = collect_limited(Failing, &HeaderMap::new(), 100)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BodyError::Read(_)), "{err:?}");
     }
 }

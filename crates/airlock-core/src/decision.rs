@@ -65,7 +65,9 @@ impl Decision {
     /// The rule behind the decision.
     pub fn rule(&self) -> &str {
         match self {
-            Decision::Allow { rule } | Decision::Deny { rule, .. } | Decision::RequireApproval { rule, .. } => rule,
+            Decision::Allow { rule }
+            | Decision::Deny { rule, .. }
+            | Decision::RequireApproval { rule, .. } => rule,
         }
     }
     /// Whether the request may be forwarded as it is.
@@ -90,7 +92,10 @@ mod tests {
     fn serializes_with_effect_tag() {
         let d = Decision::RequireApproval {
             rule: "storage-needs-approval".into(),
-            approvers: Approvers { groups: vec!["ops".into()], ids: vec![] },
+            approvers: Approvers {
+                groups: vec!["ops".into()],
+                ids: vec![],
+            },
             min_approvals: 1,
             justification_required: true,
             hold: Duration::from_secs(30),

@@ -47,16 +47,22 @@ pub enum AirlockError {
         challenge: Vec<(String, String)>,
     },
     /// The request targets a host Airlock does not forward to.
-    #[error("host '{host}' is not an allowed upstream; Airlock forwards only to the configured ARM endpoint and Key Vault vaults (add the vault to [upstream.key_vault].vaults to allow it)")]
+    #[error(
+        "host '{host}' is not an allowed upstream; Airlock forwards only to the configured ARM endpoint and Key Vault vaults (add the vault to [upstream.key_vault].vaults to allow it)"
+    )]
     HostNotAllowed {
         /// The host that was asked for.
         host: String,
     },
     /// No policy decision allows the request: a layer is missing or misordered.
-    #[error("no policy decision allows this request; Airlock refuses what it has not decided (fail closed)")]
+    #[error(
+        "no policy decision allows this request; Airlock refuses what it has not decided (fail closed)"
+    )]
     NotDecided,
     /// The request body is larger than allowed.
-    #[error("request body exceeds the limit of {limit} bytes; send a smaller body or raise [limits].max_request_body")]
+    #[error(
+        "request body exceeds the limit of {limit} bytes; send a smaller body or raise [limits].max_request_body"
+    )]
     PayloadTooLarge {
         /// The limit in bytes.
         limit: u64,
@@ -65,11 +71,21 @@ pub enum AirlockError {
     #[error("the request was not received within {0:?}; retry the request")]
     RequestTimeout(Duration),
     /// Azure did not answer in time.
-    #[error("Azure did not answer within {0:?}; the operation may still complete, check its state before retrying")]
+    #[error(
+        "Azure did not answer within {0:?}; the operation may still complete, check its state before retrying"
+    )]
     UpstreamTimeout(Duration),
     /// Azure could not be reached or answered with a broken response.
     #[error("Azure could not be reached: {0}")]
     UpstreamUnavailable(String),
+    /// Azure's response was too large to inspect.
+    #[error(
+        "Azure's response exceeds the {limit}-byte limit Airlock inspects; narrow the request (e.g. $top) or raise [limits].max_response_rewrite_bytes"
+    )]
+    UpstreamResponseTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The gateway could not obtain its own Azure credential.
     #[error("Airlock could not obtain its Azure credential: {0}")]
     UpstreamCredential(String),
@@ -88,7 +104,9 @@ impl AirlockError {
             AirlockError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AirlockError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             AirlockError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            AirlockError::UpstreamUnavailable(_) | AirlockError::UpstreamCredential(_) => StatusCode::BAD_GATEWAY,
+            AirlockError::UpstreamUnavailable(_)
+            | AirlockError::UpstreamCredential(_)
+            | AirlockError::UpstreamResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
             AirlockError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -105,6 +123,7 @@ impl AirlockError {
             AirlockError::UpstreamTimeout(_) => "AirlockUpstreamTimeout",
             AirlockError::UpstreamUnavailable(_) => "AirlockUpstreamUnavailable",
             AirlockError::UpstreamCredential(_) => "AirlockUpstreamCredentialFailed",
+            AirlockError::UpstreamResponseTooLarge { .. } => "AirlockUpstreamResponseTooLarge",
             AirlockError::Internal(_) => "AirlockInternalError",
         }
     }
@@ -138,21 +157,43 @@ impl AirlockError {
         let mut response = Response::new(full(body.to_string()));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         headers.insert("x-ms-error-code", HeaderValue::from_static(self.code()));
-        if let Some(id) = ctx.request_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
+        if let Some(id) = ctx
+            .request_id
+            .as_deref()
+            .and_then(|id| HeaderValue::from_str(id).ok())
+        {
             headers.insert(REQUEST_ID_HEADER, id);
         }
-        if let AirlockError::Unauthenticated { oauth_error, description, challenge } = &self {
-            headers.insert(WWW_AUTHENTICATE, bearer_challenge(*oauth_error, description, challenge));
+        if let AirlockError::Unauthenticated {
+            oauth_error,
+            description,
+            challenge,
+        } = &self
+        {
+            headers.insert(
+                WWW_AUTHENTICATE,
+                bearer_challenge(*oauth_error, description, challenge),
+            );
         }
         response
     }
 }
 
 /// `Bearer k="v", …` with quotes and backslashes escaped (RFC 7235 quoted-string).
-fn bearer_challenge(oauth_error: Option<&str>, description: &str, challenge: &[(String, String)]) -> HeaderValue {
-    let mut params: Vec<(&str, &str)> = challenge.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+fn bearer_challenge(
+    oauth_error: Option<&str>,
+    description: &str,
+    challenge: &[(String, String)],
+) -> HeaderValue {
+    let mut params: Vec<(&str, &str)> = challenge
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     if let Some(error) = oauth_error {
         params.push(("error", error));
         params.push(("error_description", description));
@@ -164,7 +205,11 @@ fn bearer_challenge(oauth_error: Option<&str>, description: &str, challenge: &[(
             format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
         })
         .collect();
-    let value = if rendered.is_empty() { "Bearer".to_owned() } else { format!("Bearer {}", rendered.join(", ")) };
+    let value = if rendered.is_empty() {
+        "Bearer".to_owned()
+    } else {
+        format!("Bearer {}", rendered.join(", "))
+    };
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
 }
 
@@ -188,8 +233,14 @@ impl ErrorContext {
     }
     /// Reads only the request id header.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let request_id = headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        Self { request_id, ..Self::default() }
+        let request_id = headers
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Self {
+            request_id,
+            ..Self::default()
+        }
     }
     /// Sets the request id.
     #[must_use]
@@ -233,11 +284,19 @@ mod tests {
     async fn arm_envelope_with_airlock_details() {
         let request = Request::builder()
             .header(REQUEST_ID_HEADER, "rid-7")
-            .extension(Operation::new("Microsoft.Compute/virtualMachines/delete", Plane::Management, ResourceScope::new("/s")))
-            .extension(Decision::Deny { rule: "no-vm-delete".into(), reason: "no".into() })
+            .extension(Operation::new(
+                "Microsoft.Compute/virtualMachines/delete",
+                Plane::Management,
+                ResourceScope::new("/s"),
+            ))
+            .extension(Decision::Deny {
+                rule: "no-vm-delete".into(),
+                reason: "no".into(),
+            })
             .body(())
             .unwrap();
-        let response = AirlockError::NotDecided.into_response(&ErrorContext::from_request(&request));
+        let response =
+            AirlockError::NotDecided.into_response(&ErrorContext::from_request(&request));
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert_eq!(response.headers()[REQUEST_ID_HEADER], "rid-7");
         assert_eq!(response.headers()["x-ms-error-code"], "AirlockNotDecided");
@@ -245,21 +304,52 @@ mod tests {
         let body = json_body(response).await;
         assert_eq!(body["error"]["code"], "AirlockNotDecided");
         assert_eq!(body["error"]["airlock"]["requestId"], "rid-7");
-        assert_eq!(body["error"]["airlock"]["operation"], "Microsoft.Compute/virtualMachines/delete");
+        assert_eq!(
+            body["error"]["airlock"]["operation"],
+            "Microsoft.Compute/virtualMachines/delete"
+        );
         assert_eq!(body["error"]["airlock"]["rule"], "no-vm-delete");
         assert_eq!(body["error"]["airlock"]["retryable"], false);
-        assert!(body["error"]["message"].as_str().unwrap().contains("fail closed"));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("fail closed")
+        );
     }
 
     #[tokio::test]
     async fn statuses_and_retryability() {
         let cases: Vec<(AirlockError, u16, bool)> = vec![
-            (AirlockError::BadRequest { code: "InvalidRequestUri", message: "x".into() }, 400, false),
-            (AirlockError::HostNotAllowed { host: "h".into() }, 403, false),
+            (
+                AirlockError::BadRequest {
+                    code: "InvalidRequestUri",
+                    message: "x".into(),
+                },
+                400,
+                false,
+            ),
+            (
+                AirlockError::HostNotAllowed { host: "h".into() },
+                403,
+                false,
+            ),
             (AirlockError::PayloadTooLarge { limit: 10 }, 413, false),
-            (AirlockError::RequestTimeout(Duration::from_secs(1)), 408, true),
-            (AirlockError::UpstreamTimeout(Duration::from_secs(1)), 504, true),
-            (AirlockError::UpstreamUnavailable("refused".into()), 502, true),
+            (
+                AirlockError::RequestTimeout(Duration::from_secs(1)),
+                408,
+                true,
+            ),
+            (
+                AirlockError::UpstreamTimeout(Duration::from_secs(1)),
+                504,
+                true,
+            ),
+            (
+                AirlockError::UpstreamUnavailable("refused".into()),
+                502,
+                true,
+            ),
             (AirlockError::Internal("bug".into()), 500, false),
         ];
         for (error, status, retryable) in cases {

@@ -24,7 +24,9 @@ pub mod principal;
 pub mod token;
 
 pub use audit::{AuditDraft, AuditRecord};
-pub use body::{AirlockBody, BodyError, BoxError, boxed, collect_limited, declared_length, empty, full};
+pub use body::{
+    AirlockBody, BodyError, BoxError, boxed, collect_limited, declared_length, empty, full,
+};
 pub use decision::{Approvers, Decision};
 pub use error::{AirlockError, ErrorContext, REQUEST_ID_HEADER};
 pub use operation::{Operation, Plane, ResourceScope};

@@ -49,7 +49,10 @@ impl ResourceScope {
             display.pop();
         }
         let normalized = display.to_ascii_lowercase();
-        Self { display, normalized }
+        Self {
+            display,
+            normalized,
+        }
     }
     /// The id as the client spelled it.
     pub fn as_str(&self) -> &str {
@@ -135,7 +138,10 @@ impl Operation {
     /// A request the classifier did not understand; policy denies it unless a
     /// rule names it explicitly.
     pub fn unknown(name: impl Into<String>, plane: Plane, scope: ResourceScope) -> Self {
-        Self { unknown: true, ..Self::new(name, plane, scope) }
+        Self {
+            unknown: true,
+            ..Self::new(name, plane, scope)
+        }
     }
 
     /// Records the request's `api-version`.
@@ -200,7 +206,9 @@ mod tests {
     fn scope_containment_is_segment_wise() {
         let rg = ResourceScope::new("/subscriptions/s/resourceGroups/rg");
         assert!(rg.contains(&ResourceScope::new("/SUBSCRIPTIONS/S/resourcegroups/RG/")));
-        assert!(!rg.contains(&ResourceScope::new("/subscriptions/s/resourceGroups/rg-other")));
+        assert!(!rg.contains(&ResourceScope::new(
+            "/subscriptions/s/resourceGroups/rg-other"
+        )));
         assert!(ResourceScope::new("/").contains(&rg));
         assert!(!rg.contains(&ResourceScope::new("/subscriptions/s")));
     }
@@ -208,9 +216,11 @@ mod tests {
     #[test]
     fn flatten_lists_nested_children() {
         let scope = ResourceScope::new("/subscriptions/s");
-        let op = Operation::new("a/write", Plane::Management, scope.clone())
-            .with_child(Operation::new("b/write", Plane::Management, scope.clone())
-                .with_child(Operation::new("c/delete", Plane::Management, scope.clone())));
+        let op =
+            Operation::new("a/write", Plane::Management, scope.clone()).with_child(
+                Operation::new("b/write", Plane::Management, scope.clone())
+                    .with_child(Operation::new("c/delete", Plane::Management, scope.clone())),
+            );
         let names: Vec<_> = op.flatten().iter().map(|o| o.name().to_owned()).collect();
         assert_eq!(names, ["a/write", "b/write", "c/delete"]);
     }
@@ -219,6 +229,9 @@ mod tests {
     fn serializes_for_audit_records() {
         let op = Operation::unknown("unknown", Plane::Data, ResourceScope::new("/x/"));
         let json = serde_json::to_value(&op).unwrap();
-        assert_eq!(json, serde_json::json!({"name":"unknown","plane":"data","scope":"/x","unknown":true}));
+        assert_eq!(
+            json,
+            serde_json::json!({"name":"unknown","plane":"data","scope":"/x","unknown":true})
+        );
     }
 }

@@ -116,7 +116,10 @@ impl Principal {
     }
     /// Whether the principal is a member of `group` (exact, case-insensitive: ids are GUIDs).
     pub fn in_group(&self, group: &str) -> bool {
-        self.inner.groups.iter().any(|g| g.eq_ignore_ascii_case(group))
+        self.inner
+            .groups
+            .iter()
+            .any(|g| g.eq_ignore_ascii_case(group))
     }
     /// Whether the principal holds app role `role` (exact match, as Entra compares roles).
     pub fn has_role(&self, role: &str) -> bool {
@@ -156,7 +159,9 @@ pub struct PrincipalBuilder {
 
 impl fmt::Debug for PrincipalInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrincipalInner").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("PrincipalInner")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -207,7 +212,9 @@ impl PrincipalBuilder {
     }
     /// Finishes the principal.
     pub fn build(self) -> Principal {
-        Principal { inner: Arc::new(self.inner) }
+        Principal {
+            inner: Arc::new(self.inner),
+        }
     }
 }
 

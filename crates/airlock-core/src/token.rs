@@ -19,7 +19,10 @@ pub struct AccessToken {
 impl AccessToken {
     /// A token and, if known, when it expires.
     pub fn new(secret: impl Into<String>, expires_at: Option<SystemTime>) -> Self {
-        Self { secret: secret.into(), expires_at }
+        Self {
+            secret: secret.into(),
+            expires_at,
+        }
     }
     /// The bearer value; put it in a header, never in a log.
     pub fn secret(&self) -> &str {
@@ -75,13 +78,16 @@ pub struct StaticTokenProvider {
 impl StaticTokenProvider {
     /// Always answers `secret`.
     pub fn new(secret: impl Into<String>) -> Self {
-        Self { token: AccessToken::new(secret, None) }
+        Self {
+            token: AccessToken::new(secret, None),
+        }
     }
 }
 
 impl fmt::Debug for StaticTokenProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StaticTokenProvider").finish_non_exhaustive()
+        f.debug_struct("StaticTokenProvider")
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,0 +1,552 @@
+//! `airlock.toml`: the gateway's one configuration file.
+//!
+//! Parsed with `deny_unknown_fields` and validated before anything starts;
+//! every error names the key and the fix. Secrets can come from the
+//! environment instead of the file:
+//!
+//! | variable | overrides |
+//! |---|---|
+//! | `AIRLOCK_UPSTREAM_TOKEN` | `upstream.credential.token` |
+//!
+//! ```
+//! let config = airlock_gateway::Config::from_toml_str(r#"
+//!     [listen]
+//!     address = "127.0.0.1:8443"
+//!
+//!     [upstream.credential]
+//!     kind = "static"
+//!     token = "dev-token"
+//! "#).unwrap();
+//! assert_eq!(config.upstream.arm_url, "https://management.azure.com");
+//! assert_eq!(config.public_url().unwrap().to_string(), "http://localhost:8443/");
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Uri;
+use serde::Deserialize;
+
+use crate::routing::{Endpoint, KeyVaultEndpoint, valid_vault_name};
+
+/// The environment variable that overrides `upstream.credential.token`.
+pub const UPSTREAM_TOKEN_ENV: &str = "AIRLOCK_UPSTREAM_TOKEN";
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where clients connect.
+    pub listen: ListenConfig,
+    /// Where requests go, and with which credential.
+    pub upstream: UpstreamConfig,
+    /// Sizes and durations that bound each request.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[listen]`: the client-facing listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Socket address to bind, e.g. `0.0.0.0:8443`.
+    pub address: SocketAddr,
+    /// How clients address the gateway (`https://airlock.contoso.com`); used to
+    /// route Key Vault hosts (`{vault}.<host>`) and to rewrite Azure URLs in
+    /// responses. Defaults to `http(s)://localhost:<port>` on loopback, else the bind address.
+    pub public_url: Option<String>,
+    /// More host names clients may use for ARM requests (DNS aliases behind a load balancer).
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    /// TLS certificate and key; without it the listener speaks plain HTTP,
+    /// which real Azure SDKs refuse for bearer tokens.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[listen.tls]`: PEM files for the TLS listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain (leaf first), PEM.
+    pub cert_file: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key_file: PathBuf,
+}
+
+/// `[upstream]`: the Azure endpoints Airlock forwards to, and nothing else.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// ARM base URL: public cloud by default; sovereign clouds, private
+    /// endpoints and test doubles by configuration.
+    #[serde(default = "default_arm_url")]
+    pub arm_url: String,
+    /// Audience of the gateway's token for ARM.
+    #[serde(default = "default_arm_audience")]
+    pub arm_audience: String,
+    /// Key Vault data plane.
+    #[serde(default)]
+    pub key_vault: KeyVaultConfig,
+    /// Extra CA certificates (PEM) to trust for upstream TLS, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Allow `http://` upstreams. For tests and local doubles only; logged loudly.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// Time to establish an upstream connection.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time for Azure to answer with response headers.
+    #[serde(default = "default_read_timeout", with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// The gateway's own Azure credential.
+    pub credential: CredentialConfig,
+}
+
+/// `[upstream.key_vault]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyVaultConfig {
+    /// Vault URL template; `{vault}` is the vault name.
+    #[serde(default = "default_key_vault_endpoint")]
+    pub endpoint: String,
+    /// Audience of the gateway's token for Key Vault.
+    #[serde(default = "default_key_vault_audience")]
+    pub audience: String,
+    /// The vaults clients may reach. Empty: no Key Vault access.
+    #[serde(default)]
+    pub vaults: Vec<String>,
+}
+
+impl Default for KeyVaultConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: default_key_vault_endpoint(),
+            audience: default_key_vault_audience(),
+            vaults: Vec::new(),
+        }
+    }
+}
+
+/// `[upstream.credential]`: how the gateway authenticates to Azure.
+#[derive(Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CredentialConfig {
+    /// A fixed bearer token (development, simulated Azure).
+    Static {
+        /// The token; prefer the `AIRLOCK_UPSTREAM_TOKEN` environment variable.
+        #[serde(default)]
+        token: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for CredentialConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CredentialConfig::Static { token } => f
+                .debug_struct("Static")
+                .field("token", &token.as_ref().map(|_| "<redacted>"))
+                .finish(),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body accepted (413 above).
+    #[serde(default = "default_max_request_body")]
+    pub max_request_body_bytes: u64,
+    /// Largest JSON response the gateway buffers to rewrite `nextLink` (502 above).
+    #[serde(default = "default_max_response_rewrite")]
+    pub max_response_rewrite_bytes: u64,
+    /// Time for the whole request, including Azure's answer (504 after).
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Time for the client to send its request body (408 after).
+    #[serde(default = "default_request_body_timeout", with = "humantime_serde")]
+    pub request_body_timeout: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_request_body_bytes: default_max_request_body(),
+            max_response_rewrite_bytes: default_max_response_rewrite(),
+            request_timeout: default_request_timeout(),
+            request_body_timeout: default_request_body_timeout(),
+        }
+    }
+}
+
+fn default_arm_url() -> String {
+    "https://management.azure.com".into()
+}
+fn default_arm_audience() -> String {
+    "https://management.azure.com".into()
+}
+fn default_key_vault_endpoint() -> String {
+    "https://{vault}.vault.azure.net".into()
+}
+fn default_key_vault_audience() -> String {
+    "https://vault.azure.net".into()
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+fn default_request_body_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_request_body() -> u64 {
+    4 * 1024 * 1024
+}
+fn default_max_response_rewrite() -> u64 {
+    16 * 1024 * 1024
+}
+
+/// A configuration that cannot be used, with the key at fault and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// File name (or `<string>`).
+        origin: String,
+        /// toml's message, which names the line and the key.
+        message: String,
+    },
+    /// A value is present but unusable.
+    #[error("{key}: {problem}; fix: {fix}")]
+    Invalid {
+        /// Dotted key, e.g. `upstream.arm_url`.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do.
+        fix: String,
+    },
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        problem: problem.into(),
+        fix: fix.into(),
+    }
+}
+
+impl Config {
+    /// Reads, parses, applies environment overrides and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string(), |name| {
+            std::env::var(name).ok()
+        })
+    }
+
+    /// Parses and validates TOML text, with environment overrides from the process.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::parse(text, "<string>", |name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates TOML text; `env` supplies overrides (tests pass their own).
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        if let Some(token) = env(UPSTREAM_TOKEN_ENV).filter(|t| !t.is_empty()) {
+            config.upstream.credential = CredentialConfig::Static { token: Some(token) };
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value that parsing alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.public_url()?;
+        self.arm_endpoint()?;
+        self.key_vault_endpoint()?;
+        for vault in &self.upstream.key_vault.vaults {
+            if !valid_vault_name(vault) {
+                return Err(invalid(
+                    "upstream.key_vault.vaults",
+                    format!("'{vault}' is not a Key Vault name"),
+                    "use the vault's name (3-24 letters, digits and hyphens, starting with a letter), not its URL",
+                ));
+            }
+        }
+        let CredentialConfig::Static { token } = &self.upstream.credential;
+        if token.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid(
+                "upstream.credential.token",
+                "no token is configured",
+                format!(
+                    "set {UPSTREAM_TOKEN_ENV} in the environment (preferred) or upstream.credential.token"
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("upstream.connect_timeout", self.upstream.connect_timeout),
+            ("upstream.read_timeout", self.upstream.read_timeout),
+            ("limits.request_timeout", self.limits.request_timeout),
+            (
+                "limits.request_body_timeout",
+                self.limits.request_body_timeout,
+            ),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(
+                    key,
+                    "must be longer than zero",
+                    "give a duration such as \"30s\"",
+                ));
+            }
+        }
+        if self.limits.max_request_body_bytes == 0 {
+            return Err(invalid(
+                "limits.max_request_body_bytes",
+                "must be above zero",
+                "give a size in bytes, e.g. 4194304",
+            ));
+        }
+        if let Some(tls) = &self.listen.tls {
+            for (key, path) in [
+                ("listen.tls.cert_file", &tls.cert_file),
+                ("listen.tls.key_file", &tls.key_file),
+            ] {
+                if !path.is_file() {
+                    return Err(invalid(
+                        key,
+                        format!("{} does not exist or is not a file", path.display()),
+                        "point it at a PEM file",
+                    ));
+                }
+            }
+        }
+        if let Some(ca) = &self.upstream.ca_file
+            && !ca.is_file()
+        {
+            return Err(invalid(
+                "upstream.ca_file",
+                format!("{} does not exist or is not a file", ca.display()),
+                "point it at a PEM file of CA certificates, or remove the key",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The URL clients use to reach the gateway.
+    pub fn public_url(&self) -> Result<Uri, ConfigError> {
+        let scheme = if self.listen.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let text = match &self.listen.public_url {
+            Some(url) => url.clone(),
+            None if self.listen.address.ip().is_loopback() => {
+                format!("{scheme}://localhost:{}/", self.listen.address.port())
+            }
+            None => format!("{scheme}://{}/", self.listen.address),
+        };
+        let uri: Uri = text.parse().map_err(|_| {
+            invalid(
+                "listen.public_url",
+                format!("'{text}' is not a URL"),
+                "write it as https://host[:port]",
+            )
+        })?;
+        match (uri.scheme_str(), uri.host()) {
+            (Some("http" | "https"), Some(_)) if uri.path() == "/" || uri.path().is_empty() => {
+                Ok(uri)
+            }
+            _ => Err(invalid(
+                "listen.public_url",
+                format!("'{text}' must be an http(s) URL with a host and no path"),
+                "write it as https://host[:port]",
+            )),
+        }
+    }
+
+    /// The ARM upstream, validated.
+    pub fn arm_endpoint(&self) -> Result<Endpoint, ConfigError> {
+        let endpoint = Endpoint::parse(&self.upstream.arm_url).map_err(|problem| {
+            invalid(
+                "upstream.arm_url",
+                problem,
+                "write the base URL only, e.g. https://management.azure.com",
+            )
+        })?;
+        self.check_scheme("upstream.arm_url", endpoint.scheme())?;
+        Ok(endpoint)
+    }
+
+    /// The Key Vault upstream template, validated.
+    pub fn key_vault_endpoint(&self) -> Result<KeyVaultEndpoint, ConfigError> {
+        let endpoint =
+            KeyVaultEndpoint::parse(&self.upstream.key_vault.endpoint).map_err(|problem| {
+                invalid(
+                    "upstream.key_vault.endpoint",
+                    problem,
+                    "write it as https://{vault}.vault.azure.net",
+                )
+            })?;
+        self.check_scheme("upstream.key_vault.endpoint", endpoint.scheme())?;
+        Ok(endpoint)
+    }
+
+    fn check_scheme(&self, key: &'static str, scheme: &str) -> Result<(), ConfigError> {
+        if scheme == "http" && !self.upstream.allow_insecure_http {
+            return Err(invalid(
+                key,
+                "plain http:// would send the gateway's Azure token unencrypted",
+                "use https://, or set upstream.allow_insecure_http = true for a local test double only",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The static upstream token (validated to be present).
+    pub fn upstream_token(&self) -> &str {
+        let CredentialConfig::Static { token } = &self.upstream.credential;
+        token.as_deref().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[listen]\naddress = \"127.0.0.1:8443\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "airlock.toml", |_| None)
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_config_gets_public_cloud_defaults() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(
+            config.upstream.key_vault.endpoint,
+            "https://{vault}.vault.azure.net"
+        );
+        assert_eq!(config.upstream.read_timeout, Duration::from_secs(60));
+        assert_eq!(config.limits.max_request_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.upstream_token(), "t");
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let message = error_of(&format!("{MINIMAL}[limits]\nmax_body = 3\n"));
+        assert!(message.starts_with("airlock.toml: "), "{message}");
+        assert!(message.contains("unknown field `max_body`"), "{message}");
+        assert!(message.contains("line 7"), "{message}");
+    }
+
+    #[test]
+    fn plain_http_upstream_needs_explicit_opt_in() {
+        let text = MINIMAL.replace(
+            "[upstream.credential]",
+            "[upstream]\narm_url = \"http://127.0.0.1:9\"\n[upstream.credential]",
+        );
+        let message = error_of(&text);
+        assert!(
+            message.contains("upstream.arm_url") && message.contains("allow_insecure_http = true"),
+            "{message}"
+        );
+        let allowed = text.replace("[upstream]\n", "[upstream]\nallow_insecure_http = true\n");
+        assert!(parse(&allowed).is_ok());
+    }
+
+    #[test]
+    fn missing_token_points_at_the_environment_variable() {
+        let text = MINIMAL.replace("token = \"t\"\n", "");
+        let message = error_of(&text);
+        assert!(
+            message.contains("upstream.credential.token") && message.contains(UPSTREAM_TOKEN_ENV),
+            "{message}"
+        );
+        let from_env = Config::parse(&text, "x", |name| {
+            (name == UPSTREAM_TOKEN_ENV).then(|| "from-env".to_owned())
+        })
+        .unwrap();
+        assert_eq!(from_env.upstream_token(), "from-env");
+    }
+
+    #[test]
+    fn token_never_shows_in_debug_output() {
+        let config = parse(MINIMAL.replace("\"t\"", "\"super-secret-token\"").as_str()).unwrap();
+        assert!(!format!("{config:?}").contains("super-secret-token"));
+    }
+
+    #[test]
+    fn bad_values_name_key_and_fix() {
+        let cases = [
+            (MINIMAL.replace("[upstream.credential]", "[upstream.key_vault]\nvaults = [\"https://x.vault.azure.net\"]\n[upstream.credential]"), "upstream.key_vault.vaults"),
+            (MINIMAL.replace("[upstream.credential]", "[upstream.key_vault]\nendpoint = \"https://vault.azure.net\"\n[upstream.credential]"), "upstream.key_vault.endpoint"),
+            (MINIMAL.replace("[upstream.credential]", "[upstream]\nread_timeout = \"0s\"\n[upstream.credential]"), "upstream.read_timeout"),
+            (MINIMAL.replace("[upstream.credential]", "[upstream]\narm_url = \"https://management.azure.com/sub\"\n[upstream.credential]"), "upstream.arm_url"),
+            (MINIMAL.replace("address = \"127.0.0.1:8443\"", "address = \"127.0.0.1:8443\"\npublic_url = \"ftp://x\""), "listen.public_url"),
+            (MINIMAL.replace("address = \"127.0.0.1:8443\"", "address = \"127.0.0.1:8443\"\n[listen.tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\""), "listen.tls.cert_file"),
+        ];
+        for (text, key) in cases {
+            let message = error_of(&text);
+            assert!(
+                message.starts_with(key) && message.contains("fix: "),
+                "{key}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_type_and_bad_duration_are_parse_errors_naming_the_key() {
+        let message = error_of(&MINIMAL.replace(
+            "[upstream.credential]",
+            "[upstream]\nconnect_timeout = \"soon\"\n[upstream.credential]",
+        ));
+        assert!(
+            message.contains("connect_timeout") || message.contains("line 4"),
+            "{message}"
+        );
+        let message = error_of("[listen]\naddress = \"not an address\"\n");
+        assert!(
+            message.contains("address") || message.contains("line 2"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn missing_file_is_reported_with_its_path() {
+        let message = Config::load(Path::new("/nonexistent/airlock.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("/nonexistent/airlock.toml"), "{message}");
+    }
+}

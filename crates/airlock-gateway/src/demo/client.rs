@@ -1,0 +1,142 @@
+//! The scripted agent's HTTP client: HTTPS (trusting a given CA) or HTTP,
+//! HTTP/2 where offered, `*.localhost` resolved to loopback.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode, Version};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::upstream::LocalhostResolver;
+
+/// A minimal client for scripted agents, the demo and end-to-end tests.
+#[derive(Clone, Debug)]
+pub struct AgentClient {
+    client: Client<HttpsConnector<HttpConnector<LocalhostResolver>>, Full<Bytes>>,
+    base: String,
+    token: Option<String>,
+}
+
+/// A response, fully read.
+#[derive(Clone, Debug)]
+pub struct AgentResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Protocol version spoken.
+    pub version: Version,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl AgentResponse {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl AgentClient {
+    /// A client for `base` (`https://localhost:8443`), trusting `ca_pem` in
+    /// addition to nothing else (the demo's CA), or plain HTTP when `None`.
+    pub fn new(base: &str, ca_pem: Option<&str>) -> anyhow::Result<Self> {
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(pem) = ca_pem {
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                roots.add(cert.context("reading the CA certificate")?)?;
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let mut http = HttpConnector::new_with_resolver(LocalhostResolver::default());
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(http);
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            base: base.trim_end_matches('/').to_owned(),
+            token: None,
+        })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request to an absolute URL or a path under the base URL.
+    pub async fn send(
+        &self,
+        method: Method,
+        url_or_path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> anyhow::Result<AgentResponse> {
+        let url = if url_or_path.starts_with("http://") || url_or_path.starts_with("https://") {
+            url_or_path.to_owned()
+        } else {
+            format!("{}{url_or_path}", self.base)
+        };
+        let mut request = Request::builder().method(method).uri(&url);
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(body.unwrap_or_default()))
+            .context("building the request")?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .with_context(|| format!("sending to {url}"))?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .context("reading the response body")?
+            .to_bytes();
+        Ok(AgentResponse {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// `GET` shorthand.
+    pub async fn get(&self, url_or_path: &str) -> anyhow::Result<AgentResponse> {
+        self.send(Method::GET, url_or_path, &[], None).await
+    }
+}

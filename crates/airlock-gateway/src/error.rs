@@ -1,0 +1,25 @@
+//! Why the gateway could not start.
+
+use std::net::SocketAddr;
+
+/// A start-up failure; the message names the cause and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The upstream client could not be built.
+    #[error(transparent)]
+    Client(#[from] crate::upstream::ClientError),
+    /// The listen address is taken or not ours.
+    #[error("cannot listen on {address}: {source}; fix: choose a free address in listen.address")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,477 @@
+//! Which Azure endpoint a request is for, decided from configuration alone.
+//!
+//! Clients address the gateway in base-URL mode:
+//!
+//! | client sends | goes to |
+//! |---|---|
+//! | `https://<gateway>/subscriptions/…` | the ARM endpoint (`upstream.arm_url`) |
+//! | `https://<vault>.<gateway>/secrets/…` | that vault (`upstream.key_vault.endpoint`), if listed in `upstream.key_vault.vaults` |
+//!
+//! The upstream host never comes from the client: a request for any other
+//! host (an absolute-form proxy request, an unknown vault, a foreign `Host`)
+//! is refused, so the gateway is not an open proxy. The upstream hosts
+//! themselves (`management.azure.com`, `{vault}.vault.azure.net`) are also
+//! recognised, which is what a forward-proxy mode that keeps the real vault
+//! host needs.
+//!
+//! Azure answers with absolute URLs on its own hosts (`nextLink`,
+//! `Location`, `Azure-AsyncOperation`); [`Routes::rewrite_url`] maps them
+//! back onto the gateway so that the client's next call comes through it too.
+
+use std::collections::HashSet;
+
+use airlock_core::AirlockError;
+use http::{HeaderMap, Uri, header::HOST, uri::Authority};
+
+/// An upstream base URL: scheme and authority, no path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Endpoint {
+    /// Parses `scheme://host[:port]` (a trailing `/` is allowed).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let uri: Uri = text.parse().map_err(|_| format!("'{text}' is not a URL"))?;
+        let (Some(scheme @ ("http" | "https")), Some(authority)) =
+            (uri.scheme_str(), uri.authority())
+        else {
+            return Err(format!("'{text}' must be an http(s) URL with a host"));
+        };
+        if !(uri.path() == "/" || uri.path().is_empty()) || uri.query().is_some() {
+            return Err(format!("'{text}' must not have a path or query"));
+        }
+        Ok(Self {
+            scheme: scheme.to_owned(),
+            host: authority.host().to_ascii_lowercase(),
+            port: authority.port_u16(),
+        })
+    }
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+    /// Lower-case host.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    fn base(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}://{}:{port}", self.scheme, self.host),
+            None => format!("{}://{}", self.scheme, self.host),
+        }
+    }
+}
+
+/// The Key Vault URL template `scheme://{vault}.suffix[:port]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyVaultEndpoint {
+    scheme: String,
+    /// Host suffix after the vault label, e.g. `vault.azure.net`.
+    suffix: String,
+    port: Option<u16>,
+}
+
+impl KeyVaultEndpoint {
+    /// Parses a template such as `https://{vault}.vault.azure.net`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = text.strip_suffix('/').unwrap_or(text);
+        let (scheme, rest) = rest
+            .split_once("://")
+            .ok_or_else(|| format!("'{text}' is not a URL"))?;
+        if !matches!(scheme, "http" | "https") {
+            return Err(format!("'{text}' must start with https://"));
+        }
+        let host_port = rest
+            .strip_prefix("{vault}.")
+            .ok_or_else(|| format!("'{text}' must begin its host with {{vault}}."))?;
+        let endpoint = Endpoint::parse(&format!("{scheme}://{host_port}"))?;
+        Ok(Self {
+            scheme: endpoint.scheme,
+            suffix: endpoint.host,
+            port: endpoint.port,
+        })
+    }
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+    fn vault_base(&self, vault: &str) -> String {
+        Endpoint {
+            scheme: self.scheme.clone(),
+            host: format!("{vault}.{}", self.suffix),
+            port: self.port,
+        }
+        .base()
+    }
+    /// The vault label of `host`, if `host` is `{label}.{suffix}`.
+    fn vault_of<'h>(&self, host: &'h str) -> Option<&'h str> {
+        host.strip_suffix(self.suffix.as_str())?.strip_suffix('.')
+    }
+}
+
+/// Whether `name` is a valid Key Vault name: 3-24 characters, letters, digits
+/// and hyphens, starting with a letter, not ending with a hyphen, no `--`.
+pub fn valid_vault_name(name: &str) -> bool {
+    (3..=24).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !name.ends_with('-')
+        && !name.contains("--")
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Where a request goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The ARM endpoint.
+    Arm,
+    /// One Key Vault, by name (lower case).
+    KeyVault(String),
+}
+
+/// The gateway's routing table, built once from configuration.
+#[derive(Clone, Debug)]
+pub struct Routes {
+    arm: Endpoint,
+    arm_audience: String,
+    key_vault: KeyVaultEndpoint,
+    key_vault_audience: String,
+    vaults: HashSet<String>,
+    public: Endpoint,
+    arm_hosts: HashSet<String>,
+}
+
+impl Routes {
+    /// Builds the table from validated configuration.
+    pub fn from_config(config: &crate::Config) -> Result<Self, crate::ConfigError> {
+        let public_url = config.public_url()?;
+        let public = Endpoint::parse(&public_url.to_string()).map_err(|problem| {
+            crate::ConfigError::Invalid {
+                key: "listen.public_url",
+                problem,
+                fix: "write it as https://host[:port]".into(),
+            }
+        })?;
+        let arm = config.arm_endpoint()?;
+        let mut arm_hosts: HashSet<String> = config
+            .listen
+            .extra_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        arm_hosts.insert(public.host.clone());
+        arm_hosts.insert(arm.host.clone());
+        let ip = config.listen.address.ip();
+        if ip.is_loopback() {
+            arm_hosts.extend([
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "[::1]".to_owned(),
+            ]);
+        } else if !ip.is_unspecified() {
+            arm_hosts.insert(match ip {
+                std::net::IpAddr::V4(v4) => v4.to_string(),
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            });
+        }
+        Ok(Self {
+            arm,
+            arm_audience: config.upstream.arm_audience.clone(),
+            key_vault: config.key_vault_endpoint()?,
+            key_vault_audience: config.upstream.key_vault.audience.clone(),
+            vaults: config
+                .upstream
+                .key_vault
+                .vaults
+                .iter()
+                .map(|v| v.to_ascii_lowercase())
+                .collect(),
+            public,
+            arm_hosts,
+        })
+    }
+
+    /// Decides the upstream for a request from its authority (HTTP/2, absolute form) or `Host`.
+    pub fn target(&self, uri: &Uri, headers: &HeaderMap) -> Result<Target, AirlockError> {
+        let host = request_host(uri, headers)?;
+        if self.arm_hosts.contains(host.as_str()) {
+            return Ok(Target::Arm);
+        }
+        let vault = host
+            .strip_suffix(self.public.host.as_str())
+            .and_then(|label| label.strip_suffix('.'))
+            .or_else(|| self.key_vault.vault_of(&host));
+        match vault {
+            Some(vault) if self.vaults.contains(vault) => Ok(Target::KeyVault(vault.to_owned())),
+            _ => Err(AirlockError::HostNotAllowed { host }),
+        }
+    }
+
+    /// The absolute upstream URI for a target and the client's path and query.
+    pub fn upstream_uri(&self, target: &Target, path_and_query: &str) -> Result<Uri, AirlockError> {
+        let base = match target {
+            Target::Arm => self.arm.base(),
+            Target::KeyVault(vault) => self.key_vault.vault_base(vault),
+        };
+        format!("{base}{path_and_query}")
+            .parse()
+            .map_err(|_| AirlockError::BadRequest {
+                code: "InvalidRequestUri",
+                message: "the request path is not a valid URI".into(),
+            })
+    }
+
+    /// The audience of the gateway's token for a target.
+    pub fn audience(&self, target: &Target) -> &str {
+        match target {
+            Target::Arm => &self.arm_audience,
+            Target::KeyVault(_) => &self.key_vault_audience,
+        }
+    }
+
+    /// The gateway URL for an absolute Azure URL on an allowed upstream, so the
+    /// client's next call comes back through the gateway. Other URLs: `None`.
+    ///
+    /// ```
+    /// let config = airlock_gateway::Config::parse(r#"
+    ///     [listen]
+    ///     address = "127.0.0.1:8443"
+    ///     public_url = "https://airlock.example:8443"
+    ///     [upstream.key_vault]
+    ///     vaults = ["kv1"]
+    ///     [upstream.credential]
+    ///     kind = "static"
+    ///     token = "t"
+    /// "#, "doc", |_| None).unwrap();
+    /// let routes = airlock_gateway::Routes::from_config(&config).unwrap();
+    /// assert_eq!(
+    ///     routes.rewrite_url("https://management.azure.com/subscriptions/s/resourcegroups?api-version=1&$skiptoken=2").as_deref(),
+    ///     Some("https://airlock.example:8443/subscriptions/s/resourcegroups?api-version=1&$skiptoken=2"),
+    /// );
+    /// assert_eq!(
+    ///     routes.rewrite_url("https://KV1.vault.azure.net/secrets?api-version=7.4&$skiptoken=x").as_deref(),
+    ///     Some("https://kv1.airlock.example:8443/secrets?api-version=7.4&$skiptoken=x"),
+    /// );
+    /// assert_eq!(routes.rewrite_url("https://other.vault.azure.net/secrets"), None);
+    /// assert_eq!(routes.rewrite_url("https://management.azure.com.evil.example/x"), None);
+    /// ```
+    pub fn rewrite_url(&self, url: &str) -> Option<String> {
+        let (scheme, rest) = url.split_once("://")?;
+        let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(split);
+        let authority: Authority = authority.parse().ok()?;
+        if authority.as_str().contains('@') {
+            return None;
+        }
+        let host = authority.host().to_ascii_lowercase();
+        let port = authority.port_u16();
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme == self.arm.scheme && host == self.arm.host && port == self.arm.port {
+            return Some(format!("{}{tail}", self.public.base()));
+        }
+        if scheme == self.key_vault.scheme && port == self.key_vault.port {
+            let vault = self
+                .key_vault
+                .vault_of(&host)
+                .filter(|v| self.vaults.contains(*v))?;
+            let gateway_vault = Endpoint {
+                host: format!("{vault}.{}", self.public.host),
+                ..self.public.clone()
+            };
+            return Some(format!("{}{tail}", gateway_vault.base()));
+        }
+        None
+    }
+}
+
+/// The lower-case host a request is addressed to, without port.
+fn request_host(uri: &Uri, headers: &HeaderMap) -> Result<String, AirlockError> {
+    let bad = |message: &str| AirlockError::BadRequest {
+        code: "InvalidHost",
+        message: message.to_owned(),
+    };
+    let authority = match uri.authority() {
+        Some(authority) => authority.clone(),
+        None => {
+            let mut hosts = headers.get_all(HOST).iter();
+            let (Some(host), None) = (hosts.next(), hosts.next()) else {
+                return Err(bad("the request must carry exactly one Host header"));
+            };
+            let host = host
+                .to_str()
+                .map_err(|_| bad("the Host header is not valid text"))?;
+            host.parse::<Authority>()
+                .map_err(|_| bad("the Host header is not a host name"))?
+        }
+    };
+    if authority.as_str().contains('@') {
+        return Err(bad(
+            "user information is not allowed in the request authority",
+        ));
+    }
+    Ok(authority.host().trim_end_matches('.').to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn routes() -> Routes {
+        let config = crate::Config::parse(
+            r#"
+            [listen]
+            address = "127.0.0.1:8443"
+            public_url = "https://localhost:8443"
+            [upstream.key_vault]
+            vaults = ["demo-vault"]
+            [upstream.credential]
+            kind = "static"
+            token = "t"
+            "#,
+            "test",
+            |_| None,
+        )
+        .unwrap();
+        Routes::from_config(&config).unwrap()
+    }
+
+    fn target_for_host(host: &str) -> Result<Target, AirlockError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_str(host).unwrap());
+        routes().target(&Uri::from_static("/subscriptions"), &headers)
+    }
+
+    #[test]
+    fn hosts_route_to_arm_or_listed_vaults_only() {
+        assert_eq!(target_for_host("localhost:8443").unwrap(), Target::Arm);
+        assert_eq!(target_for_host("127.0.0.1:8443").unwrap(), Target::Arm);
+        assert_eq!(target_for_host("LOCALHOST.").unwrap(), Target::Arm);
+        assert_eq!(
+            target_for_host("Demo-Vault.localhost:8443").unwrap(),
+            Target::KeyVault("demo-vault".into())
+        );
+        assert_eq!(
+            target_for_host("demo-vault.vault.azure.net").unwrap(),
+            Target::KeyVault("demo-vault".into())
+        );
+        assert_eq!(
+            target_for_host("management.azure.com").unwrap(),
+            Target::Arm
+        );
+        for refused in [
+            "other-vault.localhost",
+            "a.demo-vault.localhost",
+            "evil.example",
+            "other.vault.azure.net",
+            "localhost.evil.example",
+        ] {
+            assert!(
+                matches!(
+                    target_for_host(refused),
+                    Err(AirlockError::HostNotAllowed { .. })
+                ),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn absolute_form_authority_wins_over_host_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("localhost:8443"));
+        let uri = Uri::from_static("http://evil.example/subscriptions");
+        assert!(
+            matches!(routes().target(&uri, &headers), Err(AirlockError::HostNotAllowed { host }) if host == "evil.example")
+        );
+    }
+
+    #[test]
+    fn missing_duplicate_or_userinfo_hosts_are_bad_requests() {
+        let routes = routes();
+        let uri = Uri::from_static("/x");
+        assert!(matches!(
+            routes.target(&uri, &HeaderMap::new()),
+            Err(AirlockError::BadRequest { .. })
+        ));
+        let mut two = HeaderMap::new();
+        two.append(HOST, HeaderValue::from_static("localhost"));
+        two.append(HOST, HeaderValue::from_static("evil.example"));
+        assert!(matches!(
+            routes.target(&uri, &two),
+            Err(AirlockError::BadRequest { .. })
+        ));
+        let userinfo = Uri::from_static("http://localhost@evil.example/x");
+        assert!(routes.target(&userinfo, &HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn upstream_uris_come_from_configuration() {
+        let routes = routes();
+        assert_eq!(
+            routes
+                .upstream_uri(&Target::Arm, "/subscriptions?api-version=1")
+                .unwrap(),
+            "https://management.azure.com/subscriptions?api-version=1"
+        );
+        assert_eq!(
+            routes
+                .upstream_uri(
+                    &Target::KeyVault("demo-vault".into()),
+                    "/secrets/x?api-version=7.4"
+                )
+                .unwrap(),
+            "https://demo-vault.vault.azure.net/secrets/x?api-version=7.4"
+        );
+        assert_eq!(
+            routes.audience(&Target::KeyVault("demo-vault".into())),
+            "https://vault.azure.net"
+        );
+    }
+
+    #[test]
+    fn only_allowed_upstream_urls_are_rewritten() {
+        let routes = routes();
+        assert_eq!(
+            routes
+                .rewrite_url("https://management.azure.com")
+                .as_deref(),
+            Some("https://localhost:8443")
+        );
+        assert_eq!(
+            routes.rewrite_url("http://management.azure.com/x"),
+            None,
+            "scheme must match"
+        );
+        assert_eq!(
+            routes.rewrite_url("https://management.azure.com:444/x"),
+            None,
+            "port must match"
+        );
+        assert_eq!(
+            routes.rewrite_url("https://user@management.azure.com/x"),
+            None
+        );
+        assert_eq!(routes.rewrite_url("not a url"), None);
+    }
+
+    #[test]
+    fn vault_names_follow_azure_rules() {
+        for ok in ["kv1", "demo-vault", "A23456789012345678901234"] {
+            assert!(valid_vault_name(ok), "{ok}");
+        }
+        for bad in [
+            "kv",
+            "1kv",
+            "kv-",
+            "k--v",
+            "kv.x",
+            "a234567890123456789012345",
+            "",
+        ] {
+            assert!(!valid_vault_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The listener: TLS or plain, HTTP/1.1 and HTTP/2, health endpoints, and a
+//! graceful shutdown that drains in-flight requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use airlock_core::{StaticTokenProvider, TokenProvider};
+use axum::Router;
+use axum::routing::get;
+use http::StatusCode;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::upstream::Upstream;
+use crate::{Config, StartError, stack, tls};
+
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts gateways.
+#[derive(Debug)]
+pub struct Gateway;
+
+impl Gateway {
+    /// Binds the listener and serves with the token configured in `upstream.credential`.
+    pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
+        let tokens: Arc<dyn TokenProvider> =
+            Arc::new(StaticTokenProvider::new(config.upstream_token()));
+        Self::start_with(config, tokens).await
+    }
+
+    /// Binds the listener and serves, asking `tokens` for the gateway's Azure credential.
+    pub async fn start_with(
+        mut config: Config,
+        tokens: Arc<dyn TokenProvider>,
+    ) -> Result<RunningGateway, StartError> {
+        let tls = match &config.listen.tls {
+            Some(files) => Some(TlsAcceptor::from(tls::server_config(
+                &files.cert_file,
+                &files.key_file,
+            )?)),
+            None => None,
+        };
+        let listener = TcpListener::bind(config.listen.address)
+            .await
+            .map_err(|source| StartError::Bind {
+                address: config.listen.address,
+                source,
+            })?;
+        // With port 0 the real port is known only now; URLs derive from it.
+        config.listen.address = listener.local_addr().map_err(|source| StartError::Bind {
+            address: config.listen.address,
+            source,
+        })?;
+        let public_url = config
+            .public_url()?
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned();
+        if tls.is_none() {
+            tracing::warn!(
+                "listening without TLS: Azure SDKs refuse to send bearer tokens over plain HTTP; configure [listen.tls]"
+            );
+        }
+        let upstream = Upstream::new(&config, tokens)?;
+        let ready = Arc::new(AtomicBool::new(true));
+        let app =
+            health_routes(Arc::clone(&ready)).fallback_service(stack::build(&config, upstream));
+        let (stop, stopped) = watch::channel(false);
+        let drain_timeout = config.limits.request_timeout;
+        let local_addr = config.listen.address;
+        tracing::info!(%local_addr, %public_url, tls = tls.is_some(), "airlock gateway listening");
+        let task = tokio::spawn(accept_loop(listener, tls, app, stopped, drain_timeout));
+        Ok(RunningGateway {
+            local_addr,
+            public_url,
+            ready,
+            stop,
+            task,
+        })
+    }
+}
+
+fn health_routes(ready: Arc<AtomicBool>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::Acquire);
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+                    }
+                }
+            }),
+        )
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    mut stopped: watch::Receiver<bool>,
+    drain_timeout: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let result = match tls {
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(
+                                    builder
+                                        .serve_connection_with_upgrades(
+                                            TokioIo::new(stream),
+                                            service,
+                                        )
+                                        .into_owned(),
+                                )
+                                .await
+                        }
+                        Ok(Err(error)) => {
+                            return tracing::debug!(%peer, %error, "TLS handshake failed");
+                        }
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                None => {
+                    watcher
+                        .watch(
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .into_owned(),
+                        )
+                        .await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?drain_timeout,
+            "in-flight requests did not finish in time; closing"
+        );
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct RunningGateway {
+    local_addr: SocketAddr,
+    public_url: String,
+    ready: Arc<AtomicBool>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningGateway {
+    /// The bound socket address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+    /// The URL clients use, without trailing slash (`https://localhost:8443`).
+    pub fn url(&self) -> &str {
+        &self.public_url
+    }
+    /// Stops accepting, reports not-ready, and waits for in-flight requests to finish.
+    pub async fn shutdown(self) {
+        self.ready.store(false, Ordering::Release);
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,54 @@
+//! The gateway's middleware stack, outermost first.
+
+use std::convert::Infallible;
+
+use airlock_core::{AirlockBody, Decision, REQUEST_ID_HEADER};
+use http::{HeaderName, Request, Response};
+use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::Config;
+use crate::arm_errors::ArmErrorsLayer;
+use crate::upstream::Upstream;
+
+/// The service the listener runs for every request.
+pub type GatewayService =
+    BoxCloneSyncService<Request<axum::body::Body>, Response<AirlockBody>, Infallible>;
+
+/// The rule name recorded while no policy engine is in the stack.
+pub const NO_POLICY_RULE: &str = "no-policy-engine-configured";
+
+/// Stacks the layers in front of the upstream service:
+/// request id → trace → ARM-shaped errors → timeout (504) → request-body
+/// timeout (408) → body limit (413) → decision → upstream.
+pub fn build(config: &Config, upstream: Upstream) -> GatewayService {
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let limits = &config.limits;
+    let service = ServiceBuilder::new()
+        .map_response(|response: Response<_>| response.map(airlock_core::boxed))
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<axum::body::Body>| {
+            // The query can carry SAS signatures: only the path is logged.
+            let id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(ArmErrorsLayer::new(limits.request_timeout, limits.request_body_timeout, limits.max_request_body_bytes))
+        .layer(TimeoutLayer::with_status_code(http::StatusCode::GATEWAY_TIMEOUT, limits.request_timeout))
+        .layer(RequestBodyTimeoutLayer::new(limits.request_body_timeout))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
+        ))
+        // Until the policy layer is part of the stack, every request that
+        // reaches an allowed upstream host is allowed, under a rule name that
+        // says so in every error and audit record.
+        .map_request(|mut request: Request<_>| {
+            request.extensions_mut().insert(Decision::Allow { rule: NO_POLICY_RULE.into() });
+            request
+        })
+        .service(upstream);
+    BoxCloneSyncService::new(service)
+}

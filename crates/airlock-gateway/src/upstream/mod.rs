@@ -1,0 +1,231 @@
+//! The innermost service: forwards an allowed request to Azure and brings
+//! the answer back through the gateway.
+//!
+//! Per request it: refuses anything without an allowing [`Decision`] (fail
+//! closed); picks the upstream from configuration ([`Routes`]); reads the
+//! body within the limit; strips hop-by-hop headers and the client's
+//! credentials; injects the gateway's own token; sends with a pooled client
+//! and a read timeout; and rewrites absolute Azure URLs (`Location`,
+//! `Azure-AsyncOperation`, `nextLink`) so the client's next call comes back
+//! through the gateway. Azure's 401 is never relayed: it means the gateway's
+//! own credential is wrong, which is a 502 for the client.
+
+mod client;
+mod headers;
+mod rewrite;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use airlock_core::{
+    AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, Decision, ErrorContext,
+    REQUEST_ID_HEADER, TokenProvider, collect_limited,
+};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::Full;
+
+pub use client::{ClientError, LocalhostResolver};
+
+use crate::routing::Routes;
+use client::UpstreamClient;
+
+/// Marks a response that came from Azure (as opposed to one Airlock made).
+#[derive(Clone, Copy, Debug)]
+pub struct FromUpstream;
+
+/// The upstream service; cheap to clone.
+#[derive(Clone)]
+pub struct Upstream {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: UpstreamClient,
+    routes: Routes,
+    tokens: Arc<dyn TokenProvider>,
+    read_timeout: Duration,
+    body_timeout: Duration,
+    max_request_body: u64,
+    max_response_rewrite: u64,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("routes", &self.inner.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    /// Builds the service from validated configuration and a token provider.
+    pub fn new(
+        config: &crate::Config,
+        tokens: Arc<dyn TokenProvider>,
+    ) -> Result<Self, crate::StartError> {
+        if config.upstream.allow_insecure_http {
+            tracing::warn!(
+                "upstream.allow_insecure_http = true: the gateway's Azure token may travel over plain HTTP; use this only with a local test double"
+            );
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client: client::build(config)?,
+                routes: Routes::from_config(config)?,
+                tokens,
+                read_timeout: config.upstream.read_timeout,
+                body_timeout: config.limits.request_body_timeout,
+                max_request_body: config.limits.max_request_body_bytes,
+                max_response_rewrite: config.limits.max_response_rewrite_bytes,
+            }),
+        })
+    }
+}
+
+impl<B> tower::Service<Request<B>> for Upstream
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<AirlockBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<AirlockBody>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The pooled client has no back-pressure of its own to report.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let ctx = ErrorContext::from_request(&request);
+            Ok(inner
+                .forward(request)
+                .await
+                .unwrap_or_else(|error| error.into_response(&ctx)))
+        })
+    }
+}
+
+impl Inner {
+    async fn forward<B>(&self, request: Request<B>) -> Result<Response<AirlockBody>, AirlockError>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        if !request
+            .extensions()
+            .get::<Decision>()
+            .is_some_and(Decision::is_allow)
+        {
+            return Err(AirlockError::NotDecided);
+        }
+        let target = self.routes.target(request.uri(), request.headers())?;
+        let (mut parts, body) = request.into_parts();
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str);
+        let uri = self.routes.upstream_uri(&target, path_and_query)?;
+        let body = collect_limited(body, &parts.headers, self.max_request_body)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { limit } => AirlockError::PayloadTooLarge { limit },
+                BodyError::Read(source) => {
+                    request_body_error(&source, self.max_request_body, self.body_timeout)
+                }
+            })?;
+        let token = self
+            .tokens
+            .token(self.routes.audience(&target))
+            .await
+            .map_err(|e| AirlockError::UpstreamCredential(e.to_string()))?;
+        let audit = parts.extensions.remove::<AuditDraft>();
+
+        let request_id = parts.headers.get(REQUEST_ID_HEADER).cloned();
+        headers::sanitize_request(&mut parts.headers);
+        // Azure joins its Activity Log on the client request id: give every call one.
+        if let Some(id) = request_id {
+            parts.headers.entry("x-ms-client-request-id").or_insert(id);
+        }
+        let bearer = HeaderValue::try_from(format!("Bearer {}", token.secret())).map_err(|_| {
+            AirlockError::UpstreamCredential(
+                "the token provider returned a token that is not a valid header value".into(),
+            )
+        })?;
+        parts.headers.insert(AUTHORIZATION, bearer);
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        parts.extensions = http::Extensions::new();
+        let upstream_request = Request::from_parts(parts, Full::new(body));
+
+        let started = Instant::now();
+        let response =
+            tokio::time::timeout(self.read_timeout, self.client.request(upstream_request))
+                .await
+                .map_err(|_| AirlockError::UpstreamTimeout(self.read_timeout))?
+                .map_err(|e| AirlockError::UpstreamUnavailable(describe_client_error(&e)))?;
+        if let Some(audit) = &audit {
+            audit.update(|record| {
+                record.upstream_status = Some(response.status().as_u16());
+                record.upstream_duration = Some(started.elapsed());
+                record.upstream_request_id = header_text(response.headers(), "x-ms-request-id");
+                record.upstream_correlation_id =
+                    header_text(response.headers(), "x-ms-correlation-request-id");
+            });
+        }
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(AirlockError::UpstreamCredential(format!(
+                "Azure rejected the gateway's credential for {}",
+                self.routes.audience(&target)
+            )));
+        }
+        let mut response =
+            rewrite::response(response, &self.routes, self.max_response_rewrite).await?;
+        response.extensions_mut().insert(FromUpstream);
+        Ok(response)
+    }
+}
+
+fn header_text(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// A request body that failed to arrive: a slow client is a 408, an
+/// oversized one a 413, anything else a 400.
+fn request_body_error(source: &BoxError, limit: u64, body_timeout: Duration) -> AirlockError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return AirlockError::RequestTimeout(body_timeout);
+        }
+        if error.is::<http_body_util::LengthLimitError>() {
+            return AirlockError::PayloadTooLarge { limit };
+        }
+        cause = error.source();
+    }
+    AirlockError::BadRequest {
+        code: "InvalidRequestContent",
+        message: format!("the request body could not be read: {source}"),
+    }
+}
+
+/// The innermost cause of a client error, which is the one that explains.
+fn describe_client_error(error: &hyper_util::client::legacy::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        message = inner.to_string();
+        cause = inner.source();
+    }
+    message
+}

@@ -1,0 +1,182 @@
+//! Rewrites Azure's answer so that absolute URLs point back at the gateway.
+
+use airlock_core::{AirlockBody, AirlockError, BodyError, boxed, collect_limited, full};
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
+use http::{HeaderMap, Response};
+use hyper::body::Incoming;
+
+use super::headers::strip_hop_by_hop;
+use crate::routing::Routes;
+
+/// Response headers whose absolute URLs a client follows.
+const URL_HEADERS: [HeaderName; 3] = [
+    LOCATION,
+    HeaderName::from_static("azure-asyncoperation"),
+    HeaderName::from_static("operation-location"),
+];
+
+/// JSON fields that hold the next page's absolute URL.
+const NEXT_LINK_FIELDS: [&str; 2] = ["nextLink", "@odata.nextLink"];
+
+/// Strips hop-by-hop headers, rewrites URL headers and, in JSON bodies, the
+/// next-page link. Bodies that cannot hold a link stream through untouched.
+pub(super) async fn response(
+    response: Response<Incoming>,
+    routes: &Routes,
+    max_rewrite: u64,
+) -> Result<Response<AirlockBody>, AirlockError> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    for name in &URL_HEADERS {
+        rewrite_header(&mut parts.headers, name, routes);
+    }
+    if !is_json(&parts.headers) {
+        return Ok(Response::from_parts(parts, boxed(body)));
+    }
+    let bytes = collect_limited(body, &parts.headers, max_rewrite)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge { limit } => AirlockError::UpstreamResponseTooLarge { limit },
+            BodyError::Read(source) => {
+                AirlockError::UpstreamUnavailable(format!("the response body broke off: {source}"))
+            }
+        })?;
+    let bytes = match rewrite_next_link(&bytes, routes) {
+        Some(rewritten) => {
+            parts.headers.remove(CONTENT_LENGTH);
+            rewritten
+        }
+        None => bytes,
+    };
+    Ok(Response::from_parts(parts, full(bytes)))
+}
+
+fn rewrite_header(headers: &mut HeaderMap, name: &HeaderName, routes: &Routes) {
+    let rewritten = headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|url| routes.rewrite_url(url))
+        .and_then(|url| HeaderValue::try_from(url).ok());
+    if let Some(value) = rewritten {
+        headers.insert(name, value);
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let essence = ct
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
+}
+
+/// The body with its top-level next-page link rewritten, or `None` when there
+/// is nothing to rewrite (the common case costs one substring search).
+fn rewrite_next_link(body: &[u8], routes: &Routes) -> Option<Bytes> {
+    if !contains(body, b"extLink\"") {
+        return None;
+    }
+    let mut json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let object = json.as_object_mut()?;
+    let mut changed = false;
+    for field in NEXT_LINK_FIELDS {
+        if let Some(serde_json::Value::String(link)) = object.get_mut(field)
+            && let Some(rewritten) = routes.rewrite_url(link)
+        {
+            *link = rewritten;
+            changed = true;
+        }
+    }
+    changed
+        .then(|| serde_json::to_vec(&json).ok().map(Bytes::from))
+        .flatten()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes() -> Routes {
+        let config = crate::Config::parse(
+            "[listen]\naddress = \"127.0.0.1:8443\"\npublic_url = \"https://gw.example\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+            "test",
+            |_| None,
+        )
+        .unwrap();
+        Routes::from_config(&config).unwrap()
+    }
+
+    #[test]
+    fn next_link_is_rewritten_and_values_untouched() {
+        let body = br#"{"value":[{"id":"/subscriptions/s","link":"https://management.azure.com/keep"}],"nextLink":"https://management.azure.com/subscriptions/s/x?api-version=1&$skiptoken=2"}"#;
+        let rewritten = rewrite_next_link(body, &routes()).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&rewritten).unwrap();
+        assert_eq!(
+            json["nextLink"],
+            "https://gw.example/subscriptions/s/x?api-version=1&$skiptoken=2"
+        );
+        assert_eq!(
+            json["value"][0]["link"],
+            "https://management.azure.com/keep"
+        );
+    }
+
+    #[test]
+    fn bodies_without_a_foreign_link_are_left_alone() {
+        assert!(rewrite_next_link(br#"{"value":[]}"#, &routes()).is_none());
+        assert!(rewrite_next_link(br#"{"nextLink":null}"#, &routes()).is_none());
+        assert!(
+            rewrite_next_link(br#"{"nextLink":"https://elsewhere.example/x"}"#, &routes())
+                .is_none()
+        );
+        assert!(rewrite_next_link(b"not json nextLink\"", &routes()).is_none());
+    }
+
+    #[test]
+    fn json_content_types() {
+        for (ct, json) in [
+            ("application/json; charset=utf-8", true),
+            ("application/problem+json", true),
+            ("text/plain", false),
+            ("application/octet-stream", false),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            assert_eq!(is_json(&headers), json, "{ct}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn url_headers_are_rewritten_only_for_allowed_upstreams() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            LOCATION,
+            HeaderValue::from_static("https://management.azure.com/op/1?api-version=1"),
+        );
+        headers.insert(
+            "azure-asyncoperation",
+            HeaderValue::from_static("https://attacker.example/op"),
+        );
+        for name in &URL_HEADERS {
+            rewrite_header(&mut headers, name, &routes());
+        }
+        assert_eq!(headers[LOCATION], "https://gw.example/op/1?api-version=1");
+        assert_eq!(
+            headers["azure-asyncoperation"],
+            "https://attacker.example/op"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! The `airlock` binary, run as a user runs it.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+fn airlock(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .env_remove("AIRLOCK_UPSTREAM_TOKEN")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn check_config(text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("airlock.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = airlock(&["check-config", "--config", path.to_str().unwrap()]);
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned()
+            + &String::from_utf8_lossy(&output.stdout),
+    )
+}
+
+#[test]
+fn the_demo_runs_every_step_successfully() {
+    let output = airlock(&["demo"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "agent  --TLS-->  gateway https://localhost:",
+        "over HTTP/2",
+        "Azure-AsyncOperation rewritten to the gateway: true",
+        "InProgress -> Succeeded",
+        "every nextLink through the gateway: true",
+        "AirlockHostNotAllowed",
+        "none with the agent's",
+        "steps behaved as expected",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "demo output lacks {expected:?}:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+}
+
+#[test]
+fn a_good_config_checks_ok() {
+    let (ok, out) = check_config(
+        "[listen]\naddress = \"127.0.0.1:8443\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains(": ok"), "{out}");
+}
+
+#[test]
+fn bad_configs_are_refused_with_the_key_and_the_fix() {
+    let cases = [
+        (
+            "[listen]\naddress = \"127.0.0.1:8443\"\nport = 1\n",
+            "unknown field `port`",
+        ),
+        (
+            "[listen]\naddress = \"127.0.0.1:8443\"\n",
+            "missing field `upstream`",
+        ),
+        (
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[upstream.credential]\nkind = \"static\"\n",
+            "upstream.credential.token",
+        ),
+        (
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[upstream.credential]\nkind = \"password\"\n",
+            "unknown variant `password`",
+        ),
+        (
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[upstream]\narm_url = \"http://127.0.0.1:1\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+            "allow_insecure_http",
+        ),
+        ("[listen\n", "airlock.toml"),
+    ];
+    for (text, expected) in cases {
+        let (ok, out) = check_config(text);
+        assert!(!ok, "accepted:\n{text}");
+        assert!(
+            out.contains(expected),
+            "for:\n{text}\nexpected {expected:?} in:\n{out}"
+        );
+        assert!(out.starts_with("error: "), "{out}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let output = airlock(&["serve", "--config", "/nonexistent/airlock.toml"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot read config file /nonexistent/airlock.toml"),
+        "{stderr}"
+    );
+}

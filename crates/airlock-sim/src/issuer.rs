@@ -1,0 +1,483 @@
+//! A development token issuer: an OpenID Connect provider shaped like Entra ID
+//! for one tenant, minting RS256 access tokens.
+//!
+//! It serves, on a loopback port:
+//! - `GET /{tenant}/v2.0/.well-known/openid-configuration` (discovery),
+//! - `GET /{tenant}/discovery/v2.0/keys` (JWKS; also `/{tenant}/discovery/keys`),
+//! - `POST /{tenant}/oauth2/v2.0/token` (client credentials: any client id and
+//!   secret or assertion, `scope={audience}/.default`).
+//!
+//! Keys are RSA 2048, generated when the issuer starts or rotates; none is
+//! ever written to disk.
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use airlock_core::PrincipalKind;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http::StatusCode;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::routing::query_pairs;
+use crate::timestamp::unix_seconds;
+use crate::token_spec::TokenSpec;
+
+/// The development token issuer; see [`DevIssuer::start`].
+#[derive(Debug)]
+pub struct DevIssuer;
+
+impl DevIssuer {
+    /// Generates a signing key and serves discovery, JWKS and a token endpoint
+    /// for `tenant_id` on `127.0.0.1` (a free port).
+    ///
+    /// # Errors
+    ///
+    /// When the port cannot be bound or the key cannot be generated.
+    pub async fn start(tenant_id: &str) -> io::Result<IssuerHandle> {
+        let key = tokio::task::spawn_blocking(SigningKey::generate)
+            .await
+            .map_err(io::Error::other)??;
+        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(IssuerState {
+            tenant_id: tenant_id.to_owned(),
+            base_url: format!("http://{addr}"),
+            keys: Mutex::new(vec![Arc::new(key)]),
+            foreign_key: Mutex::new(None),
+            available: AtomicBool::new(true),
+            jwks_requests: AtomicUsize::new(0),
+        });
+        let app = Router::new()
+            .route(
+                "/{tenant}/v2.0/.well-known/openid-configuration",
+                get(discovery),
+            )
+            .route("/{tenant}/discovery/v2.0/keys", get(jwks))
+            .route("/{tenant}/discovery/keys", get(jwks))
+            .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .with_state(state.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            // Also ends when the handle is dropped (the sender goes away).
+            let signal = async move {
+                let _ = stopped.await;
+            };
+            if let Err(error) = axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await
+            {
+                tracing::warn!(%error, "the development issuer stopped serving");
+            }
+        });
+        tracing::info!(%addr, tenant_id, "development token issuer listening");
+        Ok(IssuerHandle {
+            addr,
+            state,
+            stop,
+            task,
+        })
+    }
+}
+
+/// One RSA key pair and its public JWK.
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    jwk: Jwk,
+    public_pem: String,
+}
+
+impl SigningKey {
+    /// A fresh RSA 2048 key; its `kid` is the JWK thumbprint (RFC 7638).
+    fn generate() -> io::Result<Self> {
+        let pair =
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).map_err(io::Error::other)?;
+        let encoding =
+            EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).map_err(io::Error::other)?;
+        let mut jwk =
+            Jwk::from_encoding_key(&encoding, Algorithm::RS256).map_err(io::Error::other)?;
+        let kid = jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(io::Error::other)?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        Ok(Self {
+            kid,
+            encoding,
+            jwk,
+            public_pem: pair.public_key_pem(),
+        })
+    }
+
+    /// Generates a key where an error return is not possible.
+    ///
+    /// # Panics
+    ///
+    /// If the platform cannot generate RSA keys (aws-lc-rs always can).
+    fn generate_or_panic() -> Self {
+        Self::generate()
+            .unwrap_or_else(|error| panic!("generating an RSA 2048 key failed: {error}"))
+    }
+
+    /// Signs `claims` under `header`.
+    ///
+    /// # Panics
+    ///
+    /// If `header.alg` is not an RSA algorithm.
+    fn sign(&self, header: &Header, claims: &Value) -> String {
+        jsonwebtoken::encode(header, claims, &self.encoding).unwrap_or_else(|error| {
+            panic!(
+                "the development issuer signs with RSA keys only; {:?} cannot be used: {error}",
+                header.alg
+            )
+        })
+    }
+}
+
+struct IssuerState {
+    tenant_id: String,
+    base_url: String,
+    /// Published keys; the last one signs.
+    keys: Mutex<Vec<Arc<SigningKey>>>,
+    /// Made on first use: a key that is never published.
+    foreign_key: Mutex<Option<Arc<SigningKey>>>,
+    available: AtomicBool,
+    jwks_requests: AtomicUsize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl IssuerState {
+    fn issuer(&self) -> String {
+        format!("{}/{}/v2.0", self.base_url, self.tenant_id)
+    }
+
+    fn current_key(&self) -> Arc<SigningKey> {
+        let keys = lock(&self.keys);
+        match keys.last() {
+            Some(key) => key.clone(),
+            None => unreachable!("the issuer always holds its current key"),
+        }
+    }
+
+    fn mint(&self, spec: &TokenSpec) -> String {
+        let now = i64::try_from(unix_seconds(SystemTime::now())).unwrap_or(i64::MAX);
+        let claims = Value::Object(spec.claims(&self.base_url, &self.tenant_id, now));
+        let key = self.current_key();
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(key.kid.clone());
+        key.sign(&header, &claims)
+    }
+}
+
+/// A running development issuer. Dropping it stops the server too; prefer
+/// [`IssuerHandle::shutdown`], which waits for it.
+pub struct IssuerHandle {
+    addr: SocketAddr,
+    state: Arc<IssuerState>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl fmt::Debug for IssuerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuerHandle")
+            .field("issuer", &self.issuer())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuerHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The v2 issuer: `http://127.0.0.1:PORT/{tenant}/v2.0`.
+    pub fn issuer(&self) -> String {
+        self.state.issuer()
+    }
+
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub fn discovery_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.issuer())
+    }
+
+    /// `http://127.0.0.1:PORT/{tenant}/discovery/v2.0/keys`.
+    pub fn jwks_uri(&self) -> String {
+        format!(
+            "{}/{}/discovery/v2.0/keys",
+            self.state.base_url, self.state.tenant_id
+        )
+    }
+
+    /// `http://127.0.0.1:PORT/{tenant}/oauth2/v2.0/token` (client credentials).
+    pub fn token_endpoint(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.state.base_url, self.state.tenant_id
+        )
+    }
+
+    /// The tenant the issuer serves.
+    pub fn tenant_id(&self) -> &str {
+        &self.state.tenant_id
+    }
+
+    /// An RS256 access token for `spec`, header `{alg: RS256, typ: JWT, kid}`,
+    /// signed with the current key.
+    pub fn mint(&self, spec: &TokenSpec) -> String {
+        self.state.mint(spec)
+    }
+
+    /// Signs any header and claims with the current key, as given (a missing
+    /// `kid` stays missing): for crafting tokens a validator must refuse.
+    ///
+    /// # Panics
+    ///
+    /// If `header.alg` is not an RSA algorithm (RS256/384/512, PS256/384/512).
+    pub fn sign(&self, header: &Header, claims: &Value) -> String {
+        self.state.current_key().sign(header, claims)
+    }
+
+    /// Signs with an RSA key that is not in the JWKS; a header without `kid`
+    /// gets the current key's `kid`, so only the signature gives it away.
+    ///
+    /// # Panics
+    ///
+    /// If `header.alg` is not an RSA algorithm.
+    pub fn sign_with_foreign_key(&self, header: &Header, claims: &Value) -> String {
+        let foreign = lock(&self.state.foreign_key)
+            .get_or_insert_with(|| Arc::new(SigningKey::generate_or_panic()))
+            .clone();
+        let mut header = header.clone();
+        if header.kid.is_none() {
+            header.kid = Some(self.current_kid());
+        }
+        foreign.sign(&header, claims)
+    }
+
+    /// The current signing key's public key, PEM (SPKI).
+    pub fn public_key_pem(&self) -> String {
+        self.state.current_key().public_pem.clone()
+    }
+
+    /// The current signing key's `kid`.
+    pub fn current_kid(&self) -> String {
+        self.state.current_key().kid.clone()
+    }
+
+    /// Generates a new key pair, which signs from now on and is published
+    /// alongside the old ones; returns its `kid`. Blocks while generating.
+    pub fn rotate_key(&self) -> String {
+        let key = Arc::new(SigningKey::generate_or_panic());
+        let kid = key.kid.clone();
+        lock(&self.state.keys).push(key);
+        kid
+    }
+
+    /// Publishes only the current key.
+    pub fn retire_old_keys(&self) {
+        let mut keys = lock(&self.state.keys);
+        let keep = keys.len().saturating_sub(1);
+        keys.drain(..keep);
+    }
+
+    /// `false` makes discovery, JWKS and the token endpoint answer 503 (the IdP is down).
+    pub fn set_available(&self, up: bool) {
+        self.state.available.store(up, Ordering::SeqCst);
+    }
+
+    /// How many JWKS requests arrived, including those answered 503 while unavailable.
+    pub fn jwks_requests(&self) -> usize {
+        self.state.jwks_requests.load(Ordering::SeqCst)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        if let Err(error) = self.task.await {
+            tracing::warn!(%error, "the development issuer's task failed");
+        }
+    }
+}
+
+/// Entra-style error bodies (`{"error":"…","error_description":"AADSTS…"}`).
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    json_response(
+        status,
+        &json!({ "error": error, "error_description": description }),
+    )
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
+    response
+}
+
+/// 503 while unavailable, 400 for another tenant.
+fn refuse(state: &IssuerState, tenant: &str) -> Option<Response> {
+    if !state.available.load(Ordering::SeqCst) {
+        return Some(oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "AADSTS90033: A transient error has occurred. The development issuer is set unavailable.",
+        ));
+    }
+    if tenant != state.tenant_id {
+        return Some(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_tenant",
+            &format!(
+                "AADSTS90002: Tenant '{tenant}' not found. This development issuer serves '{}'.",
+                state.tenant_id
+            ),
+        ));
+    }
+    None
+}
+
+async fn discovery(State(state): State<Arc<IssuerState>>, Path(tenant): Path<String>) -> Response {
+    if let Some(refused) = refuse(&state, &tenant) {
+        return refused;
+    }
+    let base = format!("{}/{}", state.base_url, state.tenant_id);
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "issuer": state.issuer(),
+            "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+            "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+            "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "claims_supported": [
+                "sub", "iss", "aud", "exp", "iat", "nbf", "name", "preferred_username", "oid", "tid", "ver", "azp", "roles", "groups"
+            ],
+            "request_uri_parameter_supported": false,
+            "tenant_region_scope": "EU",
+        }),
+    )
+}
+
+async fn jwks(State(state): State<Arc<IssuerState>>, Path(tenant): Path<String>) -> Response {
+    state.jwks_requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(refused) = refuse(&state, &tenant) {
+        return refused;
+    }
+    let set = JwkSet {
+        keys: lock(&state.keys)
+            .iter()
+            .map(|key| key.jwk.clone())
+            .collect(),
+    };
+    match serde_json::to_value(&set) {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(error) => oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            &error.to_string(),
+        ),
+    }
+}
+
+/// Client credentials: `grant_type=client_credentials&client_id=…&client_secret=…&scope={aud}/.default`.
+async fn token(
+    State(state): State<Arc<IssuerState>>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse(&state, &tenant) {
+        return refused;
+    }
+    let form = query_pairs(Some(&String::from_utf8_lossy(&body)));
+    let field = |name: &str| {
+        form.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    if field("grant_type") != Some("client_credentials") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "AADSTS70003: The app requested an unsupported grant type; this development issuer supports client_credentials.",
+        );
+    }
+    let Some(client_id) = field("client_id") else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
+        );
+    };
+    if field("client_secret").is_none() && field("client_assertion").is_none() {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
+        );
+    }
+    let scope = field("scope").unwrap_or_default();
+    let Some(audience) = scope
+        .strip_suffix("/.default")
+        .filter(|a| !a.is_empty() && !a.contains(' '))
+    else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            &format!(
+                "AADSTS1002012: The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
+        );
+    };
+    let digest = Sha256::digest(format!("airlock-sim/service-principal/{client_id}"));
+    let object_id =
+        uuid::Builder::from_random_bytes(digest[..16].try_into().unwrap_or_default()).into_uuid();
+    let spec = TokenSpec::new(
+        client_id,
+        object_id.to_string(),
+        PrincipalKind::Application,
+        client_id,
+    )
+    .audience(audience);
+    let lifetime = spec.lifetime.as_secs();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": state.mint(&spec),
+        }),
+    )
+}

@@ -1,0 +1,108 @@
+//! The simulator's shared state: configuration, inventory, recorded requests.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::inventory::Inventory;
+use crate::recorded::RecordedRequest;
+
+/// Settings fixed when the simulator starts.
+#[derive(Debug)]
+pub(crate) struct SimConfig {
+    /// The only bearer token accepted, if set.
+    pub(crate) expected_token: Option<String>,
+    /// Items per page of a paged list.
+    pub(crate) page_size: usize,
+    /// Polls answered `InProgress` before a long-running operation completes.
+    pub(crate) lro_polls: u32,
+    /// Whether requests are recorded.
+    pub(crate) record_requests: bool,
+    /// `http://127.0.0.1:PORT`: the base of every absolute ARM URL the simulator writes.
+    pub(crate) arm_url: String,
+    /// The listening port.
+    pub(crate) port: u16,
+}
+
+impl SimConfig {
+    /// Whether `token` is accepted.
+    pub(crate) fn accepts(&self, token: &str) -> bool {
+        self.expected_token
+            .as_deref()
+            .is_none_or(|expected| expected == token)
+    }
+
+    /// `http://{vault}.vault.localhost:PORT`.
+    pub(crate) fn vault_url(&self, vault: &str) -> String {
+        format!("http://{vault}.vault.localhost:{}", self.port)
+    }
+}
+
+/// Shared by every request.
+#[derive(Debug)]
+pub(crate) struct SimState {
+    pub(crate) config: SimConfig,
+    inventory: Mutex<Inventory>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    response_delay: Mutex<Duration>,
+    stopping: watch::Receiver<bool>,
+}
+
+/// Locks, carrying on after a panic elsewhere: the data stays usable for a simulator.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SimState {
+    /// Seeded state; `stopping` turns true when the server shuts down.
+    pub(crate) fn new(config: SimConfig, stopping: watch::Receiver<bool>) -> Self {
+        Self {
+            config,
+            inventory: Mutex::new(Inventory::seeded(SystemTime::now())),
+            requests: Mutex::new(Vec::new()),
+            response_delay: Mutex::new(Duration::ZERO),
+            stopping,
+        }
+    }
+
+    /// The inventory, locked. Never hold it across an `.await`.
+    pub(crate) fn inventory(&self) -> MutexGuard<'_, Inventory> {
+        lock(&self.inventory)
+    }
+
+    /// Records a request, when recording is on.
+    pub(crate) fn record(&self, request: RecordedRequest) {
+        if self.config.record_requests {
+            lock(&self.requests).push(request);
+        }
+    }
+
+    /// Every recorded request, in order.
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.requests).clone()
+    }
+
+    /// Forgets the recorded requests.
+    pub(crate) fn clear_requests(&self) {
+        lock(&self.requests).clear();
+    }
+
+    /// Sets the delay before answering.
+    pub(crate) fn set_response_delay(&self, delay: Duration) {
+        *lock(&self.response_delay) = delay;
+    }
+
+    /// Waits for the configured delay, or less if the server is shutting down.
+    pub(crate) async fn wait_response_delay(&self) {
+        let delay = *lock(&self.response_delay);
+        if delay.is_zero() {
+            return;
+        }
+        let mut stopping = self.stopping.clone();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
+    }
+}

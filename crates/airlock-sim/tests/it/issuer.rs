@@ -1,0 +1,206 @@
+//! The development token issuer: discovery, JWKS, minted tokens, rotation, outages.
+
+use airlock_sim::{AGENTS_GROUP, DevIssuer, IssuerHandle, TENANT_ID, TokenSpec, TokenVersion};
+use http::{Method, StatusCode};
+use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_header};
+use serde_json::{Value, json};
+
+use crate::client::Http;
+
+async fn jwks(http: &Http, issuer: &IssuerHandle) -> JwkSet {
+    let answer = http.send(Method::GET, &issuer.jwks_uri(), &[], None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    serde_json::from_slice(&answer.body).unwrap()
+}
+
+/// Verifies `token` against the published JWKS, as a gateway would.
+fn verify(keys: &JwkSet, issuer: &str, token: &str) -> jsonwebtoken::errors::Result<Value> {
+    let kid = decode_header(token)?.kid.unwrap_or_default();
+    let jwk = keys
+        .find(&kid)
+        .ok_or(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&["api://airlock"]);
+    validation.set_issuer(&[issuer]);
+    Ok(decode::<Value>(token, &DecodingKey::from_jwk(jwk)?, &validation)?.claims)
+}
+
+#[tokio::test]
+async fn discovery_jwks_and_minted_tokens() {
+    let issuer = DevIssuer::start(TENANT_ID).await.unwrap();
+    let http = Http::new();
+    let port = issuer.addr().port();
+    assert_eq!(
+        issuer.issuer(),
+        format!("http://127.0.0.1:{port}/{TENANT_ID}/v2.0")
+    );
+    assert_eq!(
+        issuer.jwks_uri(),
+        format!("http://127.0.0.1:{port}/{TENANT_ID}/discovery/v2.0/keys")
+    );
+    assert_eq!(issuer.tenant_id(), TENANT_ID);
+
+    let discovery = http
+        .send(Method::GET, &issuer.discovery_url(), &[], None)
+        .await;
+    assert_eq!(discovery.status, StatusCode::OK);
+    let document = discovery.json();
+    assert_eq!(document["issuer"], issuer.issuer());
+    assert_eq!(document["jwks_uri"], issuer.jwks_uri());
+    assert_eq!(document["token_endpoint"], issuer.token_endpoint());
+    assert_eq!(
+        document["id_token_signing_alg_values_supported"],
+        json!(["RS256"])
+    );
+    for required in [
+        "authorization_endpoint",
+        "response_types_supported",
+        "subject_types_supported",
+    ] {
+        assert!(!document[required].is_null(), "{required}");
+    }
+
+    let keys = jwks(&http, &issuer).await;
+    assert_eq!(keys.keys.len(), 1);
+    let key = &keys.keys[0];
+    assert_eq!(
+        key.common.key_id.as_deref(),
+        Some(issuer.current_kid().as_str())
+    );
+    assert_eq!(key.common.public_key_use, Some(PublicKeyUse::Signature));
+    let raw: Value = serde_json::to_value(key).unwrap();
+    assert_eq!(
+        (raw["kty"].as_str(), raw["alg"].as_str()),
+        (Some("RSA"), Some("RS256"))
+    );
+    assert_eq!(raw["e"], "AQAB");
+    assert!(raw["n"].as_str().unwrap().len() > 300, "a 2048-bit modulus");
+    assert_eq!(issuer.jwks_requests(), 1);
+
+    let token = issuer.mint(&TokenSpec::agent());
+    let header = decode_header(&token).unwrap();
+    assert_eq!(
+        (header.alg, header.typ.as_deref()),
+        (Algorithm::RS256, Some("JWT"))
+    );
+    let claims = verify(&keys, &issuer.issuer(), &token).unwrap();
+    assert_eq!(claims["oid"], "00000000-0000-0000-0000-0000000000a1");
+    assert_eq!(claims["tid"], TENANT_ID);
+    assert_eq!(claims["groups"], json!([AGENTS_GROUP]));
+    assert_eq!(claims["idtyp"], "app");
+
+    let v1 = issuer.mint(&TokenSpec::approver().version(TokenVersion::V1));
+    let claims = verify(&keys, &format!("https://sts.windows.net/{TENANT_ID}/"), &v1).unwrap();
+    assert_eq!(claims["ver"], "1.0");
+    assert_eq!(claims["scp"], "user_impersonation");
+
+    // Tokens a validator must refuse.
+    let expired = issuer.mint(&TokenSpec::agent().not_before_offset_secs(-7200));
+    assert!(verify(&keys, &issuer.issuer(), &expired).is_err());
+    let wrong_audience = issuer.mint(&TokenSpec::agent().audience("https://management.azure.com"));
+    assert!(verify(&keys, &issuer.issuer(), &wrong_audience).is_err());
+    let claims = json!({"aud": "api://airlock", "iss": issuer.issuer(), "exp": 4_000_000_000u64});
+    let forged = issuer.sign_with_foreign_key(&Header::new(Algorithm::RS256), &claims);
+    assert_eq!(
+        decode_header(&forged).unwrap().kid,
+        Some(issuer.current_kid())
+    );
+    assert!(
+        verify(&keys, &issuer.issuer(), &forged).is_err(),
+        "the signature must give it away"
+    );
+    let without_kid = issuer.sign(&Header::new(Algorithm::RS256), &claims);
+    assert_eq!(decode_header(&without_kid).unwrap().kid, None);
+    // The public key PEM verifies what the current key signed.
+    let pem_key = DecodingKey::from_rsa_pem(issuer.public_key_pem().as_bytes()).unwrap();
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&["api://airlock"]);
+    assert!(decode::<Value>(&without_kid, &pem_key, &validation).is_ok());
+    issuer.shutdown().await;
+}
+
+#[tokio::test]
+async fn rotation_outage_and_token_endpoint() {
+    let issuer = DevIssuer::start(TENANT_ID).await.unwrap();
+    let http = Http::new();
+    let old_kid = issuer.current_kid();
+    let old_token = issuer.mint(&TokenSpec::agent());
+
+    let new_kid = issuer.rotate_key();
+    assert_ne!(new_kid, old_kid);
+    let keys = jwks(&http, &issuer).await;
+    let kids: Vec<&str> = keys
+        .keys
+        .iter()
+        .filter_map(|k| k.common.key_id.as_deref())
+        .collect();
+    assert_eq!(kids, [old_kid.as_str(), new_kid.as_str()]);
+    let new_token = issuer.mint(&TokenSpec::agent());
+    assert_eq!(
+        decode_header(&new_token).unwrap().kid,
+        Some(new_kid.clone())
+    );
+    assert!(verify(&keys, &issuer.issuer(), &old_token).is_ok());
+    assert!(verify(&keys, &issuer.issuer(), &new_token).is_ok());
+
+    issuer.retire_old_keys();
+    let keys = jwks(&http, &issuer).await;
+    assert_eq!(keys.keys.len(), 1);
+    assert!(verify(&keys, &issuer.issuer(), &old_token).is_err());
+    assert_eq!(issuer.jwks_requests(), 2);
+
+    issuer.set_available(false);
+    for url in [issuer.discovery_url(), issuer.jwks_uri()] {
+        assert_eq!(
+            http.send(Method::GET, &url, &[], None).await.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{url}"
+        );
+    }
+    assert_eq!(issuer.jwks_requests(), 3);
+    issuer.set_available(true);
+    assert_eq!(
+        http.send(Method::GET, &issuer.discovery_url(), &[], None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Client credentials, as the gateway's own credential would ask.
+    let form = "grant_type=client_credentials&client_id=gateway-app&client_secret=s&scope=https%3A%2F%2Fmanagement.azure.com%2F.default";
+    let headers = [("content-type", "application/x-www-form-urlencoded")];
+    let answer = http
+        .send(Method::POST, &issuer.token_endpoint(), &headers, Some(form))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    let json = answer.json();
+    assert_eq!(json["token_type"], "Bearer");
+    let token = json["access_token"].as_str().unwrap();
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(token)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["aud"], "https://management.azure.com");
+    assert_eq!(claims["azp"], "gateway-app");
+    let no_secret = "grant_type=client_credentials&client_id=gateway-app&scope=x/.default";
+    assert_eq!(
+        http.send(
+            Method::POST,
+            &issuer.token_endpoint(),
+            &headers,
+            Some(no_secret)
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let other_tenant = issuer.jwks_uri().replace(TENANT_ID, "someone-else");
+    assert_eq!(
+        http.send(Method::GET, &other_tenant, &[], None)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    issuer.shutdown().await;
+}

@@ -1,0 +1,1 @@
+//! Runnable examples for Airlock; see the `examples/` directory.

@@ -1,0 +1,329 @@
+//! `cargo xtask bench`: one loopback run that puts the same load on
+//! (a) `airlock-sim` directly, (b) `bare-proxy` in front of it, and
+//! (c) the Airlock gateway in front of it, then prints a table and the
+//! gateway/bare ratios: the cost of the gateway over the least any proxy
+//! must do.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+use xshell::{Shell, cmd};
+
+use crate::duration;
+use crate::load::{Generator, GeneratorChoice, LoadResult, LoadSpec};
+use crate::process::{Children, free_loopback_port};
+
+/// The request every target is asked, the same for all three.
+const REQUEST_PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore?api-version=2023-05-01";
+/// What an agent presents to the gateway (and to the bare proxy).
+const CLIENT_AUTHORIZATION: &str = "Bearer bench-token";
+/// The credential the simulated Azure accepts; proxies inject it upstream.
+const UPSTREAM_TOKEN: &str = "bench-upstream-token";
+/// Each target gets this much load first, unmeasured, so connection pools
+/// and caches are warm for all three alike.
+const WARM_UP: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// How long to load each target: `10s`, `500ms`, `1m`.
+    #[arg(long, default_value = "10s", value_parser = duration::parse)]
+    duration: Duration,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    connections: u32,
+    /// Which targets to load, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sim,bare,gateway"
+    )]
+    targets: Vec<Target>,
+    /// Use the release binaries already in the target directory instead of
+    /// building them first.
+    #[arg(long)]
+    no_build: bool,
+    /// The load generator.
+    #[arg(long, value_enum, default_value = "auto")]
+    generator: GeneratorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+enum Target {
+    /// `airlock-sim` directly: the upstream's own cost.
+    Sim,
+    /// `bare-proxy` in front of the sim: the least any proxy must do.
+    Bare,
+    /// The Airlock gateway in front of the sim.
+    Gateway,
+}
+
+impl Target {
+    fn label(self) -> &'static str {
+        match self {
+            Target::Sim => "airlock-sim (direct)",
+            Target::Bare => "bare-proxy",
+            Target::Gateway => "airlock gateway",
+        }
+    }
+}
+
+pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
+    let mut targets = args.targets.clone();
+    targets.sort_unstable();
+    targets.dedup();
+
+    let mut packages = vec!["-p", "airlock-sim", "-p", "airlock-tests"];
+    if targets.contains(&Target::Gateway) {
+        packages.extend(["-p", "airlock-gateway"]);
+    }
+    if args.no_build {
+        println!("--no-build: using the release binaries already built");
+    } else {
+        cmd!(sh, "cargo build --release --locked {packages...} --bins")
+            .run()
+            .context("building the release binaries failed")?;
+    }
+    let bin_dir = target_dir(sh)?.join("release");
+
+    let generator = Generator::choose(args.generator, &bin_dir)?;
+    println!("load generator: {}", generator.describe());
+    println!(
+        "load: {} connections for {:?} per target (after a {:?} warm-up), GET {REQUEST_PATH}",
+        args.connections, args.duration, WARM_UP
+    );
+
+    // Declared before `children` so it is removed after they are killed.
+    let work_dir = sh.create_temp_dir()?;
+    let mut children = Children::default();
+
+    let sim_url = start_sim(&mut children, &bin_dir, work_dir.path())?;
+    let mut endpoints = Vec::new();
+    for &target in &targets {
+        let (base_url, authorization) = match target {
+            Target::Sim => (sim_url.clone(), format!("Bearer {UPSTREAM_TOKEN}")),
+            Target::Bare => (
+                start_bare_proxy(&mut children, &bin_dir, work_dir.path(), &sim_url)?,
+                CLIENT_AUTHORIZATION.to_owned(),
+            ),
+            Target::Gateway => (
+                start_gateway(&mut children, &bin_dir, work_dir.path(), &sim_url)?,
+                CLIENT_AUTHORIZATION.to_owned(),
+            ),
+        };
+        println!("{:<22} {base_url}", target.label());
+        endpoints.push((target, base_url, authorization));
+    }
+
+    let mut results = Vec::new();
+    for (target, base_url, authorization) in endpoints {
+        let mut spec = LoadSpec {
+            url: format!("{base_url}{REQUEST_PATH}"),
+            connections: args.connections,
+            duration: WARM_UP,
+            authorization,
+        };
+        println!("loading {} ...", target.label());
+        generator
+            .run(&spec)
+            .with_context(|| format!("warm-up of {} failed", target.label()))?;
+        spec.duration = args.duration;
+        let result = generator
+            .run(&spec)
+            .with_context(|| format!("load on {} failed", target.label()))?;
+        children.check_all_running()?;
+        results.push((target, result));
+    }
+
+    print_report(&results);
+    Ok(())
+}
+
+/// Starts the simulated Azure; returns its base URL.
+fn start_sim(children: &mut Children, bin_dir: &Path, work_dir: &Path) -> anyhow::Result<String> {
+    let mut command = Command::new(bin_dir.join("airlock-sim"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--token", UPSTREAM_TOKEN])
+        .env("RUST_LOG", "warn");
+    let line = children.spawn_and_read_line(
+        "airlock-sim",
+        command,
+        &work_dir.join("airlock-sim.log"),
+        "listening on",
+    )?;
+    url_in_line(&line)
+}
+
+/// Starts the bare proxy in front of the sim; returns its base URL.
+fn start_bare_proxy(
+    children: &mut Children,
+    bin_dir: &Path,
+    work_dir: &Path,
+    sim_url: &str,
+) -> anyhow::Result<String> {
+    let mut command = Command::new(bin_dir.join("bare-proxy"));
+    command.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        sim_url,
+        "--token",
+        UPSTREAM_TOKEN,
+    ]);
+    let line = children.spawn_and_read_line(
+        "bare-proxy",
+        command,
+        &work_dir.join("bare-proxy.log"),
+        "listening on",
+    )?;
+    url_in_line(&line)
+}
+
+/// Writes the gateway's config, starts `airlock serve` and waits for
+/// `/healthz`; returns its base URL.
+fn start_gateway(
+    children: &mut Children,
+    bin_dir: &Path,
+    work_dir: &Path,
+    sim_url: &str,
+) -> anyhow::Result<String> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_loopback_port()?));
+    let sim_port = sim_url
+        .rsplit(':')
+        .next()
+        .ok_or_else(|| anyhow!("no port in the sim's URL {sim_url}"))?;
+    let config = format!(
+        r#"[listen]
+address = "{address}"
+
+[upstream]
+arm_url = "{sim_url}"
+allow_insecure_http = true
+
+[upstream.key_vault]
+endpoint = "http://{{vault}}.vault.localhost:{sim_port}"
+vaults = ["demo-vault"]
+
+[upstream.credential]
+kind = "static"
+token = "{UPSTREAM_TOKEN}"
+"#
+    );
+    let config_path = work_dir.join("airlock.toml");
+    std::fs::write(&config_path, config)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+
+    let log = work_dir.join("airlock.log");
+    let mut command = Command::new(bin_dir.join("airlock"));
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .env("RUST_LOG", "warn");
+    children.spawn_logged("airlock", command, &log)?;
+    children.wait_for_http_ok("airlock", address, "/healthz", &log)?;
+    Ok(format!("http://{address}"))
+}
+
+/// `… listening on http://127.0.0.1:PORT` -> `http://127.0.0.1:PORT`.
+fn url_in_line(line: &str) -> anyhow::Result<String> {
+    line.split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .ok_or_else(|| anyhow!("no http:// URL in {line:?}"))
+}
+
+/// Where cargo puts build output, honouring `CARGO_TARGET_DIR` and config.
+fn target_dir(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let metadata = cmd!(sh, "cargo metadata --format-version 1 --no-deps")
+        .quiet()
+        .read()?;
+    let metadata: Value = serde_json::from_str(&metadata)?;
+    metadata
+        .get("target_directory")
+        .and_then(Value::as_str)
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow!("`cargo metadata` names no target_directory"))
+}
+
+fn print_report(results: &[(Target, LoadResult)]) {
+    println!();
+    println!(
+        "{:<22} {:>12} {:>10} {:>10} {:>8}",
+        "target", "requests/s", "p50 ms", "p99 ms", "errors"
+    );
+    for (target, result) in results {
+        println!(
+            "{:<22} {:>12.0} {:>10.3} {:>10.3} {:>8}",
+            target.label(),
+            result.requests_per_second,
+            result.p50_ms,
+            result.p99_ms,
+            result.errors
+        );
+    }
+    for (target, result) in results {
+        if result.errors > 0 {
+            println!(
+                "warning: {} had {} errors in {} requests (non-2xx or failed): its numbers are not all the success path",
+                target.label(),
+                result.errors,
+                result.requests
+            );
+        }
+    }
+
+    let find = |wanted: Target| {
+        results
+            .iter()
+            .find(|(target, _)| *target == wanted)
+            .map(|(_, result)| result)
+    };
+    if let (Some(bare), Some(gateway)) = (find(Target::Bare), find(Target::Gateway)) {
+        println!();
+        println!(
+            "gateway / bare: throughput {}, p50 {}, p99 {}",
+            ratio(gateway.requests_per_second, bare.requests_per_second),
+            ratio(gateway.p50_ms, bare.p50_ms),
+            ratio(gateway.p99_ms, bare.p99_ms)
+        );
+    }
+}
+
+fn ratio(numerator: f64, denominator: f64) -> String {
+    if denominator > 0.0 {
+        format!("{:.2}x", numerator / denominator)
+    } else {
+        String::from("n/a")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_url_in_a_listening_line() -> anyhow::Result<()> {
+        assert_eq!(
+            url_in_line("airlock-sim listening on http://127.0.0.1:40123")?,
+            "http://127.0.0.1:40123"
+        );
+        assert_eq!(
+            url_in_line("bare-proxy listening on http://127.0.0.1:5/")?,
+            "http://127.0.0.1:5"
+        );
+        assert!(url_in_line("ready").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn ratios_guard_against_zero() {
+        assert_eq!(ratio(50.0, 100.0), "0.50x");
+        assert_eq!(ratio(1.0, 0.0), "n/a");
+    }
+}

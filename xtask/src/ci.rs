@@ -1,0 +1,173 @@
+//! `cargo xtask ci`: the one test command. Each step runs in order; the first
+//! failure stops the run with a message naming the step.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use xshell::{Shell, cmd};
+
+use crate::format_elapsed;
+
+/// One CI step: a name for messages and the work it does.
+struct Step {
+    name: &'static str,
+    run: fn(&Shell) -> anyhow::Result<()>,
+}
+
+const STEPS: &[Step] = &[
+    Step {
+        name: "fmt",
+        run: fmt,
+    },
+    Step {
+        name: "clippy",
+        run: clippy,
+    },
+    Step {
+        name: "tests",
+        run: tests,
+    },
+    Step {
+        name: "doc tests",
+        run: doc_tests,
+    },
+    Step {
+        name: "cargo-deny",
+        run: deny,
+    },
+];
+
+pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
+    let total = Instant::now();
+    let mut timings = Vec::new();
+    for (index, step) in STEPS.iter().enumerate() {
+        println!("==> [{}/{}] {}", index + 1, STEPS.len(), step.name);
+        let started = Instant::now();
+        let outcome = (step.run)(sh);
+        let elapsed = format_elapsed(started.elapsed());
+        if let Err(error) = outcome {
+            println!("<== {} FAILED after {elapsed}", step.name);
+            return Err(error.context(format!("xtask ci: step `{}` failed", step.name)));
+        }
+        println!("<== {} ok in {elapsed}", step.name);
+        timings.push((step.name, elapsed));
+    }
+    println!();
+    println!(
+        "xtask ci: all {} steps passed in {}",
+        STEPS.len(),
+        format_elapsed(total.elapsed())
+    );
+    for (name, elapsed) in timings {
+        println!("  {name:<12} {elapsed:>8}");
+    }
+    Ok(())
+}
+
+fn fmt(sh: &Shell) -> anyhow::Result<()> {
+    cmd!(sh, "cargo fmt --all -- --check").run()?;
+    Ok(())
+}
+
+fn clippy(sh: &Shell) -> anyhow::Result<()> {
+    cmd!(
+        sh,
+        "cargo clippy --workspace --all-targets --locked -- -D warnings"
+    )
+    .run()?;
+    Ok(())
+}
+
+fn tests(sh: &Shell) -> anyhow::Result<()> {
+    if has_cargo_subcommand(sh, "nextest") {
+        cmd!(sh, "cargo nextest run --workspace --locked --no-fail-fast").run()?;
+    } else {
+        println!("cargo-nextest is not installed: falling back to `cargo test`");
+        cmd!(sh, "cargo test --workspace --locked --no-fail-fast").run()?;
+    }
+    Ok(())
+}
+
+fn doc_tests(sh: &Shell) -> anyhow::Result<()> {
+    cmd!(sh, "cargo test --workspace --doc --locked").run()?;
+    Ok(())
+}
+
+fn deny(sh: &Shell) -> anyhow::Result<()> {
+    if !has_cargo_subcommand(sh, "deny") {
+        println!(
+            "cargo-deny is not installed: installing it with `cargo install cargo-deny --locked` (this takes a few minutes)"
+        );
+        let started = Instant::now();
+        cmd!(sh, "cargo install cargo-deny --locked")
+            .run()
+            .context("installing cargo-deny failed")?;
+        println!(
+            "installed cargo-deny in {}",
+            format_elapsed(started.elapsed())
+        );
+    }
+    cmd!(sh, "cargo deny --version").run()?;
+    match offline_advisory_db(sh) {
+        Some(db) => {
+            println!(
+                "advisories: checking against the offline database in {}",
+                db.display()
+            );
+            // cargo-deny before 0.19 had `check --disable-fetch`; later ones
+            // have the global `--offline`, which also never fetches the db.
+            let check_help = cmd!(sh, "cargo deny check --help")
+                .quiet()
+                .ignore_stderr()
+                .read()
+                .unwrap_or_default();
+            if check_help.contains("--disable-fetch") {
+                cmd!(
+                    sh,
+                    "cargo deny --locked check --disable-fetch licenses bans sources advisories"
+                )
+                .run()?;
+            } else {
+                cmd!(
+                    sh,
+                    "cargo deny --locked --offline check licenses bans sources advisories"
+                )
+                .run()?;
+            }
+        }
+        None => {
+            println!(
+                "advisories: SKIPPED: no offline advisory database is available (none under $CARGO_HOME/advisory-dbs)"
+            );
+            cmd!(sh, "cargo deny --locked check licenses bans sources").run()?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `cargo NAME` exists, asked without printing anything.
+fn has_cargo_subcommand(sh: &Shell, name: &str) -> bool {
+    cmd!(sh, "cargo {name} --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok()
+}
+
+/// cargo-deny's default advisory database location,
+/// `$CARGO_HOME/advisory-dbs/<one directory per database>`, when a database
+/// has already been fetched there.
+fn offline_advisory_db(sh: &Shell) -> Option<PathBuf> {
+    let cargo_home = match sh.var("CARGO_HOME") {
+        Ok(home) if !home.is_empty() => PathBuf::from(home),
+        _ => PathBuf::from(sh.var("HOME").ok()?).join(".cargo"),
+    };
+    let dbs = cargo_home.join("advisory-dbs");
+    let entries = sh.read_dir(&dbs).ok()?;
+    let has_database = entries
+        .iter()
+        .any(|entry| entry.is_dir() && sh.read_dir(entry).is_ok_and(|inside| !inside.is_empty()));
+    if has_database { Some(dbs) } else { None }
+}
