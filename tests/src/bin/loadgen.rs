@@ -230,25 +230,17 @@ fn percentile_ms(sorted_ns: &[u64], percentile: f64) -> f64 {
     sorted_ns[index] as f64 / 1e6
 }
 
+/// `10s`, `500ms`, `1m` (humantime's forms; xtask passes `Nms`); zero is refused.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit_seconds) = if let Some(number) = text.strip_suffix("ms") {
-        (number, 0.001)
-    } else if let Some(number) = text.strip_suffix('s') {
-        (number, 1.0)
-    } else if let Some(number) = text.strip_suffix('m') {
-        (number, 60.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 10s, 500ms or 1m"))?;
-    Duration::try_from_secs_f64(value * unit_seconds)
-        .ok()
-        .filter(|duration| !duration.is_zero())
-        .ok_or_else(|| format!("`{text}` must be a positive duration"))
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration like 10s, 500ms or 1m: {e}"))
+        .and_then(|d| {
+            if d.is_zero() {
+                Err(format!("`{text}` must be a positive duration"))
+            } else {
+                Ok(d)
+            }
+        })
 }
 
 fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
