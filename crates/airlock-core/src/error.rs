@@ -46,6 +46,15 @@ pub enum AirlockError {
         /// The `WWW-Authenticate` challenge parameters (`authorization_uri`, `resource`, …).
         challenge: Vec<(String, String)>,
     },
+    /// The token is valid but the principal's groups could not be determined
+    /// (group overage with no resolver, or the resolver failed): Airlock
+    /// refuses rather than decide on an empty group list.
+    #[error("{0}")]
+    GroupsUnresolved(String),
+    /// Airlock has no signing keys to verify tokens with (the identity provider
+    /// has been unreachable since start).
+    #[error("Airlock cannot verify tokens right now: {0}")]
+    IdentityUnavailable(String),
     /// The request targets a host Airlock does not forward to.
     #[error(
         "host '{host}' is not an allowed upstream; Airlock forwards only to the configured ARM endpoint and Key Vault vaults (add the vault to [upstream.key_vault].vaults to allow it)"
@@ -100,7 +109,10 @@ impl AirlockError {
         match self {
             AirlockError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             AirlockError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            AirlockError::HostNotAllowed { .. } | AirlockError::NotDecided => StatusCode::FORBIDDEN,
+            AirlockError::HostNotAllowed { .. }
+            | AirlockError::NotDecided
+            | AirlockError::GroupsUnresolved(_) => StatusCode::FORBIDDEN,
+            AirlockError::IdentityUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AirlockError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AirlockError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             AirlockError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -116,6 +128,8 @@ impl AirlockError {
         match self {
             AirlockError::BadRequest { code, .. } => code,
             AirlockError::Unauthenticated { .. } => "AirlockUnauthenticated",
+            AirlockError::GroupsUnresolved(_) => "AirlockGroupsUnresolved",
+            AirlockError::IdentityUnavailable(_) => "AirlockIdentityUnavailable",
             AirlockError::HostNotAllowed { .. } => "AirlockHostNotAllowed",
             AirlockError::NotDecided => "AirlockNotDecided",
             AirlockError::PayloadTooLarge { .. } => "AirlockRequestTooLarge",
@@ -133,6 +147,7 @@ impl AirlockError {
         matches!(
             self,
             AirlockError::RequestTimeout(_)
+                | AirlockError::IdentityUnavailable(_)
                 | AirlockError::UpstreamTimeout(_)
                 | AirlockError::UpstreamUnavailable(_)
                 | AirlockError::UpstreamCredential(_)

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod body;
 pub mod decision;
 pub mod error;
+pub mod http_client;
 pub mod operation;
 pub mod principal;
 pub mod token;
@@ -29,6 +30,7 @@ pub use body::{
 };
 pub use decision::{Approvers, Decision};
 pub use error::{AirlockError, ErrorContext, REQUEST_ID_HEADER};
+pub use http_client::{HttpClient, HttpClientError};
 pub use operation::{Operation, Plane, ResourceScope};
 pub use principal::{Principal, PrincipalBuilder, PrincipalKind};
 pub use token::{AccessToken, BoxFuture, StaticTokenProvider, TokenError, TokenProvider};
