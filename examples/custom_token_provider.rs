@@ -37,6 +37,8 @@ async fn main() -> anyhow::Result<()> {
         .expected_token("from-the-file")
         .start()
         .await?;
+    // The gateway only admits verified callers: a development issuer stands in for Entra ID.
+    let issuer = airlock_sim::DevIssuer::start(airlock_sim::TENANT_ID).await?;
     let dir = tempfile::tempdir()?;
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "from-the-file\n")?;
@@ -46,21 +48,28 @@ async fn main() -> anyhow::Result<()> {
             r#"
             [listen]
             address = "127.0.0.1:0"
+            [identity]
+            tenants = ["{tenant}"]
+            audiences = ["api://airlock"]
+            discovery = "{discovery}"
             [upstream]
-            arm_url = "{}"
+            arm_url = "{arm}"
             allow_insecure_http = true
             [upstream.credential]
             kind = "static"
             token = "unused: the provider below supplies tokens"
             "#,
-            sim.arm_url()
+            tenant = issuer.tenant_id(),
+            discovery = issuer.issuer(),
+            arm = sim.arm_url()
         ),
         "example",
         |_| None,
     )?;
     let gateway = Gateway::start_with(config, Arc::new(TokenFile(token_file))).await?;
 
-    let client = AgentClient::new(gateway.url(), None)?;
+    let client = AgentClient::new(gateway.url(), None)?
+        .with_token(issuer.mint(&airlock_sim::TokenSpec::agent()));
     let groups = client
         .get(&format!(
             "/subscriptions/{}/resourcegroups?api-version=2021-04-01",
@@ -79,5 +88,6 @@ async fn main() -> anyhow::Result<()> {
 
     gateway.shutdown().await;
     sim.shutdown().await;
+    issuer.shutdown().await;
     Ok(())
 }

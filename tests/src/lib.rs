@@ -5,16 +5,17 @@
 
 use std::sync::Arc;
 
+use airlock_core::REQUEST_ID_HEADER;
 use airlock_core::{StaticTokenProvider, TokenProvider};
-use airlock_gateway::demo::AgentClient;
+use airlock_gateway::demo::{AgentClient, AgentResponse};
 use airlock_gateway::tls::DevCertificates;
 use airlock_gateway::{Config, Gateway, RunningGateway};
-use airlock_sim::{SimAzure, SimHandle};
+use airlock_sim::{DevIssuer, IssuerHandle, SimAzure, SimHandle, TokenSpec};
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The token the gateway presents upstream in tests.
 pub const UPSTREAM_TOKEN: &str = "test-upstream-token";
-/// The token the test agent presents to the gateway.
-pub const AGENT_TOKEN: &str = "agent-token-that-must-never-reach-azure";
 
 /// A simulated Azure, a gateway in front of it, and the agent's client.
 #[derive(Debug)]
@@ -23,10 +24,16 @@ pub struct Harness {
     pub sim: SimHandle,
     /// The gateway.
     pub gateway: RunningGateway,
-    /// A client carrying [`AGENT_TOKEN`].
+    /// The development token issuer the gateway trusts.
+    pub issuer: IssuerHandle,
+    /// The demo agent's token (`TokenSpec::agent()`), minted by `issuer`.
+    pub agent_token: String,
+    /// A client carrying `agent_token`.
     pub agent: AgentClient,
     /// Where TLS files live, when TLS is on.
     pub dir: tempfile::TempDir,
+    /// The development CA, when TLS is on.
+    pub ca_pem: Option<String>,
 }
 
 /// Knobs for [`Harness::start`].
@@ -55,6 +62,7 @@ impl Harness {
             .start()
             .await
             .unwrap();
+        let issuer = DevIssuer::start(airlock_sim::TENANT_ID).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut ca = None;
         let mut tls_toml = String::new();
@@ -73,7 +81,9 @@ impl Harness {
             ca = Some(certs.ca_pem);
         }
         let text = format!(
-            "[listen]\naddress = \"127.0.0.1:0\"\n{tls_toml}\n[upstream]\narm_url = \"{arm}\"\nallow_insecure_http = true\n{upstream}\n[upstream.key_vault]\nendpoint = \"{kv}\"\nvaults = [\"{vault}\"]\n\n[upstream.credential]\nkind = \"static\"\ntoken = \"{UPSTREAM_TOKEN}\"\n\n{extra}",
+            "[listen]\naddress = \"127.0.0.1:0\"\n{tls_toml}\n[identity]\ntenants = [\"{tenant}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{discovery}\"\n\n[upstream]\narm_url = \"{arm}\"\nallow_insecure_http = true\n{upstream}\n[upstream.key_vault]\nendpoint = \"{kv}\"\nvaults = [\"{vault}\"]\n\n[upstream.credential]\nkind = \"static\"\ntoken = \"{UPSTREAM_TOKEN}\"\n\n{extra}",
+            tenant = issuer.tenant_id(),
+            discovery = issuer.issuer(),
             arm = options.arm_url.clone().unwrap_or_else(|| sim.arm_url()),
             upstream = options.upstream_toml,
             kv = sim.key_vault_endpoint(),
@@ -83,14 +93,27 @@ impl Harness {
         let config = Config::parse(&text, "test", |_| None).unwrap();
         let tokens: Arc<dyn TokenProvider> = Arc::new(StaticTokenProvider::new(UPSTREAM_TOKEN));
         let gateway = Gateway::start_with(config, tokens).await.unwrap();
+        let agent_token = issuer.mint(&TokenSpec::agent());
         let agent = AgentClient::new(gateway.url(), ca.as_deref())
             .unwrap()
-            .with_token(AGENT_TOKEN);
+            .with_token(agent_token.clone());
         Self {
             sim,
             gateway,
+            issuer,
+            agent_token,
             agent,
             dir,
+            ca_pem: ca,
+        }
+    }
+
+    /// A client for the gateway (trusting its CA) with `token`, or none.
+    pub fn client(&self, token: Option<&str>) -> AgentClient {
+        let client = AgentClient::new(self.gateway.url(), self.ca_pem.as_deref()).unwrap();
+        match token {
+            Some(token) => client.with_token(token),
+            None => client,
         }
     }
 
@@ -108,10 +131,11 @@ impl Harness {
         )
     }
 
-    /// Stops the gateway and the simulator.
+    /// Stops the gateway, the simulator and the issuer.
     pub async fn shutdown(self) {
         self.gateway.shutdown().await;
         self.sim.shutdown().await;
+        self.issuer.shutdown().await;
     }
 }
 
@@ -122,4 +146,46 @@ pub fn rg_path() -> String {
         airlock_sim::SUBSCRIPTION_ID,
         airlock_sim::RESOURCE_GROUP
     )
+}
+
+/// The response is an Airlock error with this code and a request id in header and body.
+pub fn assert_airlock_error(
+    response: &AgentResponse,
+    status: StatusCode,
+    code: &str,
+) -> serde_json::Value {
+    assert_eq!(
+        response.status,
+        status,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    let json = response.json();
+    assert_eq!(json["error"]["code"], code, "{json}");
+    let id = response
+        .header(REQUEST_ID_HEADER)
+        .expect("request id header");
+    assert_eq!(json["error"]["airlock"]["requestId"], id);
+    assert!(
+        response.header("retry-after").is_none(),
+        "Airlock errors never carry Retry-After"
+    );
+    assert!(
+        response
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    json
+}
+
+/// Sends raw bytes and returns the raw answer (for request shapes clients won't produce).
+pub async fn raw(h: &Harness, request: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(h.gateway.local_addr())
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
 }

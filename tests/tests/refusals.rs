@@ -6,55 +6,12 @@
 use std::time::Duration;
 
 use airlock_core::REQUEST_ID_HEADER;
-use airlock_gateway::demo::AgentResponse;
-use airlock_tests::{Harness, Options, rg_path};
+use airlock_tests::{Harness, Options, assert_airlock_error, raw, rg_path};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const API: &str = "api-version=2023-05-01";
-
-/// The response is an Airlock error with this code and a request id in header and body.
-fn assert_airlock_error(
-    response: &AgentResponse,
-    status: StatusCode,
-    code: &str,
-) -> serde_json::Value {
-    assert_eq!(
-        response.status,
-        status,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
-    let json = response.json();
-    assert_eq!(json["error"]["code"], code, "{json}");
-    let id = response
-        .header(REQUEST_ID_HEADER)
-        .expect("request id header");
-    assert_eq!(json["error"]["airlock"]["requestId"], id);
-    assert!(
-        response.header("retry-after").is_none(),
-        "Airlock errors never carry Retry-After"
-    );
-    assert!(
-        response
-            .header("content-type")
-            .unwrap()
-            .starts_with("application/json")
-    );
-    json
-}
-
-/// Sends raw bytes and returns the raw answer (for request shapes clients won't produce).
-async fn raw(h: &Harness, request: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(h.gateway.local_addr())
-        .await
-        .unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
-}
 
 #[tokio::test]
 async fn hosts_outside_the_allowlist_are_refused() {
@@ -82,13 +39,13 @@ async fn hosts_outside_the_allowlist_are_refused() {
     // An absolute-form proxy request for another host: no open proxy.
     let answer = raw(
         &h,
-        "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+        &format!("GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", h.agent_token),
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(answer.contains("AirlockHostNotAllowed"));
     // A foreign Host header.
-    let answer = raw(&h, "GET /subscriptions?api-version=1 HTTP/1.1\r\nHost: metadata.internal\r\nConnection: close\r\n\r\n").await;
+    let answer = raw(&h, &format!("GET /subscriptions?api-version=1 HTTP/1.1\r\nHost: metadata.internal\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", h.agent_token)).await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(h.sim.requests().is_empty(), "nothing may reach Azure");
     h.shutdown().await;
@@ -186,8 +143,9 @@ async fn oversized_bodies_are_a_413_whether_declared_or_streamed() {
     // Chunked, no Content-Length: cut at the limit while reading.
     let chunk = "x".repeat(800);
     let request = format!(
-        "PUT {}?api-version=2021-04-01 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{len:x}\r\n{chunk}\r\n{len:x}\r\n{chunk}\r\n0\r\n\r\n",
+        "PUT {}?api-version=2021-04-01 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{len:x}\r\n{chunk}\r\n{len:x}\r\n{chunk}\r\n0\r\n\r\n",
         rg_path(),
+        h.agent_token,
         len = chunk.len()
     );
     let answer = raw(&h, &request).await;
@@ -208,8 +166,9 @@ async fn slow_request_bodies_are_a_408() {
         .await
         .unwrap();
     let head = format!(
-        "PUT {}?api-version=2021-04-01 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{",
-        rg_path()
+        "PUT {}?api-version=2021-04-01 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{",
+        rg_path(),
+        h.agent_token
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     // Never send the rest of the body.

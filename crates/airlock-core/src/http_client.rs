@@ -38,8 +38,10 @@ use crate::BoxFuture;
 /// ```
 pub trait HttpClient: Send + Sync + 'static {
     /// Sends `request` (absolute URI) and reads the whole response.
-    fn send(&self, request: Request<Bytes>)
-    -> BoxFuture<'_, Result<Response<Bytes>, HttpClientError>>;
+    fn send(
+        &self,
+        request: Request<Bytes>,
+    ) -> BoxFuture<'_, Result<Response<Bytes>, HttpClientError>>;
 }
 
 /// Why a request could not be sent or its response read.

@@ -14,6 +14,12 @@ pub enum StartError {
     /// The upstream client could not be built.
     #[error(transparent)]
     Client(#[from] crate::upstream::ClientError),
+    /// The token validator could not start (typically: the identity provider
+    /// could not be reached for its signing keys).
+    #[error(
+        "identity: {0}; fix: check [identity] (discovery, jwks_url or jwks_file) and that the identity provider is reachable from the gateway"
+    )]
+    Identity(airlock_identity::BuildError),
     /// The listen address is taken or not ours.
     #[error("cannot listen on {address}: {source}; fix: choose a free address in listen.address")]
     Bind {

@@ -15,6 +15,7 @@ pub mod arm_errors;
 pub mod config;
 pub mod demo;
 mod error;
+mod identity;
 pub mod routing;
 mod server;
 pub mod stack;

@@ -239,6 +239,9 @@ impl Routes {
     ///     [listen]
     ///     address = "127.0.0.1:8443"
     ///     public_url = "https://airlock.example:8443"
+    ///     [identity]
+    ///     tenants = ["t1"]
+    ///     audiences = ["api://airlock"]
     ///     [upstream.key_vault]
     ///     vaults = ["kv1"]
     ///     [upstream.credential]
@@ -325,6 +328,9 @@ mod tests {
             [listen]
             address = "127.0.0.1:8443"
             public_url = "https://localhost:8443"
+            [identity]
+            tenants = ["t1"]
+            audiences = ["api://airlock"]
             [upstream.key_vault]
             vaults = ["demo-vault"]
             [upstream.credential]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use airlock_core::{StaticTokenProvider, TokenProvider};
+use airlock_core::{HttpClient, StaticTokenProvider, TokenProvider};
 use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
@@ -19,8 +19,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::upstream::Upstream;
-use crate::{Config, StartError, stack, tls};
+use crate::upstream::{OutboundClient, Upstream};
+use crate::{Config, StartError, identity, stack, tls};
 
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,10 +70,12 @@ impl Gateway {
                 "listening without TLS: Azure SDKs refuse to send bearer tokens over plain HTTP; configure [listen.tls]"
             );
         }
+        let outbound: Arc<dyn HttpClient> = Arc::new(OutboundClient::from_config(&config)?);
+        let identity = identity::layer(&config.identity, outbound, tokens.clone()).await?;
         let upstream = Upstream::new(&config, tokens)?;
         let ready = Arc::new(AtomicBool::new(true));
-        let app =
-            health_routes(Arc::clone(&ready)).fallback_service(stack::build(&config, upstream));
+        let app = health_routes(Arc::clone(&ready))
+            .fallback_service(stack::build(&config, identity, upstream));
         let (stop, stopped) = watch::channel(false);
         let drain_timeout = config.limits.request_timeout;
         let local_addr = config.listen.address;

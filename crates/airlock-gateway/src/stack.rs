@@ -3,7 +3,9 @@
 use std::convert::Infallible;
 
 use airlock_core::{AirlockBody, Decision, REQUEST_ID_HEADER};
+use airlock_identity::IdentityLayer;
 use http::{HeaderName, Request, Response};
+use http_body_util::Either;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -23,8 +25,8 @@ pub const NO_POLICY_RULE: &str = "no-policy-engine-configured";
 
 /// Stacks the layers in front of the upstream service:
 /// request id → trace → ARM-shaped errors → timeout (504) → request-body
-/// timeout (408) → body limit (413) → decision → upstream.
-pub fn build(config: &Config, upstream: Upstream) -> GatewayService {
+/// timeout (408) → body limit (413) → identity (401) → decision → upstream.
+pub fn build(config: &Config, identity: IdentityLayer, upstream: Upstream) -> GatewayService {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let limits = &config.limits;
     let service = ServiceBuilder::new()
@@ -34,7 +36,8 @@ pub fn build(config: &Config, upstream: Upstream) -> GatewayService {
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<axum::body::Body>| {
             // The query can carry SAS signatures: only the path is logged.
             let id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            // `principal` is filled in by the identity layer.
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, principal = tracing::field::Empty)
         }))
         .layer(ArmErrorsLayer::new(limits.request_timeout, limits.request_body_timeout, limits.max_request_body_bytes))
         .layer(TimeoutLayer::with_status_code(http::StatusCode::GATEWAY_TIMEOUT, limits.request_timeout))
@@ -42,6 +45,9 @@ pub fn build(config: &Config, upstream: Upstream) -> GatewayService {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
         ))
+        // Both sides of the identity layer's `Either` are already `AirlockBody`.
+        .map_response(|response: Response<Either<AirlockBody, AirlockBody>>| response.map(Either::into_inner))
+        .layer(identity)
         // Until the policy layer is part of the stack, every request that
         // reaches an allowed upstream host is allowed, under a rule name that
         // says so in every error and audit record.

@@ -55,7 +55,7 @@ fn the_demo_runs_every_step_successfully() {
 #[test]
 fn a_good_config_checks_ok() {
     let (ok, out) = check_config(
-        "[listen]\naddress = \"127.0.0.1:8443\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+        "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
     );
     assert!(ok, "{out}");
     assert!(out.contains(": ok"), "{out}");
@@ -70,18 +70,26 @@ fn bad_configs_are_refused_with_the_key_and_the_fix() {
         ),
         (
             "[listen]\naddress = \"127.0.0.1:8443\"\n",
-            "missing field `upstream`",
+            "missing field `identity`",
         ),
         (
-            "[listen]\naddress = \"127.0.0.1:8443\"\n[upstream.credential]\nkind = \"static\"\n",
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = []\naudiences = [\"api://airlock\"]\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+            "identity.tenants",
+        ),
+        (
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\nalgorithms = [\"HS256\"]\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+            "identity.algorithms",
+        ),
+        (
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[upstream.credential]\nkind = \"static\"\n",
             "upstream.credential.token",
         ),
         (
-            "[listen]\naddress = \"127.0.0.1:8443\"\n[upstream.credential]\nkind = \"password\"\n",
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[upstream.credential]\nkind = \"password\"\n",
             "unknown variant `password`",
         ),
         (
-            "[listen]\naddress = \"127.0.0.1:8443\"\n[upstream]\narm_url = \"http://127.0.0.1:1\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[upstream]\narm_url = \"http://127.0.0.1:1\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
             "allow_insecure_http",
         ),
         ("[listen\n", "airlock.toml"),

@@ -44,6 +44,7 @@ mod compute;
 mod inventory;
 mod issuer;
 mod key_vault;
+mod loopback_client;
 mod operations;
 mod paging;
 mod recorded;
@@ -58,6 +59,7 @@ mod timestamp;
 mod token_spec;
 
 pub use issuer::{DevIssuer, IssuerHandle};
+pub use loopback_client::LoopbackClient;
 pub use recorded::RecordedRequest;
 pub use server::{SimAzure, SimBuilder, SimHandle};
 pub use token_spec::{AGENTS_GROUP, APPROVERS_GROUP, TokenSpec, TokenVersion};

@@ -24,6 +24,8 @@ use crate::{Config, Gateway, RunningGateway};
 
 /// The token the gateway presents to the simulated Azure.
 const UPSTREAM_TOKEN: &str = "demo-upstream-token";
+/// The gateway's app ID URI: the audience agents ask their tokens for.
+pub const AUDIENCE: &str = "api://airlock";
 
 /// Everything the demo started; dropped together.
 #[derive(Debug)]
@@ -61,7 +63,7 @@ impl DemoEnvironment {
         certs
             .write_to(dir.path())
             .context("writing the demo's certificates")?;
-        let config_text = demo_config(&sim, dir.path());
+        let config_text = demo_config(&sim, &issuer, dir.path());
         std::fs::write(dir.path().join("airlock.toml"), &config_text)?;
         let config = Config::parse(&config_text, "demo airlock.toml", |_| None)?;
         let tokens: Arc<dyn TokenProvider> = Arc::new(StaticTokenProvider::new(UPSTREAM_TOKEN));
@@ -89,7 +91,7 @@ impl DemoEnvironment {
     }
 }
 
-fn demo_config(sim: &SimHandle, dir: &std::path::Path) -> String {
+fn demo_config(sim: &SimHandle, issuer: &IssuerHandle, dir: &std::path::Path) -> String {
     format!(
         r#"# Written by `airlock demo`.
 [listen]
@@ -98,6 +100,11 @@ address = "127.0.0.1:0"
 [listen.tls]
 cert_file = "{cert}"
 key_file = "{key}"
+
+[identity]
+tenants = ["{tenant}"]
+audiences = ["{AUDIENCE}"]
+discovery = "{discovery}"   # the development token issuer
 
 [upstream]
 arm_url = "{arm}"
@@ -112,6 +119,8 @@ kind = "static"
 token = "{UPSTREAM_TOKEN}"
 "#,
         cert = dir.join("cert.pem").display(),
+        tenant = issuer.tenant_id(),
+        discovery = issuer.issuer(),
         key = dir.join("key.pem").display(),
         arm = sim.arm_url(),
         kv = sim.key_vault_endpoint(),

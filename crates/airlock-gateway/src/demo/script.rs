@@ -4,7 +4,7 @@
 use std::fmt;
 
 use airlock_core::REQUEST_ID_HEADER;
-use airlock_sim::{RESOURCE_GROUP, STORAGE_ACCOUNT, SUBSCRIPTION_ID, VAULT};
+use airlock_sim::{RESOURCE_GROUP, STORAGE_ACCOUNT, SUBSCRIPTION_ID, TokenSpec, VAULT};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
@@ -95,6 +95,7 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
         ),
         ..Report::default()
     };
+    identity_steps(env, &mut report).await?;
     let rg = format!("/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}");
     let storage = format!("{rg}/providers/Microsoft.Storage/storageAccounts");
 
@@ -186,6 +187,69 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
     );
     Ok(report)
 }
+
+/// Who may come in: the agent is identified; a token from another tenant and
+/// a request with no token (Key Vault's first probe) are refused with 401.
+async fn identity_steps(env: &DemoEnvironment, report: &mut Report) -> anyhow::Result<()> {
+    let groups_path =
+        format!("/subscriptions/{SUBSCRIPTION_ID}/resourcegroups?api-version=2021-04-01");
+    let agent = env.agent()?;
+    let who = agent.get(&groups_path).await?;
+    let spec = TokenSpec::agent();
+    report.check(
+        format!("Identify the agent ({}, a managed identity)", spec.name),
+        &who,
+        StatusCode::OK,
+        format!(
+            "token verified against the issuer's keys (oid {})",
+            spec.object_id
+        ),
+    );
+
+    let intruder_token = env.issuer.mint(
+        &TokenSpec::application(
+            "intruder",
+            "00000000-0000-0000-0000-00000000dead",
+            "00000000-0000-0000-0000-00000000beef",
+        )
+        .tenant_id(INTRUDER_TENANT),
+    );
+    let intruder =
+        AgentClient::new(env.gateway.url(), Some(&env.ca_pem))?.with_token(intruder_token);
+    let refused = intruder.get(&groups_path).await?;
+    report.check(
+        "GET  resource groups as 'intruder', a principal of another tenant",
+        &refused,
+        StatusCode::UNAUTHORIZED,
+        format!(
+            "{}: {}",
+            refused.json()["error"]["code"],
+            refused.json()["error"]["message"]
+        ),
+    );
+
+    let anonymous = AgentClient::new(env.gateway.url(), Some(&env.ca_pem))?;
+    let vault = format!(
+        "https://{VAULT}.localhost:{}",
+        env.gateway.local_addr().port()
+    );
+    let probe = anonymous
+        .get(&format!("{vault}/secrets/db-password?api-version=7.4"))
+        .await?;
+    report.check(
+        "GET  a secret with no token (the Key Vault SDK's first probe)",
+        &probe,
+        StatusCode::UNAUTHORIZED,
+        format!(
+            "WWW-Authenticate: {}",
+            probe.header("www-authenticate").unwrap_or("missing")
+        ),
+    );
+    Ok(())
+}
+
+/// A tenant the demo gateway does not allow.
+const INTRUDER_TENANT: &str = "99999999-9999-9999-9999-999999999999";
 
 /// PUT as a long-running operation, then poll the rewritten status URL.
 async fn create_storage_account(

@@ -12,6 +12,7 @@
 
 mod client;
 mod headers;
+mod outbound;
 mod rewrite;
 
 use std::convert::Infallible;
@@ -30,6 +31,7 @@ use http_body::Body;
 use http_body_util::Full;
 
 pub use client::{ClientError, LocalhostResolver};
+pub use outbound::OutboundClient;
 
 use crate::routing::Routes;
 use client::UpstreamClient;

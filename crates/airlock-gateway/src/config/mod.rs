@@ -13,6 +13,10 @@
 //!     [listen]
 //!     address = "127.0.0.1:8443"
 //!
+//!     [identity]
+//!     tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
+//!     audiences = ["api://airlock"]
+//!
 //!     [upstream.credential]
 //!     kind = "static"
 //!     token = "dev-token"
@@ -30,6 +34,10 @@ use serde::Deserialize;
 
 use crate::routing::{Endpoint, KeyVaultEndpoint, valid_vault_name};
 
+mod identity;
+
+pub use identity::{GroupResolverKind, GroupsConfig, IdentityConfig, KeysFrom};
+
 /// The environment variable that overrides `upstream.credential.token`.
 pub const UPSTREAM_TOKEN_ENV: &str = "AIRLOCK_UPSTREAM_TOKEN";
 
@@ -39,6 +47,8 @@ pub const UPSTREAM_TOKEN_ENV: &str = "AIRLOCK_UPSTREAM_TOKEN";
 pub struct Config {
     /// Where clients connect.
     pub listen: ListenConfig,
+    /// Whose tokens are accepted.
+    pub identity: IdentityConfig,
     /// Where requests go, and with which credential.
     pub upstream: UpstreamConfig,
     /// Sizes and durations that bound each request.
@@ -287,6 +297,7 @@ impl Config {
     /// Checks every value that parsing alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.public_url()?;
+        self.identity.validate(self.upstream.allow_insecure_http)?;
         self.arm_endpoint()?;
         self.key_vault_endpoint()?;
         for vault in &self.upstream.key_vault.vaults {
@@ -440,7 +451,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = "[listen]\naddress = \"127.0.0.1:8443\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n";
+    const MINIMAL: &str = "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n";
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, "airlock.toml", |_| None)
@@ -467,7 +478,7 @@ mod tests {
         let message = error_of(&format!("{MINIMAL}[limits]\nmax_body = 3\n"));
         assert!(message.starts_with("airlock.toml: "), "{message}");
         assert!(message.contains("unknown field `max_body`"), "{message}");
-        assert!(message.contains("line 7"), "{message}");
+        assert!(message.contains("line 10"), "{message}");
     }
 
     #[test]

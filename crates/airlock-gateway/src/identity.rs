@@ -1,0 +1,71 @@
+//! The identity layer, built from `[identity]`.
+
+use std::sync::Arc;
+
+use airlock_core::{HttpClient, TokenProvider};
+use airlock_identity::{GraphGroupResolver, IdentityLayer, JwtValidator, KeySource};
+
+use crate::config::{GroupResolverKind, IdentityConfig, KeysFrom};
+use crate::{ConfigError, StartError};
+
+/// Builds the validator (loading the signing keys once: an unreachable
+/// identity provider stops the start with an error naming it) and the layer,
+/// whose 401 challenge is the one Key Vault sends, naming the first allowed
+/// tenant and the gateway's own app ID URI.
+pub(crate) async fn layer(
+    config: &IdentityConfig,
+    client: Arc<dyn HttpClient>,
+    tokens: Arc<dyn TokenProvider>,
+) -> Result<IdentityLayer, StartError> {
+    let keys = match config.keys_from()? {
+        KeysFrom::Discovery(url) => KeySource::Discovery(url),
+        KeysFrom::JwksUrl(url) => KeySource::JwksUrl(url),
+        KeysFrom::JwksFile(path) => KeySource::Static(std::fs::read_to_string(&path).map_err(
+            |e| ConfigError::Invalid {
+                key: "identity.jwks_file",
+                problem: format!("cannot read {}: {e}", path.display()),
+                fix: "point it at a readable JWKS (JSON) document".into(),
+            },
+        )?),
+    };
+    let algorithms = config
+        .algorithms
+        .iter()
+        .filter_map(|name| name.parse().ok())
+        .collect();
+    let mut builder = JwtValidator::builder()
+        .keys(keys)
+        .http_client(client.clone())
+        .algorithms(algorithms)
+        .leeway(config.leeway)
+        .refresh_interval(config.key_refresh_interval)
+        .unknown_kid_interval(config.unknown_kid_refetch_interval)
+        .cache_capacity(config.token_cache_size);
+    for tenant in &config.tenants {
+        builder = builder.tenant(tenant);
+    }
+    for audience in config.audiences.iter().filter(|a| !a.is_empty()) {
+        if audience.trim_end_matches('/') == "https://management.azure.com" {
+            tracing::warn!(
+                "identity.audiences accepts ARM-audience tokens: an agent holding one can also call Azure directly, around the gateway"
+            );
+        }
+        builder = builder.audience(audience);
+    }
+    for issuer in &config.issuers {
+        builder = builder.issuer(issuer);
+    }
+    if config.groups.resolver == GroupResolverKind::Graph {
+        builder = builder.group_resolver(Arc::new(
+            GraphGroupResolver::new(client, tokens, &config.groups.graph_url)
+                .ttl(config.groups.cache_ttl),
+        ));
+    }
+    let validator = builder.build().await.map_err(StartError::Identity)?;
+    let tenant = config.tenants.first().map_or("common", String::as_str);
+    Ok(IdentityLayer::new(validator).challenge(
+        &config.challenge_authority,
+        tenant,
+        config.resource(),
+    ))
+}
