@@ -20,8 +20,6 @@ use crate::process::{Children, free_loopback_port};
 
 /// The request every target is asked, the same for all three.
 const REQUEST_PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore?api-version=2023-05-01";
-/// What an agent presents to the gateway (and to the bare proxy).
-const CLIENT_AUTHORIZATION: &str = "Bearer bench-token";
 /// The credential the simulated Azure accepts; proxies inject it upstream.
 const UPSTREAM_TOKEN: &str = "bench-upstream-token";
 /// Each target gets this much load first, unmeasured, so connection pools
@@ -102,18 +100,21 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     let work_dir = sh.create_temp_dir()?;
     let mut children = Children::default();
 
-    let sim_url = start_sim(&mut children, &bin_dir, work_dir.path())?;
+    let (sim_url, issuer) = start_sim(&mut children, &bin_dir, work_dir.path())?;
+    // What an agent presents to the gateway (and, unchecked, to the bare proxy):
+    // a real token from the development issuer, verified by the gateway.
+    let client_authorization = format!("Bearer {}", issuer.agent_token);
     let mut endpoints = Vec::new();
     for &target in &targets {
         let (base_url, authorization) = match target {
             Target::Sim => (sim_url.clone(), format!("Bearer {UPSTREAM_TOKEN}")),
             Target::Bare => (
                 start_bare_proxy(&mut children, &bin_dir, work_dir.path(), &sim_url)?,
-                CLIENT_AUTHORIZATION.to_owned(),
+                client_authorization.clone(),
             ),
             Target::Gateway => (
-                start_gateway(&mut children, &bin_dir, work_dir.path(), &sim_url)?,
-                CLIENT_AUTHORIZATION.to_owned(),
+                start_gateway(&mut children, &bin_dir, work_dir.path(), &sim_url, &issuer)?,
+                client_authorization.clone(),
             ),
         };
         println!("{:<22} {base_url}", target.label());
@@ -144,11 +145,26 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the simulated Azure; returns its base URL.
-fn start_sim(children: &mut Children, bin_dir: &Path, work_dir: &Path) -> anyhow::Result<String> {
+/// The development issuer the sim runs beside it (`--issuer-file`).
+#[derive(Debug, serde::Deserialize)]
+struct Issuer {
+    issuer: String,
+    tenant: String,
+    agent_token: String,
+}
+
+/// Starts the simulated Azure and its token issuer; returns the sim's base URL and the issuer.
+fn start_sim(
+    children: &mut Children,
+    bin_dir: &Path,
+    work_dir: &Path,
+) -> anyhow::Result<(String, Issuer)> {
+    let issuer_file = work_dir.join("issuer.json");
     let mut command = Command::new(bin_dir.join("airlock-sim"));
     command
         .args(["--listen", "127.0.0.1:0", "--token", UPSTREAM_TOKEN])
+        .arg("--issuer-file")
+        .arg(&issuer_file)
         .env("RUST_LOG", "warn");
     let line = children.spawn_and_read_line(
         "airlock-sim",
@@ -156,7 +172,10 @@ fn start_sim(children: &mut Children, bin_dir: &Path, work_dir: &Path) -> anyhow
         &work_dir.join("airlock-sim.log"),
         "listening on",
     )?;
-    url_in_line(&line)
+    let text = std::fs::read_to_string(&issuer_file)
+        .with_context(|| format!("airlock-sim wrote no {}", issuer_file.display()))?;
+    let issuer = serde_json::from_str(&text).context("airlock-sim's issuer file")?;
+    Ok((url_in_line(&line)?, issuer))
 }
 
 /// Starts the bare proxy in front of the sim; returns its base URL.
@@ -191,6 +210,7 @@ fn start_gateway(
     bin_dir: &Path,
     work_dir: &Path,
     sim_url: &str,
+    issuer: &Issuer,
 ) -> anyhow::Result<String> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_loopback_port()?));
     let sim_port = sim_url
@@ -200,6 +220,11 @@ fn start_gateway(
     let config = format!(
         r#"[listen]
 address = "{address}"
+
+[identity]
+tenants = ["{tenant}"]
+audiences = ["api://airlock"]
+discovery = "{discovery}"
 
 [upstream]
 arm_url = "{sim_url}"
@@ -212,7 +237,9 @@ vaults = ["demo-vault"]
 [upstream.credential]
 kind = "static"
 token = "{UPSTREAM_TOKEN}"
-"#
+"#,
+        tenant = issuer.tenant,
+        discovery = issuer.issuer,
     );
     let config_path = work_dir.join("airlock.toml");
     std::fs::write(&config_path, config)

@@ -2,11 +2,15 @@
 //!
 //! Prints one line, `airlock-sim listening on http://127.0.0.1:PORT`, then
 //! serves until SIGTERM or Ctrl-C. Logs go to stderr (`RUST_LOG`).
+//!
+//! With `--issuer-file FILE` it also runs the development token issuer and,
+//! before that line, writes `{"issuer", "tenant", "agent_token"}` to FILE:
+//! what a gateway needs to trust the issuer, and a token for the demo agent.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 
-use airlock_sim::SimAzure;
+use airlock_sim::{DevIssuer, SimAzure, TokenSpec};
 use anyhow::Context as _;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -30,6 +34,10 @@ struct Args {
     /// Record requests in memory (grows without bound under load).
     #[arg(long)]
     record: bool,
+    /// Also run the development token issuer; write its issuer URL, tenant
+    /// and a demo agent token (JSON) to this file.
+    #[arg(long)]
+    issuer_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -56,6 +64,23 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
 
+    let issuer = match &args.issuer_file {
+        Some(path) => {
+            let issuer = DevIssuer::start(airlock_sim::TENANT_ID)
+                .await
+                .context("starting the development token issuer")?;
+            let about = serde_json::json!({
+                "issuer": issuer.issuer(),
+                "tenant": issuer.tenant_id(),
+                "agent_token": issuer.mint(&TokenSpec::agent().lifetime(std::time::Duration::from_secs(24 * 3600))),
+            });
+            std::fs::write(path, about.to_string())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Some(issuer)
+        }
+        None => None,
+    };
+
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "airlock-sim listening on {}", sim.arm_url())?;
     stdout.flush()?;
@@ -64,6 +89,9 @@ async fn main() -> anyhow::Result<()> {
     stop_signal().await?;
     tracing::info!("shutting down");
     sim.shutdown().await;
+    if let Some(issuer) = issuer {
+        issuer.shutdown().await;
+    }
     Ok(())
 }
 
