@@ -46,6 +46,22 @@ pub enum AirlockError {
         /// The `WWW-Authenticate` challenge parameters (`authorization_uri`, `resource`, …).
         challenge: Vec<(String, String)>,
     },
+    /// Policy denied the request.
+    #[error("{reason}")]
+    PolicyDenied {
+        /// Why, naming the operation and the rule.
+        reason: String,
+    },
+    /// Policy requires approval, and no approval layer is in the stack.
+    #[error(
+        "{operation} needs approval by rule '{rule}', and approvals are not enabled in this gateway; ask the Airlock operator"
+    )]
+    ApprovalUnavailable {
+        /// The operation.
+        operation: String,
+        /// The rule asking for approval.
+        rule: String,
+    },
     /// The token is valid but the principal's groups could not be determined
     /// (group overage with no resolver, or the resolver failed): Airlock
     /// refuses rather than decide on an empty group list.
@@ -111,7 +127,9 @@ impl AirlockError {
             AirlockError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AirlockError::HostNotAllowed { .. }
             | AirlockError::NotDecided
-            | AirlockError::GroupsUnresolved(_) => StatusCode::FORBIDDEN,
+            | AirlockError::GroupsUnresolved(_)
+            | AirlockError::PolicyDenied { .. }
+            | AirlockError::ApprovalUnavailable { .. } => StatusCode::FORBIDDEN,
             AirlockError::IdentityUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AirlockError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AirlockError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -129,6 +147,8 @@ impl AirlockError {
             AirlockError::BadRequest { code, .. } => code,
             AirlockError::Unauthenticated { .. } => "AirlockUnauthenticated",
             AirlockError::GroupsUnresolved(_) => "AirlockGroupsUnresolved",
+            AirlockError::PolicyDenied { .. } => "AirlockPolicyDenied",
+            AirlockError::ApprovalUnavailable { .. } => "AirlockApprovalUnavailable",
             AirlockError::IdentityUnavailable(_) => "AirlockIdentityUnavailable",
             AirlockError::HostNotAllowed { .. } => "AirlockHostNotAllowed",
             AirlockError::NotDecided => "AirlockNotDecided",

@@ -1,0 +1,441 @@
+//! A validated set of rules, and how they decide.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use airlock_core::{Approvers, Decision, Operation, Principal};
+use serde::Deserialize;
+
+use crate::action_pattern::ActionPattern;
+use crate::rule::{Approval, Candidate, Effect, PrincipalSelector, Reach, Rule, Skip};
+use crate::scope_pattern::ScopePattern;
+use crate::{PolicyEngine, PolicyError};
+
+/// The rule name of the decision when no rule allows an operation.
+pub const NO_MATCHING_RULE: &str = "no-matching-rule";
+
+/// Rules in the RBAC vocabulary; see the crate docs for the file format.
+///
+/// Deny beats approve beats allow; an operation no rule allows is denied; a
+/// request carrying other operations (`/batch`, deployments, resource-group
+/// deletes) is allowed only if every one of them is.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    rules: Vec<Rule>,
+    warnings: Vec<String>,
+}
+
+/// What one rule made of one operation, for `airlock policy explain`.
+#[derive(Clone, Debug)]
+pub struct RuleTrace {
+    /// The operation (`name on scope`).
+    pub operation: String,
+    /// The rule.
+    pub rule: String,
+    /// Where the rule starts in the policy file (1-based).
+    pub line: usize,
+    /// Its effect.
+    pub effect: Effect,
+    /// `Ok` when it applied, else why not.
+    pub outcome: Result<(), Skip>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    rule: Vec<toml::Spanned<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    effect: Effect,
+    /// Shown to the agent when the rule denies.
+    reason: Option<String>,
+    #[serde(default)]
+    actions: Vec<String>,
+    #[serde(default)]
+    not_actions: Vec<String>,
+    #[serde(default)]
+    data_actions: Vec<String>,
+    #[serde(default)]
+    not_data_actions: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    principals: Option<RawPrincipals>,
+    approval: Option<RawApproval>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrincipals {
+    #[serde(default)]
+    ids: Vec<String>,
+    #[serde(default)]
+    app_ids: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    kinds: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApproval {
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    ids: Vec<String>,
+    #[serde(default = "one")]
+    min_approvals: u32,
+    #[serde(default)]
+    justification: bool,
+    #[serde(default = "default_hold", with = "humantime_serde")]
+    hold: Duration,
+    #[serde(default = "default_ttl", with = "humantime_serde")]
+    ttl: Duration,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_hold() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+
+const KINDS: [&str; 3] = ["application", "managed_identity", "user"];
+
+impl Policy {
+    /// Reads and validates a policy file.
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`] naming the file, line and rule.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+            origin: origin.clone(),
+            line: None,
+            rule: None,
+            problem: format!("cannot read the policy file: {e}"),
+        })?;
+        Self::parse(&text, &origin)
+    }
+
+    /// Parses and validates policy TOML; `origin` names it in errors.
+    ///
+    /// # Errors
+    ///
+    /// A [`PolicyError`] naming the line and rule: unknown keys, rules that
+    /// name nothing, malformed or impossible patterns, empty principal
+    /// selectors, approve rules without approvers, duplicate names.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, PolicyError> {
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError {
+            origin: origin.to_owned(),
+            line: e.span().map(|span| line_of(text, span.start)),
+            rule: None,
+            problem: e.message().to_owned(),
+        })?;
+        let mut policy = Policy::default();
+        let mut names = HashSet::new();
+        for spanned in raw.rule {
+            let line = line_of(text, spanned.span().start);
+            let raw = spanned.into_inner();
+            let error = |problem: String| PolicyError {
+                origin: origin.to_owned(),
+                line: Some(line),
+                rule: Some(raw.name.clone()),
+                problem,
+            };
+            if raw.name.trim().is_empty() {
+                return Err(error("the rule has an empty name; give every rule a unique name (it is shown in denials and audit records)".into()));
+            }
+            if !names.insert(raw.name.to_ascii_lowercase()) {
+                return Err(error(
+                    "another rule has the same name; names must be unique".into(),
+                ));
+            }
+            let (rule, warnings) = compile(&raw, line).map_err(error)?;
+            policy.warnings.extend(
+                warnings
+                    .into_iter()
+                    .map(|w| format!("{origin}:{line}: rule '{}': {w}", raw.name)),
+            );
+            policy.rules.push(rule);
+        }
+        Ok(policy)
+    }
+
+    /// Things that are allowed but probably not meant.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// How many rules there are.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether there are no rules (everything is denied).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The decision, and what every rule made of every operation.
+    pub fn explain(
+        &self,
+        principal: &Principal,
+        operation: &Operation,
+    ) -> (Decision, Vec<RuleTrace>) {
+        let mut trace = Vec::new();
+        for op in operation.flatten() {
+            let candidate = Candidate::new(op);
+            for rule in &self.rules {
+                trace.push(RuleTrace {
+                    operation: op.to_string(),
+                    rule: rule.name.clone(),
+                    line: rule.line,
+                    effect: rule.effect,
+                    outcome: rule.applies(principal, &candidate, reach_of(rule.effect)),
+                });
+            }
+        }
+        (self.evaluate(principal, operation), trace)
+    }
+
+    fn evaluate(&self, principal: &Principal, operation: &Operation) -> Decision {
+        let mut approval: Option<&Rule> = None;
+        let mut root_allow: Option<&Rule> = None;
+        // An explicit deny anywhere says more than "nothing allows X", so the
+        // first operation nothing allows is remembered, not returned.
+        let mut ungranted: Option<(&Operation, bool)> = None;
+        for (index, op) in operation.flatten().into_iter().enumerate() {
+            let candidate = Candidate::new(op);
+            let mut granted: Option<&Rule> = None;
+            let mut asks: Option<&Rule> = None;
+            for rule in &self.rules {
+                if rule
+                    .applies(principal, &candidate, reach_of(rule.effect))
+                    .is_err()
+                {
+                    continue;
+                }
+                match rule.effect {
+                    Effect::Deny => return deny(rule, op, index > 0),
+                    Effect::Approve => {
+                        asks = asks.or(Some(rule));
+                        // An approve rule that covers the operation also grants it.
+                        if rule.applies(principal, &candidate, Reach::Covers).is_ok() {
+                            granted = granted.or(Some(rule));
+                        }
+                    }
+                    Effect::Allow => granted = granted.or(Some(rule)),
+                }
+            }
+            match granted {
+                None => ungranted = ungranted.or(Some((op, index > 0))),
+                Some(rule) if index == 0 => root_allow = Some(rule),
+                Some(_) => {}
+            }
+            approval = approval.or(asks);
+        }
+        if let Some((op, inside)) = ungranted {
+            return Decision::Deny {
+                rule: NO_MATCHING_RULE.into(),
+                reason: format!(
+                    "no rule allows {op}{} for {principal}",
+                    if inside {
+                        " (carried inside this request)"
+                    } else {
+                        ""
+                    }
+                ),
+            };
+        }
+        match (approval, root_allow) {
+            (Some(rule), _) => require_approval(rule),
+            (None, Some(rule)) => Decision::Allow {
+                rule: rule.name.clone(),
+            },
+            (None, None) => Decision::Deny {
+                rule: NO_MATCHING_RULE.into(),
+                reason: format!("no rule allows {operation} for {principal}"),
+            },
+        }
+    }
+}
+
+/// Deny and approve rules act on any operation they *overlap*; allow rules
+/// only on operations they *cover* entirely.
+fn reach_of(effect: Effect) -> Reach {
+    match effect {
+        Effect::Deny | Effect::Approve => Reach::Overlaps,
+        Effect::Allow => Reach::Covers,
+    }
+}
+
+fn deny(rule: &Rule, op: &Operation, inside: bool) -> Decision {
+    let where_ = if inside {
+        " (carried inside this request)"
+    } else {
+        ""
+    };
+    Decision::Deny {
+        rule: rule.name.clone(),
+        reason: match &rule.reason {
+            Some(reason) => format!("{op}{where_} is denied by rule '{}': {reason}", rule.name),
+            None => format!("{op}{where_} is denied by rule '{}'", rule.name),
+        },
+    }
+}
+
+fn require_approval(rule: &Rule) -> Decision {
+    let approval = rule.approval.clone().unwrap_or_else(|| Approval {
+        approvers: Approvers::default(),
+        min_approvals: 1,
+        justification: false,
+        hold: default_hold(),
+        ttl: default_ttl(),
+    });
+    Decision::RequireApproval {
+        rule: rule.name.clone(),
+        approvers: approval.approvers,
+        min_approvals: approval.min_approvals,
+        justification_required: approval.justification,
+        hold: approval.hold,
+        ttl: approval.ttl,
+    }
+}
+
+impl PolicyEngine for Policy {
+    fn decide(&self, principal: &Principal, operation: &Operation) -> Decision {
+        self.evaluate(principal, operation)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn patterns(list: &[String], key: &str) -> Result<Vec<ActionPattern>, String> {
+    list.iter()
+        .map(|p| ActionPattern::parse(p).map_err(|e| format!("{key}: {e}")))
+        .collect()
+}
+
+/// Validates one rule; returns it and its warnings.
+fn compile(raw: &RawRule, line: usize) -> Result<(Rule, Vec<String>), String> {
+    let mut warnings = Vec::new();
+    if raw.actions.is_empty() && raw.data_actions.is_empty() {
+        return Err("the rule names no operations; list actions (management plane) and/or data_actions (data plane)".into());
+    }
+    if raw.actions.is_empty() && !raw.not_actions.is_empty() {
+        return Err(
+            "not_actions without actions excludes from nothing; list the actions it narrows".into(),
+        );
+    }
+    if raw.data_actions.is_empty() && !raw.not_data_actions.is_empty() {
+        return Err("not_data_actions without data_actions excludes from nothing; list the data_actions it narrows".into());
+    }
+    let principals = match &raw.principals {
+        None => PrincipalSelector::default(),
+        Some(p) => {
+            if p.ids.is_empty()
+                && p.app_ids.is_empty()
+                && p.groups.is_empty()
+                && p.roles.is_empty()
+                && p.kinds.is_empty()
+            {
+                return Err("[rule.principals] is empty; list ids, app_ids, groups, roles or kinds, or remove the table to mean everyone".into());
+            }
+            if let Some(kind) = p.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+                return Err(format!(
+                    "principals.kinds: '{kind}' is not one of application, managed_identity, user"
+                ));
+            }
+            PrincipalSelector {
+                ids: p.ids.clone(),
+                app_ids: p.app_ids.clone(),
+                groups: p.groups.clone(),
+                roles: p.roles.clone(),
+                kinds: p.kinds.clone(),
+            }
+        }
+    };
+    let approval = match (raw.effect, &raw.approval) {
+        (Effect::Approve, None) => {
+            return Err(
+                "an approve rule needs [rule.approval] with the approvers' groups or ids".into(),
+            );
+        }
+        (Effect::Approve, Some(a)) => {
+            if a.groups.is_empty() && a.ids.is_empty() {
+                return Err(
+                    "approval has no approvers; list approval.groups or approval.ids".into(),
+                );
+            }
+            if a.min_approvals == 0 {
+                return Err("approval.min_approvals must be at least 1".into());
+            }
+            if a.hold.is_zero() || a.ttl.is_zero() {
+                return Err("approval.hold and approval.ttl must be longer than zero".into());
+            }
+            if a.ids.is_empty()
+                && !a.groups.is_empty()
+                && !principals.groups.is_empty()
+                && a.groups
+                    .iter()
+                    .all(|g| principals.groups.iter().any(|p| p.eq_ignore_ascii_case(g)))
+            {
+                warnings.push("the only approvers are the requesters' own group: requesters could approve each other".into());
+            }
+            Some(Approval {
+                approvers: Approvers {
+                    groups: a.groups.clone(),
+                    ids: a.ids.clone(),
+                },
+                min_approvals: a.min_approvals,
+                justification: a.justification,
+                hold: a.hold,
+                ttl: a.ttl,
+            })
+        }
+        (_, Some(_)) => {
+            return Err("[rule.approval] only belongs to rules with effect = \"approve\"".into());
+        }
+        (_, None) => None,
+    };
+    let scopes = raw
+        .scopes
+        .iter()
+        .map(|s| ScopePattern::parse(s).map_err(|e| format!("scopes: {e}")))
+        .collect::<Result<_, _>>()?;
+    Ok((
+        Rule {
+            name: raw.name.clone(),
+            effect: raw.effect,
+            reason: raw.reason.clone(),
+            actions: patterns(&raw.actions, "actions")?,
+            not_actions: patterns(&raw.not_actions, "not_actions")?,
+            data_actions: patterns(&raw.data_actions, "data_actions")?,
+            not_data_actions: patterns(&raw.not_data_actions, "not_data_actions")?,
+            scopes,
+            principals,
+            approval,
+            line,
+        },
+        warnings,
+    ))
+}

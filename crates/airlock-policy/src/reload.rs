@@ -1,0 +1,113 @@
+//! A policy file that can change under a running gateway: reloaded on
+//! change or on demand (SIGHUP), swapped atomically only once it has been
+//! parsed and validated in full.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use airlock_core::{Decision, Operation, Principal};
+use arc_swap::ArcSwap;
+
+use crate::{Policy, PolicyEngine, PolicyError};
+
+/// The current policy from a file; cheap to clone, lock-free to read.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), airlock_policy::PolicyError> {
+/// use std::time::Duration;
+/// let policy = airlock_policy::PolicyFile::load("policy.toml")?;
+/// policy.watch(Duration::from_secs(2)); // reload when the file changes
+/// // on SIGHUP: policy.reload()
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PolicyFile {
+    path: Arc<PathBuf>,
+    current: Arc<ArcSwap<Policy>>,
+}
+
+impl PolicyFile {
+    /// Loads and validates `path`.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read or is not a valid policy.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, PolicyError> {
+        let path = path.as_ref().to_owned();
+        let policy = Policy::load(&path)?;
+        log_warnings(&policy);
+        Ok(Self {
+            path: Arc::new(path),
+            current: Arc::new(ArcSwap::from_pointee(policy)),
+        })
+    }
+
+    /// The policy in force.
+    pub fn current(&self) -> Arc<Policy> {
+        self.current.load_full()
+    }
+
+    /// Reads the file again; on success the new policy replaces the old one
+    /// for every request from now on, on failure the old one stays.
+    ///
+    /// # Errors
+    ///
+    /// The new file's error (also logged); the running policy is unchanged.
+    pub fn reload(&self) -> Result<(), PolicyError> {
+        match Policy::load(&self.path) {
+            Ok(policy) => {
+                log_warnings(&policy);
+                tracing::info!(file = %self.path.display(), rules = policy.len(), "policy reloaded");
+                self.current.store(Arc::new(policy));
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, "the changed policy file is invalid; the running policy stays in force");
+                Err(error)
+            }
+        }
+    }
+
+    /// Checks the file's modification time and size every `interval` and
+    /// reloads when they change, until every clone of this handle is dropped.
+    pub fn watch(&self, interval: Duration) {
+        let path = self.path.clone();
+        let weak = Arc::downgrade(&self.current);
+        let mut seen = fingerprint(&path);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(current) = weak.upgrade() else {
+                    return;
+                };
+                let now = fingerprint(&path);
+                if now != seen {
+                    seen = now;
+                    let file = PolicyFile {
+                        path: path.clone(),
+                        current,
+                    };
+                    let _ = file.reload();
+                }
+            }
+        });
+    }
+}
+
+fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn log_warnings(policy: &Policy) {
+    for warning in policy.warnings() {
+        tracing::warn!("{warning}");
+    }
+}
+
+impl PolicyEngine for PolicyFile {
+    fn decide(&self, principal: &Principal, operation: &Operation) -> Decision {
+        self.current.load().decide(principal, operation)
+    }
+}

@@ -1,0 +1,144 @@
+//! Scope patterns: resource-id prefixes, compared segment by segment and
+//! case-insensitively, where a segment may hold `*` wildcards that match
+//! within that segment (`/subscriptions/*/resourceGroups/prod-*`).
+
+use std::fmt;
+
+/// A compiled scope pattern.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ScopePattern {
+    text: String,
+    segments: Vec<Box<[u8]>>,
+}
+
+impl fmt::Debug for ScopePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Display for ScopePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl ScopePattern {
+    /// Parses `/subscriptions/{s}/resourceGroups/{rg}` style prefixes; `/` is everything.
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        if !text.starts_with('/') {
+            return Err(format!(
+                "'{text}' must start with '/', like a resource id (/subscriptions/…)"
+            ));
+        }
+        let trimmed = text.trim_end_matches('/');
+        if trimmed.contains("//") {
+            return Err(format!("'{text}' has an empty segment"));
+        }
+        if trimmed.split('/').any(|s| s.contains("**")) {
+            return Err(format!(
+                "'{text}' has '**'; a scope is a prefix already, so everything beneath it is included"
+            ));
+        }
+        let segments = segments(trimmed)
+            .map(|s| s.to_ascii_lowercase().into_bytes().into())
+            .collect();
+        Ok(Self {
+            text: text.to_owned(),
+            segments,
+        })
+    }
+
+    /// Whether `scope` (a lower-cased resource id) is at or beneath this pattern.
+    pub(crate) fn covers(&self, scope: &str) -> bool {
+        let mut parts = segments(scope);
+        self.segments.iter().all(|p| {
+            parts
+                .next()
+                .is_some_and(|s| segment_matches(p, s.as_bytes()))
+        })
+    }
+
+    /// Whether this pattern and `scope` lie on one branch: one contains the
+    /// other. For operations on everything beneath a scope (`*/delete`).
+    pub(crate) fn overlaps(&self, scope: &str) -> bool {
+        self.segments
+            .iter()
+            .zip(segments(scope))
+            .all(|(p, s)| segment_matches(p, s.as_bytes()))
+    }
+}
+
+fn segments(id: &str) -> impl Iterator<Item = &str> {
+    id.split('/').filter(|s| !s.is_empty())
+}
+
+/// One segment against a glob segment (`*` within the segment only).
+fn segment_matches(pattern: &[u8], segment: &[u8]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < segment.len() {
+        if i < pattern.len() && pattern[i] == b'*' {
+            star = Some((i, j));
+            i += 1;
+        } else if i < pattern.len() && pattern[i] == segment[j] {
+            i += 1;
+            j += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[i..].iter().all(|&b| b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pat(p: &str) -> ScopePattern {
+        ScopePattern::parse(p).unwrap()
+    }
+
+    #[test]
+    fn prefixes_are_segment_wise_and_case_insensitive() {
+        let rg = pat("/subscriptions/S1/resourceGroups/Prod");
+        assert!(rg.covers("/subscriptions/s1/resourcegroups/prod"));
+        assert!(rg.covers(
+            "/subscriptions/s1/resourcegroups/prod/providers/microsoft.compute/virtualmachines/vm1"
+        ));
+        assert!(!rg.covers("/subscriptions/s1/resourcegroups/prod2"));
+        assert!(!rg.covers("/subscriptions/s1"));
+        assert!(pat("/").covers("/subscriptions/s1"));
+    }
+
+    #[test]
+    fn segment_globs() {
+        let prod = pat("/subscriptions/*/resourceGroups/prod-*");
+        assert!(prod.covers("/subscriptions/s1/resourcegroups/prod-eu/providers/x/y/z"));
+        assert!(!prod.covers("/subscriptions/s1/resourcegroups/dev-eu"));
+        assert!(
+            !pat("/subscriptions/*").covers("/providers/microsoft.management/managementgroups/mg")
+        );
+    }
+
+    #[test]
+    fn overlap_goes_both_ways() {
+        let vm = pat(
+            "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1",
+        );
+        assert!(vm.overlaps("/subscriptions/s1/resourcegroups/rg"));
+        assert!(!vm.covers("/subscriptions/s1/resourcegroups/rg"));
+        assert!(!vm.overlaps("/subscriptions/s1/resourcegroups/other"));
+    }
+
+    #[test]
+    fn malformed_patterns_are_refused() {
+        for bad in ["subscriptions/s", "/subscriptions//x", "/subscriptions/**"] {
+            assert!(ScopePattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

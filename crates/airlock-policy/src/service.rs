@@ -1,0 +1,72 @@
+//! [`PolicyService`]: the per-request work of the policy layer.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use airlock_core::{AirlockError, AuditDraft, Decision, ErrorContext, Operation, Principal};
+use http::{Request, Response};
+use tower::Service;
+
+use crate::PolicyEngine;
+use crate::future::ResponseFuture;
+
+/// The policy middleware; see [`PolicyLayer`](crate::PolicyLayer).
+#[derive(Clone)]
+pub struct PolicyService<S> {
+    pub(crate) inner: S,
+    pub(crate) engine: Arc<dyn PolicyEngine>,
+}
+
+impl<S> std::fmt::Debug for PolicyService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyService").finish_non_exhaustive()
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for PolicyService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = Response<http_body_util::Either<ResBody, airlock_core::AirlockBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let extensions = request.extensions();
+        let (Some(principal), Some(operation)) =
+            (extensions.get::<Principal>(), extensions.get::<Operation>())
+        else {
+            // Identity or classification is missing from the stack: refuse.
+            tracing::error!(
+                "policy: the request has no Principal or Operation; the identity and classify layers must come first"
+            );
+            return ResponseFuture::refused(
+                AirlockError::NotDecided.into_response(&ErrorContext::from_request(&request)),
+            );
+        };
+        let decision = self.engine.decide(principal, operation);
+        let operation_text = operation.to_string();
+        if let Some(draft) = extensions.get::<AuditDraft>() {
+            draft.update(|record| record.decision = Some(decision.clone()));
+        }
+        tracing::Span::current().record("rule", decision.rule());
+        let denial = match &decision {
+            Decision::Deny { reason, .. } => Some(AirlockError::PolicyDenied {
+                reason: reason.clone(),
+            }),
+            _ => None,
+        };
+        request.extensions_mut().insert(decision);
+        if let Some(error) = denial {
+            tracing::info!(operation = %operation_text, "request denied by policy");
+            return ResponseFuture::refused(
+                error.into_response(&ErrorContext::from_request(&request)),
+            );
+        }
+        ResponseFuture::inner(self.inner.call(request))
+    }
+}
