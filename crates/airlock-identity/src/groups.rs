@@ -50,8 +50,11 @@ pub struct GraphGroupResolver {
     graph_url: String,
     audience: String,
     ttl: Duration,
-    cache: Mutex<HashMap<(String, String), (Instant, Arc<Vec<String>>)>>,
+    cache: Mutex<GroupCache>,
 }
+
+/// Groups by `(tenant, object id)`, with when they were fetched.
+type GroupCache = HashMap<(String, String), (Instant, Arc<Vec<String>>)>;
 
 impl std::fmt::Debug for GraphGroupResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -171,7 +171,12 @@ impl JwtValidator {
             .get("exp")
             .and_then(Value::as_f64)
             .ok_or(AuthError::MissingClaim("exp"))?;
-        let mut valid_until = UNIX_EPOCH + Duration::from_secs_f64((exp + leeway).max(0.0));
+        // An `exp` beyond what a `SystemTime` holds (`u64::MAX`, `1e19`) is
+        // not a panic: such a token is verified but not cached.
+        let mut valid_until = Duration::try_from_secs_f64((exp + leeway).max(0.0))
+            .ok()
+            .and_then(|lifetime| UNIX_EPOCH.checked_add(lifetime))
+            .unwrap_or(now);
         let mapped = map_claims(claims)?;
         let principal = if mapped.overage {
             let Some(resolver) = &inner.groups else {
