@@ -4,11 +4,13 @@
 //! - `ci`: every check CI runs, in order, stopping at the first failure;
 //! - `bench`: loopback load against the simulated Azure directly, a bare
 //!   pass-through proxy, and the Airlock gateway, with ratios;
+//! - `fuzz`: the cargo-fuzz target in `fuzz/`, on stable, for a fixed time;
 //! - `demo`: `airlock demo`, built in release mode.
 
 mod bench;
 mod ci;
 mod duration;
+mod fuzz;
 mod load;
 mod process;
 
@@ -35,6 +37,8 @@ enum Command {
     Ci,
     /// Compare throughput and latency: simulated Azure, bare proxy, gateway.
     Bench(bench::BenchArgs),
+    /// Fuzz the bearer-token path (cargo-fuzz, stable with RUSTC_BOOTSTRAP=1).
+    Fuzz(fuzz::FuzzArgs),
     /// Run `airlock demo` (release build); extra arguments go to the demo.
     Demo {
         /// Passed through to `airlock demo`, e.g. `-- --serve`.
@@ -50,6 +54,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Ci => ci::run(&sh),
         Command::Bench(args) => bench::run(&sh, &args),
+        Command::Fuzz(args) => fuzz::run(&sh, &args),
         Command::Demo { args } => {
             cmd!(
                 sh,
