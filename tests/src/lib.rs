@@ -47,7 +47,12 @@ pub struct Options {
     pub upstream_toml: String,
     /// Point the gateway at this ARM URL instead of the simulator.
     pub arm_url: Option<String>,
+    /// The policy file's text; default [`ALLOW_ALL`].
+    pub policy: Option<String>,
 }
+
+/// A policy that allows every operation, for tests about forwarding.
+pub const ALLOW_ALL: &str = "[[rule]]\nname = \"test-allow-all\"\neffect = \"allow\"\nactions = [\"*\"]\ndata_actions = [\"*\"]\n";
 
 impl Harness {
     /// Starts with plain HTTP and defaults.
@@ -64,6 +69,8 @@ impl Harness {
             .unwrap();
         let issuer = DevIssuer::start(airlock_sim::TENANT_ID).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
+        let policy_file = dir.path().join("policy.toml");
+        std::fs::write(&policy_file, options.policy.as_deref().unwrap_or(ALLOW_ALL)).unwrap();
         let mut ca = None;
         let mut tls_toml = String::new();
         if options.tls {
@@ -81,9 +88,10 @@ impl Harness {
             ca = Some(certs.ca_pem);
         }
         let text = format!(
-            "[listen]\naddress = \"127.0.0.1:0\"\n{tls_toml}\n[identity]\ntenants = [\"{tenant}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{discovery}\"\n\n[upstream]\narm_url = \"{arm}\"\nallow_insecure_http = true\n{upstream}\n[upstream.key_vault]\nendpoint = \"{kv}\"\nvaults = [\"{vault}\"]\n\n[upstream.credential]\nkind = \"static\"\ntoken = \"{UPSTREAM_TOKEN}\"\n\n{extra}",
+            "[listen]\naddress = \"127.0.0.1:0\"\n{tls_toml}\n[identity]\ntenants = [\"{tenant}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{discovery}\"\n\n[policy]\nfile = \"{policy}\"\n\n[upstream]\narm_url = \"{arm}\"\nallow_insecure_http = true\n{upstream}\n[upstream.key_vault]\nendpoint = \"{kv}\"\nvaults = [\"{vault}\"]\n\n[upstream.credential]\nkind = \"static\"\ntoken = \"{UPSTREAM_TOKEN}\"\n\n{extra}",
             tenant = issuer.tenant_id(),
             discovery = issuer.issuer(),
+            policy = policy_file.display(),
             arm = options.arm_url.clone().unwrap_or_else(|| sim.arm_url()),
             upstream = options.upstream_toml,
             kv = sim.key_vault_endpoint(),

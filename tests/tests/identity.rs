@@ -205,10 +205,14 @@ async fn group_overage_without_a_resolver_is_a_403_not_an_empty_group_list() {
 async fn an_unreachable_identity_provider_stops_the_start_with_its_url() {
     let issuer = DevIssuer::start(airlock_sim::TENANT_ID).await.unwrap();
     issuer.set_available(false);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, airlock_tests::ALLOW_ALL).unwrap();
     let text = format!(
-        "[listen]\naddress = \"127.0.0.1:0\"\n[identity]\ntenants = [\"{}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{}\"\n[upstream]\nallow_insecure_http = true\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+        "[listen]\naddress = \"127.0.0.1:0\"\n[identity]\ntenants = [\"{}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{}\"\n[policy]\nfile = \"{}\"\n[upstream]\nallow_insecure_http = true\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
         issuer.tenant_id(),
-        issuer.issuer()
+        issuer.issuer(),
+        policy.display()
     );
     let config = Config::parse(&text, "test", |_| None).unwrap();
     let error = Gateway::start_with(config, std::sync::Arc::new(StaticTokenProvider::new("t")))

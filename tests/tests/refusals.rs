@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use airlock_core::REQUEST_ID_HEADER;
 use airlock_tests::{Harness, Options, assert_airlock_error, raw, rg_path};
 use bytes::Bytes;
 use http::{Method, StatusCode};

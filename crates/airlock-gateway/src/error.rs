@@ -20,6 +20,11 @@ pub enum StartError {
         "identity: {0}; fix: check [identity] (discovery, jwks_url or jwks_file) and that the identity provider is reachable from the gateway"
     )]
     Identity(airlock_identity::BuildError),
+    /// The policy file is missing or invalid.
+    #[error(
+        "policy.file: {0}; fix: correct the file (`airlock policy check FILE` shows every problem)"
+    )]
+    Policy(airlock_policy::PolicyError),
     /// The listen address is taken or not ours.
     #[error("cannot listen on {address}: {source}; fix: choose a free address in listen.address")]
     Bind {

@@ -12,9 +12,11 @@
 //! ```
 
 pub mod arm_errors;
+mod classify;
 pub mod config;
 pub mod demo;
 mod error;
+pub mod explain;
 mod identity;
 pub mod routing;
 mod server;

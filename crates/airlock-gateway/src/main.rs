@@ -27,11 +27,38 @@ enum Command {
         #[arg(long, short, default_value = "airlock.toml")]
         config: PathBuf,
     },
+    /// Check or explain a policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Run the gateway against a simulated Azure and walk a scripted agent through it.
     Demo {
         /// Keep the demo running for exploration instead of exiting.
         #[arg(long)]
         serve: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file: every problem with its line and rule, and warnings.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Show how the gateway would classify and decide one request, rule by rule.
+    Explain {
+        /// The gateway configuration (its routing and policy file are used).
+        #[arg(long, short, default_value = "airlock.toml")]
+        config: PathBuf,
+        /// Who asks: `id=…,kind=managed_identity,groups=g1|g2,roles=r,app_id=…`.
+        #[arg(long)]
+        principal: String,
+        /// The request: `"DELETE /subscriptions/…?api-version=…"` or with an absolute URL.
+        #[arg(long)]
+        request: String,
+        /// A file holding the request body (for `/batch`, deployments, moves).
+        #[arg(long)]
+        body: Option<PathBuf>,
     },
 }
 
@@ -77,18 +104,62 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => {
             let config = airlock_gateway::Config::load(&config)?;
             let gateway = airlock_gateway::Gateway::start(config).await?;
-            shutdown_signal().await;
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = reload_on_sighup(&gateway) => {}
+            }
             tracing::info!("shutting down: draining in-flight requests");
             gateway.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => {
-            airlock_gateway::Config::load(&config)?;
+            let parsed = airlock_gateway::Config::load(&config)?;
+            airlock_policy::Policy::load(&parsed.policy.file)
+                .map_err(airlock_gateway::StartError::Policy)?;
             println!("{}: ok", config.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy(PolicyCommand::Check { file }) => {
+            let policy = airlock_policy::Policy::load(&file)?;
+            for warning in policy.warnings() {
+                println!("warning: {warning}");
+            }
+            println!("{}: ok, {} rules", file.display(), policy.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy(PolicyCommand::Explain {
+            config,
+            principal,
+            request,
+            body,
+        }) => {
+            let config = airlock_gateway::Config::load(&config)?;
+            let principal = airlock_gateway::explain::parse_principal(&principal)?;
+            let body = match body {
+                Some(path) => std::fs::read(&path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+                None => Vec::new(),
+            };
+            let (_, text) =
+                airlock_gateway::explain::explain(&config, &principal, &request, &body)?;
+            print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { serve } => airlock_gateway::demo::run(serve, shutdown_signal()).await,
     }
+}
+
+/// Reloads the policy on every SIGHUP (an invalid file is logged and the
+/// running policy stays). Never returns.
+async fn reload_on_sighup(gateway: &airlock_gateway::RunningGateway) {
+    #[cfg(unix)]
+    if let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the policy");
+            let _ = gateway.reload_policy();
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// Ctrl-C or SIGTERM.

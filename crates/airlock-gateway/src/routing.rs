@@ -242,6 +242,8 @@ impl Routes {
     ///     [identity]
     ///     tenants = ["t1"]
     ///     audiences = ["api://airlock"]
+    ///     [policy]
+    ///     file = "policy.toml"
     ///     [upstream.key_vault]
     ///     vaults = ["kv1"]
     ///     [upstream.credential]
@@ -331,6 +333,8 @@ mod tests {
             [identity]
             tenants = ["t1"]
             audiences = ["api://airlock"]
+            [policy]
+            file = "policy.toml"
             [upstream.key_vault]
             vaults = ["demo-vault"]
             [upstream.credential]

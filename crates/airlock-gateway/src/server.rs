@@ -19,8 +19,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use airlock_policy::{PolicyFile, PolicyLayer};
+
+use crate::routing::Routes;
+use crate::stack::Layers;
 use crate::upstream::{OutboundClient, Upstream};
-use crate::{Config, StartError, identity, stack, tls};
+use crate::{Config, StartError, classify, identity, stack, tls};
 
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,12 +74,18 @@ impl Gateway {
                 "listening without TLS: Azure SDKs refuse to send bearer tokens over plain HTTP; configure [listen.tls]"
             );
         }
+        let policy = PolicyFile::load(&config.policy.file).map_err(StartError::Policy)?;
+        policy.watch(config.policy.reload_interval);
         let outbound: Arc<dyn HttpClient> = Arc::new(OutboundClient::from_config(&config)?);
-        let identity = identity::layer(&config.identity, outbound, tokens.clone()).await?;
+        let layers = Layers {
+            identity: identity::layer(&config.identity, outbound, tokens.clone()).await?,
+            classify: classify::layer(&config, Routes::from_config(&config)?),
+            policy: PolicyLayer::new(policy.clone()),
+        };
         let upstream = Upstream::new(&config, tokens)?;
         let ready = Arc::new(AtomicBool::new(true));
         let app = health_routes(Arc::clone(&ready))
-            .fallback_service(stack::build(&config, identity, upstream));
+            .fallback_service(stack::build(&config, layers, upstream));
         let (stop, stopped) = watch::channel(false);
         let drain_timeout = config.limits.request_timeout;
         let local_addr = config.listen.address;
@@ -84,6 +94,7 @@ impl Gateway {
         Ok(RunningGateway {
             local_addr,
             public_url,
+            policy,
             ready,
             stop,
             task,
@@ -190,6 +201,7 @@ async fn accept_loop(
 pub struct RunningGateway {
     local_addr: SocketAddr,
     public_url: String,
+    policy: PolicyFile,
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -204,6 +216,12 @@ impl RunningGateway {
     pub fn url(&self) -> &str {
         &self.public_url
     }
+    /// Reads the policy file again (what SIGHUP does); an invalid file keeps
+    /// the running policy and is returned as the error.
+    pub fn reload_policy(&self) -> Result<(), airlock_policy::PolicyError> {
+        self.policy.reload()
+    }
+
     /// Stops accepting, reports not-ready, and waits for in-flight requests to finish.
     pub async fn shutdown(self) {
         self.ready.store(false, Ordering::Release);

@@ -2,8 +2,10 @@
 
 use std::convert::Infallible;
 
-use airlock_core::{AirlockBody, Decision, REQUEST_ID_HEADER};
+use airlock_azure::ClassifyLayer;
+use airlock_core::{AirlockBody, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
+use airlock_policy::PolicyLayer;
 use http::{HeaderName, Request, Response};
 use http_body_util::Either;
 use tower::ServiceBuilder;
@@ -20,13 +22,26 @@ use crate::upstream::Upstream;
 pub type GatewayService =
     BoxCloneSyncService<Request<axum::body::Body>, Response<AirlockBody>, Infallible>;
 
-/// The rule name recorded while no policy engine is in the stack.
-pub const NO_POLICY_RULE: &str = "no-policy-engine-configured";
+fn flatten(response: Response<Either<AirlockBody, AirlockBody>>) -> Response<AirlockBody> {
+    response.map(Either::into_inner)
+}
+
+/// The concern layers, built from configuration.
+#[derive(Debug)]
+pub struct Layers {
+    /// Bearer token → `Principal` (401).
+    pub identity: IdentityLayer,
+    /// Request → `Operation` (400/403/413).
+    pub classify: ClassifyLayer,
+    /// `Principal` + `Operation` → `Decision` (403).
+    pub policy: PolicyLayer,
+}
 
 /// Stacks the layers in front of the upstream service:
 /// request id → trace → ARM-shaped errors → timeout (504) → request-body
-/// timeout (408) → body limit (413) → identity (401) → decision → upstream.
-pub fn build(config: &Config, identity: IdentityLayer, upstream: Upstream) -> GatewayService {
+/// timeout (408) → body limit (413) → identity (401) → classify (400) →
+/// policy (403) → upstream.
+pub fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let limits = &config.limits;
     let service = ServiceBuilder::new()
@@ -36,8 +51,8 @@ pub fn build(config: &Config, identity: IdentityLayer, upstream: Upstream) -> Ga
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<axum::body::Body>| {
             // The query can carry SAS signatures: only the path is logged.
             let id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            // `principal` is filled in by the identity layer.
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, principal = tracing::field::Empty)
+            // `principal` and `rule` are filled in by the identity and policy layers.
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, principal = tracing::field::Empty, rule = tracing::field::Empty)
         }))
         .layer(ArmErrorsLayer::new(limits.request_timeout, limits.request_body_timeout, limits.max_request_body_bytes))
         .layer(TimeoutLayer::with_status_code(http::StatusCode::GATEWAY_TIMEOUT, limits.request_timeout))
@@ -45,16 +60,14 @@ pub fn build(config: &Config, identity: IdentityLayer, upstream: Upstream) -> Ga
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
         ))
-        // Both sides of the identity layer's `Either` are already `AirlockBody`.
-        .map_response(|response: Response<Either<AirlockBody, AirlockBody>>| response.map(Either::into_inner))
-        .layer(identity)
-        // Until the policy layer is part of the stack, every request that
-        // reaches an allowed upstream host is allowed, under a rule name that
-        // says so in every error and audit record.
-        .map_request(|mut request: Request<_>| {
-            request.extensions_mut().insert(Decision::Allow { rule: NO_POLICY_RULE.into() });
-            request
-        })
+        // Each concern layer answers its refusals as `AirlockBody` beside the
+        // inner body (`Either`); the inner body is `AirlockBody` too.
+        .map_response(flatten)
+        .layer(layers.identity)
+        .map_response(flatten)
+        .layer(layers.classify)
+        .map_response(flatten)
+        .layer(layers.policy)
         .service(upstream);
     BoxCloneSyncService::new(service)
 }

@@ -13,10 +13,18 @@ fn airlock(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `airlock check-config` on `text`, where `POLICY` stands for the path
+/// of a valid policy file.
 fn check_config(text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\nname = \"reads\"\neffect = \"allow\"\nactions = [\"*/read\"]\n",
+    )
+    .unwrap();
     let path = dir.path().join("airlock.toml");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, text.replace("POLICY", policy.to_str().unwrap())).unwrap();
     let output = airlock(&["check-config", "--config", path.to_str().unwrap()]);
     (
         output.status.success(),
@@ -37,9 +45,12 @@ fn the_demo_runs_every_step_successfully() {
     for expected in [
         "agent  --TLS-->  gateway https://localhost:",
         "over HTTP/2",
-        "Azure-AsyncOperation rewritten to the gateway: true",
-        "InProgress -> Succeeded",
+        "tenant '99999999-9999-9999-9999-999999999999' is not allowed",
+        "WWW-Authenticate: Bearer authorization=\"https://login.windows.net/",
         "every nextLink through the gateway: true",
+        "needs approval (rule 'storage-account-writes-need-approval')",
+        "\"AirlockPolicyDenied\": \"Microsoft.Compute/virtualMachines/delete on",
+        "is denied by rule 'no-vm-delete'",
         "AirlockHostNotAllowed",
         "none with the agent's",
         "steps behaved as expected",
@@ -55,7 +66,7 @@ fn the_demo_runs_every_step_successfully() {
 #[test]
 fn a_good_config_checks_ok() {
     let (ok, out) = check_config(
-        "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+        "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"POLICY\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
     );
     assert!(ok, "{out}");
     assert!(out.contains(": ok"), "{out}");
@@ -73,23 +84,23 @@ fn bad_configs_are_refused_with_the_key_and_the_fix() {
             "missing field `identity`",
         ),
         (
-            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = []\naudiences = [\"api://airlock\"]\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = []\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"POLICY\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
             "identity.tenants",
         ),
         (
-            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\nalgorithms = [\"HS256\"]\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\nalgorithms = [\"HS256\"]\n[policy]\nfile = \"POLICY\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
             "identity.algorithms",
         ),
         (
-            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[upstream.credential]\nkind = \"static\"\n",
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"POLICY\"\n[upstream.credential]\nkind = \"static\"\n",
             "upstream.credential.token",
         ),
         (
-            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[upstream.credential]\nkind = \"password\"\n",
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"POLICY\"\n[upstream.credential]\nkind = \"password\"\n",
             "unknown variant `password`",
         ),
         (
-            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[upstream]\narm_url = \"http://127.0.0.1:1\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"POLICY\"\n[upstream]\narm_url = \"http://127.0.0.1:1\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
             "allow_insecure_http",
         ),
         ("[listen\n", "airlock.toml"),

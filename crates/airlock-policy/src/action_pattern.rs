@@ -36,6 +36,21 @@ impl ActionPattern {
         if text.is_empty() {
             return Err("an empty action pattern matches nothing".into());
         }
+        // A request the classifier did not understand is named
+        // "{METHOD} {path}" (as `airlock policy explain` prints it); a rule
+        // may name such requests exactly, or with '*'.
+        if let Some((method, path)) = text.split_once(' ') {
+            if method.is_empty()
+                || !method.bytes().all(|b| b.is_ascii_uppercase())
+                || !path.starts_with('/')
+                || path.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(format!(
+                    "'{text}' is neither an operation name nor an unclassified request (\"METHOD /path\")"
+                ));
+            }
+            return Ok(Self::compile(text));
+        }
         if let Some(bad) = text
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '*' | '-' | '_')))
@@ -54,13 +69,24 @@ impl ActionPattern {
                 "'{text}' has an empty segment; write e.g. 'Microsoft.Compute/virtualMachines/read'"
             ));
         }
-        let lower: Box<[u8]> = text.to_ascii_lowercase().into_bytes().into();
+        Ok(Self::compile(text))
+    }
+
+    fn compile(text: &str) -> Self {
+        let lower: Box<[u8]> = text.to_lowercase().into_bytes().into();
         let literal_prefix = lower.iter().position(|&b| b == b'*').unwrap_or(lower.len());
-        Ok(Self {
+        Self {
             text: text.to_owned(),
             lower,
             literal_prefix,
-        })
+        }
+    }
+
+    /// The provider namespace every name this pattern matches starts with
+    /// (`microsoft.compute`), or `None` when it could match any.
+    pub(crate) fn namespace(&self) -> Option<&[u8]> {
+        let end = self.lower.iter().position(|&b| b == b'/')?;
+        (end <= self.literal_prefix).then(|| &self.lower[..end])
     }
 
     /// Whether this pattern has no wildcard.
@@ -71,6 +97,10 @@ impl ActionPattern {
     /// Whether the lower-cased operation `name` (which may itself contain
     /// `*`, meaning "any") could be an operation this pattern names.
     pub(crate) fn overlaps(&self, name: &[u8]) -> bool {
+        // A plain name stands for itself only: overlapping is matching.
+        if !name.contains(&b'*') {
+            return self.covers(name);
+        }
         let prefix = self.literal_prefix.min(name.len());
         let comparable = name[..prefix]
             .iter()
@@ -122,12 +152,21 @@ fn glob_covers(p: &[u8], q: &[u8]) -> bool {
 }
 
 /// Whether two star patterns have a string in common (dynamic programming
-/// over both, O(len(a) × len(b)); names are short).
+/// over both, O(len(a) × len(b)); names are short, so the rows live on the
+/// stack up to 256 bytes).
 fn globs_intersect(a: &[u8], b: &[u8]) -> bool {
-    // reach[j]: the suffixes a[i..] and b[j..] can produce a common string.
+    const STACK: usize = 257;
     let m = b.len();
-    let mut next = vec![false; m + 1];
-    let mut current = vec![false; m + 1];
+    let (mut next_stack, mut current_stack) = ([false; STACK], [false; STACK]);
+    let (mut next_heap, mut current_heap);
+    let (mut next, mut current): (&mut [bool], &mut [bool]) = if m < STACK {
+        (&mut next_stack[..=m], &mut current_stack[..=m])
+    } else {
+        next_heap = vec![false; m + 1];
+        current_heap = vec![false; m + 1];
+        (&mut next_heap, &mut current_heap)
+    };
+    // next[j]: whether a[i+1..] and b[j..] can produce a common string.
     for i in (0..=a.len()).rev() {
         for j in (0..=m).rev() {
             current[j] = match (a.get(i), b.get(j)) {
@@ -219,6 +258,39 @@ mod tests {
             "a/b/",
         ] {
             assert!(ActionPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A plainly recursive matcher, obviously right, to check the fast ones against.
+    fn reference(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => reference(&p[1..], s) || (!s.is_empty() && reference(p, &s[1..])),
+            (Some(a), Some(b)) => a == b && reference(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matching_agrees_with_the_reference(p in "\\*?[ab]{1,3}(\\*[ab]{1,3}){0,2}\\*?", s in "[ab]{0,10}") {
+            let pattern = pat(&p);
+            let expected = reference(p.as_bytes(), s.as_bytes());
+            proptest::prop_assert_eq!(pattern.covers(s.as_bytes()), expected);
+            proptest::prop_assert_eq!(pattern.overlaps(s.as_bytes()), expected);
+        }
+
+        #[test]
+        fn cover_implies_overlap_and_every_instance_matches(p in "\\*?[ab]{1,3}(\\*[ab]{1,3}){0,2}\\*?", q in "\\*?[ab]{1,3}(\\*[ab]{1,3}){0,2}\\*?", fill in "[ab]{0,3}") {
+            let pattern = pat(&p);
+            let instance = q.replace('*', &fill);
+            if pattern.covers(q.as_bytes()) {
+                proptest::prop_assert!(pattern.overlaps(q.as_bytes()));
+                proptest::prop_assert!(reference(p.as_bytes(), instance.as_bytes()), "{} covers {} but not its instance {}", p, q, instance);
+            }
+            if reference(p.as_bytes(), instance.as_bytes()) {
+                proptest::prop_assert!(pattern.overlaps(q.as_bytes()), "{} matches {} (an instance of {}) but does not overlap it", p, instance, q);
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! A validated set of rules, and how they decide.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,6 +24,61 @@ pub const NO_MATCHING_RULE: &str = "no-matching-rule";
 pub struct Policy {
     rules: Vec<Rule>,
     warnings: Vec<String>,
+    index: RuleIndex,
+}
+
+/// Which rules can apply to an operation of a provider namespace, in rule
+/// order, so a decision looks at a handful of rules, not all of them.
+#[derive(Clone, Debug, Default)]
+struct RuleIndex {
+    /// Per lower-cased namespace: its rules and the rules of any namespace.
+    by_namespace: HashMap<String, Vec<usize>>,
+    /// Rules whose patterns may match any namespace (`*/read`).
+    any_namespace: Vec<usize>,
+    /// Every rule: for pattern operations and unclassified requests.
+    all: Vec<usize>,
+}
+
+impl RuleIndex {
+    fn build(rules: &[Rule]) -> Self {
+        let mut index = RuleIndex {
+            all: (0..rules.len()).collect(),
+            ..Self::default()
+        };
+        let mut named: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, rule) in rules.iter().enumerate() {
+            match rule.namespaces() {
+                None => index.any_namespace.push(i),
+                Some(namespaces) => {
+                    for namespace in namespaces {
+                        let list = named
+                            .entry(String::from_utf8_lossy(namespace).into_owned())
+                            .or_default();
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                }
+            }
+        }
+        for (namespace, mut list) in named {
+            list.extend(&index.any_namespace);
+            list.sort_unstable();
+            list.dedup();
+            index.by_namespace.insert(namespace, list);
+        }
+        index
+    }
+
+    fn rules_for(&self, candidate: &Candidate<'_>) -> &[usize] {
+        match candidate.namespace() {
+            Some(namespace) => self
+                .by_namespace
+                .get(namespace)
+                .unwrap_or(&self.any_namespace),
+            None => &self.all,
+        }
+    }
 }
 
 /// What one rule made of one operation, for `airlock policy explain`.
@@ -171,6 +226,7 @@ impl Policy {
             );
             policy.rules.push(rule);
         }
+        policy.index = RuleIndex::build(&policy.rules);
         Ok(policy)
     }
 
@@ -221,7 +277,12 @@ impl Policy {
             let candidate = Candidate::new(op);
             let mut granted: Option<&Rule> = None;
             let mut asks: Option<&Rule> = None;
-            for rule in &self.rules {
+            for rule in self
+                .index
+                .rules_for(&candidate)
+                .iter()
+                .map(|&i| &self.rules[i])
+            {
                 if rule
                     .applies(principal, &candidate, reach_of(rule.effect))
                     .is_err()

@@ -152,16 +152,29 @@ pub(crate) struct Candidate<'o> {
 
 impl<'o> Candidate<'o> {
     pub(crate) fn new(operation: &'o Operation) -> Self {
-        let name = operation.name().to_ascii_lowercase();
+        let name = operation.name().to_lowercase();
         Self {
             operation,
             is_pattern: name.contains('*'),
             name,
         }
     }
+
+    /// The provider namespace (`microsoft.compute`), unless the name is a
+    /// pattern, an unclassified request, or has none.
+    pub(crate) fn namespace(&self) -> Option<&str> {
+        let (namespace, _) = self.name.split_once('/')?;
+        (!namespace.contains('*') && !namespace.contains(' ')).then_some(namespace)
+    }
 }
 
 impl Rule {
+    /// The namespaces this rule can apply to (`None`: any).
+    pub(crate) fn namespaces(&self) -> Option<Vec<&[u8]>> {
+        let patterns = self.actions.iter().chain(&self.data_actions);
+        patterns.map(ActionPattern::namespace).collect()
+    }
+
     /// Whether this rule applies to `op` for `principal`, compared as `reach` asks.
     pub(crate) fn applies(
         &self,
@@ -193,6 +206,10 @@ impl Rule {
                 Skip::NotListed
             });
         }
+        // Selectors are cheap and, in large policies, the most selective check.
+        if let Some(field) = self.principals.mismatch(principal) {
+            return Err(Skip::Principal(field));
+        }
         // To allow, nothing the operation stands for may be excluded; to deny,
         // an exclusion spares it only if it takes out all it stands for.
         let exclusion = match reach {
@@ -211,9 +228,6 @@ impl Rule {
             if !inside {
                 return Err(Skip::OutOfScope);
             }
-        }
-        if let Some(field) = self.principals.mismatch(principal) {
-            return Err(Skip::Principal(field));
         }
         Ok(())
     }

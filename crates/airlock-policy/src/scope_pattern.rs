@@ -41,7 +41,7 @@ impl ScopePattern {
             ));
         }
         let segments = segments(trimmed)
-            .map(|s| s.to_ascii_lowercase().into_bytes().into())
+            .map(|s| s.to_lowercase().into_bytes().into())
             .collect();
         Ok(Self {
             text: text.to_owned(),

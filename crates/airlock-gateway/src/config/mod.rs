@@ -17,6 +17,9 @@
 //!     tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
 //!     audiences = ["api://airlock"]
 //!
+//!     [policy]
+//!     file = "policy.toml"
+//!
 //!     [upstream.credential]
 //!     kind = "static"
 //!     token = "dev-token"
@@ -49,11 +52,29 @@ pub struct Config {
     pub listen: ListenConfig,
     /// Whose tokens are accepted.
     pub identity: IdentityConfig,
+    /// What they may do.
+    pub policy: PolicyConfig,
     /// Where requests go, and with which credential.
     pub upstream: UpstreamConfig,
     /// Sizes and durations that bound each request.
     #[serde(default)]
     pub limits: LimitsConfig,
+}
+
+/// `[policy]`: the rules every request is decided by. Required: without a
+/// policy nothing could be allowed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The policy file (relative paths are relative to the working directory).
+    pub file: PathBuf,
+    /// How often the file is checked for changes; SIGHUP reloads at once.
+    #[serde(default = "default_policy_reload", with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+fn default_policy_reload() -> Duration {
+    Duration::from_secs(2)
 }
 
 /// `[listen]`: the client-facing listener.
@@ -298,6 +319,13 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.public_url()?;
         self.identity.validate(self.upstream.allow_insecure_http)?;
+        if self.policy.reload_interval.is_zero() {
+            return Err(invalid(
+                "policy.reload_interval",
+                "must be longer than zero",
+                "give a duration such as \"2s\"",
+            ));
+        }
         self.arm_endpoint()?;
         self.key_vault_endpoint()?;
         for vault in &self.upstream.key_vault.vaults {
@@ -451,7 +479,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n";
+    const MINIMAL: &str = "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"policy.toml\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n";
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, "airlock.toml", |_| None)
@@ -478,7 +506,7 @@ mod tests {
         let message = error_of(&format!("{MINIMAL}[limits]\nmax_body = 3\n"));
         assert!(message.starts_with("airlock.toml: "), "{message}");
         assert!(message.contains("unknown field `max_body`"), "{message}");
-        assert!(message.contains("line 10"), "{message}");
+        assert!(message.contains("line 12"), "{message}");
     }
 
     #[test]

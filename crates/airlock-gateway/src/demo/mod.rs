@@ -24,6 +24,10 @@ use crate::{Config, Gateway, RunningGateway};
 
 /// The token the gateway presents to the simulated Azure.
 const UPSTREAM_TOKEN: &str = "demo-upstream-token";
+/// The demo's policy: reads allowed, storage account writes need approval,
+/// VM deletes blocked.
+pub const DEMO_POLICY: &str = include_str!("policy.toml");
+
 /// The gateway's app ID URI: the audience agents ask their tokens for.
 pub const AUDIENCE: &str = "api://airlock";
 
@@ -63,6 +67,8 @@ impl DemoEnvironment {
         certs
             .write_to(dir.path())
             .context("writing the demo's certificates")?;
+        std::fs::write(dir.path().join("policy.toml"), DEMO_POLICY)
+            .context("writing the demo's policy")?;
         let config_text = demo_config(&sim, &issuer, dir.path());
         std::fs::write(dir.path().join("airlock.toml"), &config_text)?;
         let config = Config::parse(&config_text, "demo airlock.toml", |_| None)?;
@@ -106,6 +112,9 @@ tenants = ["{tenant}"]
 audiences = ["{AUDIENCE}"]
 discovery = "{discovery}"   # the development token issuer
 
+[policy]
+file = "{policy}"
+
 [upstream]
 arm_url = "{arm}"
 allow_insecure_http = true   # the simulated Azure speaks plain HTTP on loopback
@@ -120,6 +129,7 @@ token = "{UPSTREAM_TOKEN}"
 "#,
         cert = dir.join("cert.pem").display(),
         tenant = issuer.tenant_id(),
+        policy = dir.join("policy.toml").display(),
         discovery = issuer.issuer(),
         key = dir.join("key.pem").display(),
         arm = sim.arm_url(),

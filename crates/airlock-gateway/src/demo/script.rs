@@ -136,8 +136,8 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
         ),
     );
 
-    create_storage_account(&agent, &storage, &mut report).await?;
     list_all_pages(&agent, &storage, &mut report).await?;
+    policy_steps(&agent, &rg, &storage, &mut report).await?;
 
     let vault = format!(
         "https://{VAULT}.localhost:{}",
@@ -251,9 +251,11 @@ async fn identity_steps(env: &DemoEnvironment, report: &mut Report) -> anyhow::R
 /// A tenant the demo gateway does not allow.
 const INTRUDER_TENANT: &str = "99999999-9999-9999-9999-999999999999";
 
-/// PUT as a long-running operation, then poll the rewritten status URL.
-async fn create_storage_account(
+/// What policy decides: a storage account write waits for approval, a VM
+/// delete is blocked, each answer naming the rule.
+async fn policy_steps(
     agent: &AgentClient,
+    rg: &str,
     storage: &str,
     report: &mut Report,
 ) -> anyhow::Result<()> {
@@ -268,39 +270,40 @@ async fn create_storage_account(
             Some(body),
         )
         .await?;
-    let status_url = created
-        .header("azure-asyncoperation")
-        .unwrap_or_default()
+    let rule = created.json()["error"]["airlock"]["rule"]
+        .as_str()
+        .unwrap_or("?")
         .to_owned();
-    let through_gateway = status_url.starts_with(agent.base());
     report.check(
-        "PUT  storage account demonew (long-running)",
+        "PUT  storage account demonew",
         &created,
-        StatusCode::ACCEPTED,
-        format!("Azure-AsyncOperation rewritten to the gateway: {through_gateway}"),
+        StatusCode::FORBIDDEN,
+        format!(
+            "{}: needs approval (rule '{rule}'); the approval layer is not in this build yet, so nothing is held or forwarded",
+            created.json()["error"]["code"]
+        ),
     );
-    if !through_gateway {
-        report.step(
-            "poll the operation",
-            format!("status URL {status_url:?} does not point at the gateway"),
-            false,
-        );
-        return Ok(());
-    }
-    let mut states = Vec::new();
-    for _ in 0..20 {
-        let poll = agent.get(&status_url).await?;
-        let state = poll.json()["status"].as_str().unwrap_or("?").to_owned();
-        states.push(state.clone());
-        if state != "InProgress" {
-            break;
-        }
-    }
-    let succeeded = states.last().is_some_and(|s| s == "Succeeded");
-    report.step(
-        "poll the operation through the gateway",
-        states.join(" -> "),
-        succeeded,
+
+    let vm = airlock_sim::VIRTUAL_MACHINES[0];
+    let deleted = agent
+        .send(
+            Method::DELETE,
+            &format!(
+                "{rg}/providers/Microsoft.Compute/virtualMachines/{vm}?api-version=2024-07-01"
+            ),
+            &[],
+            None,
+        )
+        .await?;
+    report.check(
+        format!("DELETE virtual machine {vm}"),
+        &deleted,
+        StatusCode::FORBIDDEN,
+        format!(
+            "{}: {}",
+            deleted.json()["error"]["code"],
+            deleted.json()["error"]["message"]
+        ),
     );
     Ok(())
 }

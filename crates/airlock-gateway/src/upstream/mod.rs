@@ -121,12 +121,19 @@ impl Inner {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        if !request
-            .extensions()
-            .get::<Decision>()
-            .is_some_and(Decision::is_allow)
-        {
-            return Err(AirlockError::NotDecided);
+        match request.extensions().get::<Decision>() {
+            Some(Decision::Allow { .. }) => {}
+            // Approval is a layer of its own; without it, nothing waits.
+            Some(Decision::RequireApproval { rule, .. }) => {
+                return Err(AirlockError::ApprovalUnavailable {
+                    operation: request
+                        .extensions()
+                        .get::<airlock_core::Operation>()
+                        .map_or_else(|| "this request".to_owned(), ToString::to_string),
+                    rule: rule.clone(),
+                });
+            }
+            Some(Decision::Deny { .. }) | None => return Err(AirlockError::NotDecided),
         }
         let target = self.routes.target(request.uri(), request.headers())?;
         let (mut parts, body) = request.into_parts();
@@ -202,9 +209,13 @@ fn header_text(headers: &http::HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A request body that failed to arrive: a slow client is a 408, an
-/// oversized one a 413, anything else a 400.
-fn request_body_error(source: &BoxError, limit: u64, body_timeout: Duration) -> AirlockError {
+/// The answer to an error met reading the client's body: tower-http's body
+/// timeout is a 408, its length limit a 413, anything else a 400.
+pub(crate) fn request_body_error(
+    source: &BoxError,
+    limit: u64,
+    body_timeout: Duration,
+) -> AirlockError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
     while let Some(error) = cause {
         if error.is::<tower_http::timeout::TimeoutError>() {

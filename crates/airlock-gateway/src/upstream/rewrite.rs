@@ -110,7 +110,7 @@ mod tests {
 
     fn routes() -> Routes {
         let config = crate::Config::parse(
-            "[listen]\naddress = \"127.0.0.1:8443\"\npublic_url = \"https://gw.example\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+            "[listen]\naddress = \"127.0.0.1:8443\"\npublic_url = \"https://gw.example\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"policy.toml\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
             "test",
             |_| None,
         )

@@ -1,0 +1,31 @@
+//! The classify layer, fed with the gateway's routing table: a request's
+//! host decides whether it is an ARM or a Key Vault request (and which
+//! vault); hosts outside the allowlist are refused before anything is read.
+
+use std::sync::Arc;
+
+use airlock_azure::{AzureEndpoint, ClassifyLayer};
+
+use crate::Config;
+use crate::routing::{Routes, Target};
+use crate::upstream::request_body_error;
+
+/// Builds the layer; bodies are read once, here, within `limits.max_request_body_bytes`.
+pub(crate) fn layer(config: &Config, routes: Routes) -> ClassifyLayer {
+    let (limit, body_timeout) = (
+        config.limits.max_request_body_bytes,
+        config.limits.request_body_timeout,
+    );
+    ClassifyLayer::new(Arc::new(
+        move |uri: &http::Uri, headers: &http::HeaderMap| {
+            Ok(match routes.target(uri, headers)? {
+                Target::Arm => AzureEndpoint::Arm,
+                Target::KeyVault(vault) => AzureEndpoint::KeyVault { vault },
+            })
+        },
+    ))
+    .max_body_bytes(config.limits.max_request_body_bytes)
+    .map_body_error(Arc::new(move |error| {
+        request_body_error(error, limit, body_timeout)
+    }))
+}

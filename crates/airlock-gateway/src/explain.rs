@@ -1,0 +1,163 @@
+//! `airlock policy explain`: what the gateway would decide for one request,
+//! and why, rule by rule, without sending anything anywhere.
+
+use std::fmt::Write as _;
+
+use airlock_azure::{AzureEndpoint, ClassifyRequest, classify};
+use airlock_core::{Decision, Principal, PrincipalKind};
+use airlock_policy::Policy;
+use anyhow::{Context as _, anyhow, bail};
+use http::{HeaderMap, Method, Uri};
+
+use crate::Config;
+use crate::routing::{Routes, Target};
+
+/// Parses `id=…,kind=…,groups=a|b,roles=r|s,app_id=…,tenant=…,name=…`.
+///
+/// # Errors
+///
+/// An unknown key, a missing `id`, or an unknown kind.
+pub fn parse_principal(spec: &str) -> anyhow::Result<Principal> {
+    let mut id = None;
+    let mut kind = PrincipalKind::Application;
+    let (mut groups, mut roles) = (Vec::new(), Vec::new());
+    let (mut app_id, mut tenant, mut name) = (None, None, None);
+    for pair in spec.split(',').filter(|p| !p.trim().is_empty()) {
+        let (key, value) = pair.split_once('=').ok_or_else(|| {
+            anyhow!("'{pair}' is not key=value; write e.g. id=…,kind=managed_identity,groups=g1|g2")
+        })?;
+        let list = || value.split('|').map(str::to_owned).collect::<Vec<_>>();
+        match key.trim() {
+            "id" => id = Some(value.to_owned()),
+            "kind" => {
+                kind = match value {
+                    "application" => PrincipalKind::Application,
+                    "managed_identity" => PrincipalKind::ManagedIdentity,
+                    "user" => PrincipalKind::User,
+                    other => {
+                        bail!("kind '{other}' is not one of application, managed_identity, user")
+                    }
+                }
+            }
+            "groups" => groups = list(),
+            "roles" => roles = list(),
+            "app_id" => app_id = Some(value.to_owned()),
+            "tenant" => tenant = Some(value.to_owned()),
+            "name" => name = Some(value.to_owned()),
+            other => bail!(
+                "unknown principal key '{other}'; use id, kind, groups, roles, app_id, tenant, name"
+            ),
+        }
+    }
+    let id = id.ok_or_else(|| anyhow!("the principal needs an id (id=<object id>)"))?;
+    let mut builder = Principal::builder(id, kind).groups(groups).roles(roles);
+    if let Some(app_id) = app_id {
+        builder = builder.app_id(app_id);
+    }
+    if let Some(tenant) = tenant {
+        builder = builder.tenant_id(tenant);
+    }
+    if let Some(name) = name {
+        builder = builder.display_name(name);
+    }
+    Ok(builder.build())
+}
+
+/// Classifies `request` (`"METHOD /path?query"` or `"METHOD https://host/path?query"`)
+/// as the gateway configured by `config` would, decides it with the
+/// configured policy, and renders the answer.
+///
+/// # Errors
+///
+/// A malformed request line, a host the gateway does not serve, a request
+/// the classifier refuses (with its 400 message), or an invalid policy.
+pub fn explain(
+    config: &Config,
+    principal: &Principal,
+    request: &str,
+    body: &[u8],
+) -> anyhow::Result<(Decision, String)> {
+    let (method, target) = request
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| anyhow!("write the request as \"METHOD /path?api-version=…\""))?;
+    let method: Method = method
+        .parse()
+        .with_context(|| format!("'{method}' is not an HTTP method"))?;
+    let uri: Uri = target
+        .trim()
+        .parse()
+        .with_context(|| format!("'{target}' is not a request target"))?;
+    let routes = Routes::from_config(config)?;
+    let endpoint = match routes
+        .target(&uri, &HeaderMap::new())
+        .map_err(|e| anyhow!("{e}"))?
+    {
+        Target::Arm => AzureEndpoint::Arm,
+        Target::KeyVault(vault) => AzureEndpoint::KeyVault { vault },
+    };
+    let headers = HeaderMap::new();
+    let operation = classify(&ClassifyRequest {
+        method: &method,
+        endpoint: &endpoint,
+        path: uri.path(),
+        query: uri.query(),
+        headers: &headers,
+        body,
+    })
+    .map_err(|e| anyhow!("the gateway would refuse this request with 400: {e}"))?;
+    let policy = Policy::load(&config.policy.file)?;
+    let (decision, trace) = policy.explain(principal, &operation);
+
+    let mut out = String::new();
+    let _ = writeln!(out, "principal  {principal}");
+    let _ = writeln!(
+        out,
+        "operation  {operation}{}",
+        if operation.is_unknown() {
+            "  (not understood: only a rule naming it exactly may allow it)"
+        } else {
+            ""
+        }
+    );
+    for child in operation.flatten().into_iter().skip(1) {
+        let _ = writeln!(out, "  carries  {child}");
+    }
+    let _ = writeln!(out, "decision   {}", render(&decision));
+    let _ = writeln!(out, "\nrules ({}):", config.policy.file.display());
+    let mut current = String::new();
+    for line in &trace {
+        if line.operation != current {
+            current.clone_from(&line.operation);
+            let _ = writeln!(out, "  for {current}:");
+        }
+        let verdict = match &line.outcome {
+            Ok(()) => "APPLIES".to_owned(),
+            Err(skip) => format!("skipped: {skip}"),
+        };
+        let _ = writeln!(
+            out,
+            "    {:<8} {:<32} (line {:>3})  {verdict}",
+            line.effect.to_string(),
+            line.rule,
+            line.line
+        );
+    }
+    Ok((decision, out))
+}
+
+fn render(decision: &Decision) -> String {
+    match decision {
+        Decision::Allow { rule } => format!("ALLOW by rule '{rule}'"),
+        Decision::Deny { rule, reason } => format!("DENY by rule '{rule}': {reason}"),
+        Decision::RequireApproval {
+            rule,
+            approvers,
+            min_approvals,
+            ..
+        } => format!(
+            "APPROVAL REQUIRED by rule '{rule}': {min_approvals} of groups {:?} / ids {:?}",
+            approvers.groups, approvers.ids
+        ),
+    }
+}
