@@ -111,6 +111,10 @@ pub enum AirlockError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// A response that must be masked could not be (unparseable, too large,
+    /// compressed in a way Airlock cannot read): it is withheld, not passed on.
+    #[error("Azure's response could not be masked, so it is withheld: {0}")]
+    MaskingFailed(String),
     /// The gateway could not obtain its own Azure credential.
     #[error("Airlock could not obtain its Azure credential: {0}")]
     UpstreamCredential(String),
@@ -135,6 +139,7 @@ impl AirlockError {
             AirlockError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             AirlockError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             AirlockError::UpstreamUnavailable(_)
+            | AirlockError::MaskingFailed(_)
             | AirlockError::UpstreamCredential(_)
             | AirlockError::UpstreamResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
             AirlockError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -157,6 +162,7 @@ impl AirlockError {
             AirlockError::UpstreamTimeout(_) => "AirlockUpstreamTimeout",
             AirlockError::UpstreamUnavailable(_) => "AirlockUpstreamUnavailable",
             AirlockError::UpstreamCredential(_) => "AirlockUpstreamCredentialFailed",
+            AirlockError::MaskingFailed(_) => "AirlockMaskingFailed",
             AirlockError::UpstreamResponseTooLarge { .. } => "AirlockUpstreamResponseTooLarge",
             AirlockError::Internal(_) => "AirlockInternalError",
         }

@@ -21,6 +21,7 @@ pub mod decision;
 pub mod error;
 pub mod http_client;
 pub mod operation;
+pub mod operation_pattern;
 pub mod principal;
 pub mod token;
 
@@ -32,5 +33,6 @@ pub use decision::{Approvers, Decision};
 pub use error::{AirlockError, ErrorContext, REQUEST_ID_HEADER};
 pub use http_client::{HttpClient, HttpClientError};
 pub use operation::{Operation, Plane, ResourceScope};
+pub use operation_pattern::OperationPattern;
 pub use principal::{Principal, PrincipalBuilder, PrincipalKind};
 pub use token::{AccessToken, BoxFuture, StaticTokenProvider, TokenError, TokenProvider};

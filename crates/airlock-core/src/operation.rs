@@ -32,6 +32,7 @@ pub enum Plane {
 /// assert_eq!(a.as_str(), "/subscriptions/S1/resourceGroups/RG");
 /// assert!(a.contains(&ResourceScope::new("/subscriptions/s1/resourceGroups/rg/providers/X.Y/z/n")));
 /// assert!(!a.contains(&ResourceScope::new("/subscriptions/s1/resourceGroups/rg2")));
+/// assert_eq!(ResourceScope::new("/subscriptions/s/resourceGroups/ÄRGER"), ResourceScope::new("/subscriptions/s/resourceGroups/ärger"));
 /// ```
 #[derive(Clone, Debug, Eq, Serialize)]
 pub struct ResourceScope {
@@ -48,7 +49,9 @@ impl ResourceScope {
         while display.len() > 1 && display.ends_with('/') {
             display.pop();
         }
-        let normalized = display.to_ascii_lowercase();
+        // ARM compares names case-insensitively, Unicode letters included
+        // (resource groups may be named `Ärger`).
+        let normalized = display.to_lowercase();
         Self {
             display,
             normalized,

@@ -109,6 +109,31 @@ fn bench(c: &mut Criterion) {
     group.bench_function("delete_vm_denied", |b| {
         b.iter(|| decide(&Method::DELETE, black_box(get_path)));
     });
+    // The two halves, to see where the time goes.
+    let classified = classify(&ClassifyRequest {
+        method: &Method::GET,
+        endpoint: &AzureEndpoint::Arm,
+        path: get_path,
+        query: Some("api-version=2024-07-01"),
+        headers: &headers,
+        body: b"",
+    })
+    .expect("the bench request classifies");
+    group.bench_function("decide_only_get_vm", |b| {
+        b.iter(|| policy.decide(&agent, black_box(&classified)));
+    });
+    group.bench_function("classify_only_get_vm", |b| {
+        b.iter(|| {
+            classify(&ClassifyRequest {
+                method: &Method::GET,
+                endpoint: &AzureEndpoint::Arm,
+                path: black_box(get_path),
+                query: Some("api-version=2024-07-01"),
+                headers: &headers,
+                body: b"",
+            })
+        });
+    });
     group.finish();
 }
 

@@ -89,8 +89,20 @@ pub fn explain(
         .parse()
         .with_context(|| format!("'{target}' is not a request target"))?;
     let routes = Routes::from_config(config)?;
+    // A path alone is addressed to the gateway's own host (ARM).
+    let public = config.public_url()?;
+    let host = uri
+        .authority()
+        .or(public.authority())
+        .map_or_else(String::new, ToString::to_string);
+    let mut host_header = HeaderMap::new();
+    host_header.insert(
+        http::header::HOST,
+        host.parse()
+            .with_context(|| format!("'{host}' is not a host"))?,
+    );
     let endpoint = match routes
-        .target(&uri, &HeaderMap::new())
+        .target(&uri, &host_header)
         .map_err(|e| anyhow!("{e}"))?
     {
         Target::Arm => AzureEndpoint::Arm,

@@ -126,3 +126,104 @@ fn a_missing_config_file_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn policy_check_reports_rules_and_the_line_of_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, airlock_gateway::demo::DEMO_POLICY).unwrap();
+    let output = airlock(&["policy", "check", good.to_str().unwrap()]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).ends_with(": ok, 4 rules\n"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[rule]]\nname = \"a\"\neffect = \"approve\"\nactions = [\"*\"]\n",
+    )
+    .unwrap();
+    let output = airlock(&["policy", "check", bad.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml:1: rule 'a': an approve rule needs [rule.approval]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn policy_explain_shows_operation_decision_and_every_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, airlock_gateway::demo::DEMO_POLICY).unwrap();
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"{}\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let vm = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Compute/virtualMachines/vm1";
+    let explain = |request: &str| {
+        let output = airlock(&[
+            "policy",
+            "explain",
+            "--config",
+            config.to_str().unwrap(),
+            "--principal",
+            "id=00000000-0000-0000-0000-0000000000a1,kind=managed_identity,groups=00000000-0000-0000-0000-0000000000c1",
+            "--request",
+            request,
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let denied = explain(&format!("DELETE {vm}?api-version=2024-07-01"));
+    assert!(
+        denied.contains(&format!(
+            "operation  Microsoft.Compute/virtualMachines/delete on {vm}"
+        )),
+        "{denied}"
+    );
+    assert!(
+        denied.contains("decision   DENY by rule 'no-vm-delete'"),
+        "{denied}"
+    );
+    assert!(
+        denied.contains("no-vm-delete") && denied.contains("APPLIES"),
+        "{denied}"
+    );
+    assert!(
+        denied.contains("skipped: the operation is not among its actions"),
+        "{denied}"
+    );
+
+    let read = explain(&format!("GET {vm}?api-version=2024-07-01"));
+    assert!(
+        read.contains("decision   ALLOW by rule 'agents-read'"),
+        "{read}"
+    );
+
+    let output = airlock(&[
+        "policy",
+        "explain",
+        "--config",
+        config.to_str().unwrap(),
+        "--principal",
+        "id=x",
+        "--request",
+        &format!("DELETE {vm}"),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("400"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -72,7 +72,6 @@
 //! assert_eq!(policy.decide(&agent, &delete).rule(), "no-vm-delete");
 //! ```
 
-mod action_pattern;
 mod engine;
 mod error;
 mod future;

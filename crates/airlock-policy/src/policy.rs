@@ -7,10 +7,10 @@ use std::time::Duration;
 use airlock_core::{Approvers, Decision, Operation, Principal};
 use serde::Deserialize;
 
-use crate::action_pattern::ActionPattern;
 use crate::rule::{Approval, Candidate, Effect, PrincipalSelector, Reach, Rule, Skip};
 use crate::scope_pattern::ScopePattern;
 use crate::{PolicyEngine, PolicyError};
+use airlock_core::OperationPattern;
 
 /// The rule name of the decision when no rule allows an operation.
 pub const NO_MATCHING_RULE: &str = "no-matching-rule";
@@ -390,9 +390,9 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-fn patterns(list: &[String], key: &str) -> Result<Vec<ActionPattern>, String> {
+fn patterns(list: &[String], key: &str) -> Result<Vec<OperationPattern>, String> {
     list.iter()
-        .map(|p| ActionPattern::parse(p).map_err(|e| format!("{key}: {e}")))
+        .map(|p| OperationPattern::parse(p).map_err(|e| format!("{key}: {e}")))
         .collect()
 }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use airlock_core::{Approvers, Operation, Plane, Principal};
 
-use crate::action_pattern::ActionPattern;
 use crate::scope_pattern::ScopePattern;
+use airlock_core::OperationPattern;
 
 /// What a matching rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -86,10 +86,10 @@ pub(crate) struct Rule {
     pub(crate) name: String,
     pub(crate) effect: Effect,
     pub(crate) reason: Option<String>,
-    pub(crate) actions: Vec<ActionPattern>,
-    pub(crate) not_actions: Vec<ActionPattern>,
-    pub(crate) data_actions: Vec<ActionPattern>,
-    pub(crate) not_data_actions: Vec<ActionPattern>,
+    pub(crate) actions: Vec<OperationPattern>,
+    pub(crate) not_actions: Vec<OperationPattern>,
+    pub(crate) data_actions: Vec<OperationPattern>,
+    pub(crate) not_data_actions: Vec<OperationPattern>,
     pub(crate) scopes: Vec<ScopePattern>,
     pub(crate) principals: PrincipalSelector,
     pub(crate) approval: Option<Approval>,
@@ -172,7 +172,7 @@ impl Rule {
     /// The namespaces this rule can apply to (`None`: any).
     pub(crate) fn namespaces(&self) -> Option<Vec<&[u8]>> {
         let patterns = self.actions.iter().chain(&self.data_actions);
-        patterns.map(ActionPattern::namespace).collect()
+        patterns.map(OperationPattern::namespace).collect()
     }
 
     /// Whether this rule applies to `op` for `principal`, compared as `reach` asks.

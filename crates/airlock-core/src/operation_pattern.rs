@@ -1,4 +1,4 @@
-//! Action patterns with Azure role-definition semantics: case-insensitive,
+//! Operation patterns with Azure role-definition semantics: case-insensitive,
 //! `*` matches any run of characters, `/` included
 //! (`Microsoft.Compute/virtualMachines/*` covers child types, `*/read` every read).
 //!
@@ -8,31 +8,45 @@
 
 use std::fmt;
 
-/// A compiled, lower-cased action pattern.
+/// A compiled operation pattern, as in role definitions' `actions`:
+/// case-insensitive, `*` spans `/`.
+///
+/// ```
+/// use airlock_core::OperationPattern;
+///
+/// let pattern = OperationPattern::parse("Microsoft.Storage/storageAccounts/*/action").unwrap();
+/// assert!(pattern.matches("microsoft.storage/storageAccounts/listKeys/action"));
+/// assert!(!pattern.matches("Microsoft.Storage/storageAccounts/read"));
+/// assert!(OperationPattern::parse("Microsoft.Compute/**").is_err());
+/// ```
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct ActionPattern {
+pub struct OperationPattern {
     text: String,
     lower: Box<[u8]>,
     /// The literal text before the first `*` (all of it when there is none).
     literal_prefix: usize,
 }
 
-impl fmt::Debug for ActionPattern {
+impl fmt::Debug for OperationPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
 }
 
-impl fmt::Display for ActionPattern {
+impl fmt::Display for OperationPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
 }
 
-impl ActionPattern {
+impl OperationPattern {
     /// Parses a pattern, refusing what Azure would not accept or what could
     /// never match.
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+    ///
+    /// # Errors
+    ///
+    /// What is wrong with the pattern and how to write it.
+    pub fn parse(text: &str) -> Result<Self, String> {
         if text.is_empty() {
             return Err("an empty action pattern matches nothing".into());
         }
@@ -84,19 +98,24 @@ impl ActionPattern {
 
     /// The provider namespace every name this pattern matches starts with
     /// (`microsoft.compute`), or `None` when it could match any.
-    pub(crate) fn namespace(&self) -> Option<&[u8]> {
+    pub fn namespace(&self) -> Option<&[u8]> {
         let end = self.lower.iter().position(|&b| b == b'/')?;
         (end <= self.literal_prefix).then(|| &self.lower[..end])
     }
 
     /// Whether this pattern has no wildcard.
-    pub(crate) fn is_literal(&self) -> bool {
+    pub fn is_literal(&self) -> bool {
         self.literal_prefix == self.lower.len()
+    }
+
+    /// Whether `name` (any case) is an operation this pattern names.
+    pub fn matches(&self, name: &str) -> bool {
+        self.covers(name.to_lowercase().as_bytes())
     }
 
     /// Whether the lower-cased operation `name` (which may itself contain
     /// `*`, meaning "any") could be an operation this pattern names.
-    pub(crate) fn overlaps(&self, name: &[u8]) -> bool {
+    pub fn overlaps(&self, name: &[u8]) -> bool {
         // A plain name stands for itself only: overlapping is matching.
         if !name.contains(&b'*') {
             return self.covers(name);
@@ -114,7 +133,7 @@ impl ActionPattern {
 
     /// Whether every operation the lower-cased `name` can stand for is named
     /// by this pattern. For a plain name this is ordinary wildcard matching.
-    pub(crate) fn covers(&self, name: &[u8]) -> bool {
+    pub fn covers(&self, name: &[u8]) -> bool {
         if name.len() < self.literal_prefix
             || self.lower[..self.literal_prefix] != name[..self.literal_prefix]
         {
@@ -186,8 +205,8 @@ fn globs_intersect(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn pat(p: &str) -> ActionPattern {
-        ActionPattern::parse(p).unwrap()
+    fn pat(p: &str) -> OperationPattern {
+        OperationPattern::parse(p).unwrap()
     }
     fn covers(p: &str, name: &str) -> bool {
         pat(p).covers(name.to_ascii_lowercase().as_bytes())
@@ -257,7 +276,7 @@ mod tests {
             "Microsoft Compute/read",
             "a/b/",
         ] {
-            assert!(ActionPattern::parse(bad).is_err(), "{bad}");
+            assert!(OperationPattern::parse(bad).is_err(), "{bad}");
         }
     }
 
