@@ -86,6 +86,7 @@ mod json;
 mod key_vault;
 mod layer;
 mod resource_group;
+mod secret_responses;
 mod service;
 
 pub use batch::{ARM_HOSTS, BATCH_OPERATION};
@@ -94,4 +95,5 @@ pub use digest::BodyDigest;
 pub use endpoint::AzureEndpoint;
 pub use error::ClassifyError;
 pub use layer::{BodyErrorMap, ClassifyLayer, DEFAULT_MAX_BODY_BYTES, EndpointResolver};
+pub use secret_responses::{SECRET_RESPONSES, SecretResponse};
 pub use service::Classify;

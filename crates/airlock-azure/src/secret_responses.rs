@@ -1,0 +1,219 @@
+//! The Azure responses that carry secrets, and where in them the secrets are:
+//! the default masking pack. Plain data: the gateway turns each entry into a
+//! masking rule (operations × JSON paths); the masking layer does the rest.
+//!
+//! A JSON path that selects an object or array stands for every string in it.
+
+/// One kind of secret-bearing response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SecretResponse {
+    /// What it is, for documentation and tests.
+    pub service: &'static str,
+    /// RBAC operation patterns (role-definition wildcards).
+    pub operations: &'static [&'static str],
+    /// Where the secrets are (JSONPath subset: `.field`, `[*]`, `..field`, `.*`).
+    /// Empty: no known field, but the response must be parsed and scanned
+    /// by the detectors, and is withheld if it cannot be.
+    pub json_paths: &'static [&'static str],
+}
+
+/// The default pack, on by default.
+pub const SECRET_RESPONSES: &[SecretResponse] = &[
+    SecretResponse {
+        service: "Key Vault secret values (get, versions, recover, backup)",
+        operations: &[
+            "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+            "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+            "Microsoft.KeyVault/vaults/secrets/recover/action",
+            "Microsoft.KeyVault/vaults/secrets/backup/action",
+            "Microsoft.KeyVault/vaults/secrets/setSecret/action",
+        ],
+        json_paths: &["$.value", "$.value[*].value"],
+    },
+    SecretResponse {
+        service: "Key Vault key operations that return plaintext (decrypt, unwrap)",
+        operations: &[
+            "Microsoft.KeyVault/vaults/keys/decrypt/action",
+            "Microsoft.KeyVault/vaults/keys/unwrap/action",
+            "Microsoft.KeyVault/vaults/keys/backup/action",
+        ],
+        json_paths: &["$.value"],
+    },
+    SecretResponse {
+        service: "Storage account keys",
+        operations: &[
+            "Microsoft.Storage/storageAccounts/listKeys/action",
+            "Microsoft.Storage/storageAccounts/regenerateKey/action",
+        ],
+        json_paths: &["$.keys[*].value"],
+    },
+    SecretResponse {
+        service: "Storage SAS tokens",
+        operations: &[
+            "Microsoft.Storage/storageAccounts/ListAccountSas/action",
+            "Microsoft.Storage/storageAccounts/ListServiceSas/action",
+        ],
+        json_paths: &["$.accountSasToken", "$.serviceSasToken"],
+    },
+    SecretResponse {
+        service: "Cosmos DB keys",
+        operations: &[
+            "Microsoft.DocumentDB/databaseAccounts/listKeys/action",
+            "Microsoft.DocumentDB/databaseAccounts/readonlykeys/action",
+            "Microsoft.DocumentDB/databaseAccounts/readonlykeys/read",
+        ],
+        json_paths: &[
+            "$.primaryMasterKey",
+            "$.secondaryMasterKey",
+            "$.primaryReadonlyMasterKey",
+            "$.secondaryReadonlyMasterKey",
+        ],
+    },
+    SecretResponse {
+        service: "Cosmos DB connection strings",
+        operations: &["Microsoft.DocumentDB/databaseAccounts/listConnectionStrings/action"],
+        json_paths: &["$.connectionStrings[*].connectionString"],
+    },
+    SecretResponse {
+        service: "Azure Cache for Redis keys",
+        operations: &[
+            "Microsoft.Cache/redis/listKeys/action",
+            "Microsoft.Cache/redis/regenerateKey/action",
+        ],
+        json_paths: &["$.primaryKey", "$.secondaryKey"],
+    },
+    SecretResponse {
+        service: "Service Bus, Event Hubs and Relay keys and connection strings",
+        operations: &[
+            "Microsoft.ServiceBus/*/listKeys/action",
+            "Microsoft.ServiceBus/*/regenerateKeys/action",
+            "Microsoft.EventHub/*/listKeys/action",
+            "Microsoft.EventHub/*/regenerateKeys/action",
+            "Microsoft.Relay/*/listKeys/action",
+            "Microsoft.Relay/*/regenerateKeys/action",
+        ],
+        json_paths: &[
+            "$.primaryKey",
+            "$.secondaryKey",
+            "$.primaryConnectionString",
+            "$.secondaryConnectionString",
+            "$.aliasPrimaryConnectionString",
+            "$.aliasSecondaryConnectionString",
+        ],
+    },
+    SecretResponse {
+        service: "Cognitive Services and Azure OpenAI keys",
+        operations: &[
+            "Microsoft.CognitiveServices/accounts/listKeys/action",
+            "Microsoft.CognitiveServices/accounts/regenerateKey/action",
+        ],
+        json_paths: &["$.key1", "$.key2"],
+    },
+    SecretResponse {
+        service: "Container Registry credentials",
+        operations: &[
+            "Microsoft.ContainerRegistry/registries/listCredentials/action",
+            "Microsoft.ContainerRegistry/registries/regenerateCredential/action",
+        ],
+        json_paths: &["$.passwords[*].value"],
+    },
+    SecretResponse {
+        service: "AKS kubeconfigs (admin, user, monitoring)",
+        operations: &["Microsoft.ContainerService/managedClusters/listCluster*Credential/action"],
+        json_paths: &["$.kubeconfigs[*].value"],
+    },
+    SecretResponse {
+        service: "Web Apps and Functions: publishing credentials, app settings, connection strings, auth settings",
+        operations: &[
+            "Microsoft.Web/sites/config/list/action",
+            "Microsoft.Web/sites/slots/config/list/action",
+        ],
+        json_paths: &["$.properties"],
+    },
+    SecretResponse {
+        service: "Functions host and function keys",
+        operations: &[
+            "Microsoft.Web/sites/host/listkeys/action",
+            "Microsoft.Web/sites/slots/host/listkeys/action",
+            "Microsoft.Web/sites/functions/listkeys/action",
+            "Microsoft.Web/sites/functions/listsecrets/action",
+            "Microsoft.Web/sites/host/listsyncstatus/action",
+        ],
+        json_paths: &["$.masterKey", "$.functionKeys", "$.systemKeys", "$.*"],
+    },
+    SecretResponse {
+        service: "Batch account keys",
+        operations: &[
+            "Microsoft.Batch/batchAccounts/listKeys/action",
+            "Microsoft.Batch/batchAccounts/regenerateKeys/action",
+        ],
+        json_paths: &["$.primary", "$.secondary"],
+    },
+    SecretResponse {
+        service: "Cognitive Search admin and query keys",
+        operations: &[
+            "Microsoft.Search/searchServices/listAdminKeys/action",
+            "Microsoft.Search/searchServices/regenerateAdminKey/action",
+            "Microsoft.Search/searchServices/listQueryKeys/action",
+        ],
+        json_paths: &["$.primaryKey", "$.secondaryKey", "$.value[*].key"],
+    },
+    SecretResponse {
+        service: "SignalR, Web PubSub and Maps keys",
+        operations: &[
+            "Microsoft.SignalRService/*/listKeys/action",
+            "Microsoft.SignalRService/*/regenerateKey/action",
+            "Microsoft.Maps/accounts/listKeys/action",
+        ],
+        json_paths: &[
+            "$.primaryKey",
+            "$.secondaryKey",
+            "$.primaryConnectionString",
+            "$.secondaryConnectionString",
+        ],
+    },
+    SecretResponse {
+        service: "App Configuration access keys",
+        operations: &["Microsoft.AppConfiguration/configurationStores/ListKeys/action"],
+        json_paths: &["$.value[*].value", "$.value[*].connectionString"],
+    },
+    SecretResponse {
+        service: "IoT Hub shared access keys",
+        operations: &[
+            "Microsoft.Devices/IotHubs/listkeys/action",
+            "Microsoft.Devices/IotHubs/IotHubKeys/listkeys/action",
+        ],
+        json_paths: &[
+            "$.value[*].primaryKey",
+            "$.value[*].secondaryKey",
+            "$.primaryKey",
+            "$.secondaryKey",
+        ],
+    },
+    SecretResponse {
+        service: "Log Analytics workspace shared keys",
+        operations: &["Microsoft.OperationalInsights/workspaces/sharedKeys/action"],
+        json_paths: &["$.primarySharedKey", "$.secondarySharedKey"],
+    },
+    SecretResponse {
+        service: "Deployment outputs (a template may return listKeys() results)",
+        operations: &["Microsoft.Resources/deployments/read"],
+        json_paths: &[
+            "$.properties.outputs.*.value",
+            "$.value[*].properties.outputs.*.value",
+        ],
+    },
+    SecretResponse {
+        service: "Anything named like a secret-returning action (detectors only)",
+        operations: &[
+            "*/list*Keys/action",
+            "*/list*Secrets/action",
+            "*/list*Credential/action",
+            "*/list*Credentials/action",
+            "*/list*Sas/action",
+            "*/list*ConnectionStrings/action",
+            "*/config/*/list/action",
+        ],
+        json_paths: &[],
+    },
+];
