@@ -9,9 +9,9 @@ use http::{HeaderMap, Method};
 
 const RG: &str = "/subscriptions/s1/resourceGroups/rg";
 
-fn operation(method: Method, endpoint: &AzureEndpoint, path: &str, api: &str) -> String {
+fn operation(method: &Method, endpoint: &AzureEndpoint, path: &str, api: &str) -> String {
     classify(&ClassifyRequest {
-        method: &method,
+        method,
         endpoint,
         path,
         query: Some(&format!("api-version={api}")),
@@ -63,7 +63,7 @@ fn real_secret_requests_are_in_the_pack() {
     };
     let cases = [
         (
-            operation(Method::GET, &vault, "/secrets/db-password", "7.4"),
+            operation(&Method::GET, &vault, "/secrets/db-password", "7.4"),
             "Key Vault",
         ),
         (
@@ -76,11 +76,11 @@ fn real_secret_requests_are_in_the_pack() {
             "Key Vault",
         ),
         (
-            operation(Method::POST, &vault, "/secrets/db-password/backup", "7.4"),
+            operation(&Method::POST, &vault, "/secrets/db-password/backup", "7.4"),
             "Key Vault",
         ),
         (
-            operation(Method::POST, &vault, "/keys/k1/0123/decrypt", "7.4"),
+            operation(&Method::POST, &vault, "/keys/k1/0123/decrypt", "7.4"),
             "Key Vault key",
         ),
         (
@@ -103,7 +103,10 @@ fn real_secret_requests_are_in_the_pack() {
             post("Microsoft.DocumentDB/databaseAccounts/db1/listConnectionStrings"),
             "Cosmos DB connection",
         ),
-        (post("Microsoft.Cache/redis/r1/listKeys"), "Azure Cache for Redis"),
+        (
+            post("Microsoft.Cache/redis/r1/listKeys"),
+            "Azure Cache for Redis",
+        ),
         (
             post(
                 "Microsoft.ServiceBus/namespaces/ns1/authorizationRules/RootManageSharedAccessKey/listKeys",
