@@ -55,7 +55,7 @@ fn real_secret_requests_are_in_the_pack() {
     };
     let post = |path: &str| {
         operation(
-            Method::POST,
+            &Method::POST,
             &arm,
             &format!("{RG}/providers/{path}"),
             "2023-05-01",
@@ -68,7 +68,7 @@ fn real_secret_requests_are_in_the_pack() {
         ),
         (
             operation(
-                Method::GET,
+                &Method::GET,
                 &vault,
                 "/secrets/db-password/0123456789abcdef",
                 "7.4",
@@ -178,7 +178,7 @@ fn real_secret_requests_are_in_the_pack() {
         ),
         (
             operation(
-                Method::GET,
+                &Method::GET,
                 &arm,
                 &format!("{RG}/providers/Microsoft.Resources/deployments/d1"),
                 "2024-03-01",
@@ -204,7 +204,7 @@ fn real_secret_requests_are_in_the_pack() {
     );
     assert_eq!(
         pack_entry(&operation(
-            Method::GET,
+            &Method::GET,
             &arm,
             &format!("{RG}/providers/Microsoft.Storage/storageAccounts/sa1"),
             "2023-05-01"
