@@ -9,25 +9,25 @@
 //! Only what ARM itself treats as equivalent is normalised: letter case
 //! (compared case-insensitively later) and one trailing `/`.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::ClassifyError;
 
 /// Headers that ask a server to treat a request as another method.
-const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
+const METHOD_OVERRIDE_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
 ];
 
 /// Refuses method-override headers, whatever their value.
 pub(crate) fn check_headers(headers: &HeaderMap) -> Result<(), ClassifyError> {
     match METHOD_OVERRIDE_HEADERS
-        .into_iter()
+        .iter()
         .find(|name| headers.contains_key(*name))
     {
         Some(header) => Err(ClassifyError::MethodOverride {
-            header: display_name(header),
+            header: display_name(header.as_str()),
         }),
         None => Ok(()),
     }
@@ -76,6 +76,11 @@ fn decode_segment(raw: &str) -> Result<String, ClassifyError> {
         return Err(ClassifyError::DotSegment {
             segment: raw.to_owned(),
         });
+    }
+    // Most segments have no escapes: `path_segments` has already refused
+    // separators, `;` and control characters in the raw path.
+    if !raw.contains('%') {
+        return Ok(raw.to_owned());
     }
     let decoded = percent_decode(raw)?;
     for (index, byte) in decoded.iter().enumerate() {

@@ -25,6 +25,8 @@ pub struct OperationPattern {
     lower: Box<[u8]>,
     /// The literal text before the first `*` (all of it when there is none).
     literal_prefix: usize,
+    /// Where the literal text after the last `*` starts.
+    literal_suffix: usize,
 }
 
 impl fmt::Debug for OperationPattern {
@@ -89,10 +91,15 @@ impl OperationPattern {
     fn compile(text: &str) -> Self {
         let lower: Box<[u8]> = text.to_lowercase().into_bytes().into();
         let literal_prefix = lower.iter().position(|&b| b == b'*').unwrap_or(lower.len());
+        let literal_suffix = lower
+            .iter()
+            .rposition(|&b| b == b'*')
+            .map_or(lower.len(), |i| i + 1);
         Self {
             text: text.to_owned(),
             lower,
             literal_prefix,
+            literal_suffix,
         }
     }
 
@@ -136,6 +143,14 @@ impl OperationPattern {
     pub fn covers(&self, name: &[u8]) -> bool {
         if name.len() < self.literal_prefix
             || self.lower[..self.literal_prefix] != name[..self.literal_prefix]
+        {
+            return false;
+        }
+        // The text after the last '*' must end the name (`*/read`): a cheap
+        // rejection before the general match.
+        let suffix = &self.lower[self.literal_suffix..];
+        if self.literal_suffix > self.literal_prefix
+            && (name.len() < suffix.len() || !name.ends_with(suffix))
         {
             return false;
         }
