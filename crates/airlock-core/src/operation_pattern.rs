@@ -161,10 +161,20 @@ impl OperationPattern {
     }
 }
 
-/// Whether pattern `p` matches every string of `q`, where a `*` in `q` is
-/// "any text" that only a `*` in `p` can absorb. Greedy backtracking over the
-/// last star, linear in practice.
-fn glob_covers(p: &[u8], q: &[u8]) -> bool {
+/// Whether the `*`-pattern `p` matches every string of `q`, where a `*` in
+/// `q` is "any text" that only a `*` in `p` can absorb; for a `q` without
+/// `*` this is plain wildcard matching (byte-wise: lower-case both first).
+/// Greedy backtracking over the last star, linear in practice.
+///
+/// ```
+/// use airlock_core::operation_pattern::glob_covers;
+///
+/// assert!(glob_covers(b"prod-*", b"prod-eu"));
+/// assert!(!glob_covers(b"prod-*", b"dev-eu"));
+/// assert!(glob_covers(b"*/delete", b"*/delete"));
+/// assert!(!glob_covers(b"a/delete", b"*/delete"));
+/// ```
+pub fn glob_covers(p: &[u8], q: &[u8]) -> bool {
     let (mut i, mut j) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while j < q.len() {

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use airlock_core::operation_pattern::glob_covers;
+
 /// A compiled scope pattern.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct ScopePattern {
@@ -73,26 +75,10 @@ fn segments(id: &str) -> impl Iterator<Item = &str> {
     id.split('/').filter(|s| !s.is_empty())
 }
 
-/// One segment against a glob segment (`*` within the segment only).
+/// One segment against a glob segment (`*` within the segment only: the
+/// segments hold no `/`).
 fn segment_matches(pattern: &[u8], segment: &[u8]) -> bool {
-    let (mut i, mut j) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while j < segment.len() {
-        if i < pattern.len() && pattern[i] == b'*' {
-            star = Some((i, j));
-            i += 1;
-        } else if i < pattern.len() && pattern[i] == segment[j] {
-            i += 1;
-            j += 1;
-        } else if let Some((si, sj)) = star {
-            i = si + 1;
-            j = sj + 1;
-            star = Some((si, sj + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[i..].iter().all(|&b| b == b'*')
+    glob_covers(pattern, segment)
 }
 
 #[cfg(test)]
