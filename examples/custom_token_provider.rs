@@ -42,6 +42,8 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "from-the-file\n")?;
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, airlock_gateway::demo::DEMO_POLICY)?;
 
     let config = Config::parse(
         &format!(
@@ -52,6 +54,10 @@ async fn main() -> anyhow::Result<()> {
             tenants = ["{tenant}"]
             audiences = ["api://airlock"]
             discovery = "{discovery}"
+            [policy]
+            file = "{policy}"
+            [masking]
+            key_file = "{masking_key}"
             [upstream]
             arm_url = "{arm}"
             allow_insecure_http = true
@@ -61,6 +67,8 @@ async fn main() -> anyhow::Result<()> {
             "#,
             tenant = issuer.tenant_id(),
             discovery = issuer.issuer(),
+            policy = policy.display(),
+            masking_key = dir.path().join("masking.key").display(),
             arm = sim.arm_url()
         ),
         "example",

@@ -22,6 +22,27 @@ use crate::process::{Children, free_loopback_port};
 const REQUEST_PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore?api-version=2023-05-01";
 /// The credential the simulated Azure accepts; proxies inject it upstream.
 const UPSTREAM_TOKEN: &str = "bench-upstream-token";
+/// The gateway's policy under load: reads allowed (the request is a read),
+/// and a realistic handful of other rules to look through.
+const BENCH_POLICY: &str = r#"
+[[rule]]
+name = "reads"
+effect = "allow"
+actions = ["*/read"]
+
+[[rule]]
+name = "storage-writes-need-approval"
+effect = "approve"
+actions = ["Microsoft.Storage/storageAccounts/write"]
+[rule.approval]
+groups = ["00000000-0000-0000-0000-0000000000c2"]
+
+[[rule]]
+name = "no-vm-delete"
+effect = "deny"
+actions = ["Microsoft.Compute/virtualMachines/delete"]
+"#;
+
 /// Each target gets this much load first, unmeasured, so connection pools
 /// and caches are warm for all three alike.
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -217,6 +238,9 @@ fn start_gateway(
         .rsplit(':')
         .next()
         .ok_or_else(|| anyhow!("no port in the sim's URL {sim_url}"))?;
+    let policy_path = work_dir.join("policy.toml");
+    std::fs::write(&policy_path, BENCH_POLICY)
+        .with_context(|| format!("cannot write {}", policy_path.display()))?;
     let config = format!(
         r#"[listen]
 address = "{address}"
@@ -225,6 +249,12 @@ address = "{address}"
 tenants = ["{tenant}"]
 audiences = ["api://airlock"]
 discovery = "{discovery}"
+
+[policy]
+file = "{policy}"
+
+[masking]
+key_file = "{masking_key}"
 
 [upstream]
 arm_url = "{sim_url}"
@@ -240,6 +270,8 @@ token = "{UPSTREAM_TOKEN}"
 "#,
         tenant = issuer.tenant,
         discovery = issuer.issuer,
+        policy = policy_path.display(),
+        masking_key = work_dir.join("masking.key").display(),
     );
     let config_path = work_dir.join("airlock.toml");
     std::fs::write(&config_path, config)

@@ -33,10 +33,17 @@ const STEPS: &[Step] = &[
         run: doc_tests,
     },
     Step {
+        name: "examples",
+        run: examples,
+    },
+    Step {
         name: "cargo-deny",
         run: deny,
     },
 ];
+
+/// Every example, run to the end: each checks its own outcome and fails loudly.
+const EXAMPLES: [&str; 2] = ["custom_token_provider", "identity_on_axum"];
 
 pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     let total = Instant::now();
@@ -91,6 +98,17 @@ fn tests(sh: &Shell) -> anyhow::Result<()> {
 
 fn doc_tests(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "cargo test --workspace --doc --locked").run()?;
+    Ok(())
+}
+
+fn examples(sh: &Shell) -> anyhow::Result<()> {
+    for example in EXAMPLES {
+        cmd!(
+            sh,
+            "cargo run --quiet --locked -p airlock-examples --example {example}"
+        )
+        .run()?;
+    }
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //!
 //! - `token`: bearer tokens through `IdentityLayer` and `JwtValidator::validate`;
 //! - `classify_path`: request paths through the classifier and `ClassifyLayer`;
-//! - `batch_body`: `/batch`, deployment and move bodies.
+//! - `batch_body`: `/batch`, deployment and move bodies;
+//! - `json_masker`: response bodies through `JsonMasker` (JSON and text).
 //!
 //! cargo-fuzz passes nightly-only `-Z` flags (`-Zsanitizer=address`), which
 //! stable rustc accepts with `RUSTC_BOOTSTRAP=1`; the sanitizer runtimes ship
@@ -22,7 +23,7 @@ use xshell::{Shell, cmd};
 use crate::format_elapsed;
 
 /// Every target, in the order they run.
-const TARGETS: [&str; 3] = ["token", "classify_path", "batch_body"];
+const TARGETS: [&str; 4] = ["token", "classify_path", "batch_body", "json_masker"];
 
 #[derive(Debug, Args)]
 pub(crate) struct FuzzArgs {

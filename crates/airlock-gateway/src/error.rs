@@ -25,6 +25,9 @@ pub enum StartError {
         "policy.file: {0}; fix: correct the file (`airlock policy check FILE` shows every problem)"
     )]
     Policy(airlock_policy::PolicyError),
+    /// The masking layer could not be set up.
+    #[error("masking: {0}")]
+    Masking(String),
     /// The listen address is taken or not ours.
     #[error("cannot listen on {address}: {source}; fix: choose a free address in listen.address")]
     Bind {

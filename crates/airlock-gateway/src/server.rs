@@ -24,7 +24,7 @@ use airlock_policy::{PolicyFile, PolicyLayer};
 use crate::routing::Routes;
 use crate::stack::Layers;
 use crate::upstream::{OutboundClient, Upstream};
-use crate::{Config, StartError, classify, identity, stack, tls};
+use crate::{Config, StartError, classify, identity, masking, stack, tls};
 
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,6 +81,7 @@ impl Gateway {
             identity: identity::layer(&config.identity, outbound, tokens.clone()).await?,
             classify: classify::layer(&config, Routes::from_config(&config)?),
             policy: PolicyLayer::new(policy.clone()),
+            masking: masking::layer(&config.masking, |name| std::env::var(name).ok())?,
         };
         let upstream = Upstream::new(&config, tokens)?;
         let ready = Arc::new(AtomicBool::new(true));

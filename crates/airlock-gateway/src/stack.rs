@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use airlock_azure::ClassifyLayer;
 use airlock_core::{AirlockBody, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
+use airlock_masking::MaskingLayer;
 use airlock_policy::PolicyLayer;
 use http::{HeaderName, Request, Response};
 use http_body_util::Either;
@@ -35,12 +36,14 @@ pub struct Layers {
     pub classify: ClassifyLayer,
     /// `Principal` + `Operation` → `Decision` (403).
     pub policy: PolicyLayer,
+    /// Secrets in answers → masked tokens (502 when it cannot).
+    pub masking: MaskingLayer,
 }
 
 /// Stacks the layers in front of the upstream service:
 /// request id → trace → ARM-shaped errors → timeout (504) → request-body
 /// timeout (408) → body limit (413) → identity (401) → classify (400) →
-/// policy (403) → upstream.
+/// policy (403) → masking (502) → upstream.
 pub fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let limits = &config.limits;
@@ -68,6 +71,8 @@ pub fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayServ
         .layer(layers.classify)
         .map_response(flatten)
         .layer(layers.policy)
+        .map_response(flatten)
+        .layer(layers.masking)
         .service(upstream);
     BoxCloneSyncService::new(service)
 }

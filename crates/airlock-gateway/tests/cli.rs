@@ -51,6 +51,7 @@ fn the_demo_runs_every_step_successfully() {
         "needs approval (rule 'storage-account-writes-need-approval')",
         "\"AirlockPolicyDenied\": \"Microsoft.Compute/virtualMachines/delete on",
         "is denied by rule 'no-vm-delete'",
+        "the agent sees \"***MASKED:",
         "AirlockHostNotAllowed",
         "none with the agent's",
         "steps behaved as expected",

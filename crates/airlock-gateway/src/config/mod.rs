@@ -7,6 +7,7 @@
 //! | variable | overrides |
 //! |---|---|
 //! | `AIRLOCK_UPSTREAM_TOKEN` | `upstream.credential.token` |
+//! | `AIRLOCK_MASKING_KEY` | `masking.key_file` (the key itself, hex) |
 //!
 //! ```
 //! let config = airlock_gateway::Config::from_toml_str(r#"
@@ -38,8 +39,10 @@ use serde::Deserialize;
 use crate::routing::{Endpoint, KeyVaultEndpoint, valid_vault_name};
 
 mod identity;
+mod masking;
 
 pub use identity::{GroupResolverKind, GroupsConfig, IdentityConfig, KeysFrom};
+pub use masking::{MASKING_KEY_ENV, MaskRuleConfig, MaskingConfig};
 
 /// The environment variable that overrides `upstream.credential.token`.
 pub const UPSTREAM_TOKEN_ENV: &str = "AIRLOCK_UPSTREAM_TOKEN";
@@ -54,6 +57,9 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// What they may do.
     pub policy: PolicyConfig,
+    /// Which secrets in Azure's answers are masked.
+    #[serde(default)]
+    pub masking: MaskingConfig,
     /// Where requests go, and with which credential.
     pub upstream: UpstreamConfig,
     /// Sizes and durations that bound each request.
@@ -319,6 +325,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.public_url()?;
         self.identity.validate(self.upstream.allow_insecure_http)?;
+        self.masking.validate()?;
         if self.policy.reload_interval.is_zero() {
             return Err(invalid(
                 "policy.reload_interval",

@@ -115,6 +115,9 @@ discovery = "{discovery}"   # the development token issuer
 [policy]
 file = "{policy}"
 
+[masking]
+key_file = "{masking_key}"   # generated on first start
+
 [upstream]
 arm_url = "{arm}"
 allow_insecure_http = true   # the simulated Azure speaks plain HTTP on loopback
@@ -130,6 +133,7 @@ token = "{UPSTREAM_TOKEN}"
         cert = dir.join("cert.pem").display(),
         tenant = issuer.tenant_id(),
         policy = dir.join("policy.toml").display(),
+        masking_key = dir.join("masking.key").display(),
         discovery = issuer.issuer(),
         key = dir.join("key.pem").display(),
         arm = sim.arm_url(),

@@ -146,12 +146,25 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
     let secret = agent
         .get(&format!("{vault}/secrets/db-password?api-version=7.4"))
         .await?;
-    let value_len = secret.json()["value"].as_str().map_or(0, str::len);
-    report.check(
+    masked_step(
+        &mut report,
         format!("GET  Key Vault secret db-password at {vault}"),
         &secret,
-        StatusCode::OK,
-        format!("a {value_len}-character value came back (secret masking is not in this build's stack yet)"),
+        &secret.json()["value"],
+    );
+    let keys = agent
+        .send(
+            Method::POST,
+            &format!("{storage}/{STORAGE_ACCOUNT}/listKeys?{ARM_API}"),
+            &[],
+            None,
+        )
+        .await?;
+    masked_step(
+        &mut report,
+        format!("POST storage account {STORAGE_ACCOUNT} listKeys"),
+        &keys,
+        &keys.json()["keys"][0]["value"],
     );
 
     let other = agent
@@ -186,6 +199,33 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
         !agent_token_leaked && !received.is_empty(),
     );
     Ok(report)
+}
+
+/// A secret-bearing answer: 200, and the secret replaced by a masked token.
+fn masked_step(
+    report: &mut Report,
+    what: String,
+    response: &AgentResponse,
+    value: &serde_json::Value,
+) {
+    let value = value.as_str().unwrap_or_default();
+    let masked = airlock_masking::is_masked_token(value);
+    let count = response
+        .header(airlock_masking::MASKED_HEADER)
+        .unwrap_or("none");
+    if report.check(
+        what.clone(),
+        response,
+        StatusCode::OK,
+        format!("the agent sees {value:?} ({count} value(s) masked)"),
+    ) && !masked
+    {
+        report.step(
+            format!("{what}: masked"),
+            format!("the secret came back unmasked ({} characters)", value.len()),
+            false,
+        );
+    }
 }
 
 /// Who may come in: the agent is identified; a token from another tenant and

@@ -1,0 +1,71 @@
+//! Size-capped, masked copies of bodies for the audit record.
+
+use airlock_core::Operation;
+
+use crate::Masker;
+use crate::media_type::{first_significant, is_json, is_text};
+
+/// The default cap of an excerpt: 8 KiB.
+pub const DEFAULT_EXCERPT_BYTES: usize = 8 * 1024;
+
+/// `bytes` as text, cut at `cap` bytes (on a character boundary) with a note
+/// of the full size. The bytes must already be masked.
+pub(crate) fn excerpt(bytes: &[u8], cap: usize) -> String {
+    if bytes.len() <= cap {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let mut cut = cap;
+    // Back up to the start of a UTF-8 sequence (at most 3 bytes).
+    while cut > 0 && cap - cut < 3 && bytes.get(cut).is_some_and(|b| b & 0xC0 == 0x80) {
+        cut -= 1;
+    }
+    format!(
+        "{}… [{} bytes in all]",
+        String::from_utf8_lossy(&bytes[..cut]),
+        bytes.len()
+    )
+}
+
+/// The masked excerpt of a request body. Bodies without a telling content
+/// type are treated as JSON if they look like it, else as text if they are
+/// UTF-8; binary bodies are described, not copied; a body that cannot be
+/// masked is withheld, with the reason.
+pub(crate) fn request_excerpt(
+    masker: &dyn Masker,
+    operation: &Operation,
+    content_type: Option<&str>,
+    body: &[u8],
+    cap: usize,
+) -> Option<String> {
+    if body.is_empty() {
+        return None;
+    }
+    let sniffed = if is_json(content_type) || is_text(content_type) {
+        content_type
+    } else if matches!(first_significant(body), Some(b'{' | b'[')) {
+        Some("application/json")
+    } else if std::str::from_utf8(body).is_ok() {
+        Some("text/plain")
+    } else {
+        return Some(format!(
+            "[{} bytes of binary content, not recorded]",
+            body.len()
+        ));
+    };
+    Some(match masker.mask(operation, sniffed, body) {
+        Ok(outcome) => excerpt(outcome.body.as_deref().unwrap_or(body), cap),
+        Err(error) => format!("[request body withheld: {error}]"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_on_character_boundaries() {
+        assert_eq!(excerpt(b"short", 10), "short");
+        assert_eq!(excerpt("aéb".as_bytes(), 2), "a… [4 bytes in all]");
+        assert_eq!(excerpt(b"abcdef", 3), "abc… [6 bytes in all]");
+    }
+}

@@ -1,0 +1,202 @@
+//! [`JsonMasker`]: the default [`Masker`]: rules plus detectors.
+
+use std::sync::Arc;
+
+use airlock_core::Operation;
+use bytes::Bytes;
+
+use crate::detectors::{self, Context};
+use crate::json_scan::{Masked, Plan, mask_json};
+use crate::media_type::{first_significant, is_json, is_text};
+use crate::splice::Splice;
+use crate::{MaskError, MaskOutcome, MaskRule, Masker, TokenKey};
+
+/// The default masker: [`MaskRule`]s (operation patterns × JSON paths) and
+/// detectors for secret shapes in every string (connection strings, SAS
+/// signatures, JWTs, PEM private keys, storage keys).
+///
+/// - A body is parsed as JSON when its content type says JSON
+///   (`application/json`, `text/json`, `…+json`), or when the operation must
+///   be masked and the body starts with `{` or `[`. Output is valid JSON
+///   whenever the input is; only masked strings change (member order,
+///   whitespace and numbers are kept byte for byte).
+/// - Rules apply to the operation and every operation it carries: a rule
+///   that matches a child (a request inside `/batch`) matches its paths at
+///   any depth, as inner responses sit inside the outer one.
+/// - Detectors run on every JSON string and on `text/*` bodies (and on any
+///   text body that must be masked), unless turned off for the masker or by
+///   every rule that matches. A JSON body that is not valid JSON is scanned
+///   as text when it need not be masked, and refused when it must.
+/// - A value that is already a token is never masked again.
+///
+/// ```
+/// use airlock_core::{Operation, Plane, ResourceScope};
+/// use airlock_masking::{JsonMasker, MaskRule, Masker, TokenKey};
+///
+/// let masker = JsonMasker::builder(TokenKey::new([42u8; 32]).unwrap())
+///     .rule(MaskRule::new(["Microsoft.Storage/storageAccounts/listKeys/action"], ["$.keys[*].value"]).unwrap())
+///     .detectors(true)
+///     .build();
+/// let list_keys = Operation::new(
+///     "Microsoft.Storage/storageAccounts/listKeys/action",
+///     Plane::Management,
+///     ResourceScope::new("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st"),
+/// );
+/// assert!(masker.must_mask(&list_keys));
+///
+/// let body = br#"{"keys":[{"keyName":"key1","value":"c2VjcmV0","permissions":"FULL"}]}"#;
+/// let outcome = masker.mask(&list_keys, Some("application/json"), body).unwrap();
+/// let masked: serde_json::Value = serde_json::from_slice(&outcome.body.unwrap()).unwrap();
+/// assert!(masked["keys"][0]["value"].as_str().unwrap().starts_with("***MASKED:"));
+/// assert_eq!(masked["keys"][0]["keyName"], "key1");
+/// assert_eq!(outcome.paths, ["$.keys[0].value"]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct JsonMasker {
+    key: TokenKey,
+    rules: Arc<[MaskRule]>,
+    detectors: bool,
+}
+
+/// Builds a [`JsonMasker`]; see [`JsonMasker::builder`].
+#[derive(Debug)]
+pub struct JsonMaskerBuilder {
+    key: TokenKey,
+    rules: Vec<MaskRule>,
+    detectors: bool,
+}
+
+impl JsonMaskerBuilder {
+    /// Adds a rule.
+    #[must_use]
+    pub fn rule(mut self, rule: MaskRule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Adds rules.
+    #[must_use]
+    pub fn rules(mut self, rules: impl IntoIterator<Item = MaskRule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// Whether the detectors run at all (default `true`).
+    #[must_use]
+    pub fn detectors(mut self, on: bool) -> Self {
+        self.detectors = on;
+        self
+    }
+
+    /// The masker.
+    pub fn build(self) -> JsonMasker {
+        JsonMasker {
+            key: self.key,
+            rules: self.rules.into(),
+            detectors: self.detectors,
+        }
+    }
+}
+
+impl JsonMasker {
+    /// A builder with no rules and the detectors on; `key` makes the tokens.
+    pub fn builder(key: TokenKey) -> JsonMaskerBuilder {
+        JsonMaskerBuilder {
+            key,
+            rules: Vec::new(),
+            detectors: true,
+        }
+    }
+
+    /// What to do for `operation`; `None` when no rule matches it.
+    fn plan(&self, operation: &Operation) -> Plan<'_> {
+        let name = operation.name().to_lowercase();
+        let children: Vec<String> = operation
+            .flatten()
+            .iter()
+            .skip(1)
+            .map(|child| child.name().to_lowercase())
+            .collect();
+        let mut plan = Plan::default();
+        let mut keep_detectors = false;
+        for rule in self.rules.iter() {
+            let on_child = children
+                .iter()
+                .any(|child| rule.matches_lower(child.as_bytes()));
+            if !on_child && !rule.matches_lower(name.as_bytes()) {
+                continue;
+            }
+            plan.rule_matched = true;
+            keep_detectors |= rule.detectors;
+            plan.paths
+                .extend(rule.paths.iter().map(|path| (path, !on_child)));
+        }
+        plan.detectors = self.detectors && (!plan.rule_matched || keep_detectors);
+        plan
+    }
+
+    /// The detectors over a text body.
+    fn mask_text(&self, body: &[u8]) -> Masked {
+        let hits = detectors::find(body, Context::Text, || false);
+        let mut masked = Masked::default();
+        let mut splice = Splice::new(body);
+        for hit in hits {
+            let token = self.key.token(&body[hit.range.clone()]);
+            splice.replace(hit.range, token.as_bytes());
+            masked.record(format!("$ ({})", hit.label));
+        }
+        masked.body = splice.finish();
+        masked
+    }
+}
+
+impl Masker for JsonMasker {
+    fn must_mask(&self, operation: &Operation) -> bool {
+        let matches = |op: &Operation| {
+            let name = op.name().to_lowercase();
+            self.rules
+                .iter()
+                .any(|rule| rule.matches_lower(name.as_bytes()))
+        };
+        operation.flatten().into_iter().any(matches)
+    }
+
+    fn mask(
+        &self,
+        operation: &Operation,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<MaskOutcome, MaskError> {
+        let Some(first) = first_significant(body) else {
+            return Ok(MaskOutcome::unchanged());
+        };
+        let plan = self.plan(operation);
+        let must = plan.rule_matched;
+        let masked = if is_json(content_type) || (must && matches!(first, b'{' | b'[')) {
+            match mask_json(body, &plan, &self.key) {
+                Ok(masked) => masked,
+                Err(error) if must => return Err(error),
+                Err(_) if plan.detectors => self.mask_text(body),
+                Err(_) => Masked::default(),
+            }
+        } else if is_text(content_type) || must {
+            if must && (!plan.detectors || std::str::from_utf8(body).is_err()) {
+                return Err(MaskError::Unreadable {
+                    content_type: content_type.unwrap_or("none").chars().take(100).collect(),
+                });
+            }
+            if plan.detectors {
+                self.mask_text(body)
+            } else {
+                Masked::default()
+            }
+        } else {
+            Masked::default()
+        };
+        Ok(MaskOutcome {
+            body: masked.body.map(Bytes::from),
+            count: masked.count,
+            paths: masked.paths,
+        })
+    }
+}

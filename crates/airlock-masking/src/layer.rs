@@ -1,0 +1,86 @@
+//! [`MaskingLayer`]: the masker and limits shared by every [`Masking`] service.
+
+use std::sync::Arc;
+
+use tower::Layer;
+
+use crate::excerpt::DEFAULT_EXCERPT_BYTES;
+use crate::{Masker, Masking};
+
+/// The default bound on a body the layer reads to mask: 16 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Masks responses with a [`Masker`] before they reach the client, and puts
+/// masked copies of the request and response bodies in the
+/// [`AuditDraft`](airlock_core::AuditDraft).
+///
+/// It needs the [`Operation`](airlock_core::Operation) of the classify layer
+/// (and its buffered `AirlockBody`); a request without one is refused 403
+/// `AirlockNotDecided` (a misordered stack fails closed). See the
+/// [crate documentation](crate) for what happens to each response.
+#[derive(Clone)]
+pub struct MaskingLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) masker: Arc<dyn Masker>,
+    pub(crate) max_body_bytes: u64,
+    pub(crate) excerpt_bytes: usize,
+}
+
+impl std::fmt::Debug for MaskingLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaskingLayer")
+            .field("max_body_bytes", &self.shared.max_body_bytes)
+            .field("excerpt_bytes", &self.shared.excerpt_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MaskingLayer {
+    /// Masks with `masker`.
+    pub fn new(masker: impl Masker) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                masker: Arc::new(masker),
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                excerpt_bytes: DEFAULT_EXCERPT_BYTES,
+            }),
+        }
+    }
+
+    /// The largest body read to mask (default [`DEFAULT_MAX_BODY_BYTES`]),
+    /// before and after gzip decoding. A larger response that had to be
+    /// inspected is withheld (`502 AirlockMaskingFailed`).
+    #[must_use]
+    pub fn max_body_bytes(self, limit: u64) -> Self {
+        self.with(|shared| shared.max_body_bytes = limit)
+    }
+
+    /// The cap of the body excerpts in the audit record (default 8 KiB).
+    #[must_use]
+    pub fn excerpt_bytes(self, cap: usize) -> Self {
+        self.with(|shared| shared.excerpt_bytes = cap)
+    }
+
+    fn with(self, change: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Shared::clone(&self.shared);
+        change(&mut shared);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+}
+
+impl<S> Layer<S> for MaskingLayer {
+    type Service = Masking<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Masking {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! [`Masker`]: the extension point the masking layer asks.
+
+use std::sync::Arc;
+
+use airlock_core::Operation;
+use bytes::Bytes;
+
+use crate::MaskError;
+
+/// Decides which responses must be masked, and masks bodies.
+///
+/// [`JsonMasker`](crate::JsonMasker) is the built-in one (rules by operation
+/// and JSON path, plus detectors). Implement it to mask differently; the
+/// [`MaskingLayer`](crate::MaskingLayer) does the HTTP work (buffering within
+/// a limit, decoding, headers, audit copies, refusing what cannot be masked).
+/// Masking runs on every response the layer inspects, so it must not block.
+///
+/// ```
+/// use airlock_core::{Operation, Plane, ResourceScope};
+/// use airlock_masking::{MaskError, MaskOutcome, Masker};
+///
+/// /// Withholds every value of Key Vault secrets, whatever the body.
+/// struct NoSecrets;
+///
+/// impl Masker for NoSecrets {
+///     fn must_mask(&self, operation: &Operation) -> bool {
+///         operation.flatten().iter().any(|op| op.name().contains("/secrets/"))
+///     }
+///     fn mask(&self, operation: &Operation, _content_type: Option<&str>, body: &[u8]) -> Result<MaskOutcome, MaskError> {
+///         if !self.must_mask(operation) || body.is_empty() {
+///             return Ok(MaskOutcome::unchanged());
+///         }
+///         Ok(MaskOutcome {
+///             body: Some(r#"{"value":"***"}"#.into()),
+///             count: 1,
+///             paths: vec!["$.value".into()],
+///         })
+///     }
+/// }
+///
+/// let get = Operation::new(
+///     "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+///     Plane::Data,
+///     ResourceScope::new("/providers/Microsoft.KeyVault/vaults/v1/secrets/db"),
+/// );
+/// let outcome = NoSecrets.mask(&get, Some("application/json"), br#"{"value":"hunter2"}"#).unwrap();
+/// assert_eq!(outcome.count, 1);
+/// assert_eq!(outcome.body.unwrap(), r#"{"value":"***"}"#);
+/// ```
+pub trait Masker: Send + Sync + 'static {
+    /// Whether responses to `operation` (or any operation it carries) must
+    /// be masked: if so the body must be read, parsed and masked, and any
+    /// failure refuses (502) rather than passes through.
+    fn must_mask(&self, operation: &Operation) -> bool;
+
+    /// Masks one whole body; `content_type` lets it skip non-JSON text.
+    /// `Ok(outcome)` with `outcome.body == None` means unchanged.
+    ///
+    /// # Errors
+    ///
+    /// Why the body cannot be masked (never quoting it).
+    fn mask(
+        &self,
+        operation: &Operation,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<MaskOutcome, MaskError>;
+}
+
+impl<M: Masker + ?Sized> Masker for Arc<M> {
+    fn must_mask(&self, operation: &Operation) -> bool {
+        (**self).must_mask(operation)
+    }
+    fn mask(
+        &self,
+        operation: &Operation,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<MaskOutcome, MaskError> {
+        (**self).mask(operation, content_type, body)
+    }
+}
+
+/// What masking one body did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MaskOutcome {
+    /// The masked body, or `None` when it is unchanged.
+    pub body: Option<Bytes>,
+    /// How many values were masked.
+    pub count: u32,
+    /// Where, one entry per masked value: `$.keys[0].value`, or
+    /// `$.properties.connectionString (AccountKey)` for a detector's hit
+    /// inside a string (`$ (…)` for a text body). Never values.
+    pub paths: Vec<String>,
+}
+
+impl MaskOutcome {
+    /// Nothing masked.
+    pub fn unchanged() -> Self {
+        Self::default()
+    }
+}

@@ -1,0 +1,93 @@
+//! [`MaskRule`]: which operations' responses hold secrets, and where.
+
+use airlock_core::OperationPattern;
+
+use crate::MaskError;
+use crate::json_path::JsonPath;
+
+/// Responses to these operations hold secrets at these JSON paths.
+///
+/// Operations are role-definition patterns ([`OperationPattern`]:
+/// case-insensitive, `*` spans `/`). Paths are a JSONPath subset: `$`,
+/// `.field`, `['field']`, `[*]`, `[N]`, `.*` and `..field`; one that selects
+/// an object or array masks every string inside it, and one that finds
+/// nothing in a body is fine. A rule makes its responses *must mask*: they
+/// are parsed and masked, or withheld. A rule with no paths only does that
+/// (the detectors still scan the body).
+///
+/// ```
+/// use airlock_masking::MaskRule;
+///
+/// let rule = MaskRule::new(
+///     ["Microsoft.Storage/storageAccounts/listKeys/action", "Microsoft.Storage/storageAccounts/regenerateKey/action"],
+///     ["$.keys[*].value"],
+/// )
+/// .unwrap();
+/// assert!(rule.matches_operation("microsoft.storage/STORAGEACCOUNTS/listkeys/action"));
+///
+/// let error = MaskRule::new(["*/listKeys/action"], ["$.keys[?(@.x)]"]).unwrap_err();
+/// assert!(error.to_string().contains("no filters"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct MaskRule {
+    operations: Vec<OperationPattern>,
+    pub(crate) paths: Vec<JsonPath>,
+    pub(crate) detectors: bool,
+}
+
+impl MaskRule {
+    /// A rule for `operations` masking `json_paths`, detectors on.
+    ///
+    /// # Errors
+    ///
+    /// [`MaskError::NoOperations`], [`MaskError::Operation`] or
+    /// [`MaskError::JsonPath`], saying what is wrong.
+    pub fn new<O, P>(operations: O, json_paths: P) -> Result<Self, MaskError>
+    where
+        O: IntoIterator,
+        O::Item: AsRef<str>,
+        P: IntoIterator,
+        P::Item: AsRef<str>,
+    {
+        let operations = operations
+            .into_iter()
+            .map(|op| OperationPattern::parse(op.as_ref()).map_err(MaskError::Operation))
+            .collect::<Result<Vec<_>, _>>()?;
+        if operations.is_empty() {
+            return Err(MaskError::NoOperations);
+        }
+        let paths = json_paths
+            .into_iter()
+            .map(|path| JsonPath::parse(path.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            operations,
+            paths,
+            detectors: true,
+        })
+    }
+
+    /// Whether the detectors also scan these operations' responses (default
+    /// `true`). Off only when every rule matching a response turns them off.
+    #[must_use]
+    pub fn detectors(mut self, on: bool) -> Self {
+        self.detectors = on;
+        self
+    }
+
+    /// Whether this rule names the operation `name` (any case).
+    pub fn matches_operation(&self, name: &str) -> bool {
+        self.matches_lower(name.to_lowercase().as_bytes())
+    }
+
+    /// The JSON paths, as written.
+    pub fn json_paths(&self) -> impl Iterator<Item = &str> {
+        self.paths.iter().map(JsonPath::as_str)
+    }
+
+    /// For a lower-cased name; a name that is itself a pattern (`*/delete`)
+    /// matches when it could be one of this rule's operations.
+    pub(crate) fn matches_lower(&self, name: &[u8]) -> bool {
+        self.operations.iter().any(|pattern| pattern.overlaps(name))
+    }
+}

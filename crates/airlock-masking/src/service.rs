@@ -1,0 +1,261 @@
+//! [`Masking`]: the per-request work of the masking layer.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use airlock_core::{
+    AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, ErrorContext, Operation,
+    collect_limited, full,
+};
+use bytes::Bytes;
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::Either;
+use tower::Service;
+
+use crate::encoding::{Encoding, GunzipError, content_encoding, gunzip};
+use crate::excerpt::{excerpt, request_excerpt};
+use crate::layer::Shared;
+use crate::media_type::{is_json, is_text};
+
+/// The response header that says how many values Airlock masked in the body
+/// (`0` when it looked and found none). Absent on responses it did not read.
+pub const MASKED_HEADER: &str = "x-airlock-masked";
+
+/// The masking middleware; see [`MaskingLayer`](crate::MaskingLayer).
+#[derive(Clone)]
+pub struct Masking<S> {
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for Masking<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masking").finish_non_exhaustive()
+    }
+}
+
+impl<S, ResBody> Service<Request<AirlockBody>> for Masking<S>
+where
+    S: Service<Request<AirlockBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Either<ResBody, AirlockBody>>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<AirlockBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        let context = ErrorContext::from_request(&request);
+        let Some(operation) = request.extensions().get::<Operation>().cloned() else {
+            // Classification is missing from the stack: refuse.
+            tracing::error!(
+                "masking: the request has no Operation; the classify layer must come before the masking layer"
+            );
+            let response = refuse(
+                request.extensions().get::<AuditDraft>(),
+                AirlockError::NotDecided,
+                &context,
+            );
+            return Box::pin(async move { Ok(response) });
+        };
+        Box::pin(async move {
+            let must_mask = shared.masker.must_mask(&operation);
+            let (mut parts, body) = request.into_parts();
+            let draft = parts.extensions.get::<AuditDraft>().cloned();
+            let head = parts.method == Method::HEAD;
+            // Bodies must come back readable: no compression.
+            parts.headers.remove(ACCEPT_ENCODING);
+            parts
+                .headers
+                .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+            let body = match &draft {
+                // Nobody records the request: pass its body on unread.
+                None => body,
+                Some(draft) => {
+                    let bytes =
+                        match collect_request(body, &parts.headers, shared.max_body_bytes).await {
+                            Ok(bytes) => bytes,
+                            Err(BodyError::TooLarge { limit }) => {
+                                let error = AirlockError::PayloadTooLarge { limit };
+                                return Ok(refuse(Some(draft), error, &context));
+                            }
+                            Err(BodyError::Read(error)) => {
+                                let error = AirlockError::BadRequest {
+                                    code: "InvalidRequestContent",
+                                    message: format!("the request body could not be read: {error}"),
+                                };
+                                return Ok(refuse(Some(draft), error, &context));
+                            }
+                        };
+                    let copy = request_excerpt(
+                        &*shared.masker,
+                        &operation,
+                        header_str(&parts.headers, CONTENT_TYPE),
+                        &bytes,
+                        shared.excerpt_bytes,
+                    );
+                    draft.update(|record| record.request_excerpt = copy);
+                    // The original bytes go upstream; only the copy is masked.
+                    full(bytes)
+                }
+            };
+            // Boxed here so the future's `Send` is checked where it is made.
+            let forwarded: BoxFuture<'static, Result<Response<ResBody>, S::Error>> =
+                Box::pin(inner.call(Request::from_parts(parts, body)));
+            let response = forwarded.await?;
+            let exchange = Exchange {
+                shared: &shared,
+                operation: &operation,
+                must_mask,
+                draft: draft.as_ref(),
+                context: &context,
+            };
+            Ok(exchange.respond(response, head).await)
+        })
+    }
+}
+
+/// What one request's response is masked with.
+struct Exchange<'a> {
+    shared: &'a Shared,
+    operation: &'a Operation,
+    must_mask: bool,
+    draft: Option<&'a AuditDraft>,
+    context: &'a ErrorContext,
+}
+
+impl Exchange<'_> {
+    async fn respond<ResBody>(
+        &self,
+        response: Response<ResBody>,
+        head: bool,
+    ) -> Response<Either<ResBody, AirlockBody>>
+    where
+        ResBody: Body<Data = Bytes>,
+        ResBody::Error: Into<BoxError>,
+    {
+        let status = response.status();
+        if head
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+            || status.is_informational()
+        {
+            return response.map(Either::Left);
+        }
+        let content_type = header_str(response.headers(), CONTENT_TYPE).map(str::to_owned);
+        let content_type = content_type.as_deref();
+        if !(self.must_mask || is_json(content_type) || is_text(content_type)) {
+            // Binary content no rule covers: streamed through, never buffered.
+            return response.map(Either::Left);
+        }
+        let (mut parts, body) = response.into_parts();
+        let limit = self.shared.max_body_bytes;
+        let bytes = match collect_limited(body, &parts.headers, limit).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge { .. }) => {
+                return self.refuse(AirlockError::MaskingFailed(format!(
+                    "it exceeds the {limit}-byte limit Airlock reads to mask responses, so its secrets could not be looked for; narrow the request (e.g. with $top) or raise the masking limit"
+                )));
+            }
+            Err(BodyError::Read(error)) => {
+                return self.refuse(AirlockError::UpstreamUnavailable(format!(
+                    "the response body could not be read: {error}"
+                )));
+            }
+        };
+        let (bytes, decoded) = match content_encoding(&parts.headers) {
+            Encoding::Identity => (bytes, false),
+            Encoding::Gzip => match gunzip(&bytes, limit) {
+                Ok(plain) => (Bytes::from(plain), true),
+                Err(GunzipError::TooLarge) => {
+                    return self.refuse(AirlockError::MaskingFailed(format!(
+                        "it inflates beyond the {limit}-byte limit Airlock reads to mask responses"
+                    )));
+                }
+                Err(GunzipError::Corrupt) => {
+                    return self.refuse(AirlockError::MaskingFailed(
+                        "it is marked Content-Encoding: gzip but is not valid gzip".into(),
+                    ));
+                }
+            },
+            Encoding::Unsupported(coding) => {
+                return self.refuse(AirlockError::MaskingFailed(format!(
+                    "it is encoded with '{coding}', which Airlock cannot decode (it asks Azure for 'identity'), so its secrets could not be looked for"
+                )));
+            }
+        };
+        let outcome = match self
+            .shared
+            .masker
+            .mask(self.operation, content_type, &bytes)
+        {
+            Ok(outcome) => outcome,
+            Err(error) => return self.refuse(AirlockError::MaskingFailed(error.to_string())),
+        };
+        let rewritten = outcome.body.is_some() || decoded;
+        let body = outcome.body.unwrap_or(bytes);
+        if rewritten {
+            parts.headers.remove(CONTENT_LENGTH);
+            parts.headers.remove(CONTENT_ENCODING);
+        }
+        parts
+            .headers
+            .insert(MASKED_HEADER, HeaderValue::from(outcome.count));
+        if outcome.count > 0 {
+            tracing::info!(masked = outcome.count, paths = ?outcome.paths, "response masked");
+        } else {
+            tracing::debug!(masked = 0, "response inspected, nothing to mask");
+        }
+        if let Some(draft) = self.draft {
+            let copy = excerpt(&body, self.shared.excerpt_bytes);
+            draft.update(|record| {
+                record.masked_count = record.masked_count.saturating_add(outcome.count);
+                record.masked_paths.extend(outcome.paths);
+                record.response_excerpt = Some(copy);
+            });
+        }
+        Response::from_parts(parts, Either::Right(full(body)))
+    }
+
+    fn refuse<ResBody>(&self, error: AirlockError) -> Response<Either<ResBody, AirlockBody>> {
+        refuse(self.draft, error, self.context)
+    }
+}
+
+/// Answers `error` in the ARM shape, and records its code in the audit draft.
+fn refuse<ResBody>(
+    draft: Option<&AuditDraft>,
+    error: AirlockError,
+    context: &ErrorContext,
+) -> Response<Either<ResBody, AirlockBody>> {
+    tracing::warn!(code = error.code(), reason = %error, "masking refused the exchange");
+    if let Some(draft) = draft {
+        draft.update(|record| record.error_code = Some(error.code().to_owned()));
+    }
+    error.into_response(context).map(Either::Right)
+}
+
+/// Reads the request body. Boxed here, with its concrete type, so the
+/// future's `Send` is checked where it is made (inside the `async` block it
+/// trips a rustc limitation with the boxed body's trait-object lifetime).
+fn collect_request(
+    body: AirlockBody,
+    headers: &HeaderMap,
+    limit: u64,
+) -> BoxFuture<'_, Result<Bytes, BodyError>> {
+    Box::pin(collect_limited(body, headers, limit))
+}
+
+fn header_str(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
