@@ -148,7 +148,7 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
         .await?;
     masked_step(
         &mut report,
-        format!("GET  Key Vault secret db-password at {vault}"),
+        &format!("GET  Key Vault secret db-password at {vault}"),
         &secret,
         &secret.json()["value"],
     );
@@ -162,7 +162,7 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
         .await?;
     masked_step(
         &mut report,
-        format!("POST storage account {STORAGE_ACCOUNT} listKeys"),
+        &format!("POST storage account {STORAGE_ACCOUNT} listKeys"),
         &keys,
         &keys.json()["keys"][0]["value"],
     );
@@ -204,7 +204,7 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
 /// A secret-bearing answer: 200, and the secret replaced by a masked token.
 fn masked_step(
     report: &mut Report,
-    what: String,
+    what: &str,
     response: &AgentResponse,
     value: &serde_json::Value,
 ) {
@@ -214,7 +214,7 @@ fn masked_step(
         .header(airlock_masking::MASKED_HEADER)
         .unwrap_or("none");
     if report.check(
-        what.clone(),
+        what,
         response,
         StatusCode::OK,
         format!("the agent sees {value:?} ({count} value(s) masked)"),
