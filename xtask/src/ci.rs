@@ -43,7 +43,7 @@ const STEPS: &[Step] = &[
 ];
 
 /// Every example, run to the end: each checks its own outcome and fails loudly.
-const EXAMPLES: [&str; 2] = ["custom_token_provider", "identity_on_axum"];
+const EXAMPLES: [&str; 3] = ["custom_token_provider", "identity_on_axum", "custom_masker"];
 
 pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     let total = Instant::now();

@@ -18,7 +18,7 @@ pub mod demo;
 mod error;
 pub mod explain;
 mod identity;
-mod masking;
+pub mod masking;
 pub mod routing;
 mod server;
 pub mod stack;

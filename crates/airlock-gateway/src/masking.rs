@@ -16,19 +16,11 @@ pub(crate) fn layer(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<MaskingLayer, StartError> {
     let key = token_key(config, env)?;
-    let mut rules = Vec::new();
-    if config.default_pack {
-        for entry in SECRET_RESPONSES {
-            let rule = MaskRule::new(
-                entry.operations.iter().copied(),
-                entry.json_paths.iter().copied(),
-            )
-            .map_err(|e| {
-                StartError::Masking(format!("the built-in rule for {}: {e}", entry.service))
-            })?;
-            rules.push(rule);
-        }
-    }
+    let mut rules = if config.default_pack {
+        default_rules().map_err(StartError::Masking)?
+    } else {
+        Vec::new()
+    };
     for (index, configured) in config.rule.iter().enumerate() {
         let rule = MaskRule::new(
             configured.operations.iter().map(String::as_str),
@@ -49,6 +41,24 @@ pub(crate) fn layer(
         .detectors(true)
         .build();
     Ok(MaskingLayer::new(masker).max_body_bytes(config.max_body_bytes))
+}
+
+/// The Azure default pack ([`SECRET_RESPONSES`]) as masking rules.
+///
+/// # Errors
+///
+/// Never for the shipped pack (a test checks it); the message names the entry.
+pub fn default_rules() -> Result<Vec<MaskRule>, String> {
+    SECRET_RESPONSES
+        .iter()
+        .map(|entry| {
+            MaskRule::new(
+                entry.operations.iter().copied(),
+                entry.json_paths.iter().copied(),
+            )
+            .map_err(|e| format!("the built-in rule for {}: {e}", entry.service))
+        })
+        .collect()
 }
 
 /// The key from `AIRLOCK_MASKING_KEY`, else `masking.key_file`, else a new
