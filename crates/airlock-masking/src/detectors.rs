@@ -14,15 +14,23 @@
 //!   name before it, `primaryKey: …`) is named like a key.
 //!
 //! They work on bytes (every shape is ASCII), and only the secret part of a
-//! hit is replaced, so the text around it stays readable.
+//! hit is replaced, so the text around it stays readable. Overlapping hits
+//! merge (nothing of either stays readable); a hit stops at a token already
+//! in the text, and nothing next to a token counts as a boundary, so masking
+//! masked text changes nothing. A `name=value` hit is reported by a
+//! well-known name (`AccountKey`, `SharedAccessKey`, `Password`, …) or by
+//! its kind (`Key`, `Password`, `Secret`), never by the text before the `=`,
+//! which may be the tail of a key.
 
 use std::ops::Range;
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
 
-use crate::token::is_masked_token_bytes;
+use crate::token::{TOKEN_LEN, TOKEN_PREFIX, is_masked_token_bytes};
 
+static TOKEN_START: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(TOKEN_PREFIX.as_bytes()));
 static JWT_START: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"eyJ"));
 static PEM_BEGIN: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"-----BEGIN "));
 static PEM_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"-----END "));
@@ -80,7 +88,7 @@ pub(crate) fn may_hold_secret(text: &[u8]) -> bool {
         || (text.len() >= PEM_MIN_LEN && PEM_BEGIN.find(text).is_some())
 }
 
-/// Every secret in `text`, ordered and non-overlapping. `key_like` says
+/// Every secret in `text`, ordered and non-overlapping (overlaps merged). `key_like` says
 /// whether the field holding the text is named like a key (asked only when
 /// a 44-character base64 value is found).
 pub(crate) fn find(text: &[u8], context: Context, key_like: impl Fn() -> bool) -> Vec<Hit> {
@@ -134,11 +142,27 @@ fn is_base64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-fn push(hits: &mut Vec<Hit>, text: &[u8], range: Range<usize>, label: &'static str) {
-    if range.is_empty() || is_masked_token_bytes(&text[range.clone()]) {
+/// Records a hit, cut short at the first token inside it: what is already
+/// masked is never masked again, nor swallowed into a new token with the
+/// text after it. (On Azure's data there are no tokens; a crafted value
+/// could only hide what its author already knows.)
+fn push(hits: &mut Vec<Hit>, text: &[u8], mut range: Range<usize>, label: &'static str) {
+    if let Some(at) = first_token(&text[range.clone()]) {
+        range.end = range.start + at;
+    }
+    if range.is_empty() {
         return;
     }
     hits.push(Hit { range, label });
+}
+
+/// Where the first complete token in `bytes` starts.
+fn first_token(bytes: &[u8]) -> Option<usize> {
+    TOKEN_START.find_iter(bytes).find(|&at| {
+        bytes
+            .get(at..at + TOKEN_LEN)
+            .is_some_and(is_masked_token_bytes)
+    })
 }
 
 /// How a `name=value` secret is reported.

@@ -108,7 +108,8 @@ impl JsonMasker {
         }
     }
 
-    /// What to do for `operation`; `None` when no rule matches it.
+    /// What to do for `operation`: the paths of every rule matching it or an
+    /// operation it carries, and whether the detectors run.
     fn plan(&self, operation: &Operation) -> Plan<'_> {
         let name = operation.name().to_lowercase();
         let children: Vec<String> = operation

@@ -11,7 +11,7 @@ pub const TOKEN_PREFIX: &str = "***MASKED:";
 /// What every masked value ends with.
 const TOKEN_SUFFIX: &str = "***";
 /// The length of a token: prefix, 8 hex digits, suffix.
-const TOKEN_LEN: usize = TOKEN_PREFIX.len() + 8 + TOKEN_SUFFIX.len();
+pub(crate) const TOKEN_LEN: usize = TOKEN_PREFIX.len() + 8 + TOKEN_SUFFIX.len();
 
 /// The per-deployment key of the stable tokens: a masked value becomes
 /// `***MASKED:<8 hex>***`, the hex being the first 4 bytes of
