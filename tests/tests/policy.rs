@@ -340,3 +340,40 @@ async fn no_matching_rule_denies() {
     assert!(h.sim.requests().is_empty());
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_reloaded_policy_decides_the_next_request_and_a_broken_one_is_refused() {
+    let h = Harness::start_with(Options {
+        policy: Some(
+            "[[rule]]\nname = \"reads\"\neffect = \"allow\"\nactions = [\"*/read\"]\n".into(),
+        ),
+        ..Options::default()
+    })
+    .await;
+    let start_url = format!("{}/start?api-version=2024-07-01", vm_path("vm1"));
+    let start = || h.agent.send(Method::POST, &start_url, &[], None);
+    assert_airlock_error(
+        &start().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "AirlockPolicyDenied",
+    );
+
+    let file = h.dir.path().join("policy.toml");
+    std::fs::write(&file, "[[rule]]\nname = \"operators\"\neffect = \"allow\"\nactions = [\"*/read\", \"Microsoft.Compute/virtualMachines/start/action\"]\n").unwrap();
+    h.gateway.reload_policy().unwrap();
+    assert_ne!(
+        start().await.unwrap().status,
+        StatusCode::FORBIDDEN,
+        "the new policy allows starting VMs"
+    );
+
+    std::fs::write(&file, "[[rule]]\nname = \"broken\"\neffect = \"allow\"\n").unwrap();
+    let error = h.gateway.reload_policy().unwrap_err().to_string();
+    assert!(error.contains("policy.toml:1: rule 'broken'"), "{error}");
+    assert_ne!(
+        start().await.unwrap().status,
+        StatusCode::FORBIDDEN,
+        "the running policy stays"
+    );
+    h.shutdown().await;
+}
