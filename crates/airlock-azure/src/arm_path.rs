@@ -44,30 +44,30 @@ const NAME_CHECKS_AS_READ: [&str; 5] = [
 
 /// How a path's segments are laid out.
 #[derive(Debug)]
-pub(crate) enum ArmPath<'s> {
+pub(crate) enum ArmPath<'s, S> {
     /// No `providers/{Namespace}`: ARM's own hierarchy (`subscriptions/…`).
-    Builtin(&'s [String]),
+    Builtin(&'s [S]),
     /// `{scope}/providers/{namespace}/{rest…}`, for the last provider section.
     Provider {
         /// The segments before the last provider section.
-        scope: &'s [String],
+        scope: &'s [S],
         /// The resource provider namespace, as spelled.
         namespace: &'s str,
         /// The type/name pairs after it, and a trailing collection or action.
-        rest: &'s [String],
+        rest: &'s [S],
     },
     /// Not a shape Airlock understands (ambiguous names, odd scopes, bad types).
     Unrecognised,
 }
 
 /// Walks `segments` pair by pair and finds the last provider section.
-pub(crate) fn parse(segments: &[String]) -> ArmPath<'_> {
+pub(crate) fn parse<S: AsRef<str>>(segments: &[S]) -> ArmPath<'_, S> {
     let mut index = 0;
     let mut last_provider = None;
     while index < segments.len() {
         let is_provider = is(&segments[index], "providers") && index + 1 < segments.len();
         if is_provider {
-            let namespace = &segments[index + 1];
+            let namespace = segments[index + 1].as_ref();
             if !is_namespace(namespace) {
                 return ArmPath::Unrecognised;
             }
@@ -80,7 +80,7 @@ pub(crate) fn parse(segments: &[String]) -> ArmPath<'_> {
             }
             last_provider = Some(index);
         } else {
-            if last_provider.is_some() && !is_identifier(&segments[index]) {
+            if last_provider.is_some() && !is_identifier(segments[index].as_ref()) {
                 return ArmPath::Unrecognised;
             }
             if segments
@@ -97,15 +97,24 @@ pub(crate) fn parse(segments: &[String]) -> ArmPath<'_> {
         None => ArmPath::Builtin(segments),
         Some(at) => ArmPath::Provider {
             scope: &segments[..at],
-            namespace: &segments[at + 1],
+            namespace: segments[at + 1].as_ref(),
             rest: &segments[at + 2..],
         },
     }
 }
 
 /// The operation a request performs, by the ARM rule.
-pub(crate) fn operation(method: &Method, segments: &[String]) -> Operation {
-    let named = match parse(segments) {
+pub(crate) fn operation<S: AsRef<str>>(method: &Method, segments: &[S]) -> Operation {
+    parsed_operation(method, segments, &parse(segments))
+}
+
+/// [`operation`], for a path already [`parse`]d (`path` is `parse(segments)`).
+pub(crate) fn parsed_operation<S: AsRef<str>>(
+    method: &Method,
+    segments: &[S],
+    path: &ArmPath<'_, S>,
+) -> Operation {
+    let named = match *path {
         ArmPath::Builtin(segments) => builtin(method, segments),
         ArmPath::Provider {
             scope,
@@ -121,7 +130,7 @@ pub(crate) fn operation(method: &Method, segments: &[String]) -> Operation {
 }
 
 /// A request Airlock cannot name: `{METHOD} {path}` on the path itself.
-pub(crate) fn unknown(method: &Method, segments: &[String]) -> Operation {
+pub(crate) fn unknown<S: AsRef<str>>(method: &Method, segments: &[S]) -> Operation {
     let id = resource_id(segments);
     Operation::unknown(
         format!("{method} {id}"),
@@ -131,14 +140,14 @@ pub(crate) fn unknown(method: &Method, segments: &[String]) -> Operation {
 }
 
 /// `/seg/seg/…`, or `/` for no segments.
-pub(crate) fn resource_id(segments: &[String]) -> String {
+pub(crate) fn resource_id<S: AsRef<str>>(segments: &[S]) -> String {
     if segments.is_empty() {
         return "/".to_owned();
     }
-    let mut id = String::with_capacity(segments.iter().map(|s| s.len() + 1).sum());
+    let mut id = String::with_capacity(segments.iter().map(|s| s.as_ref().len() + 1).sum());
     for segment in segments {
         id.push('/');
-        id.push_str(segment);
+        id.push_str(segment.as_ref());
     }
     id
 }
@@ -165,26 +174,43 @@ pub(crate) fn id_segments(id: &str) -> Option<Vec<String>> {
 }
 
 /// `a` equals `b` ignoring ASCII case.
-pub(crate) fn is(a: &str, b: &str) -> bool {
-    a.eq_ignore_ascii_case(b)
+pub(crate) fn is(a: &(impl AsRef<str> + ?Sized), b: &str) -> bool {
+    a.as_ref().eq_ignore_ascii_case(b)
 }
 
 /// A resource provider namespace: dot-separated identifiers (`Microsoft.Compute`).
 pub(crate) fn is_namespace(segment: &str) -> bool {
-    segment.contains('.') && segment.split('.').all(is_identifier)
+    // One pass: identifier bytes and dots, at least one dot, no empty part.
+    let mut dotted = false;
+    let mut after_dot = true;
+    for byte in segment.bytes() {
+        if byte == b'.' {
+            if after_dot {
+                return false;
+            }
+            dotted = true;
+            after_dot = true;
+        } else if is_identifier_byte(byte) {
+            after_dot = false;
+        } else {
+            return false;
+        }
+    }
+    dotted && !after_dot
 }
 
 /// A resource type or action name: letters, digits, `_` and `-`.
 pub(crate) fn is_identifier(segment: &str) -> bool {
-    !segment.is_empty()
-        && segment
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !segment.is_empty() && segment.bytes().all(is_identifier_byte)
+}
+
+fn is_identifier_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
 }
 
 /// The scopes a first provider section may follow: the tenant root, a
 /// subscription or a resource group.
-fn is_builtin_prefix(prefix: &[String]) -> bool {
+fn is_builtin_prefix<S: AsRef<str>>(prefix: &[S]) -> bool {
     match prefix {
         [] => true,
         [subscriptions, _] => is(subscriptions, "subscriptions"),
@@ -209,66 +235,95 @@ fn is_read(method: &Method) -> bool {
     *method == Method::GET || *method == Method::HEAD
 }
 
+/// The first of `names` that `segment` spells (ignoring case), as spelled in `names`.
+fn one_of(segment: &(impl AsRef<str> + ?Sized), names: &[&'static str]) -> Option<&'static str> {
+    names.iter().copied().find(|name| is(segment, name))
+}
+
 /// ARM's own hierarchy, from a fixed vocabulary; anything else is unknown.
-fn builtin(method: &Method, segments: &[String]) -> Option<(String, ResourceScope)> {
+///
+/// Segments at odd positions are names (anything); those at even positions
+/// are compared, ignoring case, with the vocabulary.
+fn builtin<S: AsRef<str>>(method: &Method, segments: &[S]) -> Option<(String, ResourceScope)> {
     let id = || ResourceScope::new(resource_id(segments));
     let parent = || ResourceScope::new(resource_id(&segments[..segments.len() - 1]));
     let named = |name: &str| format!("{RESOURCES}/{name}");
-    let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let shape: Vec<&str> = lower
-        .iter()
-        .enumerate()
-        .map(|(i, s)| if i % 2 == 1 { "{}" } else { s.as_str() })
-        .collect();
     let read = is_read(method);
     let post = *method == Method::POST;
-    match shape.as_slice() {
-        ["subscriptions"] if read => Some((named("subscriptions/read"), parent())),
-        ["tenants"] if read => Some((named("tenants/read"), ResourceScope::new("/"))),
-        ["providers"] if read => Some((named("providers/read"), ResourceScope::new("/"))),
-        ["subscriptions", "{}"] if read => Some((named("subscriptions/read"), id())),
-        ["subscriptions", "{}", collection] if read => {
-            let collection = match *collection {
-                "resourcegroups" => "resourceGroups",
-                "resources" => "resources",
-                "providers" => "providers",
-                "locations" => "locations",
-                "tagnames" => "tagNames",
-                _ => return None,
-            };
-            Some((named(&format!("subscriptions/{collection}/read")), parent()))
+    let (first, rest) = segments.split_first()?;
+    if rest.is_empty() {
+        // `subscriptions`, `tenants`, `providers`: lists at the root.
+        if !read {
+            return None;
         }
-        ["subscriptions", "{}", "operationresults", "{}"] if read => {
-            Some((named("subscriptions/operationresults/read"), id()))
-        }
-        ["subscriptions", "{}", "resourcegroups", "{}"] => {
-            let verb = verb(method)?;
-            Some((named(&format!("subscriptions/resourceGroups/{verb}")), id()))
-        }
-        ["subscriptions", "{}", "resourcegroups", "{}", "resources"] if read => Some((
-            named("subscriptions/resourceGroups/resources/read"),
-            parent(),
-        )),
-        ["subscriptions", "{}", "resourcegroups", "{}", action] if post => {
-            let action = match *action {
-                // Validating a move needs the right to move (Azure checks the same action).
-                "moveresources" | "validatemoveresources" => "moveResources",
-                "exporttemplate" => "exportTemplate",
-                _ => return None,
-            };
+        let name = match one_of(first, &["subscriptions", "tenants", "providers"])? {
+            "subscriptions" => "subscriptions/read",
+            "tenants" => "tenants/read",
+            _ => "providers/read",
+        };
+        return Some((named(name), ResourceScope::new("/")));
+    }
+    if !is(first, "subscriptions") {
+        return None;
+    }
+    match rest {
+        [_] if read => Some((named("subscriptions/read"), id())),
+        [_, collection] if read => {
+            let collection = one_of(
+                collection,
+                &[
+                    "resourceGroups",
+                    "resources",
+                    "providers",
+                    "locations",
+                    "tagNames",
+                ],
+            )?;
             Some((
-                named(&format!("subscriptions/resourceGroups/{action}/action")),
+                format!("{RESOURCES}/subscriptions/{collection}/read"),
                 parent(),
             ))
         }
-        ["subscriptions", "{}", "tagnames", "{}"] => {
-            let verb = verb(method)?;
-            Some((named(&format!("subscriptions/tagNames/{verb}")), id()))
+        [_, kind, _] if read && is(kind, "operationresults") => {
+            Some((named("subscriptions/operationresults/read"), id()))
         }
-        ["subscriptions", "{}", "tagnames", "{}", "tagvalues", "{}"] => {
+        [_, kind, _] if is(kind, "resourceGroups") => {
             let verb = verb(method)?;
             Some((
-                named(&format!("subscriptions/tagNames/tagValues/{verb}")),
+                format!("{RESOURCES}/subscriptions/resourceGroups/{verb}"),
+                id(),
+            ))
+        }
+        [_, kind, _, resources]
+            if read && is(kind, "resourceGroups") && is(resources, "resources") =>
+        {
+            Some((
+                named("subscriptions/resourceGroups/resources/read"),
+                parent(),
+            ))
+        }
+        [_, kind, _, action] if post && is(kind, "resourceGroups") => {
+            let action = match one_of(
+                action,
+                &["moveResources", "validateMoveResources", "exportTemplate"],
+            )? {
+                // Validating a move needs the right to move (Azure checks the same action).
+                "moveResources" | "validateMoveResources" => "moveResources",
+                _ => "exportTemplate",
+            };
+            Some((
+                format!("{RESOURCES}/subscriptions/resourceGroups/{action}/action"),
+                parent(),
+            ))
+        }
+        [_, kind, _] if is(kind, "tagNames") => {
+            let verb = verb(method)?;
+            Some((format!("{RESOURCES}/subscriptions/tagNames/{verb}"), id()))
+        }
+        [_, kind, _, values, _] if is(kind, "tagNames") && is(values, "tagValues") => {
+            let verb = verb(method)?;
+            Some((
+                format!("{RESOURCES}/subscriptions/tagNames/tagValues/{verb}"),
                 id(),
             ))
         }
@@ -277,17 +332,16 @@ fn builtin(method: &Method, segments: &[String]) -> Option<(String, ResourceScop
 }
 
 /// The last provider section: `{scope}/providers/{namespace}/{rest…}`.
-fn provider(
+fn provider<S: AsRef<str>>(
     method: &Method,
-    segments: &[String],
-    scope: &[String],
+    segments: &[S],
+    scope: &[S],
     namespace: &str,
-    rest: &[String],
+    rest: &[S],
 ) -> Option<(String, ResourceScope)> {
     // Types sit at even positions of `rest`; with an odd length the last of
     // them is the trailing collection or action.
-    let types: Vec<&str> = rest.iter().step_by(2).map(String::as_str).collect();
-    if types.iter().any(|t| is(t, "providers")) {
+    if rest.iter().step_by(2).any(|t| is(t, "providers")) {
         // Only a trailing `providers` can be left here: a collection of nothing.
         return None;
     }
@@ -304,41 +358,45 @@ fn provider(
     if rest.len().is_multiple_of(2) {
         let verb = verb(method)?;
         return Some((
-            operation_name(namespace, &types, verb),
+            operation_name(namespace, rest, verb),
             ResourceScope::new(resource_id(segments)),
         ));
     }
     // A trailing collection (GET) or action (POST) after the last name.
-    let (trailing, owners) = types.split_last()?;
+    let trailing = rest.last()?;
     let target = if rest.len() == 1 {
         // Directly under the provider: the scope before `providers/{namespace}`.
         scope
     } else {
         &segments[..segments.len() - 1]
     };
-    let target = ResourceScope::new(resource_id(target));
     if is_read(method) {
-        return Some((operation_name(namespace, &types, "read"), target));
+        return Some((
+            operation_name(namespace, rest, "read"),
+            ResourceScope::new(resource_id(target)),
+        ));
     }
     if *method != Method::POST {
         return None;
     }
-    if owners.is_empty()
+    let target = ResourceScope::new(resource_id(target));
+    if rest.len() == 1
         && is(trailing, "checkNameAvailability")
         && NAME_CHECKS_AS_READ.iter().any(|ns| is(ns, namespace))
     {
         return Some((format!("{namespace}/checknameavailability/read"), target));
     }
-    Some((operation_name(namespace, &types, "action"), target))
+    Some((operation_name(namespace, rest, "action"), target))
 }
 
-/// `{namespace}/{type}/{type}…/{verb}`.
-pub(crate) fn operation_name(namespace: &str, types: &[&str], verb: &str) -> String {
+/// `{namespace}/{type}/{type}…/{verb}`, the types at the even positions of `rest`.
+fn operation_name<S: AsRef<str>>(namespace: &str, rest: &[S], verb: &str) -> String {
+    let types = rest.iter().step_by(2).map(AsRef::as_ref);
     let mut name = String::with_capacity(
-        namespace.len() + verb.len() + types.iter().map(|t| t.len() + 1).sum::<usize>() + 1,
+        namespace.len() + verb.len() + types.clone().map(|t| t.len() + 1).sum::<usize>() + 1,
     );
     name.push_str(namespace);
-    for part in types.iter().copied().chain([verb]) {
+    for part in types.chain([verb]) {
         name.push('/');
         name.push_str(part);
     }
@@ -349,7 +407,7 @@ pub(crate) fn operation_name(namespace: &str, types: &[&str], verb: &str) -> Str
 mod tests {
     use super::*;
 
-    fn segs(path: &str) -> Vec<String> {
+    fn segs(path: &str) -> Vec<crate::hygiene::Segment<'_>> {
         crate::hygiene::path_segments(path).unwrap()
     }
 

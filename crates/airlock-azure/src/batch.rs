@@ -166,6 +166,6 @@ fn inner_headers(request: &Map<String, Value>) -> Result<HeaderMap, ClassifyErro
 }
 
 /// Whether a (decoded) path is `/batch`, in any case.
-pub(crate) fn is_batch(segments: &[String]) -> bool {
+pub(crate) fn is_batch<S: AsRef<str>>(segments: &[S]) -> bool {
     matches!(segments, [only] if is(only, "batch"))
 }

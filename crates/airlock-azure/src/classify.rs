@@ -4,6 +4,7 @@ use airlock_core::Operation;
 use http::{HeaderMap, Method};
 
 use crate::arm_path::{self, ArmPath, is};
+use crate::hygiene::Segment;
 use crate::{AzureEndpoint, ClassifyError, batch, deployment, hygiene, key_vault, resource_group};
 
 /// Everything [`classify`] looks at in a request.
@@ -90,7 +91,7 @@ pub(crate) fn classify_arm(
 /// The ARM rule, plus the requests that carry other operations.
 fn arm_operation(
     method: &Method,
-    segments: &[String],
+    segments: &[Segment<'_>],
     body: &[u8],
 ) -> Result<Operation, ClassifyError> {
     if batch::is_batch(segments) {
@@ -100,11 +101,13 @@ fn arm_operation(
             Ok(arm_path::unknown(method, segments))
         };
     }
-    let operation = arm_path::operation(method, segments);
+    // Parsed once: the operation and the requests that carry others read the same parse.
+    let path = arm_path::parse(segments);
+    let operation = arm_path::parsed_operation(method, segments, &path);
     if operation.is_unknown() {
         return Ok(operation);
     }
-    let children = match arm_path::parse(segments) {
+    let children = match path {
         ArmPath::Provider {
             scope,
             namespace,
@@ -127,7 +130,7 @@ fn arm_operation(
 }
 
 /// `PUT …/deployments/{name}`, or `POST …/deployments/{name}/validate|whatIf`.
-fn is_deployment(method: &Method, namespace: &str, rest: &[String]) -> bool {
+fn is_deployment(method: &Method, namespace: &str, rest: &[Segment<'_>]) -> bool {
     if !is(namespace, "Microsoft.Resources") {
         return false;
     }

@@ -76,10 +76,13 @@ impl Target {
 
 /// The children of a deployment at `scope` (the segments before its
 /// `providers/Microsoft.Resources/deployments/{name}`), read from its body.
-pub(crate) fn children(scope: &[String], body: &[u8]) -> Result<Vec<Operation>, ClassifyError> {
+pub(crate) fn children<S: AsRef<str>>(
+    scope: &[S],
+    body: &[u8],
+) -> Result<Vec<Operation>, ClassifyError> {
     let root = json::object(body, "deployment")?;
     let target = Target {
-        segments: scope.to_vec(),
+        segments: scope.iter().map(|s| s.as_ref().to_owned()).collect(),
         exact: true,
     };
     let properties = get(&root, "properties")?;
@@ -467,7 +470,8 @@ mod tests {
     use super::*;
 
     fn scope_of(path: &str) -> Vec<String> {
-        crate::hygiene::path_segments(path).unwrap()
+        let segments = crate::hygiene::path_segments(path).unwrap();
+        segments.into_iter().map(String::from).collect()
     }
 
     fn names(ops: &[Operation]) -> Vec<(String, String)> {

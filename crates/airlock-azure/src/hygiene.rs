@@ -9,6 +9,8 @@
 //! Only what ARM itself treats as equivalent is normalised: letter case
 //! (compared case-insensitively later) and one trailing `/`.
 
+use std::borrow::Cow;
+
 use http::{HeaderMap, HeaderName};
 
 use crate::ClassifyError;
@@ -20,8 +22,15 @@ const METHOD_OVERRIDE_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("x-method-override"),
 ];
 
+/// One decoded path segment: borrowed from the raw path unless it had to be
+/// percent-decoded.
+pub(crate) type Segment<'a> = Cow<'a, str>;
+
 /// Refuses method-override headers, whatever their value.
 pub(crate) fn check_headers(headers: &HeaderMap) -> Result<(), ClassifyError> {
+    if headers.is_empty() {
+        return Ok(());
+    }
     match METHOD_OVERRIDE_HEADERS
         .iter()
         .find(|name| headers.contains_key(*name))
@@ -41,6 +50,19 @@ fn display_name(header: &str) -> &'static str {
     }
 }
 
+/// The path bytes [`path_segments`] must look at: separators, escapes,
+/// dots, and what it refuses (`\\`, `;`, control characters).
+const SPECIAL: [bool; 256] = {
+    let mut special = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        special[byte] = matches!(b, b'/' | b'%' | b'.' | b'\\' | b';') || b.is_ascii_control();
+        byte += 1;
+    }
+    special
+};
+
 /// Splits a raw (percent-encoded) path into decoded segments.
 ///
 /// `""` and `"/"` are the root (no segments); one trailing `/` is dropped.
@@ -48,27 +70,54 @@ fn display_name(header: &str) -> &'static str {
 /// ```text
 /// /subscriptions/s1/resourceGroups/my%20rg  ->  ["subscriptions", "s1", "resourceGroups", "my rg"]
 /// ```
-pub(crate) fn path_segments(raw: &str) -> Result<Vec<String>, ClassifyError> {
+pub(crate) fn path_segments(raw: &str) -> Result<Vec<Segment<'_>>, ClassifyError> {
     if raw.is_empty() || raw == "/" {
         return Ok(Vec::new());
     }
     let Some(body) = raw.strip_prefix('/') else {
         return Err(ClassifyError::RelativePath);
     };
-    for byte in body.bytes() {
+    // One pass over the bytes: refuse what no segment may hold and split on
+    // `/`. A raw byte refused here wins over any segment's own error, so the
+    // segments that need a closer look (empty, dotted, escaped) are only
+    // decoded once the whole path has passed.
+    let mut segments = Vec::with_capacity(8);
+    let mut start = 0;
+    let mut suspect = false;
+    for (index, byte) in body.bytes().enumerate() {
+        if !SPECIAL[usize::from(byte)] {
+            continue;
+        }
         match byte {
+            b'/' => {
+                suspect |= index == start;
+                segments.push(Cow::Borrowed(&body[start..index]));
+                start = index + 1;
+            }
+            b'%' => suspect = true,
+            b'.' if index == start => suspect = true,
             b'\\' => return Err(ClassifyError::Backslash),
             b';' => return Err(ClassifyError::PathParameter),
             byte if byte.is_ascii_control() => return Err(ClassifyError::ControlCharacter),
             _ => {}
         }
     }
-    let body = body.strip_suffix('/').unwrap_or(body);
-    body.split('/').map(decode_segment).collect()
+    // One trailing `/` is dropped: it leaves nothing after it.
+    if start < body.len() {
+        segments.push(Cow::Borrowed(&body[start..]));
+    }
+    if suspect {
+        for segment in &mut segments {
+            if let Cow::Borrowed(raw) = *segment {
+                *segment = decode_segment(raw)?;
+            }
+        }
+    }
+    Ok(segments)
 }
 
 /// Decodes one raw segment, refusing whatever could be read two ways.
-fn decode_segment(raw: &str) -> Result<String, ClassifyError> {
+fn decode_segment(raw: &str) -> Result<Segment<'_>, ClassifyError> {
     if raw.is_empty() {
         return Err(ClassifyError::EmptySegment);
     }
@@ -80,7 +129,7 @@ fn decode_segment(raw: &str) -> Result<String, ClassifyError> {
     // Most segments have no escapes: `path_segments` has already refused
     // separators, `;` and control characters in the raw path.
     if !raw.contains('%') {
-        return Ok(raw.to_owned());
+        return Ok(Cow::Borrowed(raw));
     }
     let decoded = percent_decode(raw)?;
     for (index, byte) in decoded.iter().enumerate() {
@@ -106,7 +155,7 @@ fn decode_segment(raw: &str) -> Result<String, ClassifyError> {
             segment: raw.into(),
         });
     }
-    Ok(decoded)
+    Ok(Cow::Owned(decoded))
 }
 
 /// Percent-decodes once; `%` must be followed by two hex digits.
@@ -160,12 +209,24 @@ fn double_escape(raw: &str) -> String {
 ///
 /// Parameter names are compared case-insensitively after decoding, so
 /// `API-Version` and `api%2Dversion` count as the same parameter.
-pub(crate) fn api_version(query: Option<&str>) -> Result<String, ClassifyError> {
-    let mut found: Option<String> = None;
+pub(crate) fn api_version(query: Option<&str>) -> Result<Cow<'_, str>, ClassifyError> {
+    const NAME: &str = "api-version";
+    let mut found: Option<Cow<'_, str>> = None;
     let mut count = 0;
-    for pair in query.unwrap_or("").split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if !form_decode(key).eq_ignore_ascii_case("api-version") {
+    for pair in split_ascii(query.unwrap_or(""), b'&') {
+        let (key, value) = match pair.bytes().position(|byte| byte == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, ""),
+        };
+        // Decoding never lengthens a name that could spell `api-version`
+        // (every escape is three bytes for one), and leaves an 11-byte name
+        // spelling it unchanged: only longer names need decoding.
+        let named = match key.len() {
+            11 => key.eq_ignore_ascii_case(NAME),
+            len if len > 11 => form_decode(key).eq_ignore_ascii_case(NAME),
+            _ => false,
+        };
+        if !named {
             continue;
         }
         count += 1;
@@ -184,10 +245,31 @@ pub(crate) fn api_version(query: Option<&str>) -> Result<String, ClassifyError> 
     }
 }
 
+/// `text` split on an ASCII `separator`, like `str::split`.
+fn split_ascii(text: &str, separator: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.bytes().position(|byte| byte == separator) {
+            Some(at) => {
+                rest = Some(&current[at + 1..]);
+                Some(&current[..at])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
 /// Decodes a query component the way form parsers do (`+` is a space);
 /// malformed escapes are kept literally.
-fn form_decode(raw: &str) -> String {
+fn form_decode(raw: &str) -> Cow<'_, str> {
     let bytes = raw.as_bytes();
+    if !bytes.iter().any(|&byte| byte == b'%' || byte == b'+') {
+        return Cow::Borrowed(raw);
+    }
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while let Some(&byte) = bytes.get(index) {
@@ -205,14 +287,14 @@ fn form_decode(raw: &str) -> String {
         }
         index += 1;
     }
-    String::from_utf8_lossy(&decoded).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&decoded).into_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn segments(raw: &str) -> Vec<String> {
+    fn segments(raw: &str) -> Vec<Segment<'_>> {
         path_segments(raw).unwrap()
     }
 

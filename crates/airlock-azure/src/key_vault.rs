@@ -33,6 +33,7 @@ use airlock_core::{Operation, Plane, ResourceScope};
 use http::Method;
 
 use crate::arm_path::is;
+use crate::hygiene::Segment;
 
 /// The objects a vault holds, in the scope and the data-action names.
 #[derive(Clone, Copy)]
@@ -61,7 +62,7 @@ impl Object {
 }
 
 /// The data action of a request to `vault`, or an unknown operation.
-pub(crate) fn operation(method: &Method, vault: &str, segments: &[String]) -> Operation {
+pub(crate) fn operation(method: &Method, vault: &str, segments: &[Segment<'_>]) -> Operation {
     let vault_id = format!("/providers/Microsoft.KeyVault/vaults/{vault}");
     match data_action(method, segments) {
         Some((action, target)) => {
@@ -99,18 +100,20 @@ enum Target<'s> {
     Object(&'static str, &'s str),
 }
 
-fn data_action<'s>(method: &Method, segments: &'s [String]) -> Option<(String, Target<'s>)> {
+fn data_action<'s>(method: &Method, segments: &'s [Segment<'_>]) -> Option<(String, Target<'s>)> {
+    const COLLECTIONS: [(&str, Object, bool); 6] = [
+        ("secrets", Object::Secrets, false),
+        ("keys", Object::Keys, false),
+        ("certificates", Object::Certificates, false),
+        ("deletedsecrets", Object::Secrets, true),
+        ("deletedkeys", Object::Keys, true),
+        ("deletedcertificates", Object::Certificates, true),
+    ];
     let (collection, rest) = segments.split_first()?;
-    let collection = collection.to_ascii_lowercase();
-    let (object, deleted) = match collection.as_str() {
-        "secrets" => (Object::Secrets, false),
-        "keys" => (Object::Keys, false),
-        "certificates" => (Object::Certificates, false),
-        "deletedsecrets" => (Object::Secrets, true),
-        "deletedkeys" => (Object::Keys, true),
-        "deletedcertificates" => (Object::Certificates, true),
-        _ => return None,
-    };
+    let (object, deleted) = COLLECTIONS
+        .iter()
+        .find(|(name, _, _)| is(collection, name))
+        .map(|&(_, object, deleted)| (object, deleted))?;
     let kind = object.as_str();
     let read = *method == Method::GET || *method == Method::HEAD;
     let post = *method == Method::POST;
@@ -153,18 +156,17 @@ fn data_action<'s>(method: &Method, segments: &'s [String]) -> Option<(String, T
             _ => None,
         },
         [name, versions] if read && is(versions, "versions") => on(object.read_metadata(), name),
-        [name, action] if post => {
-            let action = action.to_ascii_lowercase();
-            match (object, action.as_str()) {
-                (_, "backup") => own("backup/action", name),
-                (Object::Keys | Object::Certificates, "create") => own("create/action", name),
-                (Object::Certificates, "import") => own("import/action", name),
-                (Object::Keys, "rotate") => own("rotate/action", name),
-                // Without a version the latest one is used.
-                (Object::Keys, crypto) => key_crypto(crypto).and_then(|a| own(a, name)),
-                _ => None,
+        [name, action] if post => match object {
+            _ if is(action, "backup") => own("backup/action", name),
+            Object::Keys | Object::Certificates if is(action, "create") => {
+                own("create/action", name)
             }
-        }
+            Object::Certificates if is(action, "import") => own("import/action", name),
+            Object::Keys if is(action, "rotate") => own("rotate/action", name),
+            // Without a version the latest one is used.
+            Object::Keys => key_crypto(action).and_then(|a| own(a, name)),
+            _ => None,
+        },
         [name, policy] if is(policy, "rotationpolicy") && matches!(object, Object::Keys) => {
             match *method {
                 Method::GET => on("keyrotationpolicies/read", name),
@@ -181,31 +183,34 @@ fn data_action<'s>(method: &Method, segments: &'s [String]) -> Option<(String, T
             _ => None,
         },
         [name, _version, crypto] if post && matches!(object, Object::Keys) => {
-            key_crypto(&crypto.to_ascii_lowercase()).and_then(|a| own(a, name))
+            key_crypto(crypto).and_then(|a| own(a, name))
         }
         _ => None,
     }
 }
 
-/// Key operations: the path's verb -> the data action's.
+/// Key operations: the path's verb (any case) -> the data action's.
 fn key_crypto(verb: &str) -> Option<&'static str> {
-    Some(match verb {
-        "encrypt" => "encrypt/action",
-        "decrypt" => "decrypt/action",
-        "wrapkey" => "wrap/action",
-        "unwrapkey" => "unwrap/action",
-        "sign" => "sign/action",
-        "verify" => "verify/action",
-        "release" => "release/action",
-        _ => return None,
-    })
+    const CRYPTO: [(&str, &str); 7] = [
+        ("encrypt", "encrypt/action"),
+        ("decrypt", "decrypt/action"),
+        ("wrapkey", "wrap/action"),
+        ("unwrapkey", "unwrap/action"),
+        ("sign", "sign/action"),
+        ("verify", "verify/action"),
+        ("release", "release/action"),
+    ];
+    CRYPTO
+        .iter()
+        .find(|(path, _)| verb.eq_ignore_ascii_case(path))
+        .map(|&(_, action)| action)
 }
 
 /// Certificate issuers, contacts, policy and pending operations: the vault
 /// reserves these names under `/certificates`.
 fn certificate_settings<'s>(
     method: &Method,
-    rest: &'s [String],
+    rest: &'s [Segment<'_>],
 ) -> Option<Option<(String, Target<'s>)>> {
     let read = *method == Method::GET || *method == Method::HEAD;
     let write = *method == Method::PUT || *method == Method::PATCH;

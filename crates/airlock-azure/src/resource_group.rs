@@ -19,7 +19,7 @@ use crate::arm_path::{self, id_segments, is, resource_id};
 use crate::json::{self, get};
 
 /// The child of a resource-group delete: everything inside it.
-pub(crate) fn delete_children(group: &[String]) -> Vec<Operation> {
+pub(crate) fn delete_children<S: AsRef<str>>(group: &[S]) -> Vec<Operation> {
     vec![Operation::new(
         "*/delete",
         Plane::Management,
@@ -72,7 +72,7 @@ pub(crate) fn move_children(body: &[u8]) -> Result<Vec<Operation>, ClassifyError
 }
 
 /// `subscriptions/{s}/resourceGroups/{rg}`.
-pub(crate) fn is_group(segments: &[String]) -> bool {
+pub(crate) fn is_group<S: AsRef<str>>(segments: &[S]) -> bool {
     matches!(segments, [subscriptions, _, groups, _]
         if is(subscriptions, "subscriptions") && is(groups, "resourceGroups"))
 }
