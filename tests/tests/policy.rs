@@ -377,3 +377,32 @@ async fn a_reloaded_policy_decides_the_next_request_and_a_broken_one_is_refused(
     );
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_request_that_needs_approval_is_refused_while_no_approval_layer_exists() {
+    let h = Harness::start_with(Options {
+        policy: Some(
+            "[[rule]]\nname = \"all\"\neffect = \"allow\"\nactions = [\"*\"]\n\n[[rule]]\nname = \"ask-for-rg-writes\"\neffect = \"approve\"\nactions = [\"Microsoft.Resources/subscriptions/resourceGroups/write\"]\n[rule.approval]\ngroups = [\"approvers\"]\n"
+                .into(),
+        ),
+        ..Options::default()
+    })
+    .await;
+    let write = h
+        .agent
+        .send(
+            Method::PUT,
+            &format!("{}?api-version=2021-04-01", rg_path()),
+            &[],
+            Some(Bytes::from_static(br#"{"location":"westeurope"}"#)),
+        )
+        .await
+        .unwrap();
+    let json = assert_airlock_error(&write, StatusCode::FORBIDDEN, "AirlockApprovalUnavailable");
+    assert_eq!(json["error"]["airlock"]["rule"], "ask-for-rg-writes");
+    assert!(
+        h.sim.requests().is_empty(),
+        "nothing waits and nothing is forwarded"
+    );
+    h.shutdown().await;
+}
