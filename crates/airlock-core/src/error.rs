@@ -52,6 +52,40 @@ pub enum AirlockError {
         /// Why, naming the operation and the rule.
         reason: String,
     },
+    /// The rule asks for a justification and the request carries none.
+    #[error(
+        "{operation} needs a justification by rule '{rule}': add the header `x-airlock-justification: <why>` to the request, saying why it is needed, and send it again"
+    )]
+    JustificationRequired {
+        /// The operation.
+        operation: String,
+        /// The rule asking for the justification.
+        rule: String,
+    },
+    /// An approver denied the approval the request waited for.
+    #[error("approval {approval_id} was denied by {approver}: {}", reason.as_deref().unwrap_or("no reason given"))]
+    ApprovalDenied {
+        /// The approval request.
+        approval_id: String,
+        /// Who denied it.
+        approver: String,
+        /// Why, if the approver said.
+        reason: Option<String>,
+    },
+    /// The request needs approval, and none was given while it was held.
+    ///
+    /// Retryable, but answered without `Retry-After`: the agent retries the
+    /// same request once a human approved it, not on an SDK's timer.
+    #[error(
+        "approval {approval_id} is pending; send the same request again once it is approved{}",
+        status_url.as_deref().map(|u| format!(" (check it at {u})")).unwrap_or_default()
+    )]
+    ApprovalPending {
+        /// The approval request.
+        approval_id: String,
+        /// Where its state can be checked, if the gateway publishes one.
+        status_url: Option<String>,
+    },
     /// Policy requires approval, and no approval layer is in the stack.
     #[error(
         "{operation} needs approval by rule '{rule}', and approvals are not enabled in this gateway; ask the Airlock operator"
@@ -133,7 +167,10 @@ impl AirlockError {
             | AirlockError::NotDecided
             | AirlockError::GroupsUnresolved(_)
             | AirlockError::PolicyDenied { .. }
+            | AirlockError::ApprovalDenied { .. }
+            | AirlockError::ApprovalPending { .. }
             | AirlockError::ApprovalUnavailable { .. } => StatusCode::FORBIDDEN,
+            AirlockError::JustificationRequired { .. } => StatusCode::PRECONDITION_REQUIRED,
             AirlockError::IdentityUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AirlockError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AirlockError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -154,6 +191,9 @@ impl AirlockError {
             AirlockError::GroupsUnresolved(_) => "AirlockGroupsUnresolved",
             AirlockError::PolicyDenied { .. } => "AirlockPolicyDenied",
             AirlockError::ApprovalUnavailable { .. } => "AirlockApprovalUnavailable",
+            AirlockError::JustificationRequired { .. } => "AirlockJustificationRequired",
+            AirlockError::ApprovalDenied { .. } => "AirlockApprovalDenied",
+            AirlockError::ApprovalPending { .. } => "AirlockApprovalPending",
             AirlockError::IdentityUnavailable(_) => "AirlockIdentityUnavailable",
             AirlockError::HostNotAllowed { .. } => "AirlockHostNotAllowed",
             AirlockError::NotDecided => "AirlockNotDecided",
@@ -177,11 +217,18 @@ impl AirlockError {
                 | AirlockError::UpstreamTimeout(_)
                 | AirlockError::UpstreamUnavailable(_)
                 | AirlockError::UpstreamCredential(_)
+                | AirlockError::ApprovalPending { .. }
         )
     }
 
     /// Turns the error into the ARM-shaped response clients see.
     pub fn into_response(self, ctx: &ErrorContext) -> Response<AirlockBody> {
+        let approval_id = match &self {
+            AirlockError::ApprovalDenied { approval_id, .. }
+            | AirlockError::ApprovalPending { approval_id, .. } => Some(approval_id.as_str()),
+            _ => None,
+        }
+        .or(ctx.approval_id.as_deref());
         let body = json!({
             "error": {
                 "code": self.code(),
@@ -190,7 +237,7 @@ impl AirlockError {
                     "requestId": ctx.request_id,
                     "operation": ctx.operation,
                     "rule": ctx.rule,
-                    "approvalId": ctx.approval_id,
+                    "approvalId": approval_id,
                     "retryable": self.retryable(),
                 }
             }
@@ -399,6 +446,74 @@ mod tests {
             assert_eq!(response.status().as_u16(), status);
             assert!(response.headers().get(REQUEST_ID_HEADER).is_none());
         }
+    }
+
+    #[tokio::test]
+    async fn approval_errors_name_the_approval_and_never_ask_for_retry_after() {
+        let pending = AirlockError::ApprovalPending {
+            approval_id: "a-1".into(),
+            status_url: Some("https://gw/api/approvals/a-1".into()),
+        };
+        assert_eq!(pending.status(), StatusCode::FORBIDDEN);
+        assert!(pending.retryable());
+        let response = pending.into_response(&ErrorContext::default());
+        assert!(response.headers().get("retry-after").is_none());
+        assert_eq!(
+            response.headers()["x-ms-error-code"],
+            "AirlockApprovalPending"
+        );
+        let body = json_body(response).await;
+        assert_eq!(body["error"]["airlock"]["approvalId"], "a-1");
+        assert_eq!(body["error"]["airlock"]["retryable"], true);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("a-1 is pending"), "{message}");
+        assert!(
+            message.contains("https://gw/api/approvals/a-1"),
+            "{message}"
+        );
+
+        let denied = AirlockError::ApprovalDenied {
+            approval_id: "a-2".into(),
+            approver: "alice".into(),
+            reason: Some("not today".into()),
+        };
+        assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+        assert!(!denied.retryable());
+        let response = denied.into_response(&ErrorContext::default());
+        assert!(response.headers().get("retry-after").is_none());
+        let body = json_body(response).await;
+        assert_eq!(body["error"]["code"], "AirlockApprovalDenied");
+        assert_eq!(body["error"]["airlock"]["approvalId"], "a-2");
+        assert_eq!(
+            body["error"]["message"],
+            "approval a-2 was denied by alice: not today"
+        );
+        let no_reason = AirlockError::ApprovalDenied {
+            approval_id: "a-3".into(),
+            approver: "bob".into(),
+            reason: None,
+        };
+        assert!(no_reason.to_string().ends_with("no reason given"));
+    }
+
+    #[tokio::test]
+    async fn missing_justification_is_428_naming_the_header() {
+        let error = AirlockError::JustificationRequired {
+            operation: "Microsoft.Storage/storageAccounts/write".into(),
+            rule: "storage-needs-approval".into(),
+        };
+        assert_eq!(error.status().as_u16(), 428);
+        assert!(!error.retryable());
+        let response = error.into_response(&ErrorContext::default());
+        assert!(response.headers().get("retry-after").is_none());
+        let body = json_body(response).await;
+        assert_eq!(body["error"]["code"], "AirlockJustificationRequired");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("x-airlock-justification: <why>")
+        );
     }
 
     #[test]

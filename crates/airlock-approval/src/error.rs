@@ -1,0 +1,47 @@
+//! [`ApprovalError`]: why an approval store refused or failed.
+
+use crate::{ApprovalId, ApprovalState};
+
+/// Why an [`ApprovalStore`](crate::ApprovalStore) refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApprovalError {
+    /// No approval request has this id.
+    #[error("approval {0} does not exist")]
+    NotFound(ApprovalId),
+    /// An approval request with this id exists already.
+    #[error("approval {0} exists already")]
+    AlreadyExists(ApprovalId),
+    /// The requester tried to approve (or deny) their own request.
+    #[error("approval {0}: the requester cannot decide their own request")]
+    SelfApproval(ApprovalId),
+    /// The principal is not among the rule's approvers.
+    #[error("approval {id}: {principal} is not an approver for rule '{rule}'")]
+    NotAnApprover {
+        /// The approval.
+        id: ApprovalId,
+        /// Who tried.
+        principal: String,
+        /// The rule naming the approvers.
+        rule: String,
+    },
+    /// The approval request is no longer waiting for a decision.
+    #[error("approval {id} is {state}, not pending; it can no longer be decided")]
+    NotPending {
+        /// The approval.
+        id: ApprovalId,
+        /// Its state.
+        state: ApprovalState,
+    },
+    /// `mark` was asked for a state other than expired or abandoned.
+    #[error("approval {id} cannot be marked {state}; only expired or abandoned")]
+    InvalidTransition {
+        /// The approval.
+        id: ApprovalId,
+        /// The state asked for.
+        state: ApprovalState,
+    },
+    /// The store itself failed.
+    #[error("approval store failed: {0}")]
+    Store(String),
+}

@@ -1,0 +1,354 @@
+//! [`ApprovalService`]: the per-request work of the approval layer.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use airlock_core::{
+    AirlockBody, AirlockError, AuditDraft, BodyError, BoxFuture, Decision, ErrorContext, Operation,
+    Principal, collect_limited, full,
+};
+use http::{Request, Response};
+use http_body_util::Either;
+use tokio::sync::watch;
+use tower::Service;
+
+use crate::approval::later;
+use crate::layer::Config;
+use crate::{
+    ApprovalEvent, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore, Fingerprint,
+    RequestedOperation, Requester,
+};
+
+/// The header an agent puts its justification in.
+pub const JUSTIFICATION_HEADER: &str = "x-airlock-justification";
+
+/// The approval middleware; see [`ApprovalLayer`](crate::ApprovalLayer).
+#[derive(Clone)]
+pub struct ApprovalService<S> {
+    pub(crate) inner: S,
+    pub(crate) config: Arc<Config>,
+}
+
+impl<S> std::fmt::Debug for ApprovalService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApprovalService").finish_non_exhaustive()
+    }
+}
+
+type Answer<ResBody, E> = Result<Response<Either<ResBody, AirlockBody>>, E>;
+
+/// The inner service, called once with the admitted request.
+type Forward<ResBody, E> = Box<
+    dyn FnOnce(Request<AirlockBody>) -> BoxFuture<'static, Result<Response<ResBody>, E>> + Send,
+>;
+
+/// Reads the body to fingerprint it. Boxed outside any async block, for the
+/// same reason as `Forward`.
+fn read_body(
+    body: AirlockBody,
+    headers: &http::HeaderMap,
+    limit: u64,
+) -> BoxFuture<'_, Result<bytes::Bytes, BodyError>> {
+    Box::pin(collect_limited(body, headers, limit))
+}
+
+impl<S, ResBody> Service<Request<AirlockBody>> for ApprovalService<S>
+where
+    S: Service<Request<AirlockBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<Either<ResBody, AirlockBody>>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Answer<ResBody, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<AirlockBody>) -> Self::Future {
+        let needs_approval = matches!(
+            request.extensions().get::<Decision>(),
+            Some(Decision::RequireApproval { .. })
+        );
+        if !needs_approval {
+            // Allow, Deny (policy answered it) and no decision (the upstream
+            // refuses it: fail closed there) pass through untouched. Boxed
+            // here, not inside the async block: there the compiler cannot
+            // prove `S::Future: Send` for the erased body lifetime.
+            let future: BoxFuture<'static, _> = Box::pin(self.inner.call(request));
+            return Box::pin(async move { future.await.map(|r| r.map(Either::Left)) });
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let forward: Forward<ResBody, S::Error> =
+            Box::new(move |request| Box::pin(inner.call(request)));
+        Box::pin(require_approval(self.config.clone(), forward, request))
+    }
+}
+
+fn refuse<ResBody, E>(error: AirlockError, ctx: &ErrorContext) -> Answer<ResBody, E> {
+    Ok(error.into_response(ctx).map(Either::Right))
+}
+
+async fn require_approval<ResBody, E>(
+    config: Arc<Config>,
+    forward: Forward<ResBody, E>,
+    request: Request<AirlockBody>,
+) -> Answer<ResBody, E> {
+    let (mut parts, body) = request.into_parts();
+    let mut ctx = ErrorContext::from_headers(&parts.headers);
+    let ext = &parts.extensions;
+    let (Some(decision), Some(principal), Some(operation)) = (
+        ext.get::<Decision>().cloned(),
+        ext.get::<Principal>().cloned(),
+        ext.get::<Operation>().cloned(),
+    ) else {
+        tracing::error!(
+            "approval: the request has no Principal or Operation; the identity and classify layers must come first"
+        );
+        return refuse(AirlockError::NotDecided, &ctx);
+    };
+    let Decision::RequireApproval {
+        rule,
+        approvers,
+        min_approvals,
+        justification_required,
+        hold,
+        ttl,
+    } = decision
+    else {
+        return refuse(AirlockError::NotDecided, &ctx);
+    };
+    ctx = ctx.operation(operation.name()).rule(rule.clone());
+    let draft = ext.get::<AuditDraft>().cloned();
+
+    let justification = parts
+        .headers
+        .get(JUSTIFICATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|j| !j.is_empty())
+        .map(str::to_owned);
+    if let (Some(draft), Some(j)) = (&draft, &justification) {
+        draft.update(|r| r.justification = Some(j.clone()));
+    }
+    if justification_required && justification.is_none() {
+        return refuse(
+            AirlockError::JustificationRequired {
+                operation: operation.name().to_owned(),
+                rule,
+            },
+            &ctx,
+        );
+    }
+
+    let bytes = match read_body(body, &parts.headers, config.max_body).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge { limit }) => {
+            return refuse(AirlockError::PayloadTooLarge { limit }, &ctx);
+        }
+        Err(BodyError::Read(error)) => {
+            return refuse(
+                AirlockError::BadRequest {
+                    code: "AirlockRequestBodyUnreadable",
+                    message: format!("the request body could not be read: {error}"),
+                },
+                &ctx,
+            );
+        }
+    };
+    let fingerprint = Fingerprint::compute(&principal, &operation, &bytes);
+    let store = &config.store;
+    let internal = |error: crate::ApprovalError| {
+        tracing::error!(%error, "approval store failed");
+        AirlockError::Internal(format!("approval store failed: {error}"))
+    };
+
+    // A retry of a request approved after its hold ran out.
+    match store.consume_grant(&fingerprint).await {
+        Ok(Some(id)) => {
+            tracing::info!(approval_id = %id, "approved grant used by a matching retry");
+            let approved = store.get(id).await.ok().flatten();
+            record(draft.as_ref(), id, approved.as_ref());
+            parts.extensions.insert(allow(id));
+            let response = forward(Request::from_parts(parts, full(bytes))).await?;
+            return Ok(response.map(Either::Left));
+        }
+        Ok(None) => {}
+        Err(error) => return refuse(internal(error), &ctx),
+    }
+
+    let now = SystemTime::now();
+    let id = ApprovalId::new();
+    ctx = ctx.approval_id(id.to_string());
+    let approval = ApprovalRequest {
+        id,
+        requester: Requester::from_principal(&principal),
+        operation: RequestedOperation::from_operation(&operation),
+        rule,
+        approvers,
+        min_approvals,
+        justification_required,
+        justification,
+        fingerprint,
+        created_at: now,
+        // Still approvable after the hold ran out, so a retry can use it.
+        expires_at: later(now, hold.max(ttl)),
+        grant_ttl: ttl,
+        grant_expires_at: None,
+        decisions: Vec::new(),
+        state: ApprovalState::Pending,
+    };
+    if let Err(error) = store.create(approval.clone()).await {
+        return refuse(internal(error), &ctx);
+    }
+    let mut states = match store.subscribe(id).await {
+        Ok(states) => states,
+        Err(error) => return refuse(internal(error), &ctx),
+    };
+    record(draft.as_ref(), id, None);
+    config.notifier.notify(ApprovalEvent::New(approval));
+    tracing::info!(approval_id = %id, hold = ?hold, "request held for approval");
+
+    let mut guard = AbandonGuard {
+        store: config.store.clone(),
+        id,
+        armed: true,
+    };
+    let outcome = wait_decided(&mut states, hold).await;
+    guard.armed = false;
+
+    let pending = AirlockError::ApprovalPending {
+        approval_id: id.to_string(),
+        status_url: config
+            .status_url_base
+            .as_ref()
+            .map(|base| format!("{base}/{id}")),
+    };
+    let Some(state) = outcome else {
+        tracing::info!(approval_id = %id, "hold ran out; approval stays pending");
+        return refuse(pending, &ctx);
+    };
+    let decided = match store.get(id).await {
+        Ok(Some(decided)) => decided,
+        Ok(None) => return refuse(internal(crate::ApprovalError::NotFound(id)), &ctx),
+        Err(error) => return refuse(internal(error), &ctx),
+    };
+    match state {
+        ApprovalState::Approved => {
+            config
+                .notifier
+                .notify(ApprovalEvent::Decided(decided.clone()));
+            match store.consume(id).await {
+                Ok(true) => {
+                    record(draft.as_ref(), id, Some(&decided));
+                    parts.extensions.insert(allow(id));
+                    let response = forward(Request::from_parts(parts, full(bytes))).await?;
+                    Ok(response.map(Either::Left))
+                }
+                // An identical retry took the grant first: this one is not admitted.
+                Ok(false) => refuse(pending, &ctx),
+                Err(error) => refuse(internal(error), &ctx),
+            }
+        }
+        ApprovalState::Denied => {
+            config
+                .notifier
+                .notify(ApprovalEvent::Decided(decided.clone()));
+            let denial = decided.denial();
+            refuse(
+                AirlockError::ApprovalDenied {
+                    approval_id: id.to_string(),
+                    approver: denial.map_or_else(
+                        || "an approver".to_owned(),
+                        |d| d.approver_label().to_owned(),
+                    ),
+                    reason: denial.and_then(|d| d.comment.clone()),
+                },
+                &ctx,
+            )
+        }
+        ApprovalState::Expired => {
+            config.notifier.notify(ApprovalEvent::Expired(decided));
+            refuse(pending, &ctx)
+        }
+        _ => refuse(pending, &ctx),
+    }
+}
+
+/// Waits until the state leaves `Pending`, up to `hold`; `None` on timeout.
+async fn wait_decided(
+    states: &mut watch::Receiver<ApprovalState>,
+    hold: std::time::Duration,
+) -> Option<ApprovalState> {
+    let waited = tokio::time::timeout(hold, async {
+        states
+            .wait_for(|s| *s != ApprovalState::Pending)
+            .await
+            .map(|state| *state)
+    })
+    .await;
+    match waited {
+        Ok(Ok(state)) => Some(state),
+        // The store dropped the channel: report the state it last had.
+        Ok(Err(_)) => Some(*states.borrow()),
+        Err(_) => None,
+    }
+}
+
+fn allow(id: ApprovalId) -> Decision {
+    Decision::Allow {
+        rule: format!("approved:{id}"),
+    }
+}
+
+fn record(draft: Option<&AuditDraft>, id: ApprovalId, approval: Option<&ApprovalRequest>) {
+    let Some(draft) = draft else { return };
+    let approvers: Vec<String> = approval
+        .map(|a| {
+            a.approved_by()
+                .into_iter()
+                .map(|d| d.approver.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    draft.update(|r| {
+        r.approval_id = Some(id.to_string());
+        if !approvers.is_empty() {
+            r.approvers = approvers;
+        }
+    });
+}
+
+/// Marks the approval abandoned if the held request's future is dropped
+/// (the client went away) before a decision.
+struct AbandonGuard {
+    store: Arc<dyn ApprovalStore>,
+    id: ApprovalId,
+    armed: bool,
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (store, id) = (self.store.clone(), self.id);
+        tracing::info!(approval_id = %id, "client went away while held; approval abandoned");
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(error) = store.mark(id, ApprovalState::Abandoned).await {
+                        tracing::debug!(approval_id = %id, %error, "approval not marked abandoned");
+                    }
+                });
+            }
+            Err(_) => {
+                tracing::warn!(approval_id = %id, "no runtime to mark the approval abandoned");
+            }
+        }
+    }
+}

@@ -1,0 +1,748 @@
+//! The approval layer end to end over the in-memory store, with real timing
+//! (short holds) and no sleeps used as assertions.
+
+// Tests unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use airlock_approval::{
+    ApprovalError, ApprovalEvent, ApprovalId, ApprovalLayer, ApprovalRequest, ApprovalState,
+    ApprovalStore, Fingerprint, MemoryApprovalStore, RecordingNotifier, RequestedOperation,
+    Requester,
+};
+use airlock_core::{
+    AirlockBody, Approvers, AuditDraft, Decision, Operation, Plane, Principal, PrincipalKind,
+    ResourceScope, full,
+};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use tower::{Layer, ServiceExt};
+
+const SCOPE: &str =
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa";
+const WAIT: Duration = Duration::from_secs(10);
+
+fn principal(id: &str, groups: &[&str]) -> Principal {
+    Principal::builder(id, PrincipalKind::User)
+        .tenant_id("tenant-1")
+        .display_name(id.to_uppercase())
+        .groups(groups.iter().copied())
+        .build()
+}
+
+fn agent() -> Principal {
+    principal("agent", &["agents"])
+}
+
+fn operation() -> Operation {
+    Operation::new(
+        "Microsoft.Storage/storageAccounts/write",
+        Plane::Management,
+        ResourceScope::new(SCOPE),
+    )
+}
+
+fn require(min_approvals: u32, justification_required: bool, hold: Duration) -> Decision {
+    Decision::RequireApproval {
+        rule: "storage-needs-approval".into(),
+        approvers: Approvers {
+            groups: vec!["approvers".into()],
+            ids: vec!["carol".into()],
+        },
+        min_approvals,
+        justification_required,
+        hold,
+        ttl: Duration::from_secs(600),
+    }
+}
+
+/// What the inner (upstream) service saw.
+#[derive(Clone, Debug)]
+struct Seen {
+    decision: Option<Decision>,
+    body: bytes::Bytes,
+}
+
+struct Harness {
+    store: Arc<MemoryApprovalStore>,
+    notifier: Arc<RecordingNotifier>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    layer: ApprovalLayer,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let store = Arc::new(MemoryApprovalStore::new());
+        let notifier = Arc::new(RecordingNotifier::new());
+        let layer = ApprovalLayer::new(store.clone(), notifier.clone())
+            .status_url_base("https://airlock.example/api/approvals/");
+        Self {
+            store,
+            notifier,
+            seen: Arc::default(),
+            layer,
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// Sends one request through the layer to a recording upstream.
+    fn send(
+        &self,
+        request: Request<AirlockBody>,
+    ) -> airlock_core::BoxFuture<'static, Response<http_body_util::Either<AirlockBody, AirlockBody>>>
+    {
+        let seen = self.seen.clone();
+        let upstream = tower::service_fn(move |request: Request<AirlockBody>| {
+            let seen = seen.clone();
+            async move {
+                let decision = request.extensions().get::<Decision>().cloned();
+                let body = request.into_body().collect().await.unwrap().to_bytes();
+                seen.lock().unwrap().push(Seen { decision, body });
+                Ok::<_, Infallible>(Response::new(full("created")))
+            }
+        });
+        let service = self.layer.layer(upstream);
+        // Boxed outside an async block, where `Send` can be proven.
+        let response: airlock_core::BoxFuture<'static, Result<_, Infallible>> =
+            Box::pin(service.oneshot(request));
+        Box::pin(async move { response.await.unwrap() })
+    }
+
+    /// The `n`-th (1-based) approval the layer announced.
+    async fn nth_new(&self, n: usize) -> ApprovalRequest {
+        let events = self
+            .notifier
+            .wait_for(WAIT, |events| {
+                events
+                    .iter()
+                    .filter(|e| matches!(e, ApprovalEvent::New(_)))
+                    .count()
+                    >= n
+            })
+            .await
+            .expect("the layer announces the approval");
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                ApprovalEvent::New(r) => Some(r),
+                _ => None,
+            })
+            .nth(n - 1)
+            .unwrap()
+    }
+
+    async fn state(&self, id: ApprovalId) -> ApprovalState {
+        self.store.get(id).await.unwrap().unwrap().state
+    }
+}
+
+fn request(
+    who: &Principal,
+    body: &'static str,
+    decision: Decision,
+    justification: Option<&str>,
+) -> Request<AirlockBody> {
+    let mut builder = Request::put(format!("https://airlock.example{SCOPE}"))
+        .extension(who.clone())
+        .extension(operation())
+        .extension(decision);
+    if let Some(j) = justification {
+        builder = builder.header("x-airlock-justification", j);
+    }
+    builder.body(full(body)).unwrap()
+}
+
+/// Checks an Airlock refusal: status, code, and never `Retry-After`.
+async fn refusal(
+    response: Response<http_body_util::Either<AirlockBody, AirlockBody>>,
+    status: StatusCode,
+    code: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    for name in ["retry-after", "retry-after-ms", "x-ms-retry-after-ms"] {
+        assert!(
+            response.headers().get(name).is_none(),
+            "{name} on a refusal"
+        );
+    }
+    assert_eq!(response.headers()["x-ms-error-code"], code);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(json["error"]["code"], code);
+    json
+}
+
+async fn ok_body(response: Response<http_body_util::Either<AirlockBody, AirlockBody>>) -> String {
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn hold_then_approve_forwards_the_held_request_once() {
+    let h = Harness::new();
+    let draft = AuditDraft::default();
+    let mut req = request(
+        &agent(),
+        r#"{"sku":"Standard_LRS"}"#,
+        require(1, false, WAIT),
+        None,
+    );
+    req.extensions_mut().insert(draft.clone());
+    let held = tokio::spawn(h.send(req));
+
+    let approval = h.nth_new(1).await;
+    assert_eq!(approval.state, ApprovalState::Pending);
+    assert_eq!(approval.requester.id, "agent");
+    assert_eq!(
+        approval.operation.name,
+        "Microsoft.Storage/storageAccounts/write"
+    );
+    assert_eq!(h.calls(), 0, "nothing goes upstream while held");
+
+    let alice = principal("alice", &["approvers"]);
+    let decided = h
+        .store
+        .decide(approval.id, &alice, true, Some("ok".into()))
+        .await
+        .unwrap();
+    assert_eq!(decided.state, ApprovalState::Approved);
+
+    let response = held.await.unwrap();
+    assert_eq!(ok_body(response).await, "created");
+    let seen = h.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].body, r#"{"sku":"Standard_LRS"}"#,
+        "the body is passed on intact"
+    );
+    assert_eq!(
+        seen[0].decision,
+        Some(Decision::Allow {
+            rule: format!("approved:{}", approval.id)
+        })
+    );
+    assert_eq!(h.state(approval.id).await, ApprovalState::Consumed);
+    let record = draft.snapshot();
+    assert_eq!(record.approval_id, Some(approval.id.to_string()));
+    assert_eq!(record.approvers, vec!["alice".to_owned()]);
+    assert!(
+        h.notifier
+            .events()
+            .iter()
+            .any(|e| matches!(e, ApprovalEvent::Decided(r) if r.id == approval.id))
+    );
+}
+
+#[tokio::test]
+async fn hold_then_deny_answers_403_naming_approver_and_reason() {
+    let h = Harness::new();
+    let held = tokio::spawn(h.send(request(&agent(), "{}", require(1, false, WAIT), None)));
+    let approval = h.nth_new(1).await;
+    let alice = principal("alice", &["approvers"]);
+    h.store
+        .decide(approval.id, &alice, false, Some("not in prod".into()))
+        .await
+        .unwrap();
+
+    let json = refusal(
+        held.await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "AirlockApprovalDenied",
+    )
+    .await;
+    assert_eq!(
+        json["error"]["message"],
+        format!("approval {} was denied by ALICE: not in prod", approval.id)
+    );
+    assert_eq!(
+        json["error"]["airlock"]["approvalId"],
+        approval.id.to_string()
+    );
+    assert_eq!(json["error"]["airlock"]["retryable"], false);
+    assert_eq!(h.calls(), 0);
+    assert_eq!(h.state(approval.id).await, ApprovalState::Denied);
+}
+
+#[tokio::test]
+async fn hold_timeout_then_approval_admits_exactly_one_retry() {
+    let h = Harness::new();
+    let hold = Duration::from_millis(200);
+    let first = h
+        .send(request(&agent(), "{}", require(1, false, hold), None))
+        .await;
+    let json = refusal(first, StatusCode::FORBIDDEN, "AirlockApprovalPending").await;
+    let approval = h.nth_new(1).await;
+    assert_eq!(
+        json["error"]["airlock"]["approvalId"],
+        approval.id.to_string()
+    );
+    assert_eq!(json["error"]["airlock"]["retryable"], true);
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "https://airlock.example/api/approvals/{}",
+            approval.id
+        )),
+        "{message}"
+    );
+    assert_eq!(
+        h.state(approval.id).await,
+        ApprovalState::Pending,
+        "a hold running out leaves the approval pending"
+    );
+
+    h.store
+        .decide(approval.id, &principal("alice", &["approvers"]), true, None)
+        .await
+        .unwrap();
+
+    // The agent simply retries: admitted at once, no new approval.
+    let retry = h
+        .send(request(&agent(), "{}", require(1, false, hold), None))
+        .await;
+    assert_eq!(ok_body(retry).await, "created");
+    assert_eq!(h.calls(), 1);
+    assert_eq!(h.state(approval.id).await, ApprovalState::Consumed);
+
+    // The grant is used up: a second retry is held again, as a new approval.
+    let again = h
+        .send(request(&agent(), "{}", require(1, false, hold), None))
+        .await;
+    let json = refusal(again, StatusCode::FORBIDDEN, "AirlockApprovalPending").await;
+    let second = h.nth_new(2).await;
+    assert_ne!(second.id, approval.id);
+    assert_eq!(
+        json["error"]["airlock"]["approvalId"],
+        second.id.to_string()
+    );
+    assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_grant_admits_no_request_with_another_body_or_principal() {
+    let h = Harness::new();
+    let hold = Duration::from_millis(200);
+    let first = h
+        .send(request(
+            &agent(),
+            r#"{"sku":"a"}"#,
+            require(1, false, hold),
+            None,
+        ))
+        .await;
+    refusal(first, StatusCode::FORBIDDEN, "AirlockApprovalPending").await;
+    let approval = h.nth_new(1).await;
+    h.store
+        .decide(approval.id, &principal("alice", &["approvers"]), true, None)
+        .await
+        .unwrap();
+
+    // Same principal, other body.
+    let other_body = h
+        .send(request(
+            &agent(),
+            r#"{"sku":"b"}"#,
+            require(1, false, hold),
+            None,
+        ))
+        .await;
+    refusal(other_body, StatusCode::FORBIDDEN, "AirlockApprovalPending").await;
+    // Same body, another principal (same groups, other object id).
+    let twin = principal("agent-2", &["agents"]);
+    let other_principal = h
+        .send(request(
+            &twin,
+            r#"{"sku":"a"}"#,
+            require(1, false, hold),
+            None,
+        ))
+        .await;
+    refusal(
+        other_principal,
+        StatusCode::FORBIDDEN,
+        "AirlockApprovalPending",
+    )
+    .await;
+    assert_eq!(h.calls(), 0);
+    assert_eq!(h.state(approval.id).await, ApprovalState::Approved);
+
+    // The request that was approved still gets through.
+    let retry = h
+        .send(request(
+            &agent(),
+            r#"{"sku":"a"}"#,
+            require(1, false, hold),
+            None,
+        ))
+        .await;
+    assert_eq!(ok_body(retry).await, "created");
+    assert_eq!(h.seen.lock().unwrap()[0].body, r#"{"sku":"a"}"#);
+}
+
+#[test]
+fn fingerprints_differ_by_tenant_scope_child_and_body() {
+    let agent = agent();
+    let base = Fingerprint::compute(&agent, &operation(), b"{}");
+    let other_tenant = Principal::builder("agent", PrincipalKind::User)
+        .tenant_id("tenant-2")
+        .build();
+    assert_ne!(
+        base,
+        Fingerprint::compute(&other_tenant, &operation(), b"{}")
+    );
+    let other_scope = Operation::new(
+        "Microsoft.Storage/storageAccounts/write",
+        Plane::Management,
+        ResourceScope::new(format!("{SCOPE}2")),
+    );
+    assert_ne!(base, Fingerprint::compute(&agent, &other_scope, b"{}"));
+    let with_child = operation().with_child(Operation::new(
+        "Microsoft.Compute/virtualMachines/delete",
+        Plane::Management,
+        ResourceScope::new("/subscriptions/s"),
+    ));
+    assert_ne!(base, Fingerprint::compute(&agent, &with_child, b"{}"));
+    assert_eq!(base.to_hex().len(), 64);
+    assert_eq!(base, Fingerprint::compute(&agent, &operation(), b"{}"));
+}
+
+/// A pending approval straight in the store, for the store's own rules.
+async fn pending(
+    store: &MemoryApprovalStore,
+    requester: &Principal,
+    min_approvals: u32,
+) -> ApprovalRequest {
+    let now = SystemTime::now();
+    let request = ApprovalRequest {
+        id: ApprovalId::new(),
+        requester: Requester::from_principal(requester),
+        operation: RequestedOperation::from_operation(&operation()),
+        rule: "storage-needs-approval".into(),
+        approvers: Approvers {
+            groups: vec!["approvers".into()],
+            ids: vec!["carol".into()],
+        },
+        min_approvals,
+        justification_required: false,
+        justification: None,
+        fingerprint: Fingerprint::compute(requester, &operation(), b"{}"),
+        created_at: now,
+        expires_at: now + Duration::from_secs(600),
+        grant_ttl: Duration::from_secs(600),
+        grant_expires_at: None,
+        decisions: Vec::new(),
+        state: ApprovalState::Pending,
+    };
+    store.create(request.clone()).await.unwrap();
+    request
+}
+
+#[tokio::test]
+async fn the_requester_can_never_decide_their_own_request() {
+    let store = MemoryApprovalStore::new();
+    // The requester is in the approver group and even named by id.
+    let mallory = principal("carol", &["approvers"]);
+    let approval = pending(&store, &mallory, 1).await;
+    for approve in [true, false] {
+        let err = store
+            .decide(approval.id, &mallory, approve, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApprovalError::SelfApproval(id) if id == approval.id),
+            "{err:?}"
+        );
+    }
+    // Not someone merely outside the approvers either.
+    let outsider = principal("eve", &["agents"]);
+    let err = store
+        .decide(approval.id, &outsider, true, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApprovalError::NotAnApprover { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("storage-needs-approval"));
+    let stored = store.get(approval.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, ApprovalState::Pending);
+    assert!(stored.decisions.is_empty());
+
+    // Nor from another tenant with the same object id.
+    let elsewhere = Principal::builder("CAROL", PrincipalKind::User)
+        .tenant_id("tenant-2")
+        .groups(["approvers"])
+        .build();
+    let err = store
+        .decide(approval.id, &elsewhere, true, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApprovalError::SelfApproval(_)), "{err:?}");
+
+    // The self-approval is refused through the layer's hold as well.
+    let h = Harness::new();
+    let mallory = principal("mallory", &["approvers"]);
+    let held = tokio::spawn(h.send(request(&mallory, "{}", require(1, false, WAIT), None)));
+    let approval = h.nth_new(1).await;
+    let err = h
+        .store
+        .decide(approval.id, &mallory, true, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApprovalError::SelfApproval(_)));
+    let err = h
+        .store
+        .decide(approval.id, &principal("carol-2", &[]), true, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApprovalError::NotAnApprover { .. }),
+        "{err:?}"
+    );
+    // An approver by id (in no approver group) may approve.
+    h.store
+        .decide(approval.id, &principal("carol", &[]), true, None)
+        .await
+        .unwrap();
+    assert_eq!(ok_body(held.await.unwrap()).await, "created");
+}
+
+#[tokio::test]
+async fn min_approvals_needs_distinct_approvers() {
+    let h = Harness::new();
+    let held = tokio::spawn(h.send(request(&agent(), "{}", require(2, false, WAIT), None)));
+    let approval = h.nth_new(1).await;
+    let alice = principal("alice", &["approvers"]);
+    for _ in 0..2 {
+        let after = h
+            .store
+            .decide(approval.id, &alice, true, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            after.state,
+            ApprovalState::Pending,
+            "the same approver counts once"
+        );
+        assert_eq!(after.approved_by().len(), 1);
+    }
+    assert_eq!(h.calls(), 0);
+    let bob = principal("bob", &["approvers"]);
+    let after = h.store.decide(approval.id, &bob, true, None).await.unwrap();
+    assert_eq!(after.state, ApprovalState::Approved);
+    assert_eq!(after.approved_by().len(), 2);
+    assert_eq!(ok_body(held.await.unwrap()).await, "created");
+    assert_eq!(h.calls(), 1);
+    // Decided: nobody can decide it again.
+    let err = h
+        .store
+        .decide(approval.id, &principal("dave", &["approvers"]), false, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApprovalError::NotPending {
+                state: ApprovalState::Consumed,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn missing_justification_is_428_naming_the_header() {
+    let h = Harness::new();
+    let response = h
+        .send(request(&agent(), "{}", require(1, true, WAIT), None))
+        .await;
+    let json = refusal(
+        response,
+        StatusCode::PRECONDITION_REQUIRED,
+        "AirlockJustificationRequired",
+    )
+    .await;
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("x-airlock-justification: <why>"),
+        "{message}"
+    );
+    assert_eq!(json["error"]["airlock"]["rule"], "storage-needs-approval");
+    assert_eq!(h.calls(), 0);
+    assert!(
+        h.store.list(None).await.unwrap().is_empty(),
+        "no approval without a justification"
+    );
+
+    // With the header, the approval is created and carries it.
+    let hold = Duration::from_millis(100);
+    let response = h
+        .send(request(
+            &agent(),
+            "{}",
+            require(1, true, hold),
+            Some("rotate the CI key"),
+        ))
+        .await;
+    refusal(response, StatusCode::FORBIDDEN, "AirlockApprovalPending").await;
+    let approval = h.nth_new(1).await;
+    assert_eq!(approval.justification.as_deref(), Some("rotate the CI key"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_retries_get_one_grant_exactly_once() {
+    let store = Arc::new(MemoryApprovalStore::new());
+    let approval = pending(&store, &agent(), 1).await;
+    store
+        .decide(approval.id, &principal("alice", &["approvers"]), true, None)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let store = store.clone();
+            let fingerprint = approval.fingerprint;
+            tokio::spawn(async move { store.consume_grant(&fingerprint).await.unwrap() })
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    for task in tasks {
+        if let Some(id) = task.await.unwrap() {
+            admitted.push(id);
+        }
+    }
+    assert_eq!(admitted, vec![approval.id]);
+    assert_eq!(
+        store.get(approval.id).await.unwrap().unwrap().state,
+        ApprovalState::Consumed
+    );
+    assert!(!store.consume(approval.id).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_leaves_the_approval_abandoned() {
+    let h = Harness::new();
+    let held = tokio::spawn(h.send(request(&agent(), "{}", require(1, false, WAIT), None)));
+    let approval = h.nth_new(1).await;
+    held.abort();
+    assert!(held.await.unwrap_err().is_cancelled());
+
+    let deadline = Instant::now() + WAIT;
+    let mut states = h.store.subscribe(approval.id).await.unwrap();
+    tokio::time::timeout_at(
+        deadline.into(),
+        states.wait_for(|s| *s == ApprovalState::Abandoned),
+    )
+    .await
+    .expect("marked abandoned")
+    .unwrap();
+    let err = h
+        .store
+        .decide(approval.id, &principal("alice", &["approvers"]), true, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ApprovalError::NotPending {
+            state: ApprovalState::Abandoned,
+            ..
+        }
+    ));
+    assert_eq!(h.calls(), 0);
+}
+
+#[tokio::test]
+async fn an_expired_approval_cannot_be_decided() {
+    let store = MemoryApprovalStore::new();
+    let mut approval = pending(&store, &agent(), 1).await;
+    // A second one, created already past its expiry.
+    approval.id = ApprovalId::new();
+    approval.expires_at = SystemTime::now() - Duration::from_secs(1);
+    store.create(approval.clone()).await.unwrap();
+    let err = store
+        .decide(approval.id, &principal("alice", &["approvers"]), true, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApprovalError::NotPending {
+                state: ApprovalState::Expired,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        store
+            .list(Some(ApprovalState::Expired))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list(Some(ApprovalState::Pending))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Only expired or abandoned can be marked.
+    let err = store
+        .mark(approval.id, ApprovalState::Approved)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApprovalError::InvalidTransition { .. }));
+}
+
+#[tokio::test]
+async fn other_decisions_pass_through_untouched() {
+    let h = Harness::new();
+    let allow = Decision::Allow {
+        rule: "reads".into(),
+    };
+    let deny = Decision::Deny {
+        rule: "no".into(),
+        reason: "no".into(),
+    };
+    for decision in [Some(allow), Some(deny), None] {
+        let mut req = request(&agent(), "payload", require(1, true, WAIT), None);
+        match &decision {
+            Some(d) => {
+                req.extensions_mut().insert(d.clone());
+            }
+            None => {
+                req.extensions_mut().remove::<Decision>();
+            }
+        }
+        assert_eq!(ok_body(h.send(req).await).await, "created");
+        let seen = h.seen.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(seen.decision, decision);
+        assert_eq!(seen.body, "payload");
+    }
+    assert!(h.store.list(None).await.unwrap().is_empty());
+    assert!(h.notifier.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_request_without_principal_is_refused_not_held() {
+    let h = Harness::new();
+    let mut req = request(&agent(), "{}", require(1, false, WAIT), None);
+    req.extensions_mut().remove::<Principal>();
+    refusal(
+        h.send(req).await,
+        StatusCode::FORBIDDEN,
+        "AirlockNotDecided",
+    )
+    .await;
+    assert_eq!(h.calls(), 0);
+}
