@@ -140,6 +140,15 @@ impl Harness {
         )
     }
 
+    /// The seeded secret's URL on the gateway's vault host (`GET` reads its value).
+    pub fn secret_url(&self) -> String {
+        format!(
+            "{}/secrets/{}?api-version=7.4",
+            self.vault_url(),
+            airlock_sim::SECRET_NAME
+        )
+    }
+
     /// Stops the gateway, the simulator and the issuer.
     pub async fn shutdown(self) {
         self.gateway.shutdown().await;

@@ -28,14 +28,7 @@ async fn no_token_gets_the_key_vault_challenge_on_every_host() {
         airlock_sim::TENANT_ID
     );
     // The Key Vault SDK's first request: no token, no body, on the vault's host.
-    let probe = anonymous
-        .get(&format!(
-            "{}/secrets/{}?api-version=7.4",
-            h.vault_url(),
-            airlock_sim::SECRET_NAME
-        ))
-        .await
-        .unwrap();
+    let probe = anonymous.get(&h.secret_url()).await.unwrap();
     let json = assert_airlock_error(&probe, StatusCode::UNAUTHORIZED, "AirlockUnauthenticated");
     assert_eq!(probe.header("www-authenticate"), Some(expected.as_str()));
     assert!(
@@ -53,15 +46,7 @@ async fn no_token_gets_the_key_vault_challenge_on_every_host() {
     assert_airlock_error(&arm, StatusCode::UNAUTHORIZED, "AirlockUnauthenticated");
     assert_eq!(arm.header("www-authenticate"), Some(expected.as_str()));
     // The SDK then retries with a token and gets the secret.
-    let secret = h
-        .agent
-        .get(&format!(
-            "{}/secrets/{}?api-version=7.4",
-            h.vault_url(),
-            airlock_sim::SECRET_NAME
-        ))
-        .await
-        .unwrap();
+    let secret = h.agent.get(&h.secret_url()).await.unwrap();
     assert_eq!(secret.status, StatusCode::OK);
     assert_eq!(
         h.sim.requests().len(),

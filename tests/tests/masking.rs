@@ -74,15 +74,7 @@ async fn secrets_come_back_masked_and_stay_out_of_the_logs() {
     let real_keys = real_storage_keys(&h, &list_keys).await;
     assert_eq!(real_keys.len(), 2);
 
-    let secret = h
-        .agent
-        .get(&format!(
-            "{}/secrets/{}?api-version=7.4",
-            h.vault_url(),
-            airlock_sim::SECRET_NAME
-        ))
-        .await
-        .unwrap();
+    let secret = h.agent.get(&h.secret_url()).await.unwrap();
     assert_eq!(secret.status, StatusCode::OK);
     let token = secret.json()["value"].as_str().unwrap().to_owned();
     assert!(is_masked_token(&token), "{token}");
@@ -101,15 +93,7 @@ async fn secrets_come_back_masked_and_stay_out_of_the_logs() {
     );
 
     // Stable: the same secret gives the same token.
-    let again = h
-        .agent
-        .get(&format!(
-            "{}/secrets/{}?api-version=7.4",
-            h.vault_url(),
-            airlock_sim::SECRET_NAME
-        ))
-        .await
-        .unwrap();
+    let again = h.agent.get(&h.secret_url()).await.unwrap();
     assert_eq!(again.json()["value"], token.as_str());
 
     let keys = h

@@ -281,15 +281,7 @@ async fn carried_operations_are_decided_too() {
 #[tokio::test]
 async fn data_actions_are_decided_on_the_vault_host() {
     let h = harness().await;
-    let secret = h
-        .agent
-        .get(&format!(
-            "{}/secrets/{}?api-version=7.4",
-            h.vault_url(),
-            airlock_sim::SECRET_NAME
-        ))
-        .await
-        .unwrap();
+    let secret = h.agent.get(&h.secret_url()).await.unwrap();
     let json = assert_airlock_error(&secret, StatusCode::FORBIDDEN, "AirlockPolicyDenied");
     assert_eq!(json["error"]["airlock"]["rule"], "no-secret-values");
     let upper = h
