@@ -12,6 +12,13 @@ use crate::support::{
     start,
 };
 
+/// Start-up asks for the discovery document and the key set once each.
+#[tokio::test]
+async fn building_fetches_the_key_set_once() {
+    let (issuer, _validator) = start().await;
+    assert_eq!(issuer.jwks_requests(), 1);
+}
+
 /// A new key signs from now on; its first token makes the validator refetch
 /// the JWKS (unknown `kid`), with no rebuild and no restart.
 #[tokio::test]
