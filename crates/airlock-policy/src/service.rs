@@ -49,20 +49,22 @@ where
             );
         };
         let decision = self.engine.decide(principal, operation);
-        let operation_text = operation.to_string();
         if let Some(draft) = extensions.get::<AuditDraft>() {
             draft.update(|record| record.decision = Some(decision.clone()));
         }
         tracing::Span::current().record("rule", decision.rule());
+        // Only a denial needs its text: allowed requests pay for no formatting.
         let denial = match &decision {
-            Decision::Deny { reason, .. } => Some(AirlockError::PolicyDenied {
-                reason: reason.clone(),
-            }),
+            Decision::Deny { reason, .. } => {
+                tracing::info!(operation = %operation, rule = decision.rule(), "request denied by policy");
+                Some(AirlockError::PolicyDenied {
+                    reason: reason.clone(),
+                })
+            }
             _ => None,
         };
         request.extensions_mut().insert(decision);
         if let Some(error) = denial {
-            tracing::info!(operation = %operation_text, "request denied by policy");
             return ResponseFuture::refused(
                 error.into_response(&ErrorContext::from_request(&request)),
             );
