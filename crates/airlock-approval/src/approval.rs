@@ -5,8 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use airlock_core::{Approvers, Operation, Principal};
-use serde::{Serialize, Serializer};
+use airlock_core::{ApprovalWait, Approvers, Operation, Principal};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Fingerprint;
 
@@ -50,8 +50,15 @@ impl Serialize for ApprovalId {
     }
 }
 
+impl<'de> Deserialize<'de> for ApprovalId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Where an approval request stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ApprovalState {
     /// Waiting for approvers.
@@ -68,7 +75,34 @@ pub enum ApprovalState {
     Consumed,
 }
 
+impl FromStr for ApprovalState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ApprovalState::ALL
+            .into_iter()
+            .find(|state| state.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown approval state '{s}'; use one of pending, approved, denied, expired, abandoned, consumed"
+                )
+            })
+    }
+}
+
 impl ApprovalState {
+    /// Every state.
+    pub const ALL: [ApprovalState; 6] = [
+        ApprovalState::Pending,
+        ApprovalState::Approved,
+        ApprovalState::Denied,
+        ApprovalState::Expired,
+        ApprovalState::Abandoned,
+        ApprovalState::Consumed,
+    ];
+    /// Whether nothing can change it any more (a sealed request is erased then).
+    pub fn is_final(self) -> bool {
+        !matches!(self, ApprovalState::Pending | ApprovalState::Approved)
+    }
     /// The lower-case name used in APIs and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -89,7 +123,7 @@ impl fmt::Display for ApprovalState {
 }
 
 /// Who asked, as approvers see it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Requester {
     /// Object id.
@@ -120,7 +154,7 @@ impl Requester {
 }
 
 /// What was asked for, as approvers see it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestedOperation {
     /// The RBAC operation name.
@@ -148,7 +182,7 @@ impl RequestedOperation {
 }
 
 /// One approver's answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApproverDecision {
     /// The approver's object id.
@@ -160,6 +194,7 @@ pub struct ApproverDecision {
     /// The approver's comment (the reason, on a denial).
     pub comment: Option<String>,
     /// When.
+    #[serde(with = "crate::time::rfc3339")]
     pub at: SystemTime,
 }
 
@@ -171,7 +206,7 @@ impl ApproverDecision {
 }
 
 /// One request waiting for (or past) a human decision.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalRequest {
     /// Its id.
@@ -192,19 +227,57 @@ pub struct ApprovalRequest {
     pub justification: Option<String>,
     /// What a request must match to use the grant.
     pub fingerprint: Fingerprint,
+    /// Held, or answered as a long-running operation ([`ApprovalWait::Hold`]
+    /// or [`ApprovalWait::Async`], never `Auto`).
+    pub wait: ApprovalWait,
     /// When it was asked.
+    #[serde(with = "crate::time::rfc3339")]
     pub created_at: SystemTime,
     /// After this it can no longer be decided.
+    #[serde(with = "crate::time::rfc3339")]
     pub expires_at: SystemTime,
     /// How long a grant stays valid once approved.
-    #[serde(skip)]
+    #[serde(rename = "grantTtlMs", with = "crate::time::millis")]
     pub grant_ttl: Duration,
     /// Until when the grant may be used (set on approval).
+    #[serde(with = "crate::time::rfc3339_option", default)]
     pub grant_expires_at: Option<SystemTime>,
     /// The approvers' answers, in order.
     pub decisions: Vec<ApproverDecision>,
     /// Where it stands.
     pub state: ApprovalState,
+    /// What Azure answered when an approved async request was sent.
+    #[serde(default)]
+    pub execution: Option<Execution>,
+}
+
+/// What Azure answered when the approved request of an async approval was
+/// sent upstream, and how its own operation is followed from then on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    /// When it was sent.
+    #[serde(with = "crate::time::rfc3339")]
+    pub at: SystemTime,
+    /// Azure's status code (0: no answer came back).
+    pub status: u16,
+    /// Azure's long-running operation, if it started one.
+    pub tracking: Option<Tracking>,
+    /// Azure's (or Airlock's) error code, when it failed.
+    pub error_code: Option<String>,
+    /// The error message that came with it.
+    pub error_message: Option<String>,
+}
+
+/// How Azure's own long-running operation is polled: its URL's path and
+/// query, which the gateway forwards upstream like any other request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "path")]
+pub enum Tracking {
+    /// `Azure-AsyncOperation`: answers `{"status": …}`.
+    AsyncOperation(String),
+    /// `Location`: 202 while running, then the final answer.
+    Location(String),
 }
 
 impl ApprovalRequest {

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use airlock_core::{Operation, Principal};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 over the requester (tenant and object id), the operation (name
@@ -73,5 +73,14 @@ impl fmt::Debug for Fingerprint {
 impl Serialize for Fingerprint {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(text.as_bytes(), &mut digest).map_err(serde::de::Error::custom)?;
+        Ok(Self(digest))
     }
 }

@@ -1,17 +1,24 @@
 //! [`ApprovalLayer`]: the store and notifier shared by every [`ApprovalService`](crate::ApprovalService).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tower::Layer;
 
-use crate::{ApprovalService, ApprovalStore, Notifier};
+use crate::{ApprovalService, ApprovalStore, Notifier, OperationsLayer, RequestSealer};
 
 /// The most request body the layer reads to fingerprint by default (16 MiB).
 pub const DEFAULT_MAX_BODY: u64 = 16 * 1024 * 1024;
 
+/// How often an SDK is asked to poll an async approval (`Retry-After` on its 202).
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Holds requests whose [`Decision`](airlock_core::Decision) is
 /// `RequireApproval` until a human decides, and admits one retry of a request
-/// that was approved after its hold ran out.
+/// that was approved after its hold ran out; or, with
+/// [`async_operations`](Self::async_operations), answers long-running
+/// operations at once with `202 Accepted` and an operation URL that
+/// [`OperationsLayer`] serves.
 ///
 /// Requests with any other decision (or none) pass through untouched: the
 /// policy layer answers denials, and the upstream refuses what is undecided.
@@ -26,6 +33,22 @@ pub(crate) struct Config {
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) max_body: u64,
     pub(crate) status_url_base: Option<String>,
+    pub(crate) max_hold: Option<Duration>,
+    pub(crate) operations: Option<AsyncOperations>,
+}
+
+/// Where async approvals are polled, and the key their stored requests are sealed with.
+#[derive(Clone)]
+pub(crate) struct AsyncOperations {
+    pub(crate) base_url: String,
+    pub(crate) sealer: Arc<RequestSealer>,
+    pub(crate) poll_interval: Duration,
+}
+
+impl AsyncOperations {
+    pub(crate) fn url(&self, id: crate::ApprovalId) -> String {
+        format!("{}{}{id}", self.base_url, crate::OPERATIONS_PATH)
+    }
 }
 
 impl std::fmt::Debug for ApprovalLayer {
@@ -33,6 +56,11 @@ impl std::fmt::Debug for ApprovalLayer {
         f.debug_struct("ApprovalLayer")
             .field("max_body", &self.config.max_body)
             .field("status_url_base", &self.config.status_url_base)
+            .field("max_hold", &self.config.max_hold)
+            .field(
+                "operations",
+                &self.config.operations.as_ref().map(|o| &o.base_url),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -46,6 +74,8 @@ impl ApprovalLayer {
                 notifier,
                 max_body: DEFAULT_MAX_BODY,
                 status_url_base: None,
+                max_hold: None,
+                operations: None,
             }),
         }
     }
@@ -60,6 +90,42 @@ impl ApprovalLayer {
     pub fn status_url_base(mut self, base: impl Into<String>) -> Self {
         self.config_mut().status_url_base = Some(base.into().trim_end_matches('/').to_owned());
         self
+    }
+    /// Caps every rule's `hold` (the gateway passes its request timeout, so a
+    /// held request is answered before the connection is cut).
+    #[must_use]
+    pub fn max_hold(mut self, limit: Duration) -> Self {
+        self.config_mut().max_hold = Some(limit);
+        self
+    }
+    /// Enables async approvals: long-running operations get `202 Accepted`
+    /// with `Azure-AsyncOperation: {base_url}/airlock/operations/{id}`, and
+    /// the request is kept, sealed with `sealer`, until it is approved.
+    /// Without this every approval is held.
+    #[must_use]
+    pub fn async_operations(mut self, base_url: impl Into<String>, sealer: RequestSealer) -> Self {
+        self.config_mut().operations = Some(AsyncOperations {
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            sealer: Arc::new(sealer),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+        });
+        self
+    }
+    /// The `Retry-After` on async answers (default 5 s); needs `async_operations` first.
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        if let Some(operations) = &mut self.config_mut().operations {
+            operations.poll_interval = interval;
+        }
+        self
+    }
+    /// The layer that answers polls of async approvals; it goes before
+    /// classification (the operation URL is Airlock's, not Azure's) and
+    /// after identity (only the requester may poll).
+    pub fn operations(&self) -> OperationsLayer {
+        OperationsLayer {
+            config: self.config.clone(),
+        }
     }
     fn config_mut(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)

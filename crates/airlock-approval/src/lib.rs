@@ -46,6 +46,7 @@
 //!         justification_required: false,
 //!         hold: Duration::from_millis(50),
 //!         ttl: Duration::from_secs(600),
+//!         wait: airlock_core::ApprovalWait::Hold,
 //!     })
 //!     .body(full("{}"))
 //!     .unwrap();
@@ -65,16 +66,26 @@ mod fingerprint;
 mod layer;
 mod memory;
 mod notifier;
+mod operations;
+pub mod rules;
+mod sealed;
 mod service;
 mod store;
+mod time;
+mod watchers;
 
 pub use approval::{
-    ApprovalId, ApprovalRequest, ApprovalState, ApproverDecision, RequestedOperation, Requester,
+    ApprovalId, ApprovalRequest, ApprovalState, ApproverDecision, Execution, RequestedOperation,
+    Requester, Tracking,
 };
 pub use error::ApprovalError;
 pub use fingerprint::Fingerprint;
-pub use layer::{ApprovalLayer, DEFAULT_MAX_BODY};
+pub use layer::{ApprovalLayer, DEFAULT_MAX_BODY, DEFAULT_POLL_INTERVAL};
 pub use memory::MemoryApprovalStore;
 pub use notifier::{ApprovalEvent, LogNotifier, Notifier, RecordingNotifier};
+pub(crate) use operations::RESULT_SUFFIX;
+pub use operations::{APPROVAL_ID_HEADER, OPERATIONS_PATH, OperationsLayer, OperationsService};
+pub use sealed::{RequestSealer, SealError, SealedRequest, StoredRequest};
 pub use service::{ApprovalService, JUSTIFICATION_HEADER};
-pub use store::ApprovalStore;
+pub use store::{ApprovalStore, Grant};
+pub use watchers::StateWatchers;

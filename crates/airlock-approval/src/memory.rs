@@ -7,31 +7,25 @@ use std::time::SystemTime;
 use airlock_core::{BoxFuture, Principal};
 use tokio::sync::watch;
 
-use crate::approval::later;
 use crate::{
-    ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore, ApproverDecision,
-    Fingerprint,
+    ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore, Execution,
+    Fingerprint, Grant, SealedRequest, StateWatchers, rules,
 };
 
-/// Approvals in a `Mutex<HashMap>`; every change goes out on a watch channel.
-/// Nothing survives a restart.
+/// Approvals in a `Mutex<HashMap>`. Nothing survives a restart.
 #[derive(Debug, Default)]
 pub struct MemoryApprovalStore {
     entries: Mutex<HashMap<ApprovalId, Entry>>,
+    watchers: StateWatchers,
 }
 
 #[derive(Debug)]
 struct Entry {
     request: ApprovalRequest,
-    state: watch::Sender<ApprovalState>,
+    sealed: Option<SealedRequest>,
 }
 
-impl Entry {
-    fn set(&mut self, state: ApprovalState) {
-        self.request.state = state;
-        self.state.send_replace(state);
-    }
-}
+type Entries = HashMap<ApprovalId, Entry>;
 
 impl MemoryApprovalStore {
     /// An empty store.
@@ -39,92 +33,52 @@ impl MemoryApprovalStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<ApprovalId, Entry>> {
+    /// Whether the approval still has a stored request (tests check that it is erased).
+    pub fn has_stored_request(&self, id: ApprovalId) -> bool {
+        self.lock().get(&id).is_some_and(|e| e.sealed.is_some())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn decide_now(
+    /// Runs `change` on one entry under the lock, erases the stored request
+    /// once the state is final, and tells the waiters.
+    fn change<T>(
         &self,
         id: ApprovalId,
-        approver: &Principal,
-        approve: bool,
-        comment: Option<String>,
-        now: SystemTime,
-    ) -> Result<ApprovalRequest, ApprovalError> {
-        let mut entries = self.lock();
-        let entry = entries.get_mut(&id).ok_or(ApprovalError::NotFound(id))?;
-        let request = &entry.request;
-        if request.state == ApprovalState::Pending && now >= request.expires_at {
-            entry.set(ApprovalState::Expired);
-        }
-        let request = &entry.request;
-        if request.state != ApprovalState::Pending {
-            return Err(ApprovalError::NotPending {
-                id,
-                state: request.state,
-            });
-        }
-        if request.requester.is(approver) {
-            return Err(ApprovalError::SelfApproval(id));
-        }
-        let eligible = request
-            .approvers
-            .ids
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(approver.id()))
-            || request
-                .approvers
-                .groups
-                .iter()
-                .any(|g| approver.in_group(g));
-        if !eligible {
-            return Err(ApprovalError::NotAnApprover {
-                id,
-                principal: approver.to_string(),
-                rule: request.rule.clone(),
-            });
-        }
-        let already_approved = request
-            .approved_by()
-            .iter()
-            .any(|d| d.approver.eq_ignore_ascii_case(approver.id()));
-        if approve && already_approved {
-            // Each approver counts once.
-            return Ok(entry.request.clone());
-        }
-        entry.request.decisions.push(ApproverDecision {
-            approver: approver.id().to_owned(),
-            approver_name: approver.display_name().map(str::to_owned),
-            approve,
-            comment,
-            at: now,
-        });
-        if !approve {
-            entry.set(ApprovalState::Denied);
-        } else if entry.request.approved_by().len() >= entry.request.min_approvals.max(1) as usize {
-            entry.request.grant_expires_at = Some(later(now, entry.request.grant_ttl));
-            entry.set(ApprovalState::Approved);
-        }
-        Ok(entry.request.clone())
+        change: impl FnOnce(&mut Entry) -> Result<T, ApprovalError>,
+    ) -> Result<(T, ApprovalRequest), ApprovalError> {
+        let (result, request) = {
+            let mut entries = self.lock();
+            let entry = entries.get_mut(&id).ok_or(ApprovalError::NotFound(id))?;
+            let before = entry.request.state;
+            let result = change(entry);
+            if entry.request.state.is_final() {
+                entry.sealed = None;
+            }
+            if entry.request.state != before {
+                self.watchers.publish(id, entry.request.state);
+            }
+            (result, entry.request.clone())
+        };
+        Ok((result?, request))
     }
 }
 
-fn grant_usable(request: &ApprovalRequest, now: SystemTime) -> bool {
-    request.state == ApprovalState::Approved && request.grant_expires_at.is_some_and(|t| now < t)
-}
-
 impl ApprovalStore for MemoryApprovalStore {
-    fn create(&self, request: ApprovalRequest) -> BoxFuture<'_, Result<(), ApprovalError>> {
-        let result = {
-            match self.lock().entry(request.id) {
-                std::collections::hash_map::Entry::Occupied(_) => {
-                    Err(ApprovalError::AlreadyExists(request.id))
-                }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    let (state, _) = watch::channel(request.state);
-                    slot.insert(Entry { request, state });
-                    Ok(())
-                }
+    fn create(
+        &self,
+        request: ApprovalRequest,
+        sealed: Option<SealedRequest>,
+    ) -> BoxFuture<'_, Result<(), ApprovalError>> {
+        let result = match self.lock().entry(request.id) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                Err(ApprovalError::AlreadyExists(request.id))
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Entry { request, sealed });
+                Ok(())
             }
         };
         Box::pin(std::future::ready(result))
@@ -156,7 +110,12 @@ impl ApprovalStore for MemoryApprovalStore {
         approve: bool,
         comment: Option<String>,
     ) -> BoxFuture<'a, Result<ApprovalRequest, ApprovalError>> {
-        let result = self.decide_now(id, approver, approve, comment, SystemTime::now());
+        let now = SystemTime::now();
+        let result = self
+            .change(id, |e| {
+                rules::decide(&mut e.request, approver, approve, comment, now)
+            })
+            .map(|((), request)| request);
         Box::pin(std::future::ready(result))
     }
 
@@ -165,30 +124,42 @@ impl ApprovalStore for MemoryApprovalStore {
         fingerprint: &'a Fingerprint,
     ) -> BoxFuture<'a, Result<Option<ApprovalId>, ApprovalError>> {
         let now = SystemTime::now();
-        let consumed = {
-            let mut entries = self.lock();
-            let found = entries
-                .values_mut()
-                .filter(|e| e.request.fingerprint == *fingerprint && grant_usable(&e.request, now))
-                .min_by_key(|e| e.request.grant_expires_at);
-            found.map(|e| {
-                e.set(ApprovalState::Consumed);
-                e.request.id
+        let found = self
+            .lock()
+            .values()
+            .filter(|e| {
+                e.request.fingerprint == *fingerprint
+                    && rules::grant_usable_by_retry(&e.request, now)
             })
+            .min_by_key(|e| e.request.grant_expires_at)
+            .map(|e| e.request.id);
+        // Re-checked under the lock by `consume`: of two racing retries, one wins.
+        let result = match found {
+            Some(id) => match self.consume_now(id, now) {
+                Ok(Some(grant)) => Ok(Some(grant.id)),
+                Ok(None) => Ok(None),
+                Err(error) => Err(error),
+            },
+            None => Ok(None),
         };
-        Box::pin(std::future::ready(Ok(consumed)))
+        Box::pin(std::future::ready(result))
     }
 
-    fn consume(&self, id: ApprovalId) -> BoxFuture<'_, Result<bool, ApprovalError>> {
-        let now = SystemTime::now();
-        let result = match self.lock().get_mut(&id) {
-            None => Err(ApprovalError::NotFound(id)),
-            Some(e) if grant_usable(&e.request, now) => {
-                e.set(ApprovalState::Consumed);
-                Ok(true)
-            }
-            Some(_) => Ok(false),
-        };
+    fn consume(&self, id: ApprovalId) -> BoxFuture<'_, Result<Option<Grant>, ApprovalError>> {
+        Box::pin(std::future::ready(self.consume_now(id, SystemTime::now())))
+    }
+
+    fn record_execution(
+        &self,
+        id: ApprovalId,
+        execution: Execution,
+    ) -> BoxFuture<'_, Result<ApprovalRequest, ApprovalError>> {
+        let result = self
+            .change(id, |e| {
+                e.request.execution = Some(execution);
+                Ok(())
+            })
+            .map(|((), request)| request);
         Box::pin(std::future::ready(result))
     }
 
@@ -197,21 +168,30 @@ impl ApprovalStore for MemoryApprovalStore {
         id: ApprovalId,
         state: ApprovalState,
     ) -> BoxFuture<'_, Result<ApprovalRequest, ApprovalError>> {
-        let result = (|| {
-            if !matches!(state, ApprovalState::Expired | ApprovalState::Abandoned) {
-                return Err(ApprovalError::InvalidTransition { id, state });
-            }
-            let mut entries = self.lock();
-            let entry = entries.get_mut(&id).ok_or(ApprovalError::NotFound(id))?;
-            if entry.request.state != ApprovalState::Pending {
-                return Err(ApprovalError::NotPending {
-                    id,
-                    state: entry.request.state,
-                });
-            }
-            entry.set(state);
-            Ok(entry.request.clone())
-        })();
+        let result = self
+            .change(id, |e| rules::mark(&mut e.request, state))
+            .map(|((), request)| request);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn expire_due(&self) -> BoxFuture<'_, Result<Vec<ApprovalRequest>, ApprovalError>> {
+        let now = SystemTime::now();
+        let due: Vec<ApprovalId> = self
+            .lock()
+            .values()
+            .filter(|e| rules::expire_if_due(&mut e.request.clone(), now))
+            .map(|e| e.request.id)
+            .collect();
+        let result = due
+            .into_iter()
+            .filter_map(|id| {
+                match self.change(id, |e| Ok(rules::expire_if_due(&mut e.request, now))) {
+                    Ok((true, request)) => Some(Ok(request)),
+                    Ok((false, _)) => None,
+                    Err(error) => Some(Err(error)),
+                }
+            })
+            .collect();
         Box::pin(std::future::ready(result))
     }
 
@@ -219,11 +199,28 @@ impl ApprovalStore for MemoryApprovalStore {
         &self,
         id: ApprovalId,
     ) -> BoxFuture<'_, Result<watch::Receiver<ApprovalState>, ApprovalError>> {
-        let result = self
-            .lock()
+        let entries = self.lock();
+        let result = entries
             .get(&id)
-            .map(|e| e.state.subscribe())
+            .map(|e| self.watchers.subscribe(id, e.request.state))
             .ok_or(ApprovalError::NotFound(id));
+        drop(entries);
         Box::pin(std::future::ready(result))
+    }
+}
+
+impl MemoryApprovalStore {
+    fn consume_now(&self, id: ApprovalId, now: SystemTime) -> Result<Option<Grant>, ApprovalError> {
+        self.change(id, |e| {
+            if !rules::grant_usable(&e.request, now) {
+                return Ok(None);
+            }
+            e.request.state = ApprovalState::Consumed;
+            Ok(Some(Grant {
+                id,
+                request: e.sealed.take(),
+            }))
+        })
+        .map(|(grant, _)| grant)
     }
 }

@@ -5,20 +5,30 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use airlock_core::{
-    AirlockBody, AirlockError, AuditDraft, BodyError, BoxFuture, Decision, ErrorContext, Operation,
-    Principal, collect_limited, full,
+    AirlockBody, AirlockError, ApprovalWait, AuditDraft, BodyError, BoxFuture, Decision,
+    ErrorContext, Operation, Plane, Principal, collect_limited, empty, full,
 };
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Either;
 use tokio::sync::watch;
 use tower::Service;
 
 use crate::approval::later;
-use crate::layer::Config;
+use crate::layer::{AsyncOperations, Config};
 use crate::{
     ApprovalEvent, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore, Fingerprint,
-    RequestedOperation, Requester,
+    RequestedOperation, Requester, StoredRequest,
 };
+
+/// Put on a stored request that [`OperationsService`](crate::OperationsService)
+/// sends after its async approval's grant was used: the approval service
+/// admits it if it is the very request that was approved. Crate-private, so
+/// nothing outside this crate can forge it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ApprovedExecution {
+    pub(crate) id: ApprovalId,
+    pub(crate) fingerprint: Fingerprint,
+}
 
 /// The header an agent puts its justification in.
 pub const JUSTIFICATION_HEADER: &str = "x-airlock-justification";
@@ -118,6 +128,7 @@ async fn require_approval<ResBody, E>(
         justification_required,
         hold,
         ttl,
+        wait,
     } = decision
     else {
         return refuse(AirlockError::NotDecided, &ctx);
@@ -162,10 +173,19 @@ async fn require_approval<ResBody, E>(
     };
     let fingerprint = Fingerprint::compute(&principal, &operation, &bytes);
     let store = &config.store;
-    let internal = |error: crate::ApprovalError| {
-        tracing::error!(%error, "approval store failed");
-        AirlockError::Internal(format!("approval store failed: {error}"))
-    };
+
+    // The stored request of an async approval, sent once its grant was used.
+    if let Some(approved) = parts.extensions.remove::<ApprovedExecution>() {
+        if approved.fingerprint != fingerprint {
+            tracing::error!(approval_id = %approved.id, "stored request does not match its approval; refused");
+            return refuse(AirlockError::NotDecided, &ctx);
+        }
+        let approval = store.get(approved.id).await.ok().flatten();
+        record(draft.as_ref(), approved.id, approval.as_ref());
+        parts.extensions.insert(allow(approved.id));
+        let response = forward(Request::from_parts(parts, full(bytes))).await?;
+        return Ok(response.map(Either::Left));
+    }
 
     // A retry of a request approved after its hold ran out.
     match store.consume_grant(&fingerprint).await {
@@ -181,6 +201,12 @@ async fn require_approval<ResBody, E>(
         Err(error) => return refuse(internal(error), &ctx),
     }
 
+    let management = operation.plane() == Plane::Management;
+    let operations = match wait.resolve(&parts.method, management) {
+        ApprovalWait::Async => config.operations.as_ref(),
+        _ => None,
+    };
+    let hold = config.max_hold.map_or(hold, |max| hold.min(max));
     let now = SystemTime::now();
     let id = ApprovalId::new();
     ctx = ctx.approval_id(id.to_string());
@@ -194,6 +220,11 @@ async fn require_approval<ResBody, E>(
         justification_required,
         justification,
         fingerprint,
+        wait: if operations.is_some() {
+            ApprovalWait::Async
+        } else {
+            ApprovalWait::Hold
+        },
         created_at: now,
         // Still approvable after the hold ran out, so a retry can use it.
         expires_at: later(now, hold.max(ttl)),
@@ -201,8 +232,13 @@ async fn require_approval<ResBody, E>(
         grant_expires_at: None,
         decisions: Vec::new(),
         state: ApprovalState::Pending,
+        execution: None,
     };
-    if let Err(error) = store.create(approval.clone()).await {
+    if let Some(operations) = operations {
+        let stored = StoredRequest::from_parts(&parts, bytes);
+        return start_async(&config, operations, approval, &stored, draft.as_ref(), &ctx).await;
+    }
+    if let Err(error) = store.create(approval.clone(), None).await {
         return refuse(internal(error), &ctx);
     }
     let mut states = match store.subscribe(id).await {
@@ -243,14 +279,14 @@ async fn require_approval<ResBody, E>(
                 .notifier
                 .notify(ApprovalEvent::Decided(decided.clone()));
             match store.consume(id).await {
-                Ok(true) => {
+                Ok(Some(_)) => {
                     record(draft.as_ref(), id, Some(&decided));
                     parts.extensions.insert(allow(id));
                     let response = forward(Request::from_parts(parts, full(bytes))).await?;
                     Ok(response.map(Either::Left))
                 }
                 // An identical retry took the grant first: this one is not admitted.
-                Ok(false) => refuse(pending, &ctx),
+                Ok(None) => refuse(pending, &ctx),
                 Err(error) => refuse(internal(error), &ctx),
             }
         }
@@ -277,6 +313,52 @@ async fn require_approval<ResBody, E>(
         }
         _ => refuse(pending, &ctx),
     }
+}
+
+fn internal(error: crate::ApprovalError) -> AirlockError {
+    tracing::error!(%error, "approval store failed");
+    AirlockError::Internal(format!("approval store failed: {error}"))
+}
+
+/// Stores an async approval with its sealed request and answers `202
+/// Accepted` with the operation URL, as Azure answers a long-running operation.
+async fn start_async<ResBody, E>(
+    config: &Config,
+    operations: &AsyncOperations,
+    approval: ApprovalRequest,
+    stored: &StoredRequest,
+    draft: Option<&AuditDraft>,
+    ctx: &ErrorContext,
+) -> Answer<ResBody, E> {
+    let id = approval.id;
+    let sealed = match operations.sealer.seal(id, stored) {
+        Ok(sealed) => sealed,
+        Err(error) => return refuse(AirlockError::Internal(error.to_string()), ctx),
+    };
+    if let Err(error) = config.store.create(approval.clone(), Some(sealed)).await {
+        return refuse(internal(error), ctx);
+    }
+    record(draft, id, None);
+    config.notifier.notify(ApprovalEvent::New(approval));
+    tracing::info!(approval_id = %id, "long-running request waits for approval as an operation");
+    let url = operations.url(id);
+    let mut response = Response::new(empty());
+    *response.status_mut() = StatusCode::ACCEPTED;
+    let headers = response.headers_mut();
+    if let Ok(url) = HeaderValue::from_str(&url) {
+        headers.insert("azure-asyncoperation", url);
+    }
+    if let Ok(location) = HeaderValue::from_str(&format!("{url}{}", crate::RESULT_SUFFIX)) {
+        headers.insert(http::header::LOCATION, location);
+    }
+    headers.insert(
+        http::header::RETRY_AFTER,
+        HeaderValue::from(operations.poll_interval.as_secs().max(1)),
+    );
+    if let Ok(id) = HeaderValue::from_str(&id.to_string()) {
+        headers.insert(crate::APPROVAL_ID_HEADER, id);
+    }
+    Ok(response.map(Either::Right))
 }
 
 /// Waits until the state leaves `Pending`, up to `hold`; `None` on timeout.

@@ -14,8 +14,8 @@ use airlock_approval::{
     Requester,
 };
 use airlock_core::{
-    AirlockBody, Approvers, AuditDraft, Decision, Operation, Plane, Principal, PrincipalKind,
-    ResourceScope, full,
+    AirlockBody, ApprovalWait, Approvers, AuditDraft, Decision, Operation, Plane, Principal,
+    PrincipalKind, ResourceScope, full,
 };
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -56,6 +56,7 @@ fn require(min_approvals: u32, justification_required: bool, hold: Duration) -> 
         justification_required,
         hold,
         ttl: Duration::from_secs(600),
+        wait: ApprovalWait::Hold,
     }
 }
 
@@ -433,14 +434,16 @@ async fn pending(
         justification_required: false,
         justification: None,
         fingerprint: Fingerprint::compute(requester, &operation(), b"{}"),
+        wait: ApprovalWait::Hold,
         created_at: now,
         expires_at: now + Duration::from_secs(600),
         grant_ttl: Duration::from_secs(600),
         grant_expires_at: None,
         decisions: Vec::new(),
         state: ApprovalState::Pending,
+        execution: None,
     };
-    store.create(request.clone()).await.unwrap();
+    store.create(request.clone(), None).await.unwrap();
     request
 }
 
@@ -623,7 +626,7 @@ async fn concurrent_retries_get_one_grant_exactly_once() {
         store.get(approval.id).await.unwrap().unwrap().state,
         ApprovalState::Consumed
     );
-    assert!(!store.consume(approval.id).await.unwrap());
+    assert!(store.consume(approval.id).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -665,7 +668,7 @@ async fn an_expired_approval_cannot_be_decided() {
     // A second one, created already past its expiry.
     approval.id = ApprovalId::new();
     approval.expires_at = SystemTime::now() - Duration::from_secs(1);
-    store.create(approval.clone()).await.unwrap();
+    store.create(approval.clone(), None).await.unwrap();
     let err = store
         .decide(approval.id, &principal("alice", &["approvers"]), true, None)
         .await

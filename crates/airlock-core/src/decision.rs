@@ -2,15 +2,78 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Who may approve a request that needs approval.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approvers {
     /// Entra group object ids whose members may approve.
     pub groups: Vec<String>,
     /// Principal object ids that may approve.
     pub ids: Vec<String>,
+}
+
+impl Approvers {
+    /// Whether `principal` is listed by object id or is a member of a listed
+    /// group (ids compare case-insensitively). Says nothing about whether
+    /// they asked for the request themselves.
+    ///
+    /// ```
+    /// use airlock_core::{Approvers, Principal, PrincipalKind};
+    /// let approvers = Approvers { groups: vec!["ops".into()], ids: vec!["carol".into()] };
+    /// assert!(approvers.admits(&Principal::builder("CAROL", PrincipalKind::User).build()));
+    /// assert!(approvers.admits(&Principal::builder("dave", PrincipalKind::User).groups(["ops"]).build()));
+    /// assert!(!approvers.admits(&Principal::builder("eve", PrincipalKind::User).build()));
+    /// ```
+    pub fn admits(&self, principal: &crate::Principal) -> bool {
+        self.ids
+            .iter()
+            .any(|id| id.eq_ignore_ascii_case(principal.id()))
+            || self.groups.iter().any(|g| principal.in_group(g))
+    }
+}
+
+/// How a request that needs approval waits for it.
+///
+/// ```
+/// use airlock_core::ApprovalWait;
+///
+/// // Auto: PUT, PATCH and DELETE on the management plane are long-running in
+/// // Azure, so they wait as an operation the SDK polls; everything else is held.
+/// assert_eq!(ApprovalWait::Auto.resolve(&http::Method::PUT, true), ApprovalWait::Async);
+/// assert_eq!(ApprovalWait::Auto.resolve(&http::Method::POST, true), ApprovalWait::Hold);
+/// assert_eq!(ApprovalWait::Auto.resolve(&http::Method::DELETE, false), ApprovalWait::Hold);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ApprovalWait {
+    /// `Async` for PUT, PATCH and DELETE on the management plane, else `Hold`.
+    #[default]
+    Auto,
+    /// Hold the HTTP request open (up to the rule's `hold`).
+    Hold,
+    /// Answer `202 Accepted` at once with an operation URL the client polls.
+    Async,
+}
+
+impl ApprovalWait {
+    /// `Hold` or `Async` for a request with this method, on the management
+    /// plane or not (Key Vault's data plane has no long-running operations).
+    pub fn resolve(self, method: &http::Method, management: bool) -> Self {
+        match self {
+            ApprovalWait::Auto
+                if management
+                    && matches!(
+                        *method,
+                        http::Method::PUT | http::Method::PATCH | http::Method::DELETE
+                    ) =>
+            {
+                ApprovalWait::Async
+            }
+            ApprovalWait::Auto => ApprovalWait::Hold,
+            explicit => explicit,
+        }
+    }
 }
 
 /// The outcome of policy for one request, put in the request's extensions.
@@ -58,6 +121,8 @@ pub enum Decision {
         /// How long an approval stays valid.
         #[serde(with = "secs")]
         ttl: Duration,
+        /// Held, or answered as a long-running operation.
+        wait: ApprovalWait,
     },
 }
 
@@ -100,6 +165,7 @@ mod tests {
             justification_required: true,
             hold: Duration::from_secs(30),
             ttl: Duration::from_secs(600),
+            wait: ApprovalWait::Auto,
         };
         let json = serde_json::to_value(&d).unwrap();
         assert_eq!(json["effect"], "requireApproval");

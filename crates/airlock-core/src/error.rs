@@ -36,6 +36,30 @@ pub enum AirlockError {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// Nothing here has that name, or the caller may not see it.
+    #[error("{message}")]
+    NotFound {
+        /// ARM-style error code, e.g. `AirlockApprovalNotFound`.
+        code: &'static str,
+        /// What was not found.
+        message: String,
+    },
+    /// The caller is known but may not do this (outside policy decisions).
+    #[error("{message}")]
+    Forbidden {
+        /// ARM-style error code, e.g. `AirlockSelfApproval`.
+        code: &'static str,
+        /// Why, and what would be allowed.
+        message: String,
+    },
+    /// The request conflicts with the current state of what it acts on.
+    #[error("{message}")]
+    Conflict {
+        /// ARM-style error code, e.g. `AirlockApprovalNotPending`.
+        code: &'static str,
+        /// What the state is.
+        message: String,
+    },
     /// The caller could not be authenticated.
     #[error("{description}")]
     Unauthenticated {
@@ -162,8 +186,11 @@ impl AirlockError {
     pub fn status(&self) -> StatusCode {
         match self {
             AirlockError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            AirlockError::NotFound { .. } => StatusCode::NOT_FOUND,
+            AirlockError::Conflict { .. } => StatusCode::CONFLICT,
             AirlockError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AirlockError::HostNotAllowed { .. }
+            | AirlockError::Forbidden { .. }
             | AirlockError::NotDecided
             | AirlockError::GroupsUnresolved(_)
             | AirlockError::PolicyDenied { .. }
@@ -186,7 +213,10 @@ impl AirlockError {
     /// The ARM-style error code.
     pub fn code(&self) -> &'static str {
         match self {
-            AirlockError::BadRequest { code, .. } => code,
+            AirlockError::BadRequest { code, .. }
+            | AirlockError::NotFound { code, .. }
+            | AirlockError::Forbidden { code, .. }
+            | AirlockError::Conflict { code, .. } => code,
             AirlockError::Unauthenticated { .. } => "AirlockUnauthenticated",
             AirlockError::GroupsUnresolved(_) => "AirlockGroupsUnresolved",
             AirlockError::PolicyDenied { .. } => "AirlockPolicyDenied",
@@ -420,6 +450,30 @@ mod tests {
             (
                 AirlockError::HostNotAllowed { host: "h".into() },
                 403,
+                false,
+            ),
+            (
+                AirlockError::NotFound {
+                    code: "AirlockApprovalNotFound",
+                    message: "x".into(),
+                },
+                404,
+                false,
+            ),
+            (
+                AirlockError::Forbidden {
+                    code: "AirlockSelfApproval",
+                    message: "x".into(),
+                },
+                403,
+                false,
+            ),
+            (
+                AirlockError::Conflict {
+                    code: "AirlockApprovalNotPending",
+                    message: "x".into(),
+                },
+                409,
                 false,
             ),
             (AirlockError::PayloadTooLarge { limit: 10 }, 413, false),

@@ -29,7 +29,7 @@ pub use audit::{AuditDraft, AuditRecord};
 pub use body::{
     AirlockBody, BodyError, BoxError, boxed, collect_limited, declared_length, empty, full,
 };
-pub use decision::{Approvers, Decision};
+pub use decision::{ApprovalWait, Approvers, Decision};
 pub use error::{AirlockError, ErrorContext, REQUEST_ID_HEADER};
 pub use http_client::{HttpClient, HttpClientError};
 pub use operation::{Operation, Plane, ResourceScope};

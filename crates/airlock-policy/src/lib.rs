@@ -28,8 +28,9 @@
 //! groups = ["00000000-0000-0000-0000-0000000000c2"]
 //! min_approvals = 1
 //! justification = true
-//! hold = "5m"                          # how long the request waits
+//! hold = "90s"                         # how long a held request waits
 //! ttl = "1h"                           # how long an approval stays valid
+//! wait = "async"                       # hold | async; default: async for PUT/PATCH/DELETE
 //!
 //! [[rule]]
 //! name = "no-vm-delete"

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use airlock_core::{Approvers, Decision, Operation, Principal};
+use airlock_core::{ApprovalWait, Approvers, Decision, Operation, Principal};
 use serde::Deserialize;
 
 use crate::rule::{Approval, Candidate, Effect, PrincipalSelector, Reach, Rule, Skip};
@@ -154,6 +154,18 @@ struct RawApproval {
     hold: Duration,
     #[serde(default = "default_ttl", with = "humantime_serde")]
     ttl: Duration,
+    #[serde(default)]
+    wait: RawWait,
+}
+
+/// `wait = "hold" | "async"`; absent means by method (see [`ApprovalWait`]).
+#[derive(Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawWait {
+    #[default]
+    Auto,
+    Hold,
+    Async,
 }
 
 fn one() -> u32 {
@@ -238,6 +250,31 @@ impl Policy {
     /// How many rules there are.
     pub fn len(&self) -> usize {
         self.rules.len()
+    }
+
+    /// Whether `principal` is an approver in any `approve` rule: listed by
+    /// id or a member of a listed group. The approver API admits only them.
+    ///
+    /// ```
+    /// use airlock_core::{Principal, PrincipalKind};
+    /// let policy = airlock_policy::Policy::parse(r#"
+    ///     [[rule]]
+    ///     name = "storage-needs-approval"
+    ///     effect = "approve"
+    ///     actions = ["Microsoft.Storage/storageAccounts/write"]
+    ///     [rule.approval]
+    ///     groups = ["ops"]
+    /// "#, "inline").unwrap();
+    /// let carol = Principal::builder("carol", PrincipalKind::User).groups(["ops"]).build();
+    /// let agent = Principal::builder("agent", PrincipalKind::ManagedIdentity).build();
+    /// assert!(policy.is_approver(&carol));
+    /// assert!(!policy.is_approver(&agent));
+    /// ```
+    pub fn is_approver(&self, principal: &Principal) -> bool {
+        self.rules
+            .iter()
+            .filter_map(|rule| rule.approval.as_ref())
+            .any(|a| a.approvers.admits(principal))
     }
 
     /// Whether there are no rules (everything is denied).
@@ -365,6 +402,7 @@ fn require_approval(rule: &Rule) -> Decision {
         justification: false,
         hold: default_hold(),
         ttl: default_ttl(),
+        wait: ApprovalWait::Auto,
     });
     Decision::RequireApproval {
         rule: rule.name.clone(),
@@ -373,6 +411,7 @@ fn require_approval(rule: &Rule) -> Decision {
         justification_required: approval.justification,
         hold: approval.hold,
         ttl: approval.ttl,
+        wait: approval.wait,
     }
 }
 
@@ -453,6 +492,20 @@ fn compile(raw: &RawRule, line: usize) -> Result<(Rule, Vec<String>), String> {
             if a.hold.is_zero() || a.ttl.is_zero() {
                 return Err("approval.hold and approval.ttl must be longer than zero".into());
             }
+            let listed = a.ids.len() as u64;
+            if a.groups.is_empty() && u64::from(a.min_approvals) > listed {
+                return Err(format!(
+                    "approval.min_approvals = {} but only {listed} approver id(s) are listed and no groups: it could never be approved; lower min_approvals or add approvers",
+                    a.min_approvals
+                ));
+            }
+            if let Some(both) = a
+                .ids
+                .iter()
+                .find(|id| principals.ids.iter().any(|p| p.eq_ignore_ascii_case(id)))
+            {
+                warnings.push(format!("approver id '{both}' is also a requester of this rule; it can never approve its own requests"));
+            }
             if a.ids.is_empty()
                 && !a.groups.is_empty()
                 && !principals.groups.is_empty()
@@ -471,6 +524,11 @@ fn compile(raw: &RawRule, line: usize) -> Result<(Rule, Vec<String>), String> {
                 justification: a.justification,
                 hold: a.hold,
                 ttl: a.ttl,
+                wait: match a.wait {
+                    RawWait::Auto => ApprovalWait::Auto,
+                    RawWait::Hold => ApprovalWait::Hold,
+                    RawWait::Async => ApprovalWait::Async,
+                },
             })
         }
         (_, Some(_)) => {

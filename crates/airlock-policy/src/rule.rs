@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use airlock_core::{Approvers, Operation, Plane, Principal};
+use airlock_core::{ApprovalWait, Approvers, Operation, Plane, Principal};
 
 use crate::scope_pattern::ScopePattern;
 use airlock_core::OperationPattern;
@@ -78,6 +78,7 @@ pub(crate) struct Approval {
     pub(crate) justification: bool,
     pub(crate) hold: Duration,
     pub(crate) ttl: Duration,
+    pub(crate) wait: ApprovalWait,
 }
 
 /// A validated rule.

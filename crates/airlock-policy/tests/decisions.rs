@@ -119,6 +119,7 @@ fn deny_beats_approve_beats_allow_and_no_match_denies() {
             justification_required: true,
             hold: Duration::from_secs(120),
             ttl: Duration::from_secs(1800),
+            wait: airlock_core::ApprovalWait::Auto,
         }
     );
     // Outside the scope nothing allows a write.
