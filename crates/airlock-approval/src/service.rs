@@ -198,7 +198,7 @@ async fn require_approval<ResBody, E>(
             return Ok(response.map(Either::Left));
         }
         Ok(None) => {}
-        Err(error) => return refuse(internal(error), &ctx),
+        Err(error) => return refuse(internal(&error), &ctx),
     }
 
     let management = operation.plane() == Plane::Management;
@@ -239,11 +239,11 @@ async fn require_approval<ResBody, E>(
         return start_async(&config, operations, approval, &stored, draft.as_ref(), &ctx).await;
     }
     if let Err(error) = store.create(approval.clone(), None).await {
-        return refuse(internal(error), &ctx);
+        return refuse(internal(&error), &ctx);
     }
     let mut states = match store.subscribe(id).await {
         Ok(states) => states,
-        Err(error) => return refuse(internal(error), &ctx),
+        Err(error) => return refuse(internal(&error), &ctx),
     };
     record(draft.as_ref(), id, None);
     config.notifier.notify(ApprovalEvent::New(approval));
@@ -270,8 +270,8 @@ async fn require_approval<ResBody, E>(
     };
     let decided = match store.get(id).await {
         Ok(Some(decided)) => decided,
-        Ok(None) => return refuse(internal(crate::ApprovalError::NotFound(id)), &ctx),
-        Err(error) => return refuse(internal(error), &ctx),
+        Ok(None) => return refuse(internal(&crate::ApprovalError::NotFound(id)), &ctx),
+        Err(error) => return refuse(internal(&error), &ctx),
     };
     match state {
         ApprovalState::Approved => {
@@ -287,7 +287,7 @@ async fn require_approval<ResBody, E>(
                 }
                 // An identical retry took the grant first: this one is not admitted.
                 Ok(None) => refuse(pending, &ctx),
-                Err(error) => refuse(internal(error), &ctx),
+                Err(error) => refuse(internal(&error), &ctx),
             }
         }
         ApprovalState::Denied => {
@@ -315,7 +315,7 @@ async fn require_approval<ResBody, E>(
     }
 }
 
-fn internal(error: crate::ApprovalError) -> AirlockError {
+fn internal(error: &crate::ApprovalError) -> AirlockError {
     tracing::error!(%error, "approval store failed");
     AirlockError::Internal(format!("approval store failed: {error}"))
 }
@@ -336,7 +336,7 @@ async fn start_async<ResBody, E>(
         Err(error) => return refuse(AirlockError::Internal(error.to_string()), ctx),
     };
     if let Err(error) = config.store.create(approval.clone(), Some(sealed)).await {
-        return refuse(internal(error), ctx);
+        return refuse(internal(&error), ctx);
     }
     record(draft, id, None);
     config.notifier.notify(ApprovalEvent::New(approval));
