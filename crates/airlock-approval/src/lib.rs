@@ -60,7 +60,10 @@
 //! # });
 //! ```
 
+mod api;
 mod approval;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 mod fingerprint;
 mod layer;
@@ -74,6 +77,7 @@ mod store;
 mod time;
 mod watchers;
 
+pub use api::{ApprovalApi, DEFAULT_MAX_COMMENT_CHARS};
 pub use approval::{
     ApprovalId, ApprovalRequest, ApprovalState, ApproverDecision, Execution, RequestedOperation,
     Requester, Tracking,

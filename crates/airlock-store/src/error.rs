@@ -1,0 +1,92 @@
+//! [`StoreError`]: why the database could not be opened or used.
+
+use std::path::PathBuf;
+
+use airlock_approval::ApprovalError;
+
+/// Why the database could not be opened or used. Each names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite could not open or create the file.
+    #[error(
+        "cannot open the database {}: {source}; check that its directory exists and is writable",
+        path.display()
+    )]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The file exists but is not an SQLite database.
+    #[error(
+        "{} is not an SQLite database (it may be another kind of file, or damaged); \
+         point the store at another path, or move the file aside to start a new database",
+        path.display()
+    )]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file was written by a newer Airlock, with a schema this one does not know.
+    #[error(
+        "the database {} has schema version {found}, but this Airlock knows versions up to {known}: \
+         it was written by a newer Airlock; upgrade Airlock, or point it at another file",
+        path.display()
+    )]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version (`PRAGMA user_version`).
+        found: u32,
+        /// The newest version this build knows.
+        known: u32,
+    },
+    /// A migration failed; the file was left at the version before it.
+    #[error("cannot upgrade the database {} to schema version {version}: {source}", path.display())]
+    Migrate {
+        /// The file.
+        path: PathBuf,
+        /// The version it failed to reach.
+        version: u32,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// A query failed.
+    #[error("the database {} failed: {source}", path.display())]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// A stored approval does not read back as one.
+    #[error(
+        "the database {}: approval {id} is stored in a form this Airlock cannot read: {reason}",
+        path.display()
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The approval's id, as stored.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The thread running the database work stopped (it panicked, or the
+    /// runtime is shutting down).
+    #[error("the database {} worker stopped: {reason}", path.display())]
+    Worker {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<StoreError> for ApprovalError {
+    fn from(error: StoreError) -> Self {
+        ApprovalError::Store(error.to_string())
+    }
+}

@@ -1,0 +1,30 @@
+//! Airlock's storage in one SQLite file: [`SqliteStore`] keeps approval
+//! requests (an [`ApprovalStore`](airlock_approval::ApprovalStore)), so a
+//! pending approval survives a restart and several gateway processes can
+//! share one file. (The audit trail will live in the same file.)
+//!
+//! SQLite is bundled: nothing needs installing.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use airlock_approval::{ApprovalLayer, ApprovalStore, LogNotifier};
+//! use airlock_store::SqliteStore;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Arc::new(SqliteStore::open(dir.path().join("airlock.db")).await.unwrap());
+//! let layer = ApprovalLayer::new(store.clone(), Arc::new(LogNotifier));
+//! assert!(store.list(None).await.unwrap().is_empty());
+//! # drop(layer);
+//! # });
+//! ```
+//!
+//! A file that is not an SQLite database, or that a newer Airlock wrote, is
+//! refused with a [`StoreError`] naming it.
+
+mod approvals;
+mod error;
+mod sqlite;
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;

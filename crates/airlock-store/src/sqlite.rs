@@ -1,0 +1,244 @@
+//! Opening the database file: [`SqliteStore::open`], its settings and its
+//! migrations.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use airlock_approval::StateWatchers;
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+use crate::StoreError;
+
+/// How long a write waits for another connection's (another process's)
+/// transaction before it fails with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema, one migration per version: `MIGRATIONS[n]` takes a database
+/// from `PRAGMA user_version` `n` to `n + 1`. Append only; never edit one
+/// that shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: approvals. `doc` is the whole ApprovalRequest as JSON; the other
+    // columns are copies of its fields, for the indexes.
+    "CREATE TABLE approvals (
+        id TEXT PRIMARY KEY NOT NULL,
+        state TEXT NOT NULL,
+        wait TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        grant_expires_at INTEGER,
+        doc TEXT NOT NULL,
+        sealed BLOB
+    );
+    CREATE INDEX approvals_by_state ON approvals (state, created_at);
+    CREATE INDEX approvals_by_fingerprint ON approvals (fingerprint, state);",
+];
+
+/// The schema version this build writes, and the newest it can read.
+fn known_version() -> u32 {
+    u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX)
+}
+
+/// Approvals (and, later, audit records) in one SQLite database file.
+///
+/// The file is in WAL mode, so readers never wait for a writer. Every change
+/// is one `BEGIN IMMEDIATE` transaction, so several handles on one file, in
+/// one process or several, keep the [rules](airlock_approval::rules): a
+/// grant is used once. State changes reach [`subscribe`] receivers of the
+/// handle that made them (other handles' waiters find them by polling).
+/// Work runs on Tokio's blocking threads, never on the runtime's.
+///
+/// Clones share the connection.
+///
+/// [`subscribe`]: airlock_approval::ApprovalStore::subscribe
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use airlock_approval::{ApprovalState, ApprovalStore, conformance};
+/// use airlock_core::ApprovalWait;
+/// use airlock_store::SqliteStore;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("airlock.db");
+/// let store = SqliteStore::open(&path).await.unwrap();
+///
+/// // Test helpers (airlock-approval's `conformance` feature) build the request.
+/// let agent = conformance::principal("agent", &[]);
+/// let request = conformance::pending_request(&agent, ApprovalWait::Hold);
+/// store.create(request.clone(), None).await.unwrap();
+/// drop(store);
+///
+/// // A restart: the approval is still there, and can still be approved.
+/// let store = SqliteStore::open(&path).await.unwrap();
+/// let carol = conformance::principal("carol", &[]);
+/// let approved = store.decide(request.id, &carol, true, None).await.unwrap();
+/// assert_eq!(approved.state, ApprovalState::Approved);
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pub(crate) db: Arc<Database>,
+    pub(crate) approval_watchers: Arc<StateWatchers>,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating it if missing, and brings its
+    /// schema up to date.
+    ///
+    /// Async because opening and migrating touch the disk; the work runs on
+    /// a blocking thread of the current Tokio runtime (call it within one).
+    ///
+    /// Fails, naming the file, when it cannot be created, is not an SQLite
+    /// database, or was written by a newer Airlock.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let opening = path.clone();
+        let db = tokio::task::spawn_blocking(move || Database::open(opening))
+            .await
+            .map_err(|error| StoreError::Worker {
+                path,
+                reason: error.to_string(),
+            })??;
+        Ok(Self {
+            db: Arc::new(db),
+            approval_watchers: Arc::default(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.db.path
+    }
+}
+
+/// One connection to the file, used by one blocking task at a time.
+#[derive(Debug)]
+pub(crate) struct Database {
+    pub(crate) path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+impl Database {
+    /// Opens (or creates) the file, sets it up and migrates it. Blocking.
+    fn open(path: PathBuf) -> Result<Self, StoreError> {
+        let failed = |source: rusqlite::Error| opening_failed(&path, source);
+        let connection = Connection::open(&path).map_err(failed)?;
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+        // Refuse a newer schema before changing anything in the file.
+        let found = user_version(&connection).map_err(failed)?;
+        if found > known_version() {
+            return Err(StoreError::TooNew {
+                path,
+                found,
+                known: known_version(),
+            });
+        }
+        let mode: String = connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(failed)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "SQLite did not switch to WAL mode");
+        }
+        // With WAL, NORMAL loses no committed transaction on a process
+        // crash (only, perhaps, the last ones on a power loss), and is much faster.
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(failed)?;
+        // Erased means erased: freed content (a used sealed request) is
+        // overwritten with zeros, not left in free pages.
+        connection
+            .pragma_update(None, "secure_delete", true)
+            .map_err(failed)?;
+        connection
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(failed)?;
+        let mut connection = connection;
+        migrate(&path, &mut connection)?;
+        Ok(Self {
+            path,
+            connection: Mutex::new(connection),
+        })
+    }
+
+    /// Runs `work` with the connection (and the file's path, for errors) on
+    /// a blocking thread, one at a time.
+    pub(crate) async fn call<T, E>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&mut Connection, &Path) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        tokio::task::spawn_blocking(move || work(&mut db.lock(), &db.path))
+            .await
+            .map_err(|error| {
+                E::from(StoreError::Worker {
+                    path: self.path.clone(),
+                    reason: error.to_string(),
+                })
+            })?
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic mid-transaction rolled it back (the Transaction dropped).
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn user_version(connection: &Connection) -> rusqlite::Result<u32> {
+    connection.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+fn opening_failed(path: &Path, source: rusqlite::Error) -> StoreError {
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
+            path: path.to_path_buf(),
+        },
+        _ => StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// Applies the migrations the file lacks, in one transaction (a second
+/// process opening the file at the same time waits, then finds it done).
+fn migrate(path: &Path, connection: &mut Connection) -> Result<(), StoreError> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|source| opening_failed(path, source))?;
+    let found = user_version(&transaction).map_err(|source| opening_failed(path, source))?;
+    let known = known_version();
+    if found > known {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    for (version, sql) in (1..=known).zip(MIGRATIONS).skip(found as usize) {
+        let failed = |source| StoreError::Migrate {
+            path: path.to_path_buf(),
+            version,
+            source,
+        };
+        transaction.execute_batch(sql).map_err(failed)?;
+        transaction
+            .pragma_update(None, "user_version", version)
+            .map_err(failed)?;
+    }
+    transaction.commit().map_err(|source| StoreError::Migrate {
+        path: path.to_path_buf(),
+        version: known,
+        source,
+    })?;
+    if found < known {
+        tracing::info!(path = %path.display(), from = found, to = known, "database schema upgraded");
+    }
+    Ok(())
+}
