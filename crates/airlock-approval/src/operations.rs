@@ -311,9 +311,7 @@ async fn execute(
         Ok(stored) => stored,
         Err(error) => return failed("AirlockInternalError", error.to_string()),
     };
-    let mut request = stored
-        .into_request(poll.headers.get(http::header::HOST).cloned())
-        .map(full);
+    let mut request = stored.into_request(host_of(poll)).map(full);
     request.extensions_mut().insert(principal.clone());
     request.extensions_mut().insert(ApprovedExecution {
         id: approval.id,
@@ -361,6 +359,16 @@ async fn execute(
     }
 }
 
+/// The host the poll came to (HTTP/1.1 `Host`, or HTTP/2's `:authority`):
+/// requests sent on its behalf go to the same gateway host.
+fn host_of(poll: &http::request::Parts) -> Option<HeaderValue> {
+    poll.headers.get(http::header::HOST).cloned().or_else(|| {
+        poll.uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    })
+}
+
 /// Where Azure's own operation stands.
 async fn track(
     inner: &mut Inner,
@@ -382,10 +390,8 @@ async fn track(
     let mut request = Request::get(path.as_str())
         .body(full(Bytes::new()))
         .unwrap_or_default();
-    if let Some(host) = poll.headers.get(http::header::HOST) {
-        request
-            .headers_mut()
-            .insert(http::header::HOST, host.clone());
+    if let Some(host) = host_of(poll) {
+        request.headers_mut().insert(http::header::HOST, host);
     }
     request.extensions_mut().insert(principal.clone());
     let response = match send(inner, request).await {

@@ -146,7 +146,10 @@ async fn require_approval<ResBody, E>(
     if let (Some(draft), Some(j)) = (&draft, &justification) {
         draft.update(|r| r.justification = Some(j.clone()));
     }
-    if justification_required && justification.is_none() {
+    // The stored request of an async approval, sent once its grant was used
+    // (its justification was given, and kept, when it was asked for).
+    let approved = parts.extensions.remove::<ApprovedExecution>();
+    if justification_required && justification.is_none() && approved.is_none() {
         return refuse(
             AirlockError::JustificationRequired {
                 operation: operation.name().to_owned(),
@@ -174,14 +177,19 @@ async fn require_approval<ResBody, E>(
     let fingerprint = Fingerprint::compute(&principal, &operation, &bytes);
     let store = &config.store;
 
-    // The stored request of an async approval, sent once its grant was used.
-    if let Some(approved) = parts.extensions.remove::<ApprovedExecution>() {
+    if let Some(approved) = approved {
         if approved.fingerprint != fingerprint {
             tracing::error!(approval_id = %approved.id, "stored request does not match its approval; refused");
             return refuse(AirlockError::NotDecided, &ctx);
         }
         let approval = store.get(approved.id).await.ok().flatten();
         record(draft.as_ref(), approved.id, approval.as_ref());
+        if let (Some(draft), Some(j)) = (
+            &draft,
+            approval.as_ref().and_then(|a| a.justification.clone()),
+        ) {
+            draft.update(|r| r.justification = Some(j));
+        }
         parts.extensions.insert(allow(approved.id));
         let response = forward(Request::from_parts(parts, full(bytes))).await?;
         return Ok(response.map(Either::Left));
