@@ -34,6 +34,8 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     /// The development CA, when TLS is on.
     pub ca_pem: Option<String>,
+    /// The configuration the gateway runs with (restarts reuse it).
+    pub config_text: String,
 }
 
 /// Knobs for [`Harness::start`].
@@ -49,6 +51,9 @@ pub struct Options {
     pub arm_url: Option<String>,
     /// The policy file's text; default [`ALLOW_ALL`].
     pub policy: Option<String>,
+    /// Extra `[approval]` keys (the database is `airlock.db` in the harness
+    /// directory, polled every second, by default).
+    pub approval_toml: String,
 }
 
 /// A policy that allows every operation, for tests about forwarding.
@@ -88,20 +93,20 @@ impl Harness {
             ca = Some(certs.ca_pem);
         }
         let text = format!(
-            "[listen]\naddress = \"127.0.0.1:0\"\n{tls_toml}\n[identity]\ntenants = [\"{tenant}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{discovery}\"\n\n[policy]\nfile = \"{policy}\"\n\n[masking]\nkey_file = \"{masking_key}\"\n\n[upstream]\narm_url = \"{arm}\"\nallow_insecure_http = true\n{upstream}\n[upstream.key_vault]\nendpoint = \"{kv}\"\nvaults = [\"{vault}\"]\n\n[upstream.credential]\nkind = \"static\"\ntoken = \"{UPSTREAM_TOKEN}\"\n\n{extra}",
+            "[listen]\naddress = \"127.0.0.1:0\"\n{tls_toml}\n[identity]\ntenants = [\"{tenant}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{discovery}\"\n\n[policy]\nfile = \"{policy}\"\n\n[masking]\nkey_file = \"{masking_key}\"\n\n[approval]\ndatabase = \"{database}\"\npoll_interval = \"1s\"\n{approval}\n\n[admin]\naddress = \"127.0.0.1:0\"\n\n[upstream]\narm_url = \"{arm}\"\nallow_insecure_http = true\n{upstream}\n[upstream.key_vault]\nendpoint = \"{kv}\"\nvaults = [\"{vault}\"]\n\n[upstream.credential]\nkind = \"static\"\ntoken = \"{UPSTREAM_TOKEN}\"\n\n{extra}",
             tenant = issuer.tenant_id(),
             discovery = issuer.issuer(),
             policy = policy_file.display(),
             masking_key = dir.path().join("masking.key").display(),
+            database = dir.path().join("airlock.db").display(),
+            approval = options.approval_toml,
             arm = options.arm_url.clone().unwrap_or_else(|| sim.arm_url()),
             upstream = options.upstream_toml,
             kv = sim.key_vault_endpoint(),
             vault = airlock_sim::VAULT,
             extra = options.extra_toml,
         );
-        let config = Config::parse(&text, "test", |_| None).unwrap();
-        let tokens: Arc<dyn TokenProvider> = Arc::new(StaticTokenProvider::new(UPSTREAM_TOKEN));
-        let gateway = Gateway::start_with(config, tokens).await.unwrap();
+        let gateway = start_gateway(&text).await;
         let agent_token = issuer.mint(&TokenSpec::agent());
         let agent = AgentClient::new(gateway.url(), ca.as_deref())
             .unwrap()
@@ -114,7 +119,31 @@ impl Harness {
             agent,
             dir,
             ca_pem: ca,
+            config_text: text,
         }
+    }
+
+    /// Stops the gateway and starts it again on the same configuration and
+    /// files (a new port: the agent's client is rebuilt).
+    pub async fn restart_gateway(&mut self) {
+        let fresh = start_gateway(&self.config_text).await;
+        let old = std::mem::replace(&mut self.gateway, fresh);
+        old.shutdown().await;
+        self.agent = self.client(Some(&self.agent_token));
+    }
+
+    /// A client for the approval API (trusting the gateway's CA) with `token`.
+    pub fn admin(&self, token: Option<&str>) -> AgentClient {
+        let client = AgentClient::new(self.gateway.admin_url(), self.ca_pem.as_deref()).unwrap();
+        match token {
+            Some(token) => client.with_token(token),
+            None => client,
+        }
+    }
+
+    /// A client for the approval API carrying the development approver's token.
+    pub fn approver(&self) -> AgentClient {
+        self.admin(Some(&self.issuer.mint(&TokenSpec::approver())))
     }
 
     /// A client for the gateway (trusting its CA) with `token`, or none.
@@ -155,6 +184,12 @@ impl Harness {
         self.sim.shutdown().await;
         self.issuer.shutdown().await;
     }
+}
+
+async fn start_gateway(text: &str) -> RunningGateway {
+    let config = Config::parse(text, "test", |_| None).unwrap();
+    let tokens: Arc<dyn TokenProvider> = Arc::new(StaticTokenProvider::new(UPSTREAM_TOKEN));
+    Gateway::start_with(config, tokens).await.unwrap()
 }
 
 /// The resource group path of the seeded data.

@@ -194,10 +194,11 @@ async fn an_unreachable_identity_provider_stops_the_start_with_its_url() {
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, airlock_tests::ALLOW_ALL).unwrap();
     let text = format!(
-        "[listen]\naddress = \"127.0.0.1:0\"\n[identity]\ntenants = [\"{}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{}\"\n[policy]\nfile = \"{}\"\n[upstream]\nallow_insecure_http = true\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+        "[listen]\naddress = \"127.0.0.1:0\"\n[identity]\ntenants = [\"{}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{}\"\n[policy]\nfile = \"{}\"\n[masking]\nkey_file = \"{}\"\n[approval]\nstore = \"memory\"\n[admin]\naddress = \"127.0.0.1:0\"\n[upstream]\nallow_insecure_http = true\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
         issuer.tenant_id(),
         issuer.issuer(),
-        policy.display()
+        policy.display(),
+        dir.path().join("masking.key").display()
     );
     let config = Config::parse(&text, "test", |_| None).unwrap();
     let error = Gateway::start_with(config, std::sync::Arc::new(StaticTokenProvider::new("t")))

@@ -371,7 +371,7 @@ async fn a_reloaded_policy_decides_the_next_request_and_a_broken_one_is_refused(
 }
 
 #[tokio::test]
-async fn a_request_that_needs_approval_is_refused_while_no_approval_layer_exists() {
+async fn a_request_that_needs_approval_reaches_azure_only_after_approval() {
     let h = Harness::start_with(Options {
         policy: Some(
             "[[rule]]\nname = \"all\"\neffect = \"allow\"\nactions = [\"*\"]\n\n[[rule]]\nname = \"ask-for-rg-writes\"\neffect = \"approve\"\nactions = [\"Microsoft.Resources/subscriptions/resourceGroups/write\"]\n[rule.approval]\ngroups = [\"approvers\"]\n"
@@ -390,11 +390,12 @@ async fn a_request_that_needs_approval_is_refused_while_no_approval_layer_exists
         )
         .await
         .unwrap();
-    let json = assert_airlock_error(&write, StatusCode::FORBIDDEN, "AirlockApprovalUnavailable");
-    assert_eq!(json["error"]["airlock"]["rule"], "ask-for-rg-writes");
+    // A PUT waits as an operation: 202 at once, and nothing reaches Azure.
+    assert_eq!(write.status, StatusCode::ACCEPTED, "{:?}", write.body);
+    assert!(write.header("x-airlock-approval-id").is_some());
     assert!(
         h.sim.requests().is_empty(),
-        "nothing waits and nothing is forwarded"
+        "nothing is forwarded before approval"
     );
     h.shutdown().await;
 }

@@ -11,6 +11,9 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
+mod approval;
+pub mod approvals_cli;
 pub mod arm_errors;
 mod classify;
 pub mod config;

@@ -36,6 +36,8 @@ enum Command {
         #[arg(long)]
         serve: bool,
     },
+    /// List, show, approve or deny approvals, as an approver (admin API client).
+    Approvals(airlock_gateway::approvals_cli::ApprovalsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +97,8 @@ fn default_log_filter(command: &Command) -> &'static str {
     match command {
         // The demo's upstream is a local plain-HTTP double: its warning is expected noise.
         Command::Demo { serve: false } => "error",
+        // A client: its output is the answer, not the gateway's logs.
+        Command::Approvals(_) => "warn",
         _ => "info",
     }
 }
@@ -146,6 +150,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { serve } => airlock_gateway::demo::run(serve, shutdown_signal()).await,
+        Command::Approvals(args) => Ok(airlock_gateway::approvals_cli::run(args).await),
     }
 }
 

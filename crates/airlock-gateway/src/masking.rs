@@ -11,11 +11,7 @@ use crate::{ConfigError, StartError};
 
 /// Builds the layer: the default pack (unless turned off) and the
 /// configured rules, under the deployment's token key.
-pub(crate) fn layer(
-    config: &MaskingConfig,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<MaskingLayer, StartError> {
-    let key = token_key(config, env)?;
+pub(crate) fn layer(config: &MaskingConfig, key: TokenKey) -> Result<MaskingLayer, StartError> {
     let mut rules = if config.default_pack {
         default_rules().map_err(StartError::Masking)?
     } else {
@@ -61,9 +57,11 @@ pub fn default_rules() -> Result<Vec<MaskRule>, String> {
         .collect()
 }
 
-/// The key from `AIRLOCK_MASKING_KEY`, else `masking.key_file`, else a new
-/// one written to `masking.key_file` (owner-only) so restarts keep tokens stable.
-fn token_key(
+/// The deployment key: from `AIRLOCK_MASKING_KEY`, else `masking.key_file`,
+/// else a new one written to `masking.key_file` (owner-only) so restarts keep
+/// tokens stable. Masking tokens use it directly; other secrets (the sealing
+/// key of stored approval requests) are derived from it.
+pub(crate) fn token_key(
     config: &MaskingConfig,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<TokenKey, StartError> {

@@ -24,7 +24,7 @@ use airlock_policy::{PolicyFile, PolicyLayer};
 use crate::routing::Routes;
 use crate::stack::Layers;
 use crate::upstream::{OutboundClient, Upstream};
-use crate::{Config, StartError, classify, identity, masking, stack, tls};
+use crate::{Config, StartError, admin, approval, classify, identity, masking, stack, tls};
 
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,17 +53,8 @@ impl Gateway {
             )?)),
             None => None,
         };
-        let listener = TcpListener::bind(config.listen.address)
-            .await
-            .map_err(|source| StartError::Bind {
-                address: config.listen.address,
-                source,
-            })?;
-        // With port 0 the real port is known only now; URLs derive from it.
-        config.listen.address = listener.local_addr().map_err(|source| StartError::Bind {
-            address: config.listen.address,
-            source,
-        })?;
+        let listener = bind(&mut config.listen.address).await?;
+        let admin_listener = bind(&mut config.admin.address).await?;
         let public_url = config
             .public_url()?
             .to_string()
@@ -76,25 +67,46 @@ impl Gateway {
         }
         let policy = PolicyFile::load(&config.policy.file).map_err(StartError::Policy)?;
         policy.watch(config.policy.reload_interval);
+        let admin_url = admin::public_url(&config)?;
         let outbound: Arc<dyn HttpClient> = Arc::new(OutboundClient::from_config(&config)?);
+        // Keys from the identity provider first: a start that fails there
+        // leaves no key file or database behind.
+        let identity = identity::layer(&config.identity, outbound, tokens.clone()).await?;
+        let key = masking::token_key(&config.masking, |name| std::env::var(name).ok())?;
+        let approvals = approval::build(&config, &key, &public_url, &admin_url).await?;
+        let admin_app = admin::router(&approvals, &policy, identity.clone());
         let layers = Layers {
-            identity: identity::layer(&config.identity, outbound, tokens.clone()).await?,
+            identity,
             classify: classify::layer(&config, Routes::from_config(&config)?),
             policy: PolicyLayer::new(policy.clone()),
-            masking: masking::layer(&config.masking, |name| std::env::var(name).ok())?,
+            approval: approvals.layer.clone(),
+            masking: masking::layer(&config.masking, key)?,
         };
         let upstream = Upstream::new(&config, tokens)?;
         let ready = Arc::new(AtomicBool::new(true));
         let app = health_routes(Arc::clone(&ready))
             .fallback_service(stack::build(&config, layers, upstream));
         let (stop, stopped) = watch::channel(false);
+        approval::spawn_sweeper(&approvals, config.approval.sweep_interval, stopped.clone());
         let drain_timeout = config.limits.request_timeout;
         let local_addr = config.listen.address;
         tracing::info!(%local_addr, %public_url, tls = tls.is_some(), "airlock gateway listening");
-        let task = tokio::spawn(accept_loop(listener, tls, app, stopped, drain_timeout));
+        tracing::info!(address = %config.admin.address, %admin_url, "approval API listening");
+        let admin_task = tokio::spawn(accept_loop(
+            admin_listener,
+            tls.clone(),
+            admin_app,
+            stopped.clone(),
+            drain_timeout,
+        ));
+        let task = tokio::spawn(async move {
+            accept_loop(listener, tls, app, stopped, drain_timeout).await;
+            let _ = admin_task.await;
+        });
         Ok(RunningGateway {
             local_addr,
             public_url,
+            admin_url,
             policy,
             ready,
             stop,
@@ -103,7 +115,23 @@ impl Gateway {
     }
 }
 
-fn health_routes(ready: Arc<AtomicBool>) -> Router {
+/// Binds `address`; with port 0 the real port is known only now, and URLs
+/// derive from it, so `address` is updated.
+async fn bind(address: &mut SocketAddr) -> Result<TcpListener, StartError> {
+    let listener = TcpListener::bind(*address)
+        .await
+        .map_err(|source| StartError::Bind {
+            address: *address,
+            source,
+        })?;
+    *address = listener.local_addr().map_err(|source| StartError::Bind {
+        address: *address,
+        source,
+    })?;
+    Ok(listener)
+}
+
+pub(crate) fn health_routes(ready: Arc<AtomicBool>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -202,6 +230,7 @@ async fn accept_loop(
 pub struct RunningGateway {
     local_addr: SocketAddr,
     public_url: String,
+    admin_url: String,
     policy: PolicyFile,
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
@@ -216,6 +245,10 @@ impl RunningGateway {
     /// The URL clients use, without trailing slash (`https://localhost:8443`).
     pub fn url(&self) -> &str {
         &self.public_url
+    }
+    /// The approval API's URL, without trailing slash (`https://localhost:8444`).
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
     }
     /// Reads the policy file again (what SIGHUP does); an invalid file keeps
     /// the running policy and is returned as the error.

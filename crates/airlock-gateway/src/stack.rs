@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 
+use airlock_approval::ApprovalLayer;
 use airlock_azure::ClassifyLayer;
 use airlock_core::{AirlockBody, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
@@ -36,14 +37,17 @@ pub struct Layers {
     pub classify: ClassifyLayer,
     /// `Principal` + `Operation` → `Decision` (403).
     pub policy: PolicyLayer,
+    /// `RequireApproval` → held, or 202 and an operation to poll (403/428).
+    pub approval: ApprovalLayer,
     /// Secrets in answers → masked tokens (502 when it cannot).
     pub masking: MaskingLayer,
 }
 
 /// Stacks the layers in front of the upstream service:
 /// request id → trace → ARM-shaped errors → timeout (504) → request-body
-/// timeout (408) → body limit (413) → identity (401) → classify (400) →
-/// policy (403) → masking (502) → upstream.
+/// timeout (408) → body limit (413) → identity (401) → approval operations
+/// (polls of `/airlock/operations/…`) → classify (400) → policy (403) →
+/// approval (held / 202) → masking (502) → upstream.
 pub fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let limits = &config.limits;
@@ -68,9 +72,16 @@ pub fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayServ
         .map_response(flatten)
         .layer(layers.identity)
         .map_response(flatten)
+        // The operations layer may send a stored request inward: from here
+        // on, requests carry Airlock's body type.
+        .map_request(|request: Request<_>| request.map(airlock_core::boxed))
+        .layer(layers.approval.operations())
+        .map_response(flatten)
         .layer(layers.classify)
         .map_response(flatten)
         .layer(layers.policy)
+        .map_response(flatten)
+        .layer(layers.approval)
         .map_response(flatten)
         .layer(layers.masking)
         .service(upstream);

@@ -48,7 +48,13 @@ fn the_demo_runs_every_step_successfully() {
         "tenant '99999999-9999-9999-9999-999999999999' is not allowed",
         "WWW-Authenticate: Bearer authorization=\"https://login.windows.net/",
         "every nextLink through the gateway: true",
-        "needs approval (rule 'storage-account-writes-need-approval')",
+        "\"AirlockJustificationRequired\"",
+        "202 Accepted: held for approval",
+        "(rule 'storage-account-writes-need-approval')",
+        "the agent tries to approve its own request\n           -> 403 \"AirlockNotAnApprover\"",
+        "state \"approved\"",
+        "Succeeded after",
+        "final GET: 200 provisioningState \"Succeeded\"",
         "\"AirlockPolicyDenied\": \"Microsoft.Compute/virtualMachines/delete on",
         "is denied by rule 'no-vm-delete'",
         "the agent sees \"***MASKED:",
@@ -227,4 +233,108 @@ fn policy_explain_shows_operation_decision_and_every_rule() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `airlock approvals …` against a running gateway (the demo environment:
+/// TLS with its own CA, the simulated Azure, the development issuer).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_approvals_cli_lists_shows_and_decides_through_the_admin_api() {
+    use airlock_gateway::demo::DemoEnvironment;
+    use airlock_sim::TokenSpec;
+
+    let env = DemoEnvironment::start().await.unwrap();
+    let agent = env.agent().unwrap();
+    let rg = format!(
+        "/subscriptions/{}/resourceGroups/{}",
+        airlock_sim::SUBSCRIPTION_ID,
+        airlock_sim::RESOURCE_GROUP
+    );
+    let started = agent
+        .send(
+            http::Method::PUT,
+            &format!(
+                "{rg}/providers/Microsoft.Storage/storageAccounts/clitest?api-version=2023-05-01"
+            ),
+            &[("x-airlock-justification", "CLI test")],
+            Some(bytes::Bytes::from_static(br#"{"location":"westeurope"}"#)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started.status, 202, "{:?}", started.body);
+    let id = started.header("x-airlock-approval-id").unwrap().to_owned();
+    let ca = env.dir.path().join("ca.pem");
+    let admin = env.gateway.admin_url().to_owned();
+    let approver = env.issuer.mint(&TokenSpec::approver());
+    let agent_token = env.issuer.mint(&TokenSpec::agent());
+    let run = move |token: String, args: Vec<String>| {
+        let ca = ca.clone();
+        let admin = admin.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_airlock"))
+                .arg("approvals")
+                .args(&args)
+                .args(["--ca-file", ca.to_str().unwrap()])
+                .env("AIRLOCK_ADMIN_URL", &admin)
+                .env("AIRLOCK_TOKEN", &token)
+                .env_remove("RUST_LOG")
+                .output()
+                .unwrap()
+        })
+    };
+    let text = |o: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+
+    let listed = run(approver.clone(), vec!["list".into()]).await.unwrap();
+    assert!(listed.status.success(), "{}", text(&listed));
+    assert!(text(&listed).contains(&id), "{}", text(&listed));
+    assert!(text(&listed).contains("Microsoft.Storage/storageAccounts/write"));
+
+    let shown = run(approver.clone(), vec!["show".into(), id.clone()])
+        .await
+        .unwrap();
+    assert!(shown.status.success(), "{}", text(&shown));
+    assert!(text(&shown).contains("CLI test"), "{}", text(&shown));
+
+    let refused = run(agent_token, vec!["approve".into(), id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("AirlockNotAnApprover"),
+        "{}",
+        text(&refused)
+    );
+    assert!(
+        !text(&refused).contains("eyJ"),
+        "the token is never printed"
+    );
+
+    let approved = run(
+        approver.clone(),
+        vec![
+            "approve".into(),
+            id.clone(),
+            "--comment".into(),
+            "ok from the CLI".into(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(approved.status.success(), "{}", text(&approved));
+    assert!(text(&approved).contains("approved"), "{}", text(&approved));
+    let again = run(approver, vec!["deny".into(), id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        text(&again).contains("AirlockApprovalNotPending"),
+        "{}",
+        text(&again)
+    );
+    env.shutdown().await;
 }

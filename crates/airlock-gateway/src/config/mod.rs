@@ -38,9 +38,11 @@ use serde::Deserialize;
 
 use crate::routing::{Endpoint, KeyVaultEndpoint, valid_vault_name};
 
+mod approval;
 mod identity;
 mod masking;
 
+pub use approval::{AdminConfig, ApprovalConfig, StoreKind};
 pub use identity::{GroupResolverKind, GroupsConfig, IdentityConfig, KeysFrom};
 pub use masking::{MASKING_KEY_ENV, MaskRuleConfig, MaskingConfig};
 
@@ -60,6 +62,12 @@ pub struct Config {
     /// Which secrets in Azure's answers are masked.
     #[serde(default)]
     pub masking: MaskingConfig,
+    /// Where approvals are kept.
+    #[serde(default)]
+    pub approval: ApprovalConfig,
+    /// Where approvers reach the approval API.
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// Where requests go, and with which credential.
     pub upstream: UpstreamConfig,
     /// Sizes and durations that bound each request.
@@ -324,8 +332,17 @@ impl Config {
     /// Checks every value that parsing alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.public_url()?;
+        self.admin_url()?;
+        if self.admin.address == self.listen.address && self.listen.address.port() != 0 {
+            return Err(invalid(
+                "admin.address",
+                format!("{} is also listen.address", self.admin.address),
+                "give the approval API its own port (default 127.0.0.1:8444)",
+            ));
+        }
         self.identity.validate(self.upstream.allow_insecure_http)?;
         self.masking.validate()?;
+        self.approval.validate()?;
         if self.policy.reload_interval.is_zero() {
             return Err(invalid(
                 "policy.reload_interval",
@@ -406,21 +423,44 @@ impl Config {
 
     /// The URL clients use to reach the gateway.
     pub fn public_url(&self) -> Result<Uri, ConfigError> {
+        self.listener_url(
+            "listen.public_url",
+            self.listen.public_url.as_deref(),
+            self.listen.address,
+        )
+    }
+
+    /// The URL approvers use to reach the approval API (`[admin]`), served
+    /// with the same TLS certificate as the agents' listener.
+    pub fn admin_url(&self) -> Result<Uri, ConfigError> {
+        self.listener_url(
+            "admin.public_url",
+            self.admin.public_url.as_deref(),
+            self.admin.address,
+        )
+    }
+
+    fn listener_url(
+        &self,
+        key: &'static str,
+        explicit: Option<&str>,
+        address: SocketAddr,
+    ) -> Result<Uri, ConfigError> {
         let scheme = if self.listen.tls.is_some() {
             "https"
         } else {
             "http"
         };
-        let text = match &self.listen.public_url {
-            Some(url) => url.clone(),
-            None if self.listen.address.ip().is_loopback() => {
-                format!("{scheme}://localhost:{}/", self.listen.address.port())
+        let text = match explicit {
+            Some(url) => url.to_owned(),
+            None if address.ip().is_loopback() => {
+                format!("{scheme}://localhost:{}/", address.port())
             }
-            None => format!("{scheme}://{}/", self.listen.address),
+            None => format!("{scheme}://{address}/"),
         };
         let uri: Uri = text.parse().map_err(|_| {
             invalid(
-                "listen.public_url",
+                key,
                 format!("'{text}' is not a URL"),
                 "write it as https://host[:port]",
             )
@@ -430,7 +470,7 @@ impl Config {
                 Ok(uri)
             }
             _ => Err(invalid(
-                "listen.public_url",
+                key,
                 format!("'{text}' must be an http(s) URL with a host and no path"),
                 "write it as https://host[:port]",
             )),

@@ -7,6 +7,7 @@
 //! every answer and the run exits non-zero if anything did not behave.
 
 mod client;
+mod lro;
 mod script;
 
 use std::future::Future;
@@ -18,6 +19,7 @@ use airlock_sim::{DevIssuer, IssuerHandle, SimAzure, SimHandle, TokenSpec};
 use anyhow::Context as _;
 
 pub use client::{AgentClient, AgentResponse};
+pub use lro::LongRunning;
 
 use crate::tls::DevCertificates;
 use crate::{Config, Gateway, RunningGateway};
@@ -89,6 +91,20 @@ impl DemoEnvironment {
             .with_token(self.issuer.mint(&TokenSpec::agent())))
     }
 
+    /// A client for the approval API, trusting the demo CA, carrying `token`.
+    pub fn admin(&self, token: Option<&str>) -> anyhow::Result<AgentClient> {
+        let client = AgentClient::new(self.gateway.admin_url(), Some(&self.ca_pem))?;
+        Ok(match token {
+            Some(token) => client.with_token(token),
+            None => client,
+        })
+    }
+
+    /// A client for the approval API as the demo approver, Alice.
+    pub fn approver(&self) -> anyhow::Result<AgentClient> {
+        self.admin(Some(&self.issuer.mint(&TokenSpec::approver())))
+    }
+
     /// Stops everything, draining the gateway first.
     pub async fn shutdown(self) {
         self.gateway.shutdown().await;
@@ -118,6 +134,13 @@ file = "{policy}"
 [masking]
 key_file = "{masking_key}"   # generated on first start
 
+[approval]
+database = "{database}"
+poll_interval = "1s"         # the agent's SDK polls its approval every second
+
+[admin]
+address = "127.0.0.1:0"
+
 [upstream]
 arm_url = "{arm}"
 allow_insecure_http = true   # the simulated Azure speaks plain HTTP on loopback
@@ -134,6 +157,7 @@ token = "{UPSTREAM_TOKEN}"
         tenant = issuer.tenant_id(),
         policy = dir.join("policy.toml").display(),
         masking_key = dir.join("masking.key").display(),
+        database = dir.join("airlock.db").display(),
         discovery = issuer.issuer(),
         key = dir.join("key.pem").display(),
         arm = sim.arm_url(),
@@ -174,6 +198,7 @@ fn print_serve_help(env: &DemoEnvironment) {
         "  key vault        https://{}.localhost:{port}",
         airlock_sim::VAULT
     );
+    println!("  approval API     {}   (same CA)", env.gateway.admin_url());
     println!("  simulated Azure  {}", env.sim.arm_url());
     println!("  token issuer     {}", env.issuer.issuer());
     println!(
@@ -190,5 +215,24 @@ fn print_serve_help(env: &DemoEnvironment) {
         "  curl --cacert {} -H \"Authorization: Bearer $TOKEN\" \\\n    'https://{}.localhost:{port}/secrets/db-password?api-version=7.4'",
         ca.display(),
         airlock_sim::VAULT
+    );
+    println!(
+        "\nA storage account create waits for approval (it answers 202; poll the Azure-AsyncOperation URL):\n"
+    );
+    println!(
+        "  curl --cacert {} -X PUT -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n    -H 'x-airlock-justification: trying the demo' -d '{{\"location\":\"westeurope\"}}' -i \\\n    '{url}/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.Storage/storageAccounts/mynewacct?api-version=2023-05-01'\n",
+        ca.display(),
+        airlock_sim::RESOURCE_GROUP
+    );
+    println!("Then approve it as Alice, the demo approver:\n");
+    println!(
+        "  export AIRLOCK_ADMIN_URL='{}' AIRLOCK_TOKEN='{}'",
+        env.gateway.admin_url(),
+        env.issuer.mint(&TokenSpec::approver())
+    );
+    println!(
+        "  airlock approvals list --ca-file {}\n  airlock approvals approve <ID> --ca-file {} --comment ok",
+        ca.display(),
+        ca.display()
     );
 }

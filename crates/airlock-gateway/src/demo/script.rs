@@ -2,6 +2,9 @@
 //! each checked, printed in readable form.
 
 use std::fmt;
+use std::time::Duration;
+
+use airlock_approval::JUSTIFICATION_HEADER;
 
 use airlock_core::REQUEST_ID_HEADER;
 use airlock_sim::{RESOURCE_GROUP, STORAGE_ACCOUNT, SUBSCRIPTION_ID, TokenSpec, VAULT};
@@ -137,7 +140,7 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
     );
 
     list_all_pages(&agent, &storage, &mut report).await?;
-    policy_steps(&agent, &rg, &storage, &mut report).await?;
+    policy_steps(env, &agent, &rg, &storage, &mut report).await?;
 
     let vault = format!(
         "https://{VAULT}.localhost:{}",
@@ -291,9 +294,11 @@ async fn identity_steps(env: &DemoEnvironment, report: &mut Report) -> anyhow::R
 /// A tenant the demo gateway does not allow.
 const INTRUDER_TENANT: &str = "99999999-9999-9999-9999-999999999999";
 
-/// What policy decides: a storage account write waits for approval, a VM
-/// delete is blocked, each answer naming the rule.
+/// What policy decides: a storage account create waits for a human's
+/// approval (as a long-running operation the agent's SDK polls) and the
+/// agent cannot approve it itself; a VM delete is blocked, naming the rule.
 async fn policy_steps(
+    env: &DemoEnvironment,
     agent: &AgentClient,
     rg: &str,
     storage: &str,
@@ -302,26 +307,103 @@ async fn policy_steps(
     let body = Bytes::from_static(
         br#"{"location":"westeurope","sku":{"name":"Standard_LRS"},"kind":"StorageV2"}"#,
     );
-    let created = agent
-        .send(
+    let path = format!("{storage}/demonew?{ARM_API}");
+    let unjustified = agent
+        .send(Method::PUT, &path, &[], Some(body.clone()))
+        .await?;
+    report.check(
+        "PUT  storage account demonew, without a justification",
+        &unjustified,
+        StatusCode::PRECONDITION_REQUIRED,
+        format!(
+            "{}: the rule asks the agent to say why",
+            unjustified.json()["error"]["code"]
+        ),
+    );
+
+    // The agent's SDK sends the create and follows the operation it gets.
+    let sdk = agent.clone();
+    let create = tokio::spawn(async move {
+        sdk.long_running(
             Method::PUT,
-            &format!("{storage}/demonew?{ARM_API}"),
-            &[],
+            &path,
+            &[(
+                JUSTIFICATION_HEADER,
+                "ticket DEMO-1: storage for build logs",
+            )],
             Some(body),
+            Duration::from_secs(60),
+        )
+        .await
+    });
+    let alice = env.approver()?;
+    let approval = wait_for_pending(&alice).await?;
+    let id = approval["id"].as_str().unwrap_or_default().to_owned();
+    report.step(
+        "PUT  storage account demonew, with x-airlock-justification",
+        format!(
+            "202 Accepted: held for approval {id} (rule '{}'); the agent's SDK polls it as an Azure operation",
+            approval["rule"].as_str().unwrap_or("?")
+        ),
+        approval["state"] == "pending",
+    );
+
+    let own = env
+        .admin(Some(&env.issuer.mint(&TokenSpec::agent())))?
+        .send(
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            &[],
+            None,
         )
         .await?;
-    let rule = created.json()["error"]["airlock"]["rule"]
-        .as_str()
-        .unwrap_or("?")
-        .to_owned();
     report.check(
-        "PUT  storage account demonew",
-        &created,
+        "the agent tries to approve its own request",
+        &own,
         StatusCode::FORBIDDEN,
         format!(
-            "{}: needs approval (rule '{rule}'); the approval layer is not in this build yet, so nothing is held or forwarded",
-            created.json()["error"]["code"]
+            "{}: {}",
+            own.json()["error"]["code"],
+            own.json()["error"]["message"]
         ),
+    );
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let approved = alice
+        .send(
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            &[],
+            Some(Bytes::from_static(br#"{"comment":"fine for build logs"}"#)),
+        )
+        .await?;
+    report.check(
+        "Alice (approvers group) approves it on the approval API",
+        &approved,
+        StatusCode::OK,
+        format!("state {}", approved.json()["state"]),
+    );
+
+    let created = create.await??;
+    let result = created.result.as_ref();
+    report.step(
+        "the agent's SDK sees its operation finish",
+        format!(
+            "{} after {} polls (InProgress while waiting){}; final GET: {} provisioningState {}",
+            created.status,
+            created.polls.len(),
+            created
+                .error
+                .as_ref()
+                .map(|(code, message)| format!(": {code}: {message}"))
+                .unwrap_or_default(),
+            result.map_or(0, |r| r.status.as_u16()),
+            result.map_or(serde_json::Value::Null, |r| {
+                r.json()["properties"]["provisioningState"].clone()
+            }),
+        ),
+        created.succeeded()
+            && result.is_some_and(|r| r.json()["properties"]["provisioningState"] == "Succeeded"),
     );
 
     let vm = airlock_sim::VIRTUAL_MACHINES[0];
@@ -346,6 +428,24 @@ async fn policy_steps(
         ),
     );
     Ok(())
+}
+
+/// Waits (up to 30 s) until the approver sees a pending approval.
+async fn wait_for_pending(approver: &AgentClient) -> anyhow::Result<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = approver.get("/api/approvals?state=pending").await?;
+        if let Some(first) = listed.json()["value"].as_array().and_then(|a| a.first()) {
+            return Ok(first.clone());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "no approval appeared: {}",
+                String::from_utf8_lossy(&listed.body)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Follows `nextLink` until the last page; every link must lead back through the gateway.

@@ -45,7 +45,7 @@ pub enum ClientError {
 /// Builds the pooled client: system roots plus `upstream.ca_file`, HTTP/2
 /// where the server offers it, plain HTTP only when explicitly allowed.
 pub(crate) fn build(config: &Config) -> Result<UpstreamClient, ClientError> {
-    let roots = trust_roots(config)?;
+    let roots = trust_roots(config.upstream.ca_file.as_deref())?;
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
@@ -77,12 +77,13 @@ pub(crate) fn build(config: &Config) -> Result<UpstreamClient, ClientError> {
         .build(connector))
 }
 
-fn trust_roots(config: &Config) -> Result<RootCertStore, ClientError> {
+/// The system roots plus the certificates in `ca_file` (PEM).
+pub(crate) fn trust_roots(ca_file: Option<&std::path::Path>) -> Result<RootCertStore, ClientError> {
     let mut roots = RootCertStore::empty();
     // Unreadable system certificates are skipped: the extra CA file may be all a deployment needs.
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
-    if let Some(path) = &config.upstream.ca_file {
+    if let Some(path) = ca_file {
         let ca_error = |reason: String| ClientError::CaFile {
             path: path.display().to_string(),
             reason,

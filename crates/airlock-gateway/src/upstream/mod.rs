@@ -30,6 +30,7 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
 
+pub(crate) use client::trust_roots;
 pub use client::{ClientError, LocalhostResolver};
 pub use outbound::OutboundClient;
 

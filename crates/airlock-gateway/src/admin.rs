@@ -1,0 +1,59 @@
+//! The admin listener: the approvers' API, behind the same token validation
+//! as the agents' listener (approvers present their own Entra tokens).
+
+use std::convert::Infallible;
+
+use airlock_approval::ApprovalApi;
+use airlock_core::{AirlockBody, REQUEST_ID_HEADER};
+use airlock_identity::IdentityLayer;
+use airlock_policy::PolicyFile;
+use axum::Router;
+use axum::routing::get;
+use http::{HeaderName, Request, Response};
+use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::approval::Approvals;
+use crate::{Config, StartError};
+
+/// The admin listener's URL, without trailing slash.
+pub(crate) fn public_url(config: &Config) -> Result<String, StartError> {
+    Ok(config
+        .admin_url()?
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned())
+}
+
+/// `/healthz`, and `/api/approvals…` for principals the current policy names
+/// as approvers (re-read on every request, so a policy reload applies at once).
+pub(crate) fn router(
+    approvals: &Approvals,
+    policy: &PolicyFile,
+    identity: IdentityLayer,
+) -> Router {
+    let policy = policy.clone();
+    let api = ApprovalApi::new(
+        approvals.store.clone(),
+        approvals.notifier.clone(),
+        move |principal| policy.current().is_approver(principal),
+    )
+    .into_router();
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let service = ServiceBuilder::new()
+        .map_response(|response: Response<_>| response.map(airlock_core::boxed))
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<axum::body::Body>| {
+            tracing::info_span!("admin", method = %request.method(), path = %request.uri().path(), principal = tracing::field::Empty)
+        }))
+        .layer(identity)
+        .service(api);
+    let service: BoxCloneSyncService<Request<axum::body::Body>, Response<AirlockBody>, Infallible> =
+        BoxCloneSyncService::new(service);
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback_service(service)
+}

@@ -1,0 +1,103 @@
+//! The approval layer, its store and its sweeper, built from `[approval]`.
+
+use std::sync::Arc;
+
+use airlock_approval::{
+    ApprovalEvent, ApprovalLayer, ApprovalStore, LogNotifier, MemoryApprovalStore, Notifier,
+    RequestSealer,
+};
+use airlock_masking::TokenKey;
+use tokio::sync::watch;
+
+use crate::config::{Config, StoreKind};
+use crate::{ConfigError, StartError};
+
+/// What the key for sealing stored requests is derived under (see [`TokenKey::derive`]).
+const SEALING_PURPOSE: &[u8] = b"airlock-approval-sealing-v1";
+
+/// The approval pieces the listeners share.
+#[derive(Clone)]
+pub(crate) struct Approvals {
+    pub(crate) store: Arc<dyn ApprovalStore>,
+    pub(crate) notifier: Arc<dyn Notifier>,
+    pub(crate) layer: ApprovalLayer,
+}
+
+impl std::fmt::Debug for Approvals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Approvals")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the store and builds the layer: held requests are answered before
+/// the request timeout cuts them off; long-running operations wait as
+/// operations on `public_url`; pending answers point at `admin_url`.
+pub(crate) async fn build(
+    config: &Config,
+    key: &TokenKey,
+    public_url: &str,
+    admin_url: &str,
+) -> Result<Approvals, StartError> {
+    let store: Arc<dyn ApprovalStore> = match config.approval.store {
+        StoreKind::Memory => Arc::new(MemoryApprovalStore::new()),
+        StoreKind::Sqlite => Arc::new(
+            airlock_store::SqliteStore::open(&config.approval.database)
+                .await
+                .map_err(|e| {
+                ConfigError::Invalid {
+                    key: "approval.database",
+                    problem: e.to_string(),
+                    fix: "point it at a writable file (it is created if missing), or set approval.store = \"memory\"".into(),
+                }
+            })?,
+        ),
+    };
+    let notifier: Arc<dyn Notifier> = Arc::new(LogNotifier);
+    // Answer a held request a little before the request timeout would cut it.
+    let timeout = config.limits.request_timeout;
+    let max_hold = timeout
+        .saturating_sub(timeout / 10)
+        .max(std::time::Duration::from_secs(1));
+    let layer = ApprovalLayer::new(store.clone(), notifier.clone())
+        .max_body(config.limits.max_request_body_bytes)
+        .max_hold(max_hold)
+        .status_url_base(format!("{admin_url}/api/approvals"))
+        .async_operations(public_url, RequestSealer::new(&key.derive(SEALING_PURPOSE)))
+        .poll_interval(config.approval.poll_interval);
+    Ok(Approvals {
+        store,
+        notifier,
+        layer,
+    })
+}
+
+/// Expires due approvals every `sweep_interval` (erasing their stored
+/// requests) and tells the notifier, until `stopped` turns true.
+pub(crate) fn spawn_sweeper(
+    approvals: &Approvals,
+    interval: std::time::Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let (store, notifier) = (approvals.store.clone(), approvals.notifier.clone());
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stopped.changed() => break,
+            }
+            match store.expire_due().await {
+                Ok(expired) => {
+                    for approval in expired {
+                        tracing::info!(approval_id = %approval.id, "approval expired");
+                        notifier.notify(ApprovalEvent::Expired(approval));
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "expiring due approvals failed"),
+            }
+        }
+    });
+}

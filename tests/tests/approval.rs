@@ -1,0 +1,535 @@
+//! Just-in-time approval end to end: agents and approvers speak real HTTP to
+//! a gateway in front of the simulated Azure, with approvals kept in a real
+//! SQLite file. The agent's long-running operations are followed the way an
+//! Azure SDK follows them (`AgentClient::long_running`), knowing nothing of
+//! Airlock.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use airlock_sim::{AGENTS_GROUP, APPROVERS_GROUP, TokenSpec};
+use airlock_tests::{Harness, Options, assert_airlock_error, rg_path};
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn policy() -> String {
+    format!(
+        r#"
+[[rule]]
+name = "agents-read"
+effect = "allow"
+actions = ["*/read"]
+[rule.principals]
+groups = ["{AGENTS_GROUP}"]
+
+[[rule]]
+name = "agents-manage"
+effect = "allow"
+actions = ["Microsoft.Storage/*", "Microsoft.Compute/*"]
+[rule.principals]
+groups = ["{AGENTS_GROUP}"]
+
+[[rule]]
+name = "storage-writes-need-approval"
+effect = "approve"
+actions = ["Microsoft.Storage/storageAccounts/write"]
+[rule.approval]
+groups = ["{APPROVERS_GROUP}"]
+justification = true
+
+[[rule]]
+name = "vm-deletes-need-approval"
+effect = "approve"
+actions = ["Microsoft.Compute/virtualMachines/delete"]
+[rule.approval]
+groups = ["{APPROVERS_GROUP}"]
+hold = "1s"
+ttl = "3s"
+
+[[rule]]
+name = "list-keys-is-held"
+effect = "approve"
+actions = ["Microsoft.Storage/storageAccounts/listKeys/action"]
+[rule.approval]
+groups = ["{APPROVERS_GROUP}"]
+hold = "3s"
+"#
+    )
+}
+
+async fn harness() -> Harness {
+    harness_with(false).await
+}
+
+/// Over TLS the agent's client speaks HTTP/2 (no `Host` header, `:authority`).
+async fn harness_with(tls: bool) -> Harness {
+    Harness::start_with(Options {
+        tls,
+        policy: Some(policy()),
+        approval_toml: "sweep_interval = \"1s\"".into(),
+        ..Options::default()
+    })
+    .await
+}
+
+fn account_path(name: &str) -> String {
+    format!(
+        "{}/providers/Microsoft.Storage/storageAccounts/{name}?api-version=2023-05-01",
+        rg_path()
+    )
+}
+
+fn vm_path(name: &str) -> String {
+    format!(
+        "{}/providers/Microsoft.Compute/virtualMachines/{name}?api-version=2024-07-01",
+        rg_path()
+    )
+}
+
+fn list_keys_path() -> String {
+    format!(
+        "{}/providers/Microsoft.Storage/storageAccounts/{}/listKeys?api-version=2023-05-01",
+        rg_path(),
+        airlock_sim::STORAGE_ACCOUNT
+    )
+}
+
+const NEW_ACCOUNT: &[u8] =
+    br#"{"location":"westeurope","sku":{"name":"Standard_LRS"},"kind":"StorageV2"}"#;
+const WHY: (&str, &str) = (
+    "x-airlock-justification",
+    "ticket OPS-42: a bucket for build logs",
+);
+
+/// Waits until the approver sees `count` pending approvals; returns them.
+async fn pending(h: &Harness, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let listed = h
+            .approver()
+            .get("/api/approvals?state=pending")
+            .await
+            .unwrap();
+        assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+        let items = listed.json()["value"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if items.len() >= count {
+            return items;
+        }
+        assert!(Instant::now() < deadline, "no pending approval appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn decide(h: &Harness, id: &str, verb: &str, comment: &str) -> Value {
+    let answer = h
+        .approver()
+        .send(
+            Method::POST,
+            &format!("/api/approvals/{id}/{verb}"),
+            &[],
+            Some(Bytes::from(
+                serde_json::json!({ "comment": comment }).to_string(),
+            )),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    answer.json()
+}
+
+fn sim_calls(h: &Harness, method: &Method, path_part: &str) -> usize {
+    h.sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == *method && r.uri.path().contains(path_part))
+        .count()
+}
+
+/// The `sealed` column of one approval in the gateway's SQLite file.
+fn stored_request_bytes(h: &Harness, id: &str) -> Option<Vec<u8>> {
+    let db = rusqlite::Connection::open(h.dir.path().join("airlock.db")).unwrap();
+    db.query_row("SELECT sealed FROM approvals WHERE id = ?1", [id], |row| {
+        row.get::<_, Option<Vec<u8>>>(0)
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_storage_account_create_waits_as_an_operation_and_is_created_once_approved() {
+    let h = harness_with(true).await;
+    let agent = h.agent.clone();
+    let path = account_path("approvedacct");
+    let run = tokio::spawn(async move {
+        agent
+            .long_running(
+                Method::PUT,
+                &path,
+                &[WHY],
+                Some(Bytes::from_static(NEW_ACCOUNT)),
+                WAIT,
+            )
+            .await
+    });
+    let approval = pending(&h, 1).await.remove(0);
+    let id = approval["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        approval["operation"]["name"],
+        "Microsoft.Storage/storageAccounts/write"
+    );
+    assert_eq!(approval["justification"], WHY.1);
+    assert_eq!(approval["wait"], "async");
+    assert_eq!(approval["canDecide"], true);
+    // The request waits, encrypted at rest: the body is not in the file.
+    let sealed = stored_request_bytes(&h, &id).expect("stored while pending");
+    assert!(!sealed.windows(10).any(|w| w == b"westeurope"));
+    // Approval comes a while later; the client keeps polling meanwhile.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        sim_calls(&h, &Method::PUT, "approvedacct"),
+        0,
+        "nothing sent before approval"
+    );
+    let decided = decide(&h, &id, "approve", "fine for build logs").await;
+    assert_eq!(decided["state"], "approved");
+
+    let run = run.await.unwrap().unwrap();
+    assert_eq!(run.initial.status, StatusCode::ACCEPTED);
+    assert_eq!(run.initial.version, http::Version::HTTP_2);
+    let status_url = run.initial.header("azure-asyncoperation").unwrap();
+    assert!(status_url.starts_with(h.gateway.url()), "{status_url}");
+    assert!(run.initial.header("retry-after").is_some());
+    assert!(
+        run.polls.len() >= 2,
+        "polled while pending: {}",
+        run.polls.len()
+    );
+    assert_eq!(run.polls[0].json()["status"], "InProgress");
+    assert!(run.succeeded(), "{:?}", run.error);
+    let result = run.result.expect("the SDK's final GET");
+    assert_eq!(result.status, StatusCode::OK);
+    assert_eq!(
+        result.json()["properties"]["provisioningState"],
+        "Succeeded"
+    );
+    assert_eq!(
+        sim_calls(&h, &Method::PUT, "approvedacct"),
+        1,
+        "sent exactly once"
+    );
+    let sent = h
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == Method::PUT)
+        .unwrap();
+    assert_eq!(sent.body.as_ref(), NEW_ACCOUNT);
+    // Executed: the stored request is erased, and the approval says what Azure answered.
+    assert_eq!(stored_request_bytes(&h, &id), None);
+    let shown = h
+        .approver()
+        .get(&format!("/api/approvals/{id}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(shown["state"], "consumed");
+    assert_eq!(shown["execution"]["status"], 202);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_vm_delete_waits_and_runs_on_approval_and_other_callers_cannot_poll_it() {
+    let h = harness().await;
+    let vm = airlock_sim::VIRTUAL_MACHINES[0];
+    let agent = h.agent.clone();
+    let run = tokio::spawn(async move {
+        agent
+            .long_running(Method::DELETE, &vm_path(vm), &[], None, WAIT)
+            .await
+    });
+    let approval = pending(&h, 1).await.remove(0);
+    let id = approval["id"].as_str().unwrap().to_owned();
+    let status_url = format!("{}/airlock/operations/{id}", h.gateway.url());
+    // Another principal cannot see or drive the operation.
+    let other = h.client(Some(&h.issuer.mint(&TokenSpec::approver())));
+    let peek = other.get(&status_url).await.unwrap();
+    assert_airlock_error(&peek, StatusCode::NOT_FOUND, "AirlockOperationNotFound");
+    let anonymous = h.client(None).get(&status_url).await.unwrap();
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    decide(&h, &id, "approve", "decommissioning").await;
+    let run = run.await.unwrap().unwrap();
+    assert!(run.succeeded(), "{:?}", run.error);
+    assert_eq!(sim_calls(&h, &Method::DELETE, vm), 1);
+    let gone = h.agent.get(&vm_path(vm)).await.unwrap();
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{:?}", gone.body);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_denied_operation_fails_with_the_approver_and_reason_and_nothing_is_sent() {
+    let h = harness().await;
+    let agent = h.agent.clone();
+    let run = tokio::spawn(async move {
+        agent
+            .long_running(
+                Method::PUT,
+                &account_path("deniedacct"),
+                &[WHY],
+                Some(Bytes::from_static(NEW_ACCOUNT)),
+                WAIT,
+            )
+            .await
+    });
+    let id = pending(&h, 1).await[0]["id"].as_str().unwrap().to_owned();
+    decide(&h, &id, "deny", "use the shared logs account").await;
+    let run = run.await.unwrap().unwrap();
+    assert_eq!(run.status, "Failed");
+    let (code, message) = run.error.unwrap();
+    assert_eq!(code, "AirlockApprovalDenied");
+    assert!(message.contains("Alice Approver"), "{message}");
+    assert!(message.contains("use the shared logs account"), "{message}");
+    assert_eq!(sim_calls(&h, &Method::PUT, "deniedacct"), 0);
+    assert_eq!(stored_request_bytes(&h, &id), None, "erased on denial");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_operation_nobody_approves_expires_and_its_request_is_erased() {
+    let h = harness().await;
+    let vm = airlock_sim::VIRTUAL_MACHINES[1];
+    // The rule's hold is 1 s and ttl 3 s: the approval expires after 3 s.
+    let run = h
+        .agent
+        .long_running(Method::DELETE, &vm_path(vm), &[], None, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(run.status, "Failed");
+    let (code, message) = run.error.unwrap();
+    assert_eq!(code, "AirlockApprovalDenied");
+    assert!(message.contains("expired"), "{message}");
+    let id = run
+        .initial
+        .header("x-airlock-approval-id")
+        .unwrap()
+        .to_owned();
+    assert_eq!(stored_request_bytes(&h, &id), None);
+    assert_eq!(sim_calls(&h, &Method::DELETE, vm), 0);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_justification_is_428_naming_the_header() {
+    let h = harness().await;
+    let answer = h
+        .agent
+        .send(
+            Method::PUT,
+            &account_path("nojustification"),
+            &[],
+            Some(Bytes::from_static(NEW_ACCOUNT)),
+        )
+        .await
+        .unwrap();
+    let json = assert_airlock_error(
+        &answer,
+        StatusCode::PRECONDITION_REQUIRED,
+        "AirlockJustificationRequired",
+    );
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("x-airlock-justification")
+    );
+    assert!(pending(&h, 0).await.is_empty());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_held_request_proceeds_when_approved_during_the_hold() {
+    let h = harness().await;
+    let agent = h.agent.clone();
+    let held =
+        tokio::spawn(async move { agent.send(Method::POST, &list_keys_path(), &[], None).await });
+    let id = pending(&h, 1).await[0]["id"].as_str().unwrap().to_owned();
+    decide(&h, &id, "approve", "rotating").await;
+    let answer = held.await.unwrap().unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    // Still masked: approval does not bypass masking.
+    let keys = answer.json()["keys"].clone();
+    assert!(
+        keys[0]["value"].as_str().unwrap().starts_with("***MASKED:"),
+        "{keys}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn after_a_hold_times_out_an_approval_admits_exactly_one_identical_retry() {
+    let h = harness().await;
+    let first = h
+        .agent
+        .send(Method::POST, &list_keys_path(), &[], None)
+        .await
+        .unwrap();
+    let json = assert_airlock_error(&first, StatusCode::FORBIDDEN, "AirlockApprovalPending");
+    let id = json["error"]["airlock"]["approvalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("{}/api/approvals/{id}", h.gateway.admin_url())),
+        "{message}"
+    );
+    decide(&h, &id, "approve", "ok").await;
+
+    // Another principal's identical request does not ride on the approval.
+    let mut spec = TokenSpec::agent().object_id("00000000-0000-0000-0000-0000000000a9");
+    spec = spec.name("other-agent");
+    let other = h.client(Some(&h.issuer.mint(&spec)));
+    let foreign = other
+        .send(Method::POST, &list_keys_path(), &[], None)
+        .await
+        .unwrap();
+    assert_airlock_error(&foreign, StatusCode::FORBIDDEN, "AirlockApprovalPending");
+
+    let retry = h
+        .agent
+        .send(Method::POST, &list_keys_path(), &[], None)
+        .await
+        .unwrap();
+    assert_eq!(retry.status, StatusCode::OK, "{:?}", retry.body);
+    let again = h
+        .agent
+        .send(Method::POST, &list_keys_path(), &[], None)
+        .await
+        .unwrap();
+    assert_airlock_error(&again, StatusCode::FORBIDDEN, "AirlockApprovalPending");
+    assert_eq!(sim_calls(&h, &Method::POST, "listKeys"), 1);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pending_approval_survives_a_restart_and_is_still_approvable() {
+    let mut h = harness().await;
+    let started = h
+        .agent
+        .send(
+            Method::PUT,
+            &account_path("restartacct"),
+            &[WHY],
+            Some(Bytes::from_static(NEW_ACCOUNT)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started.status, StatusCode::ACCEPTED);
+    let status_path = started
+        .header("azure-asyncoperation")
+        .unwrap()
+        .replace(h.gateway.url(), "");
+    let id = pending(&h, 1).await[0]["id"].as_str().unwrap().to_owned();
+
+    h.restart_gateway().await;
+    let listed = pending(&h, 1).await;
+    assert_eq!(listed[0]["id"], id.as_str());
+    decide(&h, &id, "approve", "after the restart").await;
+    // The SDK keeps polling the same operation (on the restarted gateway).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let poll = h.agent.get(&status_path).await.unwrap();
+        assert_eq!(poll.status, StatusCode::OK, "{:?}", poll.body);
+        if poll.json()["status"] == "Succeeded" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never succeeded: {:?}",
+            poll.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(sim_calls(&h, &Method::PUT, "restartacct"), 1);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_api_admits_approvers_only_and_never_the_requester() {
+    let h = harness().await;
+    // A principal that is both agent and approver asks for something.
+    let both = TokenSpec::agent()
+        .object_id("00000000-0000-0000-0000-0000000000d1")
+        .name("agent-and-approver")
+        .groups([AGENTS_GROUP, APPROVERS_GROUP]);
+    let token = h.issuer.mint(&both);
+    let started = h
+        .client(Some(&token))
+        .send(
+            Method::PUT,
+            &account_path("selfacct"),
+            &[WHY],
+            Some(Bytes::from_static(NEW_ACCOUNT)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started.status, StatusCode::ACCEPTED);
+    let approval = pending(&h, 1).await.remove(0);
+    let id = approval["id"].as_str().unwrap();
+    let url = format!("/api/approvals/{id}/approve");
+
+    let anonymous = h
+        .admin(None)
+        .send(Method::POST, &url, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let agent = h
+        .admin(Some(&h.agent_token))
+        .send(Method::POST, &url, &[], None)
+        .await
+        .unwrap();
+    assert_airlock_error(&agent, StatusCode::FORBIDDEN, "AirlockNotAnApprover");
+    let listed_by_agent = h
+        .admin(Some(&h.agent_token))
+        .get("/api/approvals")
+        .await
+        .unwrap();
+    assert_airlock_error(
+        &listed_by_agent,
+        StatusCode::FORBIDDEN,
+        "AirlockNotAnApprover",
+    );
+    let own = h
+        .admin(Some(&token))
+        .send(Method::POST, &url, &[], None)
+        .await
+        .unwrap();
+    assert_airlock_error(&own, StatusCode::FORBIDDEN, "AirlockSelfApproval");
+    let seen_by_requester = h
+        .admin(Some(&token))
+        .get(&format!("/api/approvals/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(seen_by_requester.json()["canDecide"], false);
+
+    // Two approvers at once: exactly one decision takes it.
+    let alice = h.approver();
+    let bob = h.admin(Some(&h.issuer.mint(
+        &TokenSpec::approver().object_id("00000000-0000-0000-0000-0000000000b9"),
+    )));
+    let (a, b) = tokio::join!(
+        alice.send(Method::POST, &url, &[], None),
+        bob.send(Method::POST, &url, &[], None)
+    );
+    let mut statuses = [a.unwrap().status, b.unwrap().status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
+    h.shutdown().await;
+}
