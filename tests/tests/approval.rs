@@ -98,6 +98,7 @@ fn list_keys_path() -> String {
     )
 }
 
+const SECRET_KEY: &str = "c2VjcmV0LWtleS1tYXRlcmlhbC1mb3ItdGVzdHMtb25seQ==";
 const NEW_ACCOUNT: &[u8] =
     br#"{"location":"westeurope","sku":{"name":"Standard_LRS"},"kind":"StorageV2"}"#;
 const WHY: (&str, &str) = (
@@ -184,6 +185,10 @@ async fn a_storage_account_create_waits_as_an_operation_and_is_created_once_appr
         "Microsoft.Storage/storageAccounts/write"
     );
     assert_eq!(approval["justification"], WHY.1);
+    assert_eq!(
+        approval["bodyPreview"].as_str().unwrap().as_bytes(),
+        NEW_ACCOUNT
+    );
     assert_eq!(approval["wait"], "async");
     assert_eq!(approval["canDecide"], true);
     // The request waits, encrypted at rest: the body is not in the file.
@@ -276,18 +281,28 @@ async fn a_vm_delete_waits_and_runs_on_approval_and_other_callers_cannot_poll_it
 async fn a_denied_operation_fails_with_the_approver_and_reason_and_nothing_is_sent() {
     let h = harness().await;
     let agent = h.agent.clone();
+    // A secret in the body: approvers see it masked.
+    let body = format!(
+        r#"{{"location":"westeurope","tags":{{"conn":"DefaultEndpointsProtocol=https;AccountName=a;AccountKey={SECRET_KEY}"}}}}"#
+    );
     let run = tokio::spawn(async move {
         agent
             .long_running(
                 Method::PUT,
                 &account_path("deniedacct"),
                 &[WHY],
-                Some(Bytes::from_static(NEW_ACCOUNT)),
+                Some(Bytes::from(body)),
                 WAIT,
             )
             .await
     });
-    let id = pending(&h, 1).await[0]["id"].as_str().unwrap().to_owned();
+    let approval = pending(&h, 1).await.remove(0);
+    let id = approval["id"].as_str().unwrap().to_owned();
+    let preview = approval["bodyPreview"].as_str().unwrap();
+    assert!(preview.contains("***MASKED:"), "{preview}");
+    assert!(!preview.contains(SECRET_KEY), "{preview}");
+    let listed = h.approver().get("/api/approvals").await.unwrap();
+    assert!(!String::from_utf8_lossy(&listed.body).contains(SECRET_KEY));
     decide(&h, &id, "deny", "use the shared logs account").await;
     let run = run.await.unwrap().unwrap();
     assert_eq!(run.status, "Failed");

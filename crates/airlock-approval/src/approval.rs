@@ -225,6 +225,10 @@ pub struct ApprovalRequest {
     pub justification_required: bool,
     /// The requester's justification (`x-airlock-justification`).
     pub justification: Option<String>,
+    /// What the request body looks like, secrets masked (only when the
+    /// layer was given a previewer: an unmasked body is never shown).
+    #[serde(default)]
+    pub body_preview: Option<String>,
     /// What a request must match to use the grant.
     pub fingerprint: Fingerprint,
     /// Held, or answered as a long-running operation ([`ApprovalWait::Hold`]

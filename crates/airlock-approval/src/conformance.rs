@@ -148,6 +148,7 @@ pub fn pending_request(requester: &Principal, wait: ApprovalWait) -> ApprovalReq
         min_approvals: 1,
         justification_required: false,
         justification: None,
+        body_preview: Some(r#"{"location":"westeurope"}"#.into()),
         // The id as the body: no other check's retry matches it.
         fingerprint: Fingerprint::compute(requester, &operation, id.to_string().as_bytes()),
         wait,

@@ -35,7 +35,12 @@ pub(crate) struct Config {
     pub(crate) status_url_base: Option<String>,
     pub(crate) max_hold: Option<Duration>,
     pub(crate) operations: Option<AsyncOperations>,
+    pub(crate) preview: Option<Arc<Previewer>>,
 }
+
+/// Turns a request body into what approvers see; see [`ApprovalLayer::body_preview`].
+pub(crate) type Previewer =
+    dyn Fn(&airlock_core::Operation, Option<&str>, &[u8]) -> Option<String> + Send + Sync;
 
 /// Where async approvals are polled, and the key their stored requests are sealed with.
 #[derive(Clone)]
@@ -76,6 +81,7 @@ impl ApprovalLayer {
                 status_url_base: None,
                 max_hold: None,
                 operations: None,
+                preview: None,
             }),
         }
     }
@@ -89,6 +95,20 @@ impl ApprovalLayer {
     #[must_use]
     pub fn status_url_base(mut self, base: impl Into<String>) -> Self {
         self.config_mut().status_url_base = Some(base.into().trim_end_matches('/').to_owned());
+        self
+    }
+    /// Shows approvers a preview of each request's body: `preview(operation,
+    /// content type, body)`, which must mask secrets (the gateway passes the
+    /// masking layer's `request_excerpt`). Without it approvals carry no body.
+    #[must_use]
+    pub fn body_preview(
+        mut self,
+        preview: impl Fn(&airlock_core::Operation, Option<&str>, &[u8]) -> Option<String>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.config_mut().preview = Some(Arc::new(preview));
         self
     }
     /// Caps every rule's `hold` (the gateway passes its request timeout, so a

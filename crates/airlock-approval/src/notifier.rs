@@ -26,6 +26,11 @@ impl ApprovalEvent {
 
 /// Tells people about approvals (webhooks, chat, the web page).
 ///
+/// Each event is announced once, by whoever caused it: the [`ApprovalLayer`](crate::ApprovalLayer)
+/// announces new approvals, the [`ApprovalApi`](crate::ApprovalApi) decisions, and
+/// whoever calls [`ApprovalStore::expire_due`](crate::ApprovalStore::expire_due)
+/// (the gateway's sweeper, or a poll of an expired operation) expirations.
+///
 /// Called on the request path: implementations must not block; hand slow
 /// work to a task.
 pub trait Notifier: Send + Sync + 'static {

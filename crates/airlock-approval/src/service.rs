@@ -227,6 +227,13 @@ async fn require_approval<ResBody, E>(
         min_approvals,
         justification_required,
         justification,
+        body_preview: config.preview.as_ref().and_then(|preview| {
+            let content_type = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            preview(&operation, content_type, &bytes)
+        }),
         fingerprint,
         wait: if operations.is_some() {
             ApprovalWait::Async
@@ -283,9 +290,6 @@ async fn require_approval<ResBody, E>(
     };
     match state {
         ApprovalState::Approved => {
-            config
-                .notifier
-                .notify(ApprovalEvent::Decided(decided.clone()));
             match store.consume(id).await {
                 Ok(Some(_)) => {
                     record(draft.as_ref(), id, Some(&decided));
@@ -299,9 +303,6 @@ async fn require_approval<ResBody, E>(
             }
         }
         ApprovalState::Denied => {
-            config
-                .notifier
-                .notify(ApprovalEvent::Decided(decided.clone()));
             let denial = decided.denial();
             refuse(
                 AirlockError::ApprovalDenied {
@@ -314,10 +315,6 @@ async fn require_approval<ResBody, E>(
                 },
                 &ctx,
             )
-        }
-        ApprovalState::Expired => {
-            config.notifier.notify(ApprovalEvent::Expired(decided));
-            refuse(pending, &ctx)
         }
         _ => refuse(pending, &ctx),
     }

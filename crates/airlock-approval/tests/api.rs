@@ -89,6 +89,7 @@ async fn pending(
         min_approvals,
         justification_required: true,
         justification: Some("rotate the account for the release".into()),
+        body_preview: None,
         fingerprint: Fingerprint::compute(requester, &operation(), b"{}"),
         wait: ApprovalWait::Hold,
         created_at: now,

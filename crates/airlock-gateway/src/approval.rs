@@ -6,7 +6,7 @@ use airlock_approval::{
     ApprovalEvent, ApprovalLayer, ApprovalStore, LogNotifier, MemoryApprovalStore, Notifier,
     RequestSealer,
 };
-use airlock_masking::TokenKey;
+use airlock_masking::{DEFAULT_EXCERPT_BYTES, JsonMasker, TokenKey, request_excerpt};
 use tokio::sync::watch;
 
 use crate::config::{Config, StoreKind};
@@ -33,10 +33,12 @@ impl std::fmt::Debug for Approvals {
 
 /// Opens the store and builds the layer: held requests are answered before
 /// the request timeout cuts them off; long-running operations wait as
-/// operations on `public_url`; pending answers point at `admin_url`.
+/// operations on `public_url`; pending answers point at `admin_url`;
+/// approvers see request bodies as `masker` masks them.
 pub(crate) async fn build(
     config: &Config,
     key: &TokenKey,
+    masker: Arc<JsonMasker>,
     public_url: &str,
     admin_url: &str,
 ) -> Result<Approvals, StartError> {
@@ -65,7 +67,17 @@ pub(crate) async fn build(
         .max_hold(max_hold)
         .status_url_base(format!("{admin_url}/api/approvals"))
         .async_operations(public_url, RequestSealer::new(&key.derive(SEALING_PURPOSE)))
-        .poll_interval(config.approval.poll_interval);
+        .poll_interval(config.approval.poll_interval)
+        // Approvers see the body as the audit record keeps it: masked, capped.
+        .body_preview(move |operation, content_type, body| {
+            request_excerpt(
+                &*masker,
+                operation,
+                content_type,
+                body,
+                DEFAULT_EXCERPT_BYTES,
+            )
+        });
     Ok(Approvals {
         store,
         notifier,

@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use airlock_azure::SECRET_RESPONSES;
 use airlock_masking::{JsonMasker, MaskRule, MaskingLayer, TokenKey};
@@ -9,9 +10,14 @@ use airlock_masking::{JsonMasker, MaskRule, MaskingLayer, TokenKey};
 use crate::config::{MASKING_KEY_ENV, MaskingConfig};
 use crate::{ConfigError, StartError};
 
-/// Builds the layer: the default pack (unless turned off) and the
+/// Builds the layer around `masker`.
+pub(crate) fn layer(config: &MaskingConfig, masker: Arc<JsonMasker>) -> MaskingLayer {
+    MaskingLayer::new(masker).max_body_bytes(config.max_body_bytes)
+}
+
+/// Builds the masker: the default pack (unless turned off) and the
 /// configured rules, under the deployment's token key.
-pub(crate) fn layer(config: &MaskingConfig, key: TokenKey) -> Result<MaskingLayer, StartError> {
+pub(crate) fn masker(config: &MaskingConfig, key: TokenKey) -> Result<Arc<JsonMasker>, StartError> {
     let mut rules = if config.default_pack {
         default_rules().map_err(StartError::Masking)?
     } else {
@@ -32,11 +38,12 @@ pub(crate) fn layer(config: &MaskingConfig, key: TokenKey) -> Result<MaskingLaye
         .detectors(configured.detectors);
         rules.push(rule);
     }
-    let masker = JsonMasker::builder(key)
-        .rules(rules)
-        .detectors(true)
-        .build();
-    Ok(MaskingLayer::new(masker).max_body_bytes(config.max_body_bytes))
+    Ok(Arc::new(
+        JsonMasker::builder(key)
+            .rules(rules)
+            .detectors(true)
+            .build(),
+    ))
 }
 
 /// The Azure default pack ([`SECRET_RESPONSES`]) as masking rules.

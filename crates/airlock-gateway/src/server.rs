@@ -73,14 +73,16 @@ impl Gateway {
         // leaves no key file or database behind.
         let identity = identity::layer(&config.identity, outbound, tokens.clone()).await?;
         let key = masking::token_key(&config.masking, |name| std::env::var(name).ok())?;
-        let approvals = approval::build(&config, &key, &public_url, &admin_url).await?;
+        let masker = masking::masker(&config.masking, key.clone())?;
+        let approvals =
+            approval::build(&config, &key, masker.clone(), &public_url, &admin_url).await?;
         let admin_app = admin::router(&approvals, &policy, identity.clone());
         let layers = Layers {
             identity,
             classify: classify::layer(&config, Routes::from_config(&config)?),
             policy: PolicyLayer::new(policy.clone()),
             approval: approvals.layer.clone(),
-            masking: masking::layer(&config.masking, key)?,
+            masking: masking::layer(&config.masking, masker),
         };
         let upstream = Upstream::new(&config, tokens)?;
         let ready = Arc::new(AtomicBool::new(true));

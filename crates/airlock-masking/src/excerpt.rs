@@ -26,11 +26,23 @@ pub(crate) fn excerpt(bytes: &[u8], cap: usize) -> String {
     )
 }
 
-/// The masked excerpt of a request body. Bodies without a telling content
-/// type are treated as JSON if they look like it, else as text if they are
-/// UTF-8; binary bodies are described, not copied; a body that cannot be
-/// masked is withheld, with the reason.
-pub(crate) fn request_excerpt(
+/// The masked excerpt of a request body, at most `cap` bytes. Bodies without
+/// a telling content type are treated as JSON if they look like it, else as
+/// text if they are UTF-8; binary bodies are described, not copied; a body
+/// that cannot be masked is withheld, with the reason. The audit record and
+/// approvers' previews use it.
+///
+/// ```
+/// use airlock_core::{Operation, Plane, ResourceScope};
+/// use airlock_masking::{JsonMasker, TokenKey, request_excerpt};
+///
+/// let masker = JsonMasker::builder(TokenKey::new([7u8; 32]).unwrap()).detectors(true).build();
+/// let op = Operation::new("Microsoft.Web/sites/config/write", Plane::Management, ResourceScope::new("/"));
+/// let body = br#"{"conn":"AccountName=a;AccountKey=c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}"#;
+/// let preview = request_excerpt(&masker, &op, Some("application/json"), body, 8192).unwrap();
+/// assert!(preview.contains("***MASKED:") && !preview.contains("c2VjcmV0"));
+/// ```
+pub fn request_excerpt(
     masker: &dyn Masker,
     operation: &Operation,
     content_type: Option<&str>,

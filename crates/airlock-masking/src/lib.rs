@@ -92,7 +92,7 @@ mod splice;
 mod token;
 
 pub use error::MaskError;
-pub use excerpt::DEFAULT_EXCERPT_BYTES;
+pub use excerpt::{DEFAULT_EXCERPT_BYTES, request_excerpt};
 pub use json_masker::{JsonMasker, JsonMaskerBuilder};
 pub use layer::{DEFAULT_MAX_BODY_BYTES, MaskingLayer};
 pub use masker::{MaskOutcome, Masker};
