@@ -194,7 +194,7 @@ pub struct ApproverDecision {
     /// The approver's comment (the reason, on a denial).
     pub comment: Option<String>,
     /// When.
-    #[serde(with = "crate::time::rfc3339")]
+    #[serde(with = "airlock_core::serde_time::rfc3339")]
     pub at: SystemTime,
 }
 
@@ -235,16 +235,16 @@ pub struct ApprovalRequest {
     /// or [`ApprovalWait::Async`], never `Auto`).
     pub wait: ApprovalWait,
     /// When it was asked.
-    #[serde(with = "crate::time::rfc3339")]
+    #[serde(with = "airlock_core::serde_time::rfc3339")]
     pub created_at: SystemTime,
     /// After this it can no longer be decided.
-    #[serde(with = "crate::time::rfc3339")]
+    #[serde(with = "airlock_core::serde_time::rfc3339")]
     pub expires_at: SystemTime,
     /// How long a grant stays valid once approved.
-    #[serde(rename = "grantTtlMs", with = "crate::time::millis")]
+    #[serde(rename = "grantTtlMs", with = "airlock_core::serde_time::millis")]
     pub grant_ttl: Duration,
     /// Until when the grant may be used (set on approval).
-    #[serde(with = "crate::time::rfc3339_option", default)]
+    #[serde(with = "airlock_core::serde_time::rfc3339_option", default)]
     pub grant_expires_at: Option<SystemTime>,
     /// The approvers' answers, in order.
     pub decisions: Vec<ApproverDecision>,
@@ -261,7 +261,7 @@ pub struct ApprovalRequest {
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
     /// When it was sent.
-    #[serde(with = "crate::time::rfc3339")]
+    #[serde(with = "airlock_core::serde_time::rfc3339")]
     pub at: SystemTime,
     /// Azure's status code (0: no answer came back).
     pub status: u16,

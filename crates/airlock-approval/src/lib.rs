@@ -74,7 +74,6 @@ pub mod rules;
 mod sealed;
 mod service;
 mod store;
-mod time;
 mod watchers;
 
 pub use api::{ApprovalApi, DEFAULT_MAX_COMMENT_CHARS};

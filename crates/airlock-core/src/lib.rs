@@ -23,6 +23,7 @@ pub mod http_client;
 pub mod operation;
 pub mod operation_pattern;
 pub mod principal;
+pub mod serde_time;
 pub mod token;
 
 pub use audit::{AuditDraft, AuditRecord};
