@@ -1,0 +1,577 @@
+//! The text the commands print: the views of the API's JSON, the `list`
+//! table, the `show` details, the `approve`/`deny` summary, and the helpers
+//! that keep text from the API safe for a terminal.
+
+use std::time::{Duration, SystemTime};
+
+use humantime_serde::re::humantime;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::ListState;
+
+/// The widest scope shown in the list table; longer ones keep their tail.
+const SCOPE_COLUMN: usize = 60;
+
+/// One approval as the API shows it (unknown fields ignored, missing ones empty).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ApprovalView {
+    /// Its id.
+    pub id: String,
+    /// Where it stands.
+    pub state: String,
+    /// Who asked.
+    pub requester: RequesterView,
+    /// What for.
+    pub operation: OperationView,
+    /// The rule that asked for approval.
+    pub rule: String,
+    /// How many distinct approvers must approve.
+    pub min_approvals: u32,
+    /// Whether the rule asks for a justification.
+    pub justification_required: bool,
+    /// The requester's justification.
+    pub justification: Option<String>,
+    /// `hold` or `async`.
+    pub wait: Option<String>,
+    /// When it was asked (RFC 3339).
+    pub created_at: Option<String>,
+    /// When it can no longer be decided.
+    pub expires_at: Option<String>,
+    /// Until when the grant may be used.
+    pub grant_expires_at: Option<String>,
+    /// The approvers' answers, in order.
+    pub decisions: Vec<DecisionView>,
+    /// What Azure answered, once an approved async request was sent.
+    pub execution: Option<ExecutionView>,
+    /// Whether the caller can approve or deny it now.
+    pub can_decide: bool,
+}
+
+/// Who asked.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RequesterView {
+    /// Object id.
+    pub id: String,
+    /// Tenant id.
+    pub tenant_id: String,
+    /// Display name.
+    pub display_name: Option<String>,
+}
+
+/// What was asked for.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OperationView {
+    /// The RBAC operation name.
+    pub name: String,
+    /// The resource scope.
+    pub scope: String,
+    /// The operations it carries.
+    pub children: Vec<String>,
+}
+
+/// One approver's answer.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DecisionView {
+    /// Object id.
+    pub approver: String,
+    /// Display name.
+    pub approver_name: Option<String>,
+    /// Approved (`true`) or denied.
+    pub approve: bool,
+    /// The comment.
+    pub comment: Option<String>,
+    /// When (RFC 3339).
+    pub at: Option<String>,
+}
+
+/// What Azure answered to the approved request.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExecutionView {
+    /// Azure's status (0: no answer).
+    pub status: u16,
+    /// The error code, if it failed.
+    pub error_code: Option<String>,
+    /// The error message.
+    pub error_message: Option<String>,
+}
+
+impl ApprovalView {
+    /// Reads one approval from the API's JSON.
+    ///
+    /// # Errors
+    ///
+    /// When the JSON is not shaped like an approval.
+    pub fn from_json(value: &Value) -> Result<Self, String> {
+        let view = Self::deserialize(value).map_err(|e| e.to_string())?;
+        if view.id.is_empty() {
+            return Err("an approval without an id".into());
+        }
+        Ok(view)
+    }
+
+    /// How many distinct approvers approved.
+    pub fn approvals(&self) -> usize {
+        let mut seen: Vec<String> = Vec::new();
+        for decision in self.decisions.iter().filter(|d| d.approve) {
+            let id = decision.approver.to_ascii_lowercase();
+            if !seen.contains(&id) {
+                seen.push(id);
+            }
+        }
+        seen.len()
+    }
+
+    /// How many distinct approvers must approve: at least one.
+    fn required(&self) -> usize {
+        self.min_approvals.max(1) as usize
+    }
+
+    fn requester_label(&self) -> String {
+        match &self.requester.display_name {
+            Some(name) if !name.is_empty() => clean(name),
+            _ => clean(&self.requester.id),
+        }
+    }
+}
+
+/// The `list` table: id, state, requester, operation, scope, rule, age,
+/// approvals (n/min) and whether you can decide it.
+///
+/// # Errors
+///
+/// When the JSON is not the API's list.
+pub fn render_list(value: &Value, state: ListState, now: SystemTime) -> Result<String, String> {
+    let items = value
+        .get("value")
+        .and_then(Value::as_array)
+        .ok_or("no `value` list")?;
+    let approvals = items
+        .iter()
+        .map(ApprovalView::from_json)
+        .collect::<Result<Vec<_>, _>>()?;
+    if approvals.is_empty() {
+        return Ok(match state {
+            ListState::All => "no approvals you are an approver of\n".to_owned(),
+            state => format!("no {} approvals you are an approver of\n", state.as_str()),
+        });
+    }
+    let header = [
+        "ID",
+        "STATE",
+        "REQUESTER",
+        "OPERATION",
+        "SCOPE",
+        "RULE",
+        "AGE",
+        "APPROVALS",
+        "CAN DECIDE",
+    ];
+    let rows: Vec<[String; 9]> = approvals
+        .iter()
+        .map(|a| {
+            [
+                clean(&a.id),
+                clean(&a.state),
+                a.requester_label(),
+                clean(&a.operation.name),
+                keep_tail(&clean(&a.operation.scope), SCOPE_COLUMN),
+                clean(&a.rule),
+                a.created_at
+                    .as_deref()
+                    .and_then(parse_time)
+                    .map_or_else(|| "?".to_owned(), |t| age(now, t)),
+                format!("{}/{}", a.approvals(), a.required()),
+                if a.can_decide { "yes" } else { "no" }.to_owned(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            text.push_str(cell);
+            if i + 1 < cells.len() {
+                text.extend(std::iter::repeat_n(' ', width - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+    Ok(out)
+}
+
+/// The `show` view: everything an approver needs to decide.
+///
+/// # Errors
+///
+/// When the JSON is not an approval.
+pub fn render_details(value: &Value, now: SystemTime) -> Result<String, String> {
+    let a = ApprovalView::from_json(value)?;
+    let mut out = String::new();
+    let mut field = |name: &str, text: String| {
+        out.push_str(&format!("{name:<14}{text}\n"));
+    };
+    field("Approval", clean(&a.id));
+    let decide = if a.can_decide {
+        " (you can approve or deny it)"
+    } else {
+        ""
+    };
+    field("State", format!("{}{decide}", clean(&a.state)));
+    let requester = match &a.requester.display_name {
+        Some(name) if !name.is_empty() => format!(
+            "{} ({}, tenant {})",
+            clean(name),
+            clean(&a.requester.id),
+            clean(&a.requester.tenant_id)
+        ),
+        _ => format!(
+            "{} (tenant {})",
+            clean(&a.requester.id),
+            clean(&a.requester.tenant_id)
+        ),
+    };
+    field("Requester", requester);
+    field("Operation", clean(&a.operation.name));
+    for child in &a.operation.children {
+        field("", format!("+ {}", clean(child)));
+    }
+    field("Scope", clean(&a.operation.scope));
+    field("Rule", clean(&a.rule));
+    if let Some(wait) = &a.wait {
+        field("Wait", clean(wait));
+    }
+    field(
+        "Approvals",
+        format!("{} of {}", a.approvals(), a.required()),
+    );
+    field("Created", when(a.created_at.as_deref(), now));
+    field("Expires", when(a.expires_at.as_deref(), now));
+    if a.grant_expires_at.is_some() {
+        field("Grant until", when(a.grant_expires_at.as_deref(), now));
+    }
+    let justification = match (&a.justification, a.justification_required) {
+        (Some(text), _) => clean_multiline(text),
+        (None, true) => "(required, none given)".to_owned(),
+        (None, false) => "(none)".to_owned(),
+    };
+    field("Justification", justification);
+    if a.decisions.is_empty() {
+        field("Decisions", "(none yet)".to_owned());
+    }
+    for (i, d) in a.decisions.iter().enumerate() {
+        let who = match &d.approver_name {
+            Some(name) if !name.is_empty() => {
+                format!("{} ({})", clean(name), clean(&d.approver))
+            }
+            _ => clean(&d.approver),
+        };
+        let verb = if d.approve { "approved" } else { "denied" };
+        let at =
+            d.at.as_deref()
+                .map(|t| format!("{}  ", clean(t)))
+                .unwrap_or_default();
+        let comment = d
+            .comment
+            .as_deref()
+            .map(|c| format!(": {}", clean_multiline(c)))
+            .unwrap_or_default();
+        field(
+            if i == 0 { "Decisions" } else { "" },
+            format!("{at}{who} {verb}{comment}"),
+        );
+    }
+    if let Some(execution) = &a.execution {
+        let mut text = if execution.status == 0 {
+            "sent, no answer from Azure".to_owned()
+        } else {
+            format!("Azure answered {}", execution.status)
+        };
+        if let Some(code) = &execution.error_code {
+            text.push_str(&format!(" {}", clean(code)));
+        }
+        if let Some(message) = &execution.error_message {
+            text.push_str(&format!(": {}", clean(message)));
+        }
+        field("Execution", text);
+    }
+    Ok(out)
+}
+
+/// What `approve` and `deny` print: the approval's new state.
+///
+/// # Errors
+///
+/// When the JSON is not an approval.
+pub fn render_decided(value: &Value) -> Result<String, String> {
+    let a = ApprovalView::from_json(value)?;
+    let (approvals, min) = (a.approvals(), a.required());
+    let detail = match a.state.as_str() {
+        "pending" => format!(
+            " ({approvals} of {min} approvals; {} more needed)",
+            min.saturating_sub(approvals).max(1)
+        ),
+        "approved" => format!(" ({approvals} of {min} approvals)"),
+        _ => String::new(),
+    };
+    Ok(format!(
+        "approval {} is now {}{detail}\n",
+        clean(&a.id),
+        clean(&a.state)
+    ))
+}
+
+fn parse_time(text: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(text).ok()
+}
+
+/// `2026-05-01T10:00:00.000Z (5m ago)`, or `in 5m` for the future.
+fn when(text: Option<&str>, now: SystemTime) -> String {
+    let Some(text) = text else {
+        return "?".to_owned();
+    };
+    match parse_time(text) {
+        Some(t) if t <= now => format!("{} ({} ago)", clean(text), age(now, t)),
+        Some(t) => format!(
+            "{} (in {})",
+            clean(text),
+            short_duration(t.duration_since(now).unwrap_or_default())
+        ),
+        None => clean(text),
+    }
+}
+
+fn age(now: SystemTime, then: SystemTime) -> String {
+    short_duration(now.duration_since(then).unwrap_or_default())
+}
+
+/// `45s`, `12m`, `3h`, `2d`: the largest whole unit.
+fn short_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
+/// The last `max` characters, marked with `…` when cut.
+fn keep_tail(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_owned();
+    }
+    let tail: String = text.chars().skip(count - max + 1).collect();
+    format!("…{tail}")
+}
+
+/// Text from the API, safe for a terminal: control characters (escape
+/// sequences included) become spaces.
+pub(super) fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// As [`clean`], but line breaks are kept, indented under the field.
+fn clean_multiline(text: &str) -> String {
+    text.lines()
+        .map(clean)
+        .collect::<Vec<_>>()
+        .join(&format!("\n{:14}", ""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    const SCOPE: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demosa";
+
+    fn now() -> SystemTime {
+        humantime::parse_rfc3339("2026-05-01T12:00:00Z").unwrap()
+    }
+
+    fn approval(state: &str, can_decide: bool, decisions: &Value) -> Value {
+        serde_json::json!({
+            "id": ID,
+            "requester": {"id": "agent-oid", "tenantId": "tenant-1", "displayName": "build-agent", "groups": []},
+            "operation": {"name": "Microsoft.Storage/storageAccounts/write", "scope": SCOPE, "children": []},
+            "rule": "storage-needs-approval",
+            "approvers": {"groups": ["ops"], "ids": []},
+            "minApprovals": 2,
+            "justificationRequired": true,
+            "justification": "release 4.2\nneeds a new account",
+            "fingerprint": "ab",
+            "wait": "hold",
+            "createdAt": "2026-05-01T11:48:00.000Z",
+            "expiresAt": "2026-05-01T12:10:00.000Z",
+            "grantTtlMs": 600000,
+            "grantExpiresAt": null,
+            "decisions": decisions,
+            "state": state,
+            "execution": null,
+            "canDecide": can_decide,
+            "someFutureField": 1
+        })
+    }
+
+    #[test]
+    fn the_list_is_a_table_with_every_column() {
+        let value = serde_json::json!({"value": [
+            approval("pending", true, &serde_json::json!([
+                {"approver": "carol", "approverName": "Carol", "approve": true, "comment": null, "at": "2026-05-01T11:50:00.000Z"},
+                {"approver": "CAROL", "approverName": "Carol", "approve": true, "comment": null, "at": "2026-05-01T11:51:00.000Z"}
+            ])),
+        ]});
+        let table = render_list(&value, ListState::Pending, now()).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2, "{table}");
+        for column in [
+            "ID",
+            "STATE",
+            "REQUESTER",
+            "OPERATION",
+            "SCOPE",
+            "RULE",
+            "AGE",
+            "APPROVALS",
+            "CAN DECIDE",
+        ] {
+            assert!(lines[0].contains(column), "{table}");
+        }
+        let row = lines[1];
+        assert!(row.starts_with(ID), "{row}");
+        for cell in [
+            "pending",
+            "build-agent",
+            "Microsoft.Storage/storageAccounts/write",
+            "storage-needs-approval",
+            "12m",
+            // The same approver twice counts once.
+            "1/2",
+        ] {
+            assert!(row.contains(cell), "{cell} missing: {row}");
+        }
+        assert!(row.ends_with("yes"), "{row}");
+        // The long scope keeps its informative tail.
+        assert!(
+            row.contains("…") && row.contains("storageAccounts/demosa"),
+            "{row}"
+        );
+        // Columns line up: each header starts where its cells start.
+        let at = lines[0].find("STATE").unwrap();
+        assert_eq!(&row[at..at + "pending".len()], "pending");
+    }
+
+    #[test]
+    fn an_empty_list_says_so() {
+        let value = serde_json::json!({"value": []});
+        assert_eq!(
+            render_list(&value, ListState::Pending, now()).unwrap(),
+            "no pending approvals you are an approver of\n"
+        );
+        assert_eq!(
+            render_list(&value, ListState::All, now()).unwrap(),
+            "no approvals you are an approver of\n"
+        );
+        assert!(render_list(&serde_json::json!({"error": {}}), ListState::All, now()).is_err());
+    }
+
+    #[test]
+    fn details_show_the_justification_and_the_decisions() {
+        let value = approval(
+            "denied",
+            false,
+            &serde_json::json!([
+                {"approver": "dave", "approverName": "Dave", "approve": true, "comment": "ok", "at": "2026-05-01T11:50:00.000Z"},
+                {"approver": "carol", "approverName": null, "approve": false, "comment": "not during the freeze", "at": "2026-05-01T11:55:00.000Z"}
+            ]),
+        );
+        let text = render_details(&value, now()).unwrap();
+        for expected in [
+            &format!("Approval      {ID}"),
+            "State         denied\n",
+            "Requester     build-agent (agent-oid, tenant tenant-1)",
+            "Operation     Microsoft.Storage/storageAccounts/write",
+            &format!("Scope         {SCOPE}"),
+            "Rule          storage-needs-approval",
+            "Approvals     1 of 2",
+            "Created       2026-05-01T11:48:00.000Z (12m ago)",
+            "Expires       2026-05-01T12:10:00.000Z (in 10m)",
+            // A multi-line justification stays under its field.
+            "Justification release 4.2\n              needs a new account",
+            "Decisions     2026-05-01T11:50:00.000Z  Dave (dave) approved: ok",
+            "              2026-05-01T11:55:00.000Z  carol denied: not during the freeze",
+        ] {
+            assert!(text.contains(expected), "{expected:?} missing:\n{text}");
+        }
+        let pending =
+            render_details(&approval("pending", true, &serde_json::json!([])), now()).unwrap();
+        assert!(
+            pending.contains("State         pending (you can approve or deny it)")
+                && pending.contains("Decisions     (none yet)"),
+            "{pending}"
+        );
+    }
+
+    #[test]
+    fn text_from_the_api_cannot_drive_the_terminal() {
+        let mut value = approval("pending", true, &serde_json::json!([]));
+        value["justification"] = "ok\u{1b}]0;pwned\u{7}\u{1b}[2J".into();
+        value["rule"] = "r\u{1b}[31m".into();
+        let text = render_details(&value, now()).unwrap();
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
+        let table = render_list(
+            &serde_json::json!({"value": [value]}),
+            ListState::All,
+            now(),
+        )
+        .unwrap();
+        assert!(!table.contains('\u{1b}'), "{table:?}");
+    }
+
+    #[test]
+    fn a_decision_prints_the_new_state() {
+        let one = serde_json::json!([
+            {"approver": "dave", "approve": true, "at": "2026-05-01T11:50:00.000Z"}
+        ]);
+        assert_eq!(
+            render_decided(&approval("pending", true, &one)).unwrap(),
+            format!("approval {ID} is now pending (1 of 2 approvals; 1 more needed)\n")
+        );
+        let two = serde_json::json!([
+            {"approver": "dave", "approve": true},
+            {"approver": "carol", "approve": true}
+        ]);
+        assert_eq!(
+            render_decided(&approval("approved", false, &two)).unwrap(),
+            format!("approval {ID} is now approved (2 of 2 approvals)\n")
+        );
+        let denied = serde_json::json!([{"approver": "carol", "approve": false}]);
+        assert_eq!(
+            render_decided(&approval("denied", false, &denied)).unwrap(),
+            format!("approval {ID} is now denied\n")
+        );
+    }
+}
