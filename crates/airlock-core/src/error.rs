@@ -176,6 +176,13 @@ pub enum AirlockError {
     /// The gateway could not obtain its own Azure credential.
     #[error("Airlock could not obtain its Azure credential: {0}")]
     UpstreamCredential(String),
+    /// The audit trail cannot take the request's event (the sink is failing,
+    /// the audit queue is full, or the recorder has shut down), and audit is
+    /// fail-closed: Airlock refuses rather than act unrecorded.
+    #[error(
+        "Airlock cannot record requests right now ({0}), so it refuses them rather than act unaudited; retry later. The Airlock operator must fix the audit sink"
+    )]
+    AuditUnavailable(String),
     /// Something inside Airlock failed.
     #[error("internal error in Airlock: {0}")]
     Internal(String),
@@ -198,7 +205,9 @@ impl AirlockError {
             | AirlockError::ApprovalPending { .. }
             | AirlockError::ApprovalUnavailable { .. } => StatusCode::FORBIDDEN,
             AirlockError::JustificationRequired { .. } => StatusCode::PRECONDITION_REQUIRED,
-            AirlockError::IdentityUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AirlockError::IdentityUnavailable(_) | AirlockError::AuditUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AirlockError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AirlockError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             AirlockError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -225,6 +234,7 @@ impl AirlockError {
             AirlockError::ApprovalDenied { .. } => "AirlockApprovalDenied",
             AirlockError::ApprovalPending { .. } => "AirlockApprovalPending",
             AirlockError::IdentityUnavailable(_) => "AirlockIdentityUnavailable",
+            AirlockError::AuditUnavailable(_) => "AirlockAuditUnavailable",
             AirlockError::HostNotAllowed { .. } => "AirlockHostNotAllowed",
             AirlockError::NotDecided => "AirlockNotDecided",
             AirlockError::PayloadTooLarge { .. } => "AirlockRequestTooLarge",
@@ -244,6 +254,7 @@ impl AirlockError {
             self,
             AirlockError::RequestTimeout(_)
                 | AirlockError::IdentityUnavailable(_)
+                | AirlockError::AuditUnavailable(_)
                 | AirlockError::UpstreamTimeout(_)
                 | AirlockError::UpstreamUnavailable(_)
                 | AirlockError::UpstreamCredential(_)
@@ -492,6 +503,11 @@ mod tests {
                 502,
                 true,
             ),
+            (
+                AirlockError::AuditUnavailable("the audit sink is failing".into()),
+                503,
+                true,
+            ),
             (AirlockError::Internal("bug".into()), 500, false),
         ];
         for (error, status, retryable) in cases {
@@ -500,6 +516,27 @@ mod tests {
             assert_eq!(response.status().as_u16(), status);
             assert!(response.headers().get(REQUEST_ID_HEADER).is_none());
         }
+    }
+
+    #[tokio::test]
+    async fn audit_unavailable_names_the_problem_and_the_fix() {
+        let error = AirlockError::AuditUnavailable("the audit sink is failing".into());
+        let response = error.into_response(&ErrorContext::default());
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers()["x-ms-error-code"],
+            "AirlockAuditUnavailable"
+        );
+        assert!(response.headers().get("retry-after").is_none());
+        let body = json_body(response).await;
+        assert_eq!(body["error"]["code"], "AirlockAuditUnavailable");
+        assert_eq!(body["error"]["airlock"]["retryable"], true);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("the audit sink is failing"), "{message}");
+        assert!(
+            message.contains("operator must fix the audit sink"),
+            "{message}"
+        );
     }
 
     #[tokio::test]

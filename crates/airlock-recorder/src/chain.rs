@@ -1,0 +1,238 @@
+//! The hash chain that makes the audit trail tamper-evident.
+//!
+//! Every event is stored with its position (`seq`, from 1, no gaps), the
+//! hash of the event before it, and its own hash:
+//!
+//! `hash = SHA-256("airlock-audit-chain-v1" ‖ len ‖ canonical(seq, prev_hash, event))`
+//!
+//! where `canonical` is the event's JSON with fields in declaration order
+//! (the schema has no maps, so the encoding is deterministic). Editing an
+//! event changes its hash; deleting or reordering events breaks `seq` or the
+//! next `prev_hash`. [`verify`] walks a chain and names the first break.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::AuditEvent;
+
+/// The version of the canonical encoding, hashed into every link.
+pub const CHAIN_VERSION: &str = "airlock-audit-chain-v1";
+
+/// The `prev_hash` of the first event: 64 zeros.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An event with its place in the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainedEvent {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// The previous event's hash (hex), or [`GENESIS`].
+    pub prev_hash: String,
+    /// This event's hash (hex).
+    pub hash: String,
+    /// The event.
+    pub event: AuditEvent,
+}
+
+/// Where a chain ends: the next event continues from here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainHead {
+    /// The last event's `seq` (0 for an empty chain).
+    pub seq: u64,
+    /// The last event's hash ([`GENESIS`] for an empty chain).
+    pub hash: String,
+}
+
+impl Default for ChainHead {
+    fn default() -> Self {
+        Self {
+            seq: 0,
+            hash: GENESIS.to_owned(),
+        }
+    }
+}
+
+/// The hash of `event` at `seq` after `prev_hash`.
+pub fn link_hash(seq: u64, prev_hash: &str, event: &AuditEvent) -> String {
+    #[derive(Serialize)]
+    struct Canonical<'a> {
+        version: &'a str,
+        seq: u64,
+        prev_hash: &'a str,
+        event: &'a AuditEvent,
+    }
+    // Serializing a struct of strings, numbers and vectors cannot fail.
+    let encoded = serde_json::to_vec(&Canonical {
+        version: CHAIN_VERSION,
+        seq,
+        prev_hash,
+        event,
+    })
+    .unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update((encoded.len() as u64).to_be_bytes());
+    hasher.update(&encoded);
+    hex::encode(hasher.finalize())
+}
+
+impl ChainHead {
+    /// Links `event` after this head and moves the head to it.
+    ///
+    /// ```
+    /// # let event: airlock_recorder::AuditEvent = serde_json::from_str(airlock_recorder::chain::EXAMPLE_EVENT).unwrap();
+    /// use airlock_recorder::chain::{verify, ChainHead};
+    ///
+    /// let mut head = ChainHead::default();
+    /// let chain = vec![head.link(event.clone()), head.link(event)];
+    /// assert_eq!(verify(&ChainHead::default(), &chain), Ok(head));
+    /// ```
+    pub fn link(&mut self, event: AuditEvent) -> ChainedEvent {
+        let seq = self.seq + 1;
+        let hash = link_hash(seq, &self.hash, &event);
+        let chained = ChainedEvent {
+            seq,
+            prev_hash: std::mem::replace(&mut self.hash, hash.clone()),
+            hash,
+            event,
+        };
+        self.seq = seq;
+        chained
+    }
+}
+
+/// The first place a chain is broken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChainBreak {
+    /// An event's content does not match its hash: it was edited.
+    #[error("event {seq} was edited: its content does not match its hash")]
+    Edited {
+        /// Its position.
+        seq: u64,
+    },
+    /// Events are missing before this one (deleted), or it is out of order.
+    #[error("expected event {expected}, found event {found}: events were deleted or reordered")]
+    Gap {
+        /// The position expected.
+        expected: u64,
+        /// The position found.
+        found: u64,
+    },
+    /// The event does not follow the one before it (its `prev_hash` differs):
+    /// the event before was replaced, or they were reordered.
+    #[error("event {seq} does not follow the event before it: events were replaced or reordered")]
+    Unlinked {
+        /// Its position.
+        seq: u64,
+    },
+}
+
+/// Walks `events` from `start` (the head before the first of them: the
+/// default for a whole chain, a checkpoint after pruning) and returns the
+/// head at the end, or the first break.
+pub fn verify<'a>(
+    start: &ChainHead,
+    events: impl IntoIterator<Item = &'a ChainedEvent>,
+) -> Result<ChainHead, ChainBreak> {
+    let mut head = start.clone();
+    for chained in events {
+        let expected = head.seq + 1;
+        if chained.seq != expected {
+            return Err(ChainBreak::Gap {
+                expected,
+                found: chained.seq,
+            });
+        }
+        if link_hash(chained.seq, &chained.prev_hash, &chained.event) != chained.hash {
+            return Err(ChainBreak::Edited { seq: chained.seq });
+        }
+        if chained.prev_hash != head.hash {
+            return Err(ChainBreak::Unlinked { seq: chained.seq });
+        }
+        head = ChainHead {
+            seq: chained.seq,
+            hash: chained.hash.clone(),
+        };
+    }
+    Ok(head)
+}
+
+/// An event in JSON, for examples and tests.
+#[doc(hidden)]
+pub const EXAMPLE_EVENT: &str = r#"{"id":"5f0c3c52-0e4e-4d43-9a54-2f1f3c7f6d10","time":"2026-11-25T12:00:00.000Z","durationMs":12,"requestId":"r-1","sessionId":"s-1","method":"GET","host":"localhost","path":"/subscriptions/s/resourcegroups","apiVersion":"2021-04-01","principal":null,"operations":["Microsoft.Resources/subscriptions/resourceGroups/read"],"scope":"/subscriptions/s","decision":"allow","rule":"agents-read","approvalId":null,"approvers":[],"justification":null,"maskedCount":0,"maskedPaths":[],"requestBody":null,"responseBody":null,"status":200,"outcome":"completed","bytesIn":0,"bytesOut":42,"upstreamStatus":200,"upstreamRequestId":null,"upstreamCorrelationId":null,"errorCode":null}"#;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn event(path: &str) -> AuditEvent {
+        let mut e: AuditEvent = serde_json::from_str(EXAMPLE_EVENT).unwrap();
+        e.path = path.into();
+        e
+    }
+
+    fn chain(n: usize) -> Vec<ChainedEvent> {
+        let mut head = ChainHead::default();
+        (0..n)
+            .map(|i| head.link(event(&format!("/p{i}"))))
+            .collect()
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_to_its_head() {
+        let events = chain(5);
+        let head = verify(&ChainHead::default(), &events).unwrap();
+        assert_eq!(head.seq, 5);
+        assert_eq!(head.hash, events[4].hash);
+        // From a checkpoint: the tail alone verifies.
+        let checkpoint = ChainHead {
+            seq: 2,
+            hash: events[1].hash.clone(),
+        };
+        assert_eq!(verify(&checkpoint, &events[2..]).unwrap(), head);
+    }
+
+    #[test]
+    fn edits_deletions_and_reorderings_are_found_at_the_first_break() {
+        let mut edited = chain(5);
+        edited[2].event.status = 204;
+        assert_eq!(
+            verify(&ChainHead::default(), &edited),
+            Err(ChainBreak::Edited { seq: 3 })
+        );
+
+        let mut deleted = chain(5);
+        deleted.remove(1);
+        assert_eq!(
+            verify(&ChainHead::default(), &deleted),
+            Err(ChainBreak::Gap {
+                expected: 2,
+                found: 3
+            })
+        );
+
+        let mut reordered = chain(5);
+        reordered.swap(1, 3);
+        assert_eq!(
+            verify(&ChainHead::default(), &reordered),
+            Err(ChainBreak::Gap {
+                expected: 2,
+                found: 4
+            })
+        );
+
+        // Renumbered and rehashed to hide a deletion: the link still breaks.
+        let mut rewritten = chain(5);
+        rewritten.remove(1);
+        for (i, e) in rewritten.iter_mut().enumerate().skip(1) {
+            e.seq = i as u64 + 1;
+            e.hash = link_hash(e.seq, &e.prev_hash, &e.event);
+        }
+        assert_eq!(
+            verify(&ChainHead::default(), &rewritten),
+            Err(ChainBreak::Unlinked { seq: 2 })
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! [`AuditEvent`]: what is kept of one request, the schema sinks store and
+//! `airlock audit export` emits (one JSON object per line).
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// One request, as the audit trail keeps it. Bodies are the masked,
+/// size-capped excerpts the masking layer made; tokens are never here.
+///
+/// Field order is part of the chain's canonical encoding: add fields at the
+/// end, with `#[serde(default)]`, and bump [`crate::chain::CHAIN_VERSION`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    /// A unique id (UUID v4).
+    pub id: String,
+    /// When the request arrived (RFC 3339, milliseconds).
+    #[serde(with = "airlock_core::serde_time::rfc3339")]
+    pub time: SystemTime,
+    /// From arrival until the response body was sent (or failed), in milliseconds.
+    pub duration_ms: u64,
+    /// Airlock's request id (`x-airlock-request-id`).
+    pub request_id: Option<String>,
+    /// The session the request belongs to.
+    pub session_id: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The host the client addressed (ARM or `{vault}.…`).
+    pub host: Option<String>,
+    /// The path, without the query (queries can carry SAS signatures).
+    pub path: String,
+    /// The `api-version` query parameter, if any.
+    pub api_version: Option<String>,
+    /// Who asked, if the token was verified.
+    pub principal: Option<EventPrincipal>,
+    /// The RBAC operation and every operation it carries, depth first.
+    pub operations: Vec<String>,
+    /// The scope of the main operation.
+    pub scope: Option<String>,
+    /// `allow`, `deny` or `requireApproval`; none if no decision was made.
+    pub decision: Option<String>,
+    /// The rule behind the decision.
+    pub rule: Option<String>,
+    /// The approval involved, if any.
+    pub approval_id: Option<String>,
+    /// Who approved it.
+    pub approvers: Vec<String>,
+    /// The requester's justification.
+    pub justification: Option<String>,
+    /// How many values were masked in the response.
+    pub masked_count: u32,
+    /// Where they were (JSON paths, never values).
+    pub masked_paths: Vec<String>,
+    /// The masked request body excerpt.
+    pub request_body: Option<String>,
+    /// The masked response body excerpt.
+    pub response_body: Option<String>,
+    /// The status the client got.
+    pub status: u16,
+    /// How the exchange ended.
+    pub outcome: Outcome,
+    /// Request body bytes received.
+    pub bytes_in: u64,
+    /// Response body bytes sent.
+    pub bytes_out: u64,
+    /// The status Azure answered with, if the request went upstream.
+    pub upstream_status: Option<u16>,
+    /// Azure's `x-ms-request-id`, to join with the Activity Log.
+    pub upstream_request_id: Option<String>,
+    /// Azure's `x-ms-correlation-request-id`.
+    pub upstream_correlation_id: Option<String>,
+    /// The error code Airlock answered with, if it refused or failed.
+    pub error_code: Option<String>,
+}
+
+/// The verified caller, as kept in the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPrincipal {
+    /// Object id.
+    pub id: String,
+    /// Tenant id.
+    pub tenant_id: String,
+    /// `managed_identity`, `application` or `user`.
+    pub kind: String,
+    /// Display name, where the token carried one.
+    pub display_name: Option<String>,
+    /// The client application id.
+    pub app_id: Option<String>,
+}
+
+/// How the exchange ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    /// The whole response was sent.
+    Completed,
+    /// The response body failed while being sent.
+    Failed,
+    /// The client went away before the response was sent in full.
+    ClientGone,
+}

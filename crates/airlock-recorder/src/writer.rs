@@ -1,0 +1,200 @@
+//! The writer task: the one place events are placed in sessions, linked into
+//! the chain and handed to the sink.
+//!
+//! It takes whatever is queued (up to `max_batch`) per
+//! [`AuditSink::append`] call, so a busy gateway writes in large batches and
+//! an idle one writes each event at once. When an append fails:
+//!
+//! - everyone waiting for those events hears the error, and the events are
+//!   lost (counted in `dropped`): they are not re-linked or retried, so the
+//!   chain head stays where the sink's chain ends;
+//! - the recorder reports itself unhealthy, and the writer backs off (100 ms,
+//!   doubling up to 5 s) before it tries again. It then asks the sink for its
+//!   head ([`AuditSink::head`]): if the sink answers, the recorder admits
+//!   requests again (continuing from the sink's head, should an append that
+//!   "failed" have been stored after all), and the next successful append
+//!   confirms it. While the sink does not answer, the backoff grows.
+//!
+//! A panicking sink counts as a failing one; the writer itself never panics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use crate::queue::{Ack, Entry, WriterStatus};
+use crate::sessions::Sessions;
+use crate::{AuditSink, ChainHead, ChainedEvent, RecorderError};
+
+/// The first pause after a failed append.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest pause between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(crate) struct Writer {
+    pub(crate) receiver: mpsc::Receiver<Entry>,
+    pub(crate) sink: Arc<dyn AuditSink>,
+    pub(crate) status: Arc<WriterStatus>,
+    pub(crate) head: ChainHead,
+    pub(crate) sessions: Sessions,
+    pub(crate) max_batch: usize,
+    pub(crate) shutdown: Arc<Notify>,
+}
+
+/// Where the writer stands after failures.
+struct Retry {
+    /// Don't touch the sink before this.
+    at: Instant,
+    /// The pause after the next failure.
+    backoff: Duration,
+    /// Whether the sink answered a probe since the last failure: the next
+    /// append decides.
+    probed: bool,
+}
+
+impl Writer {
+    pub(crate) async fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.max_batch);
+        let mut closing = false;
+        let mut retry: Option<Retry> = None;
+        loop {
+            if let Some(pending) = &mut retry
+                && !pending.probed
+                && !closing
+            {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.notified() => {
+                        self.receiver.close();
+                        closing = true;
+                    }
+                    () = tokio::time::sleep_until(pending.at) => {}
+                }
+                if !closing {
+                    if self.probe().await {
+                        pending.probed = true;
+                    } else {
+                        pending.at = Instant::now() + pending.backoff;
+                        pending.backoff = (pending.backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                }
+            }
+            let first = tokio::select! {
+                biased;
+                () = self.shutdown.notified(), if !closing => {
+                    // No new events; those queued are still written.
+                    self.receiver.close();
+                    closing = true;
+                    continue;
+                }
+                entry = self.receiver.recv() => match entry {
+                    Some(entry) => entry,
+                    // Closed and drained, or every sender is gone.
+                    None => break,
+                },
+            };
+            batch.push(first);
+            while batch.len() < self.max_batch {
+                match self.receiver.try_recv() {
+                    Ok(entry) => batch.push(entry),
+                    Err(_) => break,
+                }
+            }
+            if self.write(&mut batch).await {
+                retry = None;
+            } else {
+                let backoff = retry.as_ref().map_or(FIRST_BACKOFF, |r| r.backoff);
+                retry = Some(Retry {
+                    at: Instant::now() + backoff,
+                    backoff: (backoff * 2).min(MAX_BACKOFF),
+                    probed: false,
+                });
+            }
+        }
+        tracing::debug!(head = self.head.seq, "audit writer stopped");
+    }
+
+    /// Links and appends `batch` (emptying it), answers its waiters, and
+    /// says whether the sink stored it.
+    async fn write(&mut self, batch: &mut Vec<Entry>) -> bool {
+        let count = batch.len();
+        let mut next = self.head.clone();
+        let mut acks: Vec<Ack> = Vec::with_capacity(count);
+        let mut chained: Vec<ChainedEvent> = Vec::with_capacity(count);
+        for entry in batch.drain(..) {
+            let mut event = entry.event;
+            event.session_id = self.sessions.assign(
+                entry.principal.as_deref(),
+                entry.session_header.as_deref(),
+                entry.arrived,
+            );
+            chained.push(next.link(event));
+            acks.extend(entry.ack);
+        }
+        let sink = Arc::clone(&self.sink);
+        // In a task of its own, so a panicking sink cannot take the writer down.
+        let appended = tokio::spawn(async move { sink.append(&chained).await }).await;
+        let outcome = match appended {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("the audit sink panicked".to_owned()),
+        };
+        match outcome {
+            Ok(()) => {
+                self.head = next;
+                self.status.counters.recorded(count);
+                self.status.set_sink_ok(true);
+                for ack in acks {
+                    let _ = ack.send(Ok(()));
+                }
+                true
+            }
+            Err(error) => {
+                self.status.counters.failed_batch();
+                self.status.counters.dropped(count);
+                self.status.set_sink_ok(false);
+                tracing::error!(
+                    %error,
+                    events = count,
+                    head = self.head.seq,
+                    "audit sink failed to store a batch; its events are lost"
+                );
+                for ack in acks {
+                    let _ = ack.send(Err(RecorderError::SinkFailing));
+                }
+                false
+            }
+        }
+    }
+
+    /// Asks the sink for its head after failures; says whether it answered.
+    async fn probe(&mut self) -> bool {
+        let sink = Arc::clone(&self.sink);
+        match tokio::spawn(async move { sink.head().await }).await {
+            Ok(Ok(head)) => {
+                if let Some(head) = head
+                    && head != self.head
+                {
+                    tracing::warn!(
+                        recorder = self.head.seq,
+                        sink = head.seq,
+                        "the audit sink's chain ends elsewhere than expected; continuing from the sink's head"
+                    );
+                    self.head = head;
+                }
+                self.status.set_sink_ok(true);
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "audit sink is still failing");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("audit sink panicked while asked for its head");
+                false
+            }
+        }
+    }
+}
