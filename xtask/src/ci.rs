@@ -43,7 +43,12 @@ const STEPS: &[Step] = &[
 ];
 
 /// Every example, run to the end: each checks its own outcome and fails loudly.
-const EXAMPLES: [&str; 3] = ["custom_token_provider", "identity_on_axum", "custom_masker"];
+const EXAMPLES: [&str; 4] = [
+    "custom_token_provider",
+    "identity_on_axum",
+    "custom_masker",
+    "custom_audit_sink",
+];
 
 pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     let total = Instant::now();
