@@ -93,7 +93,7 @@ impl Harness {
             ca = Some(certs.ca_pem);
         }
         let text = format!(
-            "[listen]\naddress = \"127.0.0.1:0\"\n{tls_toml}\n[identity]\ntenants = [\"{tenant}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{discovery}\"\n\n[policy]\nfile = \"{policy}\"\n\n[masking]\nkey_file = \"{masking_key}\"\n\n[approval]\ndatabase = \"{database}\"\npoll_interval = \"1s\"\n{approval}\n\n[admin]\naddress = \"127.0.0.1:0\"\n\n[upstream]\narm_url = \"{arm}\"\nallow_insecure_http = true\n{upstream}\n[upstream.key_vault]\nendpoint = \"{kv}\"\nvaults = [\"{vault}\"]\n\n[upstream.credential]\nkind = \"static\"\ntoken = \"{UPSTREAM_TOKEN}\"\n\n{extra}",
+            "[listen]\naddress = \"127.0.0.1:0\"\n{tls_toml}\n[identity]\ntenants = [\"{tenant}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{discovery}\"\n\n[policy]\nfile = \"{policy}\"\n\n[masking]\nkey_file = \"{masking_key}\"\n\n[store]\ndatabase = \"{database}\"\n\n[approval]\npoll_interval = \"1s\"\n{approval}\n\n[admin]\naddress = \"127.0.0.1:0\"\n\n[upstream]\narm_url = \"{arm}\"\nallow_insecure_http = true\n{upstream}\n[upstream.key_vault]\nendpoint = \"{kv}\"\nvaults = [\"{vault}\"]\n\n[upstream.credential]\nkind = \"static\"\ntoken = \"{UPSTREAM_TOKEN}\"\n\n{extra}",
             tenant = issuer.tenant_id(),
             discovery = issuer.issuer(),
             policy = policy_file.display(),

@@ -10,7 +10,6 @@ use airlock_masking::{DEFAULT_EXCERPT_BYTES, JsonMasker, TokenKey, request_excer
 use tokio::sync::watch;
 
 use crate::config::{Config, StoreKind};
-use crate::{ConfigError, StartError};
 
 /// What the key for sealing stored requests is derived under (see [`TokenKey::derive`]).
 const SEALING_PURPOSE: &[u8] = b"airlock-approval-sealing-v1";
@@ -35,26 +34,17 @@ impl std::fmt::Debug for Approvals {
 /// the request timeout cuts them off; long-running operations wait as
 /// operations on `public_url`; pending answers point at `admin_url`;
 /// approvers see request bodies as `masker` masks them.
-pub(crate) async fn build(
+pub(crate) fn build(
     config: &Config,
     key: &TokenKey,
     masker: Arc<JsonMasker>,
+    database: &airlock_store::SqliteStore,
     public_url: &str,
     admin_url: &str,
-) -> Result<Approvals, StartError> {
+) -> Approvals {
     let store: Arc<dyn ApprovalStore> = match config.approval.store {
         StoreKind::Memory => Arc::new(MemoryApprovalStore::new()),
-        StoreKind::Sqlite => Arc::new(
-            airlock_store::SqliteStore::open(&config.approval.database)
-                .await
-                .map_err(|e| {
-                ConfigError::Invalid {
-                    key: "approval.database",
-                    problem: e.to_string(),
-                    fix: "point it at a writable file (it is created if missing), or set approval.store = \"memory\"".into(),
-                }
-            })?,
-        ),
+        StoreKind::Sqlite => Arc::new(database.clone()),
     };
     let notifier: Arc<dyn Notifier> = Arc::new(LogNotifier);
     // Answer a held request a little before the request timeout would cut it.
@@ -78,11 +68,11 @@ pub(crate) async fn build(
                 DEFAULT_EXCERPT_BYTES,
             )
         });
-    Ok(Approvals {
+    Approvals {
         store,
         notifier,
         layer,
-    })
+    }
 }
 
 /// Expires due approvals every `sweep_interval` (erasing their stored

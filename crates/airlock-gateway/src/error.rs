@@ -25,6 +25,9 @@ pub enum StartError {
         "policy.file: {0}; fix: correct the file (`airlock policy check FILE` shows every problem)"
     )]
     Policy(airlock_policy::PolicyError),
+    /// The recorder could not start (its sink did not answer).
+    #[error("audit: {0}; fix: check [store].database")]
+    Audit(String),
     /// The masking layer could not be set up.
     #[error("masking: {0}")]
     Masking(String),

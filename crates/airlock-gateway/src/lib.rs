@@ -15,6 +15,7 @@ mod admin;
 mod approval;
 pub mod approvals_cli;
 pub mod arm_errors;
+pub mod audit_cli;
 mod classify;
 pub mod config;
 pub mod demo;

@@ -38,6 +38,10 @@ enum Command {
     },
     /// List, show, approve or deny approvals, as an approver (admin API client).
     Approvals(airlock_gateway::approvals_cli::ApprovalsArgs),
+    /// Verify, export, prune or sign the audit trail (reads the database file).
+    Audit(airlock_gateway::audit_cli::AuditArgs),
+    /// List, show or export recorded sessions (reads the database file).
+    Sessions(airlock_gateway::audit_cli::SessionsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,7 +102,7 @@ fn default_log_filter(command: &Command) -> &'static str {
         // The demo's upstream is a local plain-HTTP double: its warning is expected noise.
         Command::Demo { serve: false } => "error",
         // A client: its output is the answer, not the gateway's logs.
-        Command::Approvals(_) => "warn",
+        Command::Approvals(_) | Command::Audit(_) | Command::Sessions(_) => "warn",
         _ => "info",
     }
 }
@@ -151,6 +155,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Demo { serve } => airlock_gateway::demo::run(serve, shutdown_signal()).await,
         Command::Approvals(args) => Ok(airlock_gateway::approvals_cli::run(args).await),
+        Command::Audit(args) => airlock_gateway::audit_cli::run_audit(args).await,
+        Command::Sessions(args) => airlock_gateway::audit_cli::run_sessions(args).await,
     }
 }
 

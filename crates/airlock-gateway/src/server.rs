@@ -20,6 +20,8 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use airlock_policy::{PolicyFile, PolicyLayer};
+use airlock_recorder::{Recorder, RecorderConfig, RecorderStats};
+use airlock_store::SqliteStore;
 
 use crate::routing::Routes;
 use crate::stack::Layers;
@@ -74,10 +76,21 @@ impl Gateway {
         let identity = identity::layer(&config.identity, outbound, tokens.clone()).await?;
         let key = masking::token_key(&config.masking, |name| std::env::var(name).ok())?;
         let masker = masking::masker(&config.masking, key.clone())?;
-        let approvals =
-            approval::build(&config, &key, masker.clone(), &public_url, &admin_url).await?;
-        let admin_app = admin::router(&approvals, &policy, identity.clone());
+        let database = open_database(&config).await?;
+        let recorder = Recorder::start(Arc::new(database.clone()), recorder_config(&config))
+            .await
+            .map_err(|e| StartError::Audit(e.to_string()))?;
+        let approvals = approval::build(
+            &config,
+            &key,
+            masker.clone(),
+            &database,
+            &public_url,
+            &admin_url,
+        );
+        let admin_app = admin::router(&approvals, &database, &policy, identity.clone());
         let layers = Layers {
+            recorder: recorder.layer(),
             identity,
             classify: classify::layer(&config, Routes::from_config(&config)?),
             policy: PolicyLayer::new(policy.clone()),
@@ -110,10 +123,36 @@ impl Gateway {
             public_url,
             admin_url,
             policy,
+            recorder,
             ready,
             stop,
             task,
         })
+    }
+}
+
+/// Opens (creating and migrating) the database approvals and the audit trail live in.
+async fn open_database(config: &Config) -> Result<SqliteStore, StartError> {
+    SqliteStore::open(&config.store.database)
+        .await
+        .map_err(|e| {
+            crate::ConfigError::Invalid {
+                key: "store.database",
+                problem: e.to_string(),
+                fix: "point it at a writable file (it is created if missing)".into(),
+            }
+            .into()
+        })
+}
+
+fn recorder_config(config: &Config) -> RecorderConfig {
+    let audit = &config.audit;
+    RecorderConfig {
+        queue_capacity: audit.queue_capacity,
+        fail_closed: audit.fail_closed,
+        session_idle: audit.session_idle,
+        max_body_chars: audit.max_body_chars,
+        ..RecorderConfig::default()
     }
 }
 
@@ -234,6 +273,7 @@ pub struct RunningGateway {
     public_url: String,
     admin_url: String,
     policy: PolicyFile,
+    recorder: Recorder,
     ready: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -258,10 +298,17 @@ impl RunningGateway {
         self.policy.reload()
     }
 
-    /// Stops accepting, reports not-ready, and waits for in-flight requests to finish.
-    pub async fn shutdown(self) {
+    /// What the recorder did so far.
+    pub fn audit_stats(&self) -> RecorderStats {
+        self.recorder.stats()
+    }
+
+    /// Stops accepting, reports not-ready, waits for in-flight requests to
+    /// finish, then writes every audit event still queued.
+    pub async fn shutdown(self) -> RecorderStats {
         self.ready.store(false, Ordering::Release);
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        self.recorder.shutdown().await
     }
 }

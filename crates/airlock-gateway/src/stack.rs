@@ -8,6 +8,7 @@ use airlock_core::{AirlockBody, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
 use airlock_masking::MaskingLayer;
 use airlock_policy::PolicyLayer;
+use airlock_recorder::RecorderLayer;
 use http::{HeaderName, Request, Response};
 use http_body_util::Either;
 use tower::ServiceBuilder;
@@ -31,6 +32,8 @@ fn flatten(response: Response<Either<AirlockBody, AirlockBody>>) -> Response<Air
 /// The concern layers, built from configuration.
 #[derive(Debug)]
 pub struct Layers {
+    /// One audit event per request (503 when it cannot record, fail-closed).
+    pub recorder: RecorderLayer,
     /// Bearer token → `Principal` (401).
     pub identity: IdentityLayer,
     /// Request → `Operation` (400/403/413).
@@ -44,7 +47,7 @@ pub struct Layers {
 }
 
 /// Stacks the layers in front of the upstream service:
-/// request id → trace → ARM-shaped errors → timeout (504) → request-body
+/// request id → trace → recorder → ARM-shaped errors → timeout (504) → request-body
 /// timeout (408) → body limit (413) → identity (401) → approval operations
 /// (polls of `/airlock/operations/…`) → classify (400) → policy (403) →
 /// approval (held / 202) → masking (502) → upstream.
@@ -61,6 +64,8 @@ pub fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayServ
             // `principal` and `rule` are filled in by the identity and policy layers.
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, principal = tracing::field::Empty, rule = tracing::field::Empty)
         }))
+        // Outside ARM-shaped errors, so it records the answers clients get.
+        .layer(layers.recorder)
         .layer(ArmErrorsLayer::new(limits.request_timeout, limits.request_body_timeout, limits.max_request_body_bytes))
         .layer(TimeoutLayer::with_status_code(http::StatusCode::GATEWAY_TIMEOUT, limits.request_timeout))
         .layer(RequestBodyTimeoutLayer::new(limits.request_body_timeout))

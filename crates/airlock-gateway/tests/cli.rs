@@ -338,3 +338,161 @@ async fn the_approvals_cli_lists_shows_and_decides_through_the_admin_api() {
     );
     env.shutdown().await;
 }
+
+/// `airlock sessions …` and `airlock audit …` on a database the store
+/// filled, then tampered with behind its back.
+#[test]
+fn the_audit_and_sessions_commands_read_export_verify_and_catch_tampering() {
+    use airlock_recorder::chain::EXAMPLE_EVENT;
+    use airlock_recorder::{AuditEvent, AuditSink, ChainHead, EventPrincipal};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("airlock.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = airlock_store::SqliteStore::open(&db).await.unwrap();
+        let mut head = store.head().await.unwrap().unwrap_or_default();
+        assert_eq!(head, ChainHead::default());
+        let events: Vec<_> = (1..=6)
+            .map(|n| {
+                let mut event: AuditEvent = serde_json::from_str(EXAMPLE_EVENT).unwrap();
+                event.time = std::time::SystemTime::now();
+                event.session_id = if n <= 4 { "sess-a" } else { "sess-b" }.into();
+                event.path = format!("/subscriptions/s/resourceGroups/rg-{n}");
+                event.principal = Some(EventPrincipal {
+                    id: "oid-1".into(),
+                    tenant_id: "t1".into(),
+                    kind: "managed_identity".into(),
+                    display_name: Some("deploy-agent".into()),
+                    app_id: None,
+                });
+                if n == 2 {
+                    event.method = "DELETE".into();
+                    event.operations =
+                        vec!["Microsoft.Resources/subscriptions/resourceGroups/delete".into()];
+                    event.decision = Some("deny".into());
+                    event.rule = Some("no-rg-delete".into());
+                    event.status = 403;
+                    event.error_code = Some("AirlockPolicyDenied".into());
+                }
+                if n == 3 {
+                    event.masked_count = 2;
+                    event.masked_paths = vec!["$.keys[0].value".into(), "$.keys[1].value".into()];
+                    event.response_body =
+                        Some(r#"{"keys":[{"value":"***MASKED:0badf00d***"}]}"#.into());
+                }
+                head.link(event)
+            })
+            .collect();
+        store.append(&events[..3]).await.unwrap();
+        store.append(&events[3..]).await.unwrap();
+    });
+    let database = ["--database", db.to_str().unwrap()];
+    let run = |args: &[&str]| {
+        let output = airlock(&[args, &database[..]].concat());
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), stdout, stderr)
+    };
+
+    let (code, list, err) = run(&["sessions", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = list.lines().collect();
+    assert!(lines[0].starts_with("SESSION"), "{list}");
+    assert!(
+        lines[1].starts_with("sess-b") && lines[2].starts_with("sess-a"),
+        "{list}"
+    );
+    assert!(lines[2].contains("deploy-agent"), "{list}");
+
+    let (code, shown, err) = run(&["sessions", "show", "sess-a"]);
+    assert_eq!(code, Some(0), "{err}");
+    for expected in [
+        "session sess-a: deploy-agent (oid-1), 4 requests",
+        "#2  deploy-agent",
+        "DELETE /subscriptions/s/resourceGroups/rg-2 -> 403",
+        "operation  Microsoft.Resources/subscriptions/resourceGroups/delete",
+        "decision   deny by rule 'no-rg-delete' (AirlockPolicyDenied)",
+        "masked     2 values ($.keys[0].value, $.keys[1].value)",
+    ] {
+        assert!(shown.contains(expected), "lacks {expected:?}:\n{shown}");
+    }
+    let (code, _, err) = run(&["sessions", "show", "nope"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no session \"nope\""), "{err}");
+
+    let (code, har, err) = run(&["sessions", "export", "sess-a", "--har"]);
+    assert_eq!(code, Some(0), "{err}");
+    let har: serde_json::Value = serde_json::from_str(&har).unwrap();
+    assert_eq!(har["log"]["version"], "1.2");
+    assert_eq!(har["log"]["entries"].as_array().unwrap().len(), 4);
+    assert_eq!(har["log"]["entries"][1]["_airlock"]["rule"], "no-rg-delete");
+
+    let (code, jsonl, err) = run(&["audit", "export", "--since", "1h", "--format", "jsonl"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(jsonl.lines().count(), 6);
+    let first: airlock_recorder::ChainedEvent =
+        serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(first.seq, 1);
+
+    let (code, verified, err) = run(&["audit", "verify"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        verified.contains(": ok: 6 events checked (from genesis), head event 6"),
+        "{verified}"
+    );
+
+    // A signed checkpoint; the key file is created, private.
+    let key = dir.path().join("audit.key");
+    let (code, signed, err) = run(&[
+        "audit",
+        "checkpoint",
+        "--signing-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(signed.contains("checkpoint  event 6 hash "), "{signed}");
+    assert!(signed.contains("created signing key"), "{signed}");
+    let public = dir.path().join("audit.key.pub");
+    let (code, verified, err) = run(&["audit", "verify", "--public-key", public.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        verified.contains("checkpoints: 1 on the chain"),
+        "{verified}"
+    );
+
+    // Nothing is old enough to prune.
+    let (code, pruned, err) = run(&["audit", "prune", "--max-age", "90d"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(pruned, "nothing to prune\n");
+
+    // The database from the gateway's configuration.
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!("[store]\ndatabase = {:?}\n", db.to_str().unwrap()),
+    )
+    .unwrap();
+    let output = airlock(&["audit", "verify", "--config", config.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Someone turns the denial into an allow.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE audit_events SET doc = replace(doc, '\"decision\":\"deny\"', '\"decision\":\"allow\"') WHERE seq = 2",
+            [],
+        )
+        .unwrap();
+    let (code, verified, _) = run(&["audit", "verify"]);
+    assert_eq!(code, Some(1), "{verified}");
+    assert!(
+        verified.contains("TAMPERED at event 2: event 2 was edited"),
+        "{verified}"
+    );
+    assert!(verified.contains("1 event verified"), "{verified}");
+}

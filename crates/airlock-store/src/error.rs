@@ -74,6 +74,45 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A stored audit event does not read back as one (`airlock audit
+    /// verify` tells whether it was tampered with).
+    #[error(
+        "the database {}: audit event {seq} is stored in a form this Airlock cannot read: {reason}; \
+         run `airlock audit verify` to check the trail",
+        path.display()
+    )]
+    AuditCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// The event's place in the chain.
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A batch of audit events does not continue the stored chain.
+    #[error(
+        "the database {}: audit events {first}.. do not continue the stored chain, which ends at \
+         event {head}: {reason}; is another gateway writing its own chain into this file?",
+        path.display()
+    )]
+    NotConsecutive {
+        /// The file.
+        path: PathBuf,
+        /// The first event of the refused batch.
+        first: u64,
+        /// The last event stored.
+        head: u64,
+        /// What does not follow.
+        reason: String,
+    },
+    /// A checkpoint signing key could not be created, read or used.
+    #[error("the signing key {}: {reason}", path.display())]
+    SigningKey {
+        /// The key file.
+        path: PathBuf,
+        /// What went wrong, and what to do.
+        reason: String,
+    },
     /// The thread running the database work stopped (it panicked, or the
     /// runtime is shutting down).
     #[error("the database {} worker stopped: {reason}", path.display())]
@@ -83,6 +122,12 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+}
+
+impl From<StoreError> for airlock_recorder::SinkError {
+    fn from(error: StoreError) -> Self {
+        airlock_recorder::SinkError(error.to_string())
+    }
 }
 
 impl From<StoreError> for ApprovalError {

@@ -1,7 +1,9 @@
 //! Airlock's storage in one SQLite file: [`SqliteStore`] keeps approval
 //! requests (an [`ApprovalStore`](airlock_approval::ApprovalStore)), so a
 //! pending approval survives a restart and several gateway processes can
-//! share one file. (The audit trail will live in the same file.)
+//! share one file, and the tamper-evident audit trail (an
+//! [`AuditSink`](airlock_recorder::AuditSink); see [`audit`] for reading,
+//! verifying, pruning and signing it, and [`har`] for HAR export).
 //!
 //! SQLite is bundled: nothing needs installing.
 //!
@@ -23,7 +25,9 @@
 //! refused with a [`StoreError`] naming it.
 
 mod approvals;
+pub mod audit;
 mod error;
+pub mod har;
 mod sqlite;
 
 pub use error::StoreError;

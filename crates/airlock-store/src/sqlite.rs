@@ -33,6 +33,34 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX approvals_by_state ON approvals (state, created_at);
     CREATE INDEX approvals_by_fingerprint ON approvals (fingerprint, state);",
+    // 2: the audit trail. `seq` is the event's place in the hash chain;
+    // `doc` is the AuditEvent JSON exactly as serialized; the other columns
+    // are copies of its fields, for the indexes (`verify` checks they agree).
+    // Checkpoints: where pruning cut the chain ('pruned'), and signed heads
+    // ('signed').
+    "CREATE TABLE audit_events (
+        seq INTEGER PRIMARY KEY NOT NULL,
+        id TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        principal_id TEXT,
+        request_id TEXT,
+        status INTEGER NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX audit_events_by_session ON audit_events (session_id, seq);
+    CREATE INDEX audit_events_by_time ON audit_events (time_ms);
+    CREATE TABLE audit_checkpoints (
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('pruned', 'signed')),
+        signature TEXT,
+        public_key TEXT
+    );
+    CREATE INDEX audit_checkpoints_by_kind ON audit_checkpoints (kind, seq);",
 ];
 
 /// The schema version this build writes, and the newest it can read.
@@ -40,7 +68,7 @@ fn known_version() -> u32 {
     u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX)
 }
 
-/// Approvals (and, later, audit records) in one SQLite database file.
+/// Approvals and the audit trail in one SQLite database file.
 ///
 /// The file is in WAL mode, so readers never wait for a writer. Every change
 /// is one `BEGIN IMMEDIATE` transaction, so several handles on one file, in

@@ -1,12 +1,17 @@
-//! The admin listener: the approvers' API, behind the same token validation
-//! as the agents' listener (approvers present their own Entra tokens).
+//! The admin listener: the approvers' API and session replay, behind the
+//! same token validation as the agents' listener (approvers present their
+//! own Entra tokens).
+
+mod sessions;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use airlock_approval::ApprovalApi;
-use airlock_core::{AirlockBody, REQUEST_ID_HEADER};
+use airlock_core::{AirlockBody, Principal, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
 use airlock_policy::PolicyFile;
+use airlock_store::SqliteStore;
 use axum::Router;
 use axum::routing::get;
 use http::{HeaderName, Request, Response};
@@ -27,20 +32,27 @@ pub(crate) fn public_url(config: &Config) -> Result<String, StartError> {
         .to_owned())
 }
 
-/// `/healthz`, and `/api/approvals…` for principals the current policy names
-/// as approvers (re-read on every request, so a policy reload applies at once).
+/// `/healthz`, the replay page `/sessions/{id}`, and `/api/approvals…` and
+/// `/api/sessions…` for principals the current policy names as approvers
+/// (re-read on every request, so a policy reload applies at once).
 pub(crate) fn router(
     approvals: &Approvals,
+    database: &SqliteStore,
     policy: &PolicyFile,
     identity: IdentityLayer,
 ) -> Router {
-    let policy = policy.clone();
+    let approvers: sessions::Readers = {
+        let policy = policy.clone();
+        Arc::new(move |principal: &Principal| policy.current().is_approver(principal))
+    };
+    let is_approver = approvers.clone();
     let api = ApprovalApi::new(
         approvals.store.clone(),
         approvals.notifier.clone(),
-        move |principal| policy.current().is_approver(principal),
+        move |principal| is_approver(principal),
     )
-    .into_router();
+    .into_router()
+    .merge(sessions::api(database.clone(), approvers));
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let service = ServiceBuilder::new()
         .map_response(|response: Response<_>| response.map(airlock_core::boxed))
@@ -55,5 +67,6 @@ pub(crate) fn router(
         BoxCloneSyncService::new(service);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .merge(sessions::page())
         .fallback_service(service)
 }

@@ -2,25 +2,22 @@
 //! reach them.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{ConfigError, invalid};
 
-/// `[approval]`. Optional: by default approvals live in `airlock.db`
-/// (SQLite), async operations are polled every 5 s and due approvals are
+/// `[approval]`. Optional: by default approvals live in the database
+/// (`[store]`), async operations are polled every 5 s and due approvals are
 /// expired every 10 s.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalConfig {
-    /// `sqlite` (default; survives restarts) or `memory` (tests and demos).
+    /// `sqlite` (default: the `[store]` database; survives restarts) or
+    /// `memory` (tests and demos).
     #[serde(default)]
     pub store: StoreKind,
-    /// The SQLite database file (created on first start).
-    #[serde(default = "default_database")]
-    pub database: PathBuf,
     /// The `Retry-After` on the 202 answers of async approvals.
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: Duration,
@@ -45,16 +42,12 @@ impl Default for ApprovalConfig {
     fn default() -> Self {
         Self {
             store: StoreKind::default(),
-            database: default_database(),
             poll_interval: default_poll_interval(),
             sweep_interval: default_sweep_interval(),
         }
     }
 }
 
-fn default_database() -> PathBuf {
-    "airlock.db".into()
-}
 fn default_poll_interval() -> Duration {
     airlock_approval::DEFAULT_POLL_INTERVAL
 }
@@ -78,6 +71,28 @@ impl ApprovalConfig {
         }
         Ok(())
     }
+}
+
+/// `[store]`: the database approvals and the audit trail live in.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The SQLite file (created, with its directory's permissions, on first
+    /// start; WAL mode, so `airlock.db-wal` and `-shm` sit beside it).
+    #[serde(default = "default_database")]
+    pub database: std::path::PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            database: default_database(),
+        }
+    }
+}
+
+fn default_database() -> std::path::PathBuf {
+    "airlock.db".into()
 }
 
 /// `[admin]`: the approvers' listener (the approval API), separate from the

@@ -39,10 +39,12 @@ use serde::Deserialize;
 use crate::routing::{Endpoint, KeyVaultEndpoint, valid_vault_name};
 
 mod approval;
+mod audit;
 mod identity;
 mod masking;
 
-pub use approval::{AdminConfig, ApprovalConfig, StoreKind};
+pub use approval::{AdminConfig, ApprovalConfig, StoreConfig, StoreKind};
+pub use audit::AuditConfig;
 pub use identity::{GroupResolverKind, GroupsConfig, IdentityConfig, KeysFrom};
 pub use masking::{MASKING_KEY_ENV, MaskRuleConfig, MaskingConfig};
 
@@ -62,12 +64,18 @@ pub struct Config {
     /// Which secrets in Azure's answers are masked.
     #[serde(default)]
     pub masking: MaskingConfig,
-    /// Where approvals are kept.
+    /// The database approvals and the audit trail live in.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// How approvals wait and expire.
     #[serde(default)]
     pub approval: ApprovalConfig,
     /// Where approvers reach the approval API.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// How every request is recorded.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Where requests go, and with which credential.
     pub upstream: UpstreamConfig,
     /// Sizes and durations that bound each request.
@@ -343,6 +351,7 @@ impl Config {
         self.identity.validate(self.upstream.allow_insecure_http)?;
         self.masking.validate()?;
         self.approval.validate()?;
+        self.audit.validate()?;
         if self.policy.reload_interval.is_zero() {
             return Err(invalid(
                 "policy.reload_interval",

@@ -134,8 +134,10 @@ file = "{policy}"
 [masking]
 key_file = "{masking_key}"   # generated on first start
 
+[store]
+database = "{database}"          # approvals and the audit trail
+
 [approval]
-database = "{database}"
 poll_interval = "1s"         # the agent's SDK polls its approval every second
 
 [admin]

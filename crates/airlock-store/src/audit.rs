@@ -1,0 +1,338 @@
+//! The audit trail in SQLite: [`AuditSink`] for [`SqliteStore`], and what
+//! `airlock audit` and `airlock sessions` are built on: reading sessions and
+//! exports ([`read`]), verifying the chain ([`verify`]), retention
+//! ([`prune`]) and signed checkpoints ([`checkpoint`]).
+//!
+//! Table `audit_events` holds one row per event: `seq` (its place in the
+//! chain, the primary key), `prev_hash`, `hash`, `doc` (the
+//! [`AuditEvent`](airlock_recorder::AuditEvent) JSON exactly as serialized)
+//! and copies of a few fields for the indexes (`id`, `time_ms`,
+//! `session_id`, `principal_id`, `request_id`, `status`). Table
+//! `audit_checkpoints` remembers where pruning cut the chain and the heads
+//! that were signed.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use airlock_recorder::{AuditEvent, AuditSink, ChainHead, chain::EXAMPLE_EVENT};
+//! use airlock_store::SqliteStore;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = SqliteStore::open(dir.path().join("airlock.db")).await.unwrap();
+//! let event: AuditEvent = serde_json::from_str(EXAMPLE_EVENT).unwrap();
+//!
+//! let mut head = store.head().await.unwrap().unwrap_or_default();
+//! let batch = vec![head.link(event.clone()), head.link(event)];
+//! store.append(&batch).await.unwrap();
+//!
+//! let report = store.verify().await.unwrap();
+//! assert!(report.is_ok());
+//! assert_eq!((report.events_checked, report.head), (2, head));
+//! # });
+//! ```
+//!
+//! [`read`]: SqliteStore::sessions
+//! [`verify`]: SqliteStore::verify
+//! [`prune`]: SqliteStore::prune
+//! [`checkpoint`]: SqliteStore::checkpoint
+
+mod checkpoint;
+mod prune;
+mod read;
+mod verify;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use airlock_core::BoxFuture;
+use airlock_recorder::{AuditSink, ChainHead, ChainedEvent, SinkError};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior};
+
+use crate::{SqliteStore, StoreError};
+
+pub use checkpoint::{
+    CHECKPOINT_CONTEXT, Checkpoint, CheckpointKind, checkpoint_message, generate_signing_key,
+    load_or_generate_signing_key, load_signing_key, parse_public_key, public_key_hex,
+};
+pub use prune::Pruned;
+pub use read::{EventPages, SessionSummary};
+pub use verify::{AuditProblem, AuditVerification, TrustedCheckpoints};
+
+const INSERT: &str = "INSERT INTO audit_events
+    (seq, id, time_ms, session_id, principal_id, request_id, status, prev_hash, hash, doc)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// The columns [`StoredEvent::from_row`] reads, in its order.
+const SELECT_EVENTS: &str = "SELECT seq, id, time_ms, session_id, principal_id, request_id,
+    status, prev_hash, hash, doc FROM audit_events";
+
+/// How many events one read of a long walk (verify, export) takes.
+const PAGE: u32 = 1000;
+
+impl AuditSink for SqliteStore {
+    /// Stores the batch in one transaction, or refuses it (nothing stored)
+    /// when it does not continue the stored chain: its first event must
+    /// follow the stored head, and each the one before it.
+    fn append<'a>(&'a self, events: &'a [ChainedEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            if events.is_empty() {
+                return Ok(());
+            }
+            // Serialized here (the recorder's writer task, off the request
+            // path): the blocking thread only writes.
+            let rows = events
+                .iter()
+                .map(|chained| StoredEvent::new(chained, &self.db.path))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.db
+                .call(move |connection, path| append_rows(connection, path, &rows))
+                .await
+                .map_err(SinkError::from)
+        })
+    }
+
+    /// The last event stored; after pruning emptied the table, the last
+    /// event pruned; [`ChainHead::default`] for a new database.
+    fn head(&self) -> BoxFuture<'_, Result<Option<ChainHead>, SinkError>> {
+        Box::pin(async move {
+            let head = self
+                .db
+                .call(|connection, path| stored_head(connection, path))
+                .await?;
+            Ok(Some(head))
+        })
+    }
+}
+
+/// One `audit_events` row.
+#[derive(Clone, Debug)]
+pub(crate) struct StoredEvent {
+    pub(crate) seq: u64,
+    pub(crate) id: String,
+    pub(crate) time_ms: i64,
+    pub(crate) session_id: String,
+    pub(crate) principal_id: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) status: i64,
+    pub(crate) prev_hash: String,
+    pub(crate) hash: String,
+    pub(crate) doc: String,
+}
+
+impl StoredEvent {
+    /// The row for `chained`: its event serialized, the index columns copied.
+    fn new(chained: &ChainedEvent, path: &Path) -> Result<Self, StoreError> {
+        let event = &chained.event;
+        let doc = serde_json::to_string(event).map_err(|error| StoreError::AuditCorrupt {
+            path: path.to_path_buf(),
+            seq: chained.seq,
+            reason: error.to_string(),
+        })?;
+        Ok(Self {
+            seq: chained.seq,
+            id: event.id.clone(),
+            time_ms: millis(event.time),
+            session_id: event.session_id.clone(),
+            principal_id: event.principal.as_ref().map(|p| p.id.clone()),
+            request_id: event.request_id.clone(),
+            status: i64::from(event.status),
+            prev_hash: chained.prev_hash.clone(),
+            hash: chained.hash.clone(),
+            doc,
+        })
+    }
+
+    /// Reads a row of [`SELECT_EVENTS`].
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            seq: row.get(0)?,
+            id: row.get(1)?,
+            time_ms: row.get(2)?,
+            session_id: row.get(3)?,
+            principal_id: row.get(4)?,
+            request_id: row.get(5)?,
+            status: row.get(6)?,
+            prev_hash: row.get(7)?,
+            hash: row.get(8)?,
+            doc: row.get(9)?,
+        })
+    }
+
+    /// The chained event the row holds; a `doc` that is not an event is an error.
+    fn chained(self, path: &Path) -> Result<ChainedEvent, StoreError> {
+        let event = serde_json::from_str(&self.doc).map_err(|error| StoreError::AuditCorrupt {
+            path: path.to_path_buf(),
+            seq: self.seq,
+            reason: error.to_string(),
+        })?;
+        Ok(ChainedEvent {
+            seq: self.seq,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+            event,
+        })
+    }
+}
+
+/// Inserts `rows` after the stored head, all in one `BEGIN IMMEDIATE`
+/// transaction, or none if they do not continue the chain.
+fn append_rows(
+    connection: &mut Connection,
+    path: &Path,
+    rows: &[StoredEvent],
+) -> Result<(), StoreError> {
+    let transaction = begin(connection, path)?;
+    let head = stored_head(&transaction, path)?;
+    check_links(path, &head, rows)?;
+    {
+        let mut insert = transaction.prepare_cached(INSERT).map_err(sqlite(path))?;
+        for row in rows {
+            insert
+                .execute(rusqlite::params![
+                    row.seq,
+                    row.id,
+                    row.time_ms,
+                    row.session_id,
+                    row.principal_id,
+                    row.request_id,
+                    row.status,
+                    row.prev_hash,
+                    row.hash,
+                    row.doc,
+                ])
+                .map_err(sqlite(path))?;
+        }
+    }
+    transaction.commit().map_err(sqlite(path))
+}
+
+/// Refuses a batch whose events are not the next links after `head`.
+fn check_links(path: &Path, head: &ChainHead, rows: &[StoredEvent]) -> Result<(), StoreError> {
+    let mut previous = (head.seq, head.hash.as_str());
+    for row in rows {
+        let reason = if row.seq != previous.0 + 1 {
+            format!("event {} comes after event {}", row.seq, previous.0)
+        } else if row.prev_hash != previous.1 {
+            format!(
+                "event {} does not link to the hash of event {}",
+                row.seq, previous.0
+            )
+        } else {
+            previous = (row.seq, row.hash.as_str());
+            continue;
+        };
+        return Err(StoreError::NotConsecutive {
+            path: path.to_path_buf(),
+            first: rows.first().map_or(0, |row| row.seq),
+            head: head.seq,
+            reason,
+        });
+    }
+    Ok(())
+}
+
+/// The last event, else the last event pruned, else genesis.
+fn stored_head(connection: &Connection, path: &Path) -> Result<ChainHead, StoreError> {
+    let last = connection
+        .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut statement| statement.query_row([], chain_head).optional())
+        .map_err(sqlite(path))?;
+    match last {
+        Some(head) => Ok(head),
+        None => Ok(latest_pruned(connection, path)?.unwrap_or_default()),
+    }
+}
+
+/// Where the last pruning cut the chain: the last event it deleted.
+fn latest_pruned(connection: &Connection, path: &Path) -> Result<Option<ChainHead>, StoreError> {
+    connection
+        .prepare_cached(
+            "SELECT seq, hash FROM audit_checkpoints WHERE kind = 'pruned' ORDER BY seq DESC LIMIT 1",
+        )
+        .and_then(|mut statement| statement.query_row([], chain_head).optional())
+        .map_err(sqlite(path))
+}
+
+fn chain_head(row: &Row<'_>) -> rusqlite::Result<ChainHead> {
+    Ok(ChainHead {
+        seq: row.get(0)?,
+        hash: row.get(1)?,
+    })
+}
+
+/// Up to [`PAGE`] rows after `after`, in chain order.
+fn page_after(
+    transaction: &Transaction<'_>,
+    path: &Path,
+    after: u64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    transaction
+        .prepare_cached(&format!(
+            "{SELECT_EVENTS} WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        ))
+        .and_then(|mut statement| {
+            statement
+                .query_map(rusqlite::params![after, PAGE], StoredEvent::from_row)?
+                .collect()
+        })
+        .map_err(sqlite(path))
+}
+
+/// A connection of its own for a long read (verify, export), so the walk
+/// sees one snapshot of the file (WAL: writers carry on) and does not hold
+/// the shared connection.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite(path))?;
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .map_err(sqlite(path))?;
+    Ok(connection)
+}
+
+/// Runs `work` on a blocking thread, outside the shared connection.
+async fn blocking<T: Send + 'static>(
+    path: &Path,
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StoreError::Worker {
+            path: path.to_path_buf(),
+            reason: error.to_string(),
+        })?
+}
+
+fn begin<'c>(connection: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, StoreError> {
+    connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sqlite(path))
+}
+
+fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Milliseconds since the Unix epoch (negative before it).
+fn millis(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+/// The time `millis` came from (to the millisecond).
+fn from_millis(millis: i64) -> SystemTime {
+    let magnitude = Duration::from_millis(millis.unsigned_abs());
+    let time = if millis >= 0 {
+        UNIX_EPOCH.checked_add(magnitude)
+    } else {
+        UNIX_EPOCH.checked_sub(magnitude)
+    };
+    time.unwrap_or(UNIX_EPOCH)
+}

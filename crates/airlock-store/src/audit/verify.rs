@@ -1,0 +1,345 @@
+//! `verify`: the whole chain, walked in pages from genesis (or from where
+//! pruning cut it), with every checkpoint checked on the way.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use airlock_recorder::chain::{self, ChainBreak};
+use airlock_recorder::{AuditEvent, ChainHead, ChainedEvent};
+
+use super::checkpoint::{Checkpoint, CheckpointKind, stored_checkpoints};
+use super::{StoredEvent, blocking, latest_pruned, millis, open_reader, page_after, sqlite};
+use crate::{SqliteStore, StoreError};
+
+/// Checkpoints held outside the database (by whoever made them), to verify
+/// the database against: a chain rewritten wholesale, consistently from
+/// genesis, passes [`chain::verify`] but not these.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedCheckpoints {
+    /// The Ed25519 public key (32 bytes) every signed checkpoint must be
+    /// signed with. Without it, a stored checkpoint's signature is checked
+    /// with the key stored beside it, which proves only that it was not
+    /// edited since.
+    pub public_key: Option<Vec<u8>>,
+    /// Checkpoints the chain must pass through (their `seq` and `hash`;
+    /// a signature, when present, is checked too).
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// What [`SqliteStore::verify`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditVerification {
+    /// Where the walk began: genesis, or the last event pruning deleted.
+    pub start: ChainHead,
+    /// The last event that verified (`start` if none did).
+    pub head: ChainHead,
+    /// How many events verified.
+    pub events_checked: u64,
+    /// How many checkpoints were found on the chain with valid signatures.
+    pub checkpoints_checked: usize,
+    /// Checkpoints older than `start` (their events were pruned): their
+    /// signatures were checked, their place on the chain cannot be.
+    pub checkpoints_pruned: usize,
+    /// The first problem, in chain order; `None` when the trail is intact.
+    pub problem: Option<AuditProblem>,
+}
+
+impl AuditVerification {
+    /// Whether the trail is intact.
+    pub fn is_ok(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// Where and how the trail was tampered with.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditProblem {
+    /// The chain itself is broken: an event was edited, deleted, reordered
+    /// or replaced (an event whose stored JSON is not an event at all
+    /// counts as edited).
+    #[error(transparent)]
+    Break(#[from] ChainBreak),
+    /// A row's indexed columns disagree with its (intact) event: the row
+    /// was edited outside Airlock.
+    #[error("event {seq} was edited: its `{column}` column differs from its content")]
+    ColumnEdited {
+        /// Its position.
+        seq: u64,
+        /// The column.
+        column: &'static str,
+    },
+    /// A checkpoint names a hash the chain does not have at its place: the
+    /// chain was rewritten since the checkpoint was made.
+    #[error(
+        "the checkpoint at event {seq} is not on the chain (checkpoint hash {expected}, \
+         chain hash {found}): the chain was rewritten after it was made"
+    )]
+    CheckpointNotOnChain {
+        /// The checkpoint's position.
+        seq: u64,
+        /// The hash the checkpoint recorded.
+        expected: String,
+        /// The hash the chain has there.
+        found: String,
+    },
+    /// A checkpoint lies beyond the end of the chain: events were deleted
+    /// from its end.
+    #[error(
+        "the chain ends at event {head}, but a checkpoint was made at event {seq}: \
+         events were deleted from the end"
+    )]
+    CheckpointBeyondHead {
+        /// The checkpoint's position.
+        seq: u64,
+        /// Where the chain ends.
+        head: u64,
+    },
+    /// A signed checkpoint's signature does not verify.
+    #[error("the checkpoint at event {seq} has an invalid signature: it was forged or edited")]
+    BadSignature {
+        /// The checkpoint's position.
+        seq: u64,
+    },
+    /// A checkpoint was signed with another key than the trusted one.
+    #[error(
+        "the checkpoint at event {seq} was signed with key {found}, not the trusted key {trusted}"
+    )]
+    UntrustedKey {
+        /// The checkpoint's position.
+        seq: u64,
+        /// The key it names (hex).
+        found: String,
+        /// The trusted key (hex).
+        trusted: String,
+    },
+}
+
+impl AuditProblem {
+    /// The position in the chain the problem is at.
+    pub fn seq(&self) -> u64 {
+        match self {
+            AuditProblem::Break(ChainBreak::Edited { seq } | ChainBreak::Unlinked { seq }) => *seq,
+            AuditProblem::Break(ChainBreak::Gap { expected, .. }) => *expected,
+            AuditProblem::ColumnEdited { seq, .. }
+            | AuditProblem::CheckpointNotOnChain { seq, .. }
+            | AuditProblem::CheckpointBeyondHead { seq, .. }
+            | AuditProblem::BadSignature { seq }
+            | AuditProblem::UntrustedKey { seq, .. } => *seq,
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Verifies the whole trail against the checkpoints stored with it
+    /// (see [`verify_against`](Self::verify_against)).
+    pub async fn verify(&self) -> Result<AuditVerification, StoreError> {
+        self.verify_against(TrustedCheckpoints::default()).await
+    }
+
+    /// Walks the whole chain in order, in pages, from one snapshot of the
+    /// file: from genesis, or from the last `pruned` checkpoint. Each event
+    /// must continue the chain ([`chain::verify`]) and agree with its
+    /// indexed columns; every `signed` checkpoint stored, and every one in
+    /// `trusted`, must lie on the chain and carry a valid signature.
+    ///
+    /// Returns the first problem in chain order; an `Err` only when the
+    /// database cannot be read.
+    pub async fn verify_against(
+        &self,
+        trusted: TrustedCheckpoints,
+    ) -> Result<AuditVerification, StoreError> {
+        let path = self.db.path.clone();
+        let walking = path.clone();
+        blocking(&path, move || walk(&walking, &trusted)).await
+    }
+}
+
+/// The walk, on a blocking thread with a connection of its own.
+fn walk(path: &Path, trusted: &TrustedCheckpoints) -> Result<AuditVerification, StoreError> {
+    let mut connection = open_reader(path)?;
+    let snapshot = connection.transaction().map_err(sqlite(path))?;
+    let start = latest_pruned(&snapshot, path)?.unwrap_or_default();
+    let mut pending: BTreeMap<u64, Vec<Checkpoint>> = BTreeMap::new();
+    let stored = stored_checkpoints(&snapshot, path)?;
+    for checkpoint in stored
+        .into_iter()
+        .filter(|c| c.kind == CheckpointKind::Signed)
+        .chain(trusted.checkpoints.iter().cloned())
+    {
+        pending.entry(checkpoint.seq).or_default().push(checkpoint);
+    }
+    let key = trusted.public_key.as_deref();
+    let mut report = AuditVerification {
+        start: start.clone(),
+        head: start.clone(),
+        events_checked: 0,
+        checkpoints_checked: 0,
+        checkpoints_pruned: 0,
+        problem: None,
+    };
+
+    // Checkpoints at or before the start: at the start, its hash is known.
+    let later = pending.split_off(&(start.seq + 1));
+    for checkpoint in std::mem::replace(&mut pending, later)
+        .into_values()
+        .flatten()
+    {
+        let problem = if checkpoint.seq == start.seq {
+            check(&checkpoint, &start.hash, key)
+        } else {
+            report.checkpoints_pruned += 1;
+            check_signature(&checkpoint, key).err()
+        };
+        if let Some(problem) = problem {
+            report.problem = Some(problem);
+            return Ok(report);
+        }
+        report.checkpoints_checked += usize::from(checkpoint.seq == start.seq);
+    }
+
+    loop {
+        let page = page_after(&snapshot, path, report.head.seq)?;
+        let full = page.len() == super::PAGE as usize;
+        for row in page {
+            if let Err(problem) = verify_row(&mut report.head, row) {
+                report.problem = Some(problem);
+                return Ok(report);
+            }
+            report.events_checked += 1;
+            for checkpoint in pending.remove(&report.head.seq).into_iter().flatten() {
+                if let Some(problem) = check(&checkpoint, &report.head.hash, key) {
+                    report.problem = Some(problem);
+                    return Ok(report);
+                }
+                report.checkpoints_checked += 1;
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    // Whatever is left lies beyond the end.
+    if let Some((&seq, _)) = pending.iter().next() {
+        report.problem = Some(AuditProblem::CheckpointBeyondHead {
+            seq,
+            head: report.head.seq,
+        });
+    }
+    Ok(report)
+}
+
+/// Verifies one row after `head` and moves `head` to it.
+fn verify_row(head: &mut ChainHead, row: StoredEvent) -> Result<(), AuditProblem> {
+    let event: AuditEvent = match serde_json::from_str(&row.doc) {
+        Ok(event) => event,
+        // Not an event at all: its content cannot match its hash.
+        Err(_) if row.seq == head.seq + 1 => {
+            return Err(ChainBreak::Edited { seq: row.seq }.into());
+        }
+        Err(_) => {
+            return Err(ChainBreak::Gap {
+                expected: head.seq + 1,
+                found: row.seq,
+            }
+            .into());
+        }
+    };
+    let columns = Columns::of(&row);
+    let chained = ChainedEvent {
+        seq: row.seq,
+        prev_hash: row.prev_hash,
+        hash: row.hash,
+        event,
+    };
+    *head = chain::verify(head, [&chained])?;
+    columns.check(&chained)
+}
+
+/// The indexed columns of a row, to compare with its event.
+struct Columns {
+    id: String,
+    time_ms: i64,
+    session_id: String,
+    principal_id: Option<String>,
+    request_id: Option<String>,
+    status: i64,
+}
+
+impl Columns {
+    fn of(row: &StoredEvent) -> Self {
+        Self {
+            id: row.id.clone(),
+            time_ms: row.time_ms,
+            session_id: row.session_id.clone(),
+            principal_id: row.principal_id.clone(),
+            request_id: row.request_id.clone(),
+            status: row.status,
+        }
+    }
+
+    fn check(&self, chained: &ChainedEvent) -> Result<(), AuditProblem> {
+        let event = &chained.event;
+        let column = if self.id != event.id {
+            "id"
+        } else if self.time_ms != millis(event.time) {
+            "time_ms"
+        } else if self.session_id != event.session_id {
+            "session_id"
+        } else if self.principal_id.as_deref() != event.principal.as_ref().map(|p| p.id.as_str()) {
+            "principal_id"
+        } else if self.request_id != event.request_id {
+            "request_id"
+        } else if self.status != i64::from(event.status) {
+            "status"
+        } else {
+            return Ok(());
+        };
+        Err(AuditProblem::ColumnEdited {
+            seq: chained.seq,
+            column,
+        })
+    }
+}
+
+/// Checks that `checkpoint` names `chain_hash` and, if signed, its signature.
+fn check(checkpoint: &Checkpoint, chain_hash: &str, key: Option<&[u8]>) -> Option<AuditProblem> {
+    if checkpoint.hash != chain_hash {
+        return Some(AuditProblem::CheckpointNotOnChain {
+            seq: checkpoint.seq,
+            expected: checkpoint.hash.clone(),
+            found: chain_hash.to_owned(),
+        });
+    }
+    check_signature(checkpoint, key).err()
+}
+
+/// A signed checkpoint (or any carrying a signature) must verify, with the
+/// trusted key when there is one.
+fn check_signature(checkpoint: &Checkpoint, trusted: Option<&[u8]>) -> Result<(), AuditProblem> {
+    if checkpoint.kind != CheckpointKind::Signed && checkpoint.signature.is_none() {
+        return Ok(());
+    }
+    let seq = checkpoint.seq;
+    let stored_key = checkpoint
+        .public_key
+        .as_deref()
+        .and_then(|key| hex::decode(key).ok());
+    let key = match (trusted, stored_key) {
+        (Some(trusted), Some(stored)) if trusted != stored.as_slice() => {
+            return Err(AuditProblem::UntrustedKey {
+                seq,
+                found: hex::encode(stored),
+                trusted: hex::encode(trusted),
+            });
+        }
+        (Some(trusted), _) => trusted.to_vec(),
+        (None, Some(stored)) => stored,
+        (None, None) => return Err(AuditProblem::BadSignature { seq }),
+    };
+    if checkpoint.signature_verifies(&key) {
+        Ok(())
+    } else {
+        Err(AuditProblem::BadSignature { seq })
+    }
+}

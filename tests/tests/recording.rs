@@ -1,0 +1,436 @@
+//! Recording end to end: every request through a real gateway leaves exactly
+//! one event in its SQLite file, the chain verifies, nothing secret is kept,
+//! and a session replays on the admin page in a real (headless) Chromium.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use airlock_recorder::ChainedEvent;
+use airlock_sim::{AGENTS_GROUP, APPROVERS_GROUP, TokenSpec};
+use airlock_store::SqliteStore;
+use airlock_tests::{Harness, Options, UPSTREAM_TOKEN, rg_path};
+use http::{Method, StatusCode};
+use tokio::io::AsyncWriteExt;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn policy() -> String {
+    format!(
+        r#"
+[[rule]]
+name = "agents-read"
+effect = "allow"
+actions = ["*/read"]
+data_actions = ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]
+[rule.principals]
+groups = ["{AGENTS_GROUP}"]
+
+[[rule]]
+name = "list-keys-is-held"
+effect = "approve"
+actions = ["Microsoft.Storage/storageAccounts/listKeys/action"]
+[rule.approval]
+groups = ["{APPROVERS_GROUP}"]
+hold = "1s"
+
+[[rule]]
+name = "no-vm-delete"
+effect = "deny"
+actions = ["Microsoft.Compute/virtualMachines/delete"]
+reason = "not delegated"
+"#
+    )
+}
+
+async fn harness(policy: Option<String>) -> Harness {
+    Harness::start_with(Options {
+        policy,
+        ..Options::default()
+    })
+    .await
+}
+
+/// Every event in the harness's database, in chain order.
+async fn events(h: &Harness) -> Vec<ChainedEvent> {
+    let store = SqliteStore::open(h.dir.path().join("airlock.db"))
+        .await
+        .unwrap();
+    let mut pages = store.events_since(std::time::UNIX_EPOCH);
+    let mut all = Vec::new();
+    while let Some(page) = pages.next_page().await.unwrap() {
+        all.extend(page);
+    }
+    all
+}
+
+/// Waits until the database holds `count` events.
+async fn wait_for_events(h: &Harness, count: usize) -> Vec<ChainedEvent> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let all = events(h).await;
+        if all.len() >= count || Instant::now() > deadline {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn by_request_id(events: &[ChainedEvent]) -> HashMap<String, Vec<&ChainedEvent>> {
+    let mut map: HashMap<String, Vec<&ChainedEvent>> = HashMap::new();
+    for e in events {
+        map.entry(e.event.request_id.clone().unwrap_or_default())
+            .or_default()
+            .push(e);
+    }
+    map
+}
+
+#[tokio::test]
+async fn every_kind_of_request_is_recorded_exactly_once() {
+    let h = harness(Some(policy())).await;
+    let sub = airlock_sim::SUBSCRIPTION_ID;
+    let allowed = h
+        .agent
+        .get(&format!(
+            "/subscriptions/{sub}/resourcegroups?api-version=2021-04-01"
+        ))
+        .await
+        .unwrap();
+    let denied = h
+        .agent
+        .send(
+            Method::DELETE,
+            &format!(
+                "{}/providers/Microsoft.Compute/virtualMachines/vm1?api-version=2024-07-01",
+                rg_path()
+            ),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    let anonymous = h
+        .client(None)
+        .get(&format!(
+            "/subscriptions/{sub}/resourcegroups?api-version=2021-04-01"
+        ))
+        .await
+        .unwrap();
+    let held = h
+        .agent
+        .send(
+            Method::POST,
+            &format!(
+                "{}/providers/Microsoft.Storage/storageAccounts/{}/listKeys?api-version=2023-05-01",
+                rg_path(),
+                airlock_sim::STORAGE_ACCOUNT
+            ),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    let upstream_error = h
+        .agent
+        .get(&format!(
+            "{}/providers/Microsoft.Storage/storageAccounts/nosuchaccount?api-version=2023-05-01",
+            rg_path()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        [
+            allowed.status,
+            denied.status,
+            anonymous.status,
+            held.status,
+            upstream_error.status
+        ],
+        [
+            StatusCode::OK,
+            StatusCode::FORBIDDEN,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::FORBIDDEN,
+            StatusCode::NOT_FOUND
+        ]
+    );
+    // A client that goes away while Azure is still answering.
+    h.sim.set_response_delay(Duration::from_secs(2));
+    let mut stream = tokio::net::TcpStream::connect(h.gateway.local_addr())
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /subscriptions/{sub}/resourcegroups?api-version=2021-04-01 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+        h.agent_token
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+
+    let all = wait_for_events(&h, 6).await;
+    assert_eq!(
+        all.len(),
+        6,
+        "one event per request: {:#?}",
+        all.iter()
+            .map(|e| (&e.event.method, &e.event.path, e.event.status))
+            .collect::<Vec<_>>()
+    );
+    let ids = by_request_id(&all);
+    let one = |response: &airlock_gateway::demo::AgentResponse| {
+        let id = response.header("x-airlock-request-id").unwrap();
+        let found = &ids[id];
+        assert_eq!(
+            found.len(),
+            1,
+            "request {id} recorded {} times",
+            found.len()
+        );
+        found[0].event.clone()
+    };
+    let e = one(&allowed);
+    assert_eq!(
+        (e.status, e.decision.as_deref(), e.rule.as_deref()),
+        (200, Some("allow"), Some("agents-read"))
+    );
+    assert_eq!(
+        e.principal.as_ref().unwrap().id,
+        "00000000-0000-0000-0000-0000000000a1"
+    );
+    assert_eq!(e.upstream_status, Some(200));
+    assert!(
+        e.upstream_request_id.is_some(),
+        "Azure's request id is kept to join the Activity Log"
+    );
+    let e = one(&denied);
+    assert_eq!(
+        (e.status, e.decision.as_deref(), e.rule.as_deref()),
+        (403, Some("deny"), Some("no-vm-delete"))
+    );
+    assert_eq!(
+        e.operations,
+        vec!["Microsoft.Compute/virtualMachines/delete"]
+    );
+    assert_eq!(e.upstream_status, None, "nothing went upstream");
+    let e = one(&anonymous);
+    assert_eq!((e.status, e.principal.is_none()), (401, true));
+    assert_eq!(e.error_code.as_deref(), Some("AirlockUnauthenticated"));
+    let e = one(&held);
+    assert_eq!(e.decision.as_deref(), Some("requireApproval"));
+    assert_eq!(e.error_code.as_deref(), Some("AirlockApprovalPending"));
+    assert!(e.approval_id.is_some());
+    let e = one(&upstream_error);
+    assert_eq!((e.status, e.upstream_status), (404, Some(404)));
+    let gone: Vec<_> = all
+        .iter()
+        .filter(|e| e.event.outcome == airlock_recorder::Outcome::ClientGone)
+        .collect();
+    assert_eq!(gone.len(), 1, "the client that went away");
+    // One session for the agent's requests; the chain verifies.
+    let store = SqliteStore::open(h.dir.path().join("airlock.db"))
+        .await
+        .unwrap();
+    assert!(store.verify().await.unwrap().is_ok());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_token_or_secret_is_ever_stored() {
+    let h = harness(Some(policy())).await;
+    let secret = h.agent.get(&h.secret_url()).await.unwrap();
+    assert_eq!(secret.status, StatusCode::OK);
+    assert!(!String::from_utf8_lossy(&secret.body).contains(airlock_sim::SECRET_VALUE));
+    let _ = h
+        .agent
+        .get(&format!(
+            "{}/resources?api-version=2021-04-01&sig=c2VjcmV0LXNpZ25hdHVyZQ",
+            rg_path()
+        ))
+        .await
+        .unwrap();
+    h.client(Some("not-a-real.token.value"))
+        .get("/subscriptions?api-version=2022-12-01")
+        .await
+        .unwrap();
+    let all = wait_for_events(&h, 3).await;
+    assert_eq!(all.len(), 3);
+    drop(all);
+    let db = std::fs::read(h.dir.path().join("airlock.db")).unwrap();
+    let wal = std::fs::read(h.dir.path().join("airlock.db-wal")).unwrap_or_default();
+    let signature = h.agent_token.rsplit('.').next().unwrap();
+    for file in [&db, &wal] {
+        for needle in [
+            airlock_sim::SECRET_VALUE,
+            signature,
+            UPSTREAM_TOKEN,
+            "not-a-real.token.value",
+            "c2VjcmV0LXNpZ25hdHVyZQ",
+        ] {
+            assert!(
+                !file.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "'{needle}' reached the audit database"
+            );
+        }
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_soak_of_20000_requests_leaves_exactly_20000_verifiable_events() {
+    let h = harness(None).await;
+    let path = format!(
+        "/subscriptions/{}/resourcegroups?api-version=2021-04-01",
+        airlock_sim::SUBSCRIPTION_ID
+    );
+    let agent = Arc::new(h.agent.clone());
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..64)
+        .map(|_| {
+            let (agent, path, sent) = (agent.clone(), path.clone(), sent.clone());
+            tokio::spawn(async move {
+                while sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 20_000 {
+                    let answer = agent.get(&path).await.unwrap();
+                    assert_eq!(answer.status, StatusCode::OK);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let database = h.dir.path().join("airlock.db");
+    // Shutting down flushes whatever is still queued.
+    let Harness {
+        gateway,
+        sim,
+        issuer,
+        dir,
+        ..
+    } = h;
+    let stats = gateway.shutdown().await;
+    assert_eq!(stats.recorded, 20_000, "{stats:?}");
+    assert_eq!(stats.dropped, 0);
+    let store = SqliteStore::open(&database).await.unwrap();
+    let report = store.verify().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.events_checked, 20_000);
+    sim.shutdown().await;
+    issuer.shutdown().await;
+    drop(dir);
+}
+
+/// The replay page, rendered by headless Chromium (Debian's `chromium`,
+/// which `.ci/run` installs): the script fetches the session with the
+/// approver's token from the URL fragment and renders it as text.
+#[tokio::test]
+async fn a_session_replays_as_a_timeline_in_a_browser() {
+    let h = harness(Some(policy())).await;
+    let sub = airlock_sim::SUBSCRIPTION_ID;
+    // A display name that would be markup if the page inserted HTML.
+    let spec = TokenSpec::new(
+        "<img src=x onerror=alert(1)>",
+        "00000000-0000-0000-0000-0000000000e1",
+        airlock_core::PrincipalKind::User,
+        "00000000-0000-0000-0000-0000000000e2",
+    )
+    .groups([AGENTS_GROUP]);
+    let agent = h.client(Some(&h.issuer.mint(&spec)));
+    let session = [("x-airlock-session", "replay-1")];
+    agent
+        .send(
+            Method::GET,
+            &format!("/subscriptions/{sub}/resourcegroups?api-version=2021-04-01"),
+            &session,
+            None,
+        )
+        .await
+        .unwrap();
+    agent
+        .send(
+            Method::DELETE,
+            &format!(
+                "{}/providers/Microsoft.Compute/virtualMachines/vm1?api-version=2024-07-01",
+                rg_path()
+            ),
+            &session,
+            None,
+        )
+        .await
+        .unwrap();
+    let all = wait_for_events(&h, 2).await;
+    let session_id = all[0].event.session_id.clone();
+    assert_eq!(all[1].event.session_id, session_id);
+    assert!(session_id.ends_with("replay-1"), "{session_id}");
+
+    let url = format!(
+        "{}/sessions/{}#token={}",
+        h.gateway.admin_url(),
+        session_id,
+        h.issuer.mint(&TokenSpec::approver())
+    );
+    let dom = chromium_dump_dom(&url).await;
+    assert!(
+        dom.contains(r#"data-loaded="true""#),
+        "the page did not load the session:\n{dom}"
+    );
+    assert!(dom.contains("2 requests, 1 denied"), "{dom}");
+    assert!(dom.contains("deny (no-vm-delete)"), "{dom}");
+    assert!(
+        dom.contains("Microsoft.Compute/virtualMachines/delete"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "names are text, not markup:\n{dom}"
+    );
+    assert!(!dom.contains("<img src=\"x\""), "{dom}");
+
+    // Without a token, or as the agent, the page shows the refusal and no data.
+    let as_agent = format!(
+        "{}/sessions/{}#token={}",
+        h.gateway.admin_url(),
+        session_id,
+        h.agent_token
+    );
+    let dom = chromium_dump_dom(&as_agent).await;
+    assert!(dom.contains("AirlockNotAnAuditReader"), "{dom}");
+    assert!(!dom.contains("no-vm-delete"), "{dom}");
+    h.shutdown().await;
+}
+
+async fn chromium_dump_dom(url: &str) -> String {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("Chromium is needed for the page test: apt-get install chromium (.ci/run does)");
+    let profile = tempfile::tempdir().unwrap();
+    let url = url.to_owned();
+    let profile_arg = format!("--user-data-dir={}", profile.path().display());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--virtual-time-budget=10000",
+                &profile_arg,
+                "--dump-dom",
+                &url,
+            ])
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
