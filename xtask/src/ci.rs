@@ -25,6 +25,10 @@ const STEPS: &[Step] = &[
         run: clippy,
     },
     Step {
+        name: "test tools",
+        run: test_tools,
+    },
+    Step {
         name: "tests",
         run: tests,
     },
@@ -88,6 +92,38 @@ fn clippy(sh: &Shell) -> anyhow::Result<()> {
         "cargo clippy --workspace --all-targets --locked -- -D warnings"
     )
     .run()?;
+    Ok(())
+}
+
+/// The system tools end-to-end tests use: Chromium, for the session replay
+/// page (Debian's package, installed with apt-get when missing; as root, or
+/// through sudo).
+fn test_tools(sh: &Shell) -> anyhow::Result<()> {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .any(|path| std::path::Path::new(path).exists());
+    if !chromium {
+        println!(
+            "chromium is not installed: installing Debian's package with apt-get (about a minute)"
+        );
+        let root = cmd!(sh, "id -u").read().is_ok_and(|id| id.trim() == "0");
+        let (program, prefix): (&str, &[&str]) = if root {
+            ("apt-get", &[])
+        } else {
+            ("sudo", &["apt-get"])
+        };
+        let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
+        cmd!(sh, "{program} {prefix...} update -qq").run().context(
+            "apt-get update failed; install chromium by hand (apt-get install chromium)",
+        )?;
+        cmd!(
+            sh,
+            "{program} {prefix...} install -y -qq --no-install-recommends chromium"
+        )
+        .run()
+        .context("installing chromium failed; install it by hand (apt-get install chromium)")?;
+    }
+    cmd!(sh, "chromium --version").run()?;
     Ok(())
 }
 

@@ -344,7 +344,7 @@ fn public_key_file(signing_key: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn render_verification(path: &Path, report: &AuditVerification) -> String {
+pub(crate) fn render_verification(path: &Path, report: &AuditVerification) -> String {
     let mut out = String::new();
     let from = if report.start.seq == 0 {
         "from genesis".to_owned()
@@ -453,6 +453,55 @@ fn render_sessions(sessions: &[SessionSummary]) -> String {
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     out
+}
+
+/// One line per request: `#seq time principal METHOD path -> status decision …`.
+pub(crate) fn render_timeline_compact(id: &str, events: &[ChainedEvent]) -> String {
+    let mut out = format!("session {id}, {} requests\n", events.len());
+    for chained in events {
+        let e = &chained.event;
+        let decision = match (&e.decision, &e.rule) {
+            (Some(decision), Some(rule)) => format!("{decision} ({rule})"),
+            (Some(decision), None) => decision.clone(),
+            (None, _) => "-".to_owned(),
+        };
+        let mut extra = String::new();
+        if let Some(code) = &e.error_code {
+            let _ = write!(extra, " {code}");
+        }
+        if let Some(approval) = &e.approval_id {
+            let _ = write!(extra, " approval {}", &approval[..approval.len().min(8)]);
+        }
+        if e.masked_count > 0 {
+            let _ = write!(extra, " masked {}", e.masked_count);
+        }
+        let time = humantime::format_rfc3339_millis(e.time).to_string();
+        let _ = writeln!(
+            out,
+            "  #{:<3} {} {:<6} {} -> {} {decision}{extra}",
+            chained.seq,
+            time.get(11..23).unwrap_or(&time),
+            e.method,
+            short_path(&e.path),
+            e.status,
+        );
+    }
+    out
+}
+
+/// The path with the subscription and resource group abbreviated.
+fn short_path(path: &str) -> String {
+    let mut parts: Vec<&str> = path.split('/').collect();
+    for i in 0..parts.len() {
+        if i > 0
+            && (parts[i - 1].eq_ignore_ascii_case("subscriptions")
+                || parts[i - 1].eq_ignore_ascii_case("resourceGroups"))
+            && parts[i].len() > 12
+        {
+            parts[i] = "…";
+        }
+    }
+    parts.join("/")
 }
 
 fn render_timeline(id: &str, events: &[ChainedEvent]) -> String {

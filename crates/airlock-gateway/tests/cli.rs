@@ -60,6 +60,10 @@ fn the_demo_runs_every_step_successfully() {
         "the agent sees \"***MASKED:",
         "AirlockHostNotAllowed",
         "none with the agent's",
+        "The audit trail (airlock sessions list / audit verify)",
+        "events checked (from genesis)",
+        "The agent's session, as recorded:",
+        "-> 403 deny (no-vm-delete) AirlockPolicyDenied",
         "steps behaved as expected",
     ] {
         assert!(

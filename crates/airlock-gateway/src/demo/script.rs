@@ -18,6 +18,8 @@ use super::{AgentClient, AgentResponse, DemoEnvironment};
 pub(super) struct Report {
     header: String,
     steps: Vec<Step>,
+    /// Printed after the steps (the recorded session's timeline).
+    appendix: String,
 }
 
 #[derive(Debug)]
@@ -71,6 +73,9 @@ impl fmt::Display for Report {
                 step.what,
                 step.outcome
             )?;
+        }
+        if !self.appendix.is_empty() {
+            writeln!(f, "\nThe agent's session, as recorded:\n{}", self.appendix)?;
         }
         let failed = self.steps.iter().filter(|s| !s.passed).count();
         if failed == 0 {
@@ -201,7 +206,41 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
         ),
         !agent_token_leaked && !received.is_empty(),
     );
+    audit_step(env, &mut report).await?;
     Ok(report)
+}
+
+/// What the recorder kept: one event per request, in one hash chain, the
+/// agent's session replayable. Read from the database file while the
+/// gateway runs (a finished response's event is already stored).
+async fn audit_step(env: &DemoEnvironment, report: &mut Report) -> anyhow::Result<()> {
+    let database = env.dir.path().join("airlock.db");
+    let store = airlock_store::SqliteStore::open(&database).await?;
+    let verification = store.verify().await?;
+    let sessions = store.sessions(100).await?;
+    let agent = sessions
+        .iter()
+        .filter(|s| s.principal_name.as_deref() == Some("build-agent"))
+        .max_by_key(|s| s.events);
+    let timeline = match agent {
+        Some(session) => {
+            let events = store.session_events(&session.session_id).await?;
+            crate::audit_cli::render_timeline_compact(&session.session_id, &events)
+        }
+        None => String::new(),
+    };
+    report.step(
+        "The audit trail (airlock sessions list / audit verify)",
+        format!(
+            "{} events in {} sessions; {}",
+            verification.events_checked,
+            sessions.len(),
+            crate::audit_cli::render_verification(&database, &verification).trim_end()
+        ),
+        verification.is_ok() && agent.is_some(),
+    );
+    report.appendix = timeline;
+    Ok(())
 }
 
 /// A secret-bearing answer: 200, and the secret replaced by a masked token.

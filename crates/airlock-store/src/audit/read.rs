@@ -191,8 +191,9 @@ fn summary(connection: &Connection, path: &Path, id: String) -> Result<SessionSu
     let (first_ms, last_ms, events, denied): (i64, i64, u64, u64) = connection
         .prepare_cached(
             "SELECT MIN(time_ms), MAX(time_ms), COUNT(*),
-                 SUM(json_extract(doc, '$.decision') = 'deny'
-                     OR (status = 403 AND json_extract(doc, '$.errorCode') IS NOT NULL))
+                 SUM(CASE WHEN json_extract(doc, '$.decision') = 'deny'
+                     OR (status = 403 AND json_extract(doc, '$.errorCode') IS NOT NULL)
+                     THEN 1 ELSE 0 END)
              FROM audit_events WHERE session_id = ?1",
         )
         .and_then(|mut statement| {
