@@ -60,7 +60,7 @@ pub(crate) struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "sim,bare,gateway"
+        default_value = "sim,bare,gateway,gateway-unrecorded"
     )]
     targets: Vec<Target>,
     /// Use the release binaries already in the target directory instead of
@@ -78,8 +78,11 @@ enum Target {
     Sim,
     /// `bare-proxy` in front of the sim: the least any proxy must do.
     Bare,
-    /// The Airlock gateway in front of the sim.
+    /// The Airlock gateway in front of the sim, recording every request
+    /// (SQLite, fail-closed: no response finishes before its event is stored).
     Gateway,
+    /// The same gateway with `[audit] enabled = false`: the recorder's cost.
+    GatewayUnrecorded,
 }
 
 impl Target {
@@ -88,6 +91,7 @@ impl Target {
             Target::Sim => "airlock-sim (direct)",
             Target::Bare => "bare-proxy",
             Target::Gateway => "airlock gateway",
+            Target::GatewayUnrecorded => "gateway, no recording",
         }
     }
 }
@@ -98,7 +102,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     targets.dedup();
 
     let mut packages = vec!["-p", "airlock-sim", "-p", "airlock-tests"];
-    if targets.contains(&Target::Gateway) {
+    if targets.contains(&Target::Gateway) || targets.contains(&Target::GatewayUnrecorded) {
         packages.extend(["-p", "airlock-gateway"]);
     }
     if args.no_build {
@@ -133,8 +137,15 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                 start_bare_proxy(&mut children, &bin_dir, work_dir.path(), &sim_url)?,
                 client_authorization.clone(),
             ),
-            Target::Gateway => (
-                start_gateway(&mut children, &bin_dir, work_dir.path(), &sim_url, &issuer)?,
+            Target::Gateway | Target::GatewayUnrecorded => (
+                start_gateway(
+                    &mut children,
+                    &bin_dir,
+                    &work_dir.path().join(format!("{target:?}")),
+                    &sim_url,
+                    &issuer,
+                    target == Target::Gateway,
+                )?,
                 client_authorization.clone(),
             ),
         };
@@ -232,8 +243,12 @@ fn start_gateway(
     work_dir: &Path,
     sim_url: &str,
     issuer: &Issuer,
+    record: bool,
 ) -> anyhow::Result<String> {
+    std::fs::create_dir_all(work_dir)
+        .with_context(|| format!("cannot create {}", work_dir.display()))?;
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_loopback_port()?));
+    let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_loopback_port()?));
     let sim_port = sim_url
         .rsplit(':')
         .next()
@@ -256,6 +271,15 @@ file = "{policy}"
 [masking]
 key_file = "{masking_key}"
 
+[store]
+database = "{database}"
+
+[audit]
+enabled = {record}
+
+[admin]
+address = "{admin}"
+
 [upstream]
 arm_url = "{sim_url}"
 allow_insecure_http = true
@@ -272,6 +296,7 @@ token = "{UPSTREAM_TOKEN}"
         discovery = issuer.issuer,
         policy = policy_path.display(),
         masking_key = work_dir.join("masking.key").display(),
+        database = work_dir.join("airlock.db").display(),
     );
     let config_path = work_dir.join("airlock.toml");
     std::fs::write(&config_path, config)
@@ -343,14 +368,28 @@ fn print_report(results: &[(Target, LoadResult)]) {
             .find(|(target, _)| *target == wanted)
             .map(|(_, result)| result)
     };
-    if let (Some(bare), Some(gateway)) = (find(Target::Bare), find(Target::Gateway)) {
-        println!();
-        println!(
-            "gateway / bare: throughput {}, p50 {}, p99 {}",
-            ratio(gateway.requests_per_second, bare.requests_per_second),
-            ratio(gateway.p50_ms, bare.p50_ms),
-            ratio(gateway.p99_ms, bare.p99_ms)
-        );
+    println!();
+    for (numerator, denominator, label) in [
+        (Target::Gateway, Target::Bare, "gateway / bare"),
+        (
+            Target::GatewayUnrecorded,
+            Target::Bare,
+            "no recording / bare",
+        ),
+        (
+            Target::Gateway,
+            Target::GatewayUnrecorded,
+            "recording on / off",
+        ),
+    ] {
+        if let (Some(a), Some(b)) = (find(numerator), find(denominator)) {
+            println!(
+                "{label:<20} throughput {}, p50 {}, p99 {}",
+                ratio(a.requests_per_second, b.requests_per_second),
+                ratio(a.p50_ms, b.p50_ms),
+                ratio(a.p99_ms, b.p99_ms)
+            );
+        }
     }
 }
 

@@ -80,6 +80,11 @@ impl Gateway {
         let recorder = Recorder::start(Arc::new(database.clone()), recorder_config(&config))
             .await
             .map_err(|e| StartError::Audit(e.to_string()))?;
+        if !config.audit.enabled {
+            tracing::warn!(
+                "[audit] enabled = false: requests are NOT recorded; use this only for benchmarks"
+            );
+        }
         let approvals = approval::build(
             &config,
             &key,
@@ -90,7 +95,7 @@ impl Gateway {
         );
         let admin_app = admin::router(&approvals, &database, &policy, identity.clone());
         let layers = Layers {
-            recorder: recorder.layer(),
+            recorder: config.audit.enabled.then(|| recorder.layer()),
             identity,
             classify: classify::layer(&config, Routes::from_config(&config)?),
             policy: PolicyLayer::new(policy.clone()),

@@ -32,8 +32,9 @@ fn flatten(response: Response<Either<AirlockBody, AirlockBody>>) -> Response<Air
 /// The concern layers, built from configuration.
 #[derive(Debug)]
 pub struct Layers {
-    /// One audit event per request (503 when it cannot record, fail-closed).
-    pub recorder: RecorderLayer,
+    /// One audit event per request (503 when it cannot record, fail-closed);
+    /// `None` only when `[audit] enabled = false`.
+    pub recorder: Option<RecorderLayer>,
     /// Bearer token → `Principal` (401).
     pub identity: IdentityLayer,
     /// Request → `Operation` (400/403/413).
@@ -54,20 +55,16 @@ pub struct Layers {
 pub fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let limits = &config.limits;
-    let service = ServiceBuilder::new()
-        .map_response(|response: Response<_>| response.map(airlock_core::boxed))
-        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<axum::body::Body>| {
-            // The query can carry SAS signatures: only the path is logged.
-            let id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            // `principal` and `rule` are filled in by the identity and policy layers.
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, principal = tracing::field::Empty, rule = tracing::field::Empty)
-        }))
-        // Outside ARM-shaped errors, so it records the answers clients get.
-        .layer(layers.recorder)
-        .layer(ArmErrorsLayer::new(limits.request_timeout, limits.request_body_timeout, limits.max_request_body_bytes))
-        .layer(TimeoutLayer::with_status_code(http::StatusCode::GATEWAY_TIMEOUT, limits.request_timeout))
+    let core = ServiceBuilder::new()
+        .layer(ArmErrorsLayer::new(
+            limits.request_timeout,
+            limits.request_body_timeout,
+            limits.max_request_body_bytes,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            http::StatusCode::GATEWAY_TIMEOUT,
+            limits.request_timeout,
+        ))
         .layer(RequestBodyTimeoutLayer::new(limits.request_body_timeout))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
@@ -78,7 +75,7 @@ pub fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayServ
         .layer(layers.identity)
         .map_response(flatten)
         // The operations layer may send a stored request inward: from here
-        // on, requests carry Airlock's body type.
+        // on, requests carry Airlock's body type again.
         .map_request(|request: Request<_>| request.map(airlock_core::boxed))
         .layer(layers.approval.operations())
         .map_response(flatten)
@@ -90,5 +87,33 @@ pub fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayServ
         .map_response(flatten)
         .layer(layers.masking)
         .service(upstream);
+    // Boxed, so the recorder can be left out (`[audit] enabled = false`).
+    let core: Inner = BoxCloneSyncService::new(core);
+    // Outside ARM-shaped errors, so it records the answers clients get.
+    let recorded: Inner = match layers.recorder {
+        Some(recorder) => BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .map_response(|response: Response<_>| response.map(airlock_core::boxed))
+                .layer(recorder)
+                .map_request(|request: Request<_>| request.map(airlock_core::boxed))
+                .service(core),
+        ),
+        None => core,
+    };
+    let service = ServiceBuilder::new()
+        .map_response(|response: Response<_>| response.map(airlock_core::boxed))
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<axum::body::Body>| {
+            // The query can carry SAS signatures: only the path is logged.
+            let id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            // `principal` and `rule` are filled in by the identity and policy layers.
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, principal = tracing::field::Empty, rule = tracing::field::Empty)
+        }))
+        .map_request(|request: Request<axum::body::Body>| request.map(airlock_core::boxed))
+        .service(recorded);
     BoxCloneSyncService::new(service)
 }
+
+/// The stack below the trace layer, on Airlock's body type.
+type Inner = BoxCloneSyncService<Request<AirlockBody>, Response<AirlockBody>, Infallible>;

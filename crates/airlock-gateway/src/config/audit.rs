@@ -11,6 +11,10 @@ use super::{ConfigError, invalid};
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
+    /// Record at all. `false` (for benchmarks and throwaway set-ups only)
+    /// records nothing and says so loudly at start.
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// Refuse new requests (503 `AirlockAuditUnavailable`) when events
     /// cannot be written (sink down, queue full), and finish no response
     /// before its event is stored. `false`: keep serving, count and log the
@@ -32,6 +36,7 @@ pub struct AuditConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             fail_closed: true,
             queue_capacity: default_queue(),
             session_idle: default_session_idle(),
