@@ -5,23 +5,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use airlock_approval::{
     ApprovalApi, ApprovalEvent, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore,
-    Fingerprint, MemoryApprovalStore, RecordingNotifier, RequestedOperation, Requester,
+    MemoryApprovalStore, RecordingNotifier,
 };
-use airlock_core::{
-    ApprovalWait, Approvers, Operation, Plane, Principal, PrincipalKind, ResourceScope,
-};
+use airlock_core::{ApprovalWait, Approvers, Principal, PrincipalKind};
 use axum::body::Body;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
-
-const SCOPE: &str =
-    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa";
 
 fn principal(id: &str, groups: &[&str]) -> Principal {
     Principal::builder(id, PrincipalKind::User)
@@ -50,14 +44,6 @@ fn nina() -> Principal {
     principal("nina", &["netops"])
 }
 
-fn operation() -> Operation {
-    Operation::new(
-        "Microsoft.Storage/storageAccounts/write",
-        Plane::Management,
-        ResourceScope::new(SCOPE),
-    )
-}
-
 fn storage_approvers() -> Approvers {
     Approvers {
         groups: vec!["approvers".into()],
@@ -72,34 +58,21 @@ fn network_approvers() -> Approvers {
     }
 }
 
-/// Stores a pending approval asked for by `requester`.
+/// Stores a pending approval asked for by `requester` (the conformance
+/// suite's fixture, with these approvers and a justification).
 async fn pending(
     store: &MemoryApprovalStore,
     requester: &Principal,
     approvers: Approvers,
     min_approvals: u32,
 ) -> ApprovalRequest {
-    let now = SystemTime::now();
-    let request = ApprovalRequest {
-        id: ApprovalId::new(),
-        requester: Requester::from_principal(requester),
-        operation: RequestedOperation::from_operation(&operation()),
-        rule: "storage-needs-approval".into(),
-        approvers,
-        min_approvals,
-        justification_required: true,
-        justification: Some("rotate the account for the release".into()),
-        body_preview: None,
-        fingerprint: Fingerprint::compute(requester, &operation(), b"{}"),
-        wait: ApprovalWait::Hold,
-        created_at: now,
-        expires_at: now + Duration::from_secs(600),
-        grant_ttl: Duration::from_secs(600),
-        grant_expires_at: None,
-        decisions: Vec::new(),
-        state: ApprovalState::Pending,
-        execution: None,
-    };
+    let mut request = airlock_approval::conformance::pending_request(requester, ApprovalWait::Hold);
+    request.approvers = approvers;
+    request.min_approvals = min_approvals;
+    request.justification_required = true;
+    request.justification = Some("rotate the account for the release".into());
+    // Full precision, so the list's oldest-first order is the creation order.
+    request.created_at = std::time::SystemTime::now();
     store.create(request.clone(), None).await.unwrap();
     request
 }
