@@ -29,6 +29,7 @@ pub mod audit;
 mod error;
 pub mod har;
 mod sqlite;
+mod wal;
 
 pub use error::StoreError;
 pub use sqlite::SqliteStore;

@@ -9,10 +9,11 @@ use airlock_approval::StateWatchers;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::StoreError;
+use crate::wal::Checkpointer;
 
 /// How long a write waits for another connection's (another process's)
 /// transaction before it fails with "database is locked".
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, one migration per version: `MIGRATIONS[n]` takes a database
 /// from `PRAGMA user_version` `n` to `n + 1`. Append only; never edit one
@@ -144,6 +145,11 @@ impl SqliteStore {
 #[derive(Debug)]
 pub(crate) struct Database {
     pub(crate) path: PathBuf,
+    /// Checkpoints the WAL for `connection` (see [`crate::wal`]). Declared
+    /// first so it is dropped first: its thread stops and its connection
+    /// closes before the writer's, which, closing last, checkpoints the rest
+    /// and removes the WAL.
+    _checkpointer: Checkpointer,
     connection: Mutex<Connection>,
 }
 
@@ -183,8 +189,10 @@ impl Database {
             .map_err(failed)?;
         let mut connection = connection;
         migrate(&path, &mut connection)?;
+        let checkpointer = Checkpointer::start(&path, &mut connection)?;
         Ok(Self {
             path,
+            _checkpointer: checkpointer,
             connection: Mutex::new(connection),
         })
     }

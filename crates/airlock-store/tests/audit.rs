@@ -381,6 +381,53 @@ async fn events_since_reads_a_large_trail_in_pages_in_chain_order() {
     assert_eq!(none.next_page().await.unwrap(), None);
 }
 
+/// Appends do not checkpoint the WAL themselves (a background thread does):
+/// the database file still fills while the store is open, and closing it
+/// still checkpoints everything and removes the WAL.
+#[tokio::test]
+async fn the_wal_is_checkpointed_in_the_background_and_removed_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(&dir);
+    let store = SqliteStore::open(&path).await.unwrap();
+    let now = SystemTime::now();
+    let mut head = ChainHead::default();
+    // About 8 MiB of events: well past the 1000 pages that ask for a checkpoint.
+    let events: Vec<AuditEvent> = (0..4000)
+        .map(|n| {
+            let mut event = event(&format!("s{}", n / 100), now, n);
+            event.justification = Some("x".repeat(2000));
+            event
+        })
+        .collect();
+    for batch in link(&mut head, events).chunks(512) {
+        store.append(batch).await.unwrap();
+    }
+
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut waited = Duration::ZERO;
+    while size(&path) < 4 << 20 {
+        assert!(
+            waited < Duration::from_secs(30),
+            "nothing checkpointed: {} bytes",
+            size(&path)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+
+    drop(store);
+    let wal = dir.path().join("airlock.db-wal");
+    assert!(
+        !wal.exists(),
+        "the WAL is left behind: {} bytes",
+        size(&wal)
+    );
+    let count: i64 = raw(&path)
+        .query_row("SELECT COUNT(*) FROM audit_events", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(count, 4000);
+}
+
 /// Sessions over time, for retention: a (old), b (old, but still active
 /// recently), c (recent, starts while b runs), d (recent).
 async fn aged_trail() -> (TempDir, SqliteStore, ChainHead) {
