@@ -21,6 +21,7 @@ pub mod config;
 pub mod demo;
 mod error;
 pub mod explain;
+mod health;
 mod identity;
 pub mod masking;
 pub mod routing;

@@ -3,13 +3,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use airlock_core::{HttpClient, StaticTokenProvider, TokenProvider};
 use axum::Router;
-use axum::routing::get;
-use http::StatusCode;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -23,6 +20,7 @@ use airlock_policy::{PolicyFile, PolicyLayer};
 use airlock_recorder::{Recorder, RecorderConfig, RecorderStats};
 use airlock_store::SqliteStore;
 
+use crate::health::Health;
 use crate::routing::Routes;
 use crate::stack::Layers;
 use crate::upstream::{OutboundClient, Upstream};
@@ -93,7 +91,9 @@ impl Gateway {
             &public_url,
             &admin_url,
         );
-        let admin_app = admin::router(&approvals, &database, &policy, identity.clone());
+        let health = Health::new(recorder.monitor(), config.audit.enabled);
+        let admin_app = admin::router(&approvals, &database, &policy, identity.clone())
+            .merge(health.admin_routes());
         let layers = Layers {
             recorder: config.audit.enabled.then(|| recorder.layer()),
             identity,
@@ -103,8 +103,8 @@ impl Gateway {
             masking: masking::layer(&config.masking, masker),
         };
         let upstream = Upstream::new(&config, tokens)?;
-        let ready = Arc::new(AtomicBool::new(true));
-        let app = health_routes(Arc::clone(&ready))
+        let app = health
+            .probes()
             .fallback_service(stack::build(&config, layers, upstream));
         let (stop, stopped) = watch::channel(false);
         approval::spawn_sweeper(&approvals, config.approval.sweep_interval, stopped.clone());
@@ -129,7 +129,7 @@ impl Gateway {
             admin_url,
             policy,
             recorder,
-            ready,
+            health,
             stop,
             task,
         })
@@ -175,24 +175,6 @@ async fn bind(address: &mut SocketAddr) -> Result<TcpListener, StartError> {
         source,
     })?;
     Ok(listener)
-}
-
-pub(crate) fn health_routes(ready: Arc<AtomicBool>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready.load(Ordering::Acquire);
-                async move {
-                    if ready {
-                        (StatusCode::OK, "ready")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "draining")
-                    }
-                }
-            }),
-        )
 }
 
 async fn accept_loop(
@@ -279,7 +261,7 @@ pub struct RunningGateway {
     admin_url: String,
     policy: PolicyFile,
     recorder: Recorder,
-    ready: Arc<AtomicBool>,
+    health: Health,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -311,7 +293,7 @@ impl RunningGateway {
     /// Stops accepting, reports not-ready, waits for in-flight requests to
     /// finish, then writes every audit event still queued.
     pub async fn shutdown(self) -> RecorderStats {
-        self.ready.store(false, Ordering::Release);
+        self.health.drain();
         let _ = self.stop.send(true);
         let _ = self.task.await;
         self.recorder.shutdown().await

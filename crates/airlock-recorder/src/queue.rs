@@ -84,13 +84,30 @@ impl Queue {
         }
     }
 
+    /// Events waiting for the writer.
+    pub(crate) fn queued(&self) -> usize {
+        self.capacity() - self.sender.capacity()
+    }
+
+    /// How many events the queue holds at most.
+    pub(crate) fn capacity(&self) -> usize {
+        self.sender.max_capacity()
+    }
+
     /// Whether a new request may be served: always when fail-open, only
     /// while [`health`](Self::health) is good when fail-closed.
-    pub(crate) fn admit(&self) -> Result<(), RecorderError> {
-        if !self.config.fail_closed {
-            return Ok(());
+    pub(crate) fn admits(&self) -> Result<(), RecorderError> {
+        if self.config.fail_closed {
+            self.health()
+        } else {
+            Ok(())
         }
-        let health = self.health();
+    }
+
+    /// [`admits`](Self::admits), warning (at most once a second) when it
+    /// refuses.
+    pub(crate) fn admit(&self) -> Result<(), RecorderError> {
+        let health = self.admits();
         if let Err(problem) = &health
             && self.refusal_warning.ready()
         {

@@ -8,7 +8,10 @@ use tokio::task::JoinHandle;
 use crate::queue::Queue;
 use crate::sessions::Sessions;
 use crate::writer::Writer;
-use crate::{AuditSink, RecorderConfig, RecorderError, RecorderLayer, RecorderStats, SinkError};
+use crate::{
+    AuditSink, RecorderConfig, RecorderError, RecorderLayer, RecorderMonitor, RecorderStats,
+    SinkError,
+};
 
 /// Owns the one writer task that places events in sessions, chains them and
 /// appends them to an [`AuditSink`] in batches, fed through a bounded queue
@@ -87,13 +90,22 @@ impl Recorder {
         }
     }
 
-    /// What has been stored and lost so far.
-    pub fn stats(&self) -> RecorderStats {
-        self.queue.status.counters.snapshot()
+    /// A view of this recorder's counters and health that can outlive a
+    /// borrow of it (for `/metrics` and readiness handlers).
+    pub fn monitor(&self) -> RecorderMonitor {
+        RecorderMonitor {
+            queue: Arc::clone(&self.queue),
+        }
     }
 
-    /// Whether an event could be taken and stored now (for readiness
-    /// checks): the problem a fail-closed layer would refuse requests with.
+    /// What has been stored and lost so far.
+    pub fn stats(&self) -> RecorderStats {
+        self.monitor().stats()
+    }
+
+    /// Whether an event could be taken and stored now: the problem a
+    /// fail-closed layer would refuse requests with. See
+    /// [`RecorderMonitor::admits`] for readiness checks.
     ///
     /// # Errors
     ///

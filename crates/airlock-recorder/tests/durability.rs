@@ -107,6 +107,10 @@ async fn fail_closed_a_failing_sink_breaks_the_response_then_refuses_until_it_re
         "the audit sink is failing to store events"
     );
     assert_eq!(recorder.health(), Err(RecorderError::SinkFailing));
+    // What a readiness probe reports: fail-closed, this replica refuses.
+    let monitor = recorder.monitor();
+    assert!(monitor.fail_closed());
+    assert_eq!(monitor.admits(), Err(RecorderError::SinkFailing));
 
     let message = audit_unavailable(&gateway).await;
     assert_eq!(
@@ -152,6 +156,12 @@ async fn fail_open_a_failing_sink_never_stops_service_and_drops_are_counted() {
     }
     wait_until("5 events are dropped", || recorder.stats().dropped == 5).await;
     assert_eq!(recorder.stats().recorded, 0);
+    // Unhealthy, yet still serving: a readiness probe keeps it in rotation.
+    let monitor = recorder.monitor();
+    assert!(!monitor.fail_closed());
+    assert_eq!(monitor.health(), Err(RecorderError::SinkFailing));
+    assert_eq!(monitor.admits(), Ok(()));
+    assert_eq!(monitor.stats(), recorder.stats());
     assert!(sink.is_empty());
 
     sink.set_failing(false);
@@ -223,6 +233,9 @@ async fn fail_closed_a_full_queue_refuses_new_requests_and_serves_admitted_ones(
     .await;
     let message = audit_unavailable(&gateway).await;
     assert!(message.contains("the audit queue is full"), "{message}");
+    let monitor = recorder.monitor();
+    assert_eq!((monitor.queued(), monitor.capacity()), (1, 1));
+    assert_eq!(monitor.admits(), Err(RecorderError::QueueFull));
 
     for request in admitted {
         let (status, body) = request.await.unwrap();
@@ -235,6 +248,7 @@ async fn fail_closed_a_full_queue_refuses_new_requests_and_serves_admitted_ones(
         "the refused request was not served"
     );
     wait_until("the queue has room", || recorder.health().is_ok()).await;
+    assert_eq!(monitor.queued(), 0);
     let (status, _) = send(&gateway, get("/later")).await;
     assert_eq!(status, 200);
     let stats = recorder.shutdown().await;

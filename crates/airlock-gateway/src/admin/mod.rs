@@ -13,7 +13,6 @@ use airlock_identity::IdentityLayer;
 use airlock_policy::PolicyFile;
 use airlock_store::SqliteStore;
 use axum::Router;
-use axum::routing::get;
 use http::{HeaderName, Request, Response};
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
@@ -32,7 +31,7 @@ pub(crate) fn public_url(config: &Config) -> Result<String, StartError> {
         .to_owned())
 }
 
-/// `/healthz`, the replay page `/sessions/{id}`, and `/api/approvals…` and
+/// The replay page `/sessions/{id}`, and `/api/approvals…` and
 /// `/api/sessions…` for principals the current policy names as approvers
 /// (re-read on every request, so a policy reload applies at once).
 pub(crate) fn router(
@@ -66,7 +65,6 @@ pub(crate) fn router(
     let service: BoxCloneSyncService<Request<axum::body::Body>, Response<AirlockBody>, Infallible> =
         BoxCloneSyncService::new(service);
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
         .merge(sessions::page())
         .fallback_service(service)
 }

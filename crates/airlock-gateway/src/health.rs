@@ -1,0 +1,298 @@
+//! Probes and metrics. `/healthz` (the process answers) and `/readyz` (send
+//! it traffic) are on both listeners, unauthenticated; `/metrics`
+//! (Prometheus text format) is on the admin listener only, so agents cannot
+//! read the gateway's counters.
+//!
+//! `/readyz` answers 503 while the gateway drains for shutdown and, with
+//! `[audit] fail_closed = true`, while the recorder cannot record (its sink
+//! fails or its queue is full): that replica would refuse every request with
+//! `503 AirlockAuditUnavailable`, so a load balancer should route around it.
+//! Fail-open, an unhealthy recorder keeps the replica ready and shows in
+//! `airlock_audit_healthy` and `airlock_audit_events_dropped_total`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use airlock_recorder::RecorderMonitor;
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use http::{StatusCode, header};
+
+/// The media type of Prometheus' text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What the probes and `/metrics` report.
+#[derive(Clone, Debug)]
+pub(crate) struct Health {
+    draining: Arc<AtomicBool>,
+    audit: RecorderMonitor,
+    /// `[audit] enabled`: the recorder's layer is in the stack.
+    recording: bool,
+}
+
+impl Health {
+    pub(crate) fn new(audit: RecorderMonitor, recording: bool) -> Self {
+        Self {
+            draining: Arc::new(AtomicBool::new(false)),
+            audit,
+            recording,
+        }
+    }
+
+    /// From now on `/readyz` answers 503 (the gateway is shutting down).
+    pub(crate) fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether this replica should get traffic, and if not, why.
+    pub(crate) fn readiness(&self) -> Result<(), String> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err("draining".into());
+        }
+        if self.recording
+            && let Err(problem) = self.audit.admits()
+        {
+            return Err(format!("not recording: {problem}"));
+        }
+        Ok(())
+    }
+
+    /// `/healthz` and `/readyz`.
+    pub(crate) fn probes(&self) -> Router {
+        let health = self.clone();
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/readyz",
+                get(move || {
+                    let answer = match health.readiness() {
+                        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+                        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+                    };
+                    async move { answer }
+                }),
+            )
+    }
+
+    /// The probes and `/metrics`, for the admin listener.
+    pub(crate) fn admin_routes(&self) -> Router {
+        let health = self.clone();
+        self.probes().route(
+            "/metrics",
+            get(move || {
+                let text = health.metrics();
+                async move { ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response() }
+            }),
+        )
+    }
+
+    /// The metrics, in Prometheus' text exposition format.
+    pub(crate) fn metrics(&self) -> String {
+        let stats = self.audit.stats();
+        let gauge = |yes: bool| u64::from(yes);
+        let metrics: [(&str, &str, &str, u64); 8] = [
+            (
+                "airlock_ready",
+                "gauge",
+                "Whether this replica should get traffic (what /readyz answers).",
+                gauge(self.readiness().is_ok()),
+            ),
+            (
+                "airlock_audit_enabled",
+                "gauge",
+                "Whether requests are recorded ([audit] enabled).",
+                gauge(self.recording),
+            ),
+            (
+                "airlock_audit_healthy",
+                "gauge",
+                "Whether the recorder can take and store an event now.",
+                gauge(self.audit.health().is_ok()),
+            ),
+            (
+                "airlock_audit_events_recorded_total",
+                "counter",
+                "Audit events stored.",
+                stats.recorded,
+            ),
+            (
+                "airlock_audit_events_dropped_total",
+                "counter",
+                "Audit events lost: not queued (fail-open overload) or in a batch the sink failed to store.",
+                stats.dropped,
+            ),
+            (
+                "airlock_audit_batches_failed_total",
+                "counter",
+                "Batches the audit sink failed to store.",
+                stats.failed_batches,
+            ),
+            (
+                "airlock_audit_queue_events",
+                "gauge",
+                "Events waiting for the audit writer.",
+                self.audit.queued() as u64,
+            ),
+            (
+                "airlock_audit_queue_capacity",
+                "gauge",
+                "How many events the audit queue holds at most ([audit] queue_capacity).",
+                self.audit.capacity() as u64,
+            ),
+        ];
+        let mut text = String::new();
+        for (name, kind, help, value) in metrics {
+            // Writing to a String cannot fail.
+            let _ = write!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::HashMap;
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use airlock_core::full;
+    use airlock_recorder::{MemorySink, Recorder, RecorderConfig};
+    use http::{Request, Response};
+    use http_body_util::BodyExt;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    use super::*;
+
+    /// A recorder over a sink that fails, after one request went through it.
+    async fn failed_recorder(fail_closed: bool) -> Recorder {
+        let sink = Arc::new(MemorySink::new());
+        let config = RecorderConfig {
+            fail_closed,
+            ..RecorderConfig::default()
+        };
+        let recorder = Recorder::start(sink.clone(), config).await.unwrap();
+        sink.set_failing(true);
+        let service = ServiceBuilder::new()
+            .layer(recorder.layer())
+            .service(service_fn(|_: Request<_>| async {
+                Ok::<_, Infallible>(Response::new(full("served")))
+            }));
+        let request = Request::get("/subscriptions?api-version=2022-12-01")
+            .body(full(""))
+            .unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        let _ = response.into_body().collect().await;
+        let monitor = recorder.monitor();
+        for _ in 0..500 {
+            if monitor.stats().failed_batches > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        recorder
+    }
+
+    /// Parses the exposition text: every sample has HELP and TYPE lines.
+    fn samples(text: &str) -> HashMap<String, u64> {
+        let mut samples = HashMap::new();
+        let lines: Vec<&str> = text.lines().collect();
+        for chunk in lines.chunks(3) {
+            let [help, kind, sample] = chunk else {
+                panic!("not HELP, TYPE, sample: {chunk:?}");
+            };
+            let (name, value) = sample.split_once(' ').unwrap();
+            assert!(help.starts_with(&format!("# HELP {name} ")), "{help}");
+            assert!(
+                *kind == format!("# TYPE {name} gauge")
+                    || *kind == format!("# TYPE {name} counter"),
+                "{kind}"
+            );
+            assert!(
+                !name.ends_with("_total") || kind.ends_with("counter"),
+                "{name} is a counter"
+            );
+            samples.insert(name.to_owned(), value.parse().unwrap());
+        }
+        samples
+    }
+
+    async fn get(router: Router, path: &str) -> (StatusCode, Option<String>, String) {
+        let response = router
+            .oneshot(Request::get(path).body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let kind = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, kind, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn fail_closed_a_failing_sink_makes_the_replica_unready_and_shows_in_metrics() {
+        let recorder = failed_recorder(true).await;
+        let health = Health::new(recorder.monitor(), true);
+        let (status, _, body) = get(health.probes(), "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            body,
+            "not recording: the audit sink is failing to store events"
+        );
+
+        let (status, kind, text) = get(health.admin_routes(), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(kind.as_deref(), Some(PROMETHEUS_TEXT));
+        let samples = samples(&text);
+        assert_eq!(samples["airlock_ready"], 0);
+        assert_eq!(samples["airlock_audit_enabled"], 1);
+        assert_eq!(samples["airlock_audit_healthy"], 0);
+        assert_eq!(samples["airlock_audit_events_recorded_total"], 0);
+        assert_eq!(samples["airlock_audit_events_dropped_total"], 1);
+        assert_eq!(samples["airlock_audit_batches_failed_total"], 1);
+        assert_eq!(samples["airlock_audit_queue_events"], 0);
+        assert_eq!(samples["airlock_audit_queue_capacity"], 8192);
+        assert_eq!(samples.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn fail_open_a_failing_sink_keeps_the_replica_ready_and_counts_the_drops() {
+        let recorder = failed_recorder(false).await;
+        let health = Health::new(recorder.monitor(), true);
+        let (status, _, body) = get(health.probes(), "/readyz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ready"));
+        let samples = samples(&health.metrics());
+        assert_eq!(samples["airlock_ready"], 1);
+        assert_eq!(samples["airlock_audit_healthy"], 0);
+        assert_eq!(samples["airlock_audit_events_dropped_total"], 1);
+    }
+
+    #[tokio::test]
+    async fn recording_off_ignores_the_recorder_and_draining_is_unready() {
+        let recorder = failed_recorder(true).await;
+        let health = Health::new(recorder.monitor(), false);
+        assert_eq!(health.readiness(), Ok(()));
+        assert_eq!(samples(&health.metrics())["airlock_audit_enabled"], 0);
+
+        health.drain();
+        let (status, _, body) = get(health.probes(), "/readyz").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "draining")
+        );
+        let (status, _, body) = get(health.probes(), "/healthz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+        assert!(
+            get(health.probes(), "/metrics").await.0 == StatusCode::NOT_FOUND,
+            "/metrics is for the admin listener only"
+        );
+    }
+}
