@@ -245,7 +245,52 @@ async fn a_storage_account_create_waits_as_an_operation_and_is_created_once_appr
         .json();
     assert_eq!(shown["state"], "consumed");
     assert_eq!(shown["execution"]["status"], 202);
+
+    // The audit trail: the request answered 202 while it waited, and the
+    // poll that sent it, carrying the operation, its approvers and Azure's ids.
+    let events = audit_events(&h).await;
+    let asked: Vec<_> = events
+        .iter()
+        .filter(|e| e.path.contains("approvedacct") && e.method == "PUT")
+        .collect();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        (
+            asked[0].status,
+            asked[0].decision.as_deref(),
+            asked[0].upstream_status
+        ),
+        (202, Some("requireApproval"), None)
+    );
+    assert_eq!(asked[0].approval_id.as_deref(), Some(id.as_str()));
+    let sent: Vec<_> = events
+        .iter()
+        .filter(|e| e.upstream_status == Some(202) && e.approval_id.as_deref() == Some(&id))
+        .collect();
+    assert_eq!(sent.len(), 1, "exactly one event sends it");
+    let sent = sent[0];
+    assert_eq!(sent.path, format!("/airlock/operations/{id}"));
+    assert_eq!(sent.operations, ["Microsoft.Storage/storageAccounts/write"]);
+    assert_eq!(
+        sent.approvers,
+        [shown["decisions"][0]["approver"].as_str().unwrap()]
+    );
+    assert_eq!(sent.justification.as_deref(), Some(WHY.1));
+    assert!(sent.upstream_request_id.is_some());
     h.shutdown().await;
+}
+
+/// Every audit event in the harness's database, in chain order.
+async fn audit_events(h: &Harness) -> Vec<airlock_recorder::AuditEvent> {
+    let store = airlock_store::SqliteStore::open(h.dir.path().join("airlock.db"))
+        .await
+        .unwrap();
+    let mut pages = store.events_since(std::time::UNIX_EPOCH);
+    let mut all = Vec::new();
+    while let Some(page) = pages.next_page().await.unwrap() {
+        all.extend(page.into_iter().map(|chained| chained.event));
+    }
+    all
 }
 
 #[tokio::test]

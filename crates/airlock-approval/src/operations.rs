@@ -313,6 +313,12 @@ async fn execute(
     };
     let mut request = stored.into_request(host_of(poll)).map(full);
     request.extensions_mut().insert(principal.clone());
+    // The poll that sends the request records it: the layers below fill the
+    // poll's audit event with the operation sent, the approval and Azure's
+    // answer and request ids.
+    if let Some(draft) = poll.extensions.get::<AuditDraft>() {
+        request.extensions_mut().insert(draft.clone());
+    }
     request.extensions_mut().insert(ApprovedExecution {
         id: approval.id,
         fingerprint: approval.fingerprint,
