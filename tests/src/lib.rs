@@ -178,6 +178,20 @@ impl Harness {
         )
     }
 
+    /// Every audit event in the gateway's database so far, in chain order
+    /// (read from the file, as `airlock audit export` does).
+    pub async fn audit_trail(&self) -> Vec<airlock_recorder::ChainedEvent> {
+        let store = airlock_store::SqliteStore::open(self.dir.path().join("airlock.db"))
+            .await
+            .unwrap();
+        let mut pages = store.events_since(std::time::UNIX_EPOCH);
+        let mut all = Vec::new();
+        while let Some(page) = pages.next_page().await.unwrap() {
+            all.extend(page);
+        }
+        all
+    }
+
     /// Stops the gateway, the simulator and the issuer.
     pub async fn shutdown(self) {
         self.gateway.shutdown().await;

@@ -248,7 +248,8 @@ async fn a_storage_account_create_waits_as_an_operation_and_is_created_once_appr
 
     // The audit trail: the request answered 202 while it waited, and the
     // poll that sent it, carrying the operation, its approvers and Azure's ids.
-    let events = audit_events(&h).await;
+    let trail = h.audit_trail().await;
+    let events: Vec<_> = trail.iter().map(|chained| &chained.event).collect();
     let asked: Vec<_> = events
         .iter()
         .filter(|e| e.path.contains("approvedacct") && e.method == "PUT")
@@ -278,19 +279,6 @@ async fn a_storage_account_create_waits_as_an_operation_and_is_created_once_appr
     assert_eq!(sent.justification.as_deref(), Some(WHY.1));
     assert!(sent.upstream_request_id.is_some());
     h.shutdown().await;
-}
-
-/// Every audit event in the harness's database, in chain order.
-async fn audit_events(h: &Harness) -> Vec<airlock_recorder::AuditEvent> {
-    let store = airlock_store::SqliteStore::open(h.dir.path().join("airlock.db"))
-        .await
-        .unwrap();
-    let mut pages = store.events_since(std::time::UNIX_EPOCH);
-    let mut all = Vec::new();
-    while let Some(page) = pages.next_page().await.unwrap() {
-        all.extend(page.into_iter().map(|chained| chained.event));
-    }
-    all
 }
 
 #[tokio::test]

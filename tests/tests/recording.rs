@@ -53,24 +53,19 @@ async fn harness(policy: Option<String>) -> Harness {
     .await
 }
 
-/// Every event in the harness's database, in chain order.
-async fn events(h: &Harness) -> Vec<ChainedEvent> {
-    let store = SqliteStore::open(h.dir.path().join("airlock.db"))
-        .await
-        .unwrap();
-    let mut pages = store.events_since(std::time::UNIX_EPOCH);
-    let mut all = Vec::new();
-    while let Some(page) = pages.next_page().await.unwrap() {
-        all.extend(page);
-    }
-    all
+/// A request the test policy allows.
+fn list_resource_groups() -> String {
+    format!(
+        "/subscriptions/{}/resourcegroups?api-version=2021-04-01",
+        airlock_sim::SUBSCRIPTION_ID
+    )
 }
 
 /// Waits until the database holds `count` events.
 async fn wait_for_events(h: &Harness, count: usize) -> Vec<ChainedEvent> {
     let deadline = Instant::now() + WAIT;
     loop {
-        let all = events(h).await;
+        let all = h.audit_trail().await;
         if all.len() >= count || Instant::now() > deadline {
             return all;
         }
@@ -281,10 +276,7 @@ async fn no_token_or_secret_is_ever_stored() {
 #[tokio::test]
 async fn a_soak_of_20000_requests_leaves_exactly_20000_verifiable_events() {
     let h = harness(None).await;
-    let path = format!(
-        "/subscriptions/{}/resourcegroups?api-version=2021-04-01",
-        airlock_sim::SUBSCRIPTION_ID
-    );
+    let path = list_resource_groups();
     let agent = Arc::new(h.agent.clone());
     let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let workers: Vec<_> = (0..64)
@@ -351,10 +343,7 @@ async fn scrape(h: &Harness) -> HashMap<String, u64> {
 #[tokio::test]
 async fn recorder_metrics_are_scraped_from_the_admin_listener_only() {
     let h = harness(None).await;
-    let path = format!(
-        "/subscriptions/{}/resourcegroups?api-version=2021-04-01",
-        airlock_sim::SUBSCRIPTION_ID
-    );
+    let path = list_resource_groups();
     for _ in 0..3 {
         assert_eq!(h.agent.get(&path).await.unwrap().status, StatusCode::OK);
     }
