@@ -1,0 +1,158 @@
+//! The recorder's crash guarantee, on a real process: with
+//! `audit.fail_closed = true` (the default), a client that received a
+//! complete response can rely on its event being in the SQLite file, even if
+//! the gateway is killed (SIGKILL, no shutdown, no flush) a moment later.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use airlock_core::REQUEST_ID_HEADER;
+use airlock_gateway::demo::AgentClient;
+use airlock_sim::{DevIssuer, SimAzure, TokenSpec};
+use airlock_store::SqliteStore;
+use http::StatusCode;
+
+const UPSTREAM_TOKEN: &str = "crash-test-upstream-token";
+const ALLOW_ALL: &str = "[[rule]]\nname = \"allow-all\"\neffect = \"allow\"\nactions = [\"*\"]\ndata_actions = [\"*\"]\n";
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the gateway if the test fails before it does.
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_completed_response_survives_a_sigkill_of_the_gateway() {
+    let sim = SimAzure::builder()
+        .expected_token(UPSTREAM_TOKEN)
+        .start()
+        .await
+        .unwrap();
+    let issuer = DevIssuer::start(airlock_sim::TENANT_ID).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| dir.path().join(name);
+    std::fs::write(file("policy.toml"), ALLOW_ALL).unwrap();
+    let port = free_port();
+    let config = format!(
+        "[listen]\naddress = \"127.0.0.1:{port}\"\n\n[identity]\ntenants = [\"{tenant}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{discovery}\"\n\n[policy]\nfile = \"{policy}\"\n\n[masking]\nkey_file = \"{key}\"\n\n[store]\ndatabase = \"{database}\"\n\n[admin]\naddress = \"127.0.0.1:{admin}\"\n\n[upstream]\narm_url = \"{arm}\"\nallow_insecure_http = true\n\n[upstream.credential]\nkind = \"static\"\ntoken = \"{UPSTREAM_TOKEN}\"\n",
+        tenant = issuer.tenant_id(),
+        discovery = issuer.issuer(),
+        policy = file("policy.toml").display(),
+        key = file("masking.key").display(),
+        database = file("airlock.db").display(),
+        admin = free_port(),
+        arm = sim.arm_url(),
+    );
+    std::fs::write(file("airlock.toml"), config).unwrap();
+    let log = std::fs::File::create(file("airlock.log")).unwrap();
+    let mut gateway = Gateway(
+        Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["serve", "--config"])
+            .arg(file("airlock.toml"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let log_text = || std::fs::read_to_string(file("airlock.log")).unwrap_or_default();
+
+    let probe = AgentClient::new(&url, None).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(ready) = probe.get("/readyz").await
+            && ready.status == StatusCode::OK
+        {
+            break;
+        }
+        assert!(
+            gateway.0.try_wait().unwrap().is_none(),
+            "the gateway exited:\n{}",
+            log_text()
+        );
+        assert!(Instant::now() < deadline, "not ready:\n{}", log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Eight agents keep sending; each response read to its end is noted.
+    let agent = AgentClient::new(&url, None)
+        .unwrap()
+        .with_token(issuer.mint(&TokenSpec::agent()));
+    let path = format!(
+        "/subscriptions/{}/resourcegroups?api-version=2021-04-01",
+        airlock_sim::SUBSCRIPTION_ID
+    );
+    let completed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (agent, path, completed) = (agent.clone(), path.clone(), completed.clone());
+            tokio::spawn(async move {
+                // Ends with the first request the killed gateway fails.
+                while let Ok(answer) = agent.get(&path).await {
+                    assert_eq!(answer.status, StatusCode::OK);
+                    let id = answer.header(REQUEST_ID_HEADER).unwrap().to_owned();
+                    completed.lock().unwrap().push(id);
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while completed.lock().unwrap().len() < 300 {
+        assert!(Instant::now() < deadline, "too slow:\n{}", log_text());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // SIGKILL, mid-load: no drain, no flush, the WAL left as it is.
+    gateway.0.kill().unwrap();
+    gateway.0.wait().unwrap();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let completed = completed.lock().unwrap().clone();
+
+    let store = SqliteStore::open(file("airlock.db")).await.unwrap();
+    let report = store.verify().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    let mut pages = store.events_since(std::time::UNIX_EPOCH);
+    let mut stored: HashMap<String, usize> = HashMap::new();
+    while let Some(page) = pages.next_page().await.unwrap() {
+        for chained in page {
+            *stored
+                .entry(chained.event.request_id.unwrap_or_default())
+                .or_default() += 1;
+        }
+    }
+    let missing: Vec<_> = completed
+        .iter()
+        .filter(|id| stored.get(*id) != Some(&1))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} completed responses have no (or more than one) event: {:?}",
+        missing.len(),
+        completed.len(),
+        &missing[..missing.len().min(5)]
+    );
+    // Requests cut off by the kill may have events too (stored before the
+    // kill), never the other way round.
+    assert!(stored.len() >= completed.len());
+    sim.shutdown().await;
+    issuer.shutdown().await;
+}
