@@ -150,9 +150,6 @@ async fn every_completed_response_survives_a_sigkill_of_the_gateway() {
         completed.len(),
         &missing[..missing.len().min(5)]
     );
-    // Requests cut off by the kill may have events too (stored before the
-    // kill), never the other way round.
-    assert!(stored.len() >= completed.len());
     sim.shutdown().await;
     issuer.shutdown().await;
 }
