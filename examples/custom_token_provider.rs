@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use airlock_core::{AccessToken, BoxFuture, TokenError, TokenProvider};
-use airlock_gateway::demo::AgentClient;
+use airlock_demo::AgentClient;
 use airlock_gateway::{Config, Gateway};
 
 /// Reads the bearer token from a file each time it is asked.
@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "from-the-file\n")?;
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, airlock_gateway::demo::DEMO_POLICY)?;
+    std::fs::write(&policy, airlock_demo::DEMO_POLICY)?;
 
     let config = Config::parse(
         &format!(

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use airlock_core::REQUEST_ID_HEADER;
 use airlock_core::{StaticTokenProvider, TokenProvider};
-use airlock_gateway::demo::{AgentClient, AgentResponse};
-use airlock_gateway::tls::DevCertificates;
+use airlock_demo::DevCertificates;
+use airlock_demo::{AgentClient, AgentResponse};
 use airlock_gateway::{Config, Gateway, RunningGateway};
 use airlock_sim::{DevIssuer, IssuerHandle, SimAzure, SimHandle, TokenSpec};
 use http::StatusCode;

@@ -41,7 +41,7 @@ impl Write for Sink {
 
 /// The storage keys the simulated Azure really returns, asked directly.
 async fn real_storage_keys(h: &Harness, path: &str) -> Vec<String> {
-    let direct = airlock_gateway::demo::AgentClient::new(&h.sim.arm_url(), None)
+    let direct = airlock_demo::AgentClient::new(&h.sim.arm_url(), None)
         .unwrap()
         .with_token(UPSTREAM_TOKEN);
     let keys = direct

@@ -175,7 +175,7 @@ async fn every_kind_of_request_is_recorded_exactly_once() {
             .collect::<Vec<_>>()
     );
     let ids = by_request_id(&all);
-    let one = |response: &airlock_gateway::demo::AgentResponse| {
+    let one = |response: &airlock_demo::AgentResponse| {
         let id = response.header("x-airlock-request-id").unwrap();
         let found = &ids[id];
         assert_eq!(

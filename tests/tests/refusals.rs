@@ -231,7 +231,7 @@ async fn shutdown_drains_in_flight_requests() {
         "the in-flight request must complete"
     );
     // The listener is gone.
-    let after = airlock_gateway::demo::AgentClient::new(&url, None)
+    let after = airlock_demo::AgentClient::new(&url, None)
         .unwrap()
         .get("/healthz")
         .await;

@@ -103,7 +103,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
 
     let mut packages = vec!["-p", "airlock-sim", "-p", "airlock-tests"];
     if targets.contains(&Target::Gateway) || targets.contains(&Target::GatewayUnrecorded) {
-        packages.extend(["-p", "airlock-gateway"]);
+        packages.extend(["-p", "airlock-cli"]);
     }
     if args.no_build {
         println!("--no-build: using the release binaries already built");

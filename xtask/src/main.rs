@@ -56,11 +56,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&sh, &args),
         Command::Fuzz(args) => fuzz::run(&sh, &args),
         Command::Demo { args } => {
-            cmd!(
-                sh,
-                "cargo run --release -p airlock-gateway -- demo {args...}"
-            )
-            .run()?;
+            cmd!(sh, "cargo run --release -p airlock-cli -- demo {args...}").run()?;
             Ok(())
         }
     }

@@ -74,6 +74,7 @@ pub mod rules;
 mod sealed;
 mod service;
 mod store;
+mod sweeper;
 mod watchers;
 
 pub use api::{ApprovalApi, DEFAULT_MAX_COMMENT_CHARS};
@@ -91,4 +92,5 @@ pub use operations::{APPROVAL_ID_HEADER, OPERATIONS_PATH, OperationsLayer, Opera
 pub use sealed::{RequestSealer, SealError, SealedRequest, StoredRequest};
 pub use service::{ApprovalService, JUSTIFICATION_HEADER};
 pub use store::{ApprovalStore, Grant};
+pub use sweeper::ExpirySweeper;
 pub use watchers::StateWatchers;

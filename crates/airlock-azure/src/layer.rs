@@ -23,8 +23,9 @@ pub type BodyErrorMap = Arc<dyn Fn(&BoxError) -> AirlockError + Send + Sync>;
 /// templates are limited to a few MiB).
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Names the operation of every request and puts it, with the body's
-/// [`BodyDigest`](crate::BodyDigest), in the request's extensions.
+/// Names the operation of every request and puts it, with the
+/// [`AzureEndpoint`] the request is for, in the request's extensions; the
+/// body goes on buffered.
 #[derive(Clone)]
 pub struct ClassifyLayer {
     pub(crate) shared: Arc<Shared>,

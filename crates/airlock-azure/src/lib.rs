@@ -4,14 +4,16 @@
 //! within a bound, its body) once, names the Azure RBAC operation it performs
 //! ([`Operation`](airlock_core::Operation): name, plane, scope, api-version,
 //! and the operations it carries as children) and puts it in the request's
-//! extensions, with the body's [`BodyDigest`]. Policy, approval and masking
-//! layers then read the extensions; none re-parses the request:
+//! extensions, with the [`AzureEndpoint`] it resolved; the body goes on
+//! buffered ([`AirlockBody::buffered`](airlock_core::AirlockBody::buffered)),
+//! so no later layer reads it again. Policy, approval and masking layers
+//! then read the extensions; none re-parses the request:
 //!
 //! ```
 //! use std::convert::Infallible;
 //! use std::sync::Arc;
 //!
-//! use airlock_azure::{AzureEndpoint, BodyDigest, ClassifyLayer};
+//! use airlock_azure::{AzureEndpoint, ClassifyLayer};
 //! use airlock_core::{AirlockBody, Operation, empty};
 //! use http::{Request, Response, StatusCode};
 //! use http_body_util::BodyExt;
@@ -24,7 +26,8 @@
 //!     })))
 //!     .service(service_fn(|request: Request<AirlockBody>| async move {
 //!         let op = request.extensions().get::<Operation>().unwrap();
-//!         assert!(request.extensions().get::<BodyDigest>().is_some());
+//!         assert_eq!(request.extensions().get::<AzureEndpoint>(), Some(&AzureEndpoint::Arm));
+//!         assert!(request.body().buffered().is_some());
 //!         Ok::<_, Infallible>(Response::new(format!("{} on {}", op.name(), op.scope())))
 //!     }));
 //!
@@ -78,7 +81,6 @@ mod arm_path;
 mod batch;
 mod classify;
 mod deployment;
-mod digest;
 mod endpoint;
 mod error;
 mod hygiene;
@@ -91,7 +93,6 @@ mod service;
 
 pub use batch::{ARM_HOSTS, BATCH_OPERATION};
 pub use classify::{ClassifyRequest, classify};
-pub use digest::BodyDigest;
 pub use endpoint::AzureEndpoint;
 pub use error::ClassifyError;
 pub use layer::{BodyErrorMap, ClassifyLayer, DEFAULT_MAX_BODY_BYTES, EndpointResolver};

@@ -15,14 +15,15 @@ use http_body_util::Either;
 use tower::Service;
 
 use crate::layer::Shared;
-use crate::{BodyDigest, ClassifyError, ClassifyRequest, classify};
+use crate::{ClassifyError, ClassifyRequest, classify};
 
 /// The classify middleware; see [`ClassifyLayer`](crate::ClassifyLayer).
 ///
 /// It reads the request body once, within the configured bound, and hands
 /// the inner service a `Request<AirlockBody>` holding the same bytes, with
-/// the [`Operation`](airlock_core::Operation) and [`BodyDigest`] in its
-/// extensions: no later layer reads the body again.
+/// the [`Operation`](airlock_core::Operation) and the resolved
+/// [`AzureEndpoint`](crate::AzureEndpoint) in its extensions: no later layer
+/// reads the body or resolves the host again.
 #[derive(Clone)]
 pub struct Classify<S> {
     pub(crate) inner: S,
@@ -95,7 +96,7 @@ where
             if let Some(draft) = parts.extensions.get::<AuditDraft>() {
                 draft.update(|record| record.operation = Some(operation.clone()));
             }
-            parts.extensions.insert(BodyDigest::of(&bytes));
+            parts.extensions.insert(endpoint);
             parts.extensions.insert(operation);
             // Boxed here so the future's `Send` is checked where it is made
             // (naming `S::Future` across the await trips a rustc limitation

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use airlock_azure::{AzureEndpoint, BodyDigest, ClassifyLayer, EndpointResolver};
+use airlock_azure::{AzureEndpoint, ClassifyLayer, EndpointResolver};
 use airlock_core::{AirlockBody, AirlockError, AuditDraft, Operation, Plane, full};
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
@@ -21,7 +21,8 @@ use tower::{Layer, ServiceExt, service_fn};
 #[derive(Debug, Default, Clone)]
 struct Seen {
     operation: Option<Operation>,
-    digest: Option<BodyDigest>,
+    endpoint: Option<AzureEndpoint>,
+    buffered: bool,
     body: Bytes,
 }
 
@@ -64,11 +65,13 @@ where
         let record = record.clone();
         async move {
             let operation = request.extensions().get::<Operation>().cloned();
-            let digest = request.extensions().get::<BodyDigest>().copied();
+            let endpoint = request.extensions().get::<AzureEndpoint>().cloned();
+            let buffered = request.body().buffered().is_some();
             let body = request.into_body().collect().await.unwrap().to_bytes();
             *record.lock().unwrap() = Some(Seen {
                 operation,
-                digest,
+                endpoint,
+                buffered,
                 body,
             });
             Ok::<_, Infallible>(Response::new(full("from the service")))
@@ -115,7 +118,8 @@ async fn the_service_sees_the_operation_the_digest_and_the_same_body() {
     assert_eq!(answer.body, "from the service");
     let seen = answer.seen.unwrap();
     assert_eq!(seen.body, body, "the body must reach the service unchanged");
-    assert_eq!(seen.digest, Some(BodyDigest::of(body.as_bytes())));
+    assert_eq!(seen.endpoint, Some(AzureEndpoint::Arm));
+    assert!(seen.buffered, "the body must go on buffered, read once");
     let op = seen.operation.unwrap();
     assert_eq!(op.name(), "Microsoft.Resources/deployments/write");
     assert_eq!(op.children().len(), 2);

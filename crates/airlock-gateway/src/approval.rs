@@ -1,13 +1,12 @@
-//! The approval layer, its store and its sweeper, built from `[approval]`.
+//! The approval layer, its store and its expiry sweeper, built from `[approval]`.
 
 use std::sync::Arc;
 
 use airlock_approval::{
-    ApprovalEvent, ApprovalLayer, ApprovalStore, LogNotifier, MemoryApprovalStore, Notifier,
+    ApprovalLayer, ApprovalStore, ExpirySweeper, LogNotifier, MemoryApprovalStore, Notifier,
     RequestSealer,
 };
 use airlock_masking::{DEFAULT_EXCERPT_BYTES, JsonMasker, TokenKey, request_excerpt};
-use tokio::sync::watch;
 
 use crate::config::{Config, StoreKind};
 
@@ -75,31 +74,11 @@ pub(crate) fn build(
     }
 }
 
-/// Expires due approvals every `sweep_interval` (erasing their stored
-/// requests) and tells the notifier, until `stopped` turns true.
-pub(crate) fn spawn_sweeper(
-    approvals: &Approvals,
-    interval: std::time::Duration,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let (store, notifier) = (approvals.store.clone(), approvals.notifier.clone());
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = stopped.changed() => break,
-            }
-            match store.expire_due().await {
-                Ok(expired) => {
-                    for approval in expired {
-                        tracing::info!(approval_id = %approval.id, "approval expired");
-                        notifier.notify(ApprovalEvent::Expired(approval));
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "expiring due approvals failed"),
-            }
-        }
-    });
+/// Expires due approvals every `interval` until the sweeper is dropped.
+pub(crate) fn spawn_sweeper(approvals: &Approvals, interval: std::time::Duration) -> ExpirySweeper {
+    ExpirySweeper::spawn(
+        approvals.store.clone(),
+        approvals.notifier.clone(),
+        interval,
+    )
 }

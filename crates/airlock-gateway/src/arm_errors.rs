@@ -10,11 +10,11 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 
-use crate::upstream::FromUpstream;
+use airlock_upstream::FromUpstream;
 
 /// Wraps a service so that its bare 408/413/504 answers become ARM-shaped errors.
 #[derive(Clone, Debug)]
-pub struct ArmErrorsLayer {
+pub(crate) struct ArmErrorsLayer {
     request_timeout: Duration,
     body_timeout: Duration,
     max_body: u64,
@@ -22,7 +22,7 @@ pub struct ArmErrorsLayer {
 
 impl ArmErrorsLayer {
     /// The values are only used to explain the error to the client.
-    pub fn new(request_timeout: Duration, body_timeout: Duration, max_body: u64) -> Self {
+    pub(crate) fn new(request_timeout: Duration, body_timeout: Duration, max_body: u64) -> Self {
         Self {
             request_timeout,
             body_timeout,
@@ -43,7 +43,7 @@ impl<S> tower::Layer<S> for ArmErrorsLayer {
 
 /// See [`ArmErrorsLayer`].
 #[derive(Clone, Debug)]
-pub struct ArmErrors<S> {
+pub(crate) struct ArmErrors<S> {
     inner: S,
     layer: ArmErrorsLayer,
 }

@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use airlock_azure::{AzureEndpoint, ClassifyLayer};
+use airlock_azure::ClassifyLayer;
+use airlock_upstream::{Routes, request_body_error};
 
 use crate::Config;
-use crate::routing::{Routes, Target};
-use crate::upstream::request_body_error;
 
 /// Builds the layer; bodies are read once, here, within `limits.max_request_body_bytes`.
 pub(crate) fn layer(config: &Config, routes: Routes) -> ClassifyLayer {
@@ -17,12 +16,7 @@ pub(crate) fn layer(config: &Config, routes: Routes) -> ClassifyLayer {
         config.limits.request_body_timeout,
     );
     ClassifyLayer::new(Arc::new(
-        move |uri: &http::Uri, headers: &http::HeaderMap| {
-            Ok(match routes.target(uri, headers)? {
-                Target::Arm => AzureEndpoint::Arm,
-                Target::KeyVault(vault) => AzureEndpoint::KeyVault { vault },
-            })
-        },
+        move |uri: &http::Uri, headers: &http::HeaderMap| routes.resolve(uri, headers),
     ))
     .max_body_bytes(config.limits.max_request_body_bytes)
     .map_body_error(Arc::new(move |error| {

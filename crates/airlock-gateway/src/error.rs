@@ -12,8 +12,8 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     /// The upstream client could not be built.
-    #[error(transparent)]
-    Client(#[from] crate::upstream::ClientError),
+    #[error("upstream.ca_file: {0}")]
+    Client(#[from] airlock_http::ClientError),
     /// The token validator could not start (typically: the identity provider
     /// could not be reached for its signing keys).
     #[error(

@@ -1,5 +1,6 @@
-//! The Airlock gateway: configuration, the middleware stack, the upstream
-//! client to Azure, and the `airlock` binary.
+//! The Airlock gateway: configuration, the middleware stack in front of
+//! [`airlock_upstream`], the listeners (agents' and admin), health and TLS.
+//! The `airlock` binary that runs it lives in `airlock-cli`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -13,24 +14,18 @@
 
 mod admin;
 mod approval;
-pub mod approvals_cli;
-pub mod arm_errors;
-pub mod audit_cli;
+mod arm_errors;
 mod classify;
 pub mod config;
-pub mod demo;
 mod error;
-pub mod explain;
 mod health;
 mod identity;
-pub mod masking;
-pub mod routing;
+mod masking;
 mod server;
-pub mod stack;
+mod stack;
 pub mod tls;
-pub mod upstream;
 
 pub use config::{Config, ConfigError};
 pub use error::StartError;
-pub use routing::Routes;
+pub use masking::default_rules;
 pub use server::{Gateway, RunningGateway};

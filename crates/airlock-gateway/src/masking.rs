@@ -1,11 +1,9 @@
 //! The masking layer, built from `[masking]` and the Azure default pack.
 
-use std::io::Write as _;
-use std::path::Path;
 use std::sync::Arc;
 
 use airlock_azure::SECRET_RESPONSES;
-use airlock_masking::{JsonMasker, MaskRule, MaskingLayer, TokenKey};
+use airlock_masking::{JsonMasker, KeyFileError, MaskRule, MaskingLayer, TokenKey};
 
 use crate::config::{MASKING_KEY_ENV, MaskingConfig};
 use crate::{ConfigError, StartError};
@@ -19,7 +17,7 @@ pub(crate) fn layer(config: &MaskingConfig, masker: Arc<JsonMasker>) -> MaskingL
 /// configured rules, under the deployment's token key.
 pub(crate) fn masker(config: &MaskingConfig, key: TokenKey) -> Result<Arc<JsonMasker>, StartError> {
     let mut rules = if config.default_pack {
-        default_rules().map_err(StartError::Masking)?
+        default_rules().map_err(|e| StartError::Masking(e.to_string()))?
     } else {
         Vec::new()
     };
@@ -51,7 +49,7 @@ pub(crate) fn masker(config: &MaskingConfig, key: TokenKey) -> Result<Arc<JsonMa
 /// # Errors
 ///
 /// Never for the shipped pack (a test checks it); the message names the entry.
-pub fn default_rules() -> Result<Vec<MaskRule>, String> {
+pub fn default_rules() -> Result<Vec<MaskRule>, airlock_masking::MaskError> {
     SECRET_RESPONSES
         .iter()
         .map(|entry| {
@@ -59,7 +57,7 @@ pub fn default_rules() -> Result<Vec<MaskRule>, String> {
                 entry.operations.iter().copied(),
                 entry.json_paths.iter().copied(),
             )
-            .map_err(|e| format!("the built-in rule for {}: {e}", entry.service))
+            .inspect_err(|e| tracing::error!(service = entry.service, %e, "a built-in masking rule is invalid"))
         })
         .collect()
 }
@@ -87,39 +85,26 @@ pub(crate) fn token_key(
         });
     }
     let path = &config.key_file;
-    match std::fs::read_to_string(path) {
-        Ok(text) => TokenKey::from_hex(text.trim()).map_err(|e| {
-            invalid(
-                format!("{}: {e}", path.display()),
-                "put 64 hex characters in the file, or delete it to have one generated",
-            )
-            .into()
-        }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let key = TokenKey::generate().map_err(|e| StartError::Masking(e.to_string()))?;
-            write_private(path, &key.to_hex()).map_err(|e| {
-                invalid(
-                    format!("cannot create {}: {e}", path.display()),
-                    "make its directory writable, or set AIRLOCK_MASKING_KEY",
-                )
-            })?;
-            tracing::info!(file = %path.display(), "generated a new masking key");
+    match TokenKey::load_or_create(path) {
+        Ok((key, created)) => {
+            if created {
+                tracing::info!(file = %path.display(), "generated a new masking key");
+            }
             Ok(key)
         }
-        Err(error) => Err(invalid(
-            format!("cannot read {}: {error}", path.display()),
-            "make it readable by the gateway",
+        Err(error @ KeyFileError::Invalid { .. }) => Err(invalid(
+            error.to_string(),
+            "put 64 hex characters in the file, or delete it to have one generated",
         )
         .into()),
+        Err(error @ KeyFileError::Read { .. }) => {
+            Err(invalid(error.to_string(), "make it readable by the gateway").into())
+        }
+        Err(error @ KeyFileError::Create { .. }) => Err(invalid(
+            error.to_string(),
+            "make its directory writable, or set AIRLOCK_MASKING_KEY",
+        )
+        .into()),
+        Err(error @ KeyFileError::Generate(_)) => Err(StartError::Masking(error.to_string())),
     }
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.write_all(b"\n")
 }

@@ -16,14 +16,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use airlock_approval::ExpirySweeper;
 use airlock_policy::{PolicyFile, PolicyLayer};
 use airlock_recorder::{Recorder, RecorderConfig, RecorderStats};
 use airlock_store::SqliteStore;
 
+use airlock_http::{ClientBuilder, HttpsClient, TrustRoots};
+use airlock_upstream::Upstream;
+
 use crate::health::Health;
-use crate::routing::Routes;
 use crate::stack::Layers;
-use crate::upstream::{OutboundClient, Upstream};
 use crate::{Config, StartError, admin, approval, classify, identity, masking, stack, tls};
 
 /// How long a client has to finish its TLS handshake.
@@ -37,7 +39,7 @@ impl Gateway {
     /// Binds the listener and serves with the token configured in `upstream.credential`.
     pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         let tokens: Arc<dyn TokenProvider> =
-            Arc::new(StaticTokenProvider::new(config.upstream_token()));
+            Arc::new(StaticTokenProvider::new(config.upstream.static_token()));
         Self::start_with(config, tokens).await
     }
 
@@ -68,7 +70,19 @@ impl Gateway {
         let policy = PolicyFile::load(&config.policy.file).map_err(StartError::Policy)?;
         policy.watch(config.policy.reload_interval);
         let admin_url = admin::public_url(&config)?;
-        let outbound: Arc<dyn HttpClient> = Arc::new(OutboundClient::from_config(&config)?);
+        // One pool for everything the gateway sends: Azure, and its own
+        // calls (discovery, JWKS, Graph) through the same trust store.
+        let client = ClientBuilder::new(
+            TrustRoots::system().with_optional_ca_file(config.upstream.ca_file.as_deref()),
+        )
+        .allow_http(config.upstream.allow_insecure_http)
+        .connect_timeout(config.upstream.connect_timeout)
+        .build()?;
+        let outbound: Arc<dyn HttpClient> = Arc::new(HttpsClient::new(
+            client.clone(),
+            config.upstream.read_timeout,
+        ));
+        let routes = config.routes()?;
         // Keys from the identity provider first: a start that fails there
         // leaves no key file or database behind.
         let identity = identity::layer(&config.identity, outbound, tokens.clone()).await?;
@@ -97,17 +111,26 @@ impl Gateway {
         let layers = Layers {
             recorder: config.audit.enabled.then(|| recorder.layer()),
             identity,
-            classify: classify::layer(&config, Routes::from_config(&config)?),
+            classify: classify::layer(&config, routes.clone()),
             policy: PolicyLayer::new(policy.clone()),
             approval: approvals.layer.clone(),
             masking: masking::layer(&config.masking, masker),
         };
-        let upstream = Upstream::new(&config, tokens)?;
+        if config.upstream.allow_insecure_http {
+            tracing::warn!(
+                "upstream.allow_insecure_http = true: the gateway's Azure token may travel over plain HTTP; use this only with a local test double"
+            );
+        }
+        let upstream = Upstream::new(routes, client, tokens)
+            .read_timeout(config.upstream.read_timeout)
+            .body_timeout(config.limits.request_body_timeout)
+            .max_request_body_bytes(config.limits.max_request_body_bytes)
+            .max_response_rewrite_bytes(config.limits.max_response_rewrite_bytes);
         let app = health
             .probes()
             .fallback_service(stack::build(&config, layers, upstream));
         let (stop, stopped) = watch::channel(false);
-        approval::spawn_sweeper(&approvals, config.approval.sweep_interval, stopped.clone());
+        let sweeper = approval::spawn_sweeper(&approvals, config.approval.sweep_interval);
         let drain_timeout = config.limits.request_timeout;
         let local_addr = config.listen.address;
         tracing::info!(%local_addr, %public_url, tls = tls.is_some(), "airlock gateway listening");
@@ -130,6 +153,7 @@ impl Gateway {
             policy,
             recorder,
             health,
+            sweeper,
             stop,
             task,
         })
@@ -262,6 +286,7 @@ pub struct RunningGateway {
     policy: PolicyFile,
     recorder: Recorder,
     health: Health,
+    sweeper: ExpirySweeper,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -296,6 +321,7 @@ impl RunningGateway {
         self.health.drain();
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        self.sweeper.stop();
         self.recorder.shutdown().await
     }
 }

@@ -19,10 +19,10 @@ use tower_http::trace::TraceLayer;
 
 use crate::Config;
 use crate::arm_errors::ArmErrorsLayer;
-use crate::upstream::Upstream;
+use airlock_upstream::Upstream;
 
 /// The service the listener runs for every request.
-pub type GatewayService =
+pub(crate) type GatewayService =
     BoxCloneSyncService<Request<axum::body::Body>, Response<AirlockBody>, Infallible>;
 
 fn flatten(response: Response<Either<AirlockBody, AirlockBody>>) -> Response<AirlockBody> {
@@ -31,20 +31,20 @@ fn flatten(response: Response<Either<AirlockBody, AirlockBody>>) -> Response<Air
 
 /// The concern layers, built from configuration.
 #[derive(Debug)]
-pub struct Layers {
+pub(crate) struct Layers {
     /// One audit event per request (503 when it cannot record, fail-closed);
     /// `None` only when `[audit] enabled = false`.
-    pub recorder: Option<RecorderLayer>,
+    pub(crate) recorder: Option<RecorderLayer>,
     /// Bearer token → `Principal` (401).
-    pub identity: IdentityLayer,
+    pub(crate) identity: IdentityLayer,
     /// Request → `Operation` (400/403/413).
-    pub classify: ClassifyLayer,
+    pub(crate) classify: ClassifyLayer,
     /// `Principal` + `Operation` → `Decision` (403).
-    pub policy: PolicyLayer,
+    pub(crate) policy: PolicyLayer,
     /// `RequireApproval` → held, or 202 and an operation to poll (403/428).
-    pub approval: ApprovalLayer,
+    pub(crate) approval: ApprovalLayer,
     /// Secrets in answers → masked tokens (502 when it cannot).
-    pub masking: MaskingLayer,
+    pub(crate) masking: MaskingLayer,
 }
 
 /// Stacks the layers in front of the upstream service:
@@ -52,7 +52,7 @@ pub struct Layers {
 /// timeout (408) → body limit (413) → identity (401) → approval operations
 /// (polls of `/airlock/operations/…`) → classify (400) → policy (403) →
 /// approval (held / 202) → masking (502) → upstream.
-pub fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
+pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let limits = &config.limits;
     let core = ServiceBuilder::new()

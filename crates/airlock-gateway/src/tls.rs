@@ -1,5 +1,4 @@
-//! TLS for the client-facing listener (rustls on aws-lc-rs), and development
-//! certificates for the demo and tests.
+//! TLS for the listeners (rustls on aws-lc-rs).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,9 +23,6 @@ pub enum TlsError {
     /// rustls refused the certificate and key.
     #[error("listen.tls: the certificate and key do not form a usable pair: {0}")]
     Pair(rustls::Error),
-    /// A development certificate could not be generated.
-    #[error("could not generate a development certificate: {0}")]
-    Generate(#[from] rcgen::Error),
 }
 
 /// The listener's rustls configuration: HTTP/2 and HTTP/1.1 by ALPN.
@@ -66,76 +62,31 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConf
     Ok(Arc::new(config))
 }
 
-/// A development CA and a server certificate it signed, all PEM.
-///
-/// Clients trust the gateway by trusting `ca_pem` (`curl --cacert ca.pem`,
-/// `REQUESTS_CA_BUNDLE`/`SSL_CERT_FILE` for the Azure CLI and Python SDKs,
-/// `NODE_EXTRA_CA_CERTS` for JavaScript).
-#[derive(Clone)]
-pub struct DevCertificates {
-    /// The CA certificate clients trust.
-    pub ca_pem: String,
-    /// The server certificate.
-    pub cert_pem: String,
-    /// The server's private key.
-    pub key_pem: String,
-}
-
-impl std::fmt::Debug for DevCertificates {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevCertificates").finish_non_exhaustive()
-    }
-}
-
-impl DevCertificates {
-    /// A CA and a certificate for `hosts` (and every `*.host`), valid for
-    /// loopback addresses too. Verifiers refuse wildcards directly under a
-    /// single-label name such as `*.localhost`, so name vault hosts
-    /// (`demo-vault.localhost`) explicitly.
-    pub fn generate(hosts: &[&str]) -> Result<Self, TlsError> {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-
-        let ca_key = KeyPair::generate()?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "Airlock development CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca_params.self_signed(&ca_key)?;
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-
-        let mut names: Vec<String> = Vec::new();
-        for host in hosts {
-            names.push((*host).to_owned());
-            names.push(format!("*.{host}"));
-        }
-        names.extend(["127.0.0.1".to_owned(), "::1".to_owned()]);
-        let server_key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(names)?;
-        params.distinguished_name.push(
-            DnType::CommonName,
-            hosts.first().copied().unwrap_or("localhost"),
-        );
-        let server_cert = params.signed_by(&server_key, &issuer)?;
-        Ok(Self {
-            ca_pem: ca_cert.pem(),
-            cert_pem: server_cert.pem(),
-            key_pem: server_key.serialize_pem(),
-        })
-    }
-
-    /// Writes `ca.pem`, `cert.pem` and `key.pem` into `dir`.
-    pub fn write_to(&self, dir: &Path) -> std::io::Result<()> {
-        std::fs::write(dir.join("ca.pem"), &self.ca_pem)?;
-        std::fs::write(dir.join("cert.pem"), &self.cert_pem)?;
-        std::fs::write(dir.join("key.pem"), &self.key_pem)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A self-signed certificate for `localhost`, written as `cert.pem` and `key.pem`.
+    struct DevCertificates {
+        cert_pem: String,
+        key_pem: String,
+    }
+
+    impl DevCertificates {
+        fn generate(hosts: &[&str]) -> Result<Self, rcgen::Error> {
+            let hosts: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
+            let certified = rcgen::generate_simple_self_signed(hosts)?;
+            Ok(Self {
+                cert_pem: certified.cert.pem(),
+                key_pem: certified.signing_key.serialize_pem(),
+            })
+        }
+
+        fn write_to(&self, dir: &Path) -> std::io::Result<()> {
+            std::fs::write(dir.join("cert.pem"), &self.cert_pem)?;
+            std::fs::write(dir.join("key.pem"), &self.key_pem)
+        }
+    }
 
     #[test]
     fn generated_certificates_load_into_a_listener_config() {

@@ -214,7 +214,7 @@ fn cases() -> Vec<Case> {
 #[test]
 fn every_default_pack_entry_masks_a_real_shaped_answer() {
     let masker = JsonMasker::builder(TokenKey::generate().unwrap())
-        .rules(airlock_gateway::masking::default_rules().unwrap())
+        .rules(airlock_gateway::default_rules().unwrap())
         .detectors(true)
         .build();
     let mut covered = std::collections::HashSet::new();
@@ -275,7 +275,7 @@ fn every_default_pack_entry_masks_a_real_shaped_answer() {
 #[test]
 fn ordinary_answers_are_not_rules_business() {
     let masker = JsonMasker::builder(TokenKey::generate().unwrap())
-        .rules(airlock_gateway::masking::default_rules().unwrap())
+        .rules(airlock_gateway::default_rules().unwrap())
         .build();
     let read = Operation::new(
         "Microsoft.Storage/storageAccounts/read",

@@ -62,3 +62,29 @@ pub use jwks::KeySource;
 pub use layer::IdentityLayer;
 pub use service::Identity;
 pub use validator::{ENTRA_ISSUERS, JwtValidator, JwtValidatorBuilder, TokenValidator};
+
+/// Airlock's HTTPS client (feature `https`, on by default), re-exported so
+/// an embedder needs no other crate to fetch keys over TLS.
+#[cfg(feature = "https")]
+pub use airlock_http as http;
+
+/// The default client for discovery, JWKS and Graph: the system's trust
+/// roots, `https://` only, 10 s to connect and 30 s per exchange. Pass your
+/// own to [`JwtValidatorBuilder::http_client`] for another trust store or
+/// a proxy.
+///
+/// # Errors
+///
+/// When the system has no trusted root certificates.
+#[cfg(feature = "https")]
+pub fn https_client()
+-> Result<std::sync::Arc<dyn airlock_core::HttpClient>, airlock_http::ClientError> {
+    use std::time::Duration;
+    let pooled = airlock_http::ClientBuilder::new(airlock_http::TrustRoots::system())
+        .connect_timeout(Duration::from_secs(10))
+        .build()?;
+    Ok(std::sync::Arc::new(airlock_http::HttpsClient::new(
+        pooled,
+        Duration::from_secs(30),
+    )))
+}

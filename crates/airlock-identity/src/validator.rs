@@ -335,7 +335,9 @@ impl JwtValidatorBuilder {
         self
     }
 
-    /// The client for discovery and JWKS requests (required unless the keys are static).
+    /// The client for discovery and JWKS requests. Without one, discovery
+    /// and JWKS URLs use [`https_client`](crate::https_client) (feature
+    /// `https`, on by default: system roots, `https://` only).
     #[must_use]
     pub fn http_client(mut self, client: Arc<dyn HttpClient>) -> Self {
         self.client = Some(client);
@@ -402,7 +404,17 @@ impl JwtValidatorBuilder {
         let Some(source) = &self.keys else {
             return invalid("no key source: use discovery, a JWKS URL or a static JWKS");
         };
-        let loaded = KeyStore::load(source, self.client.clone(), self.unknown_kid_interval).await?;
+        let client = match (&self.client, source) {
+            (Some(client), _) => Some(client.clone()),
+            (None, KeySource::Static(_)) => None,
+            #[cfg(feature = "https")]
+            (None, _) => {
+                Some(crate::https_client().map_err(|e| BuildError::Invalid(e.to_string()))?)
+            }
+            #[cfg(not(feature = "https"))]
+            (None, _) => None,
+        };
+        let loaded = KeyStore::load(source, client, self.unknown_kid_interval).await?;
         let templates: Vec<&str> = if self.issuers.is_empty() {
             ENTRA_ISSUERS.to_vec()
         } else {

@@ -141,7 +141,7 @@ impl Exchange<'_> {
         head: bool,
     ) -> Response<Either<ResBody, AirlockBody>>
     where
-        ResBody: Body<Data = Bytes>,
+        ResBody: Body<Data = Bytes> + 'static,
         ResBody::Error: Into<BoxError>,
     {
         let status = response.status();

@@ -38,6 +38,7 @@
 mod checkpoint;
 mod prune;
 mod read;
+pub mod text;
 mod verify;
 
 use std::path::Path;

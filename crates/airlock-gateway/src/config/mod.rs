@@ -36,7 +36,7 @@ use std::time::Duration;
 use http::Uri;
 use serde::Deserialize;
 
-use crate::routing::{Endpoint, KeyVaultEndpoint, valid_vault_name};
+use airlock_upstream::{Endpoint, GatewayHosts, InvalidConfig, Routes, UpstreamConfig};
 
 mod approval;
 mod audit;
@@ -48,8 +48,7 @@ pub use audit::AuditConfig;
 pub use identity::{GroupResolverKind, GroupsConfig, IdentityConfig, KeysFrom};
 pub use masking::{MASKING_KEY_ENV, MaskRuleConfig, MaskingConfig};
 
-/// The environment variable that overrides `upstream.credential.token`.
-pub const UPSTREAM_TOKEN_ENV: &str = "AIRLOCK_UPSTREAM_TOKEN";
+pub use airlock_upstream::UPSTREAM_TOKEN_ENV;
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Deserialize)]
@@ -127,83 +126,6 @@ pub struct TlsConfig {
     pub key_file: PathBuf,
 }
 
-/// `[upstream]`: the Azure endpoints Airlock forwards to, and nothing else.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    /// ARM base URL: public cloud by default; sovereign clouds, private
-    /// endpoints and test doubles by configuration.
-    #[serde(default = "default_arm_url")]
-    pub arm_url: String,
-    /// Audience of the gateway's token for ARM.
-    #[serde(default = "default_arm_audience")]
-    pub arm_audience: String,
-    /// Key Vault data plane.
-    #[serde(default)]
-    pub key_vault: KeyVaultConfig,
-    /// Extra CA certificates (PEM) to trust for upstream TLS, besides the system roots.
-    pub ca_file: Option<PathBuf>,
-    /// Allow `http://` upstreams. For tests and local doubles only; logged loudly.
-    #[serde(default)]
-    pub allow_insecure_http: bool,
-    /// Time to establish an upstream connection.
-    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// Time for Azure to answer with response headers.
-    #[serde(default = "default_read_timeout", with = "humantime_serde")]
-    pub read_timeout: Duration,
-    /// The gateway's own Azure credential.
-    pub credential: CredentialConfig,
-}
-
-/// `[upstream.key_vault]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyVaultConfig {
-    /// Vault URL template; `{vault}` is the vault name.
-    #[serde(default = "default_key_vault_endpoint")]
-    pub endpoint: String,
-    /// Audience of the gateway's token for Key Vault.
-    #[serde(default = "default_key_vault_audience")]
-    pub audience: String,
-    /// The vaults clients may reach. Empty: no Key Vault access.
-    #[serde(default)]
-    pub vaults: Vec<String>,
-}
-
-impl Default for KeyVaultConfig {
-    fn default() -> Self {
-        Self {
-            endpoint: default_key_vault_endpoint(),
-            audience: default_key_vault_audience(),
-            vaults: Vec::new(),
-        }
-    }
-}
-
-/// `[upstream.credential]`: how the gateway authenticates to Azure.
-#[derive(Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum CredentialConfig {
-    /// A fixed bearer token (development, simulated Azure).
-    Static {
-        /// The token; prefer the `AIRLOCK_UPSTREAM_TOKEN` environment variable.
-        #[serde(default)]
-        token: Option<String>,
-    },
-}
-
-impl std::fmt::Debug for CredentialConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CredentialConfig::Static { token } => f
-                .debug_struct("Static")
-                .field("token", &token.as_ref().map(|_| "<redacted>"))
-                .finish(),
-        }
-    }
-}
-
 /// `[limits]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -233,24 +155,6 @@ impl Default for LimitsConfig {
     }
 }
 
-fn default_arm_url() -> String {
-    "https://management.azure.com".into()
-}
-fn default_arm_audience() -> String {
-    "https://management.azure.com".into()
-}
-fn default_key_vault_endpoint() -> String {
-    "https://{vault}.vault.azure.net".into()
-}
-fn default_key_vault_audience() -> String {
-    "https://vault.azure.net".into()
-}
-fn default_connect_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-fn default_read_timeout() -> Duration {
-    Duration::from_secs(60)
-}
 fn default_request_timeout() -> Duration {
     Duration::from_secs(120)
 }
@@ -330,9 +234,7 @@ impl Config {
             origin: origin.to_owned(),
             message: e.to_string(),
         })?;
-        if let Some(token) = env(UPSTREAM_TOKEN_ENV).filter(|t| !t.is_empty()) {
-            config.upstream.credential = CredentialConfig::Static { token: Some(token) };
-        }
+        config.upstream.apply_env(env);
         config.validate()?;
         Ok(config)
     }
@@ -359,30 +261,8 @@ impl Config {
                 "give a duration such as \"2s\"",
             ));
         }
-        self.arm_endpoint()?;
-        self.key_vault_endpoint()?;
-        for vault in &self.upstream.key_vault.vaults {
-            if !valid_vault_name(vault) {
-                return Err(invalid(
-                    "upstream.key_vault.vaults",
-                    format!("'{vault}' is not a Key Vault name"),
-                    "use the vault's name (3-24 letters, digits and hyphens, starting with a letter), not its URL",
-                ));
-            }
-        }
-        let CredentialConfig::Static { token } = &self.upstream.credential;
-        if token.as_deref().is_none_or(str::is_empty) {
-            return Err(invalid(
-                "upstream.credential.token",
-                "no token is configured",
-                format!(
-                    "set {UPSTREAM_TOKEN_ENV} in the environment (preferred) or upstream.credential.token"
-                ),
-            ));
-        }
+        self.upstream.validate()?;
         for (key, value) in [
-            ("upstream.connect_timeout", self.upstream.connect_timeout),
-            ("upstream.read_timeout", self.upstream.read_timeout),
             ("limits.request_timeout", self.limits.request_timeout),
             (
                 "limits.request_body_timeout",
@@ -417,15 +297,6 @@ impl Config {
                     ));
                 }
             }
-        }
-        if let Some(ca) = &self.upstream.ca_file
-            && !ca.is_file()
-        {
-            return Err(invalid(
-                "upstream.ca_file",
-                format!("{} does not exist or is not a file", ca.display()),
-                "point it at a PEM file of CA certificates, or remove the key",
-            ));
         }
         Ok(())
     }
@@ -486,48 +357,34 @@ impl Config {
         }
     }
 
-    /// The ARM upstream, validated.
-    pub fn arm_endpoint(&self) -> Result<Endpoint, ConfigError> {
-        let endpoint = Endpoint::parse(&self.upstream.arm_url).map_err(|problem| {
+    /// The names the gateway answers to, for routing.
+    pub fn gateway_hosts(&self) -> Result<GatewayHosts, ConfigError> {
+        let public_url = self.public_url()?;
+        let public = Endpoint::parse(&public_url.to_string()).map_err(|problem| {
             invalid(
-                "upstream.arm_url",
-                problem,
-                "write the base URL only, e.g. https://management.azure.com",
+                "listen.public_url",
+                problem.to_string(),
+                "write it as https://host[:port]",
             )
         })?;
-        self.check_scheme("upstream.arm_url", endpoint.scheme())?;
-        Ok(endpoint)
+        Ok(GatewayHosts::new(public)
+            .extra_hosts(self.listen.extra_hosts.iter().cloned())
+            .listen_ip(self.listen.address.ip()))
     }
 
-    /// The Key Vault upstream template, validated.
-    pub fn key_vault_endpoint(&self) -> Result<KeyVaultEndpoint, ConfigError> {
-        let endpoint =
-            KeyVaultEndpoint::parse(&self.upstream.key_vault.endpoint).map_err(|problem| {
-                invalid(
-                    "upstream.key_vault.endpoint",
-                    problem,
-                    "write it as https://{vault}.vault.azure.net",
-                )
-            })?;
-        self.check_scheme("upstream.key_vault.endpoint", endpoint.scheme())?;
-        Ok(endpoint)
+    /// The routing table: `[upstream]` and the names the gateway answers to.
+    pub fn routes(&self) -> Result<Routes, ConfigError> {
+        Ok(Routes::new(&self.upstream, &self.gateway_hosts()?)?)
     }
+}
 
-    fn check_scheme(&self, key: &'static str, scheme: &str) -> Result<(), ConfigError> {
-        if scheme == "http" && !self.upstream.allow_insecure_http {
-            return Err(invalid(
-                key,
-                "plain http:// would send the gateway's Azure token unencrypted",
-                "use https://, or set upstream.allow_insecure_http = true for a local test double only",
-            ));
+impl From<InvalidConfig> for ConfigError {
+    fn from(error: InvalidConfig) -> Self {
+        ConfigError::Invalid {
+            key: error.key,
+            problem: error.problem,
+            fix: error.fix,
         }
-        Ok(())
-    }
-
-    /// The static upstream token (validated to be present).
-    pub fn upstream_token(&self) -> &str {
-        let CredentialConfig::Static { token } = &self.upstream.credential;
-        token.as_deref().unwrap_or_default()
     }
 }
 
@@ -554,7 +411,7 @@ mod tests {
         );
         assert_eq!(config.upstream.read_timeout, Duration::from_secs(60));
         assert_eq!(config.limits.max_request_body_bytes, 4 * 1024 * 1024);
-        assert_eq!(config.upstream_token(), "t");
+        assert_eq!(config.upstream.static_token(), "t");
     }
 
     #[test]
@@ -592,7 +449,7 @@ mod tests {
             (name == UPSTREAM_TOKEN_ENV).then(|| "from-env".to_owned())
         })
         .unwrap();
-        assert_eq!(from_env.upstream_token(), "from-env");
+        assert_eq!(from_env.upstream.static_token(), "from-env");
     }
 
     #[test]

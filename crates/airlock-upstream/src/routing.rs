@@ -20,8 +20,16 @@
 
 use std::collections::HashSet;
 
+use airlock_azure::AzureEndpoint;
 use airlock_core::AirlockError;
 use http::{HeaderMap, Uri, header::HOST, uri::Authority};
+
+use crate::{InvalidConfig, UpstreamConfig};
+
+/// Why a URL is not a usable upstream endpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EndpointError(String);
 
 /// An upstream base URL: scheme and authority, no path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,15 +41,25 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Parses `scheme://host[:port]` (a trailing `/` is allowed).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let uri: Uri = text.parse().map_err(|_| format!("'{text}' is not a URL"))?;
+    ///
+    /// # Errors
+    ///
+    /// Not an http(s) URL with a host, or one with a path or query.
+    pub fn parse(text: &str) -> Result<Self, EndpointError> {
+        let uri: Uri = text
+            .parse()
+            .map_err(|_| EndpointError(format!("'{text}' is not a URL")))?;
         let (Some(scheme @ ("http" | "https")), Some(authority)) =
             (uri.scheme_str(), uri.authority())
         else {
-            return Err(format!("'{text}' must be an http(s) URL with a host"));
+            return Err(EndpointError(format!(
+                "'{text}' must be an http(s) URL with a host"
+            )));
         };
         if !(uri.path() == "/" || uri.path().is_empty()) || uri.query().is_some() {
-            return Err(format!("'{text}' must not have a path or query"));
+            return Err(EndpointError(format!(
+                "'{text}' must not have a path or query"
+            )));
         }
         Ok(Self {
             scheme: scheme.to_owned(),
@@ -76,17 +94,21 @@ pub struct KeyVaultEndpoint {
 
 impl KeyVaultEndpoint {
     /// Parses a template such as `https://{vault}.vault.azure.net`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    ///
+    /// # Errors
+    ///
+    /// Not an http(s) URL whose host begins with `{vault}.`.
+    pub fn parse(text: &str) -> Result<Self, EndpointError> {
         let rest = text.strip_suffix('/').unwrap_or(text);
         let (scheme, rest) = rest
             .split_once("://")
-            .ok_or_else(|| format!("'{text}' is not a URL"))?;
+            .ok_or_else(|| EndpointError(format!("'{text}' is not a URL")))?;
         if !matches!(scheme, "http" | "https") {
-            return Err(format!("'{text}' must start with https://"));
+            return Err(EndpointError(format!("'{text}' must start with https://")));
         }
-        let host_port = rest
-            .strip_prefix("{vault}.")
-            .ok_or_else(|| format!("'{text}' must begin its host with {{vault}}."))?;
+        let host_port = rest.strip_prefix("{vault}.").ok_or_else(|| {
+            EndpointError(format!("'{text}' must begin its host with {{vault}}."))
+        })?;
         let endpoint = Endpoint::parse(&format!("{scheme}://{host_port}"))?;
         Ok(Self {
             scheme: endpoint.scheme,
@@ -122,13 +144,40 @@ pub fn valid_vault_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-/// Where a request goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// The ARM endpoint.
-    Arm,
-    /// One Key Vault, by name (lower case).
-    KeyVault(String),
+/// The names the gateway itself answers to: its public URL, extra host
+/// names, and the address it listens on (a loopback listener also answers to
+/// `localhost`, `127.0.0.1` and `[::1]`; a specific address to that address).
+#[derive(Clone, Debug)]
+pub struct GatewayHosts {
+    public: Endpoint,
+    extra_hosts: Vec<String>,
+    listen_ip: std::net::IpAddr,
+}
+
+impl GatewayHosts {
+    /// The gateway at `public` (`https://airlock.contoso.com`), listening on
+    /// every address.
+    pub fn new(public: Endpoint) -> Self {
+        Self {
+            public,
+            extra_hosts: Vec::new(),
+            listen_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
+        }
+    }
+
+    /// More names clients may use for ARM (`listen.extra_hosts`).
+    #[must_use]
+    pub fn extra_hosts(mut self, hosts: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.extra_hosts.extend(hosts.into_iter().map(Into::into));
+        self
+    }
+
+    /// The address the listener is bound to.
+    #[must_use]
+    pub fn listen_ip(mut self, ip: std::net::IpAddr) -> Self {
+        self.listen_ip = ip;
+        self
+    }
 }
 
 /// The gateway's routing table, built once from configuration.
@@ -144,26 +193,23 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// Builds the table from validated configuration.
-    pub fn from_config(config: &crate::Config) -> Result<Self, crate::ConfigError> {
-        let public_url = config.public_url()?;
-        let public = Endpoint::parse(&public_url.to_string()).map_err(|problem| {
-            crate::ConfigError::Invalid {
-                key: "listen.public_url",
-                problem,
-                fix: "write it as https://host[:port]".into(),
-            }
-        })?;
+    /// Builds the table from validated `[upstream]` configuration and the
+    /// names the gateway itself answers to.
+    ///
+    /// # Errors
+    ///
+    /// An unusable upstream URL (see [`UpstreamConfig::validate`]).
+    pub fn new(config: &UpstreamConfig, gateway: &GatewayHosts) -> Result<Self, InvalidConfig> {
+        let public = gateway.public.clone();
         let arm = config.arm_endpoint()?;
-        let mut arm_hosts: HashSet<String> = config
-            .listen
+        let mut arm_hosts: HashSet<String> = gateway
             .extra_hosts
             .iter()
             .map(|h| h.to_ascii_lowercase())
             .collect();
         arm_hosts.insert(public.host.clone());
         arm_hosts.insert(arm.host.clone());
-        let ip = config.listen.address.ip();
+        let ip = gateway.listen_ip;
         if ip.is_loopback() {
             arm_hosts.extend([
                 "localhost".to_owned(),
@@ -178,11 +224,10 @@ impl Routes {
         }
         Ok(Self {
             arm,
-            arm_audience: config.upstream.arm_audience.clone(),
+            arm_audience: config.arm_audience.clone(),
             key_vault: config.key_vault_endpoint()?,
-            key_vault_audience: config.upstream.key_vault.audience.clone(),
+            key_vault_audience: config.key_vault.audience.clone(),
             vaults: config
-                .upstream
                 .key_vault
                 .vaults
                 .iter()
@@ -194,26 +239,41 @@ impl Routes {
     }
 
     /// Decides the upstream for a request from its authority (HTTP/2, absolute form) or `Host`.
-    pub fn target(&self, uri: &Uri, headers: &HeaderMap) -> Result<Target, AirlockError> {
+    ///
+    /// # Errors
+    ///
+    /// [`AirlockError::HostNotAllowed`] for any host not in the table; a
+    /// 400 for a missing, repeated or malformed host.
+    pub fn resolve(&self, uri: &Uri, headers: &HeaderMap) -> Result<AzureEndpoint, AirlockError> {
         let host = request_host(uri, headers)?;
         if self.arm_hosts.contains(host.as_str()) {
-            return Ok(Target::Arm);
+            return Ok(AzureEndpoint::Arm);
         }
         let vault = host
             .strip_suffix(self.public.host.as_str())
             .and_then(|label| label.strip_suffix('.'))
             .or_else(|| self.key_vault.vault_of(&host));
         match vault {
-            Some(vault) if self.vaults.contains(vault) => Ok(Target::KeyVault(vault.to_owned())),
+            Some(vault) if self.vaults.contains(vault) => Ok(AzureEndpoint::KeyVault {
+                vault: vault.to_owned(),
+            }),
             _ => Err(AirlockError::HostNotAllowed { host }),
         }
     }
 
     /// The absolute upstream URI for a target and the client's path and query.
-    pub fn upstream_uri(&self, target: &Target, path_and_query: &str) -> Result<Uri, AirlockError> {
-        let base = match target {
-            Target::Arm => self.arm.base(),
-            Target::KeyVault(vault) => self.key_vault.vault_base(vault),
+    ///
+    /// # Errors
+    ///
+    /// A 400 when the path and query do not make a valid URI.
+    pub fn upstream_uri(
+        &self,
+        endpoint: &AzureEndpoint,
+        path_and_query: &str,
+    ) -> Result<Uri, AirlockError> {
+        let base = match endpoint {
+            AzureEndpoint::Arm => self.arm.base(),
+            AzureEndpoint::KeyVault { vault } => self.key_vault.vault_base(vault),
         };
         format!("{base}{path_and_query}")
             .parse()
@@ -224,10 +284,10 @@ impl Routes {
     }
 
     /// The audience of the gateway's token for a target.
-    pub fn audience(&self, target: &Target) -> &str {
-        match target {
-            Target::Arm => &self.arm_audience,
-            Target::KeyVault(_) => &self.key_vault_audience,
+    pub fn audience(&self, endpoint: &AzureEndpoint) -> &str {
+        match endpoint {
+            AzureEndpoint::Arm => &self.arm_audience,
+            AzureEndpoint::KeyVault { .. } => &self.key_vault_audience,
         }
     }
 
@@ -235,22 +295,14 @@ impl Routes {
     /// client's next call comes back through the gateway. Other URLs: `None`.
     ///
     /// ```
-    /// let config = airlock_gateway::Config::parse(r#"
-    ///     [listen]
-    ///     address = "127.0.0.1:8443"
-    ///     public_url = "https://airlock.example:8443"
-    ///     [identity]
-    ///     tenants = ["t1"]
-    ///     audiences = ["api://airlock"]
-    ///     [policy]
-    ///     file = "policy.toml"
-    ///     [upstream.key_vault]
-    ///     vaults = ["kv1"]
-    ///     [upstream.credential]
-    ///     kind = "static"
-    ///     token = "t"
-    /// "#, "doc", |_| None).unwrap();
-    /// let routes = airlock_gateway::Routes::from_config(&config).unwrap();
+    /// use airlock_upstream::{Endpoint, GatewayHosts, Routes, UpstreamConfig};
+    ///
+    /// let config: UpstreamConfig = toml::from_str(r#"
+    ///     key_vault.vaults = ["kv1"]
+    ///     credential = { kind = "static", token = "t" }
+    /// "#).unwrap();
+    /// let gateway = GatewayHosts::new(Endpoint::parse("https://airlock.example:8443").unwrap());
+    /// let routes = Routes::new(&config, &gateway).unwrap();
     /// assert_eq!(
     ///     routes.rewrite_url("https://management.azure.com/subscriptions/s/resourcegroups?api-version=1&$skiptoken=2").as_deref(),
     ///     Some("https://airlock.example:8443/subscriptions/s/resourcegroups?api-version=1&$skiptoken=2"),
@@ -325,51 +377,50 @@ mod tests {
     use http::HeaderValue;
 
     fn routes() -> Routes {
-        let config = crate::Config::parse(
+        let config: UpstreamConfig = toml::from_str(
             r#"
-            [listen]
-            address = "127.0.0.1:8443"
-            public_url = "https://localhost:8443"
-            [identity]
-            tenants = ["t1"]
-            audiences = ["api://airlock"]
-            [policy]
-            file = "policy.toml"
-            [upstream.key_vault]
-            vaults = ["demo-vault"]
-            [upstream.credential]
-            kind = "static"
-            token = "t"
+            key_vault.vaults = ["demo-vault"]
+            credential = { kind = "static", token = "t" }
             "#,
-            "test",
-            |_| None,
         )
         .unwrap();
-        Routes::from_config(&config).unwrap()
+        let gateway = GatewayHosts::new(Endpoint::parse("https://localhost:8443").unwrap())
+            .listen_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        Routes::new(&config, &gateway).unwrap()
     }
 
-    fn target_for_host(host: &str) -> Result<Target, AirlockError> {
+    fn target_for_host(host: &str) -> Result<AzureEndpoint, AirlockError> {
         let mut headers = HeaderMap::new();
         headers.insert(HOST, HeaderValue::from_str(host).unwrap());
-        routes().target(&Uri::from_static("/subscriptions"), &headers)
+        routes().resolve(&Uri::from_static("/subscriptions"), &headers)
     }
 
     #[test]
     fn hosts_route_to_arm_or_listed_vaults_only() {
-        assert_eq!(target_for_host("localhost:8443").unwrap(), Target::Arm);
-        assert_eq!(target_for_host("127.0.0.1:8443").unwrap(), Target::Arm);
-        assert_eq!(target_for_host("LOCALHOST.").unwrap(), Target::Arm);
+        assert_eq!(
+            target_for_host("localhost:8443").unwrap(),
+            AzureEndpoint::Arm
+        );
+        assert_eq!(
+            target_for_host("127.0.0.1:8443").unwrap(),
+            AzureEndpoint::Arm
+        );
+        assert_eq!(target_for_host("LOCALHOST.").unwrap(), AzureEndpoint::Arm);
         assert_eq!(
             target_for_host("Demo-Vault.localhost:8443").unwrap(),
-            Target::KeyVault("demo-vault".into())
+            AzureEndpoint::KeyVault {
+                vault: "demo-vault".into()
+            }
         );
         assert_eq!(
             target_for_host("demo-vault.vault.azure.net").unwrap(),
-            Target::KeyVault("demo-vault".into())
+            AzureEndpoint::KeyVault {
+                vault: "demo-vault".into()
+            }
         );
         assert_eq!(
             target_for_host("management.azure.com").unwrap(),
-            Target::Arm
+            AzureEndpoint::Arm
         );
         for refused in [
             "other-vault.localhost",
@@ -394,7 +445,7 @@ mod tests {
         headers.insert(HOST, HeaderValue::from_static("localhost:8443"));
         let uri = Uri::from_static("http://evil.example/subscriptions");
         assert!(
-            matches!(routes().target(&uri, &headers), Err(AirlockError::HostNotAllowed { host }) if host == "evil.example")
+            matches!(routes().resolve(&uri, &headers), Err(AirlockError::HostNotAllowed { host }) if host == "evil.example")
         );
     }
 
@@ -403,18 +454,18 @@ mod tests {
         let routes = routes();
         let uri = Uri::from_static("/x");
         assert!(matches!(
-            routes.target(&uri, &HeaderMap::new()),
+            routes.resolve(&uri, &HeaderMap::new()),
             Err(AirlockError::BadRequest { .. })
         ));
         let mut two = HeaderMap::new();
         two.append(HOST, HeaderValue::from_static("localhost"));
         two.append(HOST, HeaderValue::from_static("evil.example"));
         assert!(matches!(
-            routes.target(&uri, &two),
+            routes.resolve(&uri, &two),
             Err(AirlockError::BadRequest { .. })
         ));
         let userinfo = Uri::from_static("http://localhost@evil.example/x");
-        assert!(routes.target(&userinfo, &HeaderMap::new()).is_err());
+        assert!(routes.resolve(&userinfo, &HeaderMap::new()).is_err());
     }
 
     #[test]
@@ -422,21 +473,25 @@ mod tests {
         let routes = routes();
         assert_eq!(
             routes
-                .upstream_uri(&Target::Arm, "/subscriptions?api-version=1")
+                .upstream_uri(&AzureEndpoint::Arm, "/subscriptions?api-version=1")
                 .unwrap(),
             "https://management.azure.com/subscriptions?api-version=1"
         );
         assert_eq!(
             routes
                 .upstream_uri(
-                    &Target::KeyVault("demo-vault".into()),
+                    &AzureEndpoint::KeyVault {
+                        vault: "demo-vault".into()
+                    },
                     "/secrets/x?api-version=7.4"
                 )
                 .unwrap(),
             "https://demo-vault.vault.azure.net/secrets/x?api-version=7.4"
         );
         assert_eq!(
-            routes.audience(&Target::KeyVault("demo-vault".into())),
+            routes.audience(&AzureEndpoint::KeyVault {
+                vault: "demo-vault".into()
+            }),
             "https://vault.azure.net"
         );
     }

@@ -37,11 +37,11 @@ enum Command {
         serve: bool,
     },
     /// List, show, approve or deny approvals, as an approver (admin API client).
-    Approvals(airlock_gateway::approvals_cli::ApprovalsArgs),
+    Approvals(airlock_cli::approvals::ApprovalsArgs),
     /// Verify, export, prune or sign the audit trail (reads the database file).
-    Audit(airlock_gateway::audit_cli::AuditArgs),
+    Audit(airlock_cli::audit::AuditArgs),
     /// List, show or export recorded sessions (reads the database file).
-    Sessions(airlock_gateway::audit_cli::SessionsArgs),
+    Sessions(airlock_cli::audit::SessionsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,21 +142,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             body,
         }) => {
             let config = airlock_gateway::Config::load(&config)?;
-            let principal = airlock_gateway::explain::parse_principal(&principal)?;
+            let principal = airlock_cli::explain::parse_principal(&principal)?;
             let body = match body {
                 Some(path) => std::fs::read(&path)
                     .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
                 None => Vec::new(),
             };
-            let (_, text) =
-                airlock_gateway::explain::explain(&config, &principal, &request, &body)?;
+            let (_, text) = airlock_cli::explain::explain(&config, &principal, &request, &body)?;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { serve } => airlock_gateway::demo::run(serve, shutdown_signal()).await,
-        Command::Approvals(args) => Ok(airlock_gateway::approvals_cli::run(args).await),
-        Command::Audit(args) => airlock_gateway::audit_cli::run_audit(args).await,
-        Command::Sessions(args) => airlock_gateway::audit_cli::run_sessions(args).await,
+        Command::Demo { serve } => airlock_demo::run(serve, shutdown_signal()).await,
+        Command::Approvals(args) => Ok(airlock_cli::approvals::run(args).await),
+        Command::Audit(args) => airlock_cli::audit::run_audit(args).await,
+        Command::Sessions(args) => airlock_cli::audit::run_sessions(args).await,
     }
 }
 

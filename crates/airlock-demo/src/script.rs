@@ -225,7 +225,7 @@ async fn audit_step(env: &DemoEnvironment, report: &mut Report) -> anyhow::Resul
     let timeline = match agent {
         Some(session) => {
             let events = store.session_events(&session.session_id).await?;
-            crate::audit_cli::render_timeline_compact(&session.session_id, &events)
+            airlock_store::audit::text::render_timeline_compact(&session.session_id, &events)
         }
         None => String::new(),
     };
@@ -235,7 +235,7 @@ async fn audit_step(env: &DemoEnvironment, report: &mut Report) -> anyhow::Resul
             "{} events in {} sessions; {}",
             verification.events_checked,
             sessions.len(),
-            crate::audit_cli::render_verification(&database, &verification).trim_end()
+            airlock_store::audit::text::render_verification(&database, &verification).trim_end()
         ),
         verification.is_ok() && agent.is_some(),
     );

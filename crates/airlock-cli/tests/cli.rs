@@ -142,7 +142,7 @@ fn a_missing_config_file_is_named() {
 fn policy_check_reports_rules_and_the_line_of_a_problem() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, airlock_gateway::demo::DEMO_POLICY).unwrap();
+    std::fs::write(&good, airlock_demo::DEMO_POLICY).unwrap();
     let output = airlock(&["policy", "check", good.to_str().unwrap()]);
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).ends_with(": ok, 4 rules\n"));
@@ -166,7 +166,7 @@ fn policy_check_reports_rules_and_the_line_of_a_problem() {
 fn policy_explain_shows_operation_decision_and_every_rule() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, airlock_gateway::demo::DEMO_POLICY).unwrap();
+    std::fs::write(&policy, airlock_demo::DEMO_POLICY).unwrap();
     let config = dir.path().join("airlock.toml");
     std::fs::write(
         &config,
@@ -243,7 +243,7 @@ fn policy_explain_shows_operation_decision_and_every_rule() {
 /// TLS with its own CA, the simulated Azure, the development issuer).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_approvals_cli_lists_shows_and_decides_through_the_admin_api() {
-    use airlock_gateway::demo::DemoEnvironment;
+    use airlock_demo::DemoEnvironment;
     use airlock_sim::TokenSpec;
 
     let env = DemoEnvironment::start().await.unwrap();

@@ -8,7 +8,6 @@
 //! Exit codes: 0 done (for `verify`: the trail is intact); 1 `verify` found
 //! tampering, or the command failed.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,14 +15,14 @@ use std::time::SystemTime;
 
 use airlock_recorder::ChainedEvent;
 use airlock_store::SqliteStore;
+use airlock_store::audit::text::{events, render_sessions, render_timeline, render_verification};
 use airlock_store::audit::{
-    AuditVerification, Checkpoint, SessionSummary, TrustedCheckpoints,
-    load_or_generate_signing_key, parse_public_key,
+    Checkpoint, TrustedCheckpoints, load_or_generate_signing_key, parse_public_key,
 };
 use anyhow::{Context, bail};
 use serde::Deserialize as _;
 
-use crate::config::StoreConfig;
+use airlock_gateway::config::StoreConfig;
 
 /// Which database file: options every `audit` and `sessions` subcommand takes.
 #[derive(Debug, clap::Args)]
@@ -342,234 +341,6 @@ fn public_key_file(signing_key: &Path) -> PathBuf {
     let mut name = signing_key.as_os_str().to_owned();
     name.push(".pub");
     PathBuf::from(name)
-}
-
-pub(crate) fn render_verification(path: &Path, report: &AuditVerification) -> String {
-    let mut out = String::new();
-    let from = if report.start.seq == 0 {
-        "from genesis".to_owned()
-    } else {
-        format!("from the pruning checkpoint at event {}", report.start.seq)
-    };
-    match &report.problem {
-        None => {
-            let _ = writeln!(
-                out,
-                "{}: ok: {} checked ({from}), head event {} hash {}",
-                path.display(),
-                events(report.events_checked),
-                report.head.seq,
-                report.head.hash
-            );
-        }
-        Some(problem) => {
-            let _ = writeln!(
-                out,
-                "{}: TAMPERED at event {}: {problem}",
-                path.display(),
-                problem.seq()
-            );
-            let _ = writeln!(
-                out,
-                "{} verified ({from}) before it, up to event {}",
-                events(report.events_checked),
-                report.head.seq
-            );
-        }
-    }
-    if report.checkpoints_checked > 0 || report.checkpoints_pruned > 0 {
-        let _ = writeln!(
-            out,
-            "checkpoints: {} on the chain, {} older than the retained events",
-            report.checkpoints_checked, report.checkpoints_pruned
-        );
-    }
-    out
-}
-
-/// `1 event`, `2 events`.
-fn events(count: u64) -> String {
-    match count {
-        1 => "1 event".to_owned(),
-        n => format!("{n} events"),
-    }
-}
-
-fn time(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
-}
-
-fn render_sessions(sessions: &[SessionSummary]) -> String {
-    if sessions.is_empty() {
-        return "no sessions recorded\n".to_owned();
-    }
-    let header = [
-        "SESSION",
-        "PRINCIPAL",
-        "FIRST",
-        "LAST",
-        "EVENTS",
-        "DENIED",
-        "APPROVALS",
-    ]
-    .map(str::to_owned);
-    let rows: Vec<[String; 7]> = sessions
-        .iter()
-        .map(|s| {
-            let principal = match (&s.principal_name, &s.principal_id) {
-                (Some(name), _) => name.clone(),
-                (None, Some(id)) => id.clone(),
-                (None, None) => "-".to_owned(),
-            };
-            let approvals = if s.approvals.is_empty() {
-                "-".to_owned()
-            } else {
-                s.approvals.join(",")
-            };
-            [
-                s.session_id.clone(),
-                principal,
-                time(s.first_time),
-                time(s.last_time),
-                s.events.to_string(),
-                s.denied.to_string(),
-                approvals,
-            ]
-        })
-        .collect();
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
-    out
-}
-
-/// One line per request: `#seq time principal METHOD path -> status decision …`.
-pub(crate) fn render_timeline_compact(id: &str, events: &[ChainedEvent]) -> String {
-    let mut out = format!("session {id}, {} requests\n", events.len());
-    for chained in events {
-        let e = &chained.event;
-        let decision = match (&e.decision, &e.rule) {
-            (Some(decision), Some(rule)) => format!("{decision} ({rule})"),
-            (Some(decision), None) => decision.clone(),
-            (None, _) => "-".to_owned(),
-        };
-        let mut extra = String::new();
-        if let Some(code) = &e.error_code {
-            let _ = write!(extra, " {code}");
-        }
-        if let Some(approval) = &e.approval_id {
-            let _ = write!(extra, " approval {}", &approval[..approval.len().min(8)]);
-        }
-        if e.masked_count > 0 {
-            let _ = write!(extra, " masked {}", e.masked_count);
-        }
-        let time = humantime::format_rfc3339_millis(e.time).to_string();
-        let _ = writeln!(
-            out,
-            "  #{:<3} {} {:<6} {} -> {} {decision}{extra}",
-            chained.seq,
-            time.get(11..23).unwrap_or(&time),
-            e.method,
-            short_path(&e.path),
-            e.status,
-        );
-    }
-    out
-}
-
-/// The path with the subscription and resource group abbreviated.
-fn short_path(path: &str) -> String {
-    let mut parts: Vec<&str> = path.split('/').collect();
-    for i in 0..parts.len() {
-        if i > 0
-            && (parts[i - 1].eq_ignore_ascii_case("subscriptions")
-                || parts[i - 1].eq_ignore_ascii_case("resourceGroups"))
-            && parts[i].len() > 12
-        {
-            parts[i] = "…";
-        }
-    }
-    parts.join("/")
-}
-
-fn render_timeline(id: &str, events: &[ChainedEvent]) -> String {
-    let mut out = String::new();
-    let who = events
-        .iter()
-        .find_map(|e| e.event.principal.as_ref())
-        .map_or("an unverified caller".to_owned(), |p| {
-            match &p.display_name {
-                Some(name) => format!("{name} ({})", p.id),
-                None => p.id.clone(),
-            }
-        });
-    let _ = writeln!(out, "session {id}: {who}, {} requests", events.len());
-    for chained in events {
-        let event = &chained.event;
-        let _ = writeln!(out);
-        let principal = event
-            .principal
-            .as_ref()
-            .map_or("-", |p| p.display_name.as_deref().unwrap_or(&p.id));
-        let _ = writeln!(
-            out,
-            "{}  #{}  {principal}",
-            humantime::format_rfc3339_millis(event.time),
-            chained.seq
-        );
-        let _ = writeln!(
-            out,
-            "    {} {} -> {} ({} ms)",
-            event.method, event.path, event.status, event.duration_ms
-        );
-        if let Some(operation) = event.operations.first() {
-            let more = match event.operations.len() {
-                1 => String::new(),
-                n => format!(" (+{} inside)", n - 1),
-            };
-            let _ = writeln!(out, "    operation  {operation}{more}");
-        }
-        let decision = match (&event.decision, &event.rule) {
-            (Some(decision), Some(rule)) => format!("{decision} by rule '{rule}'"),
-            (Some(decision), None) => decision.clone(),
-            (None, _) => "none".to_owned(),
-        };
-        let error = event
-            .error_code
-            .as_ref()
-            .map(|code| format!(" ({code})"))
-            .unwrap_or_default();
-        let _ = writeln!(out, "    decision   {decision}{error}");
-        if let Some(approval) = &event.approval_id {
-            let by = if event.approvers.is_empty() {
-                String::new()
-            } else {
-                format!(", approved by {}", event.approvers.join(", "))
-            };
-            let _ = writeln!(out, "    approval   {approval}{by}");
-        }
-        if event.masked_count > 0 {
-            let _ = writeln!(
-                out,
-                "    masked     {} values ({})",
-                event.masked_count,
-                event.masked_paths.join(", ")
-            );
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,25 +1,16 @@
 //! The scripted agent's HTTP client: HTTPS (trusting a given CA) or HTTP,
 //! HTTP/2 where offered, `*.localhost` resolved to loopback.
 
-use std::sync::Arc;
-
+use airlock_http::{ClientBuilder, PooledClient, TrustRoots};
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
-
-use crate::upstream::LocalhostResolver;
 
 /// A minimal client for scripted agents, the demo and end-to-end tests.
 #[derive(Clone, Debug)]
 pub struct AgentClient {
-    client: Client<HttpsConnector<HttpConnector<LocalhostResolver>>, Full<Bytes>>,
+    client: PooledClient,
     base: String,
     token: Option<String>,
 }
@@ -52,27 +43,17 @@ impl AgentClient {
     /// A client for `base` (`https://localhost:8443`), trusting `ca_pem` in
     /// addition to nothing else (the demo's CA), or plain HTTP when `None`.
     pub fn new(base: &str, ca_pem: Option<&str>) -> anyhow::Result<Self> {
-        let mut roots = rustls::RootCertStore::empty();
-        if let Some(pem) = ca_pem {
-            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                roots.add(cert.context("reading the CA certificate")?)?;
-            }
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut http = HttpConnector::new_with_resolver(LocalhostResolver::default());
-        http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(http);
+        // The demo's CA alone; with no CA, plain HTTP only.
+        let roots = match ca_pem {
+            Some(pem) => TrustRoots::none().with_ca_pem(pem),
+            None => TrustRoots::none(),
+        };
+        let client = ClientBuilder::new(roots)
+            .allow_http(true)
+            .build()
+            .context("building the agent's HTTPS client")?;
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client,
             base: base.trim_end_matches('/').to_owned(),
             token: None,
         })

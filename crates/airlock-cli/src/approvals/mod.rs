@@ -10,8 +10,8 @@
 //! is unusable); 1 the gateway could not be reached or failed (5xx).
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), airlock_gateway::approvals_cli::CliError> {
-//! use airlock_gateway::approvals_cli::{ApprovalsClient, ListState, render_list};
+//! # async fn run() -> Result<(), airlock_cli::approvals::CliError> {
+//! use airlock_cli::approvals::{ApprovalsClient, ListState, render_list};
 //!
 //! let client = ApprovalsClient::new("https://localhost:8444", "eyJ0…", None)?;
 //! let listed = client.list(ListState::Pending).await?;

@@ -7,6 +7,7 @@
 //! every answer and the run exits non-zero if anything did not behave.
 
 mod client;
+mod dev_certs;
 mod lro;
 mod script;
 
@@ -19,10 +20,10 @@ use airlock_sim::{DevIssuer, IssuerHandle, SimAzure, SimHandle, TokenSpec};
 use anyhow::Context as _;
 
 pub use client::{AgentClient, AgentResponse};
+pub use dev_certs::DevCertificates;
 pub use lro::LongRunning;
 
-use crate::tls::DevCertificates;
-use crate::{Config, Gateway, RunningGateway};
+use airlock_gateway::{Config, Gateway, RunningGateway};
 
 /// The token the gateway presents to the simulated Azure.
 const UPSTREAM_TOKEN: &str = "demo-upstream-token";

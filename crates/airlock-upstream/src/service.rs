@@ -10,45 +10,51 @@
 //! through the gateway. Azure's 401 is never relayed: it means the gateway's
 //! own credential is wrong, which is a 502 for the client.
 
-mod client;
-mod headers;
-mod outbound;
-mod rewrite;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use airlock_azure::AzureEndpoint;
 use airlock_core::{
     AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, Decision, ErrorContext,
     REQUEST_ID_HEADER, TokenProvider, collect_limited,
 };
+use airlock_http::PooledClient;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
 
-pub(crate) use client::trust_roots;
-pub use client::{ClientError, LocalhostResolver};
-pub use outbound::OutboundClient;
-
 use crate::routing::Routes;
-use client::UpstreamClient;
+use crate::{headers, rewrite};
 
 /// Marks a response that came from Azure (as opposed to one Airlock made).
 #[derive(Clone, Copy, Debug)]
 pub struct FromUpstream;
 
 /// The upstream service; cheap to clone.
+///
+/// ```no_run
+/// # fn build(routes: airlock_upstream::Routes, client: airlock_http::PooledClient) {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use airlock_core::StaticTokenProvider;
+///
+/// let upstream = airlock_upstream::Upstream::new(routes, client, Arc::new(StaticTokenProvider::new("dev")))
+///     .read_timeout(Duration::from_secs(60))
+///     .max_request_body_bytes(4 << 20);
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Upstream {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
-    client: UpstreamClient,
+    client: PooledClient,
     routes: Routes,
     tokens: Arc<dyn TokenProvider>,
     read_timeout: Duration,
@@ -66,27 +72,52 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// Builds the service from validated configuration and a token provider.
-    pub fn new(
-        config: &crate::Config,
-        tokens: Arc<dyn TokenProvider>,
-    ) -> Result<Self, crate::StartError> {
-        if config.upstream.allow_insecure_http {
-            tracing::warn!(
-                "upstream.allow_insecure_http = true: the gateway's Azure token may travel over plain HTTP; use this only with a local test double"
-            );
-        }
-        Ok(Self {
+    /// Forwards to the endpoints `routes` allows, with `client`, presenting
+    /// the tokens `tokens` gives for each endpoint's audience.
+    pub fn new(routes: Routes, client: PooledClient, tokens: Arc<dyn TokenProvider>) -> Self {
+        Self {
             inner: Arc::new(Inner {
-                client: client::build(config)?,
-                routes: Routes::from_config(config)?,
+                client,
+                routes,
                 tokens,
-                read_timeout: config.upstream.read_timeout,
-                body_timeout: config.limits.request_body_timeout,
-                max_request_body: config.limits.max_request_body_bytes,
-                max_response_rewrite: config.limits.max_response_rewrite_bytes,
+                read_timeout: Duration::from_secs(60),
+                body_timeout: Duration::from_secs(30),
+                max_request_body: 4 << 20,
+                max_response_rewrite: 16 << 20,
             }),
-        })
+        }
+    }
+
+    /// Time for Azure to answer with response headers (default 60 s; 504 after).
+    #[must_use]
+    pub fn read_timeout(self, timeout: Duration) -> Self {
+        self.with(|inner| inner.read_timeout = timeout)
+    }
+
+    /// The client's body timeout, named in the 408 a timed-out body gets (default 30 s).
+    #[must_use]
+    pub fn body_timeout(self, timeout: Duration) -> Self {
+        self.with(|inner| inner.body_timeout = timeout)
+    }
+
+    /// The largest request body sent (default 4 MiB; 413 above).
+    #[must_use]
+    pub fn max_request_body_bytes(self, limit: u64) -> Self {
+        self.with(|inner| inner.max_request_body = limit)
+    }
+
+    /// The largest JSON answer buffered to rewrite its `nextLink` (default 16 MiB; 502 above).
+    #[must_use]
+    pub fn max_response_rewrite_bytes(self, limit: u64) -> Self {
+        self.with(|inner| inner.max_response_rewrite = limit)
+    }
+
+    fn with(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        change(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 }
 
@@ -136,13 +167,17 @@ impl Inner {
             }
             Some(Decision::Deny { .. }) | None => return Err(AirlockError::NotDecided),
         }
-        let target = self.routes.target(request.uri(), request.headers())?;
+        // Resolved once, by the classify step, when it ran; else here.
+        let endpoint = match request.extensions().get::<AzureEndpoint>() {
+            Some(endpoint) => endpoint.clone(),
+            None => self.routes.resolve(request.uri(), request.headers())?,
+        };
         let (mut parts, body) = request.into_parts();
         let path_and_query = parts
             .uri
             .path_and_query()
             .map_or("/", http::uri::PathAndQuery::as_str);
-        let uri = self.routes.upstream_uri(&target, path_and_query)?;
+        let uri = self.routes.upstream_uri(&endpoint, path_and_query)?;
         let body = collect_limited(body, &parts.headers, self.max_request_body)
             .await
             .map_err(|e| match e {
@@ -153,7 +188,7 @@ impl Inner {
             })?;
         let token = self
             .tokens
-            .token(self.routes.audience(&target))
+            .token(self.routes.audience(&endpoint))
             .await
             .map_err(|e| AirlockError::UpstreamCredential(e.to_string()))?;
         let audit = parts.extensions.remove::<AuditDraft>();
@@ -180,7 +215,7 @@ impl Inner {
             tokio::time::timeout(self.read_timeout, self.client.request(upstream_request))
                 .await
                 .map_err(|_| AirlockError::UpstreamTimeout(self.read_timeout))?
-                .map_err(|e| AirlockError::UpstreamUnavailable(describe_client_error(&e)))?;
+                .map_err(|e| AirlockError::UpstreamUnavailable(airlock_http::innermost(&e)))?;
         if let Some(audit) = &audit {
             audit.update(|record| {
                 record.upstream_status = Some(response.status().as_u16());
@@ -193,7 +228,7 @@ impl Inner {
         if response.status() == StatusCode::UNAUTHORIZED {
             return Err(AirlockError::UpstreamCredential(format!(
                 "Azure rejected the gateway's credential for {}",
-                self.routes.audience(&target)
+                self.routes.audience(&endpoint)
             )));
         }
         let mut response =
@@ -212,11 +247,7 @@ fn header_text(headers: &http::HeaderMap, name: &str) -> Option<String> {
 
 /// The answer to an error met reading the client's body: tower-http's body
 /// timeout is a 408, its length limit a 413, anything else a 400.
-pub(crate) fn request_body_error(
-    source: &BoxError,
-    limit: u64,
-    body_timeout: Duration,
-) -> AirlockError {
+pub fn request_body_error(source: &BoxError, limit: u64, body_timeout: Duration) -> AirlockError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
     while let Some(error) = cause {
         if error.is::<tower_http::timeout::TimeoutError>() {
@@ -231,15 +262,4 @@ pub(crate) fn request_body_error(
         code: "InvalidRequestContent",
         message: format!("the request body could not be read: {source}"),
     }
-}
-
-/// The innermost cause of a client error, which is the one that explains.
-fn describe_client_error(error: &hyper_util::client::legacy::Error) -> String {
-    let mut message = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        message = inner.to_string();
-        cause = inner.source();
-    }
-    message
 }

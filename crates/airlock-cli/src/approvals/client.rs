@@ -4,24 +4,19 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use airlock_core::collect_limited;
+use airlock_http::{ClientBuilder, ClientError, PooledClient, TrustRoots};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rustls::RootCertStore;
 use serde_json::Value;
 
 use super::render::clean;
 use super::{CliError, DEFAULT_ADMIN_URL, ListState, Token};
-use crate::upstream::LocalhostResolver;
 
 /// The API's path under the admin URL.
 const API_PATH: &str = "/api/approvals";
@@ -30,12 +25,10 @@ const MAX_RESPONSE_BYTES: u64 = 16 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 
-type HttpsClient = Client<HttpsConnector<HttpConnector<LocalhostResolver>>, Full<Bytes>>;
-
 /// A client for the approvals API of one gateway.
 #[derive(Clone)]
 pub struct ApprovalsClient {
-    client: HttpsClient,
+    client: PooledClient,
     base: String,
     token: Token,
 }
@@ -66,23 +59,13 @@ impl ApprovalsClient {
                 "no token: set AIRLOCK_TOKEN (or pass --token) to your Entra access token for the gateway, e.g. from `az account get-access-token --resource <the gateway's audience> --query accessToken -o tsv`".into(),
             ));
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| CliError::Usage(format!("TLS cannot be set up: {e}")))?
-        .with_root_certificates(trust_roots(ca_file)?)
-        .with_no_client_auth();
-        let mut http = HttpConnector::new_with_resolver(LocalhostResolver::default());
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(http);
+        let client = ClientBuilder::new(TrustRoots::system().with_optional_ca_file(ca_file))
+            .allow_http(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(client_error)?;
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client,
             base,
             token: Token::new(token),
         })
@@ -240,16 +223,17 @@ fn check_admin_url(admin_url: &str) -> Result<String, CliError> {
     Ok(admin_url.trim().trim_end_matches('/').to_owned())
 }
 
-/// The system roots plus the certificates in `ca_file` (the upstream client's).
-fn trust_roots(ca_file: Option<&Path>) -> Result<RootCertStore, CliError> {
-    crate::upstream::trust_roots(ca_file).map_err(|error| match error {
-        crate::upstream::ClientError::NoRoots => CliError::Usage(
+/// What is wrong with `--ca-file`, or the machine's trust store, in CLI terms.
+fn client_error(error: ClientError) -> CliError {
+    match error {
+        ClientError::NoRoots => CliError::Usage(
             "no trusted root certificates: the system store is empty; pass --ca-file".into(),
         ),
-        crate::upstream::ClientError::CaFile { path, reason } => CliError::Usage(format!(
-            "--ca-file {path}: {reason}; give a PEM file of CA certificates"
+        ClientError::Ca { origin, reason } => CliError::Usage(format!(
+            "--ca-file {origin}: {reason}; give a PEM file of CA certificates"
         )),
-    })
+        ClientError::Tls(reason) => CliError::Usage(format!("TLS cannot be set up: {reason}")),
+    }
 }
 
 /// The id as a UUID, so that it cannot change the path it is put in.
@@ -263,9 +247,9 @@ fn approval_id(id: &str) -> Result<uuid::Uuid, CliError> {
 }
 
 /// A transport failure, with a hint for the usual causes.
-fn transport_error(url: &str, error: &hyper_util::client::legacy::Error) -> CliError {
+fn transport_error(url: &str, error: &(dyn std::error::Error + 'static)) -> CliError {
     let mut detail = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = error.source();
     while let Some(cause) = source {
         detail.push_str(": ");
         detail.push_str(&cause.to_string());
@@ -420,16 +404,18 @@ mod tests {
         use tokio::io::AsyncWriteExt;
 
         let dir = tempfile::tempdir().unwrap();
-        let certs = crate::tls::DevCertificates::generate(&["localhost"]).unwrap();
+        let certs = airlock_demo::DevCertificates::generate(&["localhost"]).unwrap();
         certs.write_to(dir.path()).unwrap();
-        let mut config =
-            crate::tls::server_config(&dir.path().join("cert.pem"), &dir.path().join("key.pem"))
-                .unwrap()
-                .as_ref()
-                .clone();
+        let mut config = airlock_gateway::tls::server_config(
+            &dir.path().join("cert.pem"),
+            &dir.path().join("key.pem"),
+        )
+        .unwrap()
+        .as_ref()
+        .clone();
         // The hand-written answer below is HTTP/1.1.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let config = Arc::new(config);
+        let config = std::sync::Arc::new(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(async move {

@@ -6,7 +6,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, LOCATI
 use http::{HeaderMap, Response};
 use hyper::body::Incoming;
 
-use super::headers::strip_hop_by_hop;
+use crate::headers::strip_hop_by_hop;
 use crate::routing::Routes;
 
 /// Response headers whose absolute URLs a client follows.
@@ -21,7 +21,7 @@ const NEXT_LINK_FIELDS: [&str; 2] = ["nextLink", "@odata.nextLink"];
 
 /// Strips hop-by-hop headers, rewrites URL headers and, in JSON bodies, the
 /// next-page link. Bodies that cannot hold a link stream through untouched.
-pub(super) async fn response(
+pub(crate) async fn response(
     response: Response<Incoming>,
     routes: &Routes,
     max_rewrite: u64,
@@ -109,13 +109,11 @@ mod tests {
     use super::*;
 
     fn routes() -> Routes {
-        let config = crate::Config::parse(
-            "[listen]\naddress = \"127.0.0.1:8443\"\npublic_url = \"https://gw.example\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"policy.toml\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
-            "test",
-            |_| None,
-        )
-        .unwrap();
-        Routes::from_config(&config).unwrap()
+        let config: crate::UpstreamConfig =
+            toml::from_str("credential = { kind = \"static\", token = \"t\" }").unwrap();
+        let gateway =
+            crate::GatewayHosts::new(crate::Endpoint::parse("https://gw.example").unwrap());
+        Routes::new(&config, &gateway).unwrap()
     }
 
     #[test]

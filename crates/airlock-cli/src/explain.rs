@@ -3,14 +3,13 @@
 
 use std::fmt::Write as _;
 
-use airlock_azure::{AzureEndpoint, ClassifyRequest, classify};
+use airlock_azure::{ClassifyRequest, classify};
 use airlock_core::{Decision, Principal, PrincipalKind};
 use airlock_policy::Policy;
 use anyhow::{Context as _, anyhow, bail};
 use http::{HeaderMap, Method, Uri};
 
-use crate::Config;
-use crate::routing::{Routes, Target};
+use airlock_gateway::Config;
 
 /// Parses `id=…,kind=…,groups=a|b,roles=r|s,app_id=…,tenant=…,name=…`.
 ///
@@ -88,7 +87,7 @@ pub fn explain(
         .trim()
         .parse()
         .with_context(|| format!("'{target}' is not a request target"))?;
-    let routes = Routes::from_config(config)?;
+    let routes = config.routes()?;
     // A path alone is addressed to the gateway's own host (ARM).
     let public = config.public_url()?;
     let host = uri
@@ -101,13 +100,9 @@ pub fn explain(
         host.parse()
             .with_context(|| format!("'{host}' is not a host"))?,
     );
-    let endpoint = match routes
-        .target(&uri, &host_header)
-        .map_err(|e| anyhow!("{e}"))?
-    {
-        Target::Arm => AzureEndpoint::Arm,
-        Target::KeyVault(vault) => AzureEndpoint::KeyVault { vault },
-    };
+    let endpoint = routes
+        .resolve(&uri, &host_header)
+        .map_err(|e| anyhow!("{e}"))?;
     let headers = HeaderMap::new();
     let operation = classify(&ClassifyRequest {
         method: &method,

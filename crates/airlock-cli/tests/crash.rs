@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use airlock_core::REQUEST_ID_HEADER;
-use airlock_gateway::demo::AgentClient;
+use airlock_demo::AgentClient;
 use airlock_sim::{DevIssuer, SimAzure, TokenSpec};
 use airlock_store::SqliteStore;
 use http::StatusCode;

@@ -1,0 +1,11 @@
+//! The `airlock` command line, beside the gateway it runs: the clients an
+//! operator uses (`approvals`, `audit`, `sessions`, `policy explain`).
+//!
+//! The binary lives in this crate, not in `airlock-gateway`, because it also
+//! runs the demo (`airlock-demo`, which starts a gateway in front of the
+//! simulated Azure): the gateway library stays free of the simulator, clap
+//! and these clients.
+
+pub mod approvals;
+pub mod audit;
+pub mod explain;

@@ -1,0 +1,238 @@
+//! `[upstream]`: the Azure endpoints Airlock forwards to, and nothing else.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::routing::{Endpoint, KeyVaultEndpoint, valid_vault_name};
+
+/// The environment variable that overrides `upstream.credential.token`.
+pub const UPSTREAM_TOKEN_ENV: &str = "AIRLOCK_UPSTREAM_TOKEN";
+
+/// `[upstream]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// ARM base URL: public cloud by default; sovereign clouds, private
+    /// endpoints and test doubles by configuration.
+    #[serde(default = "default_arm_url")]
+    pub arm_url: String,
+    /// Audience of the gateway's token for ARM.
+    #[serde(default = "default_arm_audience")]
+    pub arm_audience: String,
+    /// Key Vault data plane.
+    #[serde(default)]
+    pub key_vault: KeyVaultConfig,
+    /// Extra CA certificates (PEM) to trust for upstream TLS, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Allow `http://` upstreams. For tests and local doubles only; logged loudly.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// Time to establish an upstream connection.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time for Azure to answer with response headers.
+    #[serde(default = "default_read_timeout", with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// The gateway's own Azure credential.
+    pub credential: CredentialConfig,
+}
+
+/// `[upstream.key_vault]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyVaultConfig {
+    /// Vault URL template; `{vault}` is the vault name.
+    #[serde(default = "default_key_vault_endpoint")]
+    pub endpoint: String,
+    /// Audience of the gateway's token for Key Vault.
+    #[serde(default = "default_key_vault_audience")]
+    pub audience: String,
+    /// The vaults clients may reach. Empty: no Key Vault access.
+    #[serde(default)]
+    pub vaults: Vec<String>,
+}
+
+impl Default for KeyVaultConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: default_key_vault_endpoint(),
+            audience: default_key_vault_audience(),
+            vaults: Vec::new(),
+        }
+    }
+}
+
+/// `[upstream.credential]`: how the gateway authenticates to Azure.
+#[derive(Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CredentialConfig {
+    /// A fixed bearer token (development, simulated Azure).
+    Static {
+        /// The token; prefer the `AIRLOCK_UPSTREAM_TOKEN` environment variable.
+        #[serde(default)]
+        token: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for CredentialConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CredentialConfig::Static { token } => f
+                .debug_struct("Static")
+                .field("token", &token.as_ref().map(|_| "<redacted>"))
+                .finish(),
+        }
+    }
+}
+
+/// A value of `[upstream]` that cannot be used: the key, the problem, the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {problem}; fix: {fix}")]
+pub struct InvalidConfig {
+    /// Dotted key, e.g. `upstream.arm_url`.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+    /// What to do.
+    pub fix: String,
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> InvalidConfig {
+    InvalidConfig {
+        key,
+        problem: problem.into(),
+        fix: fix.into(),
+    }
+}
+
+impl UpstreamConfig {
+    /// Applies `AIRLOCK_UPSTREAM_TOKEN` from `env`, when set.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        if let Some(token) = env(UPSTREAM_TOKEN_ENV).filter(|t| !t.is_empty()) {
+            self.credential = CredentialConfig::Static { token: Some(token) };
+        }
+    }
+
+    /// Checks every value that parsing alone cannot.
+    ///
+    /// # Errors
+    ///
+    /// The first unusable value.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        self.arm_endpoint()?;
+        self.key_vault_endpoint()?;
+        for vault in &self.key_vault.vaults {
+            if !valid_vault_name(vault) {
+                return Err(invalid(
+                    "upstream.key_vault.vaults",
+                    format!("'{vault}' is not a Key Vault name"),
+                    "use the vault's name (3-24 letters, digits and hyphens, starting with a letter), not its URL",
+                ));
+            }
+        }
+        let CredentialConfig::Static { token } = &self.credential;
+        if token.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid(
+                "upstream.credential.token",
+                "no token is configured",
+                format!(
+                    "set {UPSTREAM_TOKEN_ENV} in the environment (preferred) or upstream.credential.token"
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("upstream.connect_timeout", self.connect_timeout),
+            ("upstream.read_timeout", self.read_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(
+                    key,
+                    "must be longer than zero",
+                    "give a duration such as \"30s\"",
+                ));
+            }
+        }
+        if let Some(ca) = &self.ca_file
+            && !ca.is_file()
+        {
+            return Err(invalid(
+                "upstream.ca_file",
+                format!("{} does not exist or is not a file", ca.display()),
+                "point it at a PEM file of CA certificates, or remove the key",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ARM upstream, validated.
+    ///
+    /// # Errors
+    ///
+    /// Not an http(s) base URL, or plain http without `allow_insecure_http`.
+    pub fn arm_endpoint(&self) -> Result<Endpoint, InvalidConfig> {
+        let endpoint = Endpoint::parse(&self.arm_url).map_err(|problem| {
+            invalid(
+                "upstream.arm_url",
+                problem.to_string(),
+                "write the base URL only, e.g. https://management.azure.com",
+            )
+        })?;
+        self.check_scheme("upstream.arm_url", endpoint.scheme())?;
+        Ok(endpoint)
+    }
+
+    /// The Key Vault upstream template, validated.
+    ///
+    /// # Errors
+    ///
+    /// Not a `scheme://{vault}.suffix` template, or plain http without `allow_insecure_http`.
+    pub fn key_vault_endpoint(&self) -> Result<KeyVaultEndpoint, InvalidConfig> {
+        let endpoint = KeyVaultEndpoint::parse(&self.key_vault.endpoint).map_err(|problem| {
+            invalid(
+                "upstream.key_vault.endpoint",
+                problem.to_string(),
+                "write it as https://{vault}.vault.azure.net",
+            )
+        })?;
+        self.check_scheme("upstream.key_vault.endpoint", endpoint.scheme())?;
+        Ok(endpoint)
+    }
+
+    fn check_scheme(&self, key: &'static str, scheme: &str) -> Result<(), InvalidConfig> {
+        if scheme == "http" && !self.allow_insecure_http {
+            return Err(invalid(
+                key,
+                "plain http:// would send the gateway's Azure token unencrypted",
+                "use https://, or set upstream.allow_insecure_http = true for a local test double only",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The static upstream token (validated to be present).
+    pub fn static_token(&self) -> &str {
+        let CredentialConfig::Static { token } = &self.credential;
+        token.as_deref().unwrap_or_default()
+    }
+}
+
+fn default_arm_url() -> String {
+    "https://management.azure.com".into()
+}
+fn default_arm_audience() -> String {
+    "https://management.azure.com".into()
+}
+fn default_key_vault_endpoint() -> String {
+    "https://{vault}.vault.azure.net".into()
+}
+fn default_key_vault_audience() -> String {
+    "https://vault.azure.net".into()
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(60)
+}
