@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use tower::Layer;
 
-use crate::{ApprovalService, ApprovalStore, Notifier, OperationsLayer, RequestSealer};
+use crate::{ApprovalPollLayer, ApprovalService, ApprovalStore, Notifier, RequestSealer};
 
 /// The most request body the layer reads to fingerprint by default (16 MiB).
-pub const DEFAULT_MAX_BODY: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How often an SDK is asked to poll an async approval (`Retry-After` on its 202).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -18,7 +18,7 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// that was approved after its hold ran out; or, with
 /// [`async_operations`](Self::async_operations), answers long-running
 /// operations at once with `202 Accepted` and an operation URL that
-/// [`OperationsLayer`] serves.
+/// [`ApprovalPollLayer`] serves.
 ///
 /// Requests with any other decision (or none) pass through untouched: the
 /// policy layer answers denials, and the upstream refuses what is undecided.
@@ -31,7 +31,7 @@ pub struct ApprovalLayer {
 pub(crate) struct Config {
     pub(crate) store: Arc<dyn ApprovalStore>,
     pub(crate) notifier: Arc<dyn Notifier>,
-    pub(crate) max_body: u64,
+    pub(crate) max_body_bytes: u64,
     pub(crate) status_url_base: Option<String>,
     pub(crate) max_hold: Option<Duration>,
     pub(crate) operations: Option<AsyncOperations>,
@@ -59,7 +59,7 @@ impl AsyncOperations {
 impl std::fmt::Debug for ApprovalLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApprovalLayer")
-            .field("max_body", &self.config.max_body)
+            .field("max_body_bytes", &self.config.max_body_bytes)
             .field("status_url_base", &self.config.status_url_base)
             .field("max_hold", &self.config.max_hold)
             .field(
@@ -77,7 +77,7 @@ impl ApprovalLayer {
             config: Arc::new(Config {
                 store,
                 notifier,
-                max_body: DEFAULT_MAX_BODY,
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
                 status_url_base: None,
                 max_hold: None,
                 operations: None,
@@ -87,8 +87,8 @@ impl ApprovalLayer {
     }
     /// The most request body read to fingerprint; larger bodies are refused with 413.
     #[must_use]
-    pub fn max_body(mut self, limit: u64) -> Self {
-        self.config_mut().max_body = limit;
+    pub fn max_body_bytes(mut self, limit: u64) -> Self {
+        self.config_mut().max_body_bytes = limit;
         self
     }
     /// Where approvals can be checked: `{base}/{id}` goes into the pending answer.
@@ -142,8 +142,8 @@ impl ApprovalLayer {
     /// The layer that answers polls of async approvals; it goes before
     /// classification (the operation URL is Airlock's, not Azure's) and
     /// after identity (only the requester may poll).
-    pub fn operations(&self) -> OperationsLayer {
-        OperationsLayer {
+    pub fn poll_layer(&self) -> ApprovalPollLayer {
+        ApprovalPollLayer {
             config: self.config.clone(),
         }
     }

@@ -9,7 +9,6 @@ use airlock_core::{
     ErrorContext, Operation, Plane, Principal, collect_limited, empty, full,
 };
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::Either;
 use tokio::sync::watch;
 use tower::Service;
 
@@ -20,7 +19,7 @@ use crate::{
     RequestedOperation, Requester, StoredRequest,
 };
 
-/// Put on a stored request that [`OperationsService`](crate::OperationsService)
+/// Put on a stored request that [`ApprovalPollService`](crate::ApprovalPollService)
 /// sends after its async approval's grant was used: the approval service
 /// admits it if it is the very request that was approved. Crate-private, so
 /// nothing outside this crate can forge it.
@@ -46,11 +45,11 @@ impl<S> std::fmt::Debug for ApprovalService<S> {
     }
 }
 
-type Answer<ResBody, E> = Result<Response<Either<ResBody, AirlockBody>>, E>;
+type Answer<E> = Result<Response<AirlockBody>, E>;
 
 /// The inner service, called once with the admitted request.
-type Forward<ResBody, E> = Box<
-    dyn FnOnce(Request<AirlockBody>) -> BoxFuture<'static, Result<Response<ResBody>, E>> + Send,
+type Forward<E> = Box<
+    dyn FnOnce(Request<AirlockBody>) -> BoxFuture<'static, Result<Response<AirlockBody>, E>> + Send,
 >;
 
 /// Reads the body to fingerprint it. Boxed outside any async block, for the
@@ -68,11 +67,12 @@ where
     S: Service<Request<AirlockBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ResBody: Send + 'static,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<airlock_core::BoxError>,
 {
-    type Response = Response<Either<ResBody, AirlockBody>>;
+    type Response = Response<AirlockBody>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Answer<ResBody, S::Error>>;
+    type Future = BoxFuture<'static, Answer<S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -89,25 +89,27 @@ where
             // here, not inside the async block: there the compiler cannot
             // prove `S::Future: Send` for the erased body lifetime.
             let future: BoxFuture<'static, _> = Box::pin(self.inner.call(request));
-            return Box::pin(async move { future.await.map(|r| r.map(Either::Left)) });
+            return Box::pin(async move { future.await.map(|r| r.map(AirlockBody::new)) });
         }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let forward: Forward<ResBody, S::Error> =
-            Box::new(move |request| Box::pin(inner.call(request)));
+        let forward: Forward<S::Error> = Box::new(move |request| {
+            let called = inner.call(request);
+            Box::pin(async move { called.await.map(|r| r.map(AirlockBody::new)) })
+        });
         Box::pin(require_approval(self.config.clone(), forward, request))
     }
 }
 
-fn refuse<ResBody, E>(error: AirlockError, ctx: &ErrorContext) -> Answer<ResBody, E> {
-    Ok(error.into_response(ctx).map(Either::Right))
+fn refuse<E>(error: AirlockError, ctx: &ErrorContext) -> Answer<E> {
+    Ok(error.into_response(ctx))
 }
 
-async fn require_approval<ResBody, E>(
+async fn require_approval<E>(
     config: Arc<Config>,
-    forward: Forward<ResBody, E>,
+    forward: Forward<E>,
     request: Request<AirlockBody>,
-) -> Answer<ResBody, E> {
+) -> Answer<E> {
     let (mut parts, body) = request.into_parts();
     let mut ctx = ErrorContext::from_headers(&parts.headers);
     let ext = &parts.extensions;
@@ -159,7 +161,7 @@ async fn require_approval<ResBody, E>(
         );
     }
 
-    let bytes = match read_body(body, &parts.headers, config.max_body).await {
+    let bytes = match read_body(body, &parts.headers, config.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(BodyError::TooLarge { limit }) => {
             return refuse(AirlockError::PayloadTooLarge { limit }, &ctx);
@@ -192,7 +194,7 @@ async fn require_approval<ResBody, E>(
         }
         parts.extensions.insert(allow(approved.id));
         let response = forward(Request::from_parts(parts, full(bytes))).await?;
-        return Ok(response.map(Either::Left));
+        return Ok(response);
     }
 
     // A retry of a request approved after its hold ran out.
@@ -203,7 +205,7 @@ async fn require_approval<ResBody, E>(
             record(draft.as_ref(), id, approved.as_ref());
             parts.extensions.insert(allow(id));
             let response = forward(Request::from_parts(parts, full(bytes))).await?;
-            return Ok(response.map(Either::Left));
+            return Ok(response);
         }
         Ok(None) => {}
         Err(error) => return refuse(internal(&error), &ctx),
@@ -295,7 +297,7 @@ async fn require_approval<ResBody, E>(
                     record(draft.as_ref(), id, Some(&decided));
                     parts.extensions.insert(allow(id));
                     let response = forward(Request::from_parts(parts, full(bytes))).await?;
-                    Ok(response.map(Either::Left))
+                    Ok(response)
                 }
                 // An identical retry took the grant first: this one is not admitted.
                 Ok(None) => refuse(pending, &ctx),
@@ -327,14 +329,14 @@ fn internal(error: &crate::ApprovalError) -> AirlockError {
 
 /// Stores an async approval with its sealed request and answers `202
 /// Accepted` with the operation URL, as Azure answers a long-running operation.
-async fn start_async<ResBody, E>(
+async fn start_async<E>(
     config: &Config,
     operations: &AsyncOperations,
     approval: ApprovalRequest,
     stored: &StoredRequest,
     draft: Option<&AuditDraft>,
     ctx: &ErrorContext,
-) -> Answer<ResBody, E> {
+) -> Answer<E> {
     let id = approval.id;
     let sealed = match operations.sealer.seal(id, stored) {
         Ok(sealed) => sealed,
@@ -363,7 +365,7 @@ async fn start_async<ResBody, E>(
     if let Ok(id) = HeaderValue::from_str(&id.to_string()) {
         headers.insert(crate::APPROVAL_ID_HEADER, id);
     }
-    Ok(response.map(Either::Right))
+    Ok(response)
 }
 
 /// Waits until the state leaves `Pending`, up to `hold`; `None` on timeout.

@@ -95,8 +95,7 @@ impl Harness {
     fn send(
         &self,
         request: Request<AirlockBody>,
-    ) -> airlock_core::BoxFuture<'static, Response<http_body_util::Either<AirlockBody, AirlockBody>>>
-    {
+    ) -> airlock_core::BoxFuture<'static, Response<AirlockBody>> {
         let seen = self.seen.clone();
         let upstream = tower::service_fn(move |request: Request<AirlockBody>| {
             let seen = seen.clone();
@@ -160,7 +159,7 @@ fn request(
 
 /// Checks an Airlock refusal: status, code, and never `Retry-After`.
 async fn refusal(
-    response: Response<http_body_util::Either<AirlockBody, AirlockBody>>,
+    response: Response<AirlockBody>,
     status: StatusCode,
     code: &str,
 ) -> serde_json::Value {
@@ -178,7 +177,7 @@ async fn refusal(
     json
 }
 
-async fn ok_body(response: Response<http_body_util::Either<AirlockBody, AirlockBody>>) -> String {
+async fn ok_body(response: Response<AirlockBody>) -> String {
     assert_eq!(response.status(), StatusCode::OK);
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()

@@ -6,11 +6,13 @@ use airlock_core::{AirlockError, BoxError};
 use http::{HeaderMap, Uri};
 use tower::Layer;
 
-use crate::{AzureEndpoint, Classify};
+use crate::{AzureEndpoint, ClassifyService};
 
 /// Decides which Azure API a request is for, from its URI and headers (the
 /// gateway passes its host allowlist here). An error refuses the request
 /// with that error's response, typically [`AirlockError::HostNotAllowed`].
+/// A request that already carries an [`AzureEndpoint`] in its extensions
+/// (resolved by an earlier layer) is not resolved again.
 pub type EndpointResolver =
     Arc<dyn Fn(&Uri, &HeaderMap) -> Result<AzureEndpoint, AirlockError> + Send + Sync>;
 
@@ -47,11 +49,17 @@ impl std::fmt::Debug for ClassifyLayer {
 }
 
 impl ClassifyLayer {
-    /// Classifies requests for the endpoints `resolver` allows.
-    pub fn new(resolver: EndpointResolver) -> Self {
+    /// Classifies requests for the endpoints `resolver` allows (see
+    /// [`EndpointResolver`]).
+    pub fn new(
+        resolver: impl Fn(&Uri, &HeaderMap) -> Result<AzureEndpoint, AirlockError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                resolver,
+                resolver: Arc::new(resolver),
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
                 body_error: None,
             }),
@@ -61,30 +69,27 @@ impl ClassifyLayer {
     /// The largest request body read (default [`DEFAULT_MAX_BODY_BYTES`]);
     /// a larger one is answered `413`.
     #[must_use]
-    pub fn max_body_bytes(self, limit: u64) -> Self {
-        self.with(|shared| shared.max_body_bytes = limit)
+    pub fn max_body_bytes(mut self, limit: u64) -> Self {
+        Arc::make_mut(&mut self.shared).max_body_bytes = limit;
+        self
     }
 
     /// How body read errors are answered; see [`BodyErrorMap`].
     #[must_use]
-    pub fn map_body_error(self, map: BodyErrorMap) -> Self {
-        self.with(|shared| shared.body_error = Some(map))
-    }
-
-    fn with(self, change: impl FnOnce(&mut Shared)) -> Self {
-        let mut shared = Shared::clone(&self.shared);
-        change(&mut shared);
-        Self {
-            shared: Arc::new(shared),
-        }
+    pub fn map_body_error(
+        mut self,
+        map: impl Fn(&BoxError) -> AirlockError + Send + Sync + 'static,
+    ) -> Self {
+        Arc::make_mut(&mut self.shared).body_error = Some(Arc::new(map));
+        self
     }
 }
 
 impl<S> Layer<S> for ClassifyLayer {
-    type Service = Classify<S>;
+    type Service = ClassifyService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Classify {
+        ClassifyService {
             inner,
             shared: self.shared.clone(),
         }

@@ -21,9 +21,9 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let service = ServiceBuilder::new()
-//!     .layer(ClassifyLayer::new(Arc::new(|_uri: &http::Uri, _headers: &http::HeaderMap| {
+//!     .layer(ClassifyLayer::new(|_uri: &http::Uri, _headers: &http::HeaderMap| {
 //!         Ok(AzureEndpoint::Arm)
-//!     })))
+//!     }))
 //!     .service(service_fn(|request: Request<AirlockBody>| async move {
 //!         let op = request.extensions().get::<Operation>().unwrap();
 //!         assert_eq!(request.extensions().get::<AzureEndpoint>(), Some(&AzureEndpoint::Arm));
@@ -97,4 +97,4 @@ pub use endpoint::AzureEndpoint;
 pub use error::ClassifyError;
 pub use layer::{BodyErrorMap, ClassifyLayer, DEFAULT_MAX_BODY_BYTES, EndpointResolver};
 pub use secret_responses::{SECRET_RESPONSES, SecretResponse};
-pub use service::Classify;
+pub use service::ClassifyService;

@@ -1,21 +1,19 @@
-//! [`Classify`]: the per-request work of the classify layer.
+//! [`ClassifyService`]: the per-request work of the classify layer.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use airlock_core::{
-    AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, ErrorContext,
-    collect_limited, full,
+    AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, collect_limited, full,
 };
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::Either;
 use tower::Service;
 
 use crate::layer::Shared;
-use crate::{ClassifyError, ClassifyRequest, classify};
+use crate::{AzureEndpoint, ClassifyError, ClassifyRequest, classify};
 
 /// The classify middleware; see [`ClassifyLayer`](crate::ClassifyLayer).
 ///
@@ -25,25 +23,27 @@ use crate::{ClassifyError, ClassifyRequest, classify};
 /// [`AzureEndpoint`](crate::AzureEndpoint) in its extensions: no later layer
 /// reads the body or resolves the host again.
 #[derive(Clone)]
-pub struct Classify<S> {
+pub struct ClassifyService<S> {
     pub(crate) inner: S,
     pub(crate) shared: Arc<Shared>,
 }
 
-impl<S> std::fmt::Debug for Classify<S> {
+impl<S> std::fmt::Debug for ClassifyService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Classify").finish_non_exhaustive()
+        f.debug_struct("ClassifyService").finish_non_exhaustive()
     }
 }
 
-impl<S, B, ResBody> Service<Request<B>> for Classify<S>
+impl<S, B, ResBody> Service<Request<B>> for ClassifyService<S>
 where
     S: Service<Request<AirlockBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
-    type Response = Response<Either<ResBody, AirlockBody>>;
+    type Response = Response<AirlockBody>;
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
@@ -55,7 +55,10 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (mut parts, body) = request.into_parts();
-        let resolved = (self.shared.resolver)(&parts.uri, &parts.headers);
+        let resolved = match parts.extensions.get::<AzureEndpoint>() {
+            Some(endpoint) => Ok(endpoint.clone()),
+            None => (self.shared.resolver)(&parts.uri, &parts.headers),
+        };
         let max_body_bytes = self.shared.max_body_bytes;
         let body_error = self.shared.body_error.clone();
         Box::pin(async move {
@@ -104,18 +107,12 @@ where
             let forwarded: BoxFuture<'static, Result<Response<ResBody>, S::Error>> =
                 Box::pin(inner.call(Request::from_parts(parts, full(bytes))));
             let response = forwarded.await?;
-            Ok(response.map(Either::Left))
+            Ok(response.map(AirlockBody::new))
         })
     }
 }
 
-/// Answers `error` in the ARM shape, and records its code in the audit draft.
-fn refuse<ResBody>(parts: Parts, error: AirlockError) -> Response<Either<ResBody, AirlockBody>> {
-    let request = Request::from_parts(parts, ());
-    if let Some(draft) = request.extensions().get::<AuditDraft>() {
-        draft.update(|record| record.error_code = Some(error.code().to_owned()));
-    }
-    error
-        .into_response(&ErrorContext::from_request(&request))
-        .map(Either::Right)
+/// Answers `error` in the ARM shape.
+fn refuse(parts: Parts, error: AirlockError) -> Response<AirlockBody> {
+    error.into_response_for(&Request::from_parts(parts, ()))
 }

@@ -186,9 +186,56 @@ pub enum AirlockError {
     /// Something inside Airlock failed.
     #[error("internal error in Airlock: {0}")]
     Internal(String),
+    /// A refusal of a layer outside Airlock, with its own status and code,
+    /// answered in the same envelope: see [`AirlockError::custom`].
+    #[error("{message}")]
+    Custom {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The ARM-style error code.
+        code: String,
+        /// What happened, and what to do about it.
+        message: String,
+        /// Whether the same request may succeed if sent again unchanged.
+        retryable: bool,
+    },
 }
 
 impl AirlockError {
+    /// A refusal of your own layer, in Airlock's ARM-shaped envelope, so
+    /// Azure SDKs and agents read it like every other Airlock answer. Not
+    /// retryable; say [`retryable`](Self::retryable) otherwise with
+    /// [`AirlockError::Custom`] directly.
+    ///
+    /// ```
+    /// use airlock_core::{AirlockError, ErrorContext};
+    /// use http::StatusCode;
+    ///
+    /// let error = AirlockError::custom(
+    ///     StatusCode::TOO_MANY_REQUESTS,
+    ///     "ContosoQuotaExceeded",
+    ///     "this agent used its 100 writes for today; ask the platform team for more",
+    /// );
+    /// let response = error.into_response(&ErrorContext::default());
+    /// assert_eq!(response.status(), 429);
+    /// assert_eq!(response.headers()["x-ms-error-code"], "ContosoQuotaExceeded");
+    /// ```
+    pub fn custom(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        AirlockError::Custom {
+            status,
+            code: code.into(),
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// The ARM-shaped response to `request`: its request id, and the
+    /// operation and rule its extensions carry, fill the `airlock` object.
+    /// Every Airlock layer refuses through this.
+    pub fn into_response_for<B>(self, request: &Request<B>) -> Response<AirlockBody> {
+        self.into_response(&ErrorContext::from_request(request))
+    }
+
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -216,11 +263,12 @@ impl AirlockError {
             | AirlockError::UpstreamCredential(_)
             | AirlockError::UpstreamResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
             AirlockError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AirlockError::Custom { status, .. } => *status,
         }
     }
 
     /// The ARM-style error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             AirlockError::BadRequest { code, .. }
             | AirlockError::NotFound { code, .. }
@@ -245,11 +293,15 @@ impl AirlockError {
             AirlockError::MaskingFailed(_) => "AirlockMaskingFailed",
             AirlockError::UpstreamResponseTooLarge { .. } => "AirlockUpstreamResponseTooLarge",
             AirlockError::Internal(_) => "AirlockInternalError",
+            AirlockError::Custom { code, .. } => code,
         }
     }
 
     /// Whether the same request may succeed if sent again unchanged.
     pub fn retryable(&self) -> bool {
+        if let AirlockError::Custom { retryable, .. } = self {
+            return *retryable;
+        }
         matches!(
             self,
             AirlockError::RequestTimeout(_)
@@ -290,7 +342,9 @@ impl AirlockError {
             CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
-        headers.insert("x-ms-error-code", HeaderValue::from_static(self.code()));
+        if let Ok(code) = HeaderValue::from_str(self.code()) {
+            headers.insert("x-ms-error-code", code);
+        }
         if let Some(id) = ctx
             .request_id
             .as_deref()

@@ -52,7 +52,7 @@ pub(crate) fn build(
         .saturating_sub(timeout / 10)
         .max(std::time::Duration::from_secs(1));
     let layer = ApprovalLayer::new(store.clone(), notifier.clone())
-        .max_body(config.limits.max_request_body_bytes)
+        .max_body_bytes(config.limits.max_request_body_bytes)
         .max_hold(max_hold)
         .status_url_base(format!("{admin_url}/api/approvals"))
         .async_operations(public_url, RequestSealer::new(&key.derive(SEALING_PURPOSE)))

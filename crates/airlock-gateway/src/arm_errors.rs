@@ -17,16 +17,20 @@ use airlock_upstream::FromUpstream;
 pub(crate) struct ArmErrorsLayer {
     request_timeout: Duration,
     body_timeout: Duration,
-    max_body: u64,
+    max_body_bytes: u64,
 }
 
 impl ArmErrorsLayer {
     /// The values are only used to explain the error to the client.
-    pub(crate) fn new(request_timeout: Duration, body_timeout: Duration, max_body: u64) -> Self {
+    pub(crate) fn new(
+        request_timeout: Duration,
+        body_timeout: Duration,
+        max_body_bytes: u64,
+    ) -> Self {
         Self {
             request_timeout,
             body_timeout,
-            max_body,
+            max_body_bytes,
         }
     }
 }
@@ -84,7 +88,7 @@ where
                     AirlockError::RequestTimeout(layer.body_timeout)
                 }
                 StatusCode::PAYLOAD_TOO_LARGE if generic => AirlockError::PayloadTooLarge {
-                    limit: layer.max_body,
+                    limit: layer.max_body_bytes,
                 },
                 _ => return Ok(response.map(boxed)),
             };

@@ -2,8 +2,6 @@
 //! host decides whether it is an ARM or a Key Vault request (and which
 //! vault); hosts outside the allowlist are refused before anything is read.
 
-use std::sync::Arc;
-
 use airlock_azure::ClassifyLayer;
 use airlock_upstream::{Routes, request_body_error};
 
@@ -15,11 +13,9 @@ pub(crate) fn layer(config: &Config, routes: Routes) -> ClassifyLayer {
         config.limits.max_request_body_bytes,
         config.limits.request_body_timeout,
     );
-    ClassifyLayer::new(Arc::new(
-        move |uri: &http::Uri, headers: &http::HeaderMap| routes.resolve(uri, headers),
-    ))
+    ClassifyLayer::new(move |uri: &http::Uri, headers: &http::HeaderMap| {
+        routes.resolve(uri, headers)
+    })
     .max_body_bytes(config.limits.max_request_body_bytes)
-    .map_body_error(Arc::new(move |error| {
-        request_body_error(error, limit, body_timeout)
-    }))
+    .map_body_error(move |error| request_body_error(error, limit, body_timeout))
 }

@@ -8,9 +8,17 @@ use airlock_masking::{JsonMasker, KeyFileError, MaskRule, MaskingLayer, TokenKey
 use crate::config::{MASKING_KEY_ENV, MaskingConfig};
 use crate::{ConfigError, StartError};
 
-/// Builds the layer around `masker`.
-pub(crate) fn layer(config: &MaskingConfig, masker: Arc<JsonMasker>) -> MaskingLayer {
-    MaskingLayer::new(masker).max_body_bytes(config.max_body_bytes)
+/// Builds the layer around `masker`; the request and response excerpts it
+/// keeps for the audit record are as long as `[audit] max_body_chars` asks
+/// (one setting: the excerpt is not capped a second time here).
+pub(crate) fn layer(
+    config: &MaskingConfig,
+    masker: Arc<JsonMasker>,
+    excerpt_bytes: usize,
+) -> MaskingLayer {
+    MaskingLayer::new(masker)
+        .max_body_bytes(config.max_body_bytes)
+        .excerpt_bytes(excerpt_bytes)
 }
 
 /// Builds the masker: the default pack (unless turned off) and the

@@ -114,7 +114,7 @@ impl Gateway {
             classify: classify::layer(&config, routes.clone()),
             policy: PolicyLayer::new(policy.clone()),
             approval: approvals.layer.clone(),
-            masking: masking::layer(&config.masking, masker),
+            masking: masking::layer(&config.masking, masker, config.audit.max_body_chars),
         };
         if config.upstream.allow_insecure_http {
             tracing::warn!(

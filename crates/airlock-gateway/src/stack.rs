@@ -10,7 +10,6 @@ use airlock_masking::MaskingLayer;
 use airlock_policy::PolicyLayer;
 use airlock_recorder::RecorderLayer;
 use http::{HeaderName, Request, Response};
-use http_body_util::Either;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -24,10 +23,6 @@ use airlock_upstream::Upstream;
 /// The service the listener runs for every request.
 pub(crate) type GatewayService =
     BoxCloneSyncService<Request<axum::body::Body>, Response<AirlockBody>, Infallible>;
-
-fn flatten(response: Response<Either<AirlockBody, AirlockBody>>) -> Response<AirlockBody> {
-    response.map(Either::into_inner)
-}
 
 /// The concern layers, built from configuration.
 #[derive(Debug)]
@@ -69,22 +64,16 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
         ))
-        // Each concern layer answers its refusals as `AirlockBody` beside the
-        // inner body (`Either`); the inner body is `AirlockBody` too.
-        .map_response(flatten)
+        // Every concern layer answers with `AirlockBody`, its refusals and
+        // the inner service's answers alike.
         .layer(layers.identity)
-        .map_response(flatten)
-        // The operations layer may send a stored request inward: from here
-        // on, requests carry Airlock's body type again.
-        .map_request(|request: Request<_>| request.map(airlock_core::boxed))
-        .layer(layers.approval.operations())
-        .map_response(flatten)
+        // The poll layer may send a stored request inward: from here on,
+        // requests carry Airlock's body type (wrapping one is a no-op).
+        .map_request(|request: Request<_>| request.map(AirlockBody::new))
+        .layer(layers.approval.poll_layer())
         .layer(layers.classify)
-        .map_response(flatten)
         .layer(layers.policy)
-        .map_response(flatten)
         .layer(layers.approval)
-        .map_response(flatten)
         .layer(layers.masking)
         .service(upstream);
     // Boxed, so the recorder can be left out (`[audit] enabled = false`).
@@ -93,7 +82,6 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
     let recorded: Inner = match layers.recorder {
         Some(recorder) => BoxCloneSyncService::new(
             ServiceBuilder::new()
-                .map_response(|response: Response<_>| response.map(airlock_core::boxed))
                 .layer(recorder)
                 .map_request(|request: Request<_>| request.map(airlock_core::boxed))
                 .service(core),

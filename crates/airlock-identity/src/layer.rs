@@ -1,10 +1,10 @@
-//! [`IdentityLayer`]: configuration shared by every [`Identity`] service.
+//! [`IdentityLayer`]: configuration shared by every [`IdentityService`].
 
 use std::sync::Arc;
 
 use tower::Layer;
 
-use crate::{Identity, TokenValidator};
+use crate::{IdentityService, TokenValidator};
 
 /// Requires a valid bearer token on every request and puts the caller's
 /// [`Principal`](airlock_core::Principal) in the request's extensions.
@@ -13,11 +13,11 @@ pub struct IdentityLayer {
     pub(crate) shared: Arc<Shared>,
 }
 
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) validator: Arc<dyn TokenValidator>,
     /// Extra `WWW-Authenticate` parameters (`authorization`, `resource`).
     pub(crate) challenge: Vec<(String, String)>,
-    pub(crate) max_token_bytes: usize,
 }
 
 impl std::fmt::Debug for IdentityLayer {
@@ -40,7 +40,6 @@ impl IdentityLayer {
             shared: Arc::new(Shared {
                 validator,
                 challenge: Vec::new(),
-                max_token_bytes: 16 * 1024,
             }),
         }
     }
@@ -50,42 +49,23 @@ impl IdentityLayer {
     /// the challenge Azure Key Vault sends, which Azure SDKs answer by asking
     /// that tenant for a token for `resource`.
     #[must_use]
-    pub fn challenge(self, authority: &str, tenant: &str, resource: &str) -> Self {
-        self.with(|s| {
-            s.challenge = vec![
-                (
-                    "authorization".into(),
-                    format!("{}/{tenant}", authority.trim_end_matches('/')),
-                ),
-                ("resource".into(), resource.to_owned()),
-            ];
-        })
-    }
-
-    /// The longest `Authorization` value read (default 16 KiB); longer is a 401.
-    #[must_use]
-    pub fn max_token_bytes(self, limit: usize) -> Self {
-        self.with(|s| s.max_token_bytes = limit)
-    }
-
-    fn with(self, change: impl FnOnce(&mut Shared)) -> Self {
-        let mut shared = Shared {
-            validator: self.shared.validator.clone(),
-            challenge: self.shared.challenge.clone(),
-            max_token_bytes: self.shared.max_token_bytes,
-        };
-        change(&mut shared);
-        Self {
-            shared: Arc::new(shared),
-        }
+    pub fn challenge(mut self, authority: &str, tenant: &str, resource: &str) -> Self {
+        Arc::make_mut(&mut self.shared).challenge = vec![
+            (
+                "authorization".into(),
+                format!("{}/{tenant}", authority.trim_end_matches('/')),
+            ),
+            ("resource".into(), resource.to_owned()),
+        ];
+        self
     }
 }
 
 impl<S> Layer<S> for IdentityLayer {
-    type Service = Identity<S>;
+    type Service = IdentityService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Identity {
+        IdentityService {
             inner,
             shared: self.shared.clone(),
         }

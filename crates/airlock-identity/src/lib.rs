@@ -60,8 +60,10 @@ pub use error::{AuthError, BuildError};
 pub use groups::{GRAPH_URL, GraphGroupResolver, GroupResolver, GroupsError};
 pub use jwks::KeySource;
 pub use layer::IdentityLayer;
-pub use service::Identity;
-pub use validator::{ENTRA_ISSUERS, JwtValidator, JwtValidatorBuilder, TokenValidator};
+pub use service::IdentityService;
+pub use validator::{
+    DEFAULT_MAX_TOKEN_BYTES, ENTRA_ISSUERS, JwtValidator, JwtValidatorBuilder, TokenValidator,
+};
 
 /// Airlock's HTTPS client (feature `https`, on by default), re-exported so
 /// an embedder needs no other crate to fetch keys over TLS.

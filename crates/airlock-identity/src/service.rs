@@ -1,12 +1,13 @@
-//! [`Identity`]: the per-request work of the identity layer.
+//! [`IdentityService`]: the per-request work of the identity layer.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use airlock_core::{AirlockBody, AuditDraft, BoxFuture, ErrorContext};
+use airlock_core::{AirlockBody, AuditDraft, BoxError, BoxFuture};
+use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{Request, Response};
-use http_body_util::Either;
+use http_body::Body;
 use tower::Service;
 
 use crate::bearer::bearer_token;
@@ -14,24 +15,26 @@ use crate::layer::Shared;
 
 /// The identity middleware; see [`IdentityLayer`](crate::IdentityLayer).
 #[derive(Clone)]
-pub struct Identity<S> {
+pub struct IdentityService<S> {
     pub(crate) inner: S,
     pub(crate) shared: Arc<Shared>,
 }
 
-impl<S> std::fmt::Debug for Identity<S> {
+impl<S> std::fmt::Debug for IdentityService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity").finish_non_exhaustive()
+        f.debug_struct("IdentityService").finish_non_exhaustive()
     }
 }
 
-impl<S, B, ResBody> Service<Request<B>> for Identity<S>
+impl<S, B, ResBody> Service<Request<B>> for IdentityService<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
     B: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
-    type Response = Response<Either<ResBody, AirlockBody>>;
+    type Response = Response<AirlockBody>;
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
@@ -45,7 +48,11 @@ where
         let shared = self.shared.clone();
         Box::pin(async move {
             let audience = shared.validator.audience().unwrap_or("this gateway");
-            let verified = match bearer_token(request.headers(), shared.max_token_bytes, audience) {
+            let verified = match bearer_token(
+                request.headers(),
+                shared.validator.max_token_bytes(),
+                audience,
+            ) {
                 Ok(token) => shared.validator.validate(token).await,
                 Err(error) => Err(error),
             };
@@ -61,16 +68,13 @@ where
                     }
                     request.extensions_mut().insert(principal);
                     let response = inner.call(request).await?;
-                    Ok(response.map(Either::Left))
+                    Ok(response.map(AirlockBody::new))
                 }
                 Err(error) => {
                     tracing::info!(reason = %error, "request refused: token not accepted");
-                    let ctx = ErrorContext::from_request(&request);
-                    let error = error.into_airlock(&shared.challenge);
-                    if let Some(draft) = request.extensions().get::<AuditDraft>() {
-                        draft.update(|record| record.error_code = Some(error.code().to_owned()));
-                    }
-                    Ok(error.into_response(&ctx).map(Either::Right))
+                    Ok(error
+                        .into_airlock(&shared.challenge)
+                        .into_response_for(&request))
                 }
             }
         })

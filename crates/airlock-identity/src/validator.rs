@@ -27,7 +27,16 @@ pub trait TokenValidator: Send + Sync + 'static {
     fn audience(&self) -> Option<&str> {
         None
     }
+
+    /// The longest token accepted, in bytes (default 16 KiB). The identity
+    /// layer refuses a longer `Authorization` value before asking.
+    fn max_token_bytes(&self) -> usize {
+        DEFAULT_MAX_TOKEN_BYTES
+    }
 }
+
+/// The longest token accepted by default: 16 KiB (Entra tokens are 1-3 KiB).
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// The Entra ID issuers, `{tenant}` standing for each allowed tenant.
 pub const ENTRA_ISSUERS: [&str; 2] = [
@@ -241,6 +250,10 @@ impl TokenValidator for JwtValidator {
     fn audience(&self) -> Option<&str> {
         self.inner.audiences.first().map(String::as_str)
     }
+
+    fn max_token_bytes(&self) -> usize {
+        self.inner.max_token_bytes
+    }
 }
 
 /// Settings for a [`JwtValidator`]; every one has a safe default except the
@@ -274,7 +287,7 @@ impl Default for JwtValidatorBuilder {
             refresh_interval: Duration::from_secs(3600),
             unknown_kid_interval: Duration::from_secs(60),
             cache_capacity: 10_000,
-            max_token_bytes: 16 * 1024,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             groups: None,
         }
     }

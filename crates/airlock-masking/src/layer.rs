@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tower::Layer;
 
 use crate::excerpt::DEFAULT_EXCERPT_BYTES;
-use crate::{Masker, Masking};
+use crate::{Masker, MaskingService};
 
 /// The default bound on a body the layer reads to mask: 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
@@ -55,30 +55,24 @@ impl MaskingLayer {
     /// before and after gzip decoding. A larger response that had to be
     /// inspected is withheld (`502 AirlockMaskingFailed`).
     #[must_use]
-    pub fn max_body_bytes(self, limit: u64) -> Self {
-        self.with(|shared| shared.max_body_bytes = limit)
+    pub fn max_body_bytes(mut self, limit: u64) -> Self {
+        Arc::make_mut(&mut self.shared).max_body_bytes = limit;
+        self
     }
 
     /// The cap of the body excerpts in the audit record (default 8 KiB).
     #[must_use]
-    pub fn excerpt_bytes(self, cap: usize) -> Self {
-        self.with(|shared| shared.excerpt_bytes = cap)
-    }
-
-    fn with(self, change: impl FnOnce(&mut Shared)) -> Self {
-        let mut shared = Shared::clone(&self.shared);
-        change(&mut shared);
-        Self {
-            shared: Arc::new(shared),
-        }
+    pub fn excerpt_bytes(mut self, cap: usize) -> Self {
+        Arc::make_mut(&mut self.shared).excerpt_bytes = cap;
+        self
     }
 }
 
 impl<S> Layer<S> for MaskingLayer {
-    type Service = Masking<S>;
+    type Service = MaskingService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Masking {
+        MaskingService {
             inner,
             shared: self.shared.clone(),
         }

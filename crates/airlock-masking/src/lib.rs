@@ -99,5 +99,5 @@ pub use key_file::KeyFileError;
 pub use layer::{DEFAULT_MAX_BODY_BYTES, MaskingLayer};
 pub use masker::{MaskOutcome, Masker};
 pub use rule::MaskRule;
-pub use service::{MASKED_HEADER, Masking};
+pub use service::{MASKED_HEADER, MaskingService};
 pub use token::{TOKEN_PREFIX, TokenKey, is_masked_token};

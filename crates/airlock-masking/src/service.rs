@@ -1,4 +1,4 @@
-//! [`Masking`]: the per-request work of the masking layer.
+//! [`MaskingService`]: the per-request work of the masking layer.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,7 +11,6 @@ use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::Either;
 use tower::Service;
 
 use crate::encoding::{Encoding, GunzipError, content_encoding, gunzip};
@@ -25,25 +24,25 @@ pub const MASKED_HEADER: &str = "x-airlock-masked";
 
 /// The masking middleware; see [`MaskingLayer`](crate::MaskingLayer).
 #[derive(Clone)]
-pub struct Masking<S> {
+pub struct MaskingService<S> {
     pub(crate) inner: S,
     pub(crate) shared: Arc<Shared>,
 }
 
-impl<S> std::fmt::Debug for Masking<S> {
+impl<S> std::fmt::Debug for MaskingService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Masking").finish_non_exhaustive()
+        f.debug_struct("MaskingService").finish_non_exhaustive()
     }
 }
 
-impl<S, ResBody> Service<Request<AirlockBody>> for Masking<S>
+impl<S, ResBody> Service<Request<AirlockBody>> for MaskingService<S>
 where
     S: Service<Request<AirlockBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
-    type Response = Response<Either<ResBody, AirlockBody>>;
+    type Response = Response<AirlockBody>;
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
@@ -61,11 +60,7 @@ where
             tracing::error!(
                 "masking: the request has no Operation; the classify layer must come before the masking layer"
             );
-            let response = refuse(
-                request.extensions().get::<AuditDraft>(),
-                AirlockError::NotDecided,
-                &context,
-            );
+            let response = refuse(AirlockError::NotDecided, &context);
             return Box::pin(async move { Ok(response) });
         };
         Box::pin(async move {
@@ -87,14 +82,14 @@ where
                             Ok(bytes) => bytes,
                             Err(BodyError::TooLarge { limit }) => {
                                 let error = AirlockError::PayloadTooLarge { limit };
-                                return Ok(refuse(Some(draft), error, &context));
+                                return Ok(refuse(error, &context));
                             }
                             Err(BodyError::Read(error)) => {
                                 let error = AirlockError::BadRequest {
                                     code: "InvalidRequestContent",
                                     message: format!("the request body could not be read: {error}"),
                                 };
-                                return Ok(refuse(Some(draft), error, &context));
+                                return Ok(refuse(error, &context));
                             }
                         };
                     let copy = request_excerpt(
@@ -139,9 +134,9 @@ impl Exchange<'_> {
         &self,
         response: Response<ResBody>,
         head: bool,
-    ) -> Response<Either<ResBody, AirlockBody>>
+    ) -> Response<AirlockBody>
     where
-        ResBody: Body<Data = Bytes> + 'static,
+        ResBody: Body<Data = Bytes> + Send + 'static,
         ResBody::Error: Into<BoxError>,
     {
         let status = response.status();
@@ -150,13 +145,13 @@ impl Exchange<'_> {
             || status == StatusCode::NOT_MODIFIED
             || status.is_informational()
         {
-            return response.map(Either::Left);
+            return response.map(AirlockBody::new);
         }
         let content_type = header_str(response.headers(), CONTENT_TYPE).map(str::to_owned);
         let content_type = content_type.as_deref();
         if !(self.must_mask || is_json(content_type) || is_text(content_type)) {
             // Binary content no rule covers: streamed through, never buffered.
-            return response.map(Either::Left);
+            return response.map(AirlockBody::new);
         }
         let (mut parts, body) = response.into_parts();
         let limit = self.shared.max_body_bytes;
@@ -224,25 +219,19 @@ impl Exchange<'_> {
                 record.response_excerpt = Some(copy);
             });
         }
-        Response::from_parts(parts, Either::Right(full(body)))
+        Response::from_parts(parts, full(body))
     }
 
-    fn refuse<ResBody>(&self, error: AirlockError) -> Response<Either<ResBody, AirlockBody>> {
-        refuse(self.draft, error, self.context)
+    fn refuse(&self, error: AirlockError) -> Response<AirlockBody> {
+        refuse(error, self.context)
     }
 }
 
-/// Answers `error` in the ARM shape, and records its code in the audit draft.
-fn refuse<ResBody>(
-    draft: Option<&AuditDraft>,
-    error: AirlockError,
-    context: &ErrorContext,
-) -> Response<Either<ResBody, AirlockBody>> {
+/// Answers `error` in the ARM shape (the recorder reads its code from the
+/// response's `x-ms-error-code`).
+fn refuse(error: AirlockError, context: &ErrorContext) -> Response<AirlockBody> {
     tracing::warn!(code = error.code(), reason = %error, "masking refused the exchange");
-    if let Some(draft) = draft {
-        draft.update(|record| record.error_code = Some(error.code().to_owned()));
-    }
-    error.into_response(context).map(Either::Right)
+    error.into_response(context)
 }
 
 /// Reads the request body. Boxed here, with its concrete type, so the

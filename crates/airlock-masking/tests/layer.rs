@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame};
-use http_body_util::{BodyExt, Either};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
@@ -144,7 +144,7 @@ fn token(secret: &str) -> String {
     TokenKey::new([31u8; 32]).unwrap().token(secret.as_bytes())
 }
 
-type Answer = Response<Either<Chunks, AirlockBody>>;
+type Answer = Response<AirlockBody>;
 
 /// Sends `request` through `layer` (with `operation` and `draft` in its
 /// extensions, as the classify and recorder layers would put them) to an
@@ -347,12 +347,9 @@ async fn other_encodings_are_refused() {
         reply.clone(),
     )
     .await;
+    // `masking_failed` checks `x-ms-error-code`, which the recorder reads.
     let message = masking_failed(response).await;
     assert!(message.contains("'br'"), "{message}");
-    assert_eq!(
-        draft.snapshot().error_code.as_deref(),
-        Some("AirlockMaskingFailed")
-    );
     // JSON no rule covers is refused too: the detectors could not run.
     let (response, _) = exchange(
         layer(),
@@ -423,9 +420,7 @@ async fn malformed_json_that_must_be_masked_is_withheld() {
         message,
         "Azure's response could not be masked, so it is withheld: the body is not valid JSON: expected ',' or ']' at byte 73"
     );
-    let record = draft.snapshot();
-    assert_eq!(record.error_code.as_deref(), Some("AirlockMaskingFailed"));
-    assert_eq!(record.response_excerpt, None);
+    assert_eq!(draft.snapshot().response_excerpt, None);
 }
 
 #[tokio::test]
@@ -460,7 +455,8 @@ async fn head_204_and_304_pass_untouched() {
         response.headers()[CONTENT_LENGTH],
         secret_json.len().to_string()
     );
-    assert!(matches!(response.into_body(), Either::Left(_)));
+    // The upstream body itself (streaming), not a buffered copy.
+    assert!(response.body().buffered().is_none());
     for status in [StatusCode::NO_CONTENT, StatusCode::NOT_MODIFIED] {
         let (response, _) = exchange(
             layer(),
@@ -472,7 +468,8 @@ async fn head_204_and_304_pass_untouched() {
         .await;
         assert_eq!(response.status(), status);
         assert!(response.headers().get("x-airlock-masked").is_none());
-        assert!(matches!(response.into_body(), Either::Left(_)));
+        // The upstream body itself (streaming), not a buffered copy.
+        assert!(response.body().buffered().is_none());
     }
 }
 
@@ -490,9 +487,11 @@ async fn binary_downloads_stream_through() {
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get("x-airlock-masked").is_none());
     // The upstream body itself, not a buffered copy.
-    let Either::Left(body) = response.into_body() else {
-        panic!("the binary body was buffered");
-    };
+    assert!(
+        response.body().buffered().is_none(),
+        "the binary body was buffered"
+    );
+    let body = response.into_body();
     assert_eq!(body.collect().await.unwrap().to_bytes(), bytes);
 }
 

@@ -4,9 +4,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use airlock_core::AirlockBody;
+use airlock_core::{AirlockBody, BoxError};
+use bytes::Bytes;
 use http::Response;
-use http_body_util::Either;
+use http_body::Body;
 use pin_project_lite::pin_project;
 
 pin_project! {
@@ -35,14 +36,16 @@ impl<F> ResponseFuture<F> {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
 {
-    type Output = Result<Response<Either<B, AirlockBody>>, E>;
+    type Output = Result<Response<AirlockBody>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            Projected::Inner { future } => future.poll(cx).map_ok(|r| r.map(Either::Left)),
+            Projected::Inner { future } => future.poll(cx).map_ok(|r| r.map(AirlockBody::new)),
             Projected::Refused { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response.map(Either::Right))),
+                Some(response) => Poll::Ready(Ok(response)),
                 None => Poll::Pending,
             },
         }

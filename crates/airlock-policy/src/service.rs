@@ -3,8 +3,12 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use airlock_core::{AirlockError, AuditDraft, Decision, ErrorContext, Operation, Principal};
+use airlock_core::{
+    AirlockBody, AirlockError, AuditDraft, BoxError, Decision, Operation, Principal,
+};
+use bytes::Bytes;
 use http::{Request, Response};
+use http_body::Body;
 use tower::Service;
 
 use crate::PolicyEngine;
@@ -26,8 +30,10 @@ impl<S> std::fmt::Debug for PolicyService<S> {
 impl<S, B, ResBody> Service<Request<B>> for PolicyService<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
-    type Response = Response<http_body_util::Either<ResBody, airlock_core::AirlockBody>>;
+    type Response = Response<AirlockBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -44,9 +50,7 @@ where
             tracing::error!(
                 "policy: the request has no Principal or Operation; the identity and classify layers must come first"
             );
-            return ResponseFuture::refused(
-                AirlockError::NotDecided.into_response(&ErrorContext::from_request(&request)),
-            );
+            return ResponseFuture::refused(AirlockError::NotDecided.into_response_for(&request));
         };
         let decision = self.engine.decide(principal, operation);
         if let Some(draft) = extensions.get::<AuditDraft>() {
@@ -65,9 +69,7 @@ where
         };
         request.extensions_mut().insert(decision);
         if let Some(error) = denial {
-            return ResponseFuture::refused(
-                error.into_response(&ErrorContext::from_request(&request)),
-            );
+            return ResponseFuture::refused(error.into_response_for(&request));
         }
         ResponseFuture::inner(self.inner.call(request))
     }

@@ -8,7 +8,6 @@ use airlock_core::{AirlockBody, AuditDraft, BoxError, BoxFuture, ErrorContext, d
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::Either;
 use tower::Service;
 
 use crate::body::{RequestBody, ResponseBody};
@@ -41,7 +40,7 @@ where
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
-    type Response = Response<Either<ResponseBody<ResBody>, AirlockBody>>;
+    type Response = Response<AirlockBody>;
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
@@ -89,11 +88,11 @@ where
                 {
                     return Ok(refuse(problem, &context));
                 }
-                return Ok(response.map(|body| Either::Left(ResponseBody::recorded(body))));
+                return Ok(response.map(|body| AirlockBody::new(ResponseBody::recorded(body))));
             }
             let declared =
                 declared_length(response.headers()).or_else(|| response.body().size_hint().exact());
-            Ok(response.map(|body| Either::Left(ResponseBody::new(body, exchange, declared))))
+            Ok(response.map(|body| AirlockBody::new(ResponseBody::new(body, exchange, declared))))
         })
     }
 }
@@ -106,9 +105,6 @@ fn no_body(status: StatusCode) -> bool {
 }
 
 /// `503 AirlockAuditUnavailable`.
-fn refuse<B>(problem: RecorderError, context: &ErrorContext) -> Response<Either<B, AirlockBody>> {
-    problem
-        .into_airlock()
-        .into_response(context)
-        .map(Either::Right)
+fn refuse(problem: RecorderError, context: &ErrorContext) -> Response<AirlockBody> {
+    problem.into_airlock().into_response(context)
 }

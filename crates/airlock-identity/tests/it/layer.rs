@@ -225,8 +225,22 @@ async fn oversized_authorization_is_401_too_large() {
         Some(format!(r#"Bearer error="invalid_token", error_description="{message}""#).as_str())
     );
 
-    // A smaller limit on the layer applies before the validator is asked.
-    let small = layer.max_token_bytes(512);
+    // The validator's own limit applies, read by the layer before it asks.
+    struct Small(airlock_identity::JwtValidator);
+    impl airlock_identity::TokenValidator for Small {
+        fn validate<'a>(
+            &'a self,
+            token: &'a str,
+        ) -> airlock_core::BoxFuture<'a, Result<airlock_core::Principal, airlock_identity::AuthError>>
+        {
+            self.0.validate(token)
+        }
+        fn max_token_bytes(&self) -> usize {
+            512
+        }
+    }
+    let (issuer, validator) = start().await;
+    let small = IdentityLayer::new(Small(validator));
     let normal = issuer.mint(&TokenSpec::agent());
     let answer = through(&small, request(&[&format!("Bearer {normal}")])).await;
     answer.assert_refused(

@@ -1,4 +1,4 @@
-//! [`OperationsLayer`]: the operation URL an SDK polls while an async
+//! [`ApprovalPollLayer`]: the operation URL an SDK polls while an async
 //! approval waits, and then while Azure runs the approved request.
 //!
 //! `GET /airlock/operations/{id}` answers like Azure's `Azure-AsyncOperation`
@@ -25,7 +25,6 @@ use airlock_core::{
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Either};
 use serde_json::json;
 use tower::{Layer, Service};
 
@@ -50,38 +49,39 @@ const MAX_STATUS_BODY: u64 = 1024 * 1024;
 /// Answers polls of async approvals; see the [module docs](self). Made by
 /// [`ApprovalLayer::operations`](crate::ApprovalLayer::operations).
 #[derive(Clone)]
-pub struct OperationsLayer {
+pub struct ApprovalPollLayer {
     pub(crate) config: Arc<Config>,
 }
 
-impl std::fmt::Debug for OperationsLayer {
+impl std::fmt::Debug for ApprovalPollLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OperationsLayer").finish_non_exhaustive()
+        f.debug_struct("ApprovalPollLayer").finish_non_exhaustive()
     }
 }
 
-impl<S> Layer<S> for OperationsLayer {
-    type Service = OperationsService<S>;
+impl<S> Layer<S> for ApprovalPollLayer {
+    type Service = ApprovalPollService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        OperationsService {
+        ApprovalPollService {
             inner,
             config: self.config.clone(),
         }
     }
 }
 
-/// The service of [`OperationsLayer`]: polls of `/airlock/operations/…` are
+/// The service of [`ApprovalPollLayer`]: polls of `/airlock/operations/…` are
 /// answered here; every other request goes to the inner service.
 #[derive(Clone)]
-pub struct OperationsService<S> {
+pub struct ApprovalPollService<S> {
     inner: S,
     config: Arc<Config>,
 }
 
-impl<S> std::fmt::Debug for OperationsService<S> {
+impl<S> std::fmt::Debug for ApprovalPollService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OperationsService").finish_non_exhaustive()
+        f.debug_struct("ApprovalPollService")
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,7 +122,7 @@ fn send(
     Box::pin(async move { inner.ready().await?.call(request).await })
 }
 
-impl<S, ResBody> Service<Request<AirlockBody>> for OperationsService<S>
+impl<S, ResBody> Service<Request<AirlockBody>> for ApprovalPollService<S>
 where
     S: Service<Request<AirlockBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -130,7 +130,7 @@ where
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<airlock_core::BoxError>,
 {
-    type Response = Response<Either<ResBody, AirlockBody>>;
+    type Response = Response<AirlockBody>;
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
 
@@ -144,23 +144,19 @@ where
             .flatten();
         let Some((id, url)) = polled else {
             let future: BoxFuture<'static, _> = Box::pin(self.inner.call(request));
-            return Box::pin(async move { future.await.map(|r| r.map(Either::Left)) });
+            return Box::pin(async move { future.await.map(|r| r.map(AirlockBody::new)) });
         };
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         use tower::ServiceExt;
         let inner: Inner = tower::util::BoxService::new(
             inner
-                .map_response(|response: Response<ResBody>| {
-                    response.map(|body| {
-                        airlock_core::boxed(body.map_err(Into::<airlock_core::BoxError>::into))
-                    })
-                })
+                .map_response(|response: Response<ResBody>| response.map(AirlockBody::new))
                 .map_err(|error: S::Error| error.to_string()),
         );
         let answer: BoxFuture<'static, Response<AirlockBody>> =
             Box::pin(answer(self.config.clone(), inner, request, id, url));
-        Box::pin(async move { Ok(answer.await.map(Either::Right)) })
+        Box::pin(async move { Ok(answer.await) })
     }
 }
 
