@@ -70,6 +70,11 @@ pub(crate) struct BenchArgs {
     /// The load generator.
     #[arg(long, value_enum, default_value = "auto")]
     generator: GeneratorChoice,
+    /// Another `airlock` binary (e.g. built from main before a change),
+    /// loaded in the same run with the same configuration as `gateway`:
+    /// the report then shows the change's effect beside the bare proxy.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -83,6 +88,9 @@ enum Target {
     Gateway,
     /// The same gateway with `[audit] enabled = false`: the recorder's cost.
     GatewayUnrecorded,
+    /// The `--baseline` binary, recording like `gateway` (added by that option).
+    #[value(skip)]
+    Baseline,
 }
 
 impl Target {
@@ -92,12 +100,19 @@ impl Target {
             Target::Bare => "bare-proxy",
             Target::Gateway => "airlock gateway",
             Target::GatewayUnrecorded => "gateway, no recording",
+            Target::Baseline => "baseline gateway",
         }
     }
 }
 
 pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     let mut targets = args.targets.clone();
+    if let Some(baseline) = &args.baseline {
+        if !baseline.is_file() {
+            anyhow::bail!("--baseline {}: no such binary", baseline.display());
+        }
+        targets.push(Target::Baseline);
+    }
     targets.sort_unstable();
     targets.dedup();
 
@@ -137,14 +152,17 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                 start_bare_proxy(&mut children, &bin_dir, work_dir.path(), &sim_url)?,
                 client_authorization.clone(),
             ),
-            Target::Gateway | Target::GatewayUnrecorded => (
+            Target::Gateway | Target::GatewayUnrecorded | Target::Baseline => (
                 start_gateway(
                     &mut children,
-                    &bin_dir,
+                    &match (target, &args.baseline) {
+                        (Target::Baseline, Some(baseline)) => baseline.clone(),
+                        _ => bin_dir.join("airlock"),
+                    },
                     &work_dir.path().join(format!("{target:?}")),
                     &sim_url,
                     &issuer,
-                    target == Target::Gateway,
+                    target != Target::GatewayUnrecorded,
                 )?,
                 client_authorization.clone(),
             ),
@@ -239,7 +257,7 @@ fn start_bare_proxy(
 /// `/healthz`; returns its base URL.
 fn start_gateway(
     children: &mut Children,
-    bin_dir: &Path,
+    binary: &Path,
     work_dir: &Path,
     sim_url: &str,
     issuer: &Issuer,
@@ -303,7 +321,7 @@ token = "{UPSTREAM_TOKEN}"
         .with_context(|| format!("cannot write {}", config_path.display()))?;
 
     let log = work_dir.join("airlock.log");
-    let mut command = Command::new(bin_dir.join("airlock"));
+    let mut command = Command::new(binary);
     command
         .arg("serve")
         .arg("--config")
@@ -381,6 +399,8 @@ fn print_report(results: &[(Target, LoadResult)]) {
             Target::GatewayUnrecorded,
             "recording on / off",
         ),
+        (Target::Baseline, Target::Bare, "baseline / bare"),
+        (Target::Gateway, Target::Baseline, "gateway / baseline"),
     ] {
         if let (Some(a), Some(b)) = (find(numerator), find(denominator)) {
             println!(

@@ -47,9 +47,10 @@ const STEPS: &[Step] = &[
 ];
 
 /// Every example, run to the end: each checks its own outcome and fails loudly.
-const EXAMPLES: [&str; 4] = [
+const EXAMPLES: [&str; 5] = [
     "custom_token_provider",
     "identity_on_axum",
+    "custom_layer",
     "custom_masker",
     "custom_audit_sink",
 ];
