@@ -101,168 +101,301 @@ where
     }
 }
 
-fn refuse<E>(error: AirlockError, ctx: &ErrorContext) -> Answer<E> {
-    Ok(error.into_response(ctx))
+/// What the approval step decided for one request.
+enum Admission {
+    /// Send it on, with these parts (an `Allow` for the approval in their
+    /// extensions) and this body.
+    Forward(http::request::Parts, bytes::Bytes),
+    /// Answered here (`202` with an operation to poll).
+    Answered(Response<AirlockBody>),
 }
 
+/// The approval step, in order: read what the policy asked for, check the
+/// justification, read the body and fingerprint it, then admit a stored
+/// request whose approval was granted, or a retry matching a grant, or
+/// else open a new approval and wait for it (held, or as an operation).
 async fn require_approval<E>(
     config: Arc<Config>,
     forward: Forward<E>,
     request: Request<AirlockBody>,
 ) -> Answer<E> {
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let mut ctx = ErrorContext::from_headers(&parts.headers);
-    let ext = &parts.extensions;
-    let (Some(decision), Some(principal), Some(operation)) = (
-        ext.get::<Decision>().cloned(),
-        ext.get::<Principal>().cloned(),
-        ext.get::<Operation>().cloned(),
-    ) else {
-        tracing::error!(
-            "approval: the request has no Principal or Operation; the identity and classify layers must come first"
-        );
-        return refuse(AirlockError::NotDecided, &ctx);
-    };
-    let Decision::RequireApproval {
-        rule,
-        approvers,
-        min_approvals,
-        justification_required,
-        hold,
-        ttl,
-        wait,
-    } = decision
-    else {
-        return refuse(AirlockError::NotDecided, &ctx);
-    };
-    ctx = ctx.operation(operation.name()).rule(rule.clone());
-    let draft = ext.get::<AuditDraft>().cloned();
-
-    let justification = parts
-        .headers
-        .get(JUSTIFICATION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|j| !j.is_empty())
-        .map(str::to_owned);
-    if let (Some(draft), Some(j)) = (&draft, &justification) {
-        draft.update(|r| r.justification = Some(j.clone()));
+    match admit(&config, parts, body, &mut ctx).await {
+        Ok(Admission::Forward(parts, bytes)) => {
+            forward(Request::from_parts(parts, full(bytes))).await
+        }
+        Ok(Admission::Answered(response)) => Ok(response),
+        Err(error) => Ok(error.into_response(&ctx)),
     }
-    // The stored request of an async approval, sent once its grant was used
-    // (its justification was given, and kept, when it was asked for).
-    let approved = parts.extensions.remove::<ApprovedExecution>();
-    if justification_required && justification.is_none() && approved.is_none() {
-        return refuse(
-            AirlockError::JustificationRequired {
-                operation: operation.name().to_owned(),
-                rule,
-            },
-            &ctx,
-        );
+}
+
+async fn admit(
+    config: &Config,
+    mut parts: http::request::Parts,
+    body: AirlockBody,
+    ctx: &mut ErrorContext,
+) -> Result<Admission, AirlockError> {
+    let asked = Asked::read(&mut parts)?;
+    *ctx = std::mem::take(ctx)
+        .operation(asked.operation.name())
+        .rule(asked.rule.clone());
+    asked.check_justification()?;
+    let bytes = read_request_body(body, &parts.headers, config.max_body_bytes).await?;
+    let fingerprint = Fingerprint::compute(&asked.principal, &asked.operation, &bytes);
+
+    if let Some(approved) = asked.approved {
+        admit_stored(
+            config,
+            approved,
+            &fingerprint,
+            &mut parts,
+            asked.draft.as_ref(),
+        )
+        .await?;
+        return Ok(Admission::Forward(parts, bytes));
+    }
+    if admit_retry(config, &fingerprint, &mut parts, asked.draft.as_ref()).await? {
+        return Ok(Admission::Forward(parts, bytes));
     }
 
-    let bytes = match read_body(body, &parts.headers, config.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(BodyError::TooLarge { limit }) => {
-            return refuse(AirlockError::PayloadTooLarge { limit }, &ctx);
-        }
-        Err(BodyError::Read(error)) => {
-            return refuse(
-                AirlockError::BadRequest {
-                    code: "AirlockRequestBodyUnreadable",
-                    message: format!("the request body could not be read: {error}"),
-                },
-                &ctx,
-            );
-        }
-    };
-    let fingerprint = Fingerprint::compute(&principal, &operation, &bytes);
-    let store = &config.store;
-
-    if let Some(approved) = approved {
-        if approved.fingerprint != fingerprint {
-            tracing::error!(approval_id = %approved.id, "stored request does not match its approval; refused");
-            return refuse(AirlockError::NotDecided, &ctx);
-        }
-        let approval = store.get(approved.id).await.ok().flatten();
-        record(draft.as_ref(), approved.id, approval.as_ref());
-        if let (Some(draft), Some(j)) = (
-            &draft,
-            approval.as_ref().and_then(|a| a.justification.clone()),
-        ) {
-            draft.update(|r| r.justification = Some(j));
-        }
-        parts.extensions.insert(allow(approved.id));
-        let response = forward(Request::from_parts(parts, full(bytes))).await?;
-        return Ok(response);
-    }
-
-    // A retry of a request approved after its hold ran out.
-    match store.consume_grant(&fingerprint).await {
-        Ok(Some(id)) => {
-            tracing::info!(approval_id = %id, "approved grant used by a matching retry");
-            let approved = store.get(id).await.ok().flatten();
-            record(draft.as_ref(), id, approved.as_ref());
-            parts.extensions.insert(allow(id));
-            let response = forward(Request::from_parts(parts, full(bytes))).await?;
-            return Ok(response);
-        }
-        Ok(None) => {}
-        Err(error) => return refuse(internal(&error), &ctx),
-    }
-
-    let management = operation.plane() == Plane::Management;
-    let operations = match wait.resolve(&parts.method, management) {
+    let management = asked.operation.plane() == Plane::Management;
+    let operations = match asked.wait.resolve(&parts.method, management) {
         ApprovalWait::Async => config.operations.as_ref(),
         _ => None,
     };
-    let hold = config.max_hold.map_or(hold, |max| hold.min(max));
-    let now = SystemTime::now();
-    let id = ApprovalId::new();
-    ctx = ctx.approval_id(id.to_string());
-    let approval = ApprovalRequest {
-        id,
-        requester: Requester::from_principal(&principal),
-        operation: RequestedOperation::from_operation(&operation),
-        rule,
-        approvers,
-        min_approvals,
-        justification_required,
-        justification,
-        body_preview: config.preview.as_ref().and_then(|preview| {
-            let content_type = parts
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            preview(&operation, content_type, &bytes)
-        }),
+    let hold = config
+        .max_hold
+        .map_or(asked.hold, |max| asked.hold.min(max));
+    let approval = asked.new_approval(
+        config,
+        &parts,
+        &bytes,
         fingerprint,
-        wait: if operations.is_some() {
-            ApprovalWait::Async
-        } else {
-            ApprovalWait::Hold
-        },
-        created_at: now,
-        // Still approvable after the hold ran out, so a retry can use it.
-        expires_at: later(now, hold.max(ttl)),
-        grant_ttl: ttl,
-        grant_expires_at: None,
-        decisions: Vec::new(),
-        state: ApprovalState::Pending,
-        execution: None,
-    };
-    if let Some(operations) = operations {
-        let stored = StoredRequest::from_parts(&parts, bytes);
-        return start_async(&config, operations, approval, &stored, draft.as_ref(), &ctx).await;
+        operations.is_some(),
+        hold,
+    );
+    *ctx = std::mem::take(ctx).approval_id(approval.id.to_string());
+    let draft = asked.draft;
+    match operations {
+        Some(operations) => {
+            let stored = StoredRequest::from_parts(&parts, bytes);
+            start_async(config, operations, approval, &stored, draft.as_ref())
+                .await
+                .map(Admission::Answered)
+        }
+        None => {
+            let id = approval.id;
+            hold_for_decision(config, approval, hold, draft.as_ref()).await?;
+            parts.extensions.insert(allow(id));
+            Ok(Admission::Forward(parts, bytes))
+        }
     }
-    if let Err(error) = store.create(approval.clone(), None).await {
-        return refuse(internal(&error), &ctx);
+}
+
+/// What the policy's `RequireApproval` asked for, and who asks.
+struct Asked {
+    principal: Principal,
+    operation: Operation,
+    rule: String,
+    approvers: airlock_core::Approvers,
+    min_approvals: u32,
+    justification_required: bool,
+    justification: Option<String>,
+    hold: std::time::Duration,
+    ttl: std::time::Duration,
+    wait: ApprovalWait,
+    draft: Option<AuditDraft>,
+    /// The stored request of an async approval, sent once its grant was
+    /// used (its justification was given, and kept, when it was asked for).
+    approved: Option<ApprovedExecution>,
+}
+
+impl Asked {
+    fn read(parts: &mut http::request::Parts) -> Result<Self, AirlockError> {
+        let ext = &parts.extensions;
+        let (Some(decision), Some(principal), Some(operation)) = (
+            ext.get::<Decision>().cloned(),
+            ext.get::<Principal>().cloned(),
+            ext.get::<Operation>().cloned(),
+        ) else {
+            tracing::error!(
+                "approval: the request has no Principal or Operation; the identity and classify layers must come first"
+            );
+            return Err(AirlockError::NotDecided);
+        };
+        let Decision::RequireApproval {
+            rule,
+            approvers,
+            min_approvals,
+            justification_required,
+            hold,
+            ttl,
+            wait,
+        } = decision
+        else {
+            return Err(AirlockError::NotDecided);
+        };
+        let draft = ext.get::<AuditDraft>().cloned();
+        let justification = parts
+            .headers
+            .get(JUSTIFICATION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|j| !j.is_empty())
+            .map(str::to_owned);
+        if let (Some(draft), Some(j)) = (&draft, &justification) {
+            draft.update(|r| r.justification = Some(j.clone()));
+        }
+        Ok(Self {
+            principal,
+            operation,
+            rule,
+            approvers,
+            min_approvals,
+            justification_required,
+            justification,
+            hold,
+            ttl,
+            wait,
+            draft,
+            approved: parts.extensions.remove::<ApprovedExecution>(),
+        })
     }
-    let mut states = match store.subscribe(id).await {
-        Ok(states) => states,
-        Err(error) => return refuse(internal(&error), &ctx),
-    };
-    record(draft.as_ref(), id, None);
+
+    fn check_justification(&self) -> Result<(), AirlockError> {
+        if self.justification_required && self.justification.is_none() && self.approved.is_none() {
+            return Err(AirlockError::JustificationRequired {
+                operation: self.operation.name().to_owned(),
+                rule: self.rule.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The new pending approval; still approvable after the hold ran out,
+    /// so a retry can use it.
+    fn new_approval(
+        &self,
+        config: &Config,
+        parts: &http::request::Parts,
+        bytes: &bytes::Bytes,
+        fingerprint: Fingerprint,
+        waits_async: bool,
+        hold: std::time::Duration,
+    ) -> ApprovalRequest {
+        let now = SystemTime::now();
+        ApprovalRequest {
+            id: ApprovalId::new(),
+            requester: Requester::from_principal(&self.principal),
+            operation: RequestedOperation::from_operation(&self.operation),
+            rule: self.rule.clone(),
+            approvers: self.approvers.clone(),
+            min_approvals: self.min_approvals,
+            justification_required: self.justification_required,
+            justification: self.justification.clone(),
+            body_preview: config.preview.as_ref().and_then(|preview| {
+                let content_type = parts
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok());
+                preview(&self.operation, content_type, bytes)
+            }),
+            fingerprint,
+            wait: if waits_async {
+                ApprovalWait::Async
+            } else {
+                ApprovalWait::Hold
+            },
+            created_at: now,
+            expires_at: later(now, hold.max(self.ttl)),
+            grant_ttl: self.ttl,
+            grant_expires_at: None,
+            decisions: Vec::new(),
+            state: ApprovalState::Pending,
+            execution: None,
+        }
+    }
+}
+
+/// The request body, within the layer's limit.
+async fn read_request_body(
+    body: AirlockBody,
+    headers: &http::HeaderMap,
+    limit: u64,
+) -> Result<bytes::Bytes, AirlockError> {
+    match read_body(body, headers, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(BodyError::TooLarge { limit }) => Err(AirlockError::PayloadTooLarge { limit }),
+        Err(BodyError::Read(error)) => Err(AirlockError::BadRequest {
+            code: "AirlockRequestBodyUnreadable",
+            message: format!("the request body could not be read: {error}"),
+        }),
+    }
+}
+
+/// Admits the stored request of an async approval, if it is the very
+/// request that was approved.
+async fn admit_stored(
+    config: &Config,
+    approved: ApprovedExecution,
+    fingerprint: &Fingerprint,
+    parts: &mut http::request::Parts,
+    draft: Option<&AuditDraft>,
+) -> Result<(), AirlockError> {
+    if approved.fingerprint != *fingerprint {
+        tracing::error!(approval_id = %approved.id, "stored request does not match its approval; refused");
+        return Err(AirlockError::NotDecided);
+    }
+    let approval = config.store.get(approved.id).await.ok().flatten();
+    record(draft, approved.id, approval.as_ref());
+    if let (Some(draft), Some(j)) = (
+        draft,
+        approval.as_ref().and_then(|a| a.justification.clone()),
+    ) {
+        draft.update(|r| r.justification = Some(j));
+    }
+    parts.extensions.insert(allow(approved.id));
+    Ok(())
+}
+
+/// Admits a retry of a request approved after its hold ran out (its grant
+/// is used up by this).
+async fn admit_retry(
+    config: &Config,
+    fingerprint: &Fingerprint,
+    parts: &mut http::request::Parts,
+    draft: Option<&AuditDraft>,
+) -> Result<bool, AirlockError> {
+    match config.store.consume_grant(fingerprint).await {
+        Ok(Some(id)) => {
+            tracing::info!(approval_id = %id, "approved grant used by a matching retry");
+            let approved = config.store.get(id).await.ok().flatten();
+            record(draft, id, approved.as_ref());
+            parts.extensions.insert(allow(id));
+            Ok(true)
+        }
+        Ok(None) => Ok(false),
+        Err(error) => Err(internal(&error)),
+    }
+}
+
+/// Opens a held approval and waits up to `hold` for its decision: `Ok`
+/// when it was approved and this request took its grant.
+async fn hold_for_decision(
+    config: &Config,
+    approval: ApprovalRequest,
+    hold: std::time::Duration,
+    draft: Option<&AuditDraft>,
+) -> Result<(), AirlockError> {
+    let store = &config.store;
+    let id = approval.id;
+    store
+        .create(approval.clone(), None)
+        .await
+        .map_err(|e| internal(&e))?;
+    let mut states = store.subscribe(id).await.map_err(|e| internal(&e))?;
+    record(draft, id, None);
     config.notifier.notify(ApprovalEvent::New(approval));
     tracing::info!(approval_id = %id, hold = ?hold, "request held for approval");
 
@@ -283,42 +416,35 @@ async fn require_approval<E>(
     };
     let Some(state) = outcome else {
         tracing::info!(approval_id = %id, "hold ran out; approval stays pending");
-        return refuse(pending, &ctx);
+        return Err(pending);
     };
     let decided = match store.get(id).await {
         Ok(Some(decided)) => decided,
-        Ok(None) => return refuse(internal(&crate::ApprovalError::NotFound(id)), &ctx),
-        Err(error) => return refuse(internal(&error), &ctx),
+        Ok(None) => return Err(internal(&crate::ApprovalError::NotFound(id))),
+        Err(error) => return Err(internal(&error)),
     };
     match state {
-        ApprovalState::Approved => {
-            match store.consume(id).await {
-                Ok(Some(_)) => {
-                    record(draft.as_ref(), id, Some(&decided));
-                    parts.extensions.insert(allow(id));
-                    let response = forward(Request::from_parts(parts, full(bytes))).await?;
-                    Ok(response)
-                }
-                // An identical retry took the grant first: this one is not admitted.
-                Ok(None) => refuse(pending, &ctx),
-                Err(error) => refuse(internal(&error), &ctx),
+        ApprovalState::Approved => match store.consume(id).await {
+            Ok(Some(_)) => {
+                record(draft, id, Some(&decided));
+                Ok(())
             }
-        }
+            // An identical retry took the grant first: this one is not admitted.
+            Ok(None) => Err(pending),
+            Err(error) => Err(internal(&error)),
+        },
         ApprovalState::Denied => {
             let denial = decided.denial();
-            refuse(
-                AirlockError::ApprovalDenied {
-                    approval_id: id.to_string(),
-                    approver: denial.map_or_else(
-                        || "an approver".to_owned(),
-                        |d| d.approver_label().to_owned(),
-                    ),
-                    reason: denial.and_then(|d| d.comment.clone()),
-                },
-                &ctx,
-            )
+            Err(AirlockError::ApprovalDenied {
+                approval_id: id.to_string(),
+                approver: denial.map_or_else(
+                    || "an approver".to_owned(),
+                    |d| d.approver_label().to_owned(),
+                ),
+                reason: denial.and_then(|d| d.comment.clone()),
+            })
         }
-        _ => refuse(pending, &ctx),
+        _ => Err(pending),
     }
 }
 
@@ -329,22 +455,23 @@ fn internal(error: &crate::ApprovalError) -> AirlockError {
 
 /// Stores an async approval with its sealed request and answers `202
 /// Accepted` with the operation URL, as Azure answers a long-running operation.
-async fn start_async<E>(
+async fn start_async(
     config: &Config,
     operations: &AsyncOperations,
     approval: ApprovalRequest,
     stored: &StoredRequest,
     draft: Option<&AuditDraft>,
-    ctx: &ErrorContext,
-) -> Answer<E> {
+) -> Result<Response<AirlockBody>, AirlockError> {
     let id = approval.id;
-    let sealed = match operations.sealer.seal(id, stored) {
-        Ok(sealed) => sealed,
-        Err(error) => return refuse(AirlockError::Internal(error.to_string()), ctx),
-    };
-    if let Err(error) = config.store.create(approval.clone(), Some(sealed)).await {
-        return refuse(internal(&error), ctx);
-    }
+    let sealed = operations
+        .sealer
+        .seal(id, stored)
+        .map_err(|error| AirlockError::Internal(error.to_string()))?;
+    config
+        .store
+        .create(approval.clone(), Some(sealed))
+        .await
+        .map_err(|e| internal(&e))?;
     record(draft, id, None);
     config.notifier.notify(ApprovalEvent::New(approval));
     tracing::info!(approval_id = %id, "long-running request waits for approval as an operation");
