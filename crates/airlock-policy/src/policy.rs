@@ -437,105 +437,10 @@ fn patterns(list: &[String], key: &str) -> Result<Vec<OperationPattern>, String>
 
 /// Validates one rule; returns it and its warnings.
 fn compile(raw: &RawRule, line: usize) -> Result<(Rule, Vec<String>), String> {
+    check_operations(raw)?;
+    let principals = compile_principals(raw.principals.as_ref())?;
     let mut warnings = Vec::new();
-    if raw.actions.is_empty() && raw.data_actions.is_empty() {
-        return Err("the rule names no operations; list actions (management plane) and/or data_actions (data plane)".into());
-    }
-    if raw.actions.is_empty() && !raw.not_actions.is_empty() {
-        return Err(
-            "not_actions without actions excludes from nothing; list the actions it narrows".into(),
-        );
-    }
-    if raw.data_actions.is_empty() && !raw.not_data_actions.is_empty() {
-        return Err("not_data_actions without data_actions excludes from nothing; list the data_actions it narrows".into());
-    }
-    let principals = match &raw.principals {
-        None => PrincipalSelector::default(),
-        Some(p) => {
-            if p.ids.is_empty()
-                && p.app_ids.is_empty()
-                && p.groups.is_empty()
-                && p.roles.is_empty()
-                && p.kinds.is_empty()
-            {
-                return Err("[rule.principals] is empty; list ids, app_ids, groups, roles or kinds, or remove the table to mean everyone".into());
-            }
-            if let Some(kind) = p.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
-                return Err(format!(
-                    "principals.kinds: '{kind}' is not one of application, managed_identity, user"
-                ));
-            }
-            PrincipalSelector {
-                ids: p.ids.clone(),
-                app_ids: p.app_ids.clone(),
-                groups: p.groups.clone(),
-                roles: p.roles.clone(),
-                kinds: p.kinds.clone(),
-            }
-        }
-    };
-    let approval = match (raw.effect, &raw.approval) {
-        (Effect::Approve, None) => {
-            return Err(
-                "an approve rule needs [rule.approval] with the approvers' groups or ids".into(),
-            );
-        }
-        (Effect::Approve, Some(a)) => {
-            if a.groups.is_empty() && a.ids.is_empty() {
-                return Err(
-                    "approval has no approvers; list approval.groups or approval.ids".into(),
-                );
-            }
-            if a.min_approvals == 0 {
-                return Err("approval.min_approvals must be at least 1".into());
-            }
-            if a.hold.is_zero() || a.ttl.is_zero() {
-                return Err("approval.hold and approval.ttl must be longer than zero".into());
-            }
-            let listed = a.ids.len() as u64;
-            if a.groups.is_empty() && u64::from(a.min_approvals) > listed {
-                return Err(format!(
-                    "approval.min_approvals = {} but only {listed} approver id(s) are listed and no groups: it could never be approved; lower min_approvals or add approvers",
-                    a.min_approvals
-                ));
-            }
-            if let Some(both) = a
-                .ids
-                .iter()
-                .find(|id| principals.ids.iter().any(|p| p.eq_ignore_ascii_case(id)))
-            {
-                warnings.push(format!("approver id '{both}' is also a requester of this rule; it can never approve its own requests"));
-            }
-            if a.ids.is_empty()
-                && !a.groups.is_empty()
-                && !principals.groups.is_empty()
-                && a.groups
-                    .iter()
-                    .all(|g| principals.groups.iter().any(|p| p.eq_ignore_ascii_case(g)))
-            {
-                warnings.push("the only approvers are the requesters' own group: requesters could approve each other".into());
-            }
-            Some(Approval {
-                approvers: Approvers {
-                    groups: a.groups.clone(),
-                    ids: a.ids.clone(),
-                },
-                min_approvals: a.min_approvals,
-                justification: a.justification,
-                hold: a.hold,
-                ttl: a.ttl,
-                wait: match a.wait {
-                    RawWait::Auto => ApprovalWait::Auto,
-                    RawWait::Hold => ApprovalWait::Hold,
-                    RawWait::Async => ApprovalWait::Async,
-                },
-            })
-        }
-        (_, Some(_)) => {
-            return Err("[rule.approval] only belongs to rules with effect = \"approve\"".into());
-        }
-        (_, None) => None,
-    };
+    let approval = compile_approval(raw, &principals, &mut warnings)?;
     let scopes = raw
         .scopes
         .iter()
@@ -557,4 +462,118 @@ fn compile(raw: &RawRule, line: usize) -> Result<(Rule, Vec<String>), String> {
         },
         warnings,
     ))
+}
+
+/// A rule names operations, and every exclusion narrows something.
+fn check_operations(raw: &RawRule) -> Result<(), String> {
+    if raw.actions.is_empty() && raw.data_actions.is_empty() {
+        return Err("the rule names no operations; list actions (management plane) and/or data_actions (data plane)".into());
+    }
+    if raw.actions.is_empty() && !raw.not_actions.is_empty() {
+        return Err(
+            "not_actions without actions excludes from nothing; list the actions it narrows".into(),
+        );
+    }
+    if raw.data_actions.is_empty() && !raw.not_data_actions.is_empty() {
+        return Err("not_data_actions without data_actions excludes from nothing; list the data_actions it narrows".into());
+    }
+    Ok(())
+}
+
+/// `[rule.principals]`: absent means everyone; present, it must select someone.
+fn compile_principals(raw: Option<&RawPrincipals>) -> Result<PrincipalSelector, String> {
+    let Some(p) = raw else {
+        return Ok(PrincipalSelector::default());
+    };
+    if p.ids.is_empty()
+        && p.app_ids.is_empty()
+        && p.groups.is_empty()
+        && p.roles.is_empty()
+        && p.kinds.is_empty()
+    {
+        return Err("[rule.principals] is empty; list ids, app_ids, groups, roles or kinds, or remove the table to mean everyone".into());
+    }
+    if let Some(kind) = p.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+        return Err(format!(
+            "principals.kinds: '{kind}' is not one of application, managed_identity, user"
+        ));
+    }
+    Ok(PrincipalSelector {
+        ids: p.ids.clone(),
+        app_ids: p.app_ids.clone(),
+        groups: p.groups.clone(),
+        roles: p.roles.clone(),
+        kinds: p.kinds.clone(),
+    })
+}
+
+/// `[rule.approval]`: required by `approve` rules, refused on any other;
+/// it must be satisfiable, and approvers who are also requesters are warned of.
+fn compile_approval(
+    raw: &RawRule,
+    principals: &PrincipalSelector,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Approval>, String> {
+    let a = match (raw.effect, &raw.approval) {
+        (Effect::Approve, Some(a)) => a,
+        (Effect::Approve, None) => {
+            return Err(
+                "an approve rule needs [rule.approval] with the approvers' groups or ids".into(),
+            );
+        }
+        (_, Some(_)) => {
+            return Err("[rule.approval] only belongs to rules with effect = \"approve\"".into());
+        }
+        (_, None) => return Ok(None),
+    };
+    if a.groups.is_empty() && a.ids.is_empty() {
+        return Err("approval has no approvers; list approval.groups or approval.ids".into());
+    }
+    if a.min_approvals == 0 {
+        return Err("approval.min_approvals must be at least 1".into());
+    }
+    if a.hold.is_zero() || a.ttl.is_zero() {
+        return Err("approval.hold and approval.ttl must be longer than zero".into());
+    }
+    let listed = a.ids.len() as u64;
+    if a.groups.is_empty() && u64::from(a.min_approvals) > listed {
+        return Err(format!(
+            "approval.min_approvals = {} but only {listed} approver id(s) are listed and no groups: it could never be approved; lower min_approvals or add approvers",
+            a.min_approvals
+        ));
+    }
+    if let Some(both) = a
+        .ids
+        .iter()
+        .find(|id| principals.ids.iter().any(|p| p.eq_ignore_ascii_case(id)))
+    {
+        warnings.push(format!("approver id '{both}' is also a requester of this rule; it can never approve its own requests"));
+    }
+    if a.ids.is_empty()
+        && !a.groups.is_empty()
+        && !principals.groups.is_empty()
+        && a.groups
+            .iter()
+            .all(|g| principals.groups.iter().any(|p| p.eq_ignore_ascii_case(g)))
+    {
+        warnings.push(
+            "the only approvers are the requesters' own group: requesters could approve each other"
+                .into(),
+        );
+    }
+    Ok(Some(Approval {
+        approvers: Approvers {
+            groups: a.groups.clone(),
+            ids: a.ids.clone(),
+        },
+        min_approvals: a.min_approvals,
+        justification: a.justification,
+        hold: a.hold,
+        ttl: a.ttl,
+        wait: match a.wait {
+            RawWait::Auto => ApprovalWait::Auto,
+            RawWait::Hold => ApprovalWait::Hold,
+            RawWait::Async => ApprovalWait::Async,
+        },
+    }))
 }
