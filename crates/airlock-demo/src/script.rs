@@ -347,9 +347,19 @@ async fn policy_steps(
         br#"{"location":"westeurope","sku":{"name":"Standard_LRS"},"kind":"StorageV2"}"#,
     );
     let path = format!("{storage}/demonew?{ARM_API}");
-    let unjustified = agent
-        .send(Method::PUT, &path, &[], Some(body.clone()))
-        .await?;
+    justification_step(agent, &path, body.clone(), report).await?;
+    approval_steps(env, agent, path, body, report).await?;
+    blocked_delete_step(agent, rg, report).await
+}
+
+/// A write the rule wants a reason for is refused (428) without one.
+async fn justification_step(
+    agent: &AgentClient,
+    path: &str,
+    body: Bytes,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let unjustified = agent.send(Method::PUT, path, &[], Some(body)).await?;
     report.check(
         "PUT  storage account demonew, without a justification",
         &unjustified,
@@ -359,7 +369,18 @@ async fn policy_steps(
             unjustified.json()["error"]["code"]
         ),
     );
+    Ok(())
+}
 
+/// The justified write waits as an operation; the agent cannot approve it
+/// itself; Alice approves it; the agent's SDK sees it finish.
+async fn approval_steps(
+    env: &DemoEnvironment,
+    agent: &AgentClient,
+    path: String,
+    body: Bytes,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     // The agent's SDK sends the create and follows the operation it gets.
     let sdk = agent.clone();
     let create = tokio::spawn(async move {
@@ -444,7 +465,15 @@ async fn policy_steps(
         created.succeeded()
             && result.is_some_and(|r| r.json()["properties"]["provisioningState"] == "Succeeded"),
     );
+    Ok(())
+}
 
+/// A VM delete is blocked, naming the rule.
+async fn blocked_delete_step(
+    agent: &AgentClient,
+    rg: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let vm = airlock_sim::VIRTUAL_MACHINES[0];
     let deleted = agent
         .send(
