@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use airlock_core::REQUEST_ID_HEADER;
 use airlock_core::{StaticTokenProvider, TokenProvider};
-use airlock_demo::DevCertificates;
 use airlock_demo::{AgentClient, AgentResponse};
+use airlock_demo::{DevCertificates, LocalConfig};
 use airlock_gateway::{Config, Gateway, RunningGateway};
 use airlock_sim::{DevIssuer, IssuerHandle, SimAzure, SimHandle, TokenSpec};
 use http::StatusCode;
@@ -77,7 +77,6 @@ impl Harness {
         let policy_file = dir.path().join("policy.toml");
         std::fs::write(&policy_file, options.policy.as_deref().unwrap_or(ALLOW_ALL)).unwrap();
         let mut ca = None;
-        let mut tls_toml = String::new();
         if options.tls {
             let certs = DevCertificates::generate(&[
                 "localhost",
@@ -85,27 +84,17 @@ impl Harness {
             ])
             .unwrap();
             certs.write_to(dir.path()).unwrap();
-            tls_toml = format!(
-                "[listen.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-                dir.path().join("cert.pem").display(),
-                dir.path().join("key.pem").display()
-            );
             ca = Some(certs.ca_pem);
         }
-        let text = format!(
-            "[listen]\naddress = \"127.0.0.1:0\"\n{tls_toml}\n[identity]\ntenants = [\"{tenant}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{discovery}\"\n\n[policy]\nfile = \"{policy}\"\n\n[masking]\nkey_file = \"{masking_key}\"\n\n[store]\ndatabase = \"{database}\"\n\n[approval]\npoll_interval = \"1s\"\n{approval}\n\n[admin]\naddress = \"127.0.0.1:0\"\n\n[upstream]\narm_url = \"{arm}\"\nallow_insecure_http = true\n{upstream}\n[upstream.key_vault]\nendpoint = \"{kv}\"\nvaults = [\"{vault}\"]\n\n[upstream.credential]\nkind = \"static\"\ntoken = \"{UPSTREAM_TOKEN}\"\n\n{extra}",
-            tenant = issuer.tenant_id(),
-            discovery = issuer.issuer(),
-            policy = policy_file.display(),
-            masking_key = dir.path().join("masking.key").display(),
-            database = dir.path().join("airlock.db").display(),
-            approval = options.approval_toml,
-            arm = options.arm_url.clone().unwrap_or_else(|| sim.arm_url()),
-            upstream = options.upstream_toml,
-            kv = sim.key_vault_endpoint(),
-            vault = airlock_sim::VAULT,
-            extra = options.extra_toml,
-        );
+        let mut config = LocalConfig::new(&sim, &issuer, dir.path(), UPSTREAM_TOKEN)
+            .tls(options.tls)
+            .approval_toml(options.approval_toml)
+            .upstream_toml(options.upstream_toml)
+            .extra_toml(options.extra_toml);
+        if let Some(arm_url) = options.arm_url {
+            config = config.arm_url(arm_url);
+        }
+        let text = config.render();
         let gateway = start_gateway(&text).await;
         let agent_token = issuer.mint(&TokenSpec::agent());
         let agent = AgentClient::new(gateway.url(), ca.as_deref())

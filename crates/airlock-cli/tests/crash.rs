@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use airlock_core::REQUEST_ID_HEADER;
-use airlock_demo::AgentClient;
+use airlock_demo::{AgentClient, LocalConfig};
 use airlock_sim::{DevIssuer, SimAzure, TokenSpec};
 use airlock_store::SqliteStore;
 use http::StatusCode;
@@ -50,16 +50,10 @@ async fn every_completed_response_survives_a_sigkill_of_the_gateway() {
     let file = |name: &str| dir.path().join(name);
     std::fs::write(file("policy.toml"), ALLOW_ALL).unwrap();
     let port = free_port();
-    let config = format!(
-        "[listen]\naddress = \"127.0.0.1:{port}\"\n\n[identity]\ntenants = [\"{tenant}\"]\naudiences = [\"api://airlock\"]\ndiscovery = \"{discovery}\"\n\n[policy]\nfile = \"{policy}\"\n\n[masking]\nkey_file = \"{key}\"\n\n[store]\ndatabase = \"{database}\"\n\n[admin]\naddress = \"127.0.0.1:{admin}\"\n\n[upstream]\narm_url = \"{arm}\"\nallow_insecure_http = true\n\n[upstream.credential]\nkind = \"static\"\ntoken = \"{UPSTREAM_TOKEN}\"\n",
-        tenant = issuer.tenant_id(),
-        discovery = issuer.issuer(),
-        policy = file("policy.toml").display(),
-        key = file("masking.key").display(),
-        database = file("airlock.db").display(),
-        admin = free_port(),
-        arm = sim.arm_url(),
-    );
+    let config = LocalConfig::new(&sim, &issuer, dir.path(), UPSTREAM_TOKEN)
+        .listen(format!("127.0.0.1:{port}"))
+        .admin(format!("127.0.0.1:{}", free_port()))
+        .render();
     std::fs::write(file("airlock.toml"), config).unwrap();
     let log = std::fs::File::create(file("airlock.log")).unwrap();
     let mut gateway = Gateway(

@@ -8,6 +8,7 @@
 
 mod client;
 mod dev_certs;
+mod local_config;
 mod lro;
 mod script;
 
@@ -21,6 +22,7 @@ use anyhow::Context as _;
 
 pub use client::{AgentClient, AgentResponse};
 pub use dev_certs::DevCertificates;
+pub use local_config::LocalConfig;
 pub use lro::LongRunning;
 
 use airlock_gateway::{Config, Gateway, RunningGateway};
@@ -115,58 +117,10 @@ impl DemoEnvironment {
 }
 
 fn demo_config(sim: &SimHandle, issuer: &IssuerHandle, dir: &std::path::Path) -> String {
-    format!(
-        r#"# Written by `airlock demo`.
-[listen]
-address = "127.0.0.1:0"
-
-[listen.tls]
-cert_file = "{cert}"
-key_file = "{key}"
-
-[identity]
-tenants = ["{tenant}"]
-audiences = ["{AUDIENCE}"]
-discovery = "{discovery}"   # the development token issuer
-
-[policy]
-file = "{policy}"
-
-[masking]
-key_file = "{masking_key}"   # generated on first start
-
-[store]
-database = "{database}"          # approvals and the audit trail
-
-[approval]
-poll_interval = "1s"         # the agent's SDK polls its approval every second
-
-[admin]
-address = "127.0.0.1:0"
-
-[upstream]
-arm_url = "{arm}"
-allow_insecure_http = true   # the simulated Azure speaks plain HTTP on loopback
-
-[upstream.key_vault]
-endpoint = "{kv}"
-vaults = ["{vault}"]
-
-[upstream.credential]
-kind = "static"
-token = "{UPSTREAM_TOKEN}"
-"#,
-        cert = dir.join("cert.pem").display(),
-        tenant = issuer.tenant_id(),
-        policy = dir.join("policy.toml").display(),
-        masking_key = dir.join("masking.key").display(),
-        database = dir.join("airlock.db").display(),
-        discovery = issuer.issuer(),
-        key = dir.join("key.pem").display(),
-        arm = sim.arm_url(),
-        kv = sim.key_vault_endpoint(),
-        vault = airlock_sim::VAULT,
-    )
+    let text = LocalConfig::new(sim, issuer, dir, UPSTREAM_TOKEN)
+        .tls(true)
+        .render();
+    format!("# Written by `airlock demo`.\n{text}")
 }
 
 /// Runs the demo. With `serve`, leaves everything running until `stop` resolves.
