@@ -116,7 +116,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     targets.sort_unstable();
     targets.dedup();
 
-    let mut packages = vec!["-p", "airlock-sim", "-p", "airlock-tests"];
+    let mut packages = vec!["-p", "airlock-sim", "-p", "airlock-bench"];
     if targets.contains(&Target::Gateway) || targets.contains(&Target::GatewayUnrecorded) {
         packages.extend(["-p", "airlock-cli"]);
     }

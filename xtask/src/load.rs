@@ -21,7 +21,7 @@ pub(crate) enum GeneratorChoice {
     Wrk,
     /// `oha` (must be on PATH).
     Oha,
-    /// The in-repo `loadgen` bin (package airlock-tests).
+    /// The in-repo `loadgen` bin (package airlock-bench, in `xtask/bench`).
     Loadgen,
 }
 
