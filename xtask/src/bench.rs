@@ -75,6 +75,10 @@ pub(crate) struct BenchArgs {
     /// the report then shows the change's effect beside the bare proxy.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// Run the `--baseline` binary with `[audit] enabled = false`, to set
+    /// it beside `gateway-unrecorded` instead of `gateway`.
+    #[arg(long, requires = "baseline")]
+    baseline_unrecorded: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -162,7 +166,11 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                     &work_dir.path().join(format!("{target:?}")),
                     &sim_url,
                     &issuer,
-                    target != Target::GatewayUnrecorded,
+                    match target {
+                        Target::GatewayUnrecorded => false,
+                        Target::Baseline => !args.baseline_unrecorded,
+                        _ => true,
+                    },
                 )?,
                 client_authorization.clone(),
             ),
@@ -191,7 +199,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
         results.push((target, result));
     }
 
-    print_report(&results);
+    print_report(&results, args.baseline_unrecorded);
     Ok(())
 }
 
@@ -353,7 +361,7 @@ fn target_dir(sh: &Shell) -> anyhow::Result<PathBuf> {
         .ok_or_else(|| anyhow!("`cargo metadata` names no target_directory"))
 }
 
-fn print_report(results: &[(Target, LoadResult)]) {
+fn print_report(results: &[(Target, LoadResult)], baseline_unrecorded: bool) {
     println!();
     println!(
         "{:<22} {:>12} {:>10} {:>10} {:>8}",
@@ -400,7 +408,15 @@ fn print_report(results: &[(Target, LoadResult)]) {
             "recording on / off",
         ),
         (Target::Baseline, Target::Bare, "baseline / bare"),
-        (Target::Gateway, Target::Baseline, "gateway / baseline"),
+        if baseline_unrecorded {
+            (
+                Target::GatewayUnrecorded,
+                Target::Baseline,
+                "gateway / baseline",
+            )
+        } else {
+            (Target::Gateway, Target::Baseline, "gateway / baseline")
+        },
     ] {
         if let (Some(a), Some(b)) = (find(numerator), find(denominator)) {
             println!(
