@@ -28,8 +28,10 @@ mod approvals;
 pub mod audit;
 mod error;
 pub mod har;
+mod sessions_api;
 mod sqlite;
 mod wal;
 
 pub use error::StoreError;
+pub use sessions_api::SessionsApi;
 pub use sqlite::SqliteStore;

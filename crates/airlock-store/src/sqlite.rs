@@ -278,3 +278,49 @@ fn migrate(path: &Path, connection: &mut Connection) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection() -> Connection {
+        Connection::open_in_memory().unwrap()
+    }
+
+    #[test]
+    fn migrating_a_new_file_applies_every_migration_once() {
+        let mut db = connection();
+        migrate(Path::new("mem"), &mut db).unwrap();
+        assert_eq!(user_version(&db).unwrap(), known_version());
+        // Again: nothing left to apply, and no error for tables that exist.
+        migrate(Path::new("mem"), &mut db).unwrap();
+        assert_eq!(user_version(&db).unwrap(), known_version());
+    }
+
+    #[test]
+    fn a_file_from_a_newer_build_is_refused_not_touched() {
+        let mut db = connection();
+        db.pragma_update(None, "user_version", known_version() + 1)
+            .unwrap();
+        let error = migrate(Path::new("new.db"), &mut db).unwrap_err();
+        assert!(
+            matches!(error, StoreError::TooNew { found, known, .. } if found == known + 1),
+            "{error}"
+        );
+        assert_eq!(user_version(&db).unwrap(), known_version() + 1);
+    }
+
+    #[test]
+    fn a_failed_migration_leaves_the_version_where_it_was() {
+        let mut db = connection();
+        // A table the first migration creates, already there: it fails.
+        db.execute_batch("CREATE TABLE approvals (x INTEGER);")
+            .unwrap();
+        let error = migrate(Path::new("clash.db"), &mut db).unwrap_err();
+        assert!(
+            matches!(error, StoreError::Migrate { version: 1, .. }),
+            "{error}"
+        );
+        assert_eq!(user_version(&db).unwrap(), 0);
+    }
+}

@@ -2,16 +2,13 @@
 //! same token validation as the agents' listener (approvers present their
 //! own Entra tokens).
 
-mod sessions;
-
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use airlock_approval::ApprovalApi;
 use airlock_core::{AirlockBody, Principal, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
 use airlock_policy::PolicyFile;
-use airlock_store::SqliteStore;
+use airlock_store::{SessionsApi, SqliteStore};
 use axum::Router;
 use http::{HeaderName, Request, Response};
 use tower::ServiceBuilder;
@@ -40,18 +37,17 @@ pub(crate) fn router(
     policy: &PolicyFile,
     identity: IdentityLayer,
 ) -> Router {
-    let approvers: sessions::Readers = {
+    let is_approver = {
         let policy = policy.clone();
-        Arc::new(move |principal: &Principal| policy.current().is_approver(principal))
+        move |principal: &Principal| policy.current().is_approver(principal)
     };
-    let is_approver = approvers.clone();
     let api = ApprovalApi::new(
         approvals.store.clone(),
         approvals.notifier.clone(),
-        move |principal| is_approver(principal),
+        is_approver.clone(),
     )
     .into_router()
-    .merge(sessions::api(database.clone(), approvers));
+    .merge(SessionsApi::new(database.clone(), is_approver).into_router());
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let service = ServiceBuilder::new()
         .map_response(|response: Response<_>| response.map(airlock_core::boxed))
@@ -65,6 +61,6 @@ pub(crate) fn router(
     let service: BoxCloneSyncService<Request<axum::body::Body>, Response<AirlockBody>, Infallible> =
         BoxCloneSyncService::new(service);
     Router::new()
-        .merge(sessions::page())
+        .merge(SessionsApi::replay_page())
         .fallback_service(service)
 }

@@ -240,3 +240,35 @@ pub fn render_timeline(id: &str, events: &[ChainedEvent]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_as_words() {
+        assert_eq!(events(0), "0 events");
+        assert_eq!(events(1), "1 event");
+        assert_eq!(events(2), "2 events");
+    }
+
+    #[test]
+    fn long_subscription_and_group_names_are_abbreviated_others_kept() {
+        assert_eq!(
+            short_path(
+                "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/a-long-group-name/providers/Microsoft.Compute/virtualMachines/vm1"
+            ),
+            "/subscriptions/…/resourceGroups/…/providers/Microsoft.Compute/virtualMachines/vm1"
+        );
+        assert_eq!(
+            short_path("/subscriptions/s1/resourceGroups/rg/x"),
+            "/subscriptions/s1/resourceGroups/rg/x"
+        );
+        assert_eq!(short_path("/secrets/db"), "/secrets/db");
+    }
+
+    #[test]
+    fn no_sessions_says_so() {
+        assert_eq!(render_sessions(&[]), "no sessions recorded\n");
+    }
+}

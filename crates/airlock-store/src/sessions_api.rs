@@ -1,6 +1,7 @@
-//! Session replay on the admin listener: `GET /api/sessions`,
-//! `GET /api/sessions/{id}` (the events, chain links included) and the page
-//! `GET /sessions/{id}` that shows one as a timeline.
+//! [`SessionsApi`]: the audit trail's read API, `GET /api/sessions` and
+//! `GET /api/sessions/{id}` (the events, chain links included), and the
+//! page `GET /sessions/{id}` that replays one as a timeline (the gateway
+//! serves both on its admin listener, as it serves `ApprovalApi`).
 //!
 //! The API admits the principals the policy names as approvers (they see
 //! everything the agents did, masked as recorded). The page itself holds no
@@ -10,7 +11,6 @@
 use std::sync::Arc;
 
 use airlock_core::{AirlockError, ErrorContext, Principal};
-use airlock_store::SqliteStore;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -24,25 +24,54 @@ use serde_json::json;
 /// The replay page (static; see the module docs).
 const PAGE: &str = include_str!("session.html");
 
-/// Who may read the audit trail.
-pub(crate) type Readers = Arc<dyn Fn(&Principal) -> bool + Send + Sync>;
+use crate::SqliteStore;
 
+/// Who may read the audit trail.
+type Readers = Arc<dyn Fn(&Principal) -> bool + Send + Sync>;
+
+/// The read API over one [`SqliteStore`], for the principals `readers`
+/// admits; serve [`into_router`](Self::into_router) behind the identity
+/// layer, and [`replay_page`](Self::replay_page) beside it.
 #[derive(Clone)]
-struct Shared {
+pub struct SessionsApi {
     store: SqliteStore,
     readers: Readers,
 }
 
-/// `/api/sessions…`, to be served behind the identity layer.
-pub(crate) fn api(store: SqliteStore, readers: Readers) -> Router {
-    Router::new()
-        .route("/api/sessions", get(list))
-        .route("/api/sessions/{id}", get(show))
-        .with_state(Shared { store, readers })
+impl std::fmt::Debug for SessionsApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionsApi").finish_non_exhaustive()
+    }
 }
 
-/// `/sessions/{id}`: the page (no token needed to load it; its data needs one).
-pub(crate) fn page() -> Router {
+impl SessionsApi {
+    /// Reads `store` for callers `readers` admits (the gateway: the
+    /// principals a policy rule names as approvers).
+    pub fn new(
+        store: SqliteStore,
+        readers: impl Fn(&Principal) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            store,
+            readers: Arc::new(readers),
+        }
+    }
+
+    /// `/api/sessions` and `/api/sessions/{id}`.
+    pub fn into_router(self) -> Router {
+        Router::new()
+            .route("/api/sessions", get(list))
+            .route("/api/sessions/{id}", get(show))
+            .with_state(self)
+    }
+
+    /// `/sessions/{id}`: the page (no token needed to load it; its data needs one).
+    pub fn replay_page() -> Router {
+        replay_page()
+    }
+}
+
+fn replay_page() -> Router {
     Router::new().route(
         "/sessions/{id}",
         get(|| async {
@@ -63,7 +92,7 @@ pub(crate) fn page() -> Router {
 }
 
 /// The ARM-shaped refusal, unless the caller may read the trail.
-fn refusal(parts: &Parts, shared: &Shared) -> Option<Response> {
+fn refusal(parts: &Parts, shared: &SessionsApi) -> Option<Response> {
     let ctx = ErrorContext::from_headers(&parts.headers);
     let Some(principal) = parts.extensions.get::<Principal>() else {
         return Some(
@@ -89,7 +118,7 @@ fn refusal(parts: &Parts, shared: &Shared) -> Option<Response> {
     None
 }
 
-fn internal(parts: &Parts, error: &airlock_store::StoreError) -> Response {
+fn internal(parts: &Parts, error: &crate::StoreError) -> Response {
     tracing::error!(%error, "reading the audit trail failed");
     AirlockError::Internal(format!("reading the audit trail failed: {error}"))
         .into_response(&ErrorContext::from_headers(&parts.headers))
@@ -103,7 +132,7 @@ struct ListQuery {
 }
 
 async fn list(
-    State(shared): State<Shared>,
+    State(shared): State<SessionsApi>,
     parts: Parts,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
@@ -147,7 +176,7 @@ async fn list(
     }
 }
 
-async fn show(State(shared): State<Shared>, Path(id): Path<String>, parts: Parts) -> Response {
+async fn show(State(shared): State<SessionsApi>, Path(id): Path<String>, parts: Parts) -> Response {
     if let Some(refusal) = refusal(&parts, &shared) {
         return refusal;
     }
