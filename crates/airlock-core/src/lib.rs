@@ -34,6 +34,6 @@ pub use decision::{ApprovalWait, Approvers, Decision};
 pub use error::{AirlockError, ErrorContext, REQUEST_ID_HEADER};
 pub use http_client::{HttpClient, HttpClientError};
 pub use operation::{Operation, Plane, ResourceScope};
-pub use operation_pattern::OperationPattern;
+pub use operation_pattern::{OperationPattern, PatternError};
 pub use principal::{Principal, PrincipalBuilder, PrincipalKind};
 pub use token::{AccessToken, BoxFuture, StaticTokenProvider, TokenError, TokenProvider};

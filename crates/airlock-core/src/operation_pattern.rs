@@ -41,6 +41,11 @@ impl fmt::Display for OperationPattern {
     }
 }
 
+/// Why an operation pattern is unusable: what is wrong and how to write it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PatternError(String);
+
 impl OperationPattern {
     /// Parses a pattern, refusing what Azure would not accept or what could
     /// never match.
@@ -48,7 +53,11 @@ impl OperationPattern {
     /// # Errors
     ///
     /// What is wrong with the pattern and how to write it.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PatternError> {
+        Self::parse_text(text).map_err(PatternError)
+    }
+
+    fn parse_text(text: &str) -> Result<Self, String> {
         if text.is_empty() {
             return Err("an empty action pattern matches nothing".into());
         }

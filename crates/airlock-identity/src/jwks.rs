@@ -155,6 +155,13 @@ impl KeyStore {
     }
 
     /// Refetches the key set; on failure the last good set stays.
+    /// Where the keys come from, for messages (`the static JWKS` for a static set).
+    pub(crate) fn source_url(&self) -> String {
+        self.jwks_uri
+            .clone()
+            .unwrap_or_else(|| "the static JWKS".to_owned())
+    }
+
     pub(crate) async fn refresh(&self) -> Result<(), String> {
         let (Some(client), Some(uri)) = (&self.client, &self.jwks_uri) else {
             return Ok(());

@@ -109,8 +109,13 @@ impl JwtValidator {
     /// # Errors
     ///
     /// When the identity provider cannot be reached or answers badly.
-    pub async fn refresh_keys(&self) -> Result<(), String> {
-        self.inner.keys.refresh().await
+    pub async fn refresh_keys(&self) -> Result<(), BuildError> {
+        let url = self.inner.keys.source_url();
+        self.inner
+            .keys
+            .refresh()
+            .await
+            .map_err(|reason| BuildError::Keys { url, reason })
     }
 
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {

@@ -51,7 +51,10 @@ impl MaskRule {
     {
         let operations = operations
             .into_iter()
-            .map(|op| OperationPattern::parse(op.as_ref()).map_err(MaskError::Operation))
+            .map(|op| {
+                OperationPattern::parse(op.as_ref())
+                    .map_err(|e| MaskError::Operation(e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if operations.is_empty() {
             return Err(MaskError::NoOperations);

@@ -51,8 +51,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, Trans
 use crate::{SqliteStore, StoreError};
 
 pub use checkpoint::{
-    CHECKPOINT_CONTEXT, Checkpoint, CheckpointKind, checkpoint_message, generate_signing_key,
-    load_or_generate_signing_key, load_signing_key, parse_public_key, public_key_hex,
+    CHECKPOINT_CONTEXT, Checkpoint, CheckpointKind, PublicKeyError, checkpoint_message,
+    generate_signing_key, load_or_generate_signing_key, load_signing_key, parse_public_key,
+    public_key_hex,
 };
 pub use prune::Pruned;
 pub use read::{EventPages, SessionSummary};

@@ -716,7 +716,12 @@ fn signing_key_files_are_private_reloadable_and_never_overwritten() {
         error.contains("not an Ed25519 PKCS#8 private key"),
         "{error}"
     );
-    assert!(parse_public_key("abcd").unwrap_err().contains("32 bytes"));
+    assert!(
+        parse_public_key("abcd")
+            .unwrap_err()
+            .to_string()
+            .contains("32 bytes")
+    );
 }
 
 // --- HAR ---------------------------------------------------------------

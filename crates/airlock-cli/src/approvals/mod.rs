@@ -29,8 +29,8 @@ use std::time::SystemTime;
 
 pub use client::ApprovalsClient;
 pub use render::{
-    ApprovalView, DecisionView, ExecutionView, OperationView, RequesterView, render_decided,
-    render_details, render_list,
+    ApprovalView, DecisionView, ExecutionView, MalformedAnswer, OperationView, RequesterView,
+    render_decided, render_details, render_list,
 };
 
 /// Where the admin listener is, unless `--admin-url`/`AIRLOCK_ADMIN_URL` says otherwise.

@@ -10,6 +10,11 @@ use serde_json::Value;
 
 use super::ListState;
 
+/// An API answer that is not the approval (or list) the CLI expected.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MalformedAnswer(String);
+
 /// The widest scope shown in the list table; longer ones keep their tail.
 const SCOPE_COLUMN: usize = 60;
 
@@ -107,10 +112,10 @@ impl ApprovalView {
     /// # Errors
     ///
     /// When the JSON is not shaped like an approval.
-    pub fn from_json(value: &Value) -> Result<Self, String> {
-        let view = Self::deserialize(value).map_err(|e| e.to_string())?;
+    pub fn from_json(value: &Value) -> Result<Self, MalformedAnswer> {
+        let view = Self::deserialize(value).map_err(|e| MalformedAnswer(e.to_string()))?;
         if view.id.is_empty() {
-            return Err("an approval without an id".into());
+            return Err(MalformedAnswer("an approval without an id".into()));
         }
         Ok(view)
     }
@@ -146,11 +151,15 @@ impl ApprovalView {
 /// # Errors
 ///
 /// When the JSON is not the API's list.
-pub fn render_list(value: &Value, state: ListState, now: SystemTime) -> Result<String, String> {
+pub fn render_list(
+    value: &Value,
+    state: ListState,
+    now: SystemTime,
+) -> Result<String, MalformedAnswer> {
     let items = value
         .get("value")
         .and_then(Value::as_array)
-        .ok_or("no `value` list")?;
+        .ok_or_else(|| MalformedAnswer("no `value` list".into()))?;
     let approvals = items
         .iter()
         .map(ApprovalView::from_json)
@@ -221,7 +230,7 @@ pub fn render_list(value: &Value, state: ListState, now: SystemTime) -> Result<S
 /// # Errors
 ///
 /// When the JSON is not an approval.
-pub fn render_details(value: &Value, now: SystemTime) -> Result<String, String> {
+pub fn render_details(value: &Value, now: SystemTime) -> Result<String, MalformedAnswer> {
     let a = ApprovalView::from_json(value)?;
     let mut out = String::new();
     let mut field = |name: &str, text: String| {
@@ -319,7 +328,7 @@ pub fn render_details(value: &Value, now: SystemTime) -> Result<String, String> 
 /// # Errors
 ///
 /// When the JSON is not an approval.
-pub fn render_decided(value: &Value) -> Result<String, String> {
+pub fn render_decided(value: &Value) -> Result<String, MalformedAnswer> {
     let a = ApprovalView::from_json(value)?;
     let (approvals, min) = (a.approvals(), a.required());
     let detail = match a.state.as_str() {

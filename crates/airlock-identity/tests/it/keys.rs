@@ -85,9 +85,11 @@ async fn identity_provider_down_after_start() {
     assert_eq!(alice.display_name(), Some("Alice Approver"));
     accepted(&validator, &known).await;
     let refresh = validator.refresh_keys().await.unwrap_err();
-    assert_eq!(
-        refresh,
-        "the JWKS endpoint answered 503 Service Unavailable"
+    assert!(
+        refresh
+            .to_string()
+            .ends_with(": the JWKS endpoint answered 503 Service Unavailable"),
+        "{refresh}"
     );
     accepted(&validator, &known).await;
 

@@ -190,18 +190,27 @@ pub fn public_key_hex(key: &Ed25519KeyPair) -> String {
     hex::encode(key.public_key().as_ref())
 }
 
+/// Why a text is not an Ed25519 public key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PublicKeyError(String);
+
 /// Reads a public key written as hex (64 digits; surrounding whitespace is
 /// ignored).
-pub fn parse_public_key(text: &str) -> Result<Vec<u8>, String> {
+///
+/// # Errors
+///
+/// Not hex, or not 32 bytes.
+pub fn parse_public_key(text: &str) -> Result<Vec<u8>, PublicKeyError> {
     match hex::decode(text.trim()) {
         Ok(key) if key.len() == 32 => Ok(key),
-        Ok(key) => Err(format!(
+        Ok(key) => Err(PublicKeyError(format!(
             "an Ed25519 public key is 32 bytes (64 hex digits), this is {} bytes",
             key.len()
-        )),
-        Err(error) => Err(format!(
+        ))),
+        Err(error) => Err(PublicKeyError(format!(
             "not a hex public key ({error}); give the key `airlock audit checkpoint` printed"
-        )),
+        ))),
     }
 }
 
