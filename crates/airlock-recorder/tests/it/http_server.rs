@@ -3,8 +3,6 @@
 //! it all finds its event stored, even when the sink is slow.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use airlock_core::{BoxFuture, boxed, full};
@@ -17,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
-use support::*;
+use crate::support::*;
 
 /// Serves `gateway` on a local port.
 async fn serve(gateway: Gateway) -> std::net::SocketAddr {

@@ -2,15 +2,13 @@
 //! principal until it pauses longer than the idle gap.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use airlock_core::{Principal, PrincipalKind, full};
 use airlock_recorder::RecorderConfig;
 use http::{Request, Response};
 
-use support::*;
+use crate::support::*;
 
 /// A gateway whose "identity layer" takes the principal from `x-agent`.
 fn with_agents(recorder: &airlock_recorder::Recorder) -> Gateway {

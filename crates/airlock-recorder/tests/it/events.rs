@@ -2,8 +2,6 @@
 //! layers learned.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use airlock_core::{
@@ -16,7 +14,7 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use support::*;
+use crate::support::*;
 
 fn agent() -> Principal {
     Principal::builder("agent-oid-1", PrincipalKind::ManagedIdentity)

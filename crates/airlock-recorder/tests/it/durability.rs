@@ -3,8 +3,6 @@
 //! fail-open, service never waits for the sink.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,7 +14,7 @@ use http::Response;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use support::*;
+use crate::support::*;
 
 fn fail_open() -> RecorderConfig {
     RecorderConfig {
@@ -316,7 +314,7 @@ async fn shutdown_stores_everything_queued_and_then_refuses() {
 
     // Fail-closed, a shut-down recorder refuses.
     let (_sink, closed) = start(RecorderConfig::default()).await;
-    let refusing = support::gateway(&closed, ok("served"));
+    let refusing = crate::support::gateway(&closed, ok("served"));
     closed.shutdown().await;
     let message = audit_unavailable(&refusing).await;
     assert!(
@@ -338,7 +336,7 @@ async fn a_restarted_recorder_continues_the_chain() {
     let second = Recorder::start(sink.clone(), RecorderConfig::default())
         .await
         .unwrap();
-    let gateway = support::gateway(&second, ok("served"));
+    let gateway = crate::support::gateway(&second, ok("served"));
     for _ in 0..2 {
         let _ = send(&gateway, get("/after")).await;
     }

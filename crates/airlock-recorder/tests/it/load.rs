@@ -1,8 +1,6 @@
 //! Many concurrent requests: exactly one event each, one unbroken chain.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -11,7 +9,7 @@ use airlock_recorder::{RecorderConfig, RecorderStats, chain};
 use http::{Request, Response};
 use tokio::sync::Semaphore;
 
-use support::*;
+use crate::support::*;
 
 const REQUESTS: usize = 2_000;
 const CONCURRENCY: usize = 64;

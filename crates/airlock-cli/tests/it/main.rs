@@ -1,0 +1,7 @@
+//! The integration tests of `airlock-cli`, one module per concern, in one test binary
+//! (one link, not one per file).
+
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod crash;

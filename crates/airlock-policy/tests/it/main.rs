@@ -1,0 +1,8 @@
+//! The integration tests of `airlock-policy`, one module per concern, in one test binary
+//! (one link, not one per file).
+
+#![allow(clippy::unwrap_used)]
+
+mod decisions;
+mod layer;
+mod reload;

@@ -1,0 +1,12 @@
+//! The integration tests of `airlock-tests`, one module per concern, in one test binary
+//! (one link, not one per file).
+
+#![allow(clippy::unwrap_used)]
+
+mod approval;
+mod forwarding;
+mod identity;
+mod masking;
+mod policy;
+mod recording;
+mod refusals;
