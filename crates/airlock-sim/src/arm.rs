@@ -53,6 +53,21 @@ impl ArmRequest<'_> {
     }
 }
 
+/// The body's non-empty `location`, or 400 `LocationRequired`, as ARM answers
+/// a resource or resource group written without one.
+pub(crate) fn required_location(body: &serde_json::Map<String, Value>) -> Result<&str, ArmError> {
+    body.get("location")
+        .and_then(Value::as_str)
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| {
+            ArmError::new(
+                http::StatusCode::BAD_REQUEST,
+                "LocationRequired",
+                "The location property is required for this definition.",
+            )
+        })
+}
+
 /// A handler: the simulator, the request, and the pattern's captures.
 type Handler = fn(&SimState, &ArmRequest<'_>, &[&str]) -> Result<Reply, ArmError>;
 

@@ -369,10 +369,7 @@ fn list_secrets(
                 Some(item)
             })
             .collect();
-        Ok(Reply::json(
-            StatusCode::OK,
-            json!({ "value": items, "nextLink": null }),
-        ))
+        Ok(one_page(&items))
     })
 }
 
@@ -393,10 +390,7 @@ fn list_versions(
             .iter()
             .map(|version| bundle(&request.vault_url, secret, version, false))
             .collect();
-        Ok(Reply::json(
-            StatusCode::OK,
-            json!({ "value": items, "nextLink": null }),
-        ))
+        Ok(one_page(&items))
     })
 }
 
@@ -568,10 +562,7 @@ fn list_deleted(
                 Some(item)
             })
             .collect();
-        Ok(Reply::json(
-            StatusCode::OK,
-            json!({ "value": items, "nextLink": null }),
-        ))
+        Ok(one_page(&items))
     })
 }
 
@@ -628,6 +619,11 @@ fn recover(
             body.unwrap_or_else(|| json!({})),
         ))
     })
+}
+
+/// A list answer on one page, as Key Vault sends it (`nextLink` null).
+fn one_page(items: &[Value]) -> Reply {
+    Reply::json(StatusCode::OK, json!({ "value": items, "nextLink": null }))
 }
 
 #[cfg(test)]

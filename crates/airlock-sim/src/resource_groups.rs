@@ -87,17 +87,7 @@ pub(crate) fn group(
 
 fn put(state: &SimState, request: &ArmRequest<'_>, name: &str) -> Result<Reply, ArmError> {
     let body = request.json_body()?;
-    let location = body
-        .get("location")
-        .and_then(Value::as_str)
-        .filter(|l| !l.is_empty())
-        .ok_or_else(|| {
-            ArmError::new(
-                StatusCode::BAD_REQUEST,
-                "LocationRequired",
-                "The location property is required for this definition.",
-            )
-        })?;
+    let location = crate::arm::required_location(&body)?;
     let tags = match body.get("tags") {
         None | Some(Value::Null) => None,
         Some(Value::Object(tags)) => Some(tags.clone()),

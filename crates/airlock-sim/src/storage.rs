@@ -189,17 +189,7 @@ fn put(
     name: &str,
 ) -> Result<Reply, ArmError> {
     let body = request.json_body()?;
-    let location = body
-        .get("location")
-        .and_then(Value::as_str)
-        .filter(|l| !l.is_empty())
-        .ok_or_else(|| {
-            ArmError::new(
-                StatusCode::BAD_REQUEST,
-                "LocationRequired",
-                "The location property is required for this definition.",
-            )
-        })?;
+    let location = crate::arm::required_location(&body)?;
     let sku = body
         .get("sku")
         .and_then(|s| s.get("name"))
