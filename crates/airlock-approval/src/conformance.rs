@@ -150,7 +150,13 @@ pub fn pending_request(requester: &Principal, wait: ApprovalWait) -> ApprovalReq
         justification: None,
         body_preview: Some(r#"{"location":"westeurope"}"#.into()),
         // The id as the body: no other check's retry matches it.
-        fingerprint: Fingerprint::compute(requester, &operation, id.to_string().as_bytes()),
+        fingerprint: Fingerprint::compute(
+            requester,
+            &http::Method::PUT,
+            &operation,
+            None,
+            id.to_string().as_bytes(),
+        ),
         wait,
         created_at: now,
         expires_at: now + Duration::from_secs(600),

@@ -6,9 +6,15 @@ use airlock_core::{Operation, Principal};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-/// SHA-256 over the requester (tenant and object id), the operation (name
-/// and normalized scope, and those of every operation it carries) and the
-/// request body.
+/// SHA-256 over the requester (tenant and object id), the HTTP method, the
+/// operation (name and normalized scope, and those of every operation it
+/// carries), the canonical query (every parameter, names lower-cased,
+/// names and values percent-decoded once, sorted) and the request body.
+///
+/// So a grant given for `POST …/listKeys?api-version=2023-05-01` is not
+/// spent by `…?api-version=2019-06-01&$expand=kerb`, nor one for a `PUT`
+/// by a `PATCH` of the same body; the same parameters in another order or
+/// another (equivalent) encoding are the same request.
 ///
 /// Every field is length-prefixed, so no two different requests can be
 /// spelled into the same input.
@@ -22,28 +28,49 @@ use sha2::{Digest, Sha256};
 ///     ResourceScope::new("/subscriptions/s/resourceGroups/RG"));
 /// let same = Operation::new("Microsoft.Storage/storageAccounts/write", Plane::Management,
 ///     ResourceScope::new("/subscriptions/s/resourcegroups/rg/"));
-/// assert_eq!(Fingerprint::compute(&agent, &op, b"{}"), Fingerprint::compute(&agent, &same, b"{}"));
-/// assert_ne!(Fingerprint::compute(&agent, &op, b"{}"), Fingerprint::compute(&agent, &op, b"{ }"));
+/// let put = |op, query, body| Fingerprint::compute(&agent, &http::Method::PUT, op, query, body);
+/// assert_eq!(put(&op, Some("api-version=1"), b"{}"), put(&same, Some("api-version=1"), b"{}"));
+/// assert_ne!(put(&op, Some("api-version=1"), b"{}"), put(&op, Some("api-version=1"), b"{ }"));
+/// assert_ne!(put(&op, Some("api-version=1"), b"{}"), put(&op, Some("api-version=2"), b"{}"));
+/// assert_eq!(put(&op, Some("a=1&b=%7E"), b""), put(&op, Some("b=~&A=1"), b""));
+/// assert_ne!(
+///     put(&op, None, b"{}"),
+///     Fingerprint::compute(&agent, &http::Method::PATCH, &op, None, b"{}"),
+/// );
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {
-    /// Fingerprints one request.
-    pub fn compute(principal: &Principal, operation: &Operation, body: &[u8]) -> Self {
+    /// Fingerprints one request: who sends it, with which method, what it
+    /// does, its query and its body.
+    pub fn compute(
+        principal: &Principal,
+        method: &http::Method,
+        operation: &Operation,
+        query: Option<&str>,
+        body: &[u8],
+    ) -> Self {
         let mut hasher = Sha256::new();
         let mut field = |bytes: &[u8]| {
             hasher.update((bytes.len() as u64).to_be_bytes());
             hasher.update(bytes);
         };
-        field(b"airlock-approval-fingerprint-v1");
+        field(b"airlock-approval-fingerprint-v2");
         field(principal.tenant_id().to_ascii_lowercase().as_bytes());
         field(principal.id().to_ascii_lowercase().as_bytes());
+        field(method.as_str().as_bytes());
         let operations = operation.flatten();
         field(&(operations.len() as u64).to_be_bytes());
         for op in operations {
             field(op.name().to_ascii_lowercase().as_bytes());
             field(op.scope().normalized().as_bytes());
+        }
+        let parameters = canonical_query(query.unwrap_or_default());
+        field(&(parameters.len() as u64).to_be_bytes());
+        for (name, value) in &parameters {
+            field(name);
+            field(value);
         }
         field(body);
         Self(hasher.finalize().into())
@@ -56,6 +83,22 @@ impl Fingerprint {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+}
+
+/// The query's parameters, names lower-cased (ARM reads them so), names and
+/// values percent-decoded once, sorted; empty pieces (`a=1&&b=2`) dropped.
+fn canonical_query(query: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let decode = |text: &str| percent_encoding::percent_decode_str(text).collect::<Vec<u8>>();
+    let mut parameters: Vec<(Vec<u8>, Vec<u8>)> = query
+        .split('&')
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| {
+            let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+            (decode(name).to_ascii_lowercase(), decode(value))
+        })
+        .collect();
+    parameters.sort();
+    parameters
 }
 
 impl fmt::Display for Fingerprint {

@@ -142,7 +142,13 @@ async fn admit(
         .rule(asked.rule.clone());
     asked.check_justification()?;
     let bytes = read_request_body(body, &parts.headers, config.max_body_bytes).await?;
-    let fingerprint = Fingerprint::compute(&asked.principal, &asked.operation, &bytes);
+    let fingerprint = Fingerprint::compute(
+        &asked.principal,
+        &parts.method,
+        &asked.operation,
+        parts.uri.query(),
+        &bytes,
+    );
 
     if let Some(approved) = asked.approved {
         admit_stored(

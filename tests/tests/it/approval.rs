@@ -465,6 +465,52 @@ async fn after_a_hold_times_out_an_approval_admits_exactly_one_identical_retry()
     h.shutdown().await;
 }
 
+/// The review's finding: a grant for `listKeys?api-version=2023-05-01` was
+/// spent by `listKeys?api-version=2019-06-01&$expand=kerb`. Now a retry with
+/// another query is a new request waiting for its own approval, and the
+/// grant still admits the very request it was given for.
+#[tokio::test]
+async fn a_grant_is_not_spent_by_the_same_operation_with_another_query() {
+    let h = harness().await;
+    let first = h
+        .agent
+        .send(Method::POST, &list_keys_path(), &[], None)
+        .await
+        .unwrap();
+    let json = assert_airlock_error(&first, StatusCode::FORBIDDEN, "AirlockApprovalPending");
+    let id = json["error"]["airlock"]["approvalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    decide(&h, &id, "approve", "ok").await;
+
+    let other_query = list_keys_path().replace(
+        "api-version=2023-05-01",
+        "api-version=2019-06-01&$expand=kerb",
+    );
+    let smuggled = h
+        .agent
+        .send(Method::POST, &other_query, &[], None)
+        .await
+        .unwrap();
+    let json = assert_airlock_error(&smuggled, StatusCode::FORBIDDEN, "AirlockApprovalPending");
+    assert_ne!(
+        json["error"]["airlock"]["approvalId"].as_str(),
+        Some(id.as_str()),
+        "the other query must wait for an approval of its own"
+    );
+    assert_eq!(sim_calls(&h, &Method::POST, "listKeys"), 0);
+
+    let exact = h
+        .agent
+        .send(Method::POST, &list_keys_path(), &[], None)
+        .await
+        .unwrap();
+    assert_eq!(exact.status, StatusCode::OK, "{:?}", exact.body);
+    assert_eq!(sim_calls(&h, &Method::POST, "listKeys"), 1);
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_pending_approval_survives_a_restart_and_is_still_approvable() {
     let mut h = harness().await;

@@ -16,7 +16,7 @@ use airlock_core::{
     AirlockBody, ApprovalWait, Approvers, AuditDraft, Decision, Operation, Plane, Principal,
     PrincipalKind, ResourceScope, full,
 };
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::{Layer, ServiceExt};
 
@@ -384,31 +384,71 @@ async fn a_grant_admits_no_request_with_another_body_or_principal() {
     assert_eq!(h.seen.lock().unwrap()[0].body, r#"{"sku":"a"}"#);
 }
 
+/// A PUT with `api-version=1` and `body`, fingerprinted for `principal`.
+fn put(principal: &Principal, operation: &Operation, body: &[u8]) -> Fingerprint {
+    Fingerprint::compute(
+        principal,
+        &Method::PUT,
+        operation,
+        Some("api-version=1"),
+        body,
+    )
+}
+
 #[test]
 fn fingerprints_differ_by_tenant_scope_child_and_body() {
     let agent = agent();
-    let base = Fingerprint::compute(&agent, &operation(), b"{}");
+    let base = put(&agent, &operation(), b"{}");
     let other_tenant = Principal::builder("agent", PrincipalKind::User)
         .tenant_id("tenant-2")
         .build();
-    assert_ne!(
-        base,
-        Fingerprint::compute(&other_tenant, &operation(), b"{}")
-    );
+    assert_ne!(base, put(&other_tenant, &operation(), b"{}"));
     let other_scope = Operation::new(
         "Microsoft.Storage/storageAccounts/write",
         Plane::Management,
         ResourceScope::new(format!("{SCOPE}2")),
     );
-    assert_ne!(base, Fingerprint::compute(&agent, &other_scope, b"{}"));
+    assert_ne!(base, put(&agent, &other_scope, b"{}"));
     let with_child = operation().with_child(Operation::new(
         "Microsoft.Compute/virtualMachines/delete",
         Plane::Management,
         ResourceScope::new("/subscriptions/s"),
     ));
-    assert_ne!(base, Fingerprint::compute(&agent, &with_child, b"{}"));
+    assert_ne!(base, put(&agent, &with_child, b"{}"));
     assert_eq!(base.to_hex().len(), 64);
-    assert_eq!(base, Fingerprint::compute(&agent, &operation(), b"{}"));
+    assert_eq!(base, put(&agent, &operation(), b"{}"));
+}
+
+/// The review's finding: a grant for one method and query was spent by
+/// another (`PATCH` for `PUT`; `api-version=2019-06-01&$expand=kerb` for
+/// `api-version=2023-05-01`). The fingerprint binds both; the same
+/// parameters reordered or encoded differently are still the same request.
+#[test]
+fn fingerprints_bind_the_method_and_the_whole_query() {
+    let agent = agent();
+    let op = operation();
+    let of = |method: &Method, query: Option<&str>| {
+        Fingerprint::compute(&agent, method, &op, query, b"{}")
+    };
+    let approved = of(&Method::POST, Some("api-version=2023-05-01"));
+    assert_ne!(approved, of(&Method::PUT, Some("api-version=2023-05-01")));
+    assert_ne!(
+        approved,
+        of(&Method::POST, Some("api-version=2019-06-01&$expand=kerb"))
+    );
+    assert_ne!(
+        approved,
+        of(&Method::POST, Some("api-version=2023-05-01&$expand=kerb"))
+    );
+    assert_ne!(approved, of(&Method::POST, None));
+    assert_eq!(
+        of(&Method::POST, Some("$expand=kerb&api-version=2023-05-01")),
+        of(&Method::POST, Some("API-Version=2023-05-01&%24expand=kerb")),
+    );
+    assert_ne!(
+        of(&Method::POST, Some("skipShutdown=false")),
+        of(&Method::POST, Some("skipShutdown=true")),
+    );
 }
 
 // The store's own rules (no self-approval, distinct approvers, one use of a
