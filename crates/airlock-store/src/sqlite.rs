@@ -157,6 +157,7 @@ impl Database {
     /// Opens (or creates) the file, sets it up and migrates it. Blocking.
     fn open(path: PathBuf) -> Result<Self, StoreError> {
         let failed = |source: rusqlite::Error| opening_failed(&path, source);
+        owner_only(&path);
         let connection = Connection::open(&path).map_err(failed)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
         // Refuse a newer schema before changing anything in the file.
@@ -226,6 +227,42 @@ impl Database {
     }
 }
 
+/// Creates the file readable by its owner only (SQLite gives its `-wal` and
+/// `-shm` files the same mode): it holds sealed requests and the audit
+/// trail. An existing file readable by others is used, with a warning.
+fn owner_only(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        match std::fs::metadata(path) {
+            Ok(metadata) => {
+                let mode = metadata.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format_args!("{mode:o}"),
+                        "the database is readable by others than its owner; fix: chmod 600 it (and its -wal and -shm files)"
+                    );
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                // Created empty, owner-only; SQLite makes it a database. If
+                // this fails (no such directory, another process was first),
+                // SQLite's own open reports what matters.
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path);
+            }
+            // Unreadable metadata: SQLite's open reports it.
+            Err(_) => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 fn user_version(connection: &Connection) -> rusqlite::Result<u32> {
     connection.pragma_query_value(None, "user_version", |row| row.get(0))
 }
@@ -282,6 +319,24 @@ fn migrate(path: &Path, connection: &mut Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The review's finding: `airlock.db` and its WAL were created 0644.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_and_its_wal_are_created_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("airlock.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        for file in ["airlock.db", "airlock.db-wal", "airlock.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
+        }
+        drop(store);
+    }
 
     fn connection() -> Connection {
         Connection::open_in_memory().unwrap()
