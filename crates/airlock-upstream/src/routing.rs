@@ -344,31 +344,62 @@ impl Routes {
 }
 
 /// The lower-case host a request is addressed to, without port.
+///
+/// One authority per request: when the target carries one (absolute form,
+/// HTTP/2 `:authority`) and a `Host` header is sent too, both must name the
+/// same host and port, else 400. Otherwise what is routed and what is
+/// recorded could differ.
 fn request_host(uri: &Uri, headers: &HeaderMap) -> Result<String, AirlockError> {
-    let bad = |message: &str| AirlockError::BadRequest {
+    let bad = |message: String| AirlockError::BadRequest {
         code: "InvalidHost",
-        message: message.to_owned(),
+        message,
     };
-    let authority = match uri.authority() {
-        Some(authority) => authority.clone(),
-        None => {
-            let mut hosts = headers.get_all(HOST).iter();
-            let (Some(host), None) = (hosts.next(), hosts.next()) else {
-                return Err(bad("the request must carry exactly one Host header"));
-            };
-            let host = host
-                .to_str()
-                .map_err(|_| bad("the Host header is not valid text"))?;
-            host.parse::<Authority>()
-                .map_err(|_| bad("the Host header is not a host name"))?
+    let mut hosts = headers.get_all(HOST).iter();
+    let host_header = match (hosts.next(), hosts.next()) {
+        (None, _) => None,
+        (Some(host), None) => Some(
+            host.to_str()
+                .map_err(|_| bad("the Host header is not valid text".into()))?
+                .parse::<Authority>()
+                .map_err(|_| bad("the Host header is not a host name".into()))?,
+        ),
+        (Some(_), Some(_)) => {
+            return Err(bad("the request must carry exactly one Host header".into()));
+        }
+    };
+    let authority = match (uri.authority(), host_header) {
+        (Some(target), Some(host)) => {
+            if !same_authority(target, &host, uri.scheme_str()) {
+                return Err(bad(format!(
+                    "the request target names {target} but its Host header names {host}; send one host"
+                )));
+            }
+            target.clone()
+        }
+        (Some(target), None) => target.clone(),
+        (None, Some(host)) => host,
+        (None, None) => {
+            return Err(bad("the request must carry exactly one Host header".into()));
         }
     };
     if authority.as_str().contains('@') {
         return Err(bad(
-            "user information is not allowed in the request authority",
+            "user information is not allowed in the request authority".into(),
         ));
     }
     Ok(authority.host().trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// Whether two authorities name the same host (any case, a trailing dot
+/// ignored) and port (an absent port being the scheme's default).
+fn same_authority(a: &Authority, b: &Authority, scheme: Option<&str>) -> bool {
+    let default = match scheme {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    };
+    let host = |x: &Authority| x.host().trim_end_matches('.').to_ascii_lowercase();
+    host(a) == host(b) && a.port_u16().or(default) == b.port_u16().or(default)
 }
 
 #[cfg(test)]
@@ -440,12 +471,32 @@ mod tests {
     }
 
     #[test]
-    fn absolute_form_authority_wins_over_host_header() {
+    fn an_absolute_form_authority_and_a_different_host_header_are_refused() {
+        // The review's finding: routed by one, recorded by the other.
         let mut headers = HeaderMap::new();
-        headers.insert(HOST, HeaderValue::from_static("localhost:8443"));
+        headers.insert(
+            HOST,
+            HeaderValue::from_static("audit-says-this-is-arm.example"),
+        );
+        let uri = Uri::from_static("http://demo-vault.localhost:8443/secrets/x");
+        let error = routes().resolve(&uri, &headers).unwrap_err();
+        assert!(
+            matches!(&error, AirlockError::BadRequest { code: "InvalidHost", message } if message.contains("send one host")),
+            "{error:?}"
+        );
+        // The same host in both (any case, default port spelled or not) is one authority.
+        headers.insert(HOST, HeaderValue::from_static("Demo-Vault.localhost:8443"));
+        assert!(routes().resolve(&uri, &headers).is_ok());
+        let uri = Uri::from_static("http://localhost/subscriptions");
+        headers.insert(HOST, HeaderValue::from_static("localhost:80"));
+        assert_eq!(
+            routes().resolve(&uri, &headers).unwrap(),
+            AzureEndpoint::Arm
+        );
+        // An absolute-form target alone still decides.
         let uri = Uri::from_static("http://evil.example/subscriptions");
         assert!(
-            matches!(routes().resolve(&uri, &headers), Err(AirlockError::HostNotAllowed { host }) if host == "evil.example")
+            matches!(routes().resolve(&uri, &HeaderMap::new()), Err(AirlockError::HostNotAllowed { host }) if host == "evil.example")
         );
     }
 

@@ -46,6 +46,23 @@ async fn hosts_outside_the_allowlist_are_refused() {
     // A foreign Host header.
     let answer = raw(&h, &format!("GET /subscriptions?api-version=1 HTTP/1.1\r\nHost: metadata.internal\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", h.agent_token)).await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    // The review's finding: an absolute-form request to the vault with a
+    // Host naming something else was served, and recorded with that Host.
+    // One authority per request: the two must agree.
+    let port = h.gateway.local_addr().port();
+    let answer = raw(
+        &h,
+        &format!(
+            "GET http://{}.localhost:{port}/secrets/{}?api-version=7.4 HTTP/1.1\r\nHost: audit-says-this-is-arm.example\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            airlock_sim::VAULT,
+            airlock_sim::SECRET_NAME,
+            h.agent_token
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("InvalidHost"), "{answer}");
+    assert!(answer.contains("send one host"), "{answer}");
     assert!(h.sim.requests().is_empty(), "nothing may reach Azure");
     h.shutdown().await;
 }
