@@ -17,6 +17,7 @@ mod approval;
 mod arm_errors;
 mod classify;
 pub mod config;
+mod connections;
 mod error;
 mod health;
 mod identity;

@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use airlock_core::{HttpClient, StaticTokenProvider, TokenProvider};
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -24,12 +22,10 @@ use airlock_store::SqliteStore;
 use airlock_http::{ClientBuilder, HttpsClient, TrustRoots};
 use airlock_upstream::Upstream;
 
+use crate::connections::ConnectionLimits;
 use crate::health::Health;
 use crate::stack::Layers;
 use crate::{Config, StartError, admin, approval, classify, identity, masking, stack, tls};
-
-/// How long a client has to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts gateways.
 #[derive(Debug)]
@@ -132,6 +128,7 @@ impl Gateway {
         let (stop, stopped) = watch::channel(false);
         let sweeper = approval::spawn_sweeper(&approvals, config.approval.sweep_interval);
         let drain_timeout = config.limits.request_timeout;
+        let limits = ConnectionLimits::new(&config.limits);
         let local_addr = config.listen.address;
         tracing::info!(%local_addr, %public_url, tls = tls.is_some(), "airlock gateway listening");
         tracing::info!(address = %config.admin.address, %admin_url, "approval API listening");
@@ -139,11 +136,12 @@ impl Gateway {
             admin_listener,
             tls.clone(),
             admin_app,
+            ConnectionLimits::new(&config.limits),
             stopped.clone(),
             drain_timeout,
         ));
         let task = tokio::spawn(async move {
-            accept_loop(listener, tls, app, stopped, drain_timeout).await;
+            accept_loop(listener, tls, app, limits, stopped, drain_timeout).await;
             let _ = admin_task.await;
         });
         Ok(RunningGateway {
@@ -205,11 +203,12 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
+    limits: ConnectionLimits,
     mut stopped: watch::Receiver<bool>,
     drain_timeout: Duration,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = limits.builder();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -223,47 +222,14 @@ async fn accept_loop(
             },
             _ = stopped.changed() => break,
         };
-        let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let result = match tls {
-                Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            watcher
-                                .watch(
-                                    builder
-                                        .serve_connection_with_upgrades(
-                                            TokioIo::new(stream),
-                                            service,
-                                        )
-                                        .into_owned(),
-                                )
-                                .await
-                        }
-                        Ok(Err(error)) => {
-                            return tracing::debug!(%peer, %error, "TLS handshake failed");
-                        }
-                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-                None => {
-                    watcher
-                        .watch(
-                            builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                .into_owned(),
-                        )
-                        .await
-                }
-            };
-            if let Err(error) = result {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
+        tokio::spawn(limits.clone().serve(
+            stream,
+            peer,
+            tls.clone(),
+            TowerToHyperService::new(app.clone()),
+            builder.clone(),
+            graceful.watcher(),
+        ));
     }
     drop(listener);
     if tokio::time::timeout(drain_timeout, graceful.shutdown())

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod approval;
+mod connections;
 mod forwarding;
 mod identity;
 mod masking;

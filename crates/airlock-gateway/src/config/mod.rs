@@ -142,6 +142,20 @@ pub struct LimitsConfig {
     /// Time for the client to send its request body (408 after).
     #[serde(default = "default_request_body_timeout", with = "humantime_serde")]
     pub request_body_timeout: Duration,
+    /// Time for a request head to arrive whole, for a new connection's first
+    /// bytes, and for an idle keep-alive connection's next request; the
+    /// connection is closed after it (HTTP/2: the ping interval and timeout).
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time for a client's TLS handshake.
+    #[serde(default = "default_tls_handshake_timeout", with = "humantime_serde")]
+    pub tls_handshake_timeout: Duration,
+    /// Open client connections per listener; more are closed unread.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open client connections per client address, per listener.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
 }
 
 impl Default for LimitsConfig {
@@ -151,6 +165,10 @@ impl Default for LimitsConfig {
             max_response_rewrite_bytes: default_max_response_rewrite(),
             request_timeout: default_request_timeout(),
             request_body_timeout: default_request_body_timeout(),
+            header_read_timeout: default_header_read_timeout(),
+            tls_handshake_timeout: default_tls_handshake_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
         }
     }
 }
@@ -160,6 +178,18 @@ fn default_request_timeout() -> Duration {
 }
 fn default_request_body_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_tls_handshake_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_connections_per_client() -> usize {
+    512
 }
 fn default_max_request_body() -> u64 {
     4 * 1024 * 1024
@@ -268,12 +298,35 @@ impl Config {
                 "limits.request_body_timeout",
                 self.limits.request_body_timeout,
             ),
+            (
+                "limits.header_read_timeout",
+                self.limits.header_read_timeout,
+            ),
+            (
+                "limits.tls_handshake_timeout",
+                self.limits.tls_handshake_timeout,
+            ),
         ] {
             if value.is_zero() {
                 return Err(invalid(
                     key,
                     "must be longer than zero",
                     "give a duration such as \"30s\"",
+                ));
+            }
+        }
+        for (key, value) in [
+            ("limits.max_connections", self.limits.max_connections),
+            (
+                "limits.max_connections_per_client",
+                self.limits.max_connections_per_client,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    key,
+                    "must be above zero",
+                    "give a number of connections, e.g. 512",
                 ));
             }
         }
