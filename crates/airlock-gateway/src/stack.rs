@@ -44,7 +44,7 @@ pub(crate) struct Layers {
 
 /// Stacks the layers in front of the upstream service:
 /// request id → trace → recorder → ARM-shaped errors → timeout (504) → request-body
-/// timeout (408) → body limit (413) → identity (401) → approval operations
+/// timeout (408) → identity (401) → body limit (413) → approval polls
 /// (polls of `/airlock/operations/…`) → classify (400) → policy (403) →
 /// approval (held / 202) → masking (502) → upstream.
 pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
@@ -61,12 +61,14 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
             limits.request_timeout,
         ))
         .layer(RequestBodyTimeoutLayer::new(limits.request_body_timeout))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
-        ))
         // Every concern layer answers with `AirlockBody`, its refusals and
         // the inner service's answers alike.
         .layer(layers.identity)
+        // After identity (which never reads the body), so a refused
+        // oversized body is recorded with the principal who sent it.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
+        ))
         // The poll layer may send a stored request inward: from here on,
         // requests carry Airlock's body type (wrapping one is a no-op).
         .map_request(|request: Request<_>| request.map(AirlockBody::new))

@@ -168,6 +168,25 @@ async fn oversized_bodies_are_a_413_whether_declared_or_streamed() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("AirlockRequestTooLarge"));
     assert!(h.sim.requests().is_empty());
+
+    // The review's finding: the 413 was recorded with no principal (the
+    // size check ran before identity). Both refusals name the sender.
+    let refused: Vec<_> = h
+        .audit_trail()
+        .await
+        .into_iter()
+        .filter(|e| e.event.status == 413)
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    for chained in &refused {
+        let principal = chained.event.principal.as_ref();
+        assert_eq!(
+            principal.map(|p| p.id.as_str()),
+            Some("00000000-0000-0000-0000-0000000000a1"),
+            "{:?}",
+            chained.event
+        );
+    }
     h.shutdown().await;
 }
 
