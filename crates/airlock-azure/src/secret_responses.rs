@@ -20,15 +20,22 @@ pub struct SecretResponse {
 /// The default pack, on by default.
 pub const SECRET_RESPONSES: &[SecretResponse] = &[
     SecretResponse {
-        service: "Key Vault secret values (get, versions, recover, backup)",
+        service: "Key Vault secret values (get, recover, backup, set)",
         operations: &[
             "Microsoft.KeyVault/vaults/secrets/getSecret/action",
-            "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
             "Microsoft.KeyVault/vaults/secrets/recover/action",
             "Microsoft.KeyVault/vaults/secrets/backup/action",
             "Microsoft.KeyVault/vaults/secrets/setSecret/action",
         ],
-        json_paths: &["$.value", "$.value[*].value"],
+        json_paths: &["$.value"],
+    },
+    // Lists (`GET /secrets`, `…/versions`) carry metadata only: their
+    // `value` is the array of items, whose `id` and attributes clients
+    // follow and read. Only a secret value inside an item would be masked.
+    SecretResponse {
+        service: "Key Vault secret lists (metadata; an item's value, should one appear)",
+        operations: &["Microsoft.KeyVault/vaults/secrets/readMetadata/action"],
+        json_paths: &["$.value[*].value"],
     },
     SecretResponse {
         service: "Key Vault key operations that return plaintext (decrypt, unwrap)",

@@ -49,6 +49,25 @@ fn cases() -> Vec<Case> {
                 "Recoverable+Purgeable",
             ],
         },
+        // The review's finding: `GET /secrets` had every `id` and
+        // `recoveryLevel` masked (the list's `value` array matched `$.value`),
+        // which breaks clients that follow `id`.
+        Case {
+            operation: "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+            plane: Plane::Data,
+            body: json!({"value": [
+                            {"id": "https://kv1.vault.azure.net/secrets/db",
+                             "attributes": {"enabled": true, "recoveryLevel": "Recoverable+Purgeable"}},
+                            {"id": "https://kv1.vault.azure.net/secrets/api", "value": "a-value-in-a-list",
+                             "attributes": {"enabled": true, "recoveryLevel": "Recoverable+Purgeable"}}],
+                          "nextLink": null}),
+            secrets: &["a-value-in-a-list"],
+            kept: &[
+                "https://kv1.vault.azure.net/secrets/db",
+                "https://kv1.vault.azure.net/secrets/api",
+                "Recoverable+Purgeable",
+            ],
+        },
         Case {
             operation: "Microsoft.KeyVault/vaults/secrets/backup/action",
             plane: Plane::Data,
