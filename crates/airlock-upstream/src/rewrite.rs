@@ -42,7 +42,9 @@ pub(crate) async fn response(
                 AirlockError::UpstreamUnavailable(format!("the response body broke off: {source}"))
             }
         })?;
-    let bytes = match rewrite_next_link(&bytes, routes) {
+    let linked = rewrite_next_link(&bytes, routes);
+    let rewritten = rewrite_bases(linked.as_ref().unwrap_or(&bytes), routes).or(linked);
+    let bytes = match rewritten {
         Some(rewritten) => {
             parts.headers.remove(CONTENT_LENGTH);
             rewritten
@@ -100,6 +102,41 @@ fn rewrite_next_link(body: &[u8], routes: &Routes) -> Option<Bytes> {
         .flatten()
 }
 
+/// The body with every upstream base URL (ARM, the allowed vaults) that
+/// starts a URL in it replaced by the gateway's, or `None` when there is
+/// none: Key Vault `id` fields and URLs echoed in error messages then name
+/// the gateway, not an internal address, and a client following them comes
+/// back through it. A base is replaced only where the URL's authority ends
+/// there (`/`, `?`, `#`, a quote or the end), never inside a longer host.
+fn rewrite_bases(body: &[u8], routes: &Routes) -> Option<Bytes> {
+    let mut current: Option<Vec<u8>> = None;
+    for (upstream, gateway) in routes.base_rewrites() {
+        let text = current.as_deref().unwrap_or(body);
+        let finder = memchr::memmem::Finder::new(upstream.as_bytes());
+        if finder.find(text).is_none() {
+            continue;
+        }
+        let mut out = Vec::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = finder.find(rest) {
+            let end = at + upstream.len();
+            out.extend_from_slice(&rest[..at]);
+            let boundary = rest
+                .get(end)
+                .is_none_or(|b| matches!(b, b'/' | b'?' | b'#' | b'"' | b'\\'));
+            out.extend_from_slice(if boundary {
+                gateway.as_bytes()
+            } else {
+                upstream.as_bytes()
+            });
+            rest = &rest[end..];
+        }
+        out.extend_from_slice(rest);
+        current = Some(out);
+    }
+    current.map(Bytes::from)
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -111,6 +148,41 @@ mod tests {
     fn routes() -> Routes {
         let config: crate::UpstreamConfig =
             toml::from_str("credential = { kind = \"static\", token = \"t\" }").unwrap();
+        let gateway =
+            crate::GatewayHosts::new(crate::Endpoint::parse("https://gw.example").unwrap());
+        Routes::new(&config, &gateway).unwrap()
+    }
+
+    #[test]
+    fn upstream_base_urls_in_bodies_name_the_gateway() {
+        let routes = vault_routes();
+        // The review's finding: Key Vault ids and echoed URLs named the
+        // internal upstream.
+        let body = br#"{"id":"https://kv1.vault.azure.net/secrets/db/v1","error":{"message":"no such path https://management.azure.com?x"},"other":"https://management.azure.com.evil.example/x","kv2":"https://kv2.vault.azure.net/secrets/a"}"#;
+        let rewritten = rewrite_bases(body, &routes).unwrap();
+        let text = std::str::from_utf8(&rewritten).unwrap();
+        assert!(
+            text.contains(r#""id":"https://kv1.gw.example/secrets/db/v1""#),
+            "{text}"
+        );
+        assert!(text.contains("no such path https://gw.example?x"), "{text}");
+        // Not a URL of an upstream: a longer host, a vault not allowed.
+        assert!(
+            text.contains("https://management.azure.com.evil.example/x"),
+            "{text}"
+        );
+        assert!(
+            text.contains("https://kv2.vault.azure.net/secrets/a"),
+            "{text}"
+        );
+        assert!(rewrite_bases(br#"{"a":1}"#, &routes).is_none());
+    }
+
+    fn vault_routes() -> Routes {
+        let config: crate::UpstreamConfig = toml::from_str(
+            "key_vault.vaults = [\"kv1\"]\ncredential = { kind = \"static\", token = \"t\" }",
+        )
+        .unwrap();
         let gateway =
             crate::GatewayHosts::new(crate::Endpoint::parse("https://gw.example").unwrap());
         Routes::new(&config, &gateway).unwrap()

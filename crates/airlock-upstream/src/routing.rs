@@ -315,6 +315,27 @@ impl Routes {
     /// assert_eq!(routes.rewrite_url("https://management.azure.com.evil.example/x"), None);
     /// ```
     pub fn rewrite_url(&self, url: &str) -> Option<String> {
+        self.rewrite_url_inner(url)
+    }
+
+    /// Each upstream base URL (ARM, every allowed vault) with the gateway
+    /// URL it stands for, for rewriting the absolute URLs Azure puts in
+    /// answer bodies (Key Vault `id` fields, URLs echoed in error messages).
+    pub fn base_rewrites(&self) -> Vec<(String, String)> {
+        let mut pairs = vec![(self.arm.base(), self.public.base())];
+        let mut vaults: Vec<&String> = self.vaults.iter().collect();
+        vaults.sort();
+        for vault in vaults {
+            let gateway_vault = Endpoint {
+                host: format!("{vault}.{}", self.public.host),
+                ..self.public.clone()
+            };
+            pairs.push((self.key_vault.vault_base(vault), gateway_vault.base()));
+        }
+        pairs
+    }
+
+    fn rewrite_url_inner(&self, url: &str) -> Option<String> {
         let (scheme, rest) = url.split_once("://")?;
         let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(split);

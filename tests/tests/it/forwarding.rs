@@ -319,3 +319,27 @@ async fn headers_and_status_of_an_http2_tls_connection() {
     assert_eq!(h.sim.requests().len(), 2);
     h.shutdown().await;
 }
+
+/// The review's finding: Key Vault `id` fields read the internal upstream
+/// (`http://demo-vault.vault.localhost:…`). They name the gateway's vault
+/// host now, so a client following an `id` comes back through it.
+#[tokio::test]
+async fn key_vault_ids_name_the_gateway_not_the_upstream() {
+    let h = Harness::start().await;
+    let secret = h.agent.get(&h.secret_url()).await.unwrap();
+    assert_eq!(secret.status, StatusCode::OK, "{:?}", secret.body);
+    let id = secret.json()["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with(&h.vault_url()), "{id}");
+    let listed = h
+        .agent
+        .get(&format!("{}/secrets?api-version=7.4", h.vault_url()))
+        .await
+        .unwrap();
+    let body = String::from_utf8_lossy(&listed.body).into_owned();
+    assert!(!body.contains(".vault.localhost"), "{body}");
+    assert!(body.contains(&h.vault_url()), "{body}");
+    // Following the id works: it is the gateway.
+    let followed = h.agent.get(&format!("{id}?api-version=7.4")).await.unwrap();
+    assert_eq!(followed.status, StatusCode::OK, "{:?}", followed.body);
+    h.shutdown().await;
+}
