@@ -112,6 +112,7 @@ fn rewrite_bases(body: &[u8], routes: &Routes) -> Option<Bytes> {
     let mut current: Option<Vec<u8>> = None;
     for (upstream, gateway) in routes.base_rewrites() {
         let text = current.as_deref().unwrap_or(body);
+        let (upstream, gateway) = (upstream.as_str(), gateway.as_str());
         let finder = memchr::memmem::Finder::new(upstream.as_bytes());
         if finder.find(text).is_none() {
             continue;

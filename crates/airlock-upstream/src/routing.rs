@@ -190,6 +190,8 @@ pub struct Routes {
     vaults: HashSet<String>,
     public: Endpoint,
     arm_hosts: HashSet<String>,
+    /// Each upstream base URL with the gateway URL it stands for.
+    base_rewrites: Vec<(String, String)>,
 }
 
 impl Routes {
@@ -235,7 +237,31 @@ impl Routes {
                 .collect(),
             public,
             arm_hosts,
-        })
+            base_rewrites: Vec::new(),
+        }
+        .with_base_rewrites())
+    }
+
+    fn with_base_rewrites(mut self) -> Self {
+        let mut pairs = vec![(self.arm.base(), self.public.base())];
+        let mut vaults: Vec<&String> = self.vaults.iter().collect();
+        vaults.sort();
+        for vault in vaults {
+            pairs.push((
+                self.key_vault.vault_base(vault),
+                self.gateway_vault(vault).base(),
+            ));
+        }
+        self.base_rewrites = pairs;
+        self
+    }
+
+    /// The gateway's own host for a vault: `{vault}.{public host}`.
+    fn gateway_vault(&self, vault: &str) -> Endpoint {
+        Endpoint {
+            host: format!("{vault}.{}", self.public.host),
+            ..self.public.clone()
+        }
     }
 
     /// Decides the upstream for a request from its authority (HTTP/2, absolute form) or `Host`.
@@ -291,6 +317,14 @@ impl Routes {
         }
     }
 
+    /// Each upstream base URL (ARM, every allowed vault) with the gateway
+    /// URL it stands for, for rewriting the absolute URLs Azure puts in
+    /// answer bodies (Key Vault `id` fields, URLs echoed in error messages).
+    /// Computed once, when the table is built.
+    pub fn base_rewrites(&self) -> &[(String, String)] {
+        &self.base_rewrites
+    }
+
     /// The gateway URL for an absolute Azure URL on an allowed upstream, so the
     /// client's next call comes back through the gateway. Other URLs: `None`.
     ///
@@ -315,27 +349,6 @@ impl Routes {
     /// assert_eq!(routes.rewrite_url("https://management.azure.com.evil.example/x"), None);
     /// ```
     pub fn rewrite_url(&self, url: &str) -> Option<String> {
-        self.rewrite_url_inner(url)
-    }
-
-    /// Each upstream base URL (ARM, every allowed vault) with the gateway
-    /// URL it stands for, for rewriting the absolute URLs Azure puts in
-    /// answer bodies (Key Vault `id` fields, URLs echoed in error messages).
-    pub fn base_rewrites(&self) -> Vec<(String, String)> {
-        let mut pairs = vec![(self.arm.base(), self.public.base())];
-        let mut vaults: Vec<&String> = self.vaults.iter().collect();
-        vaults.sort();
-        for vault in vaults {
-            let gateway_vault = Endpoint {
-                host: format!("{vault}.{}", self.public.host),
-                ..self.public.clone()
-            };
-            pairs.push((self.key_vault.vault_base(vault), gateway_vault.base()));
-        }
-        pairs
-    }
-
-    fn rewrite_url_inner(&self, url: &str) -> Option<String> {
         let (scheme, rest) = url.split_once("://")?;
         let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(split);
@@ -354,11 +367,7 @@ impl Routes {
                 .key_vault
                 .vault_of(&host)
                 .filter(|v| self.vaults.contains(*v))?;
-            let gateway_vault = Endpoint {
-                host: format!("{vault}.{}", self.public.host),
-                ..self.public.clone()
-            };
-            return Some(format!("{}{tail}", gateway_vault.base()));
+            return Some(format!("{}{tail}", self.gateway_vault(vault).base()));
         }
         None
     }
