@@ -256,6 +256,14 @@ impl Routes {
         self
     }
 
+    /// Whether `endpoint` is one this table forwards to (ARM, or a listed vault).
+    pub fn allows(&self, endpoint: &AzureEndpoint) -> bool {
+        match endpoint {
+            AzureEndpoint::Arm => true,
+            AzureEndpoint::KeyVault { vault } => self.vaults.contains(vault.as_str()),
+        }
+    }
+
     /// The gateway's own host for a vault: `{vault}.{public host}`.
     fn gateway_vault(&self, vault: &str) -> Endpoint {
         Endpoint {
@@ -547,6 +555,18 @@ mod tests {
         ));
         let userinfo = Uri::from_static("http://localhost@evil.example/x");
         assert!(routes.resolve(&userinfo, &HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn only_listed_vaults_are_allowed_endpoints() {
+        let routes = routes();
+        assert!(routes.allows(&AzureEndpoint::Arm));
+        assert!(routes.allows(&AzureEndpoint::KeyVault {
+            vault: "demo-vault".into()
+        }));
+        assert!(!routes.allows(&AzureEndpoint::KeyVault {
+            vault: "other".into()
+        }));
     }
 
     #[test]

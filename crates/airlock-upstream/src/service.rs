@@ -167,10 +167,17 @@ impl Inner {
             }
             Some(Decision::Deny { .. }) | None => return Err(AirlockError::NotDecided),
         }
-        // Resolved once, by the classify step, when it ran; else here.
+        // Resolved once, by the classify step, when it ran; else here. An
+        // endpoint an earlier layer resolved must still be one this table
+        // allows: the allowlist is enforced here whatever came before.
         let endpoint = match request.extensions().get::<AzureEndpoint>() {
-            Some(endpoint) => endpoint.clone(),
-            None => self.routes.resolve(request.uri(), request.headers())?,
+            Some(endpoint) if self.routes.allows(endpoint) => endpoint.clone(),
+            Some(AzureEndpoint::KeyVault { vault }) => {
+                return Err(AirlockError::HostNotAllowed {
+                    host: format!("{vault} (a vault not in upstream.key_vault.vaults)"),
+                });
+            }
+            _ => self.routes.resolve(request.uri(), request.headers())?,
         };
         let (mut parts, body) = request.into_parts();
         let path_and_query = parts
@@ -261,5 +268,49 @@ pub fn request_body_error(source: &BoxError, limit: u64, body_timeout: Duration)
     AirlockError::BadRequest {
         code: "InvalidRequestContent",
         message: format!("the request body could not be read: {source}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Endpoint, GatewayHosts, UpstreamConfig};
+    use airlock_core::{StaticTokenProvider, empty};
+    use tower::ServiceExt as _;
+
+    /// An endpoint an earlier layer put in the extensions is forwarded to
+    /// only if the routing table lists it: the allowlist holds whatever an
+    /// embedder's classify step resolved.
+    #[tokio::test]
+    async fn an_unlisted_vault_from_the_extensions_is_refused_unsent() {
+        let config: UpstreamConfig = toml::from_str(
+            "key_vault.vaults = [\"kv1\"]\ncredential = { kind = \"static\", token = \"t\" }",
+        )
+        .unwrap();
+        let routes = crate::Routes::new(
+            &config,
+            &GatewayHosts::new(Endpoint::parse("https://gw.example").unwrap()),
+        )
+        .unwrap();
+        let client = airlock_http::ClientBuilder::new(airlock_http::TrustRoots::none())
+            .build()
+            .unwrap();
+        let upstream = Upstream::new(routes, client, Arc::new(StaticTokenProvider::new("t")));
+        let request = Request::get("/secrets/x?api-version=7.4")
+            .header(http::header::HOST, "kv1.gw.example")
+            .extension(Decision::Allow {
+                rule: "test".into(),
+            })
+            .extension(AzureEndpoint::KeyVault {
+                vault: "elsewhere".into(),
+            })
+            .body(empty())
+            .unwrap();
+        let response = upstream.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            response.headers()["x-ms-error-code"],
+            "AirlockHostNotAllowed"
+        );
     }
 }
