@@ -240,10 +240,14 @@ async fn outcome(
         }
         approval = store.get(id).await?.unwrap_or(approval);
     }
+    // The poll that sends the approved request records that exchange; a
+    // later poll records the follow-up it asks Azure.
+    let mut sent_now = false;
     if approval.state == ApprovalState::Approved {
         if let Some(grant) = store.consume(id).await? {
             let execution = execute(config, inner, poll, principal, &approval, grant.request).await;
             approval = store.record_execution(id, execution).await?;
+            sent_now = true;
         } else {
             // Another poll used the grant first, or it just ran out.
             approval = store.get(id).await?.unwrap_or(approval);
@@ -277,7 +281,7 @@ async fn outcome(
         // Consumed: sent upstream (or being sent by a concurrent poll).
         _ => match approval.execution {
             None => Outcome::InProgress,
-            Some(execution) => track(inner, poll, principal, execution).await,
+            Some(execution) => track(inner, poll, principal, execution, !sent_now).await,
         },
     })
 }
@@ -371,12 +375,14 @@ fn host_of(poll: &http::request::Parts) -> Option<HeaderValue> {
     })
 }
 
-/// Where Azure's own operation stands.
+/// Where Azure's own operation stands; with `record`, the poll's audit
+/// event records the follow-up sent to Azure.
 async fn track(
     inner: &mut Inner,
     poll: &http::request::Parts,
     principal: &Principal,
     execution: Execution,
+    record: bool,
 ) -> Outcome {
     let path = match (&execution.tracking, &execution.error_code) {
         (_, Some(code)) => {
@@ -396,6 +402,11 @@ async fn track(
         request.headers_mut().insert(http::header::HOST, host);
     }
     request.extensions_mut().insert(principal.clone());
+    // The poll's audit event records what this follow-up did upstream: its
+    // operation, the decision, Azure's status and request ids.
+    if let Some(draft) = poll.extensions.get::<AuditDraft>().filter(|_| record) {
+        request.extensions_mut().insert(draft.clone());
+    }
     let response = match send(inner, request).await {
         Ok(response) => response,
         // Azure could not be asked this time: the next poll asks again.

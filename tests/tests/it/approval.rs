@@ -278,6 +278,23 @@ async fn a_storage_account_create_waits_as_an_operation_and_is_created_once_appr
     );
     assert_eq!(sent.justification.as_deref(), Some(WHY.1));
     assert!(sent.upstream_request_id.is_some());
+    // The review's finding: the polls after it, which follow Azure's own
+    // operation, were recorded with no operation, decision or upstream
+    // status. Each names what it asked Azure now.
+    let followed: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            e.path == format!("/airlock/operations/{id}")
+                && e.upstream_status.is_some()
+                && e.upstream_status != Some(202)
+        })
+        .collect();
+    assert!(!followed.is_empty(), "{events:#?}");
+    for follow in followed {
+        assert!(!follow.operations.is_empty(), "{follow:?}");
+        assert_eq!(follow.decision.as_deref(), Some("allow"), "{follow:?}");
+        assert!(follow.upstream_request_id.is_some(), "{follow:?}");
+    }
     h.shutdown().await;
 }
 
