@@ -229,6 +229,11 @@ pub struct ApprovalRequest {
     /// layer was given a previewer: an unmasked body is never shown).
     #[serde(default)]
     pub body_preview: Option<String>,
+    /// The HTTP request as it will run: method, path and query, the body's
+    /// length (a preview may be shorter). Absent on approvals stored before
+    /// this field existed.
+    #[serde(default)]
+    pub request: Option<RequestLine>,
     /// What a request must match to use the grant.
     pub fingerprint: Fingerprint,
     /// Held, or answered as a long-running operation ([`ApprovalWait::Hold`]
@@ -282,6 +287,19 @@ pub enum Tracking {
     AsyncOperation(String),
     /// `Location`: 202 while running, then the final answer.
     Location(String),
+}
+
+/// The HTTP request an approval is for, as it will run; together with the
+/// operation and the body it is what the grant binds (see [`Fingerprint`](crate::Fingerprint)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestLine {
+    /// `PUT`, `POST`, …
+    pub method: String,
+    /// Path and query as sent (secrets in the query masked, as in the preview).
+    pub target: String,
+    /// The whole body's length in bytes.
+    pub body_bytes: u64,
 }
 
 impl ApprovalRequest {

@@ -137,6 +137,7 @@ pub fn pending_request(requester: &Principal, wait: ApprovalWait) -> ApprovalReq
         ResourceScope::new(SCOPE),
     );
     ApprovalRequest {
+        request: None,
         id,
         requester: Requester::from_principal(requester),
         operation: RequestedOperation::from_operation(&operation),

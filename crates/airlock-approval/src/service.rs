@@ -16,7 +16,7 @@ use crate::approval::later;
 use crate::layer::{AsyncOperations, Config};
 use crate::{
     ApprovalEvent, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore, Fingerprint,
-    RequestedOperation, Requester, StoredRequest,
+    RequestLine, RequestedOperation, Requester, StoredRequest,
 };
 
 /// Put on a stored request that [`ApprovalPollService`](crate::ApprovalPollService)
@@ -307,6 +307,7 @@ impl Asked {
                     .and_then(|v| v.to_str().ok());
                 preview(&self.operation, content_type, bytes)
             }),
+            request: Some(self.request_line(config, parts, bytes)),
             fingerprint,
             wait: if waits_async {
                 ApprovalWait::Async
@@ -320,6 +321,33 @@ impl Asked {
             decisions: Vec::new(),
             state: ApprovalState::Pending,
             execution: None,
+        }
+    }
+}
+
+impl Asked {
+    /// The request as it will run, its query passed through the preview's
+    /// masker (a SAS signature in a query is masked like one in a body).
+    fn request_line(
+        &self,
+        config: &Config,
+        parts: &http::request::Parts,
+        bytes: &bytes::Bytes,
+    ) -> RequestLine {
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string);
+        let target = match (&config.preview, parts.uri.query()) {
+            (Some(preview), Some(_)) => {
+                preview(&self.operation, Some("text/plain"), target.as_bytes()).unwrap_or(target)
+            }
+            _ => target,
+        };
+        RequestLine {
+            method: parts.method.to_string(),
+            target,
+            body_bytes: bytes.len() as u64,
         }
     }
 }

@@ -191,6 +191,14 @@ async fn a_storage_account_create_waits_as_an_operation_and_is_created_once_appr
     );
     assert_eq!(approval["wait"], "async");
     assert_eq!(approval["canDecide"], true);
+    // What will run, exactly: the method, the path with its query, the body's size.
+    assert_eq!(approval["request"]["method"], "PUT");
+    let target = approval["request"]["target"].as_str().unwrap();
+    assert!(
+        target.ends_with("/storageAccounts/approvedacct?api-version=2023-05-01"),
+        "{target}"
+    );
+    assert_eq!(approval["request"]["bodyBytes"], NEW_ACCOUNT.len());
     // The request waits, encrypted at rest: the body is not in the file.
     let sealed = stored_request_bytes(&h, &id).expect("stored while pending");
     assert!(!sealed.windows(10).any(|w| w == b"westeurope"));

@@ -38,6 +38,10 @@ pub struct ApprovalView {
     pub justification_required: bool,
     /// The requester's justification.
     pub justification: Option<String>,
+    /// The request as it will run.
+    pub request: Option<RequestLineView>,
+    /// The body as approvers see it (masked, perhaps shorter than the body).
+    pub body_preview: Option<String>,
     /// `hold` or `async`.
     pub wait: Option<String>,
     /// When it was asked (RFC 3339).
@@ -52,6 +56,18 @@ pub struct ApprovalView {
     pub execution: Option<ExecutionView>,
     /// Whether the caller can approve or deny it now.
     pub can_decide: bool,
+}
+
+/// The HTTP request an approval is for.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RequestLineView {
+    /// The method.
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// The whole body's length in bytes.
+    pub body_bytes: u64,
 }
 
 /// Who asked.
@@ -225,6 +241,23 @@ pub fn render_list(
     Ok(out)
 }
 
+/// The body as approvers see it, saying so whenever the preview is not the
+/// whole body.
+fn body_text(a: &ApprovalView) -> String {
+    let total = a.request.as_ref().map(|r| r.body_bytes);
+    match (&a.body_preview, total) {
+        (_, Some(0)) => "(empty)".to_owned(),
+        (None, Some(total)) => format!("({total} bytes, no preview)"),
+        (None, None) => "(not recorded)".to_owned(),
+        (Some(preview), Some(total)) if (preview.len() as u64) < total => format!(
+            "{}\n(a preview of {} of the body's {total} bytes, masked)",
+            clean_multiline(preview),
+            preview.len()
+        ),
+        (Some(preview), _) => clean_multiline(preview),
+    }
+}
+
 /// The `show` view: everything an approver needs to decide.
 ///
 /// # Errors
@@ -262,6 +295,13 @@ pub fn render_details(value: &Value, now: SystemTime) -> Result<String, Malforme
         field("", format!("+ {}", clean(child)));
     }
     field("Scope", clean(&a.operation.scope));
+    if let Some(request) = &a.request {
+        field(
+            "Request",
+            format!("{} {}", clean(&request.method), clean(&request.target)),
+        );
+    }
+    field("Body", body_text(&a));
     field("Rule", clean(&a.rule));
     if let Some(wait) = &a.wait {
         field("Wait", clean(wait));
@@ -502,6 +542,43 @@ mod tests {
             "no approvals you are an approver of\n"
         );
         assert!(render_list(&serde_json::json!({"error": {}}), ListState::All, now()).is_err());
+    }
+
+    /// The review's finding: `show` showed no body, and nothing said what
+    /// would run. It shows the method, the path with its query, and the
+    /// body, saying when the preview is shorter than the body.
+    #[test]
+    fn details_show_the_request_as_it_will_run_and_a_cut_preview_says_so() {
+        let mut value = approval("pending", true, &serde_json::json!([]));
+        value["request"] = serde_json::json!({
+            "method": "PUT",
+            "target": format!("{SCOPE}?api-version=2023-05-01"),
+            "bodyBytes": 20000
+        });
+        value["bodyPreview"] = serde_json::json!(r#"{"location":"westeurope","#);
+        let text = render_details(&value, now()).unwrap();
+        assert!(
+            text.contains(&format!("Request       PUT {SCOPE}?api-version=2023-05-01")),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"Body          {"location":"westeurope","#),
+            "{text}"
+        );
+        assert!(
+            text.contains("(a preview of 25 of the body's 20000 bytes, masked)"),
+            "{text}"
+        );
+        value["request"]["bodyBytes"] = serde_json::json!(25);
+        let whole = render_details(&value, now()).unwrap();
+        assert!(!whole.contains("a preview of"), "{whole}");
+        value["request"]["bodyBytes"] = serde_json::json!(0);
+        value["bodyPreview"] = serde_json::Value::Null;
+        assert!(
+            render_details(&value, now())
+                .unwrap()
+                .contains("Body          (empty)")
+        );
     }
 
     #[test]
