@@ -173,6 +173,24 @@ async fn admit(
     let hold = config
         .max_hold
         .map_or(asked.hold, |max| asked.hold.min(max));
+    // The same request again while its approval is pending joins that
+    // approval: one approval, one stored request, however often it is sent.
+    if let Some(pending) = pending_twin(config, &asked.principal, &fingerprint).await? {
+        let id = pending.id;
+        *ctx = std::mem::take(ctx).approval_id(id.to_string());
+        record(asked.draft.as_ref(), id, None);
+        tracing::info!(approval_id = %id, "identical request joins its pending approval");
+        return match (pending.wait, operations) {
+            (ApprovalWait::Async, Some(operations)) => {
+                Ok(Admission::Answered(accepted(operations, id)))
+            }
+            _ => {
+                wait_for_decision(config, id, hold, asked.draft.as_ref()).await?;
+                parts.extensions.insert(allow(id));
+                Ok(Admission::Forward(parts, bytes))
+            }
+        };
+    }
     let approval = asked.new_approval(
         config,
         &parts,
@@ -393,6 +411,23 @@ async fn admit_stored(
     Ok(())
 }
 
+/// A pending approval `principal` asked for the very same request, if any.
+async fn pending_twin(
+    config: &Config,
+    principal: &Principal,
+    fingerprint: &Fingerprint,
+) -> Result<Option<ApprovalRequest>, AirlockError> {
+    let pending = config
+        .store
+        .list(Some(ApprovalState::Pending))
+        .await
+        .map_err(|e| internal(&e))?;
+    let now = SystemTime::now();
+    Ok(pending
+        .into_iter()
+        .find(|a| a.fingerprint == *fingerprint && a.requester.is(principal) && now < a.expires_at))
+}
+
 /// Admits a retry of a request approved after its hold ran out (its grant
 /// is used up by this).
 async fn admit_retry(
@@ -428,10 +463,22 @@ async fn hold_for_decision(
         .create(approval.clone(), None)
         .await
         .map_err(|e| internal(&e))?;
-    let mut states = store.subscribe(id).await.map_err(|e| internal(&e))?;
     record(draft, id, None);
     config.notifier.notify(ApprovalEvent::New(approval));
     tracing::info!(approval_id = %id, hold = ?hold, "request held for approval");
+    wait_for_decision(config, id, hold, draft).await
+}
+
+/// Waits up to `hold` for approval `id`'s decision: `Ok` when it was
+/// approved and this request took its grant.
+async fn wait_for_decision(
+    config: &Config,
+    id: ApprovalId,
+    hold: std::time::Duration,
+    draft: Option<&AuditDraft>,
+) -> Result<(), AirlockError> {
+    let store = &config.store;
+    let mut states = store.subscribe(id).await.map_err(|e| internal(&e))?;
 
     let mut guard = AbandonGuard {
         store: config.store.clone(),
@@ -509,6 +556,12 @@ async fn start_async(
     record(draft, id, None);
     config.notifier.notify(ApprovalEvent::New(approval));
     tracing::info!(approval_id = %id, "long-running request waits for approval as an operation");
+    Ok(accepted(operations, id))
+}
+
+/// `202 Accepted` with the operation URL of approval `id`, as Azure answers
+/// a long-running operation.
+fn accepted(operations: &AsyncOperations, id: ApprovalId) -> Response<AirlockBody> {
     let url = operations.url(id);
     let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::ACCEPTED;
@@ -526,7 +579,7 @@ async fn start_async(
     if let Ok(id) = HeaderValue::from_str(&id.to_string()) {
         headers.insert(crate::APPROVAL_ID_HEADER, id);
     }
-    Ok(response)
+    response
 }
 
 /// Waits until the state leaves `Pending`, up to `hold`; `None` on timeout.

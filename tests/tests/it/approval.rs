@@ -536,6 +536,85 @@ async fn a_grant_is_not_spent_by_the_same_operation_with_another_query() {
     h.shutdown().await;
 }
 
+/// The review's finding: 150 identical held requests made 150 approvals.
+/// The same request from the same principal while its approval is pending
+/// joins it: one approval (and, async, one stored request and one
+/// operation URL), however often it is sent; held twins wait on it, and its
+/// one grant admits one of them.
+#[tokio::test]
+async fn identical_requests_join_their_pending_approval() {
+    let h = harness().await;
+    let path = account_path("joinedacct");
+    let mut operation_urls = Vec::new();
+    for _ in 0..3 {
+        let answer = h
+            .agent
+            .send(
+                Method::PUT,
+                &path,
+                &[WHY],
+                Some(Bytes::from_static(NEW_ACCOUNT)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
+        operation_urls.push(answer.header("azure-asyncoperation").unwrap().to_owned());
+    }
+    assert!(
+        operation_urls.iter().all(|url| *url == operation_urls[0]),
+        "{operation_urls:?}"
+    );
+    // Another body is another request: an approval of its own.
+    let other = h
+        .agent
+        .send(
+            Method::PUT,
+            &path,
+            &[WHY],
+            Some(Bytes::from_static(br#"{"location":"northeurope"}"#)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.status, StatusCode::ACCEPTED);
+    assert_ne!(
+        other.header("azure-asyncoperation"),
+        Some(operation_urls[0].as_str())
+    );
+    assert_eq!(pending(&h, 2).await.len(), 2);
+
+    // Held twins: a second identical listKeys while the first is held
+    // waits on the same approval. Once the first's hold has run out (3 s),
+    // the second has surely arrived: still three approvals, not four.
+    let first = tokio::spawn({
+        let agent = h.agent.clone();
+        async move { agent.send(Method::POST, &list_keys_path(), &[], None).await }
+    });
+    let held = pending(&h, 3).await;
+    let id = held
+        .iter()
+        .find(|a| a["operation"]["name"] == "Microsoft.Storage/storageAccounts/listKeys/action")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = tokio::spawn({
+        let agent = h.agent.clone();
+        async move { agent.send(Method::POST, &list_keys_path(), &[], None).await }
+    });
+    let first = first.await.unwrap().unwrap();
+    assert_airlock_error(&first, StatusCode::FORBIDDEN, "AirlockApprovalPending");
+    assert_eq!(
+        pending(&h, 3).await.len(),
+        3,
+        "the twin opened an approval of its own"
+    );
+    decide(&h, &id, "approve", "ok").await;
+    let second = second.await.unwrap().unwrap();
+    assert_eq!(second.status, StatusCode::OK, "{:?}", second.body);
+    assert_eq!(sim_calls(&h, &Method::POST, "listKeys"), 1);
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_pending_approval_survives_a_restart_and_is_still_approvable() {
     let mut h = harness().await;
