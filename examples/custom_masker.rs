@@ -12,41 +12,41 @@
 use std::convert::Infallible;
 
 use airlock_core::{AirlockBody, Operation, Plane, ResourceScope, empty};
-use airlock_masking::{MaskError, MaskOutcome, Masker, MaskingLayer, TokenKey};
+use airlock_masking::{
+    MaskContext, MaskError, MaskOutcome, Masker, MaskingLayer, TokenKey, TokenScope,
+};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
-/// Replaces every string that looks like an e-mail address with a stable token.
+/// Replaces every string that looks like an e-mail address with a token:
+/// stable for one reader of one resource's field, comparable with nothing else.
 struct Emails {
     key: TokenKey,
 }
 
-impl Emails {
-    fn walk(&self, value: &mut Value, path: &str, outcome: &mut MaskOutcome) {
-        match value {
-            Value::String(text)
-                if text.contains('@')
-                    && text.rsplit('@').next().is_some_and(|d| d.contains('.')) =>
-            {
-                *text = self.key.token(text.as_bytes());
-                outcome.count += 1;
-                outcome.paths.push(path.to_owned());
-            }
-            Value::Array(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    self.walk(item, &format!("{path}[{i}]"), outcome);
-                }
-            }
-            Value::Object(members) => {
-                for (name, member) in members.iter_mut() {
-                    self.walk(member, &format!("{path}.{name}"), outcome);
-                }
-            }
-            _ => {}
+fn walk(tokens: &TokenScope, value: &mut Value, path: &str, outcome: &mut MaskOutcome) {
+    match value {
+        Value::String(text)
+            if text.contains('@') && text.rsplit('@').next().is_some_and(|d| d.contains('.')) =>
+        {
+            *text = tokens.token(path, text.as_bytes());
+            outcome.count += 1;
+            outcome.paths.push(path.to_owned());
         }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                walk(tokens, item, &format!("{path}[{i}]"), outcome);
+            }
+        }
+        Value::Object(members) => {
+            for (name, member) in members.iter_mut() {
+                walk(tokens, member, &format!("{path}.{name}"), outcome);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -58,14 +58,9 @@ impl Masker for Emails {
             .eq_ignore_ascii_case("Microsoft.Authorization/roleAssignments/read")
     }
 
-    fn mask(
-        &self,
-        operation: &Operation,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<MaskOutcome, MaskError> {
-        let json = content_type.is_some_and(|t| t.contains("json"));
-        if !json && !self.must_mask(operation) {
+    fn mask(&self, context: &MaskContext<'_>, body: &[u8]) -> Result<MaskOutcome, MaskError> {
+        let json = context.content_type.is_some_and(|t| t.contains("json"));
+        if !json && !self.must_mask(context.operation) {
             return Ok(MaskOutcome::unchanged());
         }
         let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
@@ -75,7 +70,10 @@ impl Masker for Emails {
             });
         };
         let mut outcome = MaskOutcome::unchanged();
-        self.walk(&mut value, "$", &mut outcome);
+        let tokens = self
+            .key
+            .scope(context.principal, context.operation.scope().as_str());
+        walk(&tokens, &mut value, "$", &mut outcome);
         if outcome.count > 0 {
             outcome.body = Some(Bytes::from(serde_json::to_vec(&value).unwrap_or_default()));
         }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use airlock_core::{Operation, Principal};
 use tower::Layer;
 
 use crate::{ApprovalPollLayer, ApprovalService, ApprovalStore, Notifier, RequestSealer};
@@ -40,7 +41,7 @@ pub(crate) struct Config {
 
 /// Turns a request body into what approvers see; see [`ApprovalLayer::body_preview`].
 pub(crate) type Previewer =
-    dyn Fn(&airlock_core::Operation, Option<&str>, &[u8]) -> Option<String> + Send + Sync;
+    dyn Fn(&Operation, &Principal, Option<&str>, &[u8]) -> Option<String> + Send + Sync;
 
 /// Where async approvals are polled, and the key their stored requests are sealed with.
 #[derive(Clone)]
@@ -98,12 +99,13 @@ impl ApprovalLayer {
         self
     }
     /// Shows approvers a preview of each request's body: `preview(operation,
-    /// content type, body)`, which must mask secrets (the gateway passes the
-    /// masking layer's `request_excerpt`). Without it approvals carry no body.
+    /// requester, content type, body)`, which must mask secrets (the gateway
+    /// passes the masking layer's `request_excerpt`). Without it approvals
+    /// carry no body.
     #[must_use]
     pub fn body_preview(
         mut self,
-        preview: impl Fn(&airlock_core::Operation, Option<&str>, &[u8]) -> Option<String>
+        preview: impl Fn(&Operation, &Principal, Option<&str>, &[u8]) -> Option<String>
         + Send
         + Sync
         + 'static,

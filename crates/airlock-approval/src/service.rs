@@ -323,7 +323,7 @@ impl Asked {
                     .headers
                     .get(http::header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok());
-                preview(&self.operation, content_type, bytes)
+                preview(&self.operation, &self.principal, content_type, bytes)
             }),
             request: Some(self.request_line(config, parts, bytes)),
             fingerprint,
@@ -357,9 +357,13 @@ impl Asked {
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string);
         let target = match (&config.preview, parts.uri.query()) {
-            (Some(preview), Some(_)) => {
-                preview(&self.operation, Some("text/plain"), target.as_bytes()).unwrap_or(target)
-            }
+            (Some(preview), Some(_)) => preview(
+                &self.operation,
+                &self.principal,
+                Some("text/plain"),
+                target.as_bytes(),
+            )
+            .unwrap_or(target),
             _ => target,
         };
         RequestLine {

@@ -6,7 +6,7 @@ use airlock_approval::{
     ApprovalLayer, ApprovalStore, ExpirySweeper, LogNotifier, MemoryApprovalStore, Notifier,
     RequestSealer,
 };
-use airlock_masking::{DEFAULT_EXCERPT_BYTES, JsonMasker, TokenKey, request_excerpt};
+use airlock_masking::{DEFAULT_EXCERPT_BYTES, JsonMasker, MaskContext, TokenKey, request_excerpt};
 
 use crate::config::{Config, StoreKind};
 
@@ -58,14 +58,11 @@ pub(crate) fn build(
         .async_operations(public_url, RequestSealer::new(&key.derive(SEALING_PURPOSE)))
         .poll_interval(config.approval.poll_interval)
         // Approvers see the body as the audit record keeps it: masked, capped.
-        .body_preview(move |operation, content_type, body| {
-            request_excerpt(
-                &*masker,
-                operation,
-                content_type,
-                body,
-                DEFAULT_EXCERPT_BYTES,
-            )
+        .body_preview(move |operation, requester, content_type, body| {
+            let context = MaskContext::new(operation)
+                .principal(Some(requester))
+                .content_type(content_type);
+            request_excerpt(&*masker, &context, body, DEFAULT_EXCERPT_BYTES)
         });
     Approvals {
         store,

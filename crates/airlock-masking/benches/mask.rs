@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 
 use airlock_core::{Operation, Plane, ResourceScope};
-use airlock_masking::{JsonMasker, MaskRule, Masker, TokenKey};
+use airlock_masking::{JsonMasker, MaskContext, MaskRule, Masker, TokenKey};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// A deterministic ARM list response of at least `size` bytes.
@@ -65,19 +65,14 @@ fn bench(c: &mut Criterion) {
         Plane::Management,
         ResourceScope::new("/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590"),
     );
-    let outcome = masker
-        .mask(&list, Some("application/json"), body.as_bytes())
-        .unwrap();
+    let context = MaskContext::new(&list).content_type(Some("application/json"));
+    let outcome = masker.mask(&context, body.as_bytes()).unwrap();
     assert!(outcome.count > 0);
 
     let mut group = c.benchmark_group("mask");
     group.throughput(Throughput::Bytes(body.len() as u64));
     group.bench_function("arm_list_1MiB_detectors", |b| {
-        b.iter(|| {
-            masker
-                .mask(&list, Some("application/json"), black_box(body.as_bytes()))
-                .unwrap()
-        });
+        b.iter(|| masker.mask(&context, black_box(body.as_bytes())).unwrap());
     });
     // For scale: what a parse into serde_json::Value and back costs alone.
     group.bench_function("serde_json_value_roundtrip", |b| {

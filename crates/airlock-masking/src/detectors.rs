@@ -27,10 +27,9 @@ use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
 
-use crate::token::{TOKEN_LEN, TOKEN_PREFIX, is_masked_token_bytes};
+use crate::token::{MARKER_START, marker_len};
 
-static TOKEN_START: LazyLock<Finder<'static>> =
-    LazyLock::new(|| Finder::new(TOKEN_PREFIX.as_bytes()));
+static MARKER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(MARKER_START.as_bytes()));
 static JWT_START: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"eyJ"));
 static PEM_BEGIN: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"-----BEGIN "));
 static PEM_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"-----END "));
@@ -156,13 +155,11 @@ fn push(hits: &mut Vec<Hit>, text: &[u8], mut range: Range<usize>, label: &'stat
     hits.push(Hit { range, label });
 }
 
-/// Where the first complete token in `bytes` starts.
+/// Where the first complete masked value (token or redaction) in `bytes` starts.
 fn first_token(bytes: &[u8]) -> Option<usize> {
-    TOKEN_START.find_iter(bytes).find(|&at| {
-        bytes
-            .get(at..at + TOKEN_LEN)
-            .is_some_and(is_masked_token_bytes)
-    })
+    MARKER
+        .find_iter(bytes)
+        .find(|&at| marker_len(&bytes[at..]).is_some())
 }
 
 /// How a `name=value` secret is reported.

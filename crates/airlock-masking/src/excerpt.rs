@@ -1,9 +1,7 @@
 //! Size-capped, masked copies of bodies for the audit record.
 
-use airlock_core::Operation;
-
-use crate::Masker;
 use crate::media_type::{first_significant, is_json, is_text};
+use crate::{MaskContext, Masker};
 
 /// The default cap of an excerpt: 8 KiB.
 pub const DEFAULT_EXCERPT_BYTES: usize = 8 * 1024;
@@ -26,7 +24,8 @@ pub(crate) fn excerpt(bytes: &[u8], cap: usize) -> String {
     )
 }
 
-/// The masked excerpt of a request body, at most `cap` bytes. Bodies without
+/// The masked excerpt of a request body sent for `context`, at most `cap`
+/// bytes. Bodies without
 /// a telling content type are treated as JSON if they look like it, else as
 /// text if they are UTF-8; binary bodies are described, not copied; a body
 /// that cannot be masked is withheld, with the reason. The audit record and
@@ -34,24 +33,25 @@ pub(crate) fn excerpt(bytes: &[u8], cap: usize) -> String {
 ///
 /// ```
 /// use airlock_core::{Operation, Plane, ResourceScope};
-/// use airlock_masking::{JsonMasker, TokenKey, request_excerpt};
+/// use airlock_masking::{JsonMasker, MaskContext, TokenKey, request_excerpt};
 ///
 /// let masker = JsonMasker::builder(TokenKey::new([7u8; 32]).unwrap()).detectors(true).build();
 /// let op = Operation::new("Microsoft.Web/sites/config/write", Plane::Management, ResourceScope::new("/"));
 /// let body = br#"{"conn":"AccountName=a;AccountKey=c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}"#;
-/// let preview = request_excerpt(&masker, &op, Some("application/json"), body, 8192).unwrap();
-/// assert!(preview.contains("***MASKED:") && !preview.contains("c2VjcmV0"));
+/// let context = MaskContext::new(&op).content_type(Some("application/json"));
+/// let preview = request_excerpt(&masker, &context, body, 8192).unwrap();
+/// assert!(preview.contains("AccountKey=***MASKED***") && !preview.contains("c2VjcmV0"));
 /// ```
 pub fn request_excerpt(
     masker: &dyn Masker,
-    operation: &Operation,
-    content_type: Option<&str>,
+    context: &MaskContext<'_>,
     body: &[u8],
     cap: usize,
 ) -> Option<String> {
     if body.is_empty() {
         return None;
     }
+    let content_type = context.content_type;
     let sniffed = if is_json(content_type) || is_text(content_type) {
         content_type
     } else if matches!(first_significant(body), Some(b'{' | b'[')) {
@@ -64,7 +64,7 @@ pub fn request_excerpt(
             body.len()
         ));
     };
-    Some(match masker.mask(operation, sniffed, body) {
+    Some(match masker.mask(&context.content_type(sniffed), body) {
         Ok(outcome) => excerpt(outcome.body.as_deref().unwrap_or(body), cap),
         Err(error) => format!("[request body withheld: {error}]"),
     })

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use crate::detectors::{self, Context};
 use crate::json_scan::{Masked, Plan, mask_json};
 use crate::media_type::{first_significant, is_json, is_text};
-use crate::splice::Splice;
-use crate::{MaskError, MaskOutcome, MaskRule, Masker, TokenKey};
+use crate::splice::apply_hits;
+use crate::{MaskContext, MaskError, MaskOutcome, MaskRule, Masker, TokenKey};
 
 /// The default masker: [`MaskRule`]s (operation patterns × JSON paths) and
 /// detectors for secret shapes in every string (connection strings, SAS
@@ -27,11 +27,16 @@ use crate::{MaskError, MaskOutcome, MaskRule, Masker, TokenKey};
 ///   text body that must be masked), unless turned off for the masker or by
 ///   every rule that matches. A JSON body that is not valid JSON is scanned
 ///   as text when it need not be masked, and refused when it must.
-/// - A value that is already a token is never masked again.
+/// - A value a rule selects becomes a token of the reader, the resource
+///   (the operation's scope) and the field ([`TokenKey::scope`]); a secret a
+///   detector finds becomes [`REDACTED`](crate::REDACTED), linkable to
+///   nothing: detectors look at text the agent may have written itself (a
+///   tag, a URL echoed in an error), so a token there could confirm a guess.
+/// - A value that is already masked is never masked again.
 ///
 /// ```
 /// use airlock_core::{Operation, Plane, ResourceScope};
-/// use airlock_masking::{JsonMasker, MaskRule, Masker, TokenKey};
+/// use airlock_masking::{JsonMasker, MaskContext, MaskRule, Masker, TokenKey};
 ///
 /// let masker = JsonMasker::builder(TokenKey::new([42u8; 32]).unwrap())
 ///     .rule(MaskRule::new(["Microsoft.Storage/storageAccounts/listKeys/action"], ["$.keys[*].value"]).unwrap())
@@ -45,7 +50,8 @@ use crate::{MaskError, MaskOutcome, MaskRule, Masker, TokenKey};
 /// assert!(masker.must_mask(&list_keys));
 ///
 /// let body = br#"{"keys":[{"keyName":"key1","value":"c2VjcmV0","permissions":"FULL"}]}"#;
-/// let outcome = masker.mask(&list_keys, Some("application/json"), body).unwrap();
+/// let context = MaskContext::new(&list_keys).content_type(Some("application/json"));
+/// let outcome = masker.mask(&context, body).unwrap();
 /// let masked: serde_json::Value = serde_json::from_slice(&outcome.body.unwrap()).unwrap();
 /// assert!(masked["keys"][0]["value"].as_str().unwrap().starts_with("***MASKED:"));
 /// assert_eq!(masked["keys"][0]["keyName"], "key1");
@@ -137,16 +143,16 @@ impl JsonMasker {
     }
 
     /// The detectors over a text body.
-    fn mask_text(&self, body: &[u8]) -> Masked {
+    fn mask_text(body: &[u8]) -> Masked {
         let hits = detectors::find(body, Context::Text, || false);
         let mut masked = Masked::default();
-        let mut splice = Splice::new(body);
+        if hits.is_empty() {
+            return masked;
+        }
+        masked.body = Some(apply_hits(body, &hits));
         for hit in hits {
-            let token = self.key.token(&body[hit.range.clone()]);
-            splice.replace(hit.range, token.as_bytes());
             masked.record(format!("$ ({})", hit.label));
         }
-        masked.body = splice.finish();
         masked
     }
 }
@@ -162,22 +168,23 @@ impl Masker for JsonMasker {
         operation.flatten().into_iter().any(matches)
     }
 
-    fn mask(
-        &self,
-        operation: &Operation,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<MaskOutcome, MaskError> {
+    fn mask(&self, context: &MaskContext<'_>, body: &[u8]) -> Result<MaskOutcome, MaskError> {
         let Some(first) = first_significant(body) else {
             return Ok(MaskOutcome::unchanged());
         };
-        let plan = self.plan(operation);
+        let content_type = context.content_type;
+        let plan = self.plan(context.operation);
         let must = plan.rule_matched;
         let masked = if is_json(content_type) || (must && matches!(first, b'{' | b'[')) {
-            match mask_json(body, &plan, &self.key) {
+            // Rule-selected values get tokens of this reader and resource.
+            let tokens = must.then(|| {
+                self.key
+                    .scope(context.principal, context.operation.scope().as_str())
+            });
+            match mask_json(body, &plan, tokens.as_ref()) {
                 Ok(masked) => masked,
                 Err(error) if must => return Err(error),
-                Err(_) if plan.detectors => self.mask_text(body),
+                Err(_) if plan.detectors => Self::mask_text(body),
                 Err(_) => Masked::default(),
             }
         } else if is_text(content_type) || must {
@@ -187,7 +194,7 @@ impl Masker for JsonMasker {
                 });
             }
             if plan.detectors {
-                self.mask_text(body)
+                Self::mask_text(body)
             } else {
                 Masked::default()
             }

@@ -51,7 +51,7 @@ impl TokenKey {
     /// assert!(created);
     /// let (again, created) = TokenKey::load_or_create(&path).unwrap();
     /// assert!(!created);
-    /// assert_eq!(key.token(b"secret"), again.token(b"secret"));
+    /// assert_eq!(key.to_hex(), again.to_hex());
     /// ```
     ///
     /// # Errors

@@ -1,12 +1,16 @@
 //! Secrets out of Azure's responses, before an agent sees them.
 //!
-//! [`MaskingLayer`] asks a [`Masker`] about every response: values that
-//! rules select (`$.keys[*].value` of `listKeys`) and secret shapes the
-//! detectors find anywhere (connection strings, SAS signatures, JWTs, PEM
-//! private keys, storage keys) become stable tokens, `***MASKED:<8 hex>***`,
-//! an HMAC of the value under a per-deployment [`TokenKey`]: the same secret
-//! always gives the same token, so an agent can tell two secrets apart
-//! without seeing either.
+//! [`MaskingLayer`] asks a [`Masker`] about every response. Values that
+//! rules select (`$.keys[*].value` of `listKeys`) become tokens,
+//! `***MASKED:<8 hex>***`, an HMAC under a per-deployment [`TokenKey`] keyed
+//! by who read the value, from which resource and in which field: the same
+//! principal reading the same key twice gets the same token (so it can tell
+//! two keys apart, or see one was rotated, without seeing either), and no
+//! value the agent writes elsewhere can ever produce it. Secret shapes the
+//! detectors find in any text (connection strings, SAS signatures, JWTs, PEM
+//! private keys, storage keys) become [`REDACTED`], `***MASKED***`: that
+//! text may be the agent's own (a tag, a URL echoed in an error), so it gets
+//! nothing a guess could be compared with.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -97,7 +101,7 @@ pub use excerpt::{DEFAULT_EXCERPT_BYTES, request_excerpt};
 pub use json_masker::{JsonMasker, JsonMaskerBuilder};
 pub use key_file::KeyFileError;
 pub use layer::{DEFAULT_MAX_BODY_BYTES, MaskingLayer};
-pub use masker::{MaskOutcome, Masker};
+pub use masker::{MaskContext, MaskOutcome, Masker};
 pub use rule::MaskRule;
 pub use service::{MASKED_HEADER, MaskingService};
-pub use token::{TOKEN_PREFIX, TokenKey, is_masked_token};
+pub use token::{REDACTED, TOKEN_PREFIX, TokenKey, TokenScope, is_masked_token};

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use airlock_core::Operation;
+use airlock_core::{Operation, Principal};
 use bytes::Bytes;
 
 use crate::MaskError;
@@ -17,7 +17,7 @@ use crate::MaskError;
 ///
 /// ```
 /// use airlock_core::{Operation, Plane, ResourceScope};
-/// use airlock_masking::{MaskError, MaskOutcome, Masker};
+/// use airlock_masking::{MaskContext, MaskError, MaskOutcome, Masker};
 ///
 /// /// Withholds every value of Key Vault secrets, whatever the body.
 /// struct NoSecrets;
@@ -26,8 +26,8 @@ use crate::MaskError;
 ///     fn must_mask(&self, operation: &Operation) -> bool {
 ///         operation.flatten().iter().any(|op| op.name().contains("/secrets/"))
 ///     }
-///     fn mask(&self, operation: &Operation, _content_type: Option<&str>, body: &[u8]) -> Result<MaskOutcome, MaskError> {
-///         if !self.must_mask(operation) || body.is_empty() {
+///     fn mask(&self, context: &MaskContext<'_>, body: &[u8]) -> Result<MaskOutcome, MaskError> {
+///         if !self.must_mask(context.operation) || body.is_empty() {
 ///             return Ok(MaskOutcome::unchanged());
 ///         }
 ///         Ok(MaskOutcome {
@@ -43,7 +43,8 @@ use crate::MaskError;
 ///     Plane::Data,
 ///     ResourceScope::new("/providers/Microsoft.KeyVault/vaults/v1/secrets/db"),
 /// );
-/// let outcome = NoSecrets.mask(&get, Some("application/json"), br#"{"value":"hunter2"}"#).unwrap();
+/// let context = MaskContext::new(&get).content_type(Some("application/json"));
+/// let outcome = NoSecrets.mask(&context, br#"{"value":"hunter2"}"#).unwrap();
 /// assert_eq!(outcome.count, 1);
 /// assert_eq!(outcome.body.unwrap(), r#"{"value":"***"}"#);
 /// ```
@@ -53,31 +54,67 @@ pub trait Masker: Send + Sync + 'static {
     /// failure refuses (502) rather than passes through.
     fn must_mask(&self, operation: &Operation) -> bool;
 
-    /// Masks one whole body; `content_type` lets it skip non-JSON text.
+    /// Masks one whole body, read or sent for `context`.
     /// `Ok(outcome)` with `outcome.body == None` means unchanged.
     ///
     /// # Errors
     ///
     /// Why the body cannot be masked (never quoting it).
-    fn mask(
-        &self,
-        operation: &Operation,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<MaskOutcome, MaskError>;
+    fn mask(&self, context: &MaskContext<'_>, body: &[u8]) -> Result<MaskOutcome, MaskError>;
 }
 
 impl<M: Masker + ?Sized> Masker for Arc<M> {
     fn must_mask(&self, operation: &Operation) -> bool {
         (**self).must_mask(operation)
     }
-    fn mask(
-        &self,
-        operation: &Operation,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<MaskOutcome, MaskError> {
-        (**self).mask(operation, content_type, body)
+    fn mask(&self, context: &MaskContext<'_>, body: &[u8]) -> Result<MaskOutcome, MaskError> {
+        (**self).mask(context, body)
+    }
+}
+
+/// What a body is masked for: the operation, who asked, the media type.
+///
+/// ```
+/// use airlock_core::{Operation, Plane, Principal, PrincipalKind, ResourceScope};
+/// use airlock_masking::MaskContext;
+///
+/// let op = Operation::new("Microsoft.Resources/subscriptions/read", Plane::Management, ResourceScope::new("/subscriptions/s"));
+/// let agent = Principal::builder("oid-agent", PrincipalKind::Application).build();
+/// let context = MaskContext::new(&op).principal(Some(&agent)).content_type(Some("application/json"));
+/// assert_eq!(context.principal.map(Principal::id), Some("oid-agent"));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct MaskContext<'a> {
+    /// The operation the body belongs to (its request or its answer).
+    pub operation: &'a Operation,
+    /// Who asked, when known: tokens are never comparable across principals.
+    pub principal: Option<&'a Principal>,
+    /// The body's media type (`Content-Type`), when given.
+    pub content_type: Option<&'a str>,
+}
+
+impl<'a> MaskContext<'a> {
+    /// For a body of `operation`, nobody identified, no media type.
+    pub fn new(operation: &'a Operation) -> Self {
+        Self {
+            operation,
+            principal: None,
+            content_type: None,
+        }
+    }
+
+    /// Who asked.
+    #[must_use]
+    pub fn principal(mut self, principal: Option<&'a Principal>) -> Self {
+        self.principal = principal;
+        self
+    }
+
+    /// The body's media type.
+    #[must_use]
+    pub fn content_type(mut self, content_type: Option<&'a str>) -> Self {
+        self.content_type = content_type;
+        self
     }
 }
 

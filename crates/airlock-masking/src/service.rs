@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 
 use airlock_core::{
     AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, ErrorContext, Operation,
-    collect_limited, full,
+    Principal, collect_limited, full,
 };
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -13,6 +13,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use tower::Service;
 
+use crate::MaskContext;
 use crate::encoding::{Encoding, GunzipError, content_encoding, gunzip};
 use crate::excerpt::{excerpt, request_excerpt};
 use crate::layer::Shared;
@@ -63,6 +64,7 @@ where
             let response = refuse(AirlockError::NotDecided, &context);
             return Box::pin(async move { Ok(response) });
         };
+        let principal = request.extensions().get::<Principal>().cloned();
         Box::pin(async move {
             let must_mask = shared.masker.must_mask(&operation);
             let (mut parts, body) = request.into_parts();
@@ -92,13 +94,11 @@ where
                                 return Ok(refuse(error, &context));
                             }
                         };
-                    let copy = request_excerpt(
-                        &*shared.masker,
-                        &operation,
-                        header_str(&parts.headers, CONTENT_TYPE),
-                        &bytes,
-                        shared.excerpt_bytes,
-                    );
+                    let context = MaskContext::new(&operation)
+                        .principal(principal.as_ref())
+                        .content_type(header_str(&parts.headers, CONTENT_TYPE));
+                    let copy =
+                        request_excerpt(&*shared.masker, &context, &bytes, shared.excerpt_bytes);
                     draft.update(|record| record.request_excerpt = copy);
                     // The original bytes go upstream; only the copy is masked.
                     full(bytes)
@@ -111,6 +111,7 @@ where
             let exchange = Exchange {
                 shared: &shared,
                 operation: &operation,
+                principal: principal.as_ref(),
                 must_mask,
                 draft: draft.as_ref(),
                 context: &context,
@@ -124,6 +125,7 @@ where
 struct Exchange<'a> {
     shared: &'a Shared,
     operation: &'a Operation,
+    principal: Option<&'a Principal>,
     must_mask: bool,
     draft: Option<&'a AuditDraft>,
     context: &'a ErrorContext,
@@ -189,11 +191,10 @@ impl Exchange<'_> {
                 )));
             }
         };
-        let outcome = match self
-            .shared
-            .masker
-            .mask(self.operation, content_type, &bytes)
-        {
+        let context = MaskContext::new(self.operation)
+            .principal(self.principal)
+            .content_type(content_type);
+        let outcome = match self.shared.masker.mask(&context, &bytes) {
             Ok(outcome) => outcome,
             Err(error) => return self.refuse(AirlockError::MaskingFailed(error.to_string())),
         };

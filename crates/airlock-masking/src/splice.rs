@@ -3,8 +3,8 @@
 
 use std::ops::Range;
 
-use crate::TokenKey;
 use crate::detectors::Hit;
+use crate::token::REDACTED;
 
 /// Replaces ranges of `input`, in increasing order.
 #[derive(Debug)]
@@ -42,12 +42,12 @@ impl<'a> Splice<'a> {
     }
 }
 
-/// `text` with every hit replaced by its token.
-pub(crate) fn apply_hits(text: &[u8], hits: &[Hit], key: &TokenKey) -> Vec<u8> {
+/// `text` with every hit replaced by [`REDACTED`]: a detector's finding
+/// gets no linkable token, since the text around it may be the agent's own.
+pub(crate) fn apply_hits(text: &[u8], hits: &[Hit]) -> Vec<u8> {
     let mut splice = Splice::new(text);
     for hit in hits {
-        let token = key.token(&text[hit.range.clone()]);
-        splice.replace(hit.range.clone(), token.as_bytes());
+        splice.replace(hit.range.clone(), REDACTED.as_bytes());
     }
     splice.finish().unwrap_or_else(|| text.to_vec())
 }

@@ -132,3 +132,65 @@ async fn secrets_come_back_masked_and_stay_out_of_the_logs() {
     }
     h.shutdown().await;
 }
+
+/// The review's attack (issue 24, finding 1): an agent that knows a
+/// secret's token gets candidate values masked, hoping one comes back with
+/// the same token. Every way it can get a value of its choosing masked (a
+/// URL or query Azure echoes in an error, a tag it reads back, the value
+/// stored under another name) must leave nothing to compare.
+#[tokio::test]
+async fn a_masked_value_confirms_no_guess() {
+    let h = Harness::start().await;
+    let secret = h.agent.get(&h.secret_url()).await.unwrap();
+    let token = secret.json()["value"].as_str().unwrap().to_owned();
+    assert!(is_masked_token(&token), "{token}");
+    let guess = airlock_sim::SECRET_VALUE; // the right guess, among wrong ones
+    let confirms = |body: &[u8]| String::from_utf8_lossy(body).contains(token.as_str());
+
+    // 1. A query Azure echoes in its 404, with several guesses in one request.
+    let echo = h
+        .agent
+        .get(&format!(
+            "{}/resources?api-version=2021-04-01&q=Password=hunter2;Password={guess};Pwd={guess}",
+            rg_path()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(echo.status, StatusCode::NOT_FOUND);
+    let message = echo.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("q=Password=***MASKED***;Password=***MASKED***;Pwd=***MASKED***"),
+        "{message}"
+    );
+    assert!(
+        !confirms(&echo.body) && !message.contains(guess),
+        "{message}"
+    );
+
+    // 2. A tag it writes and reads back, and 3. the guess stored as another
+    // secret's value: the rule masks it, with a token of another resource.
+    let other = format!("{}/secrets/guess?api-version=7.4", h.vault_url());
+    let body = serde_json::json!({"value": guess, "tags": {"note": format!("Password={guess};")}});
+    let put = h
+        .agent
+        .send(Method::PUT, &other, &[], Some(body.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let read = h.agent.get(&other).await.unwrap();
+    assert_eq!(read.status, StatusCode::OK);
+    for answer in [&put, &read] {
+        let json = answer.json();
+        assert_eq!(json["tags"]["note"], "Password=***MASKED***;");
+        let stored = json["value"].as_str().unwrap();
+        assert!(is_masked_token(stored), "{stored}");
+        assert_ne!(stored, token, "a token of another resource");
+        assert!(!confirms(&answer.body));
+    }
+
+    // What a token is for still works: the same secret, read again by the
+    // same agent, gives the same token.
+    let again = h.agent.get(&h.secret_url()).await.unwrap();
+    assert_eq!(again.json()["value"], token.as_str());
+    h.shutdown().await;
+}

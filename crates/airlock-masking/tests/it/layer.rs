@@ -9,8 +9,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use airlock_core::{AirlockBody, AuditDraft, Operation, Plane, ResourceScope, empty, full};
-use airlock_masking::{JsonMasker, MaskRule, MaskingLayer, TokenKey};
+use airlock_core::{
+    AirlockBody, AuditDraft, Operation, Plane, Principal, PrincipalKind, ResourceScope, empty, full,
+};
+use airlock_masking::{JsonMasker, MaskRule, MaskingLayer, REDACTED, TokenKey};
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -121,14 +123,11 @@ impl Seen {
     }
 }
 
+const SCOPE: &str =
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st";
+
 fn op(name: &str) -> Operation {
-    Operation::new(
-        name,
-        Plane::Management,
-        ResourceScope::new(
-            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st",
-        ),
-    )
+    Operation::new(name, Plane::Management, ResourceScope::new(SCOPE))
 }
 
 fn layer() -> MaskingLayer {
@@ -140,8 +139,12 @@ fn layer() -> MaskingLayer {
     )
 }
 
-fn token(secret: &str) -> String {
-    TokenKey::new([31u8; 32]).unwrap().token(secret.as_bytes())
+/// The token of `secret` in `field`, read at [`op`]'s scope by nobody identified.
+fn token(field: &str, secret: &str) -> String {
+    TokenKey::new([31u8; 32])
+        .unwrap()
+        .scope(None, SCOPE)
+        .token(field, secret.as_bytes())
 }
 
 type Answer = Response<AirlockBody>;
@@ -245,8 +248,8 @@ async fn json_is_masked_and_recorded() {
     let body = text(response).await;
     assert!(!body.contains(KEY1) && !body.contains(KEY2), "{body}");
     let value: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(value["keys"][0]["value"], token(KEY1));
-    assert_eq!(value["keys"][1]["value"], token(KEY2));
+    assert_eq!(value["keys"][0]["value"], token("$.keys[0].value", KEY1));
+    assert_eq!(value["keys"][1]["value"], token("$.keys[1].value", KEY2));
     assert_eq!(value["keys"][1]["keyName"], "key2");
 
     let record = draft.snapshot();
@@ -291,10 +294,7 @@ async fn detectors_mask_responses_no_rule_covers() {
     assert_eq!(response.headers()["x-airlock-masked"], "1");
     let body = text(response).await;
     assert!(!body.contains(STORAGE_KEY));
-    assert!(
-        body.contains(&format!("AccountKey={}", token(STORAGE_KEY))),
-        "{body}"
-    );
+    assert!(body.contains(&format!("AccountKey={REDACTED}")), "{body}");
 
     let (response, _) = exchange(
         layer(),
@@ -310,7 +310,7 @@ async fn detectors_mask_responses_no_rule_covers() {
     assert_eq!(response.headers()["x-airlock-masked"], "1");
     assert_eq!(
         text(response).await,
-        format!("connecting with Password={};\n", token("hunter2"))
+        format!("connecting with Password={REDACTED};\n")
     );
 }
 
@@ -331,7 +331,7 @@ async fn gzip_from_upstream_is_decoded_and_masked() {
     assert!(response.headers().get(CONTENT_LENGTH).is_none());
     assert_eq!(response.headers()["x-airlock-masked"], "2");
     let value: Value = serde_json::from_str(&text(response).await).unwrap();
-    assert_eq!(value["keys"][0]["value"], token(KEY1));
+    assert_eq!(value["keys"][0]["value"], token("$.keys[0].value", KEY1));
 }
 
 #[tokio::test]
@@ -435,8 +435,55 @@ async fn chunked_responses_are_masked_across_frames() {
     .await;
     assert_eq!(response.headers()["x-airlock-masked"], "2");
     let value: Value = serde_json::from_str(&text(response).await).unwrap();
-    assert_eq!(value["keys"][0]["value"], token(KEY1));
-    assert_eq!(value["keys"][1]["value"], token(KEY2));
+    assert_eq!(value["keys"][0]["value"], token("$.keys[0].value", KEY1));
+    assert_eq!(value["keys"][1]["value"], token("$.keys[1].value", KEY2));
+}
+
+/// The first key of a `listKeys` answer read by `who`.
+async fn first_key_read_by(who: Option<&Principal>) -> String {
+    let mut request = post("/listKeys");
+    if let Some(who) = who {
+        request.extensions_mut().insert(who.clone());
+    }
+    let (response, _) = exchange(
+        layer(),
+        Some(op(LIST_KEYS)),
+        None,
+        request,
+        Reply::json(&list_keys_body()),
+    )
+    .await;
+    let value: Value = serde_json::from_str(&text(response).await).unwrap();
+    value["keys"][0]["value"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn tokens_belong_to_their_reader() {
+    let agent = Principal::builder("oid-agent", PrincipalKind::Application)
+        .tenant_id("t1")
+        .build();
+    let other = Principal::builder("oid-other", PrincipalKind::Application)
+        .tenant_id("t1")
+        .build();
+    let token = first_key_read_by(Some(&agent)).await;
+    assert_eq!(
+        token,
+        TokenKey::new([31u8; 32])
+            .unwrap()
+            .scope(Some(&agent), SCOPE)
+            .token("$.keys[0].value", KEY1.as_bytes())
+    );
+    assert_eq!(
+        token,
+        first_key_read_by(Some(&agent)).await,
+        "stable for one reader"
+    );
+    assert_ne!(
+        token,
+        first_key_read_by(Some(&other)).await,
+        "never comparable across principals"
+    );
+    assert_ne!(token, first_key_read_by(None).await);
 }
 
 #[tokio::test]
@@ -528,7 +575,7 @@ async fn request_body_goes_upstream_unchanged_while_the_audit_copy_is_masked() {
         copy,
         format!(
             r#"{{"value": "{}", "attributes": {{"enabled": true}}}}"#,
-            token("my-new-db-password")
+            token("$.value", "my-new-db-password")
         )
     );
     let response_copy = record.response_excerpt.unwrap();

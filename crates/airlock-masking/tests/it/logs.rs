@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use airlock_core::{AirlockBody, AuditDraft, Operation, Plane, ResourceScope, full};
-use airlock_masking::{JsonMasker, MaskRule, Masker, MaskingLayer, TokenKey};
+use airlock_masking::{JsonMasker, MaskContext, MaskRule, Masker, MaskingLayer, TokenKey};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -129,13 +129,16 @@ fn no_secret_reaches_the_logs() {
         let body = format!(r#"{{"a":"AccountKey={storage_key}", "b": [oops "{password}"]}}"#);
         masker()
             .mask(
-                &op("Microsoft.Web/sites/read"),
-                Some("application/json"),
+                &MaskContext::new(&op("Microsoft.Web/sites/read"))
+                    .content_type(Some("application/json")),
                 body.as_bytes(),
             )
             .unwrap();
         masker()
-            .mask(&op(LIST_KEYS), Some("application/json"), body.as_bytes())
+            .mask(
+                &MaskContext::new(&op(LIST_KEYS)).content_type(Some("application/json")),
+                body.as_bytes(),
+            )
             .unwrap_err();
     });
 

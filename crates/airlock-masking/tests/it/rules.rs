@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use airlock_core::{Operation, Plane, ResourceScope};
-use airlock_masking::{JsonMasker, MaskError, MaskOutcome, MaskRule, Masker, TokenKey};
+use airlock_masking::{
+    JsonMasker, MaskContext, MaskError, MaskOutcome, MaskRule, Masker, TokenKey,
+};
 use serde_json::{Value, json};
 
 fn op(name: &str) -> Operation {
@@ -19,8 +21,11 @@ fn key() -> TokenKey {
     TokenKey::new([21u8; 32]).unwrap()
 }
 
-fn token(secret: &str) -> String {
-    key().token(secret.as_bytes())
+/// The token of `secret` in `field` of the test scope, read by nobody identified.
+fn token(field: &str, secret: &str) -> String {
+    key()
+        .scope(None, "/subscriptions/s/resourceGroups/rg")
+        .token(field, secret.as_bytes())
 }
 
 fn masker_with(operations: &[&str], paths: &[&str]) -> JsonMasker {
@@ -32,8 +37,7 @@ fn masker_with(operations: &[&str], paths: &[&str]) -> JsonMasker {
 fn mask(masker: &JsonMasker, operation: &Operation, body: &Value) -> (Value, MaskOutcome) {
     let outcome = masker
         .mask(
-            operation,
-            Some("application/json"),
+            &MaskContext::new(operation).content_type(Some("application/json")),
             body.to_string().as_bytes(),
         )
         .unwrap();
@@ -57,8 +61,14 @@ fn list_keys_body() -> Value {
 fn paths_select_values_of_the_matching_operation() {
     let masker = masker_with(&[LIST_KEYS], &["$.keys[*].value"]);
     let (masked, outcome) = mask(&masker, &op(LIST_KEYS), &list_keys_body());
-    assert_eq!(masked["keys"][0]["value"], token("first-secret"));
-    assert_eq!(masked["keys"][1]["value"], token("second-secret"));
+    assert_eq!(
+        masked["keys"][0]["value"],
+        token("$.keys[0].value", "first-secret")
+    );
+    assert_eq!(
+        masked["keys"][1]["value"],
+        token("$.keys[1].value", "second-secret")
+    );
     assert_eq!(masked["keys"][0]["keyName"], "key1");
     assert_eq!(outcome.paths, ["$.keys[0].value", "$.keys[1].value"]);
     assert_eq!(outcome.count, 2);
@@ -168,7 +178,7 @@ fn json_path_subset() {
         for (at, original) in string_leaves(&body, "$".into()) {
             let now = body_at(&masked, &at).unwrap();
             if expected.contains(&at.as_str()) {
-                assert_eq!(*now, token(original), "{path}: {at}");
+                assert_eq!(*now, token(&at, original), "{path}: {at}");
             } else {
                 assert_eq!(now, original, "{path}: {at}");
             }
@@ -250,11 +260,11 @@ fn rules_apply_to_child_operations_anywhere_in_the_body() {
     let (masked, outcome) = mask(&masker, &batch, &body);
     assert_eq!(
         masked["responses"][1]["content"]["keys"][0]["value"],
-        token("first-secret")
+        token("$.responses[1].content.keys[0].value", "first-secret")
     );
     assert_eq!(
         masked["responses"][1]["content"]["keys"][1]["value"],
-        token("second-secret")
+        token("$.responses[1].content.keys[1].value", "second-secret")
     );
     assert_eq!(
         outcome.paths,
@@ -330,21 +340,22 @@ fn must_mask_bodies_are_parsed_or_refused() {
     // JSON without a JSON content type is still parsed.
     let outcome = masker
         .mask(
-            &list_keys,
-            Some("application/octet-stream"),
+            &MaskContext::new(&list_keys).content_type(Some("application/octet-stream")),
             list_keys_body().to_string().as_bytes(),
         )
         .unwrap();
     assert_eq!(outcome.count, 2);
     let outcome = masker
-        .mask(&list_keys, None, list_keys_body().to_string().as_bytes())
+        .mask(
+            &MaskContext::new(&list_keys).content_type(None),
+            list_keys_body().to_string().as_bytes(),
+        )
         .unwrap();
     assert_eq!(outcome.count, 2);
     // Malformed JSON is refused, saying where, never what.
     let error = masker
         .mask(
-            &list_keys,
-            Some("application/json"),
+            &MaskContext::new(&list_keys).content_type(Some("application/json")),
             br#"{"keys":[{"value":"first-secret",]}"#,
         )
         .unwrap_err();
@@ -355,21 +366,26 @@ fn must_mask_bodies_are_parsed_or_refused() {
     // Binary content that must be masked cannot be.
     let error = masker
         .mask(
-            &list_keys,
-            Some("application/octet-stream"),
+            &MaskContext::new(&list_keys).content_type(Some("application/octet-stream")),
             &[0xff, 0xfe, 0x00],
         )
         .unwrap_err();
     assert!(matches!(error, MaskError::Unreadable { .. }), "{error}");
     // Text that must be masked is scanned by the detectors.
     let outcome = masker
-        .mask(&list_keys, Some("application/xml"), b"<p userPWD=\"pw1\"/>")
+        .mask(
+            &MaskContext::new(&list_keys).content_type(Some("application/xml")),
+            b"<p userPWD=\"pw1\"/>",
+        )
         .unwrap();
     assert_eq!(outcome.paths, ["$ (userPWD)"]);
     // An empty body holds nothing.
     assert_eq!(
         masker
-            .mask(&list_keys, Some("application/json"), b"")
+            .mask(
+                &MaskContext::new(&list_keys).content_type(Some("application/json")),
+                b""
+            )
             .unwrap(),
         MaskOutcome::unchanged()
     );
