@@ -36,6 +36,8 @@ pub struct Harness {
     pub ca_pem: Option<String>,
     /// The configuration the gateway runs with (restarts reuse it).
     pub config_text: String,
+    /// The database the gateway keeps approvals and the audit trail in.
+    pub database: std::path::PathBuf,
 }
 
 /// Knobs for [`Harness::start`].
@@ -51,9 +53,12 @@ pub struct Options {
     pub arm_url: Option<String>,
     /// The policy file's text; default [`ALLOW_ALL`].
     pub policy: Option<String>,
-    /// Extra `[approval]` keys (the database is `airlock.db` in the harness
-    /// directory, polled every second, by default).
+    /// Extra `[approval]` keys (polled every second by default).
     pub approval_toml: String,
+    /// Extra `[store]` keys.
+    pub store_toml: String,
+    /// The database file (default `airlock.db` in the harness directory).
+    pub database: Option<std::path::PathBuf>,
 }
 
 /// A policy that allows every operation, for tests about forwarding.
@@ -74,6 +79,10 @@ impl Harness {
             .unwrap();
         let issuer = DevIssuer::start(airlock_sim::TENANT_ID).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
+        let database = options
+            .database
+            .clone()
+            .unwrap_or_else(|| dir.path().join("airlock.db"));
         let policy_file = dir.path().join("policy.toml");
         std::fs::write(&policy_file, options.policy.as_deref().unwrap_or(ALLOW_ALL)).unwrap();
         let mut ca = None;
@@ -89,6 +98,11 @@ impl Harness {
         let mut config = LocalConfig::new(&sim, &issuer, dir.path(), UPSTREAM_TOKEN)
             .tls(options.tls)
             .approval_toml(options.approval_toml)
+            .store_toml(format!(
+                "database = \"{}\"\n{}",
+                database.display(),
+                options.store_toml
+            ))
             .upstream_toml(options.upstream_toml)
             .extra_toml(options.extra_toml);
         if let Some(arm_url) = options.arm_url {
@@ -109,6 +123,7 @@ impl Harness {
             dir,
             ca_pem: ca,
             config_text: text,
+            database,
         }
     }
 
@@ -170,7 +185,7 @@ impl Harness {
     /// Every audit event in the gateway's database so far, in chain order
     /// (read from the file, as `airlock audit export` does).
     pub async fn audit_trail(&self) -> Vec<airlock_recorder::ChainedEvent> {
-        let store = airlock_store::SqliteStore::open(self.dir.path().join("airlock.db"))
+        let store = airlock_store::SqliteStore::open(&self.database)
             .await
             .unwrap();
         let mut pages = store.events_since(std::time::UNIX_EPOCH);

@@ -41,6 +41,17 @@ pub enum ApprovalError {
         /// The state asked for.
         state: ApprovalState,
     },
+    /// The store keeps a floor of free disk space and has reached it: new
+    /// approvals are refused, reads and decisions still work.
+    #[error(
+        "the approval store's disk has {free} bytes free, at or below its floor of {floor}: new approvals are refused until space is freed (or the floor, [store] min_free_bytes, lowered); pending ones can still be decided"
+    )]
+    NoSpace {
+        /// Bytes free for the store's file.
+        free: u64,
+        /// The configured floor.
+        floor: u64,
+    },
     /// The store itself failed.
     #[error("approval store failed: {0}")]
     Store(String),

@@ -14,6 +14,35 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 /// How often an SDK is asked to poll an async approval (`Retry-After` on its 202).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The largest request body an async approval stores by default (1 MiB):
+/// stored requests wait on disk, so they are held to less than the
+/// request limit.
+pub const DEFAULT_MAX_STORED_BODY_BYTES: u64 = 1024 * 1024;
+
+/// How many approvals may be pending at once, per requester and in all.
+///
+/// ```
+/// use airlock_approval::PendingLimits;
+/// let limits = PendingLimits::default();
+/// assert_eq!((limits.per_principal, limits.total), (10, 200));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingLimits {
+    /// Pending approvals one principal may have open (default 10).
+    pub per_principal: usize,
+    /// Pending approvals in all (default 200).
+    pub total: usize,
+}
+
+impl Default for PendingLimits {
+    fn default() -> Self {
+        Self {
+            per_principal: 10,
+            total: 200,
+        }
+    }
+}
+
 /// Holds requests whose [`Decision`](airlock_core::Decision) is
 /// `RequireApproval` until a human decides, and admits one retry of a request
 /// that was approved after its hold ran out; or, with
@@ -33,6 +62,12 @@ pub(crate) struct Config {
     pub(crate) store: Arc<dyn ApprovalStore>,
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) max_body_bytes: u64,
+    pub(crate) max_stored_body_bytes: u64,
+    pub(crate) pending_limits: PendingLimits,
+    /// Held while deciding whether a request joins a pending approval,
+    /// is refused by the limits or opens one, so that concurrent requests
+    /// neither overshoot a limit nor open twins (within this process).
+    pub(crate) opening: Arc<tokio::sync::Mutex<()>>,
     pub(crate) status_url_base: Option<String>,
     pub(crate) max_hold: Option<Duration>,
     pub(crate) operations: Option<AsyncOperations>,
@@ -61,6 +96,8 @@ impl std::fmt::Debug for ApprovalLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApprovalLayer")
             .field("max_body_bytes", &self.config.max_body_bytes)
+            .field("max_stored_body_bytes", &self.config.max_stored_body_bytes)
+            .field("pending_limits", &self.config.pending_limits)
             .field("status_url_base", &self.config.status_url_base)
             .field("max_hold", &self.config.max_hold)
             .field(
@@ -79,6 +116,9 @@ impl ApprovalLayer {
                 store,
                 notifier,
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                max_stored_body_bytes: DEFAULT_MAX_STORED_BODY_BYTES,
+                pending_limits: PendingLimits::default(),
+                opening: Arc::default(),
                 status_url_base: None,
                 max_hold: None,
                 operations: None,
@@ -90,6 +130,22 @@ impl ApprovalLayer {
     #[must_use]
     pub fn max_body_bytes(mut self, limit: u64) -> Self {
         self.config_mut().max_body_bytes = limit;
+        self
+    }
+    /// The largest body an async approval stores until it is decided; a
+    /// larger request that would wait as an operation is refused with 413
+    /// (held requests keep their body in memory, within `max_body_bytes`).
+    #[must_use]
+    pub fn max_stored_body_bytes(mut self, limit: u64) -> Self {
+        self.config_mut().max_stored_body_bytes = limit;
+        self
+    }
+    /// How many approvals may be pending at once; a request that would open
+    /// one more is refused with 429 `AirlockTooManyPendingApprovals` (a
+    /// request identical to a pending one joins it and is never refused).
+    #[must_use]
+    pub fn pending_limits(mut self, limits: PendingLimits) -> Self {
+        self.config_mut().pending_limits = limits;
         self
     }
     /// Where approvals can be checked: `{base}/{id}` goes into the pending answer.

@@ -16,7 +16,7 @@ use crate::approval::later;
 use crate::layer::{AsyncOperations, Config};
 use crate::{
     ApprovalEvent, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore, Fingerprint,
-    RequestLine, RequestedOperation, Requester, StoredRequest,
+    PendingLimits, RequestLine, RequestedOperation, Requester, SealedRequest, StoredRequest,
 };
 
 /// Put on a stored request that [`ApprovalPollService`](crate::ApprovalPollService)
@@ -173,14 +173,25 @@ async fn admit(
     let hold = config
         .max_hold
         .map_or(asked.hold, |max| asked.hold.min(max));
+    if operations.is_some() && bytes.len() as u64 > config.max_stored_body_bytes {
+        return Err(stored_body_too_large(
+            config.max_stored_body_bytes,
+            bytes.len(),
+        ));
+    }
+    // Join, refuse or open: decided under one lock, so concurrent requests
+    // neither open twins nor overshoot the limits.
+    let opening = config.opening.lock().await;
+    let pending = Pending::of(config, &asked.principal, &fingerprint).await?;
     // The same request again while its approval is pending joins that
     // approval: one approval, one stored request, however often it is sent.
-    if let Some(pending) = pending_twin(config, &asked.principal, &fingerprint).await? {
-        let id = pending.id;
+    if let Some(twin) = pending.twin {
+        drop(opening);
+        let id = twin.id;
         *ctx = std::mem::take(ctx).approval_id(id.to_string());
         record(asked.draft.as_ref(), id, None);
         tracing::info!(approval_id = %id, "identical request joins its pending approval");
-        return match (pending.wait, operations) {
+        return match (twin.wait, operations) {
             (ApprovalWait::Async, Some(operations)) => {
                 Ok(Admission::Answered(accepted(operations, id)))
             }
@@ -191,6 +202,7 @@ async fn admit(
             }
         };
     }
+    pending.check(&config.pending_limits)?;
     let approval = asked.new_approval(
         config,
         &parts,
@@ -199,22 +211,129 @@ async fn admit(
         operations.is_some(),
         hold,
     );
-    *ctx = std::mem::take(ctx).approval_id(approval.id.to_string());
+    let id = approval.id;
+    *ctx = std::mem::take(ctx).approval_id(id.to_string());
     let draft = asked.draft;
+    let sealed = match operations {
+        Some(operations) => {
+            let stored = StoredRequest::from_parts(&parts, bytes.clone());
+            let sealed = operations
+                .sealer
+                .seal(id, &stored)
+                .map_err(|error| AirlockError::Internal(error.to_string()))?;
+            Some(sealed)
+        }
+        None => None,
+    };
+    open(config, approval, sealed, draft.as_ref()).await?;
+    drop(opening);
     match operations {
         Some(operations) => {
-            let stored = StoredRequest::from_parts(&parts, bytes);
-            start_async(config, operations, approval, &stored, draft.as_ref())
-                .await
-                .map(Admission::Answered)
+            tracing::info!(approval_id = %id, "long-running request waits for approval as an operation");
+            Ok(Admission::Answered(accepted(operations, id)))
         }
         None => {
-            let id = approval.id;
-            hold_for_decision(config, approval, hold, draft.as_ref()).await?;
+            tracing::info!(approval_id = %id, hold = ?hold, "request held for approval");
+            wait_for_decision(config, id, hold, draft.as_ref()).await?;
             parts.extensions.insert(allow(id));
             Ok(Admission::Forward(parts, bytes))
         }
     }
+}
+
+/// 413 for an async request whose body is too large to store.
+fn stored_body_too_large(limit: u64, size: usize) -> AirlockError {
+    AirlockError::custom(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "AirlockApprovalBodyTooLarge",
+        format!(
+            "the request body ({size} bytes) is larger than the {limit} bytes an approval stores while it waits; make the request smaller, or ask the operator to raise [approval] max_stored_body_bytes or to have the rule hold such requests (wait = \"hold\")"
+        ),
+    )
+}
+
+/// The pending approvals a new request is measured against.
+struct Pending {
+    /// The principal's pending approval of this very request, if any.
+    twin: Option<ApprovalRequest>,
+    /// How many the principal has pending.
+    mine: usize,
+    /// How many are pending in all.
+    total: usize,
+}
+
+impl Pending {
+    async fn of(
+        config: &Config,
+        principal: &Principal,
+        fingerprint: &Fingerprint,
+    ) -> Result<Self, AirlockError> {
+        let pending = config
+            .store
+            .list(Some(ApprovalState::Pending))
+            .await
+            .map_err(|e| store_failed(&e))?;
+        let now = SystemTime::now();
+        let live = pending.into_iter().filter(|a| now < a.expires_at);
+        let mut load = Self {
+            twin: None,
+            mine: 0,
+            total: 0,
+        };
+        for approval in live {
+            load.total += 1;
+            if approval.requester.is(principal) {
+                load.mine += 1;
+                if approval.fingerprint == *fingerprint && load.twin.is_none() {
+                    load.twin = Some(approval);
+                }
+            }
+        }
+        Ok(load)
+    }
+
+    /// 429 when one more would exceed a limit.
+    fn check(&self, limits: &PendingLimits) -> Result<(), AirlockError> {
+        let (count, limit, whose, key) = if self.mine >= limits.per_principal {
+            (
+                self.mine,
+                limits.per_principal,
+                "you have",
+                "max_pending_per_principal",
+            )
+        } else if self.total >= limits.total {
+            (self.total, limits.total, "the gateway has", "max_pending")
+        } else {
+            return Ok(());
+        };
+        tracing::warn!(count, limit, key, "approval refused: too many pending");
+        Err(AirlockError::custom(
+            StatusCode::TOO_MANY_REQUESTS,
+            "AirlockTooManyPendingApprovals",
+            format!(
+                "{whose} {count} approvals pending, the most allowed ([approval] {key} = {limit}); wait until approvers decide some of them (or they expire) before asking for another"
+            ),
+        ))
+    }
+}
+
+/// Stores a new approval (with its sealed request, for an async one) and
+/// tells the notifier.
+async fn open(
+    config: &Config,
+    approval: ApprovalRequest,
+    sealed: Option<SealedRequest>,
+    draft: Option<&AuditDraft>,
+) -> Result<(), AirlockError> {
+    let id = approval.id;
+    config
+        .store
+        .create(approval.clone(), sealed)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    record(draft, id, None);
+    config.notifier.notify(ApprovalEvent::New(approval));
+    Ok(())
 }
 
 /// What the policy's `RequireApproval` asked for, and who asks.
@@ -415,23 +534,6 @@ async fn admit_stored(
     Ok(())
 }
 
-/// A pending approval `principal` asked for the very same request, if any.
-async fn pending_twin(
-    config: &Config,
-    principal: &Principal,
-    fingerprint: &Fingerprint,
-) -> Result<Option<ApprovalRequest>, AirlockError> {
-    let pending = config
-        .store
-        .list(Some(ApprovalState::Pending))
-        .await
-        .map_err(|e| internal(&e))?;
-    let now = SystemTime::now();
-    Ok(pending
-        .into_iter()
-        .find(|a| a.fingerprint == *fingerprint && a.requester.is(principal) && now < a.expires_at))
-}
-
 /// Admits a retry of a request approved after its hold ran out (its grant
 /// is used up by this).
 async fn admit_retry(
@@ -449,28 +551,8 @@ async fn admit_retry(
             Ok(true)
         }
         Ok(None) => Ok(false),
-        Err(error) => Err(internal(&error)),
+        Err(error) => Err(store_failed(&error)),
     }
-}
-
-/// Opens a held approval and waits up to `hold` for its decision: `Ok`
-/// when it was approved and this request took its grant.
-async fn hold_for_decision(
-    config: &Config,
-    approval: ApprovalRequest,
-    hold: std::time::Duration,
-    draft: Option<&AuditDraft>,
-) -> Result<(), AirlockError> {
-    let store = &config.store;
-    let id = approval.id;
-    store
-        .create(approval.clone(), None)
-        .await
-        .map_err(|e| internal(&e))?;
-    record(draft, id, None);
-    config.notifier.notify(ApprovalEvent::New(approval));
-    tracing::info!(approval_id = %id, hold = ?hold, "request held for approval");
-    wait_for_decision(config, id, hold, draft).await
 }
 
 /// Waits up to `hold` for approval `id`'s decision: `Ok` when it was
@@ -482,7 +564,7 @@ async fn wait_for_decision(
     draft: Option<&AuditDraft>,
 ) -> Result<(), AirlockError> {
     let store = &config.store;
-    let mut states = store.subscribe(id).await.map_err(|e| internal(&e))?;
+    let mut states = store.subscribe(id).await.map_err(|e| store_failed(&e))?;
 
     let mut guard = AbandonGuard {
         store: config.store.clone(),
@@ -505,8 +587,8 @@ async fn wait_for_decision(
     };
     let decided = match store.get(id).await {
         Ok(Some(decided)) => decided,
-        Ok(None) => return Err(internal(&crate::ApprovalError::NotFound(id))),
-        Err(error) => return Err(internal(&error)),
+        Ok(None) => return Err(store_failed(&crate::ApprovalError::NotFound(id))),
+        Err(error) => return Err(store_failed(&error)),
     };
     match state {
         ApprovalState::Approved => match store.consume(id).await {
@@ -516,7 +598,7 @@ async fn wait_for_decision(
             }
             // An identical retry took the grant first: this one is not admitted.
             Ok(None) => Err(pending),
-            Err(error) => Err(internal(&error)),
+            Err(error) => Err(store_failed(&error)),
         },
         ApprovalState::Denied => {
             let denial = decided.denial();
@@ -533,34 +615,18 @@ async fn wait_for_decision(
     }
 }
 
-fn internal(error: &crate::ApprovalError) -> AirlockError {
+/// What a store failure answers: 503 when it is out of space (a clear
+/// refusal, the request can come back), else 500.
+fn store_failed(error: &crate::ApprovalError) -> AirlockError {
     tracing::error!(%error, "approval store failed");
-    AirlockError::Internal(format!("approval store failed: {error}"))
-}
-
-/// Stores an async approval with its sealed request and answers `202
-/// Accepted` with the operation URL, as Azure answers a long-running operation.
-async fn start_async(
-    config: &Config,
-    operations: &AsyncOperations,
-    approval: ApprovalRequest,
-    stored: &StoredRequest,
-    draft: Option<&AuditDraft>,
-) -> Result<Response<AirlockBody>, AirlockError> {
-    let id = approval.id;
-    let sealed = operations
-        .sealer
-        .seal(id, stored)
-        .map_err(|error| AirlockError::Internal(error.to_string()))?;
-    config
-        .store
-        .create(approval.clone(), Some(sealed))
-        .await
-        .map_err(|e| internal(&e))?;
-    record(draft, id, None);
-    config.notifier.notify(ApprovalEvent::New(approval));
-    tracing::info!(approval_id = %id, "long-running request waits for approval as an operation");
-    Ok(accepted(operations, id))
+    match error {
+        crate::ApprovalError::NoSpace { .. } => AirlockError::custom(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "AirlockApprovalStoreFull",
+            error.to_string(),
+        ),
+        _ => AirlockError::Internal(format!("approval store failed: {error}")),
+    }
 }
 
 /// `202 Accepted` with the operation URL of approval `id`, as Azure answers

@@ -36,6 +36,7 @@ pub struct LocalConfig {
     admin: String,
     tls: bool,
     approval_toml: String,
+    store_toml: String,
     upstream_toml: String,
     extra_toml: String,
 }
@@ -55,6 +56,7 @@ impl LocalConfig {
             admin: "127.0.0.1:0".to_owned(),
             tls: false,
             approval_toml: String::new(),
+            store_toml: String::new(),
             upstream_toml: String::new(),
             extra_toml: String::new(),
         }
@@ -92,6 +94,14 @@ impl LocalConfig {
     #[must_use]
     pub fn approval_toml(mut self, toml: impl Into<String>) -> Self {
         self.approval_toml = toml.into();
+        self
+    }
+
+    /// More `[store]` keys; a `database` key here replaces the default
+    /// `airlock.db` in the directory.
+    #[must_use]
+    pub fn store_toml(mut self, toml: impl Into<String>) -> Self {
+        self.store_toml = toml.into();
         self
     }
 
@@ -137,7 +147,7 @@ file = "{policy}"
 key_file = "{masking_key}"   # generated on first start
 
 [store]
-database = "{database}"          # approvals and the audit trail
+{database}{store}
 
 [approval]
 poll_interval = "1s"         # the agent's SDK polls its approval every second
@@ -163,7 +173,15 @@ token = "{token}"
             discovery = self.discovery,
             policy = file("policy.toml"),
             masking_key = file("masking.key"),
-            database = file("airlock.db"),
+            database = if self.store_toml.contains("database") {
+                String::new()
+            } else {
+                format!(
+                    "database = \"{}\"          # approvals and the audit trail\n",
+                    file("airlock.db")
+                )
+            },
+            store = self.store_toml,
             approval = self.approval_toml,
             admin = self.admin,
             arm = self.arm_url,

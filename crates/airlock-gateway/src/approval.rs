@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use airlock_approval::{
     ApprovalLayer, ApprovalStore, ExpirySweeper, LogNotifier, MemoryApprovalStore, Notifier,
-    RequestSealer,
+    PendingLimits, RequestSealer,
 };
 use airlock_masking::{DEFAULT_EXCERPT_BYTES, JsonMasker, MaskContext, TokenKey, request_excerpt};
 
@@ -53,6 +53,11 @@ pub(crate) fn build(
         .max(std::time::Duration::from_secs(1));
     let layer = ApprovalLayer::new(store.clone(), notifier.clone())
         .max_body_bytes(config.limits.max_request_body_bytes)
+        .max_stored_body_bytes(config.approval.max_stored_body_bytes)
+        .pending_limits(PendingLimits {
+            per_principal: config.approval.max_pending_per_principal,
+            total: config.approval.max_pending,
+        })
         .max_hold(max_hold)
         .status_url_base(format!("{admin_url}/api/approvals"))
         .async_operations(public_url, RequestSealer::new(&key.derive(SEALING_PURPOSE)))

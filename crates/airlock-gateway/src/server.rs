@@ -160,16 +160,14 @@ impl Gateway {
 
 /// Opens (creating and migrating) the database approvals and the audit trail live in.
 async fn open_database(config: &Config) -> Result<SqliteStore, StartError> {
-    SqliteStore::open(&config.store.database)
+    let store = SqliteStore::open(&config.store.database)
         .await
-        .map_err(|e| {
-            crate::ConfigError::Invalid {
-                key: "store.database",
-                problem: e.to_string(),
-                fix: "point it at a writable file (it is created if missing)".into(),
-            }
-            .into()
-        })
+        .map_err(|e| crate::ConfigError::Invalid {
+            key: "store.database",
+            problem: e.to_string(),
+            fix: "point it at a writable file (it is created if missing)".into(),
+        })?;
+    Ok(store.min_free_bytes(config.store.min_free_bytes))
 }
 
 fn recorder_config(config: &Config) -> RecorderConfig {

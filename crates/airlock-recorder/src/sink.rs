@@ -41,4 +41,13 @@ pub trait AuditSink: Send + Sync + 'static {
     /// The last link stored, so the chain continues across restarts; `None`
     /// if the sink keeps no chain (the recorder starts from genesis).
     fn head(&self) -> BoxFuture<'_, Result<Option<ChainHead>, SinkError>>;
+
+    /// Whether the sink can take events again after an append failed: the
+    /// recorder asks (then reads [`head`](Self::head)) before it admits
+    /// requests again. A sink that can tell it has no room (a full disk)
+    /// refuses here, so that requests keep getting a clear 503 rather than
+    /// being forwarded and failing to be recorded. By default: ready.
+    fn ready(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }

@@ -9,7 +9,8 @@
 //!   lost (counted in `dropped`): they are not re-linked or retried, so the
 //!   chain head stays where the sink's chain ends;
 //! - the recorder reports itself unhealthy, and the writer backs off (100 ms,
-//!   doubling up to 5 s) before it tries again. It then asks the sink for its
+//!   doubling up to 5 s) before it tries again. It then asks the sink whether
+//!   it is ready ([`AuditSink::ready`]: a full disk is not) and for its
 //!   head ([`AuditSink::head`]): if the sink answers, the recorder admits
 //!   requests again (continuing from the sink's head, should an append that
 //!   "failed" have been stored after all), and the next successful append
@@ -172,7 +173,11 @@ impl Writer {
     /// Asks the sink for its head after failures; says whether it answered.
     async fn probe(&mut self) -> bool {
         let sink = Arc::clone(&self.sink);
-        match tokio::spawn(async move { sink.head().await }).await {
+        let asked = tokio::spawn(async move {
+            sink.ready().await?;
+            sink.head().await
+        });
+        match asked.await {
             Ok(Ok(head)) => {
                 if let Some(head) = head
                     && head != self.head

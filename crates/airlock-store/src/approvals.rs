@@ -41,7 +41,9 @@ impl ApprovalStore for SqliteStore {
         request: ApprovalRequest,
         sealed: Option<SealedRequest>,
     ) -> BoxFuture<'_, Result<(), ApprovalError>> {
+        let floor = self.min_free_bytes;
         Box::pin(self.db.call(move |connection, path| {
+            guard_disk(path, floor)?;
             let id = request.id;
             let mut row = Row {
                 sealed: sealed.map(|s| s.as_bytes().to_vec()),
@@ -50,9 +52,15 @@ impl ApprovalStore for SqliteStore {
             if row.request.state.is_final() {
                 row.sealed = None;
             }
-            match write(connection, path, INSERT, &row)? {
-                0 => Err(ApprovalError::AlreadyExists(id)),
-                _ => Ok(()),
+            match write(connection, path, INSERT, &row) {
+                Ok(0) => Err(ApprovalError::AlreadyExists(id)),
+                Ok(_) => Ok(()),
+                Err(StoreError::Sqlite { source, .. })
+                    if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) =>
+                {
+                    Err(no_space(path, floor))
+                }
+                Err(error) => Err(error.into()),
             }
         }))
     }
@@ -320,6 +328,30 @@ fn select(
 
 /// Runs `sql` (`INSERT` or `UPDATE`) with the row's columns, all taken from
 /// the request, so the indexed ones always agree with `doc`.
+/// The disk guard of `create`: refuses when the database's file system has
+/// `floor` bytes free or fewer (a `floor` of 0 is off).
+fn guard_disk(path: &Path, floor: u64) -> Result<(), ApprovalError> {
+    if floor == 0 {
+        return Ok(());
+    }
+    let free = crate::disk::free_bytes(path).map_err(|error| {
+        ApprovalError::Store(format!(
+            "cannot read the free space of {}: {error}",
+            path.display()
+        ))
+    })?;
+    if free <= floor {
+        return Err(ApprovalError::NoSpace { free, floor });
+    }
+    Ok(())
+}
+
+/// `NoSpace` for a write SQLite refused with `SQLITE_FULL`.
+fn no_space(path: &Path, floor: u64) -> ApprovalError {
+    let free = crate::disk::free_bytes(path).unwrap_or(0);
+    ApprovalError::NoSpace { free, floor }
+}
+
 fn write(connection: &Connection, path: &Path, sql: &str, row: &Row) -> Result<usize, StoreError> {
     let request = &row.request;
     let id = request.id.to_string();

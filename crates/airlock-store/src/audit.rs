@@ -70,6 +70,10 @@ const SELECT_EVENTS: &str = "SELECT seq, id, time_ms, session_id, principal_id, 
 /// How many events one read of a long walk (verify, export) takes.
 const PAGE: u32 = 1000;
 
+/// Below this much free space, the trail is not ready to take events again
+/// after a failed append (SQLite needs room for WAL frames and checkpoints).
+const AUDIT_MIN_FREE_BYTES: u64 = 1024 * 1024;
+
 impl AuditSink for SqliteStore {
     /// Stores the batch in one transaction, or refuses it (nothing stored)
     /// when it does not continue the stored chain: its first event must
@@ -101,6 +105,25 @@ impl AuditSink for SqliteStore {
                 .call(|connection, path| stored_head(connection, path))
                 .await?;
             Ok(Some(head))
+        })
+    }
+
+    /// Not ready while the database's file system has under 1 MiB free: a
+    /// full disk keeps the gateway refusing (fail-closed) until space returns.
+    fn ready(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        let path = self.db.path.clone();
+        Box::pin(async move {
+            let free = tokio::task::spawn_blocking(move || crate::disk::free_bytes(&path))
+                .await
+                .map_err(|error| SinkError(error.to_string()))?
+                .map_err(|error| SinkError(format!("cannot read the free disk space: {error}")))?;
+            if free < AUDIT_MIN_FREE_BYTES {
+                return Err(SinkError(format!(
+                    "the disk holding {} has {free} bytes free: free some space for the audit trail",
+                    self.db.path.display()
+                )));
+            }
+            Ok(())
         })
     }
 }

@@ -26,6 +26,7 @@
 
 mod approvals;
 pub mod audit;
+mod disk;
 mod error;
 pub mod har;
 mod sessions_api;

@@ -109,6 +109,8 @@ fn known_version() -> u32 {
 pub struct SqliteStore {
     pub(crate) db: Arc<Database>,
     pub(crate) approval_watchers: Arc<StateWatchers>,
+    /// Below this many free bytes, new approvals are refused.
+    pub(crate) min_free_bytes: u64,
 }
 
 impl SqliteStore {
@@ -132,7 +134,36 @@ impl SqliteStore {
         Ok(Self {
             db: Arc::new(db),
             approval_watchers: Arc::default(),
+            min_free_bytes: 0,
         })
+    }
+
+    /// The disk guard: while the file system holding the database has
+    /// `floor` bytes free or fewer, new approvals are refused with
+    /// [`ApprovalError::NoSpace`](airlock_approval::ApprovalError::NoSpace),
+    /// so that pending requests cannot fill the disk the audit trail needs.
+    /// Reads, decisions and audit events go on. `0` (the default) turns it
+    /// off; SQLite running out of space refuses with the same error.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use airlock_approval::{ApprovalError, ApprovalStore, conformance};
+    /// use airlock_core::ApprovalWait;
+    /// use airlock_store::SqliteStore;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = SqliteStore::open(dir.path().join("airlock.db")).await.unwrap().min_free_bytes(u64::MAX);
+    /// let agent = conformance::principal("agent", &[]);
+    /// let request = conformance::pending_request(&agent, ApprovalWait::Hold);
+    /// let refused = store.create(request, None).await.unwrap_err();
+    /// assert!(matches!(refused, ApprovalError::NoSpace { .. }), "{refused}");
+    /// assert!(store.list(None).await.unwrap().is_empty(), "reads go on");
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn min_free_bytes(mut self, floor: u64) -> Self {
+        self.min_free_bytes = floor;
+        self
     }
 
     /// The database file.

@@ -5,6 +5,7 @@
 
 mod approval;
 mod connections;
+mod disk;
 mod forwarding;
 mod identity;
 mod masking;

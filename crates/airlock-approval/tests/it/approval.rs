@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use airlock_approval::{
     ApprovalError, ApprovalEvent, ApprovalId, ApprovalLayer, ApprovalRequest, ApprovalState,
-    ApprovalStore, Fingerprint, MemoryApprovalStore, RecordingNotifier,
+    ApprovalStore, Fingerprint, MemoryApprovalStore, PendingLimits, RecordingNotifier,
+    RequestSealer,
 };
 use airlock_core::{
     AirlockBody, ApprovalWait, Approvers, AuditDraft, Decision, Operation, Plane, Principal,
@@ -75,10 +76,17 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
+        Self::with(|layer| layer)
+    }
+
+    /// With the layer configured further by `configure`.
+    fn with(configure: impl FnOnce(ApprovalLayer) -> ApprovalLayer) -> Self {
         let store = Arc::new(MemoryApprovalStore::new());
         let notifier = Arc::new(RecordingNotifier::new());
-        let layer = ApprovalLayer::new(store.clone(), notifier.clone())
-            .status_url_base("https://airlock.example/api/approvals/");
+        let layer = configure(
+            ApprovalLayer::new(store.clone(), notifier.clone())
+                .status_url_base("https://airlock.example/api/approvals/"),
+        );
         Self {
             store,
             notifier,
@@ -642,4 +650,140 @@ async fn a_request_without_principal_is_refused_not_held() {
     )
     .await;
     assert_eq!(h.calls(), 0);
+}
+
+/// A request whose hold runs out at once: its approval stays pending.
+fn briefly_held(who: &Principal, body: &'static str) -> Request<AirlockBody> {
+    request(
+        who,
+        body,
+        require(1, false, Duration::from_millis(20)),
+        None,
+    )
+}
+
+async fn pending_count(h: &Harness) -> usize {
+    h.store
+        .list(Some(ApprovalState::Pending))
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn pending_approvals_are_capped_per_principal_and_in_all() {
+    let h = Harness::with(|layer| {
+        layer.pending_limits(PendingLimits {
+            per_principal: 2,
+            total: 3,
+        })
+    });
+    let agent = agent();
+    for body in ["a", "b"] {
+        let answer = h.send(briefly_held(&agent, body)).await;
+        refusal(answer, StatusCode::FORBIDDEN, "AirlockApprovalPending").await;
+    }
+    let third = h.send(briefly_held(&agent, "c")).await;
+    let json = refusal(
+        third,
+        StatusCode::TOO_MANY_REQUESTS,
+        "AirlockTooManyPendingApprovals",
+    )
+    .await;
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("you have 2 approvals pending")
+            && message.contains("max_pending_per_principal = 2"),
+        "{message}"
+    );
+    // The same request again joins its approval: never refused by the cap.
+    let again = h.send(briefly_held(&agent, "a")).await;
+    refusal(again, StatusCode::FORBIDDEN, "AirlockApprovalPending").await;
+    assert_eq!(pending_count(&h).await, 2);
+
+    // Another principal has a cap of its own, within the total.
+    let bob = principal("bob", &["agents"]);
+    let answer = h.send(briefly_held(&bob, "x")).await;
+    refusal(answer, StatusCode::FORBIDDEN, "AirlockApprovalPending").await;
+    let over = h.send(briefly_held(&bob, "y")).await;
+    let json = refusal(
+        over,
+        StatusCode::TOO_MANY_REQUESTS,
+        "AirlockTooManyPendingApprovals",
+    )
+    .await;
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the gateway has 3") && message.contains("max_pending = 3"),
+        "{message}"
+    );
+
+    // A decision frees a place.
+    let first = h.nth_new(1).await;
+    h.store
+        .decide(first.id, &principal("carol", &[]), false, None)
+        .await
+        .unwrap();
+    let answer = h.send(briefly_held(&agent, "c")).await;
+    refusal(answer, StatusCode::FORBIDDEN, "AirlockApprovalPending").await;
+    assert_eq!(h.calls(), 0, "nothing was forwarded");
+}
+
+#[tokio::test]
+async fn concurrent_requests_do_not_overshoot_the_cap() {
+    let h = Harness::with(|layer| {
+        layer.pending_limits(PendingLimits {
+            per_principal: 3,
+            total: 100,
+        })
+    });
+    let agent = agent();
+    let bodies = ["1", "2", "3", "4", "5", "6", "7", "8"];
+    let sent: Vec<_> = bodies
+        .iter()
+        .map(|body| tokio::spawn(h.send(briefly_held(&agent, body))))
+        .collect();
+    let mut refused = 0;
+    for answer in sent {
+        if answer.await.unwrap().status() == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 5);
+    assert_eq!(pending_count(&h).await, 3);
+}
+
+#[tokio::test]
+async fn an_async_approval_stores_no_body_over_its_limit() {
+    let h = Harness::with(|layer| {
+        layer
+            .async_operations("https://airlock.example", RequestSealer::new(&[7u8; 32]))
+            .max_stored_body_bytes(1024)
+    });
+    let agent = agent();
+    let wait_async = |body: &'static str| {
+        let mut decision = require(1, false, WAIT);
+        if let Decision::RequireApproval { wait, .. } = &mut decision {
+            *wait = ApprovalWait::Async;
+        }
+        request(&agent, body, decision, None)
+    };
+    let large: &'static str = "x".repeat(1025).leak();
+    let answer = h.send(wait_async(large)).await;
+    let json = refusal(
+        answer,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "AirlockApprovalBodyTooLarge",
+    )
+    .await;
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("(1025 bytes)") && message.contains("max_stored_body_bytes"),
+        "{message}"
+    );
+    assert_eq!(pending_count(&h).await, 0, "nothing stored");
+    let fits: &'static str = "x".repeat(1024).leak();
+    let answer = h.send(wait_async(fits)).await;
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    assert_eq!(pending_count(&h).await, 1);
 }

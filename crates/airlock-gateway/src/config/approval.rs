@@ -25,6 +25,17 @@ pub struct ApprovalConfig {
     /// stored requests erased).
     #[serde(default = "default_sweep_interval", with = "humantime_serde")]
     pub sweep_interval: Duration,
+    /// Pending approvals one principal may have open; one more is refused
+    /// with 429 `AirlockTooManyPendingApprovals` (default 10).
+    #[serde(default = "default_max_pending_per_principal")]
+    pub max_pending_per_principal: usize,
+    /// Pending approvals in all (default 200).
+    #[serde(default = "default_max_pending")]
+    pub max_pending: usize,
+    /// The largest request body an async approval stores while it waits
+    /// (default 1 MiB; 413 `AirlockApprovalBodyTooLarge` above it).
+    #[serde(default = "default_max_stored_body_bytes")]
+    pub max_stored_body_bytes: u64,
 }
 
 /// Where approvals are kept.
@@ -44,8 +55,21 @@ impl Default for ApprovalConfig {
             store: StoreKind::default(),
             poll_interval: default_poll_interval(),
             sweep_interval: default_sweep_interval(),
+            max_pending_per_principal: default_max_pending_per_principal(),
+            max_pending: default_max_pending(),
+            max_stored_body_bytes: default_max_stored_body_bytes(),
         }
     }
+}
+
+fn default_max_pending_per_principal() -> usize {
+    airlock_approval::PendingLimits::default().per_principal
+}
+fn default_max_pending() -> usize {
+    airlock_approval::PendingLimits::default().total
+}
+fn default_max_stored_body_bytes() -> u64 {
+    airlock_approval::DEFAULT_MAX_STORED_BODY_BYTES
 }
 
 fn default_poll_interval() -> Duration {
@@ -69,6 +93,28 @@ impl ApprovalConfig {
                 ));
             }
         }
+        for (key, value) in [
+            (
+                "approval.max_pending_per_principal",
+                self.max_pending_per_principal,
+            ),
+            ("approval.max_pending", self.max_pending),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    key,
+                    "must be at least 1 (0 would refuse every approval)",
+                    "give a count such as 10; use a deny rule to refuse an operation outright",
+                ));
+            }
+        }
+        if self.max_pending_per_principal > self.max_pending {
+            return Err(invalid(
+                "approval.max_pending_per_principal",
+                "is larger than approval.max_pending",
+                "keep the per-principal limit at or below the total",
+            ));
+        }
         Ok(())
     }
 }
@@ -81,14 +127,25 @@ pub struct StoreConfig {
     /// start; WAL mode, so `airlock.db-wal` and `-shm` sit beside it).
     #[serde(default = "default_database")]
     pub database: std::path::PathBuf,
+    /// The disk guard: while the database's file system has this many bytes
+    /// free or fewer, new approvals are refused (503
+    /// `AirlockApprovalStoreFull`), keeping the rest for the audit trail;
+    /// reads and decisions go on. Default 64 MiB; 0 turns it off.
+    #[serde(default = "default_min_free_bytes")]
+    pub min_free_bytes: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             database: default_database(),
+            min_free_bytes: default_min_free_bytes(),
         }
     }
+}
+
+fn default_min_free_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 
 fn default_database() -> std::path::PathBuf {

@@ -520,6 +520,8 @@ mod tests {
             (MINIMAL.replace("[upstream.credential]", "[upstream]\narm_url = \"https://management.azure.com/sub\"\n[upstream.credential]"), "upstream.arm_url"),
             (MINIMAL.replace("address = \"127.0.0.1:8443\"", "address = \"127.0.0.1:8443\"\npublic_url = \"ftp://x\""), "listen.public_url"),
             (MINIMAL.replace("address = \"127.0.0.1:8443\"", "address = \"127.0.0.1:8443\"\n[listen.tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\""), "listen.tls.cert_file"),
+            (format!("{MINIMAL}[approval]\nmax_pending = 0\n"), "approval.max_pending"),
+            (format!("{MINIMAL}[approval]\nmax_pending = 5\nmax_pending_per_principal = 6\n"), "approval.max_pending_per_principal"),
         ];
         for (text, key) in cases {
             let message = error_of(&text);
