@@ -276,6 +276,22 @@ pub struct Execution {
     pub error_code: Option<String>,
     /// The error message that came with it.
     pub error_message: Option<String>,
+    /// Azure's answer, when the request completed at once (no operation of
+    /// its own to follow): what the operation's `Location` URL returns. It
+    /// passed the masking layer on its way back, so it is kept masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<FinalAnswer>,
+}
+
+/// Azure's final answer to an approved async request, masked: what its
+/// operation's `Location` URL (`…/result`) returns once it has completed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalAnswer {
+    /// Its `Content-Type`.
+    pub content_type: Option<String>,
+    /// Its body (text; a binary answer is not kept).
+    pub body: String,
 }
 
 /// How Azure's own long-running operation is polled: its URL's path and

@@ -33,7 +33,7 @@ use airlock_core::{
 
 use crate::{
     ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore, ApproverDecision,
-    Execution, Fingerprint, RequestedOperation, Requester, SealedRequest, Tracking,
+    Execution, FinalAnswer, Fingerprint, RequestedOperation, Requester, SealedRequest, Tracking,
 };
 
 /// How long a check waits for something that should happen at once.
@@ -238,6 +238,7 @@ pub async fn get_round_trips_every_field(store: Arc<dyn ApprovalStore>) {
         tracking: Some(Tracking::Location("/before".into())),
         error_code: Some("Earlier".into()),
         error_message: None,
+        answer: None,
     });
     store
         .create(
@@ -274,6 +275,10 @@ pub async fn get_round_trips_every_field(store: Arc<dyn ApprovalStore>) {
             tracking: Some(tracking),
             error_code: Some("Conflict".into()),
             error_message: Some("another operation is in progress".into()),
+            answer: Some(FinalAnswer {
+                content_type: Some("application/json".into()),
+                body: r#"{"keys":[{"value":"***MASKED:0badf00d***"}]}"#.into(),
+            }),
         };
         let recorded = store
             .record_execution(request.id, execution.clone())
@@ -830,6 +835,7 @@ pub async fn unknown_ids_are_not_found(store: Arc<dyn ApprovalStore>) {
         tracking: None,
         error_code: None,
         error_message: None,
+        answer: None,
     };
     not_found(
         store.record_execution(id, execution).await.map(drop),

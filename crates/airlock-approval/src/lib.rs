@@ -79,8 +79,8 @@ mod watchers;
 
 pub use api::{ApprovalApi, DEFAULT_MAX_COMMENT_CHARS};
 pub use approval::{
-    ApprovalId, ApprovalRequest, ApprovalState, ApproverDecision, Execution, RequestLine,
-    RequestedOperation, Requester, Tracking,
+    ApprovalId, ApprovalRequest, ApprovalState, ApproverDecision, Execution, FinalAnswer,
+    RequestLine, RequestedOperation, Requester, Tracking,
 };
 pub use error::ApprovalError;
 pub use fingerprint::Fingerprint;

@@ -10,7 +10,10 @@
 //! like any other request (so policy and masking apply to it too).
 //!
 //! `GET /airlock/operations/{id}/result` answers like a `Location` URL:
-//! `202` while pending or running, then the final answer.
+//! `202` while pending or running, then the final answer: Azure's own answer
+//! (masked, as it passed the masking layer) when the approved request
+//! completed at once or its `Location` gave one, as an Azure SDK expects
+//! after a `POST` (a `listKeys` run under approval returns its keys, masked).
 //!
 //! Only the requester may poll; anyone else gets 404, as for an operation
 //! that does not exist.
@@ -31,7 +34,8 @@ use tower::{Layer, Service};
 use crate::layer::Config;
 use crate::service::ApprovedExecution;
 use crate::{
-    ApprovalEvent, ApprovalId, ApprovalRequest, ApprovalState, Execution, Tracking, rules,
+    ApprovalEvent, ApprovalId, ApprovalRequest, ApprovalState, Execution, FinalAnswer, Tracking,
+    rules,
 };
 
 /// The path under which async approvals are polled: `/airlock/operations/{id}`.
@@ -163,7 +167,11 @@ where
 /// Where an async approval stands, as the poller sees it.
 enum Outcome {
     InProgress,
-    Succeeded,
+    /// Done; with Azure's final answer when it gave one.
+    Succeeded {
+        status: StatusCode,
+        answer: Option<FinalAnswer>,
+    },
     Failed {
         status: StatusCode,
         code: String,
@@ -300,6 +308,7 @@ async fn execute(
         tracking: None,
         error_code: Some(code.to_owned()),
         error_message: Some(message),
+        answer: None,
     };
     let (Some(operations), Some(sealed)) = (&config.operations, sealed) else {
         return failed(
@@ -348,21 +357,40 @@ async fn execute(
     } else {
         None
     };
-    let (error_code, error_message) = if status.is_success() {
-        (None, None)
-    } else {
-        azure_error(
+    let (mut error_code, mut error_message, mut answer) = (None, None, None);
+    if !status.is_success() {
+        (error_code, error_message) = azure_error(
             &read_body(body, &head.headers).await.unwrap_or_default(),
             status,
-        )
-    };
+        );
+    } else if tracking.is_none() {
+        // Completed at once: keep the answer for the `Location` URL.
+        answer = final_answer(&head.headers, body).await;
+    }
     Execution {
         at: SystemTime::now(),
         status: status.as_u16(),
         tracking,
         error_code,
         error_message,
+        answer,
     }
+}
+
+/// Azure's final answer as kept for `…/result`: its text, within
+/// [`MAX_STATUS_BODY`]; `None` for an empty, binary or larger one.
+async fn final_answer(headers: &HeaderMap, body: AirlockBody) -> Option<FinalAnswer> {
+    let bytes = read_body(body, headers).await.ok()?;
+    if bytes.is_empty() {
+        return None;
+    }
+    Some(FinalAnswer {
+        content_type: headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: String::from_utf8(bytes.to_vec()).ok()?,
+    })
 }
 
 /// The host the poll came to (HTTP/1.1 `Host`, or HTTP/2's `:authority`):
@@ -392,7 +420,12 @@ async fn track(
                 message: execution.error_message.clone().unwrap_or_default(),
             };
         }
-        (None, None) => return Outcome::Succeeded,
+        (None, None) => {
+            return Outcome::Succeeded {
+                status: StatusCode::from_u16(execution.status).unwrap_or(StatusCode::OK),
+                answer: execution.answer,
+            };
+        }
         (Some(Tracking::AsyncOperation(path) | Tracking::Location(path)), None) => path,
     };
     let mut request = Request::get(path.as_str())
@@ -416,6 +449,13 @@ async fn track(
         }
     };
     let (parts, body) = response.into_parts();
+    let location = matches!(execution.tracking, Some(Tracking::Location(_)));
+    if location && parts.status.is_success() && parts.status != StatusCode::ACCEPTED {
+        return Outcome::Succeeded {
+            status: parts.status,
+            answer: final_answer(&parts.headers, body).await,
+        };
+    }
     let body = read_body(body, &parts.headers).await.unwrap_or_default();
     match execution.tracking {
         Some(Tracking::AsyncOperation(_)) => Outcome::Azure {
@@ -424,7 +464,6 @@ async fn track(
             body,
         },
         _ if parts.status == StatusCode::ACCEPTED => Outcome::InProgress,
-        _ if parts.status.is_success() => Outcome::Succeeded,
         _ => {
             let (code, message) = azure_error(&body, parts.status);
             Outcome::Failed {
@@ -491,7 +530,28 @@ fn render(outcome: Outcome, url: Url, retry_after: u64, path: &str) -> Response<
     }
     match (outcome, url) {
         (Outcome::InProgress, _) => in_progress,
-        (Outcome::Succeeded, _) => json_response(StatusCode::OK, json!({ "status": "Succeeded" })),
+        (Outcome::Succeeded { .. }, Url::Status) | (Outcome::Succeeded { answer: None, .. }, _) => {
+            json_response(StatusCode::OK, json!({ "status": "Succeeded" }))
+        }
+        (
+            Outcome::Succeeded {
+                status,
+                answer: Some(answer),
+            },
+            Url::Result,
+        ) => {
+            let mut response = Response::new(full(answer.body));
+            *response.status_mut() = status;
+            if let Some(content_type) = answer
+                .content_type
+                .and_then(|t| HeaderValue::from_str(&t).ok())
+            {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_TYPE, content_type);
+            }
+            response
+        }
         (Outcome::Failed { code, message, .. }, Url::Status) => json_response(
             StatusCode::OK,
             json!({ "status": "Failed", "error": { "code": code, "message": message } }),

@@ -731,3 +731,43 @@ async fn the_api_admits_approvers_only_and_never_the_requester() {
     assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
     h.shutdown().await;
 }
+
+/// A synchronous `POST` approved as an operation (issue 24, finding 7):
+/// once it ran, the operation's `Location` returns Azure's answer, masked,
+/// as an Azure SDK fetches it after `Succeeded`.
+#[tokio::test]
+async fn a_post_approved_as_an_operation_returns_azures_answer_masked() {
+    let held = policy();
+    let others = &held[..held.find("[[rule]]\nname = \"list-keys-is-held\"").unwrap()];
+    let policy = format!(
+        "{others}\n[[rule]]\nname = \"list-keys-waits\"\neffect = \"approve\"\nactions = [\"Microsoft.Storage/storageAccounts/listKeys/action\"]\n[rule.approval]\ngroups = [\"{APPROVERS_GROUP}\"]\nwait = \"async\"\n"
+    );
+    let h = Harness::start_with(Options {
+        policy: Some(policy),
+        ..Options::default()
+    })
+    .await;
+    let agent = h.agent.clone();
+    let run = tokio::spawn(async move {
+        agent
+            .long_running(Method::POST, &list_keys_path(), &[], None, WAIT)
+            .await
+    });
+    let approval = pending(&h, 1).await.remove(0);
+    assert_eq!(approval["rule"], "list-keys-waits");
+    let id = approval["id"].as_str().unwrap().to_owned();
+    decide(&h, &id, "approve", "rotating the app's settings").await;
+    let run = run.await.unwrap().unwrap();
+    assert_eq!(run.initial.status, StatusCode::ACCEPTED);
+    assert!(run.succeeded(), "{:?}", run.error);
+    let result = run.result.expect("the SDK fetches the Location");
+    assert_eq!(result.status, StatusCode::OK, "{:?}", result.body);
+    let keys = result.json()["keys"].as_array().cloned().unwrap();
+    assert_eq!(keys.len(), 2);
+    for key in &keys {
+        let value = key["value"].as_str().unwrap();
+        assert!(airlock_masking::is_masked_token(value), "{value}");
+    }
+    assert_eq!(sim_calls(&h, &Method::POST, "listKeys"), 1);
+    h.shutdown().await;
+}
