@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::LimitsConfig;
+use crate::sni::SniGuard;
 
 /// The connection limits of one listener, from `[limits]`.
 #[derive(Clone, Debug)]
@@ -79,7 +80,7 @@ impl ConnectionLimits {
         stream: TcpStream,
         peer: SocketAddr,
         tls: Option<TlsAcceptor>,
-        service: TowerToHyperService<axum::Router>,
+        app: axum::Router,
         builder: auto::Builder<TokioExecutor>,
         watcher: Watcher,
     ) {
@@ -91,14 +92,22 @@ impl ConnectionLimits {
         let result = match tls {
             Some(acceptor) => {
                 match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => self.serve_io(stream, peer, service, builder, watcher).await,
+                    Ok(Ok(stream)) => {
+                        // Every request on it must be for the host it was opened for.
+                        let guarded = SniGuard::new(app, stream.get_ref().1.server_name());
+                        let service = TowerToHyperService::new(guarded);
+                        self.serve_io(stream, peer, service, builder, watcher).await
+                    }
                     Ok(Err(error)) => {
                         return tracing::debug!(%peer, %error, "TLS handshake failed");
                     }
                     Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
                 }
             }
-            None => self.serve_io(stream, peer, service, builder, watcher).await,
+            None => {
+                let service = TowerToHyperService::new(app);
+                self.serve_io(stream, peer, service, builder, watcher).await
+            }
         };
         if let Err(error) = result {
             tracing::debug!(%peer, %error, "connection ended with an error");
@@ -107,16 +116,24 @@ impl ConnectionLimits {
 
     /// Waits (up to the head timeout) for the client's first bytes, which
     /// also tell HTTP/1.1 from HTTP/2, then serves the connection.
-    async fn serve_io<IO>(
+    async fn serve_io<IO, S>(
         &self,
         io: IO,
         peer: SocketAddr,
-        service: TowerToHyperService<axum::Router>,
+        service: TowerToHyperService<S>,
         builder: auto::Builder<TokioExecutor>,
         watcher: Watcher,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: tower::Service<
+                http::Request<hyper::body::Incoming>,
+                Response = http::Response<axum::body::Body>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
     {
         let mut io = BufReader::new(io);
         match tokio::time::timeout(self.header_read_timeout, io.fill_buf()).await {

@@ -23,6 +23,7 @@ mod health;
 mod identity;
 mod masking;
 mod server;
+mod sni;
 mod stack;
 pub mod tls;
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 use airlock_core::{HttpClient, StaticTokenProvider, TokenProvider};
 use axum::Router;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -224,7 +223,7 @@ async fn accept_loop(
             stream,
             peer,
             tls.clone(),
-            TowerToHyperService::new(app.clone()),
+            app.clone(),
             builder.clone(),
             graceful.watcher(),
         ));

@@ -135,3 +135,62 @@ async fn connections_past_the_per_client_cap_are_closed_unread() {
     drop(held);
     h.shutdown().await;
 }
+
+/// Sends `head` on a TLS connection opened for `server_name` (its SNI), and
+/// returns the answer.
+async fn over_tls(h: &Harness, server_name: &str, head: String) -> String {
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        rustls_pki_types::CertificateDer::pem_slice_iter(h.ca_pem.as_deref().unwrap().as_bytes())
+    {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(h.gateway.local_addr()).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(server_name.to_owned()).unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// One authority per request, TLS included (issue 24, finding 5): a
+/// connection opened for one name (here the vault's) cannot carry requests
+/// for another (ARM's).
+#[tokio::test]
+async fn a_request_for_another_host_than_the_connections_tls_name_is_421() {
+    let h = Harness::start_with(Options {
+        tls: true,
+        ..Options::default()
+    })
+    .await;
+    let port = h.gateway.local_addr().port();
+    let request = |host: &str| {
+        format!(
+            "GET {}?api-version=2021-04-01 HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            rg_path(),
+            h.agent_token
+        )
+    };
+    let vault_host = format!("{}.localhost", airlock_sim::VAULT);
+    let answer = over_tls(&h, &vault_host, request("localhost")).await;
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+    assert!(answer.contains("x-ms-error-code: InvalidHost"), "{answer}");
+    assert!(
+        answer.contains(&format!("opened for {vault_host}")),
+        "{answer}"
+    );
+    assert!(h.sim.requests().is_empty(), "nothing reached Azure");
+    // The same request on a connection for its own name is served.
+    let answer = over_tls(&h, "localhost", request("localhost")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    h.shutdown().await;
+}
