@@ -40,13 +40,16 @@ type ApproverCheck = dyn Fn(&Principal) -> bool + Send + Sync;
 /// |---|---|
 /// | `GET /api/approvals?state=pending` | `{"value": [approval, …]}`, oldest first; `state` is optional (`all` lists every state) |
 /// | `GET /api/approvals/{id}` | one approval |
+/// | `GET /api/approvals/{id}/body` | its whole request body, masked, with the request's `Content-Type` (404 `AirlockApprovalBodyNotKept` when none was kept) |
 /// | `POST /api/approvals/{id}/approve` | the approval as it now stands |
 /// | `POST /api/approvals/{id}/deny` | the approval as it now stands |
 ///
 /// Deciding takes an optional JSON body `{"comment": "…"}` (an empty body is
-/// fine). Each approval is the [`ApprovalRequest`] JSON plus `"canDecide"`:
-/// whether the caller can approve or deny it now (it is pending and
-/// unexpired, the caller is one of its approvers, and not its requester).
+/// fine). Each approval is the [`ApprovalRequest`] JSON without its whole
+/// `body` (its `bodyPreview` is the first 8 KiB) plus `"maskedBodyBytes"`,
+/// the length of the body `…/body` serves, and `"canDecide"`: whether the
+/// caller can approve or deny it now (it is pending and unexpired, the
+/// caller is one of its approvers, and not its requester).
 ///
 /// Who may do what:
 ///
@@ -144,6 +147,7 @@ impl ApprovalApi {
         Router::new()
             .route("/api/approvals", get(list))
             .route("/api/approvals/{id}", get(show))
+            .route("/api/approvals/{id}/body", get(body))
             .route("/api/approvals/{id}/approve", post(approve))
             .route("/api/approvals/{id}/deny", post(deny))
             .with_state(Arc::new(self))
@@ -276,6 +280,33 @@ async fn show(
     let value =
         item(&approval, &caller.principal, SystemTime::now()).map_err(|e| caller.fail(e))?;
     Ok(json_response(value))
+}
+
+async fn body(
+    State(api): State<Shared>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = approval_id(&caller, id)?;
+    let approval = visible(&api, &caller, id).await?;
+    let Some(body) = approval.body else {
+        return Err(caller.fail(AirlockError::NotFound {
+            code: "AirlockApprovalBodyNotKept",
+            message: format!(
+                "approval {id} keeps no body: its request had none, or the gateway shows no bodies to approvers"
+            ),
+        }));
+    };
+    let content_type = approval
+        .request
+        .and_then(|r| r.content_type)
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+        .unwrap_or(HeaderValue::from_static("text/plain; charset=utf-8"));
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, content_type);
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 async fn approve(
@@ -440,6 +471,10 @@ fn item(
     let mut value = serde_json::to_value(approval)
         .map_err(|e| AirlockError::Internal(format!("approval {}: {e}", approval.id)))?;
     if let Value::Object(fields) = &mut value {
+        // The whole body is served on its own (`…/body`), not in listings.
+        if let Some(Value::String(body)) = fields.remove("body") {
+            fields.insert("maskedBodyBytes".to_owned(), Value::from(body.len()));
+        }
         fields.insert("canDecide".to_owned(), Value::Bool(can_decide));
     }
     Ok(value)

@@ -225,10 +225,16 @@ pub struct ApprovalRequest {
     pub justification_required: bool,
     /// The requester's justification (`x-airlock-justification`).
     pub justification: Option<String>,
-    /// What the request body looks like, secrets masked (only when the
-    /// layer was given a previewer: an unmasked body is never shown).
+    /// The start of [`body`](Self::body): its first
+    /// [`BODY_PREVIEW_BYTES`](crate::BODY_PREVIEW_BYTES), for lists and notifications.
     #[serde(default)]
     pub body_preview: Option<String>,
+    /// The whole request body as approvers see it: secrets masked (only
+    /// when the layer was given a previewer: an unmasked body is never
+    /// kept). Kept with the approval but left out of the API's listings:
+    /// `GET /api/approvals/{id}/body` serves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     /// The HTTP request as it will run: method, path and query, the body's
     /// length (a preview may be shorter). Absent on approvals stored before
     /// this field existed.
@@ -314,8 +320,12 @@ pub struct RequestLine {
     pub method: String,
     /// Path and query as sent (secrets in the query masked, as in the preview).
     pub target: String,
-    /// The whole body's length in bytes.
+    /// The whole body's length in bytes (as sent; the masked body's length
+    /// may differ).
     pub body_bytes: u64,
+    /// The body's `Content-Type`, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
 }
 
 impl ApprovalRequest {

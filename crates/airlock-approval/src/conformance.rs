@@ -150,6 +150,7 @@ pub fn pending_request(requester: &Principal, wait: ApprovalWait) -> ApprovalReq
         justification_required: false,
         justification: None,
         body_preview: Some(r#"{"location":"westeurope"}"#.into()),
+        body: Some(r#"{"location":"westeurope"}"#.into()),
         // The id as the body: no other check's retry matches it.
         fingerprint: Fingerprint::compute(
             requester,

@@ -14,10 +14,13 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 /// How often an SDK is asked to poll an async approval (`Retry-After` on its 202).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The largest request body an async approval stores by default (1 MiB):
-/// stored requests wait on disk, so they are held to less than the
-/// request limit.
+/// The largest request body an approval keeps by default (1 MiB): its
+/// masked copy waits on disk for approvers (and an async request itself,
+/// sealed), so it is held to less than the request limit.
 pub const DEFAULT_MAX_STORED_BODY_BYTES: u64 = 1024 * 1024;
+
+/// How much of the masked body an approval's `body_preview` holds (8 KiB).
+pub const BODY_PREVIEW_BYTES: usize = 8 * 1024;
 
 /// How many approvals may be pending at once, per requester and in all.
 ///
@@ -132,9 +135,9 @@ impl ApprovalLayer {
         self.config_mut().max_body_bytes = limit;
         self
     }
-    /// The largest body an async approval stores until it is decided; a
-    /// larger request that would wait as an operation is refused with 413
-    /// (held requests keep their body in memory, within `max_body_bytes`).
+    /// The largest body an approval keeps until it is decided (its masked
+    /// copy for approvers; for an async one, the sealed request too); a
+    /// request needing approval with a larger body is refused with 413.
     #[must_use]
     pub fn max_stored_body_bytes(mut self, limit: u64) -> Self {
         self.config_mut().max_stored_body_bytes = limit;
@@ -154,10 +157,11 @@ impl ApprovalLayer {
         self.config_mut().status_url_base = Some(base.into().trim_end_matches('/').to_owned());
         self
     }
-    /// Shows approvers a preview of each request's body: `preview(operation,
-    /// requester, content type, body)`, which must mask secrets (the gateway
-    /// passes the masking layer's `request_excerpt`). Without it approvals
-    /// carry no body.
+    /// Shows approvers each request's body: `preview(operation, requester,
+    /// content type, body)` returns the whole body as approvers may see it,
+    /// which must mask secrets (the gateway passes the masking layer's
+    /// `request_excerpt`, uncapped). Approvals keep it whole and its first
+    /// [`BODY_PREVIEW_BYTES`] as a preview. Without it approvals carry no body.
     #[must_use]
     pub fn body_preview(
         mut self,

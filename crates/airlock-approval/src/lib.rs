@@ -85,8 +85,8 @@ pub use approval::{
 pub use error::ApprovalError;
 pub use fingerprint::Fingerprint;
 pub use layer::{
-    ApprovalLayer, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_STORED_BODY_BYTES, DEFAULT_POLL_INTERVAL,
-    PendingLimits,
+    ApprovalLayer, BODY_PREVIEW_BYTES, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_STORED_BODY_BYTES,
+    DEFAULT_POLL_INTERVAL, PendingLimits,
 };
 pub use memory::MemoryApprovalStore;
 pub use notifier::{ApprovalEvent, LogNotifier, Notifier, RecordingNotifier};

@@ -141,6 +141,7 @@ async fn admit(
         .operation(asked.operation.name())
         .rule(asked.rule.clone());
     asked.check_justification()?;
+    check_not_encoded(&parts.headers)?;
     let bytes = read_request_body(body, &parts.headers, config.max_body_bytes).await?;
     let fingerprint = Fingerprint::compute(
         &asked.principal,
@@ -241,15 +242,34 @@ async fn admit(
     }
 }
 
-/// 413 for an async request whose body is too large to store.
+/// 413 for a request whose body is too large for an approval to keep.
 fn stored_body_too_large(limit: u64, size: usize) -> AirlockError {
     AirlockError::custom(
         StatusCode::PAYLOAD_TOO_LARGE,
         "AirlockApprovalBodyTooLarge",
         format!(
-            "the request body ({size} bytes) is larger than the {limit} bytes an approval stores while it waits; make the request smaller, or ask the operator to raise [approval] max_stored_body_bytes or to have the rule hold such requests (wait = \"hold\")"
+            "the request body ({size} bytes) is larger than the {limit} bytes an approval keeps for its approvers to read; make the request smaller, or ask the operator to raise [approval] max_stored_body_bytes"
         ),
     )
+}
+
+/// 415 for a compressed body: approvers must read what will run.
+fn check_not_encoded(headers: &http::HeaderMap) -> Result<(), AirlockError> {
+    let Some(coding) = headers.get(http::header::CONTENT_ENCODING) else {
+        return Ok(());
+    };
+    let coding = coding.to_str().unwrap_or("(not text)").trim();
+    if coding.eq_ignore_ascii_case("identity") {
+        return Ok(());
+    }
+    Err(AirlockError::custom(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "AirlockApprovalBodyEncoded",
+        format!(
+            "the request body is sent with Content-Encoding: {}; a request that needs approval must send its body uncompressed, so that approvers read exactly what will run",
+            coding.chars().take(40).collect::<String>()
+        ),
+    ))
 }
 
 /// The pending approvals a new request is measured against.
@@ -428,6 +448,14 @@ impl Asked {
         hold: std::time::Duration,
     ) -> ApprovalRequest {
         let now = SystemTime::now();
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let body = config
+            .preview
+            .as_ref()
+            .and_then(|preview| preview(&self.operation, &self.principal, content_type, bytes));
         ApprovalRequest {
             id: ApprovalId::new(),
             requester: Requester::from_principal(&self.principal),
@@ -437,13 +465,8 @@ impl Asked {
             min_approvals: self.min_approvals,
             justification_required: self.justification_required,
             justification: self.justification.clone(),
-            body_preview: config.preview.as_ref().and_then(|preview| {
-                let content_type = parts
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok());
-                preview(&self.operation, &self.principal, content_type, bytes)
-            }),
+            body_preview: body.as_deref().map(preview_of),
+            body,
             request: Some(self.request_line(config, parts, bytes)),
             fingerprint,
             wait: if waits_async {
@@ -489,8 +512,23 @@ impl Asked {
             method: parts.method.to_string(),
             target,
             body_bytes: bytes.len() as u64,
+            content_type: parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
         }
     }
+}
+
+/// The first [`BODY_PREVIEW_BYTES`](crate::BODY_PREVIEW_BYTES) of `body`,
+/// cut on a character boundary.
+fn preview_of(body: &str) -> String {
+    let mut cut = body.len().min(crate::BODY_PREVIEW_BYTES);
+    while !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    body[..cut].to_owned()
 }
 
 /// The request body, within the layer's limit.

@@ -6,7 +6,7 @@ use airlock_approval::{
     ApprovalLayer, ApprovalStore, ExpirySweeper, LogNotifier, MemoryApprovalStore, Notifier,
     PendingLimits, RequestSealer,
 };
-use airlock_masking::{DEFAULT_EXCERPT_BYTES, JsonMasker, MaskContext, TokenKey, request_excerpt};
+use airlock_masking::{JsonMasker, MaskContext, TokenKey, request_excerpt};
 
 use crate::config::{Config, StoreKind};
 
@@ -62,12 +62,12 @@ pub(crate) fn build(
         .status_url_base(format!("{admin_url}/api/approvals"))
         .async_operations(public_url, RequestSealer::new(&key.derive(SEALING_PURPOSE)))
         .poll_interval(config.approval.poll_interval)
-        // Approvers see the body as the audit record keeps it: masked, capped.
+        // Approvers see the whole body, masked as the audit record masks it.
         .body_preview(move |operation, requester, content_type, body| {
             let context = MaskContext::new(operation)
                 .principal(Some(requester))
                 .content_type(content_type);
-            request_excerpt(&*masker, &context, body, DEFAULT_EXCERPT_BYTES)
+            request_excerpt(&*masker, &context, body, usize::MAX)
         });
     Approvals {
         store,

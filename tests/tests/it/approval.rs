@@ -361,6 +361,32 @@ async fn a_denied_operation_fails_with_the_approver_and_reason_and_nothing_is_se
     assert!(!preview.contains(SECRET_KEY), "{preview}");
     let listed = h.approver().get("/api/approvals").await.unwrap();
     assert!(!String::from_utf8_lossy(&listed.body).contains(SECRET_KEY));
+    // The whole body, masked, on its own URL; listings carry its length.
+    let whole = h
+        .approver()
+        .get(&format!("/api/approvals/{id}/body"))
+        .await
+        .unwrap();
+    assert_eq!(whole.status, StatusCode::OK);
+    assert_eq!(whole.header("content-type"), Some("application/json"));
+    let text = String::from_utf8_lossy(&whole.body).into_owned();
+    assert!(text.starts_with(r#"{"location":"westeurope""#), "{text}");
+    assert!(
+        text.contains("AccountKey=***MASKED***") && !text.contains(SECRET_KEY),
+        "{text}"
+    );
+    assert!(approval.get("body").is_none(), "not in listings");
+    assert_eq!(approval["maskedBodyBytes"], text.len());
+    // Only the rule's approvers read it.
+    let peek = h
+        .agent
+        .get(&format!(
+            "{}/api/approvals/{id}/body",
+            h.gateway.admin_url()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(peek.status, StatusCode::FORBIDDEN);
     decide(&h, &id, "deny", "use the shared logs account").await;
     let run = run.await.unwrap().unwrap();
     assert_eq!(run.status, "Failed");
@@ -582,13 +608,15 @@ async fn identical_requests_join_their_pending_approval() {
     );
     assert_eq!(pending(&h, 2).await.len(), 2);
 
-    // Held twins: a second identical listKeys while the first is held
-    // waits on the same approval. Once the first's hold has run out (3 s),
-    // the second has surely arrived: still three approvals, not four.
-    let first = tokio::spawn({
-        let agent = h.agent.clone();
-        async move { agent.send(Method::POST, &list_keys_path(), &[], None).await }
-    });
+    // Held twins: the same listKeys again while its approval is pending
+    // (the first's hold ran out) waits on that approval, and runs once it is
+    // approved: still three approvals, not four.
+    let first = h
+        .agent
+        .send(Method::POST, &list_keys_path(), &[], None)
+        .await
+        .unwrap();
+    assert_airlock_error(&first, StatusCode::FORBIDDEN, "AirlockApprovalPending");
     let held = pending(&h, 3).await;
     let id = held
         .iter()
@@ -601,8 +629,9 @@ async fn identical_requests_join_their_pending_approval() {
         let agent = h.agent.clone();
         async move { agent.send(Method::POST, &list_keys_path(), &[], None).await }
     });
-    let first = first.await.unwrap().unwrap();
-    assert_airlock_error(&first, StatusCode::FORBIDDEN, "AirlockApprovalPending");
+    // Time for the twin to arrive and wait (it is held for 3 s); arriving
+    // later still, it would take the grant as a retry: the checks hold.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         pending(&h, 3).await.len(),
         3,

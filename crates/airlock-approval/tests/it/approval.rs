@@ -787,3 +787,57 @@ async fn an_async_approval_stores_no_body_over_its_limit() {
     assert_eq!(answer.status(), StatusCode::ACCEPTED);
     assert_eq!(pending_count(&h).await, 1);
 }
+
+#[tokio::test]
+async fn approvers_get_the_whole_body_and_a_preview_that_is_its_start() {
+    let h = Harness::with(|layer| {
+        layer
+            .body_preview(|_, _, _, body| Some(format!("masked:{}", String::from_utf8_lossy(body))))
+    });
+    let body: &'static str = "é".repeat(10_000).leak();
+    let answer = h.send(briefly_held(&agent(), body)).await;
+    refusal(answer, StatusCode::FORBIDDEN, "AirlockApprovalPending").await;
+    let approval = h.nth_new(1).await;
+    let whole = approval.body.unwrap();
+    assert_eq!(whole, format!("masked:{body}"));
+    let preview = approval.body_preview.unwrap();
+    assert!(preview.len() <= airlock_approval::BODY_PREVIEW_BYTES);
+    assert!(
+        preview.len() > airlock_approval::BODY_PREVIEW_BYTES - 2,
+        "cut on a character boundary"
+    );
+    assert!(whole.starts_with(&preview));
+    assert_eq!(approval.request.unwrap().body_bytes, body.len() as u64);
+}
+
+#[tokio::test]
+async fn a_compressed_body_is_refused_not_shown_as_bytes() {
+    let h = Harness::new();
+    let mut request = briefly_held(&agent(), "\u{1f}\u{8b}not-really-gzip");
+    request
+        .headers_mut()
+        .insert("content-encoding", http::HeaderValue::from_static("gzip"));
+    let answer = h.send(request).await;
+    let json = refusal(
+        answer,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "AirlockApprovalBodyEncoded",
+    )
+    .await;
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Encoding: gzip"),
+        "{json}"
+    );
+    assert_eq!(pending_count(&h).await, 0);
+    // `identity` is no encoding.
+    let mut request = briefly_held(&agent(), "{}");
+    request.headers_mut().insert(
+        "content-encoding",
+        http::HeaderValue::from_static("identity"),
+    );
+    let answer = h.send(request).await;
+    refusal(answer, StatusCode::FORBIDDEN, "AirlockApprovalPending").await;
+}

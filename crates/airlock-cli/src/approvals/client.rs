@@ -95,6 +95,24 @@ impl ApprovalsClient {
             .await
     }
 
+    /// `GET /api/approvals/{id}/body`: the request's whole body, masked.
+    ///
+    /// # Errors
+    ///
+    /// As [`show`](Self::show).
+    pub async fn body(&self, id: &str) -> Result<String, CliError> {
+        let id = approval_id(id)?;
+        let url = format!("{}{API_PATH}/{id}/body", self.base);
+        let (status, body) = self
+            .exchange(Method::GET, &format!("{API_PATH}/{id}/body"), None)
+            .await?;
+        if status.is_success() {
+            return Ok(String::from_utf8_lossy(&body).into_owned());
+        }
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        Err(api_error(status.as_u16(), json.as_ref(), &body, &url))
+    }
+
     /// `POST /api/approvals/{id}/approve` or `…/deny`, with the comment if any:
     /// the approval as it now stands.
     ///
@@ -118,12 +136,35 @@ impl ApprovalsClient {
         .await
     }
 
+    /// Sends one request; the answer's JSON, or the API's refusal.
     async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<Bytes>,
     ) -> Result<Value, CliError> {
+        let url = format!("{}{path}", self.base);
+        let (status, body) = self.exchange(method, path, body).await?;
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        if status.is_success() {
+            return json.ok_or_else(|| CliError::Transport {
+                url: url.clone(),
+                detail: "the answer is not JSON".into(),
+                hint:
+                    "check that --admin-url names the gateway's admin listener, not another service"
+                        .into(),
+            });
+        }
+        Err(api_error(status.as_u16(), json.as_ref(), &body, &url))
+    }
+
+    /// Sends one request and reads the answer, within the timeouts.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(http::StatusCode, Bytes), CliError> {
         let url = format!("{}{path}", self.base);
         let transport = |detail: String, hint: &str| CliError::Transport {
             url: url.clone(),
@@ -166,24 +207,14 @@ impl ApprovalsClient {
                 })?;
             Ok::<_, CliError>((parts.status, body))
         };
-        let (status, body) = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange)
+        tokio::time::timeout(EXCHANGE_TIMEOUT, exchange)
             .await
             .map_err(|_| {
                 transport(
                     format!("no answer within {EXCHANGE_TIMEOUT:?}"),
                     "check that --admin-url names the gateway's admin listener and that it is healthy",
                 )
-            })??;
-        let json: Option<Value> = serde_json::from_slice(&body).ok();
-        if status.is_success() {
-            return json.ok_or_else(|| {
-                transport(
-                    "the answer is not JSON".into(),
-                    "check that --admin-url names the gateway's admin listener, not another service",
-                )
-            });
-        }
-        Err(api_error(status.as_u16(), json.as_ref(), &body, &url))
+            })?
     }
 }
 

@@ -85,6 +85,11 @@ pub enum ApprovalsCommand {
         /// The approval id (a UUID, as `list` shows it).
         id: String,
     },
+    /// Print an approval's whole request body, masked (`show` has its first 8 KiB).
+    Body {
+        /// The approval id.
+        id: String,
+    },
     /// Approve an approval.
     Approve {
         /// The approval id.
@@ -239,6 +244,12 @@ pub async fn execute(args: ApprovalsArgs) -> Result<String, CliError> {
             let value = client.show(&id).await?;
             let text = render_details(&value, now);
             (value, text)
+        }
+        ApprovalsCommand::Body { id } => {
+            // The requester wrote it: no control character reaches the terminal.
+            let mut text = render::clean_body(&client.body(&id).await?);
+            text.push('\n');
+            return Ok(text);
         }
         ApprovalsCommand::Approve { id, comment } => {
             let value = client.decide(&id, true, comment.as_deref()).await?;

@@ -42,6 +42,8 @@ pub struct ApprovalView {
     pub request: Option<RequestLineView>,
     /// The body as approvers see it (masked, perhaps shorter than the body).
     pub body_preview: Option<String>,
+    /// The whole masked body's length (`airlock approvals body` prints it).
+    pub masked_body_bytes: Option<u64>,
     /// `hold` or `async`.
     pub wait: Option<String>,
     /// When it was asked (RFC 3339).
@@ -242,20 +244,30 @@ pub fn render_list(
 }
 
 /// The body as approvers see it, saying so whenever the preview is not the
-/// whole body.
+/// whole (masked) body.
 fn body_text(a: &ApprovalView) -> String {
-    let total = a.request.as_ref().map(|r| r.body_bytes);
+    // The masked body's length; older approvals only know the body's as sent.
+    let total = a
+        .masked_body_bytes
+        .or_else(|| a.request.as_ref().map(|r| r.body_bytes));
     match (&a.body_preview, total) {
         (_, Some(0)) => "(empty)".to_owned(),
         (None, Some(total)) => format!("({total} bytes, no preview)"),
         (None, None) => "(not recorded)".to_owned(),
         (Some(preview), Some(total)) if (preview.len() as u64) < total => format!(
-            "{}\n(a preview of {} of the body's {total} bytes, masked)",
+            "{}\n(the first {} of the masked body's {total} bytes; `airlock approvals body {}` prints it all)",
             clean_multiline(preview),
-            preview.len()
+            preview.len(),
+            clean(&a.id)
         ),
         (Some(preview), _) => clean_multiline(preview),
     }
+}
+
+/// A whole body for the terminal: line breaks kept, every other control
+/// character (an escape sequence the requester wrote, a tab) a space.
+pub(crate) fn clean_body(text: &str) -> String {
+    text.lines().map(clean).collect::<Vec<_>>().join("\n")
 }
 
 /// The `show` view: everything an approver needs to decide.
@@ -566,12 +578,18 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("(a preview of 25 of the body's 20000 bytes, masked)"),
+            text.contains(&format!("(the first 25 of the masked body's 20000 bytes; `airlock approvals body {ID}` prints it all)")),
             "{text}"
         );
+        // The masked body's own length decides, where the API gives it (a
+        // masked body is not as long as the body sent).
+        value["maskedBodyBytes"] = serde_json::json!(25);
+        let whole = render_details(&value, now()).unwrap();
+        assert!(!whole.contains("the first"), "{whole}");
+        value["maskedBodyBytes"] = serde_json::Value::Null;
         value["request"]["bodyBytes"] = serde_json::json!(25);
         let whole = render_details(&value, now()).unwrap();
-        assert!(!whole.contains("a preview of"), "{whole}");
+        assert!(!whole.contains("the first"), "{whole}");
         value["request"]["bodyBytes"] = serde_json::json!(0);
         value["bodyPreview"] = serde_json::Value::Null;
         assert!(

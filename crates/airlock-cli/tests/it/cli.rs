@@ -304,6 +304,15 @@ async fn the_approvals_cli_lists_shows_and_decides_through_the_admin_api() {
     assert!(shown.status.success(), "{}", text(&shown));
     assert!(text(&shown).contains("CLI test"), "{}", text(&shown));
 
+    let body = run(approver.clone(), vec!["body".into(), id.clone()])
+        .await
+        .unwrap();
+    assert!(body.status.success(), "{}", text(&body));
+    assert_eq!(
+        String::from_utf8_lossy(&body.stdout),
+        "{\"location\":\"westeurope\"}\n"
+    );
+
     let refused = run(agent_token, vec!["approve".into(), id.clone()])
         .await
         .unwrap();
