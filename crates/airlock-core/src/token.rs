@@ -4,15 +4,17 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A boxed, sendable future, for object-safe async traits.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A bearer token for one audience. Its `Debug` never shows the secret.
+/// A bearer token for one audience. Its `Debug` never shows the secret;
+/// clones share it (a cache hands out clones on every request).
 #[derive(Clone)]
 pub struct AccessToken {
-    secret: String,
+    secret: Arc<str>,
     expires_at: Option<SystemTime>,
 }
 
@@ -20,7 +22,7 @@ impl AccessToken {
     /// A token and, if known, when it expires.
     pub fn new(secret: impl Into<String>, expires_at: Option<SystemTime>) -> Self {
         Self {
-            secret: secret.into(),
+            secret: Arc::from(secret.into()),
             expires_at,
         }
     }

@@ -181,14 +181,19 @@ pub(crate) fn respond(reply: Reply, request_headers: &HeaderMap) -> Response {
     response
 }
 
+/// The audience ARM accepts tokens for.
+const ARM_AUDIENCE: &str = "https://management.azure.com";
+
 fn answer(state: &SimState, head: &Parts, body: &Bytes) -> Result<Reply, ArmError> {
     match credential(&head.headers) {
         Credential::Missing => return Err(ArmError::missing_authorization()),
         Credential::Malformed => return Err(ArmError::malformed_authorization()),
-        Credential::Bearer(token) if !state.config.accepts(token) => {
-            return Err(ArmError::invalid_token());
+        Credential::Bearer(token) => {
+            state
+                .config
+                .accepts(token, ARM_AUDIENCE)
+                .map_err(ArmError::rejected_token)?;
         }
-        Credential::Bearer(_) => {}
     }
     let query = query_pairs(head.uri.query());
     let api_version = match query_value(&query, "api-version") {

@@ -106,6 +106,24 @@ impl ArmError {
         )
     }
 
+    /// ARM's 401 for a token that was refused.
+    pub(crate) fn rejected_token(why: crate::issuer::TokenRejection) -> Self {
+        use crate::issuer::TokenRejection;
+        let (code, message) = match why {
+            TokenRejection::Expired => (
+                "ExpiredAuthenticationToken",
+                "The access token expiry UTC time is earlier than current UTC time.",
+            ),
+            TokenRejection::WrongAudience => (
+                "InvalidAuthenticationTokenAudience",
+                "The access token has been obtained for wrong audience or resource. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'.",
+            ),
+            TokenRejection::Invalid => return Self::invalid_token(),
+        };
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+            .header(WWW_AUTHENTICATE, arm_challenge(message))
+    }
+
     /// 404 `SubscriptionNotFound`.
     pub(crate) fn subscription_not_found(subscription: &str) -> Self {
         Self::new(

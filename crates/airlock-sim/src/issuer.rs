@@ -4,18 +4,26 @@
 //! It serves, on a loopback port:
 //! - `GET /{tenant}/v2.0/.well-known/openid-configuration` (discovery),
 //! - `GET /{tenant}/discovery/v2.0/keys` (JWKS; also `/{tenant}/discovery/keys`),
-//! - `POST /{tenant}/oauth2/v2.0/token` (client credentials: any client id and
-//!   secret or assertion, `scope={audience}/.default`).
+//! - `POST /{tenant}/oauth2/v2.0/token` (client credentials for the clients
+//!   registered with [`IssuerHandle::register_client`]: a wrong secret is
+//!   401 `invalid_client` (AADSTS7000215), an unknown client 400
+//!   `unauthorized_client` (AADSTS700016), as Entra answers;
+//!   `scope={audience}/.default`).
+//!
+//! [`IssuerHandle::verifier`] checks the tokens it minted the way ARM and Key
+//! Vault do (signature, audience, expiry), so the simulated Azure can accept
+//! the gateway's real, expiring credentials instead of one fixed string.
 //!
 //! Keys are RSA 2048, generated when the issuer starts or rotates; none is
 //! ever written to disk.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use airlock_core::PrincipalKind;
 use axum::Router;
@@ -61,6 +69,9 @@ impl DevIssuer {
             foreign_key: Mutex::new(None),
             available: AtomicBool::new(true),
             jwks_requests: AtomicUsize::new(0),
+            clients: Mutex::default(),
+            app_token_lifetime: Mutex::new(Duration::from_secs(3600)),
+            tokens_issued: AtomicUsize::new(0),
         });
         let app = Router::new()
             .route(
@@ -158,6 +169,12 @@ struct IssuerState {
     foreign_key: Mutex<Option<Arc<SigningKey>>>,
     available: AtomicBool,
     jwks_requests: AtomicUsize,
+    /// Registered app registrations: client id → secret.
+    clients: Mutex<HashMap<String, String>>,
+    /// How long client-credential tokens live.
+    app_token_lifetime: Mutex<Duration>,
+    /// Token requests answered with a token.
+    tokens_issued: AtomicUsize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -310,6 +327,31 @@ impl IssuerHandle {
         self.state.jwks_requests.load(Ordering::SeqCst)
     }
 
+    /// Registers an app registration that may sign in with client
+    /// credentials using `secret`.
+    pub fn register_client(&self, client_id: &str, secret: &str) {
+        lock(&self.state.clients).insert(client_id.to_owned(), secret.to_owned());
+    }
+
+    /// How long client-credential tokens live from now on (default an
+    /// hour, as Entra's): short lifetimes make refreshes visible.
+    pub fn set_app_token_lifetime(&self, lifetime: Duration) {
+        *lock(&self.state.app_token_lifetime) = lifetime;
+    }
+
+    /// How many client-credential tokens were issued.
+    pub fn tokens_issued(&self) -> usize {
+        self.state.tokens_issued.load(Ordering::SeqCst)
+    }
+
+    /// Checks tokens this issuer minted as ARM and Key Vault do; give it to
+    /// [`SimAzureBuilder::trust_issuer`](crate::SimAzureBuilder::trust_issuer).
+    pub fn verifier(&self) -> TokenVerifier {
+        TokenVerifier {
+            state: self.state.clone(),
+        }
+    }
+
     /// Stops the server and waits for it.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
@@ -447,6 +489,27 @@ async fn token(
             "AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
         );
     }
+    let registered = lock(&state.clients).get(client_id).cloned();
+    let Some(secret) = registered else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            &format!(
+                "AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant."
+            ),
+        );
+    };
+    if let Some(sent) = field("client_secret")
+        && sent != secret
+    {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            &format!(
+                "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+            ),
+        );
+    }
     let scope = field("scope").unwrap_or_default();
     let Some(audience) = scope
         .strip_suffix("/.default")
@@ -469,8 +532,10 @@ async fn token(
         PrincipalKind::Application,
         client_id,
     )
-    .audience(audience);
+    .audience(audience)
+    .lifetime(*lock(&state.app_token_lifetime));
     let lifetime = spec.lifetime.as_secs();
+    state.tokens_issued.fetch_add(1, Ordering::SeqCst);
     json_response(
         StatusCode::OK,
         &json!({
@@ -480,4 +545,67 @@ async fn token(
             "access_token": state.mint(&spec),
         }),
     )
+}
+
+/// Checks a bearer token the way ARM and Key Vault do: signed by one of the
+/// issuer's published keys, for the expected audience, not expired. From
+/// [`IssuerHandle::verifier`].
+#[derive(Clone)]
+pub struct TokenVerifier {
+    state: Arc<IssuerState>,
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("issuer", &self.state.issuer())
+            .finish()
+    }
+}
+
+/// Why a token was refused, as Azure says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenRejection {
+    /// `ExpiredAuthenticationToken`.
+    Expired,
+    /// `InvalidAuthenticationToken` (signature, issuer, malformed) or
+    /// `InvalidAuthenticationTokenAudience`.
+    Invalid,
+    /// `InvalidAuthenticationTokenAudience`.
+    WrongAudience,
+}
+
+impl TokenVerifier {
+    /// The token's claims if it is valid for `audience` (with or without a
+    /// trailing `/`, as Azure accepts both).
+    ///
+    /// # Errors
+    ///
+    /// Why it is not.
+    pub fn verify(&self, token: &str, audience: &str) -> Result<Value, TokenRejection> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Invalid)?;
+        let key = lock(&self.state.keys)
+            .iter()
+            .find(|key| header.kid.as_deref() == Some(key.kid.as_str()))
+            .cloned()
+            .ok_or(TokenRejection::Invalid)?;
+        let decoding = jsonwebtoken::DecodingKey::from_rsa_pem(key.public_pem.as_bytes())
+            .map_err(|_| TokenRejection::Invalid)?;
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[self.state.issuer()]);
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        let data =
+            jsonwebtoken::decode::<Value>(token, &decoding, &validation).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenRejection::Expired,
+                    _ => TokenRejection::Invalid,
+                }
+            })?;
+        let aud = data.claims["aud"].as_str().unwrap_or_default();
+        if aud.trim_end_matches('/') != audience.trim_end_matches('/') {
+            return Err(TokenRejection::WrongAudience);
+        }
+        Ok(data.claims)
+    }
 }

@@ -20,6 +20,7 @@ use crate::arm::echo_client_request_id;
 use crate::arm_error::ArmError;
 use crate::auth::{Credential, credential};
 use crate::inventory::key;
+use crate::issuer::TokenRejection;
 use crate::reply::Reply;
 use crate::routing::{PathSegments, query_pairs, query_value};
 use crate::state::SimState;
@@ -212,12 +213,22 @@ fn answer(state: &SimState, vault: &str, head: &Parts, body: &Bytes) -> Result<R
                 "AKV10000: Request is missing a Bearer or PoP token.",
             ));
         }
-        Credential::Bearer(token) if !state.config.accepts(token) => {
-            return Err(unauthorized(
-                "The access token is not valid for this key vault.",
-            ));
+        Credential::Bearer(token) => {
+            state
+                .config
+                .accepts(token, "https://vault.azure.net")
+                .map_err(|why| {
+                    unauthorized(match why {
+                        TokenRejection::Expired => "AKV10013: Token has expired.",
+                        TokenRejection::WrongAudience => {
+                            "AKV10022: Invalid audience. Expected https://vault.azure.net."
+                        }
+                        TokenRejection::Invalid => {
+                            "The access token is not valid for this key vault."
+                        }
+                    })
+                })?;
         }
-        Credential::Bearer(_) => {}
     }
     let query = query_pairs(head.uri.query());
     match query_value(&query, "api-version") {

@@ -33,6 +33,7 @@ impl SimAzure {
     pub fn builder() -> SimBuilder {
         SimBuilder {
             expected_token: None,
+            trusted_issuer: None,
             page_size: 2,
             lro_polls: 1,
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -44,6 +45,7 @@ impl SimAzure {
 /// Settings for a simulated Azure; see [`SimAzure::builder`].
 pub struct SimBuilder {
     expected_token: Option<String>,
+    trusted_issuer: Option<crate::issuer::TokenVerifier>,
     page_size: usize,
     lro_polls: u32,
     listen: SocketAddr,
@@ -71,6 +73,17 @@ impl SimBuilder {
     #[must_use]
     pub fn expected_token(mut self, token: impl Into<String>) -> Self {
         self.expected_token = Some(token.into());
+        self
+    }
+
+    /// Also accept the tokens `issuer` mints (its
+    /// [`verifier`](crate::IssuerHandle::verifier)), checked as Azure checks
+    /// them: signature, audience (`https://management.azure.com` for ARM,
+    /// `https://vault.azure.net` for Key Vault) and expiry, with Azure's
+    /// 401s (`ExpiredAuthenticationToken`, …) for the rest.
+    #[must_use]
+    pub fn trust_issuer(mut self, issuer: crate::issuer::TokenVerifier) -> Self {
+        self.trusted_issuer = Some(issuer);
         self
     }
 
@@ -114,6 +127,7 @@ impl SimBuilder {
         let addr = listener.local_addr()?;
         let config = SimConfig {
             expected_token: self.expected_token,
+            trusted_issuer: self.trusted_issuer,
             page_size: self.page_size.max(1),
             lro_polls: self.lro_polls,
             record_requests: self.record_requests,

@@ -9,10 +9,15 @@ use crate::inventory::Inventory;
 use crate::recorded::RecordedRequest;
 
 /// Settings fixed when the simulator starts.
+use crate::issuer::TokenRejection;
+
 #[derive(Debug)]
 pub(crate) struct SimConfig {
-    /// The only bearer token accepted, if set.
+    /// The only bearer token accepted, if set (with `trusted_issuer`: one
+    /// more accepted token).
     pub(crate) expected_token: Option<String>,
+    /// Tokens from this issuer are accepted when valid for the audience.
+    pub(crate) trusted_issuer: Option<crate::issuer::TokenVerifier>,
     /// Items per page of a paged list.
     pub(crate) page_size: usize,
     /// Polls answered `InProgress` before a long-running operation completes.
@@ -26,11 +31,16 @@ pub(crate) struct SimConfig {
 }
 
 impl SimConfig {
-    /// Whether `token` is accepted.
-    pub(crate) fn accepts(&self, token: &str) -> bool {
-        self.expected_token
-            .as_deref()
-            .is_none_or(|expected| expected == token)
+    /// Whether `token` is accepted for `audience`, and why not.
+    pub(crate) fn accepts(&self, token: &str, audience: &str) -> Result<(), TokenRejection> {
+        if self.expected_token.as_deref() == Some(token) {
+            return Ok(());
+        }
+        match (&self.trusted_issuer, &self.expected_token) {
+            (Some(issuer), _) => issuer.verify(token, audience).map(drop),
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(TokenRejection::Invalid),
+        }
     }
 
     /// `http://{vault}.vault.localhost:PORT`.

@@ -168,6 +168,7 @@ async fn rotation_outage_and_token_endpoint() {
     );
 
     // Client credentials, as the gateway's own credential would ask.
+    issuer.register_client("gateway-app", "s");
     let form = "grant_type=client_credentials&client_id=gateway-app&client_secret=s&scope=https%3A%2F%2Fmanagement.azure.com%2F.default";
     let headers = [("content-type", "application/x-www-form-urlencoded")];
     let answer = http
@@ -202,5 +203,108 @@ async fn rotation_outage_and_token_endpoint() {
             .status,
         StatusCode::BAD_REQUEST
     );
+    issuer.shutdown().await;
+}
+
+/// Client credentials as Entra answers them, and the simulated Azure
+/// checking the tokens as ARM and Key Vault do.
+#[tokio::test]
+async fn client_credentials_and_azure_checking_the_tokens() {
+    let issuer = DevIssuer::start(TENANT_ID).await.unwrap();
+    issuer.register_client("gateway-app", "right-secret");
+    let sim = airlock_sim::SimAzure::builder()
+        .trust_issuer(issuer.verifier())
+        .start()
+        .await
+        .unwrap();
+    let http = Http::new();
+    let headers = [("content-type", "application/x-www-form-urlencoded")];
+    let ask = |client: &str, secret: &str, audience: &str| {
+        format!(
+            "grant_type=client_credentials&client_id={client}&client_secret={secret}&scope={}%2F.default",
+            audience.replace(':', "%3A").replace('/', "%2F")
+        )
+    };
+    let wrong = http
+        .send(
+            Method::POST,
+            &issuer.token_endpoint(),
+            &headers,
+            Some(&ask("gateway-app", "nope", "https://management.azure.com")),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.json()["error"], "invalid_client");
+    assert!(
+        wrong.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS7000215")
+    );
+    assert!(!String::from_utf8_lossy(&wrong.body).contains("right-secret"));
+    let unknown = http
+        .send(
+            Method::POST,
+            &issuer.token_endpoint(),
+            &headers,
+            Some(&ask("stranger", "x", "https://management.azure.com")),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.json()["error"], "unauthorized_client");
+    assert_eq!(issuer.tokens_issued(), 0);
+
+    let token_for = async |audience: &str| {
+        let answer = http
+            .send(
+                Method::POST,
+                &issuer.token_endpoint(),
+                &headers,
+                Some(&ask("gateway-app", "right-secret", audience)),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        answer.json()["access_token"].as_str().unwrap().to_owned()
+    };
+    let arm_token = token_for("https://management.azure.com").await;
+    let vault_token = token_for("https://vault.azure.net").await;
+    assert_eq!(issuer.tokens_issued(), 2);
+    let http = &http;
+    let arm_url = format!("{}/subscriptions?api-version=2022-12-01", sim.arm_url());
+    let arm = async |token: &str| {
+        let auth = format!("Bearer {token}");
+        http.send(
+            Method::GET,
+            &arm_url,
+            &[("authorization", auth.as_str())],
+            None,
+        )
+        .await
+    };
+    assert_eq!(arm(&arm_token).await.status, StatusCode::OK);
+    let wrong_audience = arm(&vault_token).await;
+    assert_eq!(wrong_audience.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong_audience.json()["error"]["code"],
+        "InvalidAuthenticationTokenAudience"
+    );
+    let expired = issuer.mint(
+        &TokenSpec::agent()
+            .audience("https://management.azure.com")
+            .not_before_offset_secs(-7200)
+            .lifetime(std::time::Duration::from_secs(3600)),
+    );
+    let answer = arm(&expired).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.json()["error"]["code"], "ExpiredAuthenticationToken");
+    let forged = issuer.sign_with_foreign_key(
+        &Header::new(Algorithm::RS256),
+        &json!({"aud": "https://management.azure.com"}),
+    );
+    assert_eq!(
+        arm(&forged).await.json()["error"]["code"],
+        "InvalidAuthenticationToken"
+    );
+    sim.shutdown().await;
     issuer.shutdown().await;
 }

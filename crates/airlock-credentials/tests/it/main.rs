@@ -1,0 +1,6 @@
+//! The integration tests of `airlock-credentials`, one module per concern.
+
+#![allow(clippy::unwrap_used)]
+
+mod cache;
+mod client_secret;
