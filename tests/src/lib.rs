@@ -3,10 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-use std::sync::Arc;
-
 use airlock_core::REQUEST_ID_HEADER;
-use airlock_core::{StaticTokenProvider, TokenProvider};
 use airlock_demo::{AgentClient, AgentResponse};
 use airlock_demo::{DevCertificates, LocalConfig};
 use airlock_gateway::{Config, Gateway, RunningGateway};
@@ -59,6 +56,11 @@ pub struct Options {
     pub store_toml: String,
     /// The database file (default `airlock.db` in the harness directory).
     pub database: Option<std::path::PathBuf>,
+    /// Before the gateway starts, with the issuer: e.g. register the
+    /// gateway's app registration and give `[upstream.credential]` keys
+    /// signing in as it (the simulated Azure trusts the issuer's tokens, and
+    /// still the static [`UPSTREAM_TOKEN`]).
+    pub credential: Option<fn(&IssuerHandle, &std::path::Path) -> String>,
 }
 
 /// A policy that allows every operation, for tests about forwarding.
@@ -72,12 +74,13 @@ impl Harness {
 
     /// Starts with the given options.
     pub async fn start_with(options: Options) -> Self {
+        let issuer = DevIssuer::start(airlock_sim::TENANT_ID).await.unwrap();
         let sim = SimAzure::builder()
             .expected_token(UPSTREAM_TOKEN)
+            .trust_issuer(issuer.verifier())
             .start()
             .await
             .unwrap();
-        let issuer = DevIssuer::start(airlock_sim::TENANT_ID).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let database = options
             .database
@@ -107,6 +110,9 @@ impl Harness {
             .extra_toml(options.extra_toml);
         if let Some(arm_url) = options.arm_url {
             config = config.arm_url(arm_url);
+        }
+        if let Some(credential) = options.credential {
+            config = config.credential_toml(credential(&issuer, dir.path()));
         }
         let text = config.render();
         let gateway = start_gateway(&text).await;
@@ -206,8 +212,7 @@ impl Harness {
 
 async fn start_gateway(text: &str) -> RunningGateway {
     let config = Config::parse(text, "test", |_| None).unwrap();
-    let tokens: Arc<dyn TokenProvider> = Arc::new(StaticTokenProvider::new(UPSTREAM_TOKEN));
-    Gateway::start_with(config, tokens).await.unwrap()
+    Gateway::start(config).await.unwrap()
 }
 
 /// The resource group path of the seeded data.

@@ -37,6 +37,7 @@ pub struct LocalConfig {
     tls: bool,
     approval_toml: String,
     store_toml: String,
+    credential_toml: Option<String>,
     upstream_toml: String,
     extra_toml: String,
 }
@@ -57,6 +58,7 @@ impl LocalConfig {
             tls: false,
             approval_toml: String::new(),
             store_toml: String::new(),
+            credential_toml: None,
             upstream_toml: String::new(),
             extra_toml: String::new(),
         }
@@ -102,6 +104,14 @@ impl LocalConfig {
     #[must_use]
     pub fn store_toml(mut self, toml: impl Into<String>) -> Self {
         self.store_toml = toml.into();
+        self
+    }
+
+    /// The `[upstream.credential]` table's keys, instead of the static
+    /// token (e.g. `kind = "client_secret"` against the development issuer).
+    #[must_use]
+    pub fn credential_toml(mut self, toml: impl Into<String>) -> Self {
+        self.credential_toml = Some(toml.into());
         self
     }
 
@@ -164,8 +174,7 @@ endpoint = "{kv}"
 vaults = ["{vault}"]
 
 [upstream.credential]
-kind = "static"
-token = "{token}"
+{credential}
 
 {extra}"#,
             listen = self.listen,
@@ -188,7 +197,10 @@ token = "{token}"
             upstream = self.upstream_toml,
             kv = self.key_vault_endpoint,
             vault = airlock_sim::VAULT,
-            token = self.upstream_token,
+            credential = self.credential_toml.clone().unwrap_or_else(|| format!(
+                "kind = \"static\"\ntoken = \"{}\"",
+                self.upstream_token
+            )),
             extra = self.extra_toml,
         )
     }

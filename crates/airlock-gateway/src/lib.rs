@@ -18,6 +18,7 @@ mod arm_errors;
 mod classify;
 pub mod config;
 mod connections;
+mod credential;
 mod error;
 mod health;
 mod identity;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_core::{HttpClient, StaticTokenProvider, TokenProvider};
+use airlock_core::{HttpClient, TokenProvider};
 use axum::Router;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -24,24 +24,33 @@ use airlock_upstream::Upstream;
 use crate::connections::ConnectionLimits;
 use crate::health::Health;
 use crate::stack::Layers;
-use crate::{Config, StartError, admin, approval, classify, identity, masking, stack, tls};
+use crate::{
+    Config, StartError, admin, approval, classify, credential, identity, masking, stack, tls,
+};
 
 /// Starts gateways.
 #[derive(Debug)]
 pub struct Gateway;
 
 impl Gateway {
-    /// Binds the listener and serves with the token configured in `upstream.credential`.
+    /// Binds the listener and serves with the credential configured in
+    /// `upstream.credential` (a static token, or a source that signs in,
+    /// behind a refresh-ahead cache).
     pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
-        let tokens: Arc<dyn TokenProvider> =
-            Arc::new(StaticTokenProvider::new(config.upstream.static_token()));
-        Self::start_with(config, tokens).await
+        Self::start_inner(config, None).await
     }
 
     /// Binds the listener and serves, asking `tokens` for the gateway's Azure credential.
     pub async fn start_with(
-        mut config: Config,
+        config: Config,
         tokens: Arc<dyn TokenProvider>,
+    ) -> Result<RunningGateway, StartError> {
+        Self::start_inner(config, Some(tokens)).await
+    }
+
+    async fn start_inner(
+        mut config: Config,
+        tokens: Option<Arc<dyn TokenProvider>>,
     ) -> Result<RunningGateway, StartError> {
         let tls = match &config.listen.tls {
             Some(files) => Some(TlsAcceptor::from(tls::server_config(
@@ -77,6 +86,10 @@ impl Gateway {
             client.clone(),
             config.upstream.read_timeout,
         ));
+        let tokens = match tokens {
+            Some(tokens) => tokens,
+            None => credential::provider(&config.upstream, outbound.clone()).await?,
+        };
         let routes = config.routes()?;
         // Keys from the identity provider first: a start that fails there
         // leaves no key file or database behind.

@@ -9,6 +9,9 @@ use crate::routing::{Endpoint, KeyVaultEndpoint, valid_vault_name};
 
 /// The environment variable that overrides `upstream.credential.token`.
 pub const UPSTREAM_TOKEN_ENV: &str = "AIRLOCK_UPSTREAM_TOKEN";
+/// The environment variable that gives `kind = "client_secret"` its secret.
+pub const UPSTREAM_CLIENT_SECRET_ENV: &str = "AIRLOCK_UPSTREAM_CLIENT_SECRET";
+use airlock_credentials::DEFAULT_AUTHORITY_HOST;
 
 /// `[upstream]`.
 #[derive(Clone, Debug, Deserialize)]
@@ -74,6 +77,25 @@ pub enum CredentialConfig {
         #[serde(default)]
         token: Option<String>,
     },
+    /// An app registration signing in with a client secret (client
+    /// credentials), tokens cached and refreshed ahead of expiry.
+    ClientSecret {
+        /// The directory (tenant) id of the app registration.
+        tenant_id: String,
+        /// Its application (client) id.
+        client_id: String,
+        /// The secret; prefer `AIRLOCK_UPSTREAM_CLIENT_SECRET` or `client_secret_file`.
+        #[serde(default)]
+        client_secret: Option<String>,
+        /// A file holding the secret (surrounding whitespace ignored).
+        #[serde(default)]
+        client_secret_file: Option<PathBuf>,
+        /// Entra's authority host: `https://login.microsoftonline.com`
+        /// (public cloud), `https://login.microsoftonline.us` (US
+        /// Government), `https://login.chinacloudapi.cn` (China).
+        #[serde(default = "default_authority_host")]
+        authority_host: String,
+    },
 }
 
 impl std::fmt::Debug for CredentialConfig {
@@ -82,6 +104,23 @@ impl std::fmt::Debug for CredentialConfig {
             CredentialConfig::Static { token } => f
                 .debug_struct("Static")
                 .field("token", &token.as_ref().map(|_| "<redacted>"))
+                .finish(),
+            CredentialConfig::ClientSecret {
+                tenant_id,
+                client_id,
+                client_secret,
+                client_secret_file,
+                authority_host,
+            } => f
+                .debug_struct("ClientSecret")
+                .field("tenant_id", tenant_id)
+                .field("client_id", client_id)
+                .field(
+                    "client_secret",
+                    &client_secret.as_ref().map(|_| "<redacted>"),
+                )
+                .field("client_secret_file", client_secret_file)
+                .field("authority_host", authority_host)
                 .finish(),
         }
     }
@@ -108,10 +147,21 @@ fn invalid(key: &'static str, problem: impl Into<String>, fix: impl Into<String>
 }
 
 impl UpstreamConfig {
-    /// Applies `AIRLOCK_UPSTREAM_TOKEN` from `env`, when set.
+    /// Applies `AIRLOCK_UPSTREAM_TOKEN` (a static token) and
+    /// `AIRLOCK_UPSTREAM_CLIENT_SECRET` (the secret of `kind =
+    /// "client_secret"`) from `env`, when set.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
-        if let Some(token) = env(UPSTREAM_TOKEN_ENV).filter(|t| !t.is_empty()) {
-            self.credential = CredentialConfig::Static { token: Some(token) };
+        match &mut self.credential {
+            CredentialConfig::Static { token } => {
+                if let Some(from_env) = env(UPSTREAM_TOKEN_ENV).filter(|t| !t.is_empty()) {
+                    *token = Some(from_env);
+                }
+            }
+            CredentialConfig::ClientSecret { client_secret, .. } => {
+                if let Some(from_env) = env(UPSTREAM_CLIENT_SECRET_ENV).filter(|t| !t.is_empty()) {
+                    *client_secret = Some(from_env);
+                }
+            }
         }
     }
 
@@ -132,16 +182,7 @@ impl UpstreamConfig {
                 ));
             }
         }
-        let CredentialConfig::Static { token } = &self.credential;
-        if token.as_deref().is_none_or(str::is_empty) {
-            return Err(invalid(
-                "upstream.credential.token",
-                "no token is configured",
-                format!(
-                    "set {UPSTREAM_TOKEN_ENV} in the environment (preferred) or upstream.credential.token"
-                ),
-            ));
-        }
+        self.validate_credential()?;
         for (key, value) in [
             ("upstream.connect_timeout", self.connect_timeout),
             ("upstream.read_timeout", self.read_timeout),
@@ -200,6 +241,80 @@ impl UpstreamConfig {
         Ok(endpoint)
     }
 
+    fn validate_credential(&self) -> Result<(), InvalidConfig> {
+        match &self.credential {
+            CredentialConfig::Static { token } => {
+                if token.as_deref().is_none_or(str::is_empty) {
+                    return Err(invalid(
+                        "upstream.credential.token",
+                        "no token is configured",
+                        format!(
+                            "set {UPSTREAM_TOKEN_ENV} in the environment (preferred) or upstream.credential.token"
+                        ),
+                    ));
+                }
+            }
+            CredentialConfig::ClientSecret {
+                tenant_id,
+                client_id,
+                client_secret,
+                client_secret_file,
+                authority_host,
+            } => {
+                for (key, value) in [
+                    ("upstream.credential.tenant_id", tenant_id),
+                    ("upstream.credential.client_id", client_id),
+                ] {
+                    if value.trim().is_empty() || value.contains(['/', '?', '#', ' ']) {
+                        return Err(invalid(
+                            key,
+                            format!("'{value}' is not an id"),
+                            "give the app registration's directory (tenant) id and application (client) id, as the Azure portal shows them",
+                        ));
+                    }
+                }
+                match (
+                    client_secret.as_deref().filter(|s| !s.is_empty()),
+                    client_secret_file,
+                ) {
+                    (None, None) => {
+                        return Err(invalid(
+                            "upstream.credential.client_secret",
+                            "no client secret is configured",
+                            format!(
+                                "set {UPSTREAM_CLIENT_SECRET_ENV} in the environment (preferred), or upstream.credential.client_secret_file"
+                            ),
+                        ));
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            "upstream.credential.client_secret_file",
+                            "both a secret and a secret file are configured",
+                            "keep one",
+                        ));
+                    }
+                    (None, Some(file)) if !file.is_file() => {
+                        return Err(invalid(
+                            "upstream.credential.client_secret_file",
+                            format!("{} does not exist or is not a file", file.display()),
+                            "point it at a file holding the secret",
+                        ));
+                    }
+                    _ => {}
+                }
+                let authority = Endpoint::parse(authority_host).map_err(|problem| {
+                    invalid(
+                        "upstream.credential.authority_host",
+                        problem.to_string(),
+                        format!("write the base URL only, e.g. {DEFAULT_AUTHORITY_HOST}"),
+                    )
+                })?;
+                self.check_scheme("upstream.credential.authority_host", authority.scheme())?;
+            }
+        }
+        Ok(())
+    }
+
     fn check_scheme(&self, key: &'static str, scheme: &str) -> Result<(), InvalidConfig> {
         if scheme == "http" && !self.allow_insecure_http {
             return Err(invalid(
@@ -211,13 +326,18 @@ impl UpstreamConfig {
         Ok(())
     }
 
-    /// The static upstream token (validated to be present).
-    pub fn static_token(&self) -> &str {
-        let CredentialConfig::Static { token } = &self.credential;
-        token.as_deref().unwrap_or_default()
+    /// The static upstream token, if the credential is one.
+    pub fn static_token(&self) -> Option<&str> {
+        match &self.credential {
+            CredentialConfig::Static { token } => token.as_deref(),
+            CredentialConfig::ClientSecret { .. } => None,
+        }
     }
 }
 
+fn default_authority_host() -> String {
+    DEFAULT_AUTHORITY_HOST.into()
+}
 fn default_arm_url() -> String {
     "https://management.azure.com".into()
 }

@@ -34,7 +34,8 @@ mod routing;
 mod service;
 
 pub use config::{
-    CredentialConfig, InvalidConfig, KeyVaultConfig, UPSTREAM_TOKEN_ENV, UpstreamConfig,
+    CredentialConfig, InvalidConfig, KeyVaultConfig, UPSTREAM_CLIENT_SECRET_ENV,
+    UPSTREAM_TOKEN_ENV, UpstreamConfig,
 };
 pub use routing::{
     Endpoint, EndpointError, GatewayHosts, KeyVaultEndpoint, Routes, valid_vault_name,

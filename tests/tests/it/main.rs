@@ -5,9 +5,11 @@
 
 mod approval;
 mod connections;
+mod credentials;
 mod disk;
 mod forwarding;
 mod identity;
+mod logs;
 mod masking;
 mod policy;
 mod recording;

@@ -4,40 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use airlock_masking::{MASKED_HEADER, is_masked_token};
+
+use crate::logs::captured_logs;
 use airlock_tests::{Harness, UPSTREAM_TOKEN, rg_path};
 use http::{Method, StatusCode};
-
-/// Everything every test in this binary logs, at trace level for Airlock's crates.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("info,airlock_gateway=trace,airlock_identity=trace,airlock_azure=trace,airlock_policy=trace,airlock_masking=trace,tower_http=trace")
-            .with_writer(move || Sink(sink.clone()))
-            .with_ansi(false)
-            .init();
-        logs
-    })
-    .clone()
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// The storage keys the simulated Azure really returns, asked directly.
 async fn real_storage_keys(h: &Harness, path: &str) -> Vec<String> {

@@ -69,7 +69,11 @@ async fn entras_refusals_are_passed_on_without_the_secret() {
         .fetch(ARM)
         .await
         .unwrap_err();
-    assert!(!wrong.transient, "a wrong secret stays wrong: {}", wrong.message);
+    assert!(
+        !wrong.transient,
+        "a wrong secret stays wrong: {}",
+        wrong.message
+    );
     assert!(
         wrong.message.contains("401")
             && wrong.message.contains("invalid_client")

@@ -6,7 +6,8 @@
 //!
 //! | variable | overrides |
 //! |---|---|
-//! | `AIRLOCK_UPSTREAM_TOKEN` | `upstream.credential.token` |
+//! | `AIRLOCK_UPSTREAM_TOKEN` | `upstream.credential.token` (`kind = "static"`) |
+//! | `AIRLOCK_UPSTREAM_CLIENT_SECRET` | `upstream.credential.client_secret` (`kind = "client_secret"`) |
 //! | `AIRLOCK_MASKING_KEY` | `masking.key_file` (the key itself, hex) |
 //!
 //! ```
@@ -464,7 +465,7 @@ mod tests {
         );
         assert_eq!(config.upstream.read_timeout, Duration::from_secs(60));
         assert_eq!(config.limits.max_request_body_bytes, 4 * 1024 * 1024);
-        assert_eq!(config.upstream.static_token(), "t");
+        assert_eq!(config.upstream.static_token(), Some("t"));
     }
 
     #[test]
@@ -502,7 +503,39 @@ mod tests {
             (name == UPSTREAM_TOKEN_ENV).then(|| "from-env".to_owned())
         })
         .unwrap();
-        assert_eq!(from_env.upstream.static_token(), "from-env");
+        assert_eq!(from_env.upstream.static_token(), Some("from-env"));
+    }
+
+    #[test]
+    fn a_client_secret_credential_is_checked_and_its_secret_kept_out_of_debug() {
+        let text = MINIMAL.replace(
+            "kind = \"static\"\ntoken = \"t\"\n",
+            "kind = \"client_secret\"\ntenant_id = \"t1\"\nclient_id = \"app-1\"\n",
+        );
+        let message = error_of(&text);
+        assert!(
+            message.starts_with("upstream.credential.client_secret")
+                && message.contains("AIRLOCK_UPSTREAM_CLIENT_SECRET"),
+            "{message}"
+        );
+        let config = Config::parse(&text, "x", |name| {
+            (name == "AIRLOCK_UPSTREAM_CLIENT_SECRET").then(|| "s3cret-value".to_owned())
+        })
+        .unwrap();
+        assert!(!format!("{config:?}").contains("s3cret-value"));
+        let insecure = format!("{text}authority_host = \"http://127.0.0.1:9\"\n");
+        let message = Config::parse(&insecure, "x", |name| {
+            (name == "AIRLOCK_UPSTREAM_CLIENT_SECRET").then(|| "s".to_owned())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            message.starts_with("upstream.credential.authority_host")
+                && message.contains("allow_insecure_http"),
+            "{message}"
+        );
+        let no_client = text.replace("client_id = \"app-1\"", "client_id = \"\"");
+        assert!(error_of(&no_client).starts_with("upstream.credential.client_id"));
     }
 
     #[test]

@@ -1,0 +1,163 @@
+//! The gateway's own Azure credential (issue 14): it signs in to the
+//! simulated Entra with a client secret, sends Azure tokens the simulated
+//! ARM and Key Vault check as Azure does, refreshes them ahead of expiry,
+//! and never lets the secret reach a log or an answer.
+
+use std::time::Duration;
+
+use airlock_sim::{IssuerHandle, TENANT_ID};
+use airlock_tests::{Harness, Options, assert_airlock_error, rg_path};
+use http::StatusCode;
+
+use crate::logs::{captured_logs, logged};
+
+const CLIENT_ID: &str = "airlock-gateway-app";
+const SECRET: &str = "gateway-s3cret-value~42";
+
+/// `[upstream.credential]` signing in as the gateway's app registration,
+/// its secret in a file; Entra's tokens live `LIFETIME` seconds.
+fn client_secret(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
+    issuer.register_client(CLIENT_ID, SECRET);
+    issuer.set_app_token_lifetime(Duration::from_secs(4));
+    let file = dir.join("client-secret");
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    format!(
+        "kind = \"client_secret\"\ntenant_id = \"{TENANT_ID}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"{}\"\nauthority_host = \"http://{}\"",
+        file.display(),
+        issuer.addr()
+    )
+}
+
+async fn harness() -> Harness {
+    Harness::start_with(Options {
+        credential: Some(client_secret),
+        ..Options::default()
+    })
+    .await
+}
+
+/// The bearer token of every request the simulated Azure received.
+fn upstream_tokens(h: &Harness) -> Vec<String> {
+    h.sim
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .get("authorization")?
+                .to_str()
+                .ok()?
+                .strip_prefix("Bearer ")
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn requests_carry_the_gateways_own_tokens_refreshed_ahead_of_expiry() {
+    captured_logs();
+    let h = harness().await;
+    let groups = format!("{}?api-version=2021-04-01", rg_path());
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    let secret = h.agent.get(&h.secret_url()).await.unwrap();
+    assert_eq!(secret.status, StatusCode::OK);
+    let tokens = upstream_tokens(&h);
+    let verifier = h.issuer.verifier();
+    let arm = verifier
+        .verify(&tokens[0], "https://management.azure.com")
+        .unwrap();
+    assert_eq!(arm["azp"], CLIENT_ID);
+    assert!(
+        verifier
+            .verify(&tokens[1], "https://vault.azure.net")
+            .is_ok(),
+        "Key Vault gets a token of its own audience"
+    );
+
+    // Past half the token's life: still served at once, and refreshed behind.
+    let issued = h.issuer.tokens_issued();
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while h.issuer.tokens_issued() == issued {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the token was not refreshed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Well past the first token's expiry, requests still flow, on a new token.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    let last = upstream_tokens(&h).pop().unwrap();
+    assert_ne!(last, tokens[0]);
+    assert!(
+        verifier
+            .verify(&last, "https://management.azure.com")
+            .is_ok()
+    );
+
+    let logged = logged();
+    assert!(logged.contains("signed in to Azure"), "the capture works");
+    assert!(!logged.contains(SECRET), "the client secret was logged");
+    for token in upstream_tokens(&h) {
+        assert!(!logged.contains(&token), "an Azure token was logged");
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_valid_token_is_an_arm_shaped_502_naming_the_identity_not_the_secret() {
+    let h = harness().await;
+    let groups = format!("{}?api-version=2021-04-01", rg_path());
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    // Entra goes down: the cached token keeps requests flowing…
+    h.issuer.set_available(false);
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    // …until it expires.
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    let refused = h.agent.get(&groups).await.unwrap();
+    let json = assert_airlock_error(
+        &refused,
+        StatusCode::BAD_GATEWAY,
+        "AirlockUpstreamCredentialFailed",
+    );
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(CLIENT_ID) && message.contains("503"),
+        "{message}"
+    );
+    assert!(!String::from_utf8_lossy(&refused.body).contains(SECRET));
+    // Back up: served again, no restart.
+    h.issuer.set_available(true);
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refused_secret_stops_the_start_with_entras_reason() {
+    let sim = airlock_sim::SimAzure::builder().start().await.unwrap();
+    let issuer = airlock_sim::DevIssuer::start(TENANT_ID).await.unwrap();
+    issuer.register_client(CLIENT_ID, "the-real-secret");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), airlock_tests::ALLOW_ALL).unwrap();
+    let text = airlock_demo::LocalConfig::new(&sim, &issuer, dir.path(), "unused")
+        .credential_toml(format!(
+            "kind = \"client_secret\"\ntenant_id = \"{TENANT_ID}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{SECRET}\"\nauthority_host = \"http://{}\"",
+            issuer.addr()
+        ))
+        .render();
+    let config = airlock_gateway::Config::parse(&text, "airlock.toml", |_| None).unwrap();
+    let error = airlock_gateway::Gateway::start(config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("upstream.credential")
+            && error.contains("AADSTS7000215")
+            && error.contains(CLIENT_ID),
+        "{error}"
+    );
+    assert!(!error.contains(SECRET), "{error}");
+    sim.shutdown().await;
+    issuer.shutdown().await;
+}
