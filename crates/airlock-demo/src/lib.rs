@@ -14,9 +14,8 @@ mod script;
 
 use std::future::Future;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::time::Duration;
 
-use airlock_core::{StaticTokenProvider, TokenProvider};
 use airlock_sim::{DevIssuer, IssuerHandle, SimAzure, SimHandle, TokenSpec};
 use anyhow::Context as _;
 
@@ -27,8 +26,12 @@ pub use lro::LongRunning;
 
 use airlock_gateway::{Config, Gateway, RunningGateway};
 
-/// The token the gateway presents to the simulated Azure.
-const UPSTREAM_TOKEN: &str = "demo-upstream-token";
+/// The gateway's app registration in the simulated Entra: it signs in with
+/// a client secret and gets tokens the simulated Azure checks.
+pub const GATEWAY_CLIENT_ID: &str = "airlock-demo-gateway";
+/// How long the simulated Entra's tokens for the gateway live in the demo:
+/// short, so the run shows the gateway refreshing its credential.
+pub const GATEWAY_TOKEN_LIFETIME: Duration = Duration::from_secs(8);
 /// The demo's policy: reads allowed, storage account writes need approval,
 /// VM deletes blocked.
 pub const DEMO_POLICY: &str = include_str!("policy.toml");
@@ -54,14 +57,15 @@ pub struct DemoEnvironment {
 impl DemoEnvironment {
     /// Starts the simulated Azure, the token issuer and the gateway over TLS.
     pub async fn start() -> anyhow::Result<Self> {
-        let sim = SimAzure::builder()
-            .expected_token(UPSTREAM_TOKEN)
-            .start()
-            .await
-            .context("starting the simulated Azure")?;
         let issuer = DevIssuer::start(airlock_sim::TENANT_ID)
             .await
             .context("starting the development token issuer")?;
+        // Azure accepts only real tokens from the issuer: the gateway's own.
+        let sim = SimAzure::builder()
+            .trust_issuer(issuer.verifier())
+            .start()
+            .await
+            .context("starting the simulated Azure")?;
         let dir =
             tempfile::tempdir().context("creating a directory for the demo's certificates")?;
         let certs = DevCertificates::generate(&[
@@ -74,11 +78,15 @@ impl DemoEnvironment {
             .context("writing the demo's certificates")?;
         std::fs::write(dir.path().join("policy.toml"), DEMO_POLICY)
             .context("writing the demo's policy")?;
+        let secret = uuid::Uuid::new_v4().to_string();
+        issuer.register_client(GATEWAY_CLIENT_ID, &secret);
+        issuer.set_app_token_lifetime(GATEWAY_TOKEN_LIFETIME);
+        std::fs::write(dir.path().join("client-secret"), &secret)
+            .context("writing the gateway's client secret")?;
         let config_text = demo_config(&sim, &issuer, dir.path());
         std::fs::write(dir.path().join("airlock.toml"), &config_text)?;
         let config = Config::parse(&config_text, "demo airlock.toml", |_| None)?;
-        let tokens: Arc<dyn TokenProvider> = Arc::new(StaticTokenProvider::new(UPSTREAM_TOKEN));
-        let gateway = Gateway::start_with(config, tokens).await?;
+        let gateway = Gateway::start(config).await?;
         Ok(Self {
             sim,
             issuer,
@@ -117,8 +125,15 @@ impl DemoEnvironment {
 }
 
 fn demo_config(sim: &SimHandle, issuer: &IssuerHandle, dir: &std::path::Path) -> String {
-    let text = LocalConfig::new(sim, issuer, dir, UPSTREAM_TOKEN)
+    let credential = format!(
+        "kind = \"client_secret\"            # the gateway signs in to the simulated Entra\ntenant_id = \"{}\"\nclient_id = \"{GATEWAY_CLIENT_ID}\"\nclient_secret_file = \"{}\"\nauthority_host = \"http://{}\"",
+        issuer.tenant_id(),
+        dir.join("client-secret").display(),
+        issuer.addr()
+    );
+    let text = LocalConfig::new(sim, issuer, dir, "")
         .tls(true)
+        .credential_toml(credential)
         .render();
     format!("# Written by `airlock demo`.\n{text}")
 }

@@ -188,26 +188,86 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
         format!("{} — no open proxy", other.json()["error"]["code"]),
     );
 
+    credential_step(env, &agent, &mut report).await?;
+    audit_step(env, &mut report).await?;
+    Ok(report)
+}
+
+/// What reached the simulated Azure: only the gateway's own tokens, signed
+/// in with its client secret, refreshed ahead of expiry while the agent's
+/// requests keep flowing (the demo's tokens live 8 s).
+async fn credential_step(
+    env: &DemoEnvironment,
+    agent: &AgentClient,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let groups = format!("/subscriptions/{SUBSCRIPTION_ID}/resourcegroups?api-version=2021-04-01");
+    let verifier = env.issuer.verifier();
+    let arm_tokens = || {
+        let mut seen: Vec<String> = Vec::new();
+        for request in env.sim.requests() {
+            let token = request
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if let Some(token) = token
+                && verifier
+                    .verify(token, "https://management.azure.com")
+                    .is_ok()
+                && !seen.iter().any(|t| t == token)
+            {
+                seen.push(token.to_owned());
+            }
+        }
+        seen
+    };
+    // Keep working until the gateway has moved to a fresh token.
+    let deadline =
+        tokio::time::Instant::now() + crate::GATEWAY_TOKEN_LIFETIME + Duration::from_secs(4);
+    let mut failed = 0;
+    while arm_tokens().len() < 2 && tokio::time::Instant::now() < deadline {
+        if agent.get(&groups).await?.status != StatusCode::OK {
+            failed += 1;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let received = env.sim.requests();
-    let agent_token_leaked = received.iter().any(|r| {
-        r.headers.get("authorization").and_then(|v| v.to_str().ok())
-            != Some("Bearer demo-upstream-token")
-    });
+    let own = |request: &airlock_sim::RecordedRequest| {
+        request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|token| {
+                let audience = if request
+                    .host
+                    .as_deref()
+                    .is_some_and(|h| h.contains(".vault."))
+                {
+                    "https://vault.azure.net"
+                } else {
+                    "https://management.azure.com"
+                };
+                verifier.verify(token, audience).ok()
+            })
+            .is_some_and(|claims| claims["azp"] == crate::GATEWAY_CLIENT_ID)
+    };
+    let all_own = received.iter().all(own);
+    let refreshed = arm_tokens().len();
     report.step(
         "What reached the simulated Azure",
         format!(
-            "{} requests, every one with the gateway's own token and none with the agent's{}",
+            "{} requests, each with a token the simulated Entra issued to the gateway's app registration {} (client secret) for that service, none with the agent's{}; {refreshed} ARM tokens in turn, each refreshed ahead of its expiry ({}s lifetime) while {} requests waited on none",
             received.len(),
-            if agent_token_leaked {
-                " — VIOLATED"
-            } else {
-                ""
-            }
+            crate::GATEWAY_CLIENT_ID,
+            if all_own { "" } else { " — VIOLATED" },
+            crate::GATEWAY_TOKEN_LIFETIME.as_secs(),
+            if failed == 0 { "the agent's" } else { "SOME of the agent's" },
         ),
-        !agent_token_leaked && !received.is_empty(),
+        all_own && !received.is_empty() && refreshed >= 2 && failed == 0,
     );
-    audit_step(env, &mut report).await?;
-    Ok(report)
+    Ok(())
 }
 
 /// What the recorder kept: one event per request, in one hash chain, the
