@@ -93,8 +93,15 @@ pub enum AuthError {
     #[error("the token has no usable '{0}' claim")]
     MissingClaim(&'static str),
     /// The token's groups did not fit in it and could not be looked up.
-    #[error("{0}")]
-    GroupsUnresolved(String),
+    /// The token itself was valid: `principal` is who sent it (without
+    /// groups), so the refusal is recorded against them.
+    #[error("{reason}")]
+    GroupsUnresolved {
+        /// Why, and what to configure.
+        reason: String,
+        /// The verified principal, its groups unknown.
+        principal: Box<airlock_core::Principal>,
+    },
     /// No signing keys are available: the identity provider has not answered since start.
     #[error("no signing keys are available ({0}); the identity provider could not be reached")]
     KeysUnavailable(String),
@@ -116,7 +123,7 @@ impl AuthError {
     /// `WWW-Authenticate` parameters (`authorization`, `resource`).
     pub fn into_airlock(self, challenge: &[(String, String)]) -> AirlockError {
         match self {
-            AuthError::GroupsUnresolved(reason) => AirlockError::GroupsUnresolved(reason),
+            AuthError::GroupsUnresolved { reason, .. } => AirlockError::GroupsUnresolved(reason),
             AuthError::KeysUnavailable(reason) => AirlockError::IdentityUnavailable(reason),
             other => AirlockError::Unauthenticated {
                 oauth_error: other.oauth_error(),

@@ -10,6 +10,7 @@ use http::{Request, Response};
 use http_body::Body;
 use tower::Service;
 
+use crate::AuthError;
 use crate::bearer::bearer_token;
 use crate::layer::Shared;
 
@@ -72,6 +73,13 @@ where
                 }
                 Err(error) => {
                     tracing::info!(reason = %error, "request refused: token not accepted");
+                    // A valid token whose groups are unknown: the refusal is
+                    // still recorded against who sent it.
+                    if let AuthError::GroupsUnresolved { principal, .. } = &error
+                        && let Some(draft) = request.extensions().get::<AuditDraft>()
+                    {
+                        draft.update(|record| record.principal = Some((**principal).clone()));
+                    }
                     Ok(error
                         .into_airlock(&shared.challenge)
                         .into_response_for(&request))

@@ -194,18 +194,25 @@ impl JwtValidator {
         let mapped = map_claims(claims)?;
         let principal = if mapped.overage {
             let Some(resolver) = &inner.groups else {
-                return Err(AuthError::GroupsUnresolved(
-                    "the token has too many groups to carry them (group overage) and no group resolver is configured, so Airlock cannot tell which groups this principal is in; configure [identity.groups] resolver = \"graph\"".into(),
-                ));
+                return Err(AuthError::GroupsUnresolved {
+                    reason: "the token has too many groups to carry them (group overage) and no group resolver is configured, so Airlock cannot tell which groups this principal is in; configure [identity.groups] resolver = \"graph\"".into(),
+                    principal: Box::new(mapped.build()),
+                });
             };
-            let groups = resolver
+            let groups = match resolver
                 .member_groups(&mapped.tenant_id, &mapped.object_id)
                 .await
-                .map_err(|e| {
-                    AuthError::GroupsUnresolved(format!(
-                        "the token's groups (group overage) could not be resolved: {e}"
-                    ))
-                })?;
+            {
+                Ok(groups) => groups,
+                Err(e) => {
+                    return Err(AuthError::GroupsUnresolved {
+                        reason: format!(
+                            "the token's groups (group overage) could not be resolved: {e}"
+                        ),
+                        principal: Box::new(mapped.build()),
+                    });
+                }
+            };
             valid_until = valid_until.min(now + RESOLVED_GROUPS_REUSE);
             mapped.builder.groups(groups).build()
         } else {

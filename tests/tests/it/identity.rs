@@ -183,6 +183,18 @@ async fn group_overage_without_a_resolver_is_a_403_not_an_empty_group_list() {
         "{json}"
     );
     assert!(h.sim.requests().is_empty());
+    // The token was valid: the refusal is recorded against who sent it.
+    let trail = h.audit_trail().await;
+    let refused = trail
+        .iter()
+        .find(|e| e.event.error_code.as_deref() == Some("AirlockGroupsUnresolved"))
+        .expect("the refusal is recorded");
+    let principal = refused
+        .event
+        .principal
+        .as_ref()
+        .expect("with its principal");
+    assert_eq!(principal.id, TokenSpec::agent().object_id);
     h.shutdown().await;
 }
 
