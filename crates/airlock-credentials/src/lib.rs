@@ -1,7 +1,8 @@
 //! The gateway's own Azure credentials.
 //!
 //! A [`TokenSource`] signs in somewhere (Entra's token endpoint with a
-//! client secret: [`ClientSecret`]) and returns a token for one audience. A
+//! client secret: [`ClientSecret`]; the platform's managed identity:
+//! [`ManagedIdentity`]) and returns a token for one audience. A
 //! [`TokenCache`] sits in front of it and is what the gateway asks on every
 //! upstream request (it implements [`airlock_core::TokenProvider`]):
 //!
@@ -49,9 +50,11 @@ mod cache;
 mod client_secret;
 mod clock;
 mod form;
+mod managed_identity;
 mod source;
 
 pub use cache::TokenCache;
 pub use client_secret::{ClientSecret, DEFAULT_AUTHORITY_HOST};
 pub use clock::{Clock, SystemClock};
+pub use managed_identity::{IMDS_ENDPOINT, IdentityEndpoint, ManagedIdentity, UserAssigned};
 pub use source::{FetchedToken, SourceError, TokenSource};

@@ -1,9 +1,13 @@
 //! The gateway's own Azure credential, from `[upstream.credential]`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use airlock_core::{HttpClient, StaticTokenProvider, TokenProvider};
-use airlock_credentials::{ClientSecret, TokenCache, TokenSource};
+use airlock_credentials::{
+    ClientSecret, IMDS_ENDPOINT, IdentityEndpoint, ManagedIdentity, TokenCache, TokenSource,
+    UserAssigned,
+};
 use airlock_upstream::{CredentialConfig, UpstreamConfig};
 
 use crate::{ConfigError, StartError};
@@ -50,6 +54,36 @@ pub(crate) async fn provider(
                 secret,
             ))
         }
+        CredentialConfig::ManagedIdentity {
+            client_id,
+            object_id,
+            resource_id,
+            imds_endpoint,
+            app_service,
+        } => {
+            let endpoint = match app_service {
+                Some((endpoint, header)) => IdentityEndpoint::AppService {
+                    endpoint: endpoint.clone(),
+                    header: header.clone(),
+                },
+                None => IdentityEndpoint::Imds(
+                    imds_endpoint
+                        .clone()
+                        .unwrap_or_else(|| IMDS_ENDPOINT.into()),
+                ),
+            };
+            let user_assigned = match (client_id, object_id, resource_id) {
+                (Some(id), _, _) => Some(UserAssigned::ClientId(id.clone())),
+                (_, Some(id), _) => Some(UserAssigned::ObjectId(id.clone())),
+                (_, _, Some(id)) => Some(UserAssigned::ResourceId(id.clone())),
+                _ => None,
+            };
+            Arc::new(ManagedIdentity::new(
+                platform_client()?,
+                endpoint,
+                user_assigned,
+            ))
+        }
     };
     match source.fetch(&config.arm_audience).await {
         Ok(_) => tracing::info!(identity = source.identity(), "signed in to Azure"),
@@ -62,10 +96,25 @@ pub(crate) async fn provider(
             return Err(ConfigError::Invalid {
                 key: "upstream.credential",
                 problem: format!("{} cannot sign in: {error}", source.identity()),
-                fix: "check tenant_id, client_id and the secret (its value, not its id), and that it has not expired".into(),
+                fix: "check the identity's ids and secret (a secret's value, not its id, and that it has not expired), and that the identity is assigned to this host".into(),
             }
             .into());
         }
     }
     Ok(Arc::new(TokenCache::new(source)))
+}
+
+/// The client for IMDS and the App Service identity endpoint: Azure serves
+/// both over plain HTTP on a link-local or loopback address, so this one
+/// client allows `http://` (the gateway's own stays https-only), and uses
+/// no proxy.
+fn platform_client() -> Result<Arc<dyn HttpClient>, StartError> {
+    let pooled = airlock_http::ClientBuilder::new(airlock_http::TrustRoots::system())
+        .allow_http(true)
+        .connect_timeout(Duration::from_secs(2))
+        .build()?;
+    Ok(Arc::new(airlock_http::HttpsClient::new(
+        pooled,
+        Duration::from_secs(10),
+    )))
 }

@@ -72,6 +72,11 @@ impl DevIssuer {
             clients: Mutex::default(),
             app_token_lifetime: Mutex::new(Duration::from_secs(3600)),
             tokens_issued: AtomicUsize::new(0),
+            managed_identities: Mutex::default(),
+            identity_header: uuid::Uuid::new_v4().to_string(),
+            identity_requests: AtomicUsize::new(0),
+            failing_identity_requests: AtomicUsize::new(0),
+            identity_failure: Mutex::new(StatusCode::TOO_MANY_REQUESTS),
         });
         let app = Router::new()
             .route(
@@ -81,6 +86,11 @@ impl DevIssuer {
             .route("/{tenant}/discovery/v2.0/keys", get(jwks))
             .route("/{tenant}/discovery/keys", get(jwks))
             .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route(
+                "/metadata/identity/oauth2/token",
+                get(crate::managed_identity::imds),
+            )
+            .route("/msi/token", get(crate::managed_identity::app_service))
             .with_state(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -160,7 +170,7 @@ impl SigningKey {
     }
 }
 
-struct IssuerState {
+pub(crate) struct IssuerState {
     tenant_id: String,
     base_url: String,
     /// Published keys; the last one signs.
@@ -171,13 +181,22 @@ struct IssuerState {
     jwks_requests: AtomicUsize,
     /// Registered app registrations: client id → secret.
     clients: Mutex<HashMap<String, String>>,
-    /// How long client-credential tokens live.
-    app_token_lifetime: Mutex<Duration>,
+    /// How long client-credential and managed-identity tokens live.
+    pub(crate) app_token_lifetime: Mutex<Duration>,
     /// Token requests answered with a token.
-    tokens_issued: AtomicUsize,
+    pub(crate) tokens_issued: AtomicUsize,
+    /// Managed identities; the first is the system-assigned one.
+    pub(crate) managed_identities: Mutex<Vec<crate::managed_identity::Identity>>,
+    /// The App Service endpoint's `X-IDENTITY-HEADER` secret.
+    pub(crate) identity_header: String,
+    /// Requests to the managed-identity endpoints.
+    pub(crate) identity_requests: AtomicUsize,
+    /// How many of the next managed-identity requests fail, and how.
+    pub(crate) failing_identity_requests: AtomicUsize,
+    pub(crate) identity_failure: Mutex<StatusCode>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -194,7 +213,7 @@ impl IssuerState {
         }
     }
 
-    fn mint(&self, spec: &TokenSpec) -> String {
+    pub(crate) fn mint(&self, spec: &TokenSpec) -> String {
         let now = i64::try_from(unix_seconds(SystemTime::now())).unwrap_or(i64::MAX);
         let claims = Value::Object(spec.claims(&self.base_url, &self.tenant_id, now));
         let key = self.current_key();
@@ -339,7 +358,43 @@ impl IssuerHandle {
         *lock(&self.state.app_token_lifetime) = lifetime;
     }
 
-    /// How many client-credential tokens were issued.
+    /// Registers a managed identity the IMDS and App Service endpoints issue
+    /// tokens for; the first registered is the system-assigned one.
+    pub fn register_managed_identity(&self, client_id: &str, object_id: &str, resource_id: &str) {
+        lock(&self.state.managed_identities).push(crate::managed_identity::Identity {
+            client_id: client_id.to_owned(),
+            object_id: object_id.to_owned(),
+            resource_id: resource_id.to_owned(),
+        });
+    }
+
+    /// The IMDS token endpoint, as `http://169.254.169.254/metadata/identity/oauth2/token` is reached on Azure.
+    pub fn imds_endpoint(&self) -> String {
+        format!("{}/metadata/identity/oauth2/token", self.state.base_url)
+    }
+
+    /// The App Service identity endpoint (`IDENTITY_ENDPOINT`) and its secret (`IDENTITY_HEADER`).
+    pub fn app_service_identity(&self) -> (String, String) {
+        (
+            format!("{}/msi/token", self.state.base_url),
+            self.state.identity_header.clone(),
+        )
+    }
+
+    /// The next `count` managed-identity requests fail with `status` (IMDS answers 429 when throttled).
+    pub fn fail_identity_requests(&self, count: usize, status: StatusCode) {
+        *lock(&self.state.identity_failure) = status;
+        self.state
+            .failing_identity_requests
+            .store(count, Ordering::SeqCst);
+    }
+
+    /// Requests to the managed-identity endpoints, failed ones included.
+    pub fn identity_requests(&self) -> usize {
+        self.state.identity_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many client-credential and managed-identity tokens were issued.
     pub fn tokens_issued(&self) -> usize {
         self.state.tokens_issued.load(Ordering::SeqCst)
     }
@@ -369,7 +424,7 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     )
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
     response.headers_mut().insert(
         CONTENT_TYPE,

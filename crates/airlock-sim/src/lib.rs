@@ -45,6 +45,7 @@ mod inventory;
 mod issuer;
 mod key_vault;
 mod loopback_client;
+mod managed_identity;
 mod operations;
 mod paging;
 mod recorded;

@@ -96,6 +96,27 @@ pub enum CredentialConfig {
         #[serde(default = "default_authority_host")]
         authority_host: String,
     },
+    /// The managed identity of the VM or app the gateway runs on: the
+    /// App Service endpoint when the platform sets `IDENTITY_ENDPOINT` and
+    /// `IDENTITY_HEADER`, else IMDS. System-assigned unless one of
+    /// `client_id`, `object_id`, `resource_id` names a user-assigned one.
+    ManagedIdentity {
+        /// A user-assigned identity's client id.
+        #[serde(default)]
+        client_id: Option<String>,
+        /// A user-assigned identity's object (principal) id.
+        #[serde(default)]
+        object_id: Option<String>,
+        /// A user-assigned identity's ARM resource id.
+        #[serde(default)]
+        resource_id: Option<String>,
+        /// IMDS somewhere else than `http://169.254.169.254/…` (tests).
+        #[serde(default)]
+        imds_endpoint: Option<String>,
+        /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER`, from the environment.
+        #[serde(skip)]
+        app_service: Option<(String, String)>,
+    },
 }
 
 impl std::fmt::Debug for CredentialConfig {
@@ -122,6 +143,23 @@ impl std::fmt::Debug for CredentialConfig {
                 .field("client_secret_file", client_secret_file)
                 .field("authority_host", authority_host)
                 .finish(),
+            CredentialConfig::ManagedIdentity {
+                client_id,
+                object_id,
+                resource_id,
+                imds_endpoint,
+                app_service,
+            } => f
+                .debug_struct("ManagedIdentity")
+                .field("client_id", client_id)
+                .field("object_id", object_id)
+                .field("resource_id", resource_id)
+                .field("imds_endpoint", imds_endpoint)
+                .field(
+                    "app_service",
+                    &app_service.as_ref().map(|(endpoint, _)| endpoint),
+                )
+                .finish(),
         }
     }
 }
@@ -147,9 +185,10 @@ fn invalid(key: &'static str, problem: impl Into<String>, fix: impl Into<String>
 }
 
 impl UpstreamConfig {
-    /// Applies `AIRLOCK_UPSTREAM_TOKEN` (a static token) and
+    /// Applies `AIRLOCK_UPSTREAM_TOKEN` (a static token),
     /// `AIRLOCK_UPSTREAM_CLIENT_SECRET` (the secret of `kind =
-    /// "client_secret"`) from `env`, when set.
+    /// "client_secret"`) and the platform's `IDENTITY_ENDPOINT` and
+    /// `IDENTITY_HEADER` (`kind = "managed_identity"`) from `env`, when set.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
         match &mut self.credential {
             CredentialConfig::Static { token } => {
@@ -160,6 +199,14 @@ impl UpstreamConfig {
             CredentialConfig::ClientSecret { client_secret, .. } => {
                 if let Some(from_env) = env(UPSTREAM_CLIENT_SECRET_ENV).filter(|t| !t.is_empty()) {
                     *client_secret = Some(from_env);
+                }
+            }
+            CredentialConfig::ManagedIdentity { app_service, .. } => {
+                if let (Some(endpoint), Some(header)) = (
+                    env("IDENTITY_ENDPOINT").filter(|v| !v.is_empty()),
+                    env("IDENTITY_HEADER").filter(|v| !v.is_empty()),
+                ) {
+                    *app_service = Some((endpoint, header));
                 }
             }
         }
@@ -311,6 +358,34 @@ impl UpstreamConfig {
                 })?;
                 self.check_scheme("upstream.credential.authority_host", authority.scheme())?;
             }
+            CredentialConfig::ManagedIdentity {
+                client_id,
+                object_id,
+                resource_id,
+                imds_endpoint,
+                ..
+            } => {
+                let named = [client_id, object_id, resource_id]
+                    .iter()
+                    .filter(|id| id.is_some())
+                    .count();
+                if named > 1 {
+                    return Err(invalid(
+                        "upstream.credential.client_id",
+                        "more than one of client_id, object_id and resource_id is set",
+                        "name the user-assigned identity one way, or none for the system-assigned identity",
+                    ));
+                }
+                if let Some(url) = imds_endpoint
+                    && !(url.starts_with("http://") || url.starts_with("https://"))
+                {
+                    return Err(invalid(
+                        "upstream.credential.imds_endpoint",
+                        format!("'{url}' is not an http(s) URL"),
+                        "remove it to use IMDS at http://169.254.169.254",
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -330,7 +405,9 @@ impl UpstreamConfig {
     pub fn static_token(&self) -> Option<&str> {
         match &self.credential {
             CredentialConfig::Static { token } => token.as_deref(),
-            CredentialConfig::ClientSecret { .. } => None,
+            CredentialConfig::ClientSecret { .. } | CredentialConfig::ManagedIdentity { .. } => {
+                None
+            }
         }
     }
 }

@@ -161,3 +161,40 @@ async fn a_refused_secret_stops_the_start_with_entras_reason() {
     sim.shutdown().await;
     issuer.shutdown().await;
 }
+
+const MANAGED_IDENTITY: (&str, &str, &str) = (
+    "11111111-aaaa-4aaa-8aaa-00000000000a",
+    "22222222-bbbb-4bbb-8bbb-00000000000a",
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/airlock",
+);
+
+/// `kind = "managed_identity"` against the simulated IMDS, user-assigned by resource id.
+fn managed_identity(issuer: &IssuerHandle, _dir: &std::path::Path) -> String {
+    issuer.register_managed_identity("someone-else", "someone-else", "/x");
+    let (client, object, resource) = MANAGED_IDENTITY;
+    issuer.register_managed_identity(client, object, resource);
+    format!(
+        "kind = \"managed_identity\"\nresource_id = \"{resource}\"\nimds_endpoint = \"{}\"",
+        issuer.imds_endpoint()
+    )
+}
+
+#[tokio::test]
+async fn on_azure_the_gateway_acts_as_its_managed_identity() {
+    let h = Harness::start_with(Options {
+        credential: Some(managed_identity),
+        ..Options::default()
+    })
+    .await;
+    let groups = format!("{}?api-version=2021-04-01", rg_path());
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    let token = upstream_tokens(&h).pop().unwrap();
+    let claims = h
+        .issuer
+        .verifier()
+        .verify(&token, "https://management.azure.com")
+        .unwrap();
+    assert_eq!(claims["oid"], MANAGED_IDENTITY.1);
+    assert!(h.issuer.identity_requests() >= 1);
+    h.shutdown().await;
+}

@@ -4,3 +4,4 @@
 
 mod cache;
 mod client_secret;
+mod managed_identity;

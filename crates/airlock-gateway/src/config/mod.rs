@@ -539,6 +539,29 @@ mod tests {
     }
 
     #[test]
+    fn a_managed_identity_is_named_once_and_app_service_found_in_the_environment() {
+        let text = MINIMAL.replace(
+            "kind = \"static\"\ntoken = \"t\"\n",
+            "kind = \"managed_identity\"\nclient_id = \"c\"\nobject_id = \"o\"\n",
+        );
+        assert!(error_of(&text).starts_with("upstream.credential.client_id"));
+        let one = text.replace("object_id = \"o\"\n", "");
+        let config = Config::parse(&one, "x", |name| match name {
+            "IDENTITY_ENDPOINT" => Some("http://localhost:4141/msi/token".into()),
+            "IDENTITY_HEADER" => Some("platform-secret".into()),
+            _ => None,
+        })
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("localhost:4141") && !shown.contains("platform-secret"),
+            "{shown}"
+        );
+        let bad = format!("{one}imds_endpoint = \"169.254.169.254\"\n");
+        assert!(error_of(&bad).starts_with("upstream.credential.imds_endpoint"));
+    }
+
+    #[test]
     fn token_never_shows_in_debug_output() {
         let config = parse(MINIMAL.replace("\"t\"", "\"super-secret-token\"").as_str()).unwrap();
         assert!(!format!("{config:?}").contains("super-secret-token"));
