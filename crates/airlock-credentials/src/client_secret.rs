@@ -3,14 +3,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use airlock_core::{AccessToken, BoxFuture, HttpClient};
-use bytes::Bytes;
-use http::{Request, StatusCode, header};
-use serde::Deserialize;
+use airlock_core::{BoxFuture, HttpClient};
 
-use crate::form;
+use crate::entra;
 use crate::{FetchedToken, SourceError, TokenSource};
 
 /// Entra's authority host in the public cloud.
@@ -73,10 +69,7 @@ impl ClientSecret {
     ) -> Self {
         Self {
             http,
-            token_url: format!(
-                "{}/{tenant_id}/oauth2/v2.0/token",
-                authority_host.trim_end_matches('/')
-            ),
+            token_url: entra::token_url(authority_host, tenant_id),
             client_id: client_id.to_owned(),
             secret: secret.into(),
             identity: format!("client {client_id} in tenant {tenant_id} (client secret)"),
@@ -97,39 +90,6 @@ impl ClientSecret {
     }
 }
 
-/// Entra's token answer.
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
-    expires_in: Option<Number>,
-    refresh_in: Option<Number>,
-}
-
-/// Entra's numbers: JSON numbers in v2.0, strings in some older answers.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Number {
-    Int(u64),
-    Text(String),
-}
-
-impl Number {
-    fn seconds(&self) -> Option<Duration> {
-        match self {
-            Number::Int(n) => Some(Duration::from_secs(*n)),
-            Number::Text(text) => text.trim().parse().ok().map(Duration::from_secs),
-        }
-    }
-}
-
-/// Entra's error answer.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct ErrorAnswer {
-    error: String,
-    error_description: String,
-}
-
 impl TokenSource for ClientSecret {
     fn identity(&self) -> &str {
         &self.identity
@@ -137,57 +97,14 @@ impl TokenSource for ClientSecret {
 
     fn fetch<'a>(&'a self, audience: &'a str) -> BoxFuture<'a, Result<FetchedToken, SourceError>> {
         Box::pin(async move {
-            let scope = format!("{}/.default", audience.trim_end_matches('/'));
-            let body = form::encode(&[
+            let scope = entra::scope(audience);
+            let form = [
                 ("grant_type", "client_credentials"),
-                ("client_id", &self.client_id),
-                ("client_secret", &self.secret),
-                ("scope", &scope),
-            ]);
-            let request = Request::post(&self.token_url)
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(header::ACCEPT, "application/json")
-                .body(Bytes::from(body))
-                .map_err(|e| {
-                    SourceError::permanent(format!("bad token URL {}: {e}", self.token_url))
-                })?;
-            let asked_at = SystemTime::now();
-            let response = self.http.send(request).await.map_err(|e| {
-                SourceError::transient(format!(
-                    "the token endpoint {} could not be reached: {}",
-                    self.token_url,
-                    self.scrub(&e.to_string())
-                ))
-            })?;
-            let status = response.status();
-            if status.is_success() {
-                let answer: TokenAnswer = serde_json::from_slice(response.body()).map_err(|e| {
-                    SourceError::transient(format!(
-                        "the token endpoint {} answered {status} with no token in it: {e}",
-                        self.token_url
-                    ))
-                })?;
-                let expires_at = answer
-                    .expires_in
-                    .and_then(|n| n.seconds())
-                    .map(|lifetime| asked_at + lifetime);
-                return Ok(FetchedToken {
-                    token: AccessToken::new(answer.access_token, expires_at),
-                    refresh_in: answer.refresh_in.and_then(|n| n.seconds()),
-                });
-            }
-            let error: ErrorAnswer = serde_json::from_slice(response.body()).unwrap_or_default();
-            let message = self.scrub(&format!(
-                "the token endpoint {} answered {status}: {} {}",
-                self.token_url, error.error, error.error_description
-            ));
-            let transient = status == StatusCode::TOO_MANY_REQUESTS
-                || status == StatusCode::REQUEST_TIMEOUT
-                || status.is_server_error();
-            Err(SourceError {
-                message: message.trim_end().to_owned(),
-                transient,
-            })
+                ("client_id", self.client_id.as_str()),
+                ("client_secret", self.secret.as_str()),
+                ("scope", scope.as_str()),
+            ];
+            entra::request_token(&*self.http, &self.token_url, &form, |text| self.scrub(text)).await
         })
     }
 }

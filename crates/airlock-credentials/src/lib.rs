@@ -49,12 +49,15 @@
 mod cache;
 mod client_secret;
 mod clock;
+mod entra;
 mod form;
 mod managed_identity;
 mod source;
+mod workload_identity;
 
 pub use cache::TokenCache;
 pub use client_secret::{ClientSecret, DEFAULT_AUTHORITY_HOST};
 pub use clock::{Clock, SystemClock};
 pub use managed_identity::{IMDS_ENDPOINT, IdentityEndpoint, ManagedIdentity, UserAssigned};
 pub use source::{FetchedToken, SourceError, TokenSource};
+pub use workload_identity::WorkloadIdentity;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use airlock_core::{HttpClient, StaticTokenProvider, TokenProvider};
 use airlock_credentials::{
-    ClientSecret, IMDS_ENDPOINT, IdentityEndpoint, ManagedIdentity, TokenCache, TokenSource,
-    UserAssigned,
+    ClientSecret, DEFAULT_AUTHORITY_HOST, IMDS_ENDPOINT, IdentityEndpoint, ManagedIdentity,
+    TokenCache, TokenSource, UserAssigned, WorkloadIdentity,
 };
 use airlock_upstream::{CredentialConfig, UpstreamConfig};
 
@@ -54,6 +54,18 @@ pub(crate) async fn provider(
                 secret,
             ))
         }
+        CredentialConfig::WorkloadIdentity {
+            tenant_id,
+            client_id,
+            token_file,
+            authority_host,
+        } => Arc::new(WorkloadIdentity::new(
+            http,
+            authority_host.as_deref().unwrap_or(DEFAULT_AUTHORITY_HOST),
+            tenant_id.as_deref().unwrap_or_default(),
+            client_id.as_deref().unwrap_or_default(),
+            token_file.clone().unwrap_or_default(),
+        )),
         CredentialConfig::ManagedIdentity {
             client_id,
             object_id,

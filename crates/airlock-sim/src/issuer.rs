@@ -70,6 +70,7 @@ impl DevIssuer {
             available: AtomicBool::new(true),
             jwks_requests: AtomicUsize::new(0),
             clients: Mutex::default(),
+            federated: Mutex::default(),
             app_token_lifetime: Mutex::new(Duration::from_secs(3600)),
             tokens_issued: AtomicUsize::new(0),
             managed_identities: Mutex::default(),
@@ -181,6 +182,9 @@ pub(crate) struct IssuerState {
     jwks_requests: AtomicUsize,
     /// Registered app registrations: client id → secret.
     clients: Mutex<HashMap<String, String>>,
+    /// Federated credentials: client id → the subject its assertions must carry
+    /// (tokens this issuer signed, acting as the cluster's OIDC issuer).
+    federated: Mutex<HashMap<String, String>>,
     /// How long client-credential and managed-identity tokens live.
     pub(crate) app_token_lifetime: Mutex<Duration>,
     /// Token requests answered with a token.
@@ -350,6 +354,37 @@ impl IssuerHandle {
     /// credentials using `secret`.
     pub fn register_client(&self, client_id: &str, secret: &str) {
         lock(&self.state.clients).insert(client_id.to_owned(), secret.to_owned());
+    }
+
+    /// Registers an app registration that trusts federated tokens (workload
+    /// identity): assertions signed by this issuer, for audience
+    /// [`FEDERATED_AUDIENCE`], with subject `subject` (e.g.
+    /// `system:serviceaccount:airlock:gateway`).
+    pub fn register_federated_client(&self, client_id: &str, subject: &str) {
+        lock(&self.state.clients)
+            .entry(client_id.to_owned())
+            .or_insert_with(|| uuid::Uuid::new_v4().to_string());
+        lock(&self.state.federated).insert(client_id.to_owned(), subject.to_owned());
+    }
+
+    /// A federated token for `subject`, as a Kubernetes cluster's OIDC
+    /// issuer projects it into `AZURE_FEDERATED_TOKEN_FILE`, valid for `lifetime`.
+    pub fn federated_token(&self, subject: &str, lifetime: Duration) -> String {
+        let now = unix_seconds(SystemTime::now());
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.current_kid());
+        self.sign(
+            &header,
+            &json!({
+                "iss": self.issuer(),
+                "sub": subject,
+                "aud": FEDERATED_AUDIENCE,
+                "iat": now,
+                "nbf": now,
+                "exp": now + lifetime.as_secs(),
+                "jti": uuid::Uuid::new_v4().to_string(),
+            }),
+        )
     }
 
     /// How long client-credential tokens live from now on (default an
@@ -554,6 +589,13 @@ async fn token(
             ),
         );
     };
+    if field("client_secret").is_none() {
+        let assertion = field("client_assertion").unwrap_or_default();
+        let subject = lock(&state.federated).get(client_id).cloned();
+        if let Err(refusal) = check_federated(&state, assertion, subject.as_deref()) {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", &refusal);
+        }
+    }
     if let Some(sent) = field("client_secret")
         && sent != secret
     {
@@ -600,6 +642,41 @@ async fn token(
             "access_token": state.mint(&spec),
         }),
     )
+}
+
+/// The audience Entra expects of federated tokens.
+pub const FEDERATED_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// Checks a federated client assertion as Entra does for workload identity.
+fn check_federated(
+    state: &Arc<IssuerState>,
+    assertion: &str,
+    subject: Option<&str>,
+) -> Result<(), String> {
+    let Some(subject) = subject else {
+        return Err(
+            "AADSTS70021: No matching federated identity record found for presented assertion."
+                .into(),
+        );
+    };
+    let verifier = TokenVerifier {
+        state: state.clone(),
+    };
+    let claims = verifier
+        .verify(assertion, FEDERATED_AUDIENCE)
+        .map_err(|why| match why {
+            TokenRejection::Expired => {
+                "AADSTS700024: Client assertion is not within its valid time range.".to_owned()
+            }
+            _ => "AADSTS700211: No matching federated identity record found for presented assertion issuer.".to_owned(),
+        })?;
+    let sent = claims["sub"].as_str().unwrap_or_default();
+    if sent != subject {
+        return Err(format!(
+            "AADSTS700213: No matching federated identity record found for presented assertion subject '{sent}'."
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a bearer token the way ARM and Key Vault do: signed by one of the

@@ -59,7 +59,7 @@ mod subscriptions;
 mod timestamp;
 mod token_spec;
 
-pub use issuer::{DevIssuer, IssuerHandle, TokenRejection, TokenVerifier};
+pub use issuer::{DevIssuer, FEDERATED_AUDIENCE, IssuerHandle, TokenRejection, TokenVerifier};
 pub use loopback_client::LoopbackClient;
 pub use recorded::RecordedRequest;
 pub use server::{SimAzure, SimBuilder, SimHandle};

@@ -96,6 +96,24 @@ pub enum CredentialConfig {
         #[serde(default = "default_authority_host")]
         authority_host: String,
     },
+    /// Workload identity federation (AKS, GitHub Actions): the platform's
+    /// token file traded for Azure tokens. Each key defaults to the
+    /// variable the platform sets: `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+    /// `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_AUTHORITY_HOST`.
+    WorkloadIdentity {
+        /// The directory (tenant) id.
+        #[serde(default)]
+        tenant_id: Option<String>,
+        /// The application (client) id the federated credential is on.
+        #[serde(default)]
+        client_id: Option<String>,
+        /// The federated token file, read again on every refresh.
+        #[serde(default)]
+        token_file: Option<PathBuf>,
+        /// Entra's authority host.
+        #[serde(default)]
+        authority_host: Option<String>,
+    },
     /// The managed identity of the VM or app the gateway runs on: the
     /// App Service endpoint when the platform sets `IDENTITY_ENDPOINT` and
     /// `IDENTITY_HEADER`, else IMDS. System-assigned unless one of
@@ -141,6 +159,18 @@ impl std::fmt::Debug for CredentialConfig {
                     &client_secret.as_ref().map(|_| "<redacted>"),
                 )
                 .field("client_secret_file", client_secret_file)
+                .field("authority_host", authority_host)
+                .finish(),
+            CredentialConfig::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+                authority_host,
+            } => f
+                .debug_struct("WorkloadIdentity")
+                .field("tenant_id", tenant_id)
+                .field("client_id", client_id)
+                .field("token_file", token_file)
                 .field("authority_host", authority_host)
                 .finish(),
             CredentialConfig::ManagedIdentity {
@@ -200,6 +230,22 @@ impl UpstreamConfig {
                 if let Some(from_env) = env(UPSTREAM_CLIENT_SECRET_ENV).filter(|t| !t.is_empty()) {
                     *client_secret = Some(from_env);
                 }
+            }
+            CredentialConfig::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+                authority_host,
+            } => {
+                let from = |name: &str| env(name).filter(|v| !v.is_empty());
+                tenant_id.get_or_insert_with(|| from("AZURE_TENANT_ID").unwrap_or_default());
+                client_id.get_or_insert_with(|| from("AZURE_CLIENT_ID").unwrap_or_default());
+                if token_file.is_none() {
+                    *token_file = from("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from);
+                }
+                authority_host.get_or_insert_with(|| {
+                    from("AZURE_AUTHORITY_HOST").unwrap_or_else(|| DEFAULT_AUTHORITY_HOST.into())
+                });
             }
             CredentialConfig::ManagedIdentity { app_service, .. } => {
                 if let (Some(endpoint), Some(header)) = (
@@ -358,6 +404,52 @@ impl UpstreamConfig {
                 })?;
                 self.check_scheme("upstream.credential.authority_host", authority.scheme())?;
             }
+            CredentialConfig::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+                authority_host,
+            } => {
+                for (key, value, variable) in [
+                    (
+                        "upstream.credential.tenant_id",
+                        tenant_id,
+                        "AZURE_TENANT_ID",
+                    ),
+                    (
+                        "upstream.credential.client_id",
+                        client_id,
+                        "AZURE_CLIENT_ID",
+                    ),
+                ] {
+                    if value
+                        .as_deref()
+                        .is_none_or(|v| v.trim().is_empty() || v.contains(['/', '?', '#', ' ']))
+                    {
+                        return Err(invalid(
+                            key,
+                            "no usable id is configured",
+                            format!("set it, or run where the platform sets {variable}"),
+                        ));
+                    }
+                }
+                if token_file.is_none() {
+                    return Err(invalid(
+                        "upstream.credential.token_file",
+                        "no federated token file is configured",
+                        "set it, or run where the platform sets AZURE_FEDERATED_TOKEN_FILE (AKS workload identity)",
+                    ));
+                }
+                let host = authority_host.as_deref().unwrap_or(DEFAULT_AUTHORITY_HOST);
+                let authority = Endpoint::parse(host).map_err(|problem| {
+                    invalid(
+                        "upstream.credential.authority_host",
+                        problem.to_string(),
+                        format!("write the base URL only, e.g. {DEFAULT_AUTHORITY_HOST}"),
+                    )
+                })?;
+                self.check_scheme("upstream.credential.authority_host", authority.scheme())?;
+            }
             CredentialConfig::ManagedIdentity {
                 client_id,
                 object_id,
@@ -405,9 +497,7 @@ impl UpstreamConfig {
     pub fn static_token(&self) -> Option<&str> {
         match &self.credential {
             CredentialConfig::Static { token } => token.as_deref(),
-            CredentialConfig::ClientSecret { .. } | CredentialConfig::ManagedIdentity { .. } => {
-                None
-            }
+            _ => None,
         }
     }
 }

@@ -198,3 +198,39 @@ async fn on_azure_the_gateway_acts_as_its_managed_identity() {
     assert!(h.issuer.identity_requests() >= 1);
     h.shutdown().await;
 }
+
+/// `kind = "workload_identity"`, the federated token in a file as AKS projects it.
+fn workload_identity(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
+    let subject = "system:serviceaccount:airlock:gateway";
+    issuer.register_federated_client(CLIENT_ID, subject);
+    let file = dir.join("azure-identity-token");
+    std::fs::write(
+        &file,
+        issuer.federated_token(subject, Duration::from_secs(3600)),
+    )
+    .unwrap();
+    format!(
+        "kind = \"workload_identity\"\ntenant_id = \"{TENANT_ID}\"\nclient_id = \"{CLIENT_ID}\"\ntoken_file = \"{}\"\nauthority_host = \"http://{}\"",
+        file.display(),
+        issuer.addr()
+    )
+}
+
+#[tokio::test]
+async fn on_aks_the_gateway_trades_its_federated_token() {
+    let h = Harness::start_with(Options {
+        credential: Some(workload_identity),
+        ..Options::default()
+    })
+    .await;
+    let groups = format!("{}?api-version=2021-04-01", rg_path());
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    let token = upstream_tokens(&h).pop().unwrap();
+    let claims = h
+        .issuer
+        .verifier()
+        .verify(&token, "https://management.azure.com")
+        .unwrap();
+    assert_eq!(claims["azp"], CLIENT_ID);
+    h.shutdown().await;
+}

@@ -5,3 +5,4 @@
 mod cache;
 mod client_secret;
 mod managed_identity;
+mod workload_identity;

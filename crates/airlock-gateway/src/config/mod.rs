@@ -562,6 +562,45 @@ mod tests {
     }
 
     #[test]
+    fn workload_identity_takes_what_the_platform_sets() {
+        let text = MINIMAL.replace(
+            "kind = \"static\"\ntoken = \"t\"\n",
+            "kind = \"workload_identity\"\n",
+        );
+        let message = error_of(&text);
+        assert!(
+            message.starts_with("upstream.credential.tenant_id")
+                && message.contains("AZURE_TENANT_ID"),
+            "{message}"
+        );
+        let aks = |name: &str| match name {
+            "AZURE_TENANT_ID" => Some("t1".to_owned()),
+            "AZURE_CLIENT_ID" => Some("app-1".to_owned()),
+            "AZURE_FEDERATED_TOKEN_FILE" => {
+                Some("/var/run/secrets/azure/tokens/azure-identity-token".to_owned())
+            }
+            _ => None,
+        };
+        let config = Config::parse(&text, "x", aks).unwrap();
+        let shown = format!("{:?}", config.upstream.credential);
+        assert!(
+            shown.contains("azure-identity-token") && shown.contains("login.microsoftonline.com"),
+            "{shown}"
+        );
+        let no_file = Config::parse(&text, "x", |name| {
+            (name != "AZURE_FEDERATED_TOKEN_FILE")
+                .then(|| aks(name))
+                .flatten()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            no_file.starts_with("upstream.credential.token_file"),
+            "{no_file}"
+        );
+    }
+
+    #[test]
     fn token_never_shows_in_debug_output() {
         let config = parse(MINIMAL.replace("\"t\"", "\"super-secret-token\"").as_str()).unwrap();
         assert!(!format!("{config:?}").contains("super-secret-token"));
