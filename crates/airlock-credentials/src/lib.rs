@@ -46,7 +46,9 @@
 //! # });
 //! ```
 
+mod azure_cli;
 mod cache;
+mod chain;
 mod client_secret;
 mod clock;
 mod entra;
@@ -55,7 +57,9 @@ mod managed_identity;
 mod source;
 mod workload_identity;
 
+pub use azure_cli::AzureCli;
 pub use cache::TokenCache;
+pub use chain::DefaultChain;
 pub use client_secret::{ClientSecret, DEFAULT_AUTHORITY_HOST};
 pub use clock::{Clock, SystemClock};
 pub use managed_identity::{IMDS_ENDPOINT, IdentityEndpoint, ManagedIdentity, UserAssigned};

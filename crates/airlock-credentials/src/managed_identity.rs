@@ -166,10 +166,12 @@ impl ManagedIdentity {
                 false,
             )
         })?;
+        // Unreachable is not retried here (the cache retries): off Azure,
+        // IMDS never answers, and the default chain must move on quickly.
         let response = self.http.send(request).await.map_err(|e| {
             (
                 SourceError::transient(format!("the identity endpoint could not be reached: {e}")),
-                true,
+                false,
             )
         })?;
         let status = response.status();

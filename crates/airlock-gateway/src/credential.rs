@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use airlock_core::{HttpClient, StaticTokenProvider, TokenProvider};
 use airlock_credentials::{
-    ClientSecret, DEFAULT_AUTHORITY_HOST, IMDS_ENDPOINT, IdentityEndpoint, ManagedIdentity,
-    TokenCache, TokenSource, UserAssigned, WorkloadIdentity,
+    AzureCli, ClientSecret, DEFAULT_AUTHORITY_HOST, DefaultChain, IMDS_ENDPOINT, IdentityEndpoint,
+    ManagedIdentity, TokenCache, TokenSource, UserAssigned, WorkloadIdentity,
 };
 use airlock_upstream::{CredentialConfig, UpstreamConfig};
 
@@ -53,6 +53,38 @@ pub(crate) async fn provider(
                 client_id,
                 secret,
             ))
+        }
+        CredentialConfig::AzureCli { az_path, tenant_id } => {
+            let mut cli = AzureCli::new(az_path.clone().unwrap_or_else(|| "az".into()));
+            if let Some(tenant) = tenant_id {
+                cli = cli.tenant(tenant);
+            }
+            Arc::new(cli)
+        }
+        CredentialConfig::Default {
+            imds_endpoint,
+            az_path,
+            environment,
+        } => {
+            let chain = DefaultChain {
+                imds_endpoint: imds_endpoint.clone(),
+                az: az_path.clone().unwrap_or_else(|| "az".into()),
+            };
+            let env = |name: &str| {
+                environment
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            let candidates = chain.candidates(&http, &platform_client()?, env);
+            let source = DefaultChain::first_working(candidates, &config.arm_audience)
+                .await
+                .map_err(|problem| ConfigError::Invalid {
+                    key: "upstream.credential",
+                    problem,
+                    fix: "give the gateway an identity: AZURE_* variables for an app registration or workload identity, a managed identity on Azure, or `az login` for development; or choose a kind explicitly".into(),
+                })?;
+            return Ok(Arc::new(TokenCache::new(source)));
         }
         CredentialConfig::WorkloadIdentity {
             tenant_id,

@@ -13,6 +13,17 @@ pub const UPSTREAM_TOKEN_ENV: &str = "AIRLOCK_UPSTREAM_TOKEN";
 pub const UPSTREAM_CLIENT_SECRET_ENV: &str = "AIRLOCK_UPSTREAM_CLIENT_SECRET";
 use airlock_credentials::DEFAULT_AUTHORITY_HOST;
 
+/// The environment variables `kind = "default"` reads.
+const DEFAULT_CHAIN_VARIABLES: [&str; 7] = [
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+];
+
 /// `[upstream]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +107,30 @@ pub enum CredentialConfig {
         #[serde(default = "default_authority_host")]
         authority_host: String,
     },
+    /// Whoever ran `az login` on this machine (development only).
+    AzureCli {
+        /// The Azure CLI program (default `az` on `PATH`).
+        #[serde(default)]
+        az_path: Option<PathBuf>,
+        /// Tokens of this tenant (`--tenant`).
+        #[serde(default)]
+        tenant_id: Option<String>,
+    },
+    /// The first credential the environment supports, tried at start in
+    /// order: a client secret (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+    /// `AZURE_CLIENT_SECRET`), workload identity
+    /// (`AZURE_FEDERATED_TOKEN_FILE`), the managed identity, the Azure CLI.
+    Default {
+        /// IMDS somewhere else than `http://169.254.169.254/…` (tests).
+        #[serde(default)]
+        imds_endpoint: Option<String>,
+        /// The Azure CLI program (default `az` on `PATH`).
+        #[serde(default)]
+        az_path: Option<PathBuf>,
+        /// The variables the chain reads, from the environment.
+        #[serde(skip)]
+        environment: Vec<(String, String)>,
+    },
     /// Workload identity federation (AKS, GitHub Actions): the platform's
     /// token file traded for Azure tokens. Each key defaults to the
     /// variable the platform sets: `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
@@ -160,6 +195,24 @@ impl std::fmt::Debug for CredentialConfig {
                 )
                 .field("client_secret_file", client_secret_file)
                 .field("authority_host", authority_host)
+                .finish(),
+            CredentialConfig::AzureCli { az_path, tenant_id } => f
+                .debug_struct("AzureCli")
+                .field("az_path", az_path)
+                .field("tenant_id", tenant_id)
+                .finish(),
+            CredentialConfig::Default {
+                imds_endpoint,
+                az_path,
+                environment,
+            } => f
+                .debug_struct("Default")
+                .field("imds_endpoint", imds_endpoint)
+                .field("az_path", az_path)
+                .field(
+                    "environment",
+                    &environment.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+                )
                 .finish(),
             CredentialConfig::WorkloadIdentity {
                 tenant_id,
@@ -230,6 +283,17 @@ impl UpstreamConfig {
                 if let Some(from_env) = env(UPSTREAM_CLIENT_SECRET_ENV).filter(|t| !t.is_empty()) {
                     *client_secret = Some(from_env);
                 }
+            }
+            CredentialConfig::AzureCli { .. } => {}
+            CredentialConfig::Default { environment, .. } => {
+                *environment = DEFAULT_CHAIN_VARIABLES
+                    .iter()
+                    .filter_map(|name| {
+                        env(name)
+                            .filter(|v| !v.is_empty())
+                            .map(|value| ((*name).to_owned(), value))
+                    })
+                    .collect();
             }
             CredentialConfig::WorkloadIdentity {
                 tenant_id,
@@ -450,6 +514,10 @@ impl UpstreamConfig {
                 })?;
                 self.check_scheme("upstream.credential.authority_host", authority.scheme())?;
             }
+            CredentialConfig::AzureCli { .. } => {}
+            CredentialConfig::Default { imds_endpoint, .. } => {
+                check_imds(imds_endpoint.as_deref())?;
+            }
             CredentialConfig::ManagedIdentity {
                 client_id,
                 object_id,
@@ -468,15 +536,7 @@ impl UpstreamConfig {
                         "name the user-assigned identity one way, or none for the system-assigned identity",
                     ));
                 }
-                if let Some(url) = imds_endpoint
-                    && !(url.starts_with("http://") || url.starts_with("https://"))
-                {
-                    return Err(invalid(
-                        "upstream.credential.imds_endpoint",
-                        format!("'{url}' is not an http(s) URL"),
-                        "remove it to use IMDS at http://169.254.169.254",
-                    ));
-                }
+                check_imds(imds_endpoint.as_deref())?;
             }
         }
         Ok(())
@@ -499,6 +559,18 @@ impl UpstreamConfig {
             CredentialConfig::Static { token } => token.as_deref(),
             _ => None,
         }
+    }
+}
+
+/// An `imds_endpoint` must be an http(s) URL.
+fn check_imds(url: Option<&str>) -> Result<(), InvalidConfig> {
+    match url {
+        Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => Err(invalid(
+            "upstream.credential.imds_endpoint",
+            format!("'{url}' is not an http(s) URL"),
+            "remove it to use IMDS at http://169.254.169.254",
+        )),
+        _ => Ok(()),
     }
 }
 

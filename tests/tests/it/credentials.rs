@@ -234,3 +234,97 @@ async fn on_aks_the_gateway_trades_its_federated_token() {
     assert_eq!(claims["azp"], CLIENT_ID);
     h.shutdown().await;
 }
+
+/// `kind = "default"` on an Azure VM: nothing in the environment, IMDS answers.
+fn default_on_a_vm(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
+    let (client, object, resource) = MANAGED_IDENTITY;
+    issuer.register_managed_identity(client, object, resource);
+    format!(
+        "kind = \"default\"\nimds_endpoint = \"{}\"\naz_path = \"{}\"",
+        issuer.imds_endpoint(),
+        dir.join("no-az-here").display()
+    )
+}
+
+#[tokio::test]
+async fn the_default_chain_finds_the_managed_identity_or_says_what_it_tried() {
+    let h = Harness::start_with(Options {
+        credential: Some(default_on_a_vm),
+        ..Options::default()
+    })
+    .await;
+    let groups = format!("{}?api-version=2021-04-01", rg_path());
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    let token = upstream_tokens(&h).pop().unwrap();
+    let claims = h
+        .issuer
+        .verifier()
+        .verify(&token, "https://management.azure.com")
+        .unwrap();
+    assert_eq!(claims["oid"], MANAGED_IDENTITY.1);
+    h.shutdown().await;
+
+    // Off Azure, no variables, no az: the start fails, naming each attempt.
+    let sim = airlock_sim::SimAzure::builder().start().await.unwrap();
+    let issuer = airlock_sim::DevIssuer::start(TENANT_ID).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.toml"), airlock_tests::ALLOW_ALL).unwrap();
+    let text = airlock_demo::LocalConfig::new(&sim, &issuer, dir.path(), "unused")
+        .credential_toml(format!(
+            "kind = \"default\"\nimds_endpoint = \"http://127.0.0.1:1/metadata/identity/oauth2/token\"\naz_path = \"{}\"",
+            dir.path().join("no-az-here").display()
+        ))
+        .render();
+    let config = airlock_gateway::Config::parse(&text, "airlock.toml", |_| None).unwrap();
+    let error = airlock_gateway::Gateway::start(config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("upstream.credential")
+            && error.contains("managed identity")
+            && error.contains("Azure CLI")
+            && error.contains("az login"),
+        "{error}"
+    );
+    sim.shutdown().await;
+    issuer.shutdown().await;
+}
+
+/// `kind = "azure_cli"`: an `az` stand-in that prints a token the simulated
+/// Entra minted for the developer.
+fn azure_cli(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let token = issuer.mint(
+        &airlock_sim::TokenSpec::agent()
+            .audience("https://management.azure.com")
+            .lifetime(Duration::from_secs(3600)),
+    );
+    let az = dir.join("az");
+    std::fs::write(
+        &az,
+        format!("#!/bin/sh\necho \"{{\\\"accessToken\\\": \\\"{token}\\\", \\\"expires_on\\\": $(( $(date +%s) + 3600 ))}}\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("kind = \"azure_cli\"\naz_path = \"{}\"", az.display())
+}
+
+#[tokio::test]
+async fn for_development_the_gateway_acts_as_whoever_ran_az_login() {
+    let h = Harness::start_with(Options {
+        credential: Some(azure_cli),
+        ..Options::default()
+    })
+    .await;
+    let groups = format!("{}?api-version=2021-04-01", rg_path());
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    let token = upstream_tokens(&h).pop().unwrap();
+    let claims = h
+        .issuer
+        .verifier()
+        .verify(&token, "https://management.azure.com")
+        .unwrap();
+    assert_eq!(claims["oid"], airlock_sim::TokenSpec::agent().object_id);
+    h.shutdown().await;
+}

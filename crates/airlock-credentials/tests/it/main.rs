@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cache;
+mod chain;
 mod client_secret;
 mod managed_identity;
 mod workload_identity;
