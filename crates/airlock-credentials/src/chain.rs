@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use airlock_core::HttpClient;
+use airlock_core::{BoxFuture, HttpClient};
 
 use crate::{
-    AzureCli, ClientSecret, DEFAULT_AUTHORITY_HOST, IdentityEndpoint, ManagedIdentity, TokenSource,
-    UserAssigned, WorkloadIdentity,
+    AzureCli, ClientCertificate, ClientSecret, DEFAULT_AUTHORITY_HOST, FetchedToken,
+    IdentityEndpoint, ManagedIdentity, SourceError, TokenSource, UserAssigned, WorkloadIdentity,
 };
 
 /// Where the default chain looks, besides the environment.
@@ -31,7 +31,8 @@ impl Default for DefaultChain {
 impl DefaultChain {
     /// The sources the environment (`env`) supports, in order: a client
     /// secret from `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and
-    /// `AZURE_CLIENT_SECRET`; workload identity when
+    /// `AZURE_CLIENT_SECRET`, or a certificate from
+    /// `AZURE_CLIENT_CERTIFICATE_PATH`; workload identity when
     /// `AZURE_FEDERATED_TOKEN_FILE` is set too; the managed identity (the
     /// App Service endpoint, else IMDS; user-assigned when
     /// `AZURE_CLIENT_ID` is set); the Azure CLI.
@@ -57,6 +58,31 @@ impl DefaultChain {
                 &client,
                 secret,
             )));
+        }
+        if let (Some(tenant), Some(client), Some(path)) = (
+            var("AZURE_TENANT_ID"),
+            var("AZURE_CLIENT_ID"),
+            var("AZURE_CLIENT_CERTIFICATE_PATH"),
+        ) {
+            let identity = format!("client {client} in tenant {tenant} (certificate {path})");
+            let built = std::fs::read_to_string(&path)
+                .map_err(|error| SourceError::permanent(format!("cannot read it: {error}")))
+                .and_then(|pem| {
+                    ClientCertificate::new(
+                        http.clone(),
+                        &authority,
+                        &tenant,
+                        &client,
+                        &pem,
+                        &pem,
+                        true,
+                    )
+                });
+            let source: Arc<dyn TokenSource> = match built {
+                Ok(source) => Arc::new(source),
+                Err(reason) => Arc::new(Unusable { identity, reason }),
+            };
+            sources.push(source);
         }
         if let (Some(tenant), Some(client), Some(file)) = (
             var("AZURE_TENANT_ID"),
@@ -113,5 +139,22 @@ impl DefaultChain {
             "no credential in the default chain worked; tried {}",
             tried.join("; ")
         ))
+    }
+}
+
+/// A source the environment names but that cannot work (an unreadable
+/// certificate file): it fails with why, so the chain's error says so.
+struct Unusable {
+    identity: String,
+    reason: SourceError,
+}
+
+impl TokenSource for Unusable {
+    fn identity(&self) -> &str {
+        &self.identity
+    }
+    fn fetch<'a>(&'a self, _audience: &'a str) -> BoxFuture<'a, Result<FetchedToken, SourceError>> {
+        let reason = self.reason.clone();
+        Box::pin(async move { Err(reason) })
     }
 }

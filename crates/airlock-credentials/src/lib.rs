@@ -49,6 +49,7 @@
 mod azure_cli;
 mod cache;
 mod chain;
+mod client_certificate;
 mod client_secret;
 mod clock;
 mod entra;
@@ -60,6 +61,7 @@ mod workload_identity;
 pub use azure_cli::AzureCli;
 pub use cache::TokenCache;
 pub use chain::DefaultChain;
+pub use client_certificate::ClientCertificate;
 pub use client_secret::{ClientSecret, DEFAULT_AUTHORITY_HOST};
 pub use clock::{Clock, SystemClock};
 pub use managed_identity::{IMDS_ENDPOINT, IdentityEndpoint, ManagedIdentity, UserAssigned};

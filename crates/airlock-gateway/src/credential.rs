@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use airlock_core::{HttpClient, StaticTokenProvider, TokenProvider};
 use airlock_credentials::{
-    AzureCli, ClientSecret, DEFAULT_AUTHORITY_HOST, DefaultChain, IMDS_ENDPOINT, IdentityEndpoint,
-    ManagedIdentity, TokenCache, TokenSource, UserAssigned, WorkloadIdentity,
+    AzureCli, ClientCertificate, ClientSecret, DEFAULT_AUTHORITY_HOST, DefaultChain, IMDS_ENDPOINT,
+    IdentityEndpoint, ManagedIdentity, TokenCache, TokenSource, UserAssigned, WorkloadIdentity,
 };
 use airlock_upstream::{CredentialConfig, UpstreamConfig};
 
@@ -53,6 +53,42 @@ pub(crate) async fn provider(
                 client_id,
                 secret,
             ))
+        }
+        CredentialConfig::ClientCertificate {
+            tenant_id,
+            client_id,
+            certificate_file,
+            key_file,
+            algorithm,
+            authority_host,
+        } => {
+            let read = |key: &'static str, file: &std::path::Path| {
+                std::fs::read_to_string(file).map_err(|e| ConfigError::Invalid {
+                    key,
+                    problem: format!("cannot read {}: {e}", file.display()),
+                    fix: "make it readable by the gateway".into(),
+                })
+            };
+            let certificate = read("upstream.credential.certificate_file", certificate_file)?;
+            let key = match key_file {
+                Some(file) => read("upstream.credential.key_file", file)?,
+                None => certificate.clone(),
+            };
+            let source = ClientCertificate::new(
+                http,
+                authority_host,
+                tenant_id,
+                client_id,
+                &certificate,
+                &key,
+                algorithm != "RS256",
+            )
+            .map_err(|error| ConfigError::Invalid {
+                key: "upstream.credential.certificate_file",
+                problem: error.message,
+                fix: "give a PEM file with the certificate and its RSA private key (or the key in key_file)".into(),
+            })?;
+            Arc::new(source)
         }
         CredentialConfig::AzureCli { az_path, tenant_id } => {
             let mut cli = AzureCli::new(az_path.clone().unwrap_or_else(|| "az".into()));

@@ -71,6 +71,7 @@ impl DevIssuer {
             jwks_requests: AtomicUsize::new(0),
             clients: Mutex::default(),
             federated: Mutex::default(),
+            certificates: Mutex::default(),
             app_token_lifetime: Mutex::new(Duration::from_secs(3600)),
             tokens_issued: AtomicUsize::new(0),
             managed_identities: Mutex::default(),
@@ -182,6 +183,8 @@ pub(crate) struct IssuerState {
     jwks_requests: AtomicUsize,
     /// Registered app registrations: client id → secret.
     clients: Mutex<HashMap<String, String>>,
+    /// Certificate credentials: client id → the certificate's public key.
+    certificates: Mutex<HashMap<String, CertificateCredential>>,
     /// Federated credentials: client id → the subject its assertions must carry
     /// (tokens this issuer signed, acting as the cluster's OIDC issuer).
     federated: Mutex<HashMap<String, String>>,
@@ -354,6 +357,29 @@ impl IssuerHandle {
     /// credentials using `secret`.
     pub fn register_client(&self, client_id: &str, secret: &str) {
         lock(&self.state.clients).insert(client_id.to_owned(), secret.to_owned());
+    }
+
+    /// Registers an app registration with a certificate credential: its
+    /// public key (PEM), its `x5t#S256` thumbprint, and whether it has
+    /// expired (Entra then refuses with AADSTS700027).
+    pub fn register_certificate_client(
+        &self,
+        client_id: &str,
+        public_key_pem: &str,
+        x5t_s256: &str,
+        expired: bool,
+    ) {
+        lock(&self.state.clients)
+            .entry(client_id.to_owned())
+            .or_insert_with(|| uuid::Uuid::new_v4().to_string());
+        lock(&self.state.certificates).insert(
+            client_id.to_owned(),
+            CertificateCredential {
+                public_key_pem: public_key_pem.to_owned(),
+                x5t_s256: x5t_s256.to_owned(),
+                expired,
+            },
+        );
     }
 
     /// Registers an app registration that trusts federated tokens (workload
@@ -591,9 +617,20 @@ async fn token(
     };
     if field("client_secret").is_none() {
         let assertion = field("client_assertion").unwrap_or_default();
-        let subject = lock(&state.federated).get(client_id).cloned();
-        if let Err(refusal) = check_federated(&state, assertion, subject.as_deref()) {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", &refusal);
+        let certificate = lock(&state.certificates).get(client_id).cloned();
+        let checked = match certificate {
+            Some(certificate) => {
+                let audience = format!("{}/{}/oauth2/v2.0/token", state.base_url, tenant);
+                certificate.check(assertion, client_id, &audience)
+            }
+            None => {
+                let subject = lock(&state.federated).get(client_id).cloned();
+                check_federated(&state, assertion, subject.as_deref())
+                    .map_err(|refusal| (StatusCode::BAD_REQUEST, refusal))
+            }
+        };
+        if let Err((status, refusal)) = checked {
+            return oauth_error(status, "invalid_client", &refusal);
         }
     }
     if let Some(sent) = field("client_secret")
@@ -642,6 +679,74 @@ async fn token(
             "access_token": state.mint(&spec),
         }),
     )
+}
+
+/// A certificate credential of an app registration.
+#[derive(Clone)]
+struct CertificateCredential {
+    public_key_pem: String,
+    x5t_s256: String,
+    expired: bool,
+}
+
+impl CertificateCredential {
+    /// Checks a client assertion as Entra does: the registered certificate
+    /// (by `x5t#S256`), its signature (RS256 or PS256), `aud` = the token
+    /// URL, `iss` = `sub` = the client, at most 10 minutes of validity.
+    fn check(
+        &self,
+        assertion: &str,
+        client_id: &str,
+        token_url: &str,
+    ) -> Result<(), (StatusCode, String)> {
+        let invalid = |message: &str| (StatusCode::UNAUTHORIZED, message.to_owned());
+        let header = jsonwebtoken::decode_header(assertion)
+            .map_err(|_| invalid("AADSTS50027: JWT token is invalid or malformed."))?;
+        if header.x5t_s256.as_deref() != Some(self.x5t_s256.as_str()) {
+            return Err(invalid(
+                "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application.",
+            ));
+        }
+        if self.expired {
+            return Err(invalid(
+                "AADSTS700027: The certificate with identifier used to sign the client assertion is expired on application.",
+            ));
+        }
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::PS256) {
+            return Err(invalid(
+                "AADSTS5002730: Invalid JWT token. Unsupported key for the signing algorithm.",
+            ));
+        }
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(self.public_key_pem.as_bytes())
+            .map_err(|_| invalid("AADSTS700027: Client assertion failed signature validation."))?;
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        validation.set_audience(&[token_url]);
+        validation.set_issuer(&[client_id]);
+        validation.leeway = 0;
+        let data =
+            jsonwebtoken::decode::<Value>(assertion, &key, &validation).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => invalid(
+                        "AADSTS700024: Client assertion is not within its valid time range.",
+                    ),
+                    jsonwebtoken::errors::ErrorKind::InvalidAudience => invalid(
+                        "AADSTS700016: The client assertion's audience must be the token endpoint.",
+                    ),
+                    _ => invalid("AADSTS700027: Client assertion failed signature validation."),
+                }
+            })?;
+        let claims = data.claims;
+        let lifetime = claims["exp"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(claims["nbf"].as_u64().unwrap_or(0));
+        if claims["sub"] != client_id || lifetime > 600 {
+            return Err(invalid(
+                "AADSTS700023: The client assertion's subject or lifetime is invalid.",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The audience Entra expects of federated tokens.

@@ -14,10 +14,11 @@ pub const UPSTREAM_CLIENT_SECRET_ENV: &str = "AIRLOCK_UPSTREAM_CLIENT_SECRET";
 use airlock_credentials::DEFAULT_AUTHORITY_HOST;
 
 /// The environment variables `kind = "default"` reads.
-const DEFAULT_CHAIN_VARIABLES: [&str; 7] = [
+const DEFAULT_CHAIN_VARIABLES: [&str; 8] = [
     "AZURE_TENANT_ID",
     "AZURE_CLIENT_ID",
     "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
     "AZURE_FEDERATED_TOKEN_FILE",
     "AZURE_AUTHORITY_HOST",
     "IDENTITY_ENDPOINT",
@@ -107,6 +108,26 @@ pub enum CredentialConfig {
         #[serde(default = "default_authority_host")]
         authority_host: String,
     },
+    /// An app registration signing in with a certificate (a signed
+    /// `client_assertion`), tokens cached and refreshed ahead of expiry.
+    ClientCertificate {
+        /// The directory (tenant) id.
+        tenant_id: String,
+        /// The application (client) id.
+        client_id: String,
+        /// A PEM file with the certificate, and its RSA private key unless
+        /// `key_file` names another.
+        certificate_file: PathBuf,
+        /// The private key's PEM file, when apart from the certificate.
+        #[serde(default)]
+        key_file: Option<PathBuf>,
+        /// `PS256` (default) or `RS256`.
+        #[serde(default = "default_assertion_algorithm")]
+        algorithm: String,
+        /// Entra's authority host.
+        #[serde(default = "default_authority_host")]
+        authority_host: String,
+    },
     /// Whoever ran `az login` on this machine (development only).
     AzureCli {
         /// The Azure CLI program (default `az` on `PATH`).
@@ -118,7 +139,7 @@ pub enum CredentialConfig {
     },
     /// The first credential the environment supports, tried at start in
     /// order: a client secret (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
-    /// `AZURE_CLIENT_SECRET`), workload identity
+    /// `AZURE_CLIENT_SECRET`) or certificate (`AZURE_CLIENT_CERTIFICATE_PATH`), workload identity
     /// (`AZURE_FEDERATED_TOKEN_FILE`), the managed identity, the Azure CLI.
     Default {
         /// IMDS somewhere else than `http://169.254.169.254/…` (tests).
@@ -194,6 +215,22 @@ impl std::fmt::Debug for CredentialConfig {
                     &client_secret.as_ref().map(|_| "<redacted>"),
                 )
                 .field("client_secret_file", client_secret_file)
+                .field("authority_host", authority_host)
+                .finish(),
+            CredentialConfig::ClientCertificate {
+                tenant_id,
+                client_id,
+                certificate_file,
+                key_file,
+                algorithm,
+                authority_host,
+            } => f
+                .debug_struct("ClientCertificate")
+                .field("tenant_id", tenant_id)
+                .field("client_id", client_id)
+                .field("certificate_file", certificate_file)
+                .field("key_file", key_file)
+                .field("algorithm", algorithm)
                 .field("authority_host", authority_host)
                 .finish(),
             CredentialConfig::AzureCli { az_path, tenant_id } => f
@@ -284,7 +321,7 @@ impl UpstreamConfig {
                     *client_secret = Some(from_env);
                 }
             }
-            CredentialConfig::AzureCli { .. } => {}
+            CredentialConfig::AzureCli { .. } | CredentialConfig::ClientCertificate { .. } => {}
             CredentialConfig::Default { environment, .. } => {
                 *environment = DEFAULT_CHAIN_VARIABLES
                     .iter()
@@ -418,18 +455,7 @@ impl UpstreamConfig {
                 client_secret_file,
                 authority_host,
             } => {
-                for (key, value) in [
-                    ("upstream.credential.tenant_id", tenant_id),
-                    ("upstream.credential.client_id", client_id),
-                ] {
-                    if value.trim().is_empty() || value.contains(['/', '?', '#', ' ']) {
-                        return Err(invalid(
-                            key,
-                            format!("'{value}' is not an id"),
-                            "give the app registration's directory (tenant) id and application (client) id, as the Azure portal shows them",
-                        ));
-                    }
-                }
+                check_ids(tenant_id, client_id)?;
                 match (
                     client_secret.as_deref().filter(|s| !s.is_empty()),
                     client_secret_file,
@@ -459,14 +485,7 @@ impl UpstreamConfig {
                     }
                     _ => {}
                 }
-                let authority = Endpoint::parse(authority_host).map_err(|problem| {
-                    invalid(
-                        "upstream.credential.authority_host",
-                        problem.to_string(),
-                        format!("write the base URL only, e.g. {DEFAULT_AUTHORITY_HOST}"),
-                    )
-                })?;
-                self.check_scheme("upstream.credential.authority_host", authority.scheme())?;
+                self.check_authority(authority_host)?;
             }
             CredentialConfig::WorkloadIdentity {
                 tenant_id,
@@ -504,17 +523,44 @@ impl UpstreamConfig {
                         "set it, or run where the platform sets AZURE_FEDERATED_TOKEN_FILE (AKS workload identity)",
                     ));
                 }
-                let host = authority_host.as_deref().unwrap_or(DEFAULT_AUTHORITY_HOST);
-                let authority = Endpoint::parse(host).map_err(|problem| {
-                    invalid(
-                        "upstream.credential.authority_host",
-                        problem.to_string(),
-                        format!("write the base URL only, e.g. {DEFAULT_AUTHORITY_HOST}"),
-                    )
-                })?;
-                self.check_scheme("upstream.credential.authority_host", authority.scheme())?;
+                self.check_authority(authority_host.as_deref().unwrap_or(DEFAULT_AUTHORITY_HOST))?;
             }
             CredentialConfig::AzureCli { .. } => {}
+            CredentialConfig::ClientCertificate {
+                tenant_id,
+                client_id,
+                certificate_file,
+                key_file,
+                algorithm,
+                authority_host,
+            } => {
+                check_ids(tenant_id, client_id)?;
+                for (key, file) in [
+                    (
+                        "upstream.credential.certificate_file",
+                        Some(certificate_file),
+                    ),
+                    ("upstream.credential.key_file", key_file.as_ref()),
+                ] {
+                    if let Some(file) = file
+                        && !file.is_file()
+                    {
+                        return Err(invalid(
+                            key,
+                            format!("{} does not exist or is not a file", file.display()),
+                            "point it at the PEM file (certificate and RSA private key)",
+                        ));
+                    }
+                }
+                if !matches!(algorithm.as_str(), "PS256" | "RS256") {
+                    return Err(invalid(
+                        "upstream.credential.algorithm",
+                        format!("'{algorithm}' is not an assertion algorithm Entra takes"),
+                        "use PS256 (default) or RS256",
+                    ));
+                }
+                self.check_authority(authority_host)?;
+            }
             CredentialConfig::Default { imds_endpoint, .. } => {
                 check_imds(imds_endpoint.as_deref())?;
             }
@@ -542,6 +588,17 @@ impl UpstreamConfig {
         Ok(())
     }
 
+    fn check_authority(&self, authority_host: &str) -> Result<(), InvalidConfig> {
+        let authority = Endpoint::parse(authority_host).map_err(|problem| {
+            invalid(
+                "upstream.credential.authority_host",
+                problem.to_string(),
+                format!("write the base URL only, e.g. {DEFAULT_AUTHORITY_HOST}"),
+            )
+        })?;
+        self.check_scheme("upstream.credential.authority_host", authority.scheme())
+    }
+
     fn check_scheme(&self, key: &'static str, scheme: &str) -> Result<(), InvalidConfig> {
         if scheme == "http" && !self.allow_insecure_http {
             return Err(invalid(
@@ -560,6 +617,27 @@ impl UpstreamConfig {
             _ => None,
         }
     }
+}
+
+/// A tenant id and a client id, as the portal shows them.
+fn check_ids(tenant_id: &str, client_id: &str) -> Result<(), InvalidConfig> {
+    for (key, value) in [
+        ("upstream.credential.tenant_id", tenant_id),
+        ("upstream.credential.client_id", client_id),
+    ] {
+        if value.trim().is_empty() || value.contains(['/', '?', '#', ' ']) {
+            return Err(invalid(
+                key,
+                format!("'{value}' is not an id"),
+                "give the app registration's directory (tenant) id and application (client) id, as the Azure portal shows them",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn default_assertion_algorithm() -> String {
+    "PS256".into()
 }
 
 /// An `imds_endpoint` must be an http(s) URL.

@@ -328,3 +328,45 @@ async fn for_development_the_gateway_acts_as_whoever_ran_az_login() {
     assert_eq!(claims["oid"], airlock_sim::TokenSpec::agent().object_id);
     h.shutdown().await;
 }
+
+/// `kind = "client_certificate"`: a certificate registered on the app, its
+/// key in the same PEM file.
+fn client_certificate(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
+    use sha2::Digest as _;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["airlock-gateway".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let thumbprint = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        sha2::Sha256::digest(cert.der()),
+    );
+    issuer.register_certificate_client(CLIENT_ID, &key.public_key_pem(), &thumbprint, false);
+    let file = dir.join("gateway.pem");
+    std::fs::write(&file, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+    format!(
+        "kind = \"client_certificate\"\ntenant_id = \"{TENANT_ID}\"\nclient_id = \"{CLIENT_ID}\"\ncertificate_file = \"{}\"\nauthority_host = \"http://{}\"",
+        file.display(),
+        issuer.addr()
+    )
+}
+
+#[tokio::test]
+async fn the_gateway_signs_in_with_a_certificate() {
+    let h = Harness::start_with(Options {
+        credential: Some(client_certificate),
+        ..Options::default()
+    })
+    .await;
+    let groups = format!("{}?api-version=2021-04-01", rg_path());
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    let token = upstream_tokens(&h).pop().unwrap();
+    let claims = h
+        .issuer
+        .verifier()
+        .verify(&token, "https://management.azure.com")
+        .unwrap();
+    assert_eq!(claims["azp"], CLIENT_ID);
+    h.shutdown().await;
+}

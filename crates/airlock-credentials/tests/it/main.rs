@@ -4,6 +4,7 @@
 
 mod cache;
 mod chain;
+mod client_certificate;
 mod client_secret;
 mod managed_identity;
 mod workload_identity;
