@@ -31,29 +31,34 @@ struct TokenAnswer {
     refresh_in: Option<Number>,
 }
 
-/// Entra's numbers: JSON numbers in v2.0, strings in some older answers.
+/// Entra's (and the managed-identity endpoints') numbers: JSON numbers in
+/// v2.0, strings in IMDS and older answers.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Number {
+pub(crate) enum Number {
     Int(u64),
     Text(String),
 }
 
 impl Number {
-    fn seconds(&self) -> Option<Duration> {
+    pub(crate) fn value(&self) -> Option<u64> {
         match self {
-            Number::Int(n) => Some(Duration::from_secs(*n)),
-            Number::Text(text) => text.trim().parse().ok().map(Duration::from_secs),
+            Number::Int(n) => Some(*n),
+            Number::Text(text) => text.trim().parse().ok(),
         }
+    }
+
+    fn seconds(&self) -> Option<Duration> {
+        self.value().map(Duration::from_secs)
     }
 }
 
-/// Entra's error answer.
+/// An OAuth error answer (`error`, `error_description`).
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct ErrorAnswer {
-    error: String,
-    error_description: String,
+pub(crate) struct ErrorAnswer {
+    pub(crate) error: String,
+    pub(crate) error_description: String,
 }
 
 /// POSTs `form` to `token_url`; `scrub` cuts secrets out of any message.

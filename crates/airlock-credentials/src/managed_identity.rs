@@ -12,6 +12,7 @@ use http::{Request, StatusCode};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
+use crate::entra::{ErrorAnswer, Number};
 use crate::{FetchedToken, SourceError, TokenSource};
 
 /// Where IMDS answers on every Azure VM (link-local, never through a proxy).
@@ -224,29 +225,6 @@ impl Answer {
         let lifetime = self.expires_in.as_ref().and_then(Number::value)?;
         SystemTime::now().checked_add(Duration::from_secs(lifetime))
     }
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Number {
-    Int(u64),
-    Text(String),
-}
-
-impl Number {
-    fn value(&self) -> Option<u64> {
-        match self {
-            Number::Int(n) => Some(*n),
-            Number::Text(text) => text.trim().parse().ok(),
-        }
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct ErrorAnswer {
-    error: String,
-    error_description: String,
 }
 
 impl TokenSource for ManagedIdentity {

@@ -36,6 +36,29 @@ async fn harness() -> Harness {
     .await
 }
 
+/// Starts a gateway whose credential `credential` configures, sends one ARM
+/// read through it, and returns the claims of the token Azure received.
+async fn acting_as(credential: Credential) -> serde_json::Value {
+    let h = Harness::start_with(Options {
+        credential: Some(credential),
+        ..Options::default()
+    })
+    .await;
+    let groups = format!("{}?api-version=2021-04-01", rg_path());
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    let token = upstream_tokens(&h).pop().unwrap();
+    let claims = h
+        .issuer
+        .verifier()
+        .verify(&token, "https://management.azure.com")
+        .unwrap();
+    h.shutdown().await;
+    claims
+}
+
+/// Configures `[upstream.credential]` (and the issuer) for a test.
+type Credential = fn(&IssuerHandle, &std::path::Path) -> String;
+
 /// The bearer token of every request the simulated Azure received.
 fn upstream_tokens(h: &Harness) -> Vec<String> {
     h.sim
@@ -181,22 +204,7 @@ fn managed_identity(issuer: &IssuerHandle, _dir: &std::path::Path) -> String {
 
 #[tokio::test]
 async fn on_azure_the_gateway_acts_as_its_managed_identity() {
-    let h = Harness::start_with(Options {
-        credential: Some(managed_identity),
-        ..Options::default()
-    })
-    .await;
-    let groups = format!("{}?api-version=2021-04-01", rg_path());
-    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
-    let token = upstream_tokens(&h).pop().unwrap();
-    let claims = h
-        .issuer
-        .verifier()
-        .verify(&token, "https://management.azure.com")
-        .unwrap();
-    assert_eq!(claims["oid"], MANAGED_IDENTITY.1);
-    assert!(h.issuer.identity_requests() >= 1);
-    h.shutdown().await;
+    assert_eq!(acting_as(managed_identity).await["oid"], MANAGED_IDENTITY.1);
 }
 
 /// `kind = "workload_identity"`, the federated token in a file as AKS projects it.
@@ -218,21 +226,7 @@ fn workload_identity(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
 
 #[tokio::test]
 async fn on_aks_the_gateway_trades_its_federated_token() {
-    let h = Harness::start_with(Options {
-        credential: Some(workload_identity),
-        ..Options::default()
-    })
-    .await;
-    let groups = format!("{}?api-version=2021-04-01", rg_path());
-    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
-    let token = upstream_tokens(&h).pop().unwrap();
-    let claims = h
-        .issuer
-        .verifier()
-        .verify(&token, "https://management.azure.com")
-        .unwrap();
-    assert_eq!(claims["azp"], CLIENT_ID);
-    h.shutdown().await;
+    assert_eq!(acting_as(workload_identity).await["azp"], CLIENT_ID);
 }
 
 /// `kind = "default"` on an Azure VM: nothing in the environment, IMDS answers.
@@ -248,21 +242,7 @@ fn default_on_a_vm(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
 
 #[tokio::test]
 async fn the_default_chain_finds_the_managed_identity_or_says_what_it_tried() {
-    let h = Harness::start_with(Options {
-        credential: Some(default_on_a_vm),
-        ..Options::default()
-    })
-    .await;
-    let groups = format!("{}?api-version=2021-04-01", rg_path());
-    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
-    let token = upstream_tokens(&h).pop().unwrap();
-    let claims = h
-        .issuer
-        .verifier()
-        .verify(&token, "https://management.azure.com")
-        .unwrap();
-    assert_eq!(claims["oid"], MANAGED_IDENTITY.1);
-    h.shutdown().await;
+    assert_eq!(acting_as(default_on_a_vm).await["oid"], MANAGED_IDENTITY.1);
 
     // Off Azure, no variables, no az: the start fails, naming each attempt.
     let sim = airlock_sim::SimAzure::builder().start().await.unwrap();
@@ -312,21 +292,10 @@ fn azure_cli(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
 
 #[tokio::test]
 async fn for_development_the_gateway_acts_as_whoever_ran_az_login() {
-    let h = Harness::start_with(Options {
-        credential: Some(azure_cli),
-        ..Options::default()
-    })
-    .await;
-    let groups = format!("{}?api-version=2021-04-01", rg_path());
-    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
-    let token = upstream_tokens(&h).pop().unwrap();
-    let claims = h
-        .issuer
-        .verifier()
-        .verify(&token, "https://management.azure.com")
-        .unwrap();
-    assert_eq!(claims["oid"], airlock_sim::TokenSpec::agent().object_id);
-    h.shutdown().await;
+    assert_eq!(
+        acting_as(azure_cli).await["oid"],
+        airlock_sim::TokenSpec::agent().object_id
+    );
 }
 
 /// `kind = "client_certificate"`: a certificate registered on the app, its
@@ -354,19 +323,5 @@ fn client_certificate(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
 
 #[tokio::test]
 async fn the_gateway_signs_in_with_a_certificate() {
-    let h = Harness::start_with(Options {
-        credential: Some(client_certificate),
-        ..Options::default()
-    })
-    .await;
-    let groups = format!("{}?api-version=2021-04-01", rg_path());
-    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
-    let token = upstream_tokens(&h).pop().unwrap();
-    let claims = h
-        .issuer
-        .verifier()
-        .verify(&token, "https://management.azure.com")
-        .unwrap();
-    assert_eq!(claims["azp"], CLIENT_ID);
-    h.shutdown().await;
+    assert_eq!(acting_as(client_certificate).await["azp"], CLIENT_ID);
 }

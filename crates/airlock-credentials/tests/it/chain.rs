@@ -3,25 +3,14 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_credentials::{AzureCli, DefaultChain, TokenSource};
 use airlock_sim::{DevIssuer, TENANT_ID};
 
-const ARM: &str = "https://management.azure.com";
+use crate::support::http;
 
-fn http() -> Arc<dyn airlock_core::HttpClient> {
-    let pooled = airlock_http::ClientBuilder::new(airlock_http::TrustRoots::system())
-        .allow_http(true)
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    Arc::new(airlock_http::HttpsClient::new(
-        pooled,
-        Duration::from_secs(5),
-    ))
-}
+const ARM: &str = "https://management.azure.com";
 
 /// An `az` stand-in: prints what `az account get-access-token` prints,
 /// the token naming its arguments, or fails, or hangs.

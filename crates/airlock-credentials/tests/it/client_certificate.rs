@@ -2,26 +2,14 @@
 //! the assertion as Entra does: the registered certificate, its signature,
 //! audience, issuer, subject and lifetime.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use airlock_credentials::{ClientCertificate, TokenSource};
 use airlock_sim::{DevIssuer, IssuerHandle, TENANT_ID};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-const ARM: &str = "https://management.azure.com";
+use crate::support::http;
 
-fn http() -> Arc<dyn airlock_core::HttpClient> {
-    let pooled = airlock_http::ClientBuilder::new(airlock_http::TrustRoots::system())
-        .allow_http(true)
-        .build()
-        .unwrap();
-    Arc::new(airlock_http::HttpsClient::new(
-        pooled,
-        Duration::from_secs(10),
-    ))
-}
+const ARM: &str = "https://management.azure.com";
 
 /// A self-signed certificate and its RSA key: (cert PEM, key PEM, public key PEM, x5t#S256).
 fn certificate() -> (String, String, String, String) {

@@ -9,20 +9,10 @@ use airlock_core::TokenProvider;
 use airlock_credentials::{ClientSecret, TokenCache, TokenSource};
 use airlock_sim::{DevIssuer, IssuerHandle, TENANT_ID};
 
+use crate::support::http;
+
 const ARM: &str = "https://management.azure.com";
 const SECRET: &str = "the-gateway's-s3cret+&=";
-
-fn http() -> Arc<dyn airlock_core::HttpClient> {
-    // The simulated token endpoint speaks plain HTTP on loopback.
-    let pooled = airlock_http::ClientBuilder::new(airlock_http::TrustRoots::system())
-        .allow_http(true)
-        .build()
-        .unwrap();
-    Arc::new(airlock_http::HttpsClient::new(
-        pooled,
-        Duration::from_secs(10),
-    ))
-}
 
 async fn issuer() -> IssuerHandle {
     let issuer = DevIssuer::start(TENANT_ID).await.unwrap();

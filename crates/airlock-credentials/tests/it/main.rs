@@ -7,4 +7,5 @@ mod chain;
 mod client_certificate;
 mod client_secret;
 mod managed_identity;
+mod support;
 mod workload_identity;

@@ -2,12 +2,13 @@
 //! identity endpoints: system- and user-assigned identities, IMDS throttling
 //! retried, the platform's secret header required.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_credentials::{IdentityEndpoint, ManagedIdentity, TokenSource, UserAssigned};
 use airlock_sim::{DevIssuer, IssuerHandle, TENANT_ID};
 use http::StatusCode;
+
+use crate::support::http;
 
 const ARM: &str = "https://management.azure.com/";
 const SYSTEM: (&str, &str, &str) = (
@@ -20,17 +21,6 @@ const USER: (&str, &str, &str) = (
     "22222222-bbbb-4bbb-8bbb-000000000002",
     "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/airlock",
 );
-
-fn http() -> Arc<dyn airlock_core::HttpClient> {
-    let pooled = airlock_http::ClientBuilder::new(airlock_http::TrustRoots::system())
-        .allow_http(true)
-        .build()
-        .unwrap();
-    Arc::new(airlock_http::HttpsClient::new(
-        pooled,
-        Duration::from_secs(10),
-    ))
-}
 
 async fn issuer() -> IssuerHandle {
     let issuer = DevIssuer::start(TENANT_ID).await.unwrap();

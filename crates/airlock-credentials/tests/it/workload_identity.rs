@@ -2,25 +2,15 @@
 //! token file is read on every fetch (the platform rotates it), checked by
 //! Entra (issuer, audience, subject, expiry), and never echoed.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_credentials::{TokenSource, WorkloadIdentity};
 use airlock_sim::{DevIssuer, TENANT_ID};
 
+use crate::support::http;
+
 const ARM: &str = "https://management.azure.com";
 const SUBJECT: &str = "system:serviceaccount:airlock:gateway";
-
-fn http() -> Arc<dyn airlock_core::HttpClient> {
-    let pooled = airlock_http::ClientBuilder::new(airlock_http::TrustRoots::system())
-        .allow_http(true)
-        .build()
-        .unwrap();
-    Arc::new(airlock_http::HttpsClient::new(
-        pooled,
-        Duration::from_secs(10),
-    ))
-}
 
 #[tokio::test]
 async fn the_token_file_is_read_again_on_every_fetch() {
