@@ -174,7 +174,9 @@ async fn admit(
     let hold = config
         .max_hold
         .map_or(asked.hold, |max| asked.hold.min(max));
-    if operations.is_some() && bytes.len() as u64 > config.max_stored_body_bytes {
+    // Every approval keeps the (masked) body for approvers; an async one
+    // keeps the sealed request too: both within the stored-body limit.
+    if bytes.len() as u64 > config.max_stored_body_bytes {
         return Err(stored_body_too_large(
             config.max_stored_body_bytes,
             bytes.len(),

@@ -754,7 +754,7 @@ async fn concurrent_requests_do_not_overshoot_the_cap() {
 }
 
 #[tokio::test]
-async fn an_async_approval_stores_no_body_over_its_limit() {
+async fn an_approval_keeps_no_body_over_its_limit() {
     let h = Harness::with(|layer| {
         layer
             .async_operations("https://airlock.example", RequestSealer::new(&[7u8; 32]))
@@ -781,6 +781,15 @@ async fn an_async_approval_stores_no_body_over_its_limit() {
         message.contains("(1025 bytes)") && message.contains("max_stored_body_bytes"),
         "{message}"
     );
+    assert_eq!(pending_count(&h).await, 0, "nothing stored");
+    // A held request's body is kept for approvers too: the same limit.
+    let held = h.send(briefly_held(&agent, large)).await;
+    refusal(
+        held,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "AirlockApprovalBodyTooLarge",
+    )
+    .await;
     assert_eq!(pending_count(&h).await, 0, "nothing stored");
     let fits: &'static str = "x".repeat(1024).leak();
     let answer = h.send(wait_async(fits)).await;
