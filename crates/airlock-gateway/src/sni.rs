@@ -44,16 +44,21 @@ fn normalize(host: &str) -> String {
 }
 
 /// The host a request names: its target's authority (HTTP/2, absolute
-/// form), else its `Host` header; without port.
-fn requested_host<B>(request: &Request<B>) -> Option<String> {
-    let authority = match request.uri().authority() {
-        Some(authority) => authority.host().to_owned(),
-        None => {
-            let host = request.headers().get(HOST)?.to_str().ok()?;
-            host.parse::<http::uri::Authority>().ok()?.host().to_owned()
-        }
-    };
-    Some(normalize(&authority))
+/// form), else its `Host` header; without port, borrowed (this runs on
+/// every request of a TLS connection).
+fn requested_host<B>(request: &Request<B>) -> Option<&str> {
+    if let Some(authority) = request.uri().authority() {
+        return Some(authority.host());
+    }
+    let host = request.headers().get(HOST)?.to_str().ok()?;
+    if host.starts_with('[') {
+        // An IPv6 literal, brackets kept as `Authority::host` keeps them.
+        return host.split_inclusive(']').next();
+    }
+    Some(match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    })
 }
 
 pin_project_lite::pin_project! {
@@ -97,7 +102,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         if let Some(server_name) = &self.server_name
             && let Some(host) = requested_host(&request)
-            && host != *server_name
+            && !host.trim_end_matches('.').eq_ignore_ascii_case(server_name)
         {
             tracing::info!(%server_name, %host, "request refused: its host is not the connection's TLS server name");
             let refusal = AirlockError::custom(
@@ -163,6 +168,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             status(Some("gw.example"), h2).await,
+            StatusCode::MISDIRECTED_REQUEST
+        );
+        assert_eq!(
+            status(Some("gw.example"), host("[::1]:8443")).await,
             StatusCode::MISDIRECTED_REQUEST
         );
         // No SNI (an IP address), or no host at all (the routing table answers that): nothing to compare.
