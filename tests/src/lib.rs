@@ -61,6 +61,9 @@ pub struct Options {
     /// signing in as it (the simulated Azure trusts the issuer's tokens, and
     /// still the static [`UPSTREAM_TOKEN`]).
     pub credential: Option<fn(&IssuerHandle, &std::path::Path) -> String>,
+    /// Before the gateway starts, with the issuer: `[[upstream.identities]]`
+    /// tables to add (each registering its app with the issuer).
+    pub upstream_identities: Option<fn(&IssuerHandle, &std::path::Path) -> String>,
 }
 
 /// A policy that allows every operation, for tests about forwarding.
@@ -106,8 +109,12 @@ impl Harness {
                 database.display(),
                 options.store_toml
             ))
-            .upstream_toml(options.upstream_toml)
-            .extra_toml(options.extra_toml);
+            .upstream_toml(options.upstream_toml);
+        let identities = options
+            .upstream_identities
+            .map(|identities| identities(&issuer, dir.path()))
+            .unwrap_or_default();
+        config = config.extra_toml(format!("{identities}\n{}", options.extra_toml));
         if let Some(arm_url) = options.arm_url {
             config = config.arm_url(arm_url);
         }

@@ -264,6 +264,11 @@ pub struct ApprovalRequest {
     /// What Azure answered when an approved async request was sent.
     #[serde(default)]
     pub execution: Option<Execution>,
+    /// The upstream identity the approved request runs as instead of the
+    /// requester's everyday one (the rule's `elevate_to`), shown to
+    /// approvers before they decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elevate_to: Option<String>,
 }
 
 /// What Azure answered when the approved request of an async approval was

@@ -167,6 +167,8 @@ pub fn pending_request(requester: &Principal, wait: ApprovalWait) -> ApprovalReq
         decisions: Vec::new(),
         state: ApprovalState::Pending,
         execution: None,
+        // Kept by every store: approvers saw it, the grant uses it.
+        elevate_to: Some("contributor".into()),
     }
 }
 

@@ -47,6 +47,7 @@
 //!         hold: Duration::from_millis(50),
 //!         ttl: Duration::from_secs(600),
 //!         wait: airlock_core::ApprovalWait::Hold,
+//!         elevate_to: None,
 //!     })
 //!     .body(full("{}"))
 //!     .unwrap();

@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use airlock_core::{
-    AirlockBody, AirlockError, ApprovalWait, AuditDraft, BodyError, BoxFuture, Decision,
+    AirlockBody, AirlockError, ApprovalWait, AuditDraft, BodyError, BoxFuture, Decision, Elevation,
     ErrorContext, Operation, Plane, Principal, collect_limited, empty, full,
 };
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -200,7 +200,7 @@ async fn admit(
             }
             _ => {
                 wait_for_decision(config, id, hold, asked.draft.as_ref()).await?;
-                parts.extensions.insert(allow(id));
+                let_through(&mut parts, id, twin.elevate_to.as_deref());
                 Ok(Admission::Forward(parts, bytes))
             }
         };
@@ -215,6 +215,7 @@ async fn admit(
         hold,
     );
     let id = approval.id;
+    let elevate_to = approval.elevate_to.clone();
     *ctx = std::mem::take(ctx).approval_id(id.to_string());
     let draft = asked.draft;
     let sealed = match operations {
@@ -238,7 +239,7 @@ async fn admit(
         None => {
             tracing::info!(approval_id = %id, hold = ?hold, "request held for approval");
             wait_for_decision(config, id, hold, draft.as_ref()).await?;
-            parts.extensions.insert(allow(id));
+            let_through(&mut parts, id, elevate_to.as_deref());
             Ok(Admission::Forward(parts, bytes))
         }
     }
@@ -370,6 +371,7 @@ struct Asked {
     hold: std::time::Duration,
     ttl: std::time::Duration,
     wait: ApprovalWait,
+    elevate_to: Option<String>,
     draft: Option<AuditDraft>,
     /// The stored request of an async approval, sent once its grant was
     /// used (its justification was given, and kept, when it was asked for).
@@ -397,6 +399,7 @@ impl Asked {
             hold,
             ttl,
             wait,
+            elevate_to,
         } = decision
         else {
             return Err(AirlockError::NotDecided);
@@ -423,6 +426,7 @@ impl Asked {
             hold,
             ttl,
             wait,
+            elevate_to,
             draft,
             approved: parts.extensions.remove::<ApprovedExecution>(),
         })
@@ -483,6 +487,7 @@ impl Asked {
             decisions: Vec::new(),
             state: ApprovalState::Pending,
             execution: None,
+            elevate_to: self.elevate_to.clone(),
         }
     }
 }
@@ -570,7 +575,11 @@ async fn admit_stored(
     ) {
         draft.update(|r| r.justification = Some(j));
     }
-    parts.extensions.insert(allow(approved.id));
+    let_through(
+        parts,
+        approved.id,
+        approval.as_ref().and_then(|a| a.elevate_to.as_deref()),
+    );
     Ok(())
 }
 
@@ -587,7 +596,11 @@ async fn admit_retry(
             tracing::info!(approval_id = %id, "approved grant used by a matching retry");
             let approved = config.store.get(id).await.ok().flatten();
             record(draft, id, approved.as_ref());
-            parts.extensions.insert(allow(id));
+            let_through(
+                parts,
+                id,
+                approved.as_ref().and_then(|a| a.elevate_to.as_deref()),
+            );
             Ok(true)
         }
         Ok(None) => Ok(false),
@@ -712,9 +725,25 @@ async fn wait_decided(
     }
 }
 
-fn allow(id: ApprovalId) -> Decision {
-    Decision::Allow {
+/// Lets approval `id`'s request through: an `Allow` naming the approval and,
+/// when its rule elevates, the [`Elevation`] for this one request. An
+/// elevation put there by anything else is taken out: only an approval grants one.
+/// (Should the approval's record be unreadable, the request runs unelevated:
+/// with less, never more, than was approved.)
+fn let_through(parts: &mut http::request::Parts, id: ApprovalId, elevate_to: Option<&str>) {
+    parts.extensions.insert(Decision::Allow {
         rule: format!("approved:{id}"),
+    });
+    match elevate_to {
+        Some(identity) => {
+            parts.extensions.insert(Elevation {
+                identity: identity.to_owned(),
+                approval_id: id.to_string(),
+            });
+        }
+        None => {
+            parts.extensions.remove::<Elevation>();
+        }
     }
 }
 

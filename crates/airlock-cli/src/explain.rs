@@ -161,10 +161,18 @@ fn render(decision: &Decision) -> String {
             rule,
             approvers,
             min_approvals,
+            elevate_to,
             ..
         } => format!(
-            "APPROVAL REQUIRED by rule '{rule}': {min_approvals} of groups {:?} / ids {:?}",
-            approvers.groups, approvers.ids
+            "APPROVAL REQUIRED by rule '{rule}': {min_approvals} of groups {:?} / ids {:?}{}",
+            approvers.groups,
+            approvers.ids,
+            elevate_to
+                .as_ref()
+                .map(|identity| format!(
+                    "; once approved it runs elevated, as upstream identity '{identity}'"
+                ))
+                .unwrap_or_default()
         ),
     }
 }

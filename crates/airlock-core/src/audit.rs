@@ -45,6 +45,10 @@ pub struct AuditRecord {
     pub upstream_correlation_id: Option<String>,
     /// The error code Airlock answered with, if it refused or failed.
     pub error_code: Option<String>,
+    /// The upstream (Azure) identity the request was sent as.
+    pub upstream_identity: Option<String>,
+    /// Whether that identity was an approval's elevation.
+    pub elevated: bool,
 }
 
 /// A cheap, cloneable handle to the [`AuditRecord`] of one request.

@@ -123,7 +123,34 @@ pub enum Decision {
         ttl: Duration,
         /// Held, or answered as a long-running operation.
         wait: ApprovalWait,
+        /// The upstream identity the approved request runs as, instead of
+        /// the requester's everyday one (just-in-time elevation).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        elevate_to: Option<String>,
     },
+}
+
+/// Put in an approved request's extensions by the approval layer when the
+/// rule named an `elevate_to` identity: this request, and only it, is sent
+/// upstream with that identity's token.
+///
+/// ```
+/// use airlock_core::Elevation;
+/// let elevation = Elevation { identity: "contributor".into(), approval_id: "a-1".into() };
+/// assert_eq!(elevation.to_string(), "contributor (approval a-1)");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Elevation {
+    /// The upstream identity's name (`[[upstream.identities]] name`).
+    pub identity: String,
+    /// The approval that granted it.
+    pub approval_id: String,
+}
+
+impl std::fmt::Display for Elevation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (approval {})", self.identity, self.approval_id)
+    }
 }
 
 impl Decision {
@@ -166,6 +193,7 @@ mod tests {
             hold: Duration::from_secs(30),
             ttl: Duration::from_secs(600),
             wait: ApprovalWait::Auto,
+            elevate_to: None,
         };
         let json = serde_json::to_value(&d).unwrap();
         assert_eq!(json["effect"], "requireApproval");

@@ -23,6 +23,7 @@ pub mod http_client;
 pub mod operation;
 pub mod operation_pattern;
 pub mod principal;
+pub mod principal_selector;
 pub mod serde_time;
 pub mod token;
 
@@ -30,10 +31,11 @@ pub use audit::{AuditDraft, AuditRecord};
 pub use body::{
     AirlockBody, BodyError, BoxError, boxed, collect_limited, declared_length, empty, full,
 };
-pub use decision::{ApprovalWait, Approvers, Decision};
+pub use decision::{ApprovalWait, Approvers, Decision, Elevation};
 pub use error::{AirlockError, ErrorContext, REQUEST_ID_HEADER};
 pub use http_client::{HttpClient, HttpClientError};
 pub use operation::{Operation, Plane, ResourceScope};
 pub use operation_pattern::{OperationPattern, PatternError};
 pub use principal::{Principal, PrincipalBuilder, PrincipalKind};
+pub use principal_selector::PrincipalSelector;
 pub use token::{AccessToken, BoxFuture, StaticTokenProvider, TokenError, TokenProvider};

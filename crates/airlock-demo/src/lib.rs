@@ -29,6 +29,9 @@ use airlock_gateway::{Config, Gateway, RunningGateway};
 /// The gateway's app registration in the simulated Entra: it signs in with
 /// a client secret and gets tokens the simulated Azure checks.
 pub const GATEWAY_CLIENT_ID: &str = "airlock-demo-gateway";
+/// The app registration the demo gateway acts as for an approved request
+/// that its rule elevates (`elevate_to = "contributor"`).
+pub const CONTRIBUTOR_CLIENT_ID: &str = "airlock-demo-contributor";
 /// How long the simulated Entra's tokens for the gateway live in the demo:
 /// short, so the run shows the gateway refreshing its credential.
 pub const GATEWAY_TOKEN_LIFETIME: Duration = Duration::from_secs(8);
@@ -78,11 +81,16 @@ impl DemoEnvironment {
             .context("writing the demo's certificates")?;
         std::fs::write(dir.path().join("policy.toml"), DEMO_POLICY)
             .context("writing the demo's policy")?;
-        let secret = uuid::Uuid::new_v4().to_string();
-        issuer.register_client(GATEWAY_CLIENT_ID, &secret);
+        for (client_id, file) in [
+            (GATEWAY_CLIENT_ID, "client-secret"),
+            (CONTRIBUTOR_CLIENT_ID, "contributor-secret"),
+        ] {
+            let secret = uuid::Uuid::new_v4().to_string();
+            issuer.register_client(client_id, &secret);
+            std::fs::write(dir.path().join(file), &secret)
+                .context("writing the gateway's client secrets")?;
+        }
         issuer.set_app_token_lifetime(GATEWAY_TOKEN_LIFETIME);
-        std::fs::write(dir.path().join("client-secret"), &secret)
-            .context("writing the gateway's client secret")?;
         let config_text = demo_config(&sim, &issuer, dir.path());
         std::fs::write(dir.path().join("airlock.toml"), &config_text)?;
         let config = Config::parse(&config_text, "demo airlock.toml", |_| None)?;
@@ -131,9 +139,21 @@ fn demo_config(sim: &SimHandle, issuer: &IssuerHandle, dir: &std::path::Path) ->
         dir.join("client-secret").display(),
         issuer.addr()
     );
+    let contributor = format!(
+        r#"# Approved requests whose rule says elevate_to = "contributor" run as
+# this app registration, and only they.
+[[upstream.identities]]
+name = "contributor"
+credential = {{ kind = "client_secret", tenant_id = "{}", client_id = "{CONTRIBUTOR_CLIENT_ID}", client_secret_file = "{}", authority_host = "http://{}" }}
+"#,
+        issuer.tenant_id(),
+        dir.join("contributor-secret").display(),
+        issuer.addr()
+    );
     let text = LocalConfig::new(sim, issuer, dir, "")
         .tls(true)
         .credential_toml(credential)
+        .extra_toml(contributor)
         .render();
     format!("# Written by `airlock demo`.\n{text}")
 }

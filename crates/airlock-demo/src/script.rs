@@ -251,21 +251,44 @@ async fn credential_step(
                 };
                 verifier.verify(token, audience).ok()
             })
-            .is_some_and(|claims| claims["azp"] == crate::GATEWAY_CLIENT_ID)
+            .and_then(|claims| claims["azp"].as_str().map(str::to_owned))
     };
-    let all_own = received.iter().all(own);
+    // Everything as the gateway's everyday identity but the one approved,
+    // elevated create: that as the contributor.
+    let everyday = received
+        .iter()
+        .filter(|r| own(r).as_deref() == Some(crate::GATEWAY_CLIENT_ID))
+        .count();
+    let elevated: Vec<String> = received
+        .iter()
+        .filter(|r| own(r).as_deref() == Some(crate::CONTRIBUTOR_CLIENT_ID))
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.method,
+                r.uri.path().rsplit('/').next().unwrap_or("?")
+            )
+        })
+        .collect();
+    let all_own = everyday + elevated.len() == received.len();
     let refreshed = arm_tokens().len();
     report.step(
         "What reached the simulated Azure",
         format!(
-            "{} requests, each with a token the simulated Entra issued to the gateway's app registration {} (client secret) for that service, none with the agent's{}; {refreshed} ARM tokens in turn, each refreshed ahead of its expiry ({}s lifetime) while {} requests waited on none",
+            "{} requests, each with a token the simulated Entra issued to one of the gateway's app registrations (client secret) for that service, none with the agent's{}: {everyday} as its everyday identity {}, and only the approved {} as '{}' (elevated); {refreshed} ARM tokens in turn, each refreshed ahead of its expiry ({}s lifetime) while {} requests waited on none",
             received.len(),
-            crate::GATEWAY_CLIENT_ID,
             if all_own { "" } else { " — VIOLATED" },
+            crate::GATEWAY_CLIENT_ID,
+            elevated.join(", "),
+            crate::CONTRIBUTOR_CLIENT_ID,
             crate::GATEWAY_TOKEN_LIFETIME.as_secs(),
             if failed == 0 { "the agent's" } else { "SOME of the agent's" },
         ),
-        all_own && !received.is_empty() && refreshed >= 2 && failed == 0,
+        all_own
+            && elevated == ["PUT demonew"]
+            && !received.is_empty()
+            && refreshed >= 2
+            && failed == 0,
     );
     Ok(())
 }
@@ -462,10 +485,11 @@ async fn approval_steps(
     report.step(
         "PUT  storage account demonew, with x-airlock-justification",
         format!(
-            "202 Accepted: held for approval {id} (rule '{}'); the agent's SDK polls it as an Azure operation",
-            approval["rule"].as_str().unwrap_or("?")
+            "202 Accepted: held for approval {id} (rule '{}'), to run elevated as '{}'; the agent's SDK polls it as an Azure operation",
+            approval["rule"].as_str().unwrap_or("?"),
+            approval["elevateTo"].as_str().unwrap_or("nobody: NOT elevated"),
         ),
-        approval["state"] == "pending",
+        approval["state"] == "pending" && approval["elevateTo"] == "contributor",
     );
 
     let own = env

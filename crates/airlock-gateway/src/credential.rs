@@ -1,4 +1,5 @@
-//! The gateway's own Azure credential, from `[upstream.credential]`.
+//! The gateway's own Azure credentials: `[upstream.credential]` (the
+//! `default` identity) and each of `[[upstream.identities]]`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,20 +9,50 @@ use airlock_credentials::{
     AzureCli, ClientCertificate, ClientSecret, DEFAULT_AUTHORITY_HOST, DefaultChain, IMDS_ENDPOINT,
     IdentityEndpoint, ManagedIdentity, TokenCache, TokenSource, UserAssigned, WorkloadIdentity,
 };
-use airlock_upstream::{CredentialConfig, UpstreamConfig};
+use airlock_upstream::{CredentialConfig, UpstreamConfig, UpstreamIdentities};
 
 use crate::{ConfigError, StartError};
 
-/// The provider the upstream (and the Graph group resolver) ask for tokens.
-/// A source that signs in is tried once for ARM at start: a refusal (a
-/// wrong secret, an unknown client) stops the start with Entra's reason; an
-/// unreachable token endpoint only warns, and requests get 502 until it
-/// answers.
-pub(crate) async fn provider(
+/// The upstream's identities: `default` (the Graph group resolver's too)
+/// and each of `[[upstream.identities]]`, every one signed in at start.
+pub(crate) async fn identities(
     config: &UpstreamConfig,
+    default: Arc<dyn TokenProvider>,
+    http: &Arc<dyn HttpClient>,
+) -> Result<UpstreamIdentities, StartError> {
+    let mut identities = UpstreamIdentities::new(default);
+    for identity in &config.identities {
+        let tokens = provider(&identity.credential, &config.arm_audience, http.clone())
+            .await
+            .map_err(|error| match error {
+                StartError::Config(ConfigError::Invalid { key, problem, fix }) => {
+                    StartError::Config(ConfigError::Invalid {
+                        key: "upstream.identities.credential",
+                        problem: format!(
+                            "identity '{}': {}: {problem}",
+                            identity.name,
+                            key.replacen("upstream.credential", "credential", 1)
+                        ),
+                        fix,
+                    })
+                }
+                other => other,
+            })?;
+        identities = identities.with(&identity.name, tokens, identity.serves.clone());
+    }
+    Ok(identities)
+}
+
+/// The provider one credential's tokens come from. A source that signs in
+/// is tried once for ARM at start: a refusal (a wrong secret, an unknown
+/// client) stops the start with Entra's reason; an unreachable token
+/// endpoint only warns, and requests get 502 until it answers.
+pub(crate) async fn provider(
+    credential: &CredentialConfig,
+    arm_audience: &str,
     http: Arc<dyn HttpClient>,
 ) -> Result<Arc<dyn TokenProvider>, StartError> {
-    let source: Arc<dyn TokenSource> = match &config.credential {
+    let source: Arc<dyn TokenSource> = match credential {
         CredentialConfig::Static { token } => {
             return Ok(Arc::new(StaticTokenProvider::new(
                 token.clone().unwrap_or_default(),
@@ -113,7 +144,7 @@ pub(crate) async fn provider(
                     .map(|(_, v)| v.clone())
             };
             let candidates = chain.candidates(&http, &platform_client()?, env);
-            let source = DefaultChain::first_working(candidates, &config.arm_audience)
+            let source = DefaultChain::first_working(candidates, arm_audience)
                 .await
                 .map_err(|problem| ConfigError::Invalid {
                     key: "upstream.credential",
@@ -165,7 +196,7 @@ pub(crate) async fn provider(
             ))
         }
     };
-    match source.fetch(&config.arm_audience).await {
+    match source.fetch(arm_audience).await {
         Ok(_) => tracing::info!(identity = source.identity(), "signed in to Azure"),
         Err(error) if error.transient => tracing::warn!(
             identity = source.identity(),

@@ -71,8 +71,6 @@ impl Gateway {
                 "listening without TLS: Azure SDKs refuse to send bearer tokens over plain HTTP; configure [listen.tls]"
             );
         }
-        let policy = PolicyFile::load(&config.policy.file).map_err(StartError::Policy)?;
-        policy.watch(config.policy.reload_interval);
         let admin_url = admin::public_url(&config)?;
         // One pool for everything the gateway sends: Azure, and its own
         // calls (discovery, JWKS, Graph) through the same trust store.
@@ -88,8 +86,26 @@ impl Gateway {
         ));
         let tokens = match tokens {
             Some(tokens) => tokens,
-            None => credential::provider(&config.upstream, outbound.clone()).await?,
+            None => {
+                credential::provider(
+                    &config.upstream.credential,
+                    &config.upstream.arm_audience,
+                    outbound.clone(),
+                )
+                .await?
+            }
         };
+        let identities =
+            credential::identities(&config.upstream, tokens.clone(), &outbound).await?;
+        // Every elevate_to must name one of them, now and in each reload.
+        let policy = {
+            let known = identities.clone();
+            PolicyFile::load_checked(&config.policy.file, move |policy| {
+                policy.check_elevations(|name| known.contains(name))
+            })
+            .map_err(StartError::Policy)?
+        };
+        policy.watch(config.policy.reload_interval);
         let routes = config.routes()?;
         // Keys from the identity provider first: a start that fails there
         // leaves no key file or database behind.
@@ -130,6 +146,7 @@ impl Gateway {
             );
         }
         let upstream = Upstream::new(routes, client, tokens)
+            .identities(identities)
             .read_timeout(config.upstream.read_timeout)
             .body_timeout(config.limits.request_body_timeout)
             .max_request_body_bytes(config.limits.max_request_body_bytes)

@@ -7,10 +7,11 @@ use std::time::Duration;
 use airlock_core::{ApprovalWait, Approvers, Decision, Operation, Principal};
 use serde::Deserialize;
 
-use crate::rule::{Approval, Candidate, Effect, PrincipalSelector, Reach, Rule, Skip};
+use crate::rule::{Approval, Candidate, Effect, Reach, Rule, Skip};
 use crate::scope_pattern::ScopePattern;
 use crate::{PolicyEngine, PolicyError};
 use airlock_core::OperationPattern;
+use airlock_core::PrincipalSelector;
 
 /// The rule name of the decision when no rule allows an operation.
 pub const NO_MATCHING_RULE: &str = "no-matching-rule";
@@ -22,6 +23,7 @@ pub const NO_MATCHING_RULE: &str = "no-matching-rule";
 /// deletes) is allowed only if every one of them is.
 #[derive(Clone, Debug, Default)]
 pub struct Policy {
+    origin: String,
     rules: Vec<Rule>,
     warnings: Vec<String>,
     index: RuleIndex,
@@ -120,23 +122,8 @@ struct RawRule {
     not_data_actions: Vec<String>,
     #[serde(default)]
     scopes: Vec<String>,
-    principals: Option<RawPrincipals>,
+    principals: Option<PrincipalSelector>,
     approval: Option<RawApproval>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPrincipals {
-    #[serde(default)]
-    ids: Vec<String>,
-    #[serde(default)]
-    app_ids: Vec<String>,
-    #[serde(default)]
-    groups: Vec<String>,
-    #[serde(default)]
-    roles: Vec<String>,
-    #[serde(default)]
-    kinds: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +143,7 @@ struct RawApproval {
     ttl: Duration,
     #[serde(default)]
     wait: RawWait,
+    elevate_to: Option<String>,
 }
 
 /// `wait = "hold" | "async"`; absent means by method (see [`ApprovalWait`]).
@@ -177,8 +165,6 @@ fn default_hold() -> Duration {
 fn default_ttl() -> Duration {
     Duration::from_secs(3600)
 }
-
-const KINDS: [&str; 3] = ["application", "managed_identity", "user"];
 
 impl Policy {
     /// Reads and validates a policy file.
@@ -211,7 +197,10 @@ impl Policy {
             rule: None,
             problem: e.message().to_owned(),
         })?;
-        let mut policy = Policy::default();
+        let mut policy = Policy {
+            origin: origin.to_owned(),
+            ..Policy::default()
+        };
         let mut names = HashSet::new();
         for spanned in raw.rule {
             let line = line_of(text, spanned.span().start);
@@ -275,6 +264,46 @@ impl Policy {
             .iter()
             .filter_map(|rule| rule.approval.as_ref())
             .any(|a| a.approvers.admits(principal))
+    }
+
+    /// Checks that every `approval.elevate_to` names an identity for which
+    /// `known` holds (the gateway passes its `[[upstream.identities]]`).
+    ///
+    /// ```
+    /// let policy = airlock_policy::Policy::parse(r#"
+    ///     [[rule]]
+    ///     name = "deletes-run-as-contributor"
+    ///     effect = "approve"
+    ///     actions = ["Microsoft.Resources/subscriptions/resourceGroups/delete"]
+    ///     [rule.approval]
+    ///     groups = ["ops"]
+    ///     elevate_to = "contributor"
+    /// "#, "policy.toml").unwrap();
+    /// assert!(policy.check_elevations(|name| name == "contributor").is_ok());
+    /// let error = policy.check_elevations(|_| false).unwrap_err();
+    /// assert_eq!(error.line, Some(2));
+    /// assert!(error.problem.contains("'contributor'"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first rule whose `elevate_to` is unknown.
+    pub fn check_elevations(&self, known: impl Fn(&str) -> bool) -> Result<(), PolicyError> {
+        for rule in &self.rules {
+            if let Some(identity) = rule.approval.as_ref().and_then(|a| a.elevate_to.as_deref())
+                && !known(identity)
+            {
+                return Err(PolicyError {
+                    origin: self.origin.clone(),
+                    line: Some(rule.line),
+                    rule: Some(rule.name.clone()),
+                    problem: format!(
+                        "approval.elevate_to = '{identity}' is not an upstream identity; add an [[upstream.identities]] entry named '{identity}' to the gateway's configuration, or fix the name"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether there are no rules (everything is denied).
@@ -403,6 +432,7 @@ fn require_approval(rule: &Rule) -> Decision {
         hold: default_hold(),
         ttl: default_ttl(),
         wait: ApprovalWait::Auto,
+        elevate_to: None,
     });
     Decision::RequireApproval {
         rule: rule.name.clone(),
@@ -412,6 +442,7 @@ fn require_approval(rule: &Rule) -> Decision {
         hold: approval.hold,
         ttl: approval.ttl,
         wait: approval.wait,
+        elevate_to: approval.elevate_to,
     }
 }
 
@@ -481,30 +512,12 @@ fn check_operations(raw: &RawRule) -> Result<(), String> {
 }
 
 /// `[rule.principals]`: absent means everyone; present, it must select someone.
-fn compile_principals(raw: Option<&RawPrincipals>) -> Result<PrincipalSelector, String> {
-    let Some(p) = raw else {
+fn compile_principals(raw: Option<&PrincipalSelector>) -> Result<PrincipalSelector, String> {
+    let Some(selector) = raw else {
         return Ok(PrincipalSelector::default());
     };
-    if p.ids.is_empty()
-        && p.app_ids.is_empty()
-        && p.groups.is_empty()
-        && p.roles.is_empty()
-        && p.kinds.is_empty()
-    {
-        return Err("[rule.principals] is empty; list ids, app_ids, groups, roles or kinds, or remove the table to mean everyone".into());
-    }
-    if let Some(kind) = p.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
-        return Err(format!(
-            "principals.kinds: '{kind}' is not one of application, managed_identity, user"
-        ));
-    }
-    Ok(PrincipalSelector {
-        ids: p.ids.clone(),
-        app_ids: p.app_ids.clone(),
-        groups: p.groups.clone(),
-        roles: p.roles.clone(),
-        kinds: p.kinds.clone(),
-    })
+    selector.validate("rule.principals")?;
+    Ok(selector.clone())
 }
 
 /// `[rule.approval]`: required by `approve` rules, refused on any other;
@@ -531,6 +544,12 @@ fn compile_approval(
     }
     if a.min_approvals == 0 {
         return Err("approval.min_approvals must be at least 1".into());
+    }
+    if a.elevate_to
+        .as_deref()
+        .is_some_and(|name| name.trim().is_empty())
+    {
+        return Err("approval.elevate_to is empty; name an [[upstream.identities]] entry, or remove the key to run approved requests as the requester's everyday identity".into());
     }
     if a.hold.is_zero() || a.ttl.is_zero() {
         return Err("approval.hold and approval.ttl must be longer than zero".into());
@@ -575,5 +594,6 @@ fn compile_approval(
             RawWait::Hold => ApprovalWait::Hold,
             RawWait::Async => ApprovalWait::Async,
         },
+        elevate_to: a.elevate_to.clone(),
     }))
 }

@@ -21,10 +21,23 @@ use crate::{Policy, PolicyEngine, PolicyError};
 /// // on SIGHUP: policy.reload()
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PolicyFile {
     path: Arc<PathBuf>,
     current: Arc<ArcSwap<Policy>>,
+    check: Arc<Check>,
+}
+
+/// A check of the embedder's, run on every version of the file before it is used.
+type Check = dyn Fn(&Policy) -> Result<(), PolicyError> + Send + Sync;
+
+impl std::fmt::Debug for PolicyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyFile")
+            .field("path", &self.path)
+            .field("rules", &self.current().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PolicyFile {
@@ -34,12 +47,28 @@ impl PolicyFile {
     ///
     /// When the file cannot be read or is not a valid policy.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, PolicyError> {
+        Self::load_checked(path, |_| Ok(()))
+    }
+
+    /// Loads `path`, and refuses this and every later version of the file
+    /// that `check` refuses (the gateway checks that each `elevate_to`
+    /// names one of its upstream identities).
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read, is not a valid policy, or `check` refuses it.
+    pub fn load_checked(
+        path: impl AsRef<Path>,
+        check: impl Fn(&Policy) -> Result<(), PolicyError> + Send + Sync + 'static,
+    ) -> Result<Self, PolicyError> {
         let path = path.as_ref().to_owned();
         let policy = Policy::load(&path)?;
+        check(&policy)?;
         log_warnings(&policy);
         Ok(Self {
             path: Arc::new(path),
             current: Arc::new(ArcSwap::from_pointee(policy)),
+            check: Arc::new(check),
         })
     }
 
@@ -55,7 +84,7 @@ impl PolicyFile {
     ///
     /// The new file's error (also logged); the running policy is unchanged.
     pub fn reload(&self) -> Result<(), PolicyError> {
-        match Policy::load(&self.path) {
+        match Policy::load(&self.path).and_then(|policy| (self.check)(&policy).map(|()| policy)) {
             Ok(policy) => {
                 log_warnings(&policy);
                 tracing::info!(file = %self.path.display(), rules = policy.len(), "policy reloaded");
@@ -73,6 +102,7 @@ impl PolicyFile {
     /// reloads when they change, until every clone of this handle is dropped.
     pub fn watch(&self, interval: Duration) {
         let path = self.path.clone();
+        let check = self.check.clone();
         let weak = Arc::downgrade(&self.current);
         let mut seen = fingerprint(&path);
         tokio::spawn(async move {
@@ -87,6 +117,7 @@ impl PolicyFile {
                     let file = PolicyFile {
                         path: path.clone(),
                         current,
+                        check: check.clone(),
                     };
                     let _ = file.reload();
                 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use airlock_core::{ApprovalWait, Approvers, Operation, Plane, Principal};
+use airlock_core::{ApprovalWait, Approvers, Operation, Plane, Principal, PrincipalSelector};
 
 use crate::scope_pattern::ScopePattern;
 use airlock_core::OperationPattern;
@@ -30,46 +30,6 @@ impl fmt::Display for Effect {
     }
 }
 
-/// Who a rule is about. Every field that is given must match (AND); within a
-/// field any value may (OR). No selector: everyone.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct PrincipalSelector {
-    pub(crate) ids: Vec<String>,
-    pub(crate) app_ids: Vec<String>,
-    pub(crate) groups: Vec<String>,
-    pub(crate) roles: Vec<String>,
-    pub(crate) kinds: Vec<String>,
-}
-
-impl PrincipalSelector {
-    /// `None` when it matches, else the field that did not.
-    fn mismatch(&self, principal: &Principal) -> Option<&'static str> {
-        let any = |values: &[String], test: &dyn Fn(&str) -> bool| {
-            values.is_empty() || values.iter().any(|v| test(v))
-        };
-        if !any(&self.ids, &|id| principal.id().eq_ignore_ascii_case(id)) {
-            return Some("ids");
-        }
-        if !any(&self.app_ids, &|app| {
-            principal
-                .app_id()
-                .is_some_and(|a| a.eq_ignore_ascii_case(app))
-        }) {
-            return Some("app_ids");
-        }
-        if !any(&self.groups, &|group| principal.in_group(group)) {
-            return Some("groups");
-        }
-        if !any(&self.roles, &|role| principal.has_role(role)) {
-            return Some("roles");
-        }
-        if !any(&self.kinds, &|kind| principal.kind().as_str() == kind) {
-            return Some("kinds");
-        }
-        None
-    }
-}
-
 /// The approval an `approve` rule asks for.
 #[derive(Clone, Debug)]
 pub(crate) struct Approval {
@@ -79,6 +39,7 @@ pub(crate) struct Approval {
     pub(crate) hold: Duration,
     pub(crate) ttl: Duration,
     pub(crate) wait: ApprovalWait,
+    pub(crate) elevate_to: Option<String>,
 }
 
 /// A validated rule.

@@ -235,4 +235,27 @@ mod tests {
             Err(ChainBreak::Unlinked { seq: 2 })
         );
     }
+
+    /// An event from before `upstreamIdentity` and `elevated` existed
+    /// encodes, and so hashes, exactly as it did: old chains still verify.
+    /// Set, both fields are hashed, so an edit to them is found.
+    #[test]
+    fn fields_added_later_leave_older_events_hashing_as_they_did() {
+        let old = event("/p");
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            EXAMPLE_EVENT.replace("/subscriptions/s/resourcegroups", "/p")
+        );
+        let mut elevated = old.clone();
+        elevated.upstream_identity = Some("contributor".into());
+        elevated.elevated = true;
+        let linked = ChainHead::default().link(elevated);
+        let mut edited = vec![linked];
+        assert!(verify(&ChainHead::default(), &edited).is_ok());
+        edited[0].event.elevated = false;
+        assert_eq!(
+            verify(&ChainHead::default(), &edited),
+            Err(ChainBreak::Edited { seq: 1 })
+        );
+    }
 }

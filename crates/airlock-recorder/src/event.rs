@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 /// size-capped excerpts the masking layer made; tokens are never here.
 ///
 /// Field order is part of the chain's canonical encoding: add fields at the
-/// end, with `#[serde(default)]`, and bump [`crate::chain::CHAIN_VERSION`].
+/// end with `#[serde(default)]` and a `skip_serializing_if` that leaves them
+/// out when unset, so that events written before them hash as they did;
+/// change anything else only with a new [`crate::chain::CHAIN_VERSION`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
@@ -72,6 +74,14 @@ pub struct AuditEvent {
     pub upstream_correlation_id: Option<String>,
     /// The error code Airlock answered with, if it refused or failed.
     pub error_code: Option<String>,
+    /// The Azure identity the gateway sent the request as
+    /// (`[[upstream.identities]]` name, or `default`), if it went upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_identity: Option<String>,
+    /// Whether that identity was granted for this one request by an
+    /// approval (`elevate_to`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub elevated: bool,
 }
 
 /// The verified caller, as kept in the audit trail.

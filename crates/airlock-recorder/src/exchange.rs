@@ -193,6 +193,8 @@ impl Exchange {
             upstream_request_id: record.upstream_request_id,
             upstream_correlation_id: record.upstream_correlation_id,
             error_code: record.error_code.or_else(|| self.error_code_header.take()),
+            upstream_identity: record.upstream_identity,
+            elevated: record.elevated,
         }
     }
 }

@@ -56,6 +56,8 @@ fn event(n: usize) -> AuditEvent {
         upstream_request_id: Some(format!("{n:08x}-aaaa-bbbb-cccc-dddddddddddd")),
         upstream_correlation_id: Some(format!("{n:08x}-1111-2222-3333-444444444444")),
         error_code: None,
+        upstream_identity: Some("default".into()),
+        elevated: false,
     }
 }
 

@@ -144,6 +144,8 @@ fn entry(chained: &ChainedEvent) -> Value {
             "maskedPaths": event.masked_paths,
             "outcome": event.outcome,
             "upstreamStatus": event.upstream_status,
+            "upstreamIdentity": event.upstream_identity,
+            "elevated": event.elevated,
             "errorCode": event.error_code,
         },
     })

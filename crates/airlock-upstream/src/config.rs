@@ -50,8 +50,50 @@ pub struct UpstreamConfig {
     /// Time for Azure to answer with response headers.
     #[serde(default = "default_read_timeout", with = "humantime_serde")]
     pub read_timeout: Duration,
-    /// The gateway's own Azure credential.
+    /// The gateway's own Azure credential: the `default` identity.
     pub credential: CredentialConfig,
+    /// More Azure identities (`[[upstream.identities]]`), each serving the
+    /// agents its `serves` selects, or only approvals that elevate to it.
+    #[serde(default)]
+    pub identities: Vec<IdentityConfig>,
+}
+
+/// `[[upstream.identities]]`: another Azure identity the gateway acts as.
+///
+/// ```toml
+/// [[upstream.identities]]
+/// name = "reader"                       # audit events and elevate_to name it
+/// serves = { groups = ["read-only-agents"] }
+/// credential = { kind = "client_secret", tenant_id = "…", client_id = "…", client_secret_file = "/run/secrets/reader" }
+///
+/// [[upstream.identities]]
+/// name = "contributor"                  # no `serves`: only for approved, elevated requests
+/// credential = { kind = "managed_identity", client_id = "…" }
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Its name: letters, digits, `-` and `_`; not `default`.
+    pub name: String,
+    /// The principals it serves (first match in file order wins; the
+    /// `default` identity serves everyone else). Absent: it serves only
+    /// requests an approve rule elevates to it (`elevate_to`).
+    #[serde(default)]
+    pub serves: Option<airlock_core::PrincipalSelector>,
+    /// How it authenticates; every kind of `[upstream.credential]`. A
+    /// secret is best given as `client_secret_file` or the variable
+    /// `AIRLOCK_UPSTREAM_<NAME>_CLIENT_SECRET` (`<NAME>` upper-cased, `-` as `_`).
+    pub credential: CredentialConfig,
+}
+
+impl IdentityConfig {
+    /// `AIRLOCK_UPSTREAM_<NAME>_<what>`, for this identity's secrets.
+    pub fn env_name(&self, what: &str) -> String {
+        format!(
+            "AIRLOCK_UPSTREAM_{}_{what}",
+            self.name.to_ascii_uppercase().replace('-', "_")
+        )
+    }
 }
 
 /// `[upstream.key_vault]`.
@@ -193,6 +235,65 @@ pub enum CredentialConfig {
     },
 }
 
+impl CredentialConfig {
+    /// Fills what the environment gives: the token or secret from the
+    /// variables named, and the platform's variables for the kinds that read them.
+    fn apply_env(
+        &mut self,
+        env: &impl Fn(&str) -> Option<String>,
+        token_env: &str,
+        secret_env: &str,
+    ) {
+        match self {
+            CredentialConfig::Static { token } => {
+                if let Some(from_env) = env(token_env).filter(|t| !t.is_empty()) {
+                    *token = Some(from_env);
+                }
+            }
+            CredentialConfig::ClientSecret { client_secret, .. } => {
+                if let Some(from_env) = env(secret_env).filter(|t| !t.is_empty()) {
+                    *client_secret = Some(from_env);
+                }
+            }
+            CredentialConfig::AzureCli { .. } | CredentialConfig::ClientCertificate { .. } => {}
+            CredentialConfig::Default { environment, .. } => {
+                *environment = DEFAULT_CHAIN_VARIABLES
+                    .iter()
+                    .filter_map(|name| {
+                        env(name)
+                            .filter(|v| !v.is_empty())
+                            .map(|value| ((*name).to_owned(), value))
+                    })
+                    .collect();
+            }
+            CredentialConfig::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+                authority_host,
+            } => {
+                let from = |name: &str| env(name).filter(|v| !v.is_empty());
+                tenant_id.get_or_insert_with(|| from("AZURE_TENANT_ID").unwrap_or_default());
+                client_id.get_or_insert_with(|| from("AZURE_CLIENT_ID").unwrap_or_default());
+                if token_file.is_none() {
+                    *token_file = from("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from);
+                }
+                authority_host.get_or_insert_with(|| {
+                    from("AZURE_AUTHORITY_HOST").unwrap_or_else(|| DEFAULT_AUTHORITY_HOST.into())
+                });
+            }
+            CredentialConfig::ManagedIdentity { app_service, .. } => {
+                if let (Some(endpoint), Some(header)) = (
+                    env("IDENTITY_ENDPOINT").filter(|v| !v.is_empty()),
+                    env("IDENTITY_HEADER").filter(|v| !v.is_empty()),
+                ) {
+                    *app_service = Some((endpoint, header));
+                }
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for CredentialConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -308,54 +409,18 @@ impl UpstreamConfig {
     /// Applies `AIRLOCK_UPSTREAM_TOKEN` (a static token),
     /// `AIRLOCK_UPSTREAM_CLIENT_SECRET` (the secret of `kind =
     /// "client_secret"`) and the platform's `IDENTITY_ENDPOINT` and
-    /// `IDENTITY_HEADER` (`kind = "managed_identity"`) from `env`, when set.
+    /// `IDENTITY_HEADER` (`kind = "managed_identity"`) from `env`, when set;
+    /// for each of `[[upstream.identities]]`, the same with its name:
+    /// `AIRLOCK_UPSTREAM_<NAME>_TOKEN`, `AIRLOCK_UPSTREAM_<NAME>_CLIENT_SECRET`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
-        match &mut self.credential {
-            CredentialConfig::Static { token } => {
-                if let Some(from_env) = env(UPSTREAM_TOKEN_ENV).filter(|t| !t.is_empty()) {
-                    *token = Some(from_env);
-                }
-            }
-            CredentialConfig::ClientSecret { client_secret, .. } => {
-                if let Some(from_env) = env(UPSTREAM_CLIENT_SECRET_ENV).filter(|t| !t.is_empty()) {
-                    *client_secret = Some(from_env);
-                }
-            }
-            CredentialConfig::AzureCli { .. } | CredentialConfig::ClientCertificate { .. } => {}
-            CredentialConfig::Default { environment, .. } => {
-                *environment = DEFAULT_CHAIN_VARIABLES
-                    .iter()
-                    .filter_map(|name| {
-                        env(name)
-                            .filter(|v| !v.is_empty())
-                            .map(|value| ((*name).to_owned(), value))
-                    })
-                    .collect();
-            }
-            CredentialConfig::WorkloadIdentity {
-                tenant_id,
-                client_id,
-                token_file,
-                authority_host,
-            } => {
-                let from = |name: &str| env(name).filter(|v| !v.is_empty());
-                tenant_id.get_or_insert_with(|| from("AZURE_TENANT_ID").unwrap_or_default());
-                client_id.get_or_insert_with(|| from("AZURE_CLIENT_ID").unwrap_or_default());
-                if token_file.is_none() {
-                    *token_file = from("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from);
-                }
-                authority_host.get_or_insert_with(|| {
-                    from("AZURE_AUTHORITY_HOST").unwrap_or_else(|| DEFAULT_AUTHORITY_HOST.into())
-                });
-            }
-            CredentialConfig::ManagedIdentity { app_service, .. } => {
-                if let (Some(endpoint), Some(header)) = (
-                    env("IDENTITY_ENDPOINT").filter(|v| !v.is_empty()),
-                    env("IDENTITY_HEADER").filter(|v| !v.is_empty()),
-                ) {
-                    *app_service = Some((endpoint, header));
-                }
-            }
+        self.credential
+            .apply_env(&env, UPSTREAM_TOKEN_ENV, UPSTREAM_CLIENT_SECRET_ENV);
+        for identity in &mut self.identities {
+            let (token, secret) = (
+                identity.env_name("TOKEN"),
+                identity.env_name("CLIENT_SECRET"),
+            );
+            identity.credential.apply_env(&env, &token, &secret);
         }
     }
 
@@ -376,7 +441,12 @@ impl UpstreamConfig {
                 ));
             }
         }
-        self.validate_credential()?;
+        self.validate_credential(
+            &self.credential,
+            UPSTREAM_TOKEN_ENV,
+            UPSTREAM_CLIENT_SECRET_ENV,
+        )?;
+        self.validate_identities()?;
         for (key, value) in [
             ("upstream.connect_timeout", self.connect_timeout),
             ("upstream.read_timeout", self.read_timeout),
@@ -435,15 +505,22 @@ impl UpstreamConfig {
         Ok(endpoint)
     }
 
-    fn validate_credential(&self) -> Result<(), InvalidConfig> {
-        match &self.credential {
+    /// Checks one credential; `token_env` and `secret_env` are the
+    /// variables that could have given its token or secret.
+    fn validate_credential(
+        &self,
+        credential: &CredentialConfig,
+        token_env: &str,
+        secret_env: &str,
+    ) -> Result<(), InvalidConfig> {
+        match credential {
             CredentialConfig::Static { token } => {
                 if token.as_deref().is_none_or(str::is_empty) {
                     return Err(invalid(
                         "upstream.credential.token",
                         "no token is configured",
                         format!(
-                            "set {UPSTREAM_TOKEN_ENV} in the environment (preferred) or upstream.credential.token"
+                            "set {token_env} in the environment (preferred) or upstream.credential.token"
                         ),
                     ));
                 }
@@ -465,7 +542,7 @@ impl UpstreamConfig {
                             "upstream.credential.client_secret",
                             "no client secret is configured",
                             format!(
-                                "set {UPSTREAM_CLIENT_SECRET_ENV} in the environment (preferred), or upstream.credential.client_secret_file"
+                                "set {secret_env} in the environment (preferred), or upstream.credential.client_secret_file"
                             ),
                         ));
                     }
@@ -584,6 +661,60 @@ impl UpstreamConfig {
                 }
                 check_imds(imds_endpoint.as_deref())?;
             }
+        }
+        Ok(())
+    }
+
+    /// Names are usable and unique, selectors select someone, credentials are complete.
+    fn validate_identities(&self) -> Result<(), InvalidConfig> {
+        let mut seen = std::collections::HashSet::new();
+        for identity in &self.identities {
+            let name = identity.name.as_str();
+            let problem = if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                Some(format!("'{name}' is not a usable name"))
+            } else if name.eq_ignore_ascii_case(crate::DEFAULT_IDENTITY) {
+                Some("'default' is the name of [upstream.credential]".to_owned())
+            } else if !seen.insert(name.to_ascii_lowercase()) {
+                Some(format!("two identities are named '{name}'"))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(invalid(
+                    "upstream.identities.name",
+                    problem,
+                    "give each identity its own name of letters, digits, '-' and '_'; rules name it in elevate_to, audit events record it",
+                ));
+            }
+            if let Some(serves) = &identity.serves {
+                serves
+                    .validate(&format!("upstream.identities.serves of '{name}'"))
+                    .map_err(|problem| {
+                        invalid(
+                            "upstream.identities.serves",
+                            problem,
+                            "list who it serves, or remove serves to use it only for elevation",
+                        )
+                    })?;
+            }
+            self.validate_credential(
+                &identity.credential,
+                &identity.env_name("TOKEN"),
+                &identity.env_name("CLIENT_SECRET"),
+            )
+            .map_err(|inner| InvalidConfig {
+                key: "upstream.identities.credential",
+                problem: format!(
+                    "identity '{name}': {}: {}",
+                    inner.key.replacen("upstream.credential", "credential", 1),
+                    inner.problem
+                ),
+                fix: inner.fix,
+            })?;
         }
         Ok(())
     }

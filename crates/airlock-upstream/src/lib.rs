@@ -29,14 +29,16 @@
 
 mod config;
 mod headers;
+mod identities;
 mod rewrite;
 mod routing;
 mod service;
 
 pub use config::{
-    CredentialConfig, InvalidConfig, KeyVaultConfig, UPSTREAM_CLIENT_SECRET_ENV,
+    CredentialConfig, IdentityConfig, InvalidConfig, KeyVaultConfig, UPSTREAM_CLIENT_SECRET_ENV,
     UPSTREAM_TOKEN_ENV, UpstreamConfig,
 };
+pub use identities::{DEFAULT_IDENTITY, Selected, UpstreamIdentities};
 pub use routing::{
     Endpoint, EndpointError, GatewayHosts, KeyVaultEndpoint, Routes, valid_vault_name,
 };

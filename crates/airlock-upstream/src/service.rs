@@ -27,6 +27,7 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
 
+use crate::UpstreamIdentities;
 use crate::routing::Routes;
 use crate::{headers, rewrite};
 
@@ -56,7 +57,7 @@ pub struct Upstream {
 struct Inner {
     client: PooledClient,
     routes: Routes,
-    tokens: Arc<dyn TokenProvider>,
+    identities: UpstreamIdentities,
     read_timeout: Duration,
     body_timeout: Duration,
     max_request_body: u64,
@@ -79,13 +80,20 @@ impl Upstream {
             inner: Arc::new(Inner {
                 client,
                 routes,
-                tokens,
+                identities: UpstreamIdentities::new(tokens),
                 read_timeout: Duration::from_secs(60),
                 body_timeout: Duration::from_secs(30),
                 max_request_body: 4 << 20,
                 max_response_rewrite: 16 << 20,
             }),
         }
+    }
+
+    /// Acts as these Azure identities, chosen per request (by default, the
+    /// one `tokens` given to [`new`](Self::new) serves everyone).
+    #[must_use]
+    pub fn identities(self, identities: UpstreamIdentities) -> Self {
+        self.with(|inner| inner.identities = identities)
     }
 
     /// Time for Azure to answer with response headers (default 60 s; 504 after).
@@ -193,12 +201,24 @@ impl Inner {
                     request_body_error(&source, self.max_request_body, self.body_timeout)
                 }
             })?;
-        let token = self
-            .tokens
+        let identity = self.identities.select(&parts.extensions)?;
+        let token = identity
+            .tokens()
             .token(self.routes.audience(&endpoint))
             .await
-            .map_err(|e| AirlockError::UpstreamCredential(e.to_string()))?;
+            .map_err(|e| {
+                AirlockError::UpstreamCredential(format!(
+                    "upstream identity '{}': {e}",
+                    identity.name()
+                ))
+            })?;
         let audit = parts.extensions.remove::<AuditDraft>();
+        if let Some(audit) = &audit {
+            audit.update(|record| {
+                record.upstream_identity = Some(identity.name().to_owned());
+                record.elevated = identity.elevated();
+            });
+        }
 
         let request_id = parts.headers.get(REQUEST_ID_HEADER).cloned();
         headers::sanitize_request(&mut parts.headers);

@@ -14,3 +14,4 @@ mod masking;
 mod policy;
 mod recording;
 mod refusals;
+mod upstream_identities;

@@ -57,6 +57,7 @@ fn require(min_approvals: u32, justification_required: bool, hold: Duration) -> 
         hold,
         ttl: Duration::from_secs(600),
         wait: ApprovalWait::Hold,
+        elevate_to: None,
     }
 }
 
@@ -64,6 +65,7 @@ fn require(min_approvals: u32, justification_required: bool, hold: Duration) -> 
 #[derive(Clone, Debug)]
 struct Seen {
     decision: Option<Decision>,
+    elevation: Option<airlock_core::Elevation>,
     body: bytes::Bytes,
 }
 
@@ -109,8 +111,16 @@ impl Harness {
             let seen = seen.clone();
             async move {
                 let decision = request.extensions().get::<Decision>().cloned();
+                let elevation = request
+                    .extensions()
+                    .get::<airlock_core::Elevation>()
+                    .cloned();
                 let body = request.into_body().collect().await.unwrap().to_bytes();
-                seen.lock().unwrap().push(Seen { decision, body });
+                seen.lock().unwrap().push(Seen {
+                    decision,
+                    elevation,
+                    body,
+                });
                 Ok::<_, Infallible>(Response::new(full("created")))
             }
         });
@@ -189,6 +199,48 @@ async fn ok_body(response: Response<AirlockBody>) -> String {
     assert_eq!(response.status(), StatusCode::OK);
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// The rule's `elevate_to` is shown to approvers and granted to the approved
+/// request alone; an elevation that did not come from an approval is taken out.
+#[tokio::test]
+async fn only_an_approval_grants_its_elevation_and_only_to_its_request() {
+    let h = Harness::new();
+    let mut decision = require(1, false, WAIT);
+    if let Decision::RequireApproval { elevate_to, .. } = &mut decision {
+        *elevate_to = Some("contributor".into());
+    }
+    let held = tokio::spawn(h.send(request(&agent(), "{}", decision, None)));
+    let approval = h.nth_new(1).await;
+    assert_eq!(approval.elevate_to.as_deref(), Some("contributor"));
+    let alice = principal("alice", &["approvers"]);
+    h.store
+        .decide(approval.id, &alice, true, None)
+        .await
+        .unwrap();
+    assert_eq!(ok_body(held.await.unwrap()).await, "created");
+
+    // A rule without elevate_to; something before the layer tried to elevate.
+    let mut smuggled = request(&agent(), "{\"b\":1}", require(1, false, WAIT), None);
+    smuggled.extensions_mut().insert(airlock_core::Elevation {
+        identity: "owner".into(),
+        approval_id: "forged".into(),
+    });
+    let held = tokio::spawn(h.send(smuggled));
+    let plain = h.nth_new(2).await;
+    assert_eq!(plain.elevate_to, None);
+    h.store.decide(plain.id, &alice, true, None).await.unwrap();
+    assert_eq!(ok_body(held.await.unwrap()).await, "created");
+
+    let seen = h.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[0].elevation,
+        Some(airlock_core::Elevation {
+            identity: "contributor".into(),
+            approval_id: approval.id.to_string(),
+        })
+    );
+    assert_eq!(seen[1].elevation, None);
 }
 
 #[tokio::test]

@@ -58,6 +58,8 @@ pub struct ApprovalView {
     pub execution: Option<ExecutionView>,
     /// Whether the caller can approve or deny it now.
     pub can_decide: bool,
+    /// The upstream identity the approved request runs as (elevation).
+    pub elevate_to: Option<String>,
 }
 
 /// The HTTP request an approval is for.
@@ -208,7 +210,12 @@ pub fn render_list(
                 a.requester_label(),
                 clean(&a.operation.name),
                 keep_tail(&clean(&a.operation.scope), SCOPE_COLUMN),
-                clean(&a.rule),
+                match &a.elevate_to {
+                    Some(identity) => {
+                        format!("{} (elevates to {})", clean(&a.rule), clean(identity))
+                    }
+                    None => clean(&a.rule),
+                },
                 a.created_at
                     .as_deref()
                     .and_then(parse_time)
@@ -315,6 +322,16 @@ pub fn render_details(value: &Value, now: SystemTime) -> Result<String, Malforme
     }
     field("Body", body_text(&a));
     field("Rule", clean(&a.rule));
+    field(
+        "Runs as",
+        match &a.elevate_to {
+            Some(identity) => format!(
+                "{} (ELEVATED: this request only, instead of the requester's everyday identity)",
+                clean(identity)
+            ),
+            None => "the requester's everyday upstream identity".to_owned(),
+        },
+    );
     if let Some(wait) = &a.wait {
         field("Wait", clean(wait));
     }
@@ -617,6 +634,7 @@ mod tests {
             "Operation     Microsoft.Storage/storageAccounts/write",
             &format!("Scope         {SCOPE}"),
             "Rule          storage-needs-approval",
+            "Runs as       the requester's everyday upstream identity",
             "Approvals     1 of 2",
             "Created       2026-05-01T11:48:00.000Z (12m ago)",
             "Expires       2026-05-01T12:10:00.000Z (in 10m)",
@@ -633,6 +651,27 @@ mod tests {
             pending.contains("State         pending (you can approve or deny it)")
                 && pending.contains("Decisions     (none yet)"),
             "{pending}"
+        );
+    }
+
+    #[test]
+    fn an_elevated_approval_says_so_in_the_list_and_the_details() {
+        let mut value = approval("pending", true, &serde_json::json!([]));
+        value["elevateTo"] = "contributor".into();
+        let details = render_details(&value, now()).unwrap();
+        assert!(
+            details.contains("Runs as       contributor (ELEVATED: this request only"),
+            "{details}"
+        );
+        let list = render_list(
+            &serde_json::json!({ "value": [value] }),
+            ListState::Pending,
+            now(),
+        )
+        .unwrap();
+        assert!(
+            list.contains("storage-needs-approval (elevates to contributor)"),
+            "{list}"
         );
     }
 

@@ -539,6 +539,60 @@ mod tests {
     }
 
     #[test]
+    fn upstream_identities_are_checked_and_take_their_secrets_from_named_variables() {
+        let identity = |name: &str, rest: &str| {
+            format!(
+                "{MINIMAL}[[upstream.identities]]\nname = \"{name}\"\n{rest}credential = {{ kind = \"client_secret\", tenant_id = \"t1\", client_id = \"app-2\" }}\n"
+            )
+        };
+        let reader = identity("ops-reader", "serves = { groups = [\"readers\"] }\n");
+        let message = error_of(&reader);
+        assert!(
+            message.starts_with("upstream.identities.credential")
+                && message.contains("identity 'ops-reader': credential.client_secret")
+                && message.contains("AIRLOCK_UPSTREAM_OPS_READER_CLIENT_SECRET"),
+            "{message}"
+        );
+        let config = Config::parse(&reader, "x", |name| {
+            (name == "AIRLOCK_UPSTREAM_OPS_READER_CLIENT_SECRET")
+                .then(|| "reader-s3cret".to_owned())
+        })
+        .unwrap();
+        assert_eq!(config.upstream.identities[0].name, "ops-reader");
+        assert!(!format!("{config:?}").contains("reader-s3cret"));
+
+        let with_secret = |name: &str, rest: &str| {
+            identity(name, rest).replace(
+                "client_id = \"app-2\"",
+                "client_id = \"app-2\", client_secret = \"s\"",
+            )
+        };
+        for (text, expected) in [
+            (
+                with_secret("default", ""),
+                "'default' is the name of [upstream.credential]",
+            ),
+            (with_secret("a b", ""), "'a b' is not a usable name"),
+            (
+                format!(
+                    "{}{}",
+                    with_secret("twin", ""),
+                    with_secret("Twin", "").replace(MINIMAL, "")
+                ),
+                "two identities are named 'Twin'",
+            ),
+            (with_secret("x", "serves = {}\n"), "is empty"),
+            (
+                with_secret("x", "serves = { kinds = [\"robot\"] }\n"),
+                "'robot' is not one of application, managed_identity, user",
+            ),
+        ] {
+            let message = error_of(&text);
+            assert!(message.contains(expected), "{expected}: {message}");
+        }
+    }
+
+    #[test]
     fn a_managed_identity_is_named_once_and_app_service_found_in_the_environment() {
         let text = MINIMAL.replace(
             "kind = \"static\"\ntoken = \"t\"\n",

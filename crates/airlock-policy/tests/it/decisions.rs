@@ -57,6 +57,7 @@ groups = ["00000000-0000-0000-0000-0000000000c2"]
 justification = true
 hold = "2m"
 ttl = "30m"
+elevate_to = "contributor"
 
 [[rule]]
 name = "no-vm-delete"
@@ -120,6 +121,7 @@ fn deny_beats_approve_beats_allow_and_no_match_denies() {
             hold: Duration::from_secs(120),
             ttl: Duration::from_secs(1800),
             wait: airlock_core::ApprovalWait::Auto,
+            elevate_to: Some("contributor".into()),
         }
     );
     // Outside the scope nothing allows a write.
@@ -343,6 +345,11 @@ fn invalid_policies_name_file_line_rule_and_fix() {
             "[[rule]]\nname = \"a\"\neffect = \"approve\"\nactions = [\"*\"]\n",
             "rule 'a'",
             "needs [rule.approval]",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\neffect = \"approve\"\nactions = [\"*\"]\n[rule.approval]\ngroups = [\"ops\"]\nelevate_to = \" \"\n",
+            "rule 'a'",
+            "approval.elevate_to is empty",
         ),
         (
             "[[rule]]\nname = \"a\"\neffect = \"approve\"\nactions = [\"*\"]\n[rule.approval]\nmin_approvals = 1\n",

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use airlock_core::{Operation, Plane, Principal, PrincipalKind, ResourceScope};
+use airlock_core::{Decision, Operation, Plane, Principal, PrincipalKind, ResourceScope};
 use airlock_policy::{PolicyEngine, PolicyFile};
 
 const READS: &str = "[[rule]]\nname = \"reads\"\neffect = \"allow\"\nactions = [\"*/read\"]\n";
@@ -72,4 +72,37 @@ fn a_missing_file_is_named() {
         error.starts_with("/nonexistent/policy.toml: cannot read the policy file"),
         "{error}"
     );
+}
+
+/// The embedder's check (the gateway's: every `elevate_to` names one of its
+/// upstream identities) runs on the first load and on every reload.
+#[test]
+fn a_version_the_embedders_check_refuses_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    let elevating = |identity: &str| {
+        format!(
+            "[[rule]]\nname = \"writes\"\neffect = \"approve\"\nactions = [\"*/write\"]\n[rule.approval]\ngroups = [\"ops\"]\nelevate_to = \"{identity}\"\n"
+        )
+    };
+    std::fs::write(&path, elevating("contributor")).unwrap();
+    let load = || {
+        PolicyFile::load_checked(&path, |policy| {
+            policy.check_elevations(|name| name == "contributor")
+        })
+    };
+    let policy = load().unwrap();
+    std::fs::write(&path, elevating("owner")).unwrap();
+    let error = policy.reload().unwrap_err().to_string();
+    assert!(
+        error.contains("policy.toml:1: rule 'writes'") && error.contains("'owner'"),
+        "{error}"
+    );
+    let agent = Principal::builder("a", PrincipalKind::Application).build();
+    assert_eq!(policy.decide(&agent, &write_op()).rule(), "writes");
+    let Decision::RequireApproval { elevate_to, .. } = policy.decide(&agent, &write_op()) else {
+        panic!("the running policy asks for approval");
+    };
+    assert_eq!(elevate_to.as_deref(), Some("contributor"));
+    assert!(load().is_err(), "refused at the first load too");
 }

@@ -53,6 +53,7 @@ async fn a_completed_request_leaves_one_event_with_what_the_layers_learned() {
                 hold: Duration::from_secs(30),
                 ttl: Duration::from_secs(600),
                 wait: airlock_core::ApprovalWait::Hold,
+                elevate_to: None,
             });
             r.approval_id = Some("appr-1".into());
             r.approvers = vec!["alice".into()];

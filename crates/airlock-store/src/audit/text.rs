@@ -140,6 +140,11 @@ pub fn render_timeline_compact(id: &str, events: &[ChainedEvent]) -> String {
         if let Some(approval) = &e.approval_id {
             let _ = write!(extra, " approval {}", &approval[..approval.len().min(8)]);
         }
+        if e.elevated
+            && let Some(identity) = &e.upstream_identity
+        {
+            let _ = write!(extra, " elevated to {identity}");
+        }
         if e.masked_count > 0 {
             let _ = write!(extra, " masked {}", e.masked_count);
         }
@@ -228,6 +233,14 @@ pub fn render_timeline(id: &str, events: &[ChainedEvent]) -> String {
                 format!(", approved by {}", event.approvers.join(", "))
             };
             let _ = writeln!(out, "    approval   {approval}{by}");
+        }
+        if let Some(identity) = &event.upstream_identity {
+            let elevated = if event.elevated {
+                " (elevated by the approval, this request only)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "    acted as   {identity}{elevated}");
         }
         if event.masked_count > 0 {
             let _ = writeln!(

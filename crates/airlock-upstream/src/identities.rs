@@ -1,0 +1,246 @@
+//! Which Azure identity the gateway acts as for a request: one per group of
+//! agents, and another for a request a human approved with elevation.
+//!
+//! Azure's own RBAC then limits each agent even where Airlock's policy is
+//! wrong: read-only agents act as a Reader service principal, operators'
+//! agents as a Contributor one, and the Activity Log names which acted.
+
+use std::sync::Arc;
+
+use airlock_core::{AirlockError, Elevation, Principal, PrincipalSelector, TokenProvider};
+
+/// The name of the identity `[upstream.credential]` configures.
+pub const DEFAULT_IDENTITY: &str = "default";
+
+/// The gateway's Azure identities and who each serves; cheap to clone.
+///
+/// A request runs as the first identity whose selector matches its
+/// principal, else as the default one; a request an approval elevated
+/// ([`Elevation`]) runs as the identity it names, whoever asked.
+///
+/// ```
+/// use std::sync::Arc;
+/// use airlock_core::{Elevation, Principal, PrincipalKind, PrincipalSelector, StaticTokenProvider};
+/// use airlock_upstream::UpstreamIdentities;
+///
+/// let readers = PrincipalSelector { groups: vec!["readers".into()], ..Default::default() };
+/// let identities = UpstreamIdentities::new(Arc::new(StaticTokenProvider::new("default-token")))
+///     .with("reader", Arc::new(StaticTokenProvider::new("reader-token")), Some(readers))
+///     .with("contributor", Arc::new(StaticTokenProvider::new("contributor-token")), None);
+///
+/// let agent = Principal::builder("a1", PrincipalKind::ManagedIdentity).groups(["readers"]).build();
+/// let mut extensions = http::Extensions::new();
+/// extensions.insert(agent);
+/// assert_eq!(identities.select(&extensions).unwrap().name(), "reader");
+///
+/// extensions.insert(Elevation { identity: "contributor".into(), approval_id: "a-1".into() });
+/// let chosen = identities.select(&extensions).unwrap();
+/// assert_eq!((chosen.name(), chosen.elevated()), ("contributor", true));
+/// ```
+#[derive(Clone)]
+pub struct UpstreamIdentities {
+    named: Arc<Vec<Named>>,
+}
+
+#[derive(Clone)]
+struct Named {
+    name: String,
+    /// `None`: serves no one by mapping (an elevation target only).
+    serves: Option<PrincipalSelector>,
+    tokens: Arc<dyn TokenProvider>,
+}
+
+/// The identity chosen for one request.
+#[derive(Clone, Copy, Debug)]
+pub struct Selected<'a> {
+    named: &'a Named,
+    elevated: bool,
+}
+
+impl Selected<'_> {
+    /// Its name (`default` for `[upstream.credential]`).
+    pub fn name(&self) -> &str {
+        &self.named.name
+    }
+    /// Whether an approval's elevation chose it.
+    pub fn elevated(&self) -> bool {
+        self.elevated
+    }
+    /// Where its tokens come from.
+    pub fn tokens(&self) -> &Arc<dyn TokenProvider> {
+        &self.named.tokens
+    }
+}
+
+impl UpstreamIdentities {
+    /// Every request runs as `default`, until [`with`](Self::with) adds others.
+    pub fn new(default: Arc<dyn TokenProvider>) -> Self {
+        Self {
+            named: Arc::new(vec![Named {
+                name: DEFAULT_IDENTITY.to_owned(),
+                serves: None,
+                tokens: default,
+            }]),
+        }
+    }
+
+    /// Adds identity `name`, serving the principals `serves` selects (in
+    /// the order added, before the default), or, with `None`, only
+    /// requests an approval elevates to it.
+    #[must_use]
+    pub fn with(
+        mut self,
+        name: impl Into<String>,
+        tokens: Arc<dyn TokenProvider>,
+        serves: Option<PrincipalSelector>,
+    ) -> Self {
+        Arc::make_mut(&mut self.named).push(Named {
+            name: name.into(),
+            serves,
+            tokens,
+        });
+        self
+    }
+
+    /// Whether an identity of this name exists (`default` always does).
+    pub fn contains(&self, name: &str) -> bool {
+        self.named.iter().any(|n| n.name == name)
+    }
+
+    /// The names, the default first.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.named.iter().map(|n| n.name.as_str())
+    }
+
+    /// The identity a request with these extensions runs as.
+    ///
+    /// # Errors
+    ///
+    /// A `502 AirlockUpstreamCredential` when an elevation names an identity
+    /// that does not exist: the approved request is not sent as anyone else.
+    pub fn select(&self, extensions: &http::Extensions) -> Result<Selected<'_>, AirlockError> {
+        if let Some(elevation) = extensions.get::<Elevation>() {
+            return self
+                .named
+                .iter()
+                .find(|n| n.name == elevation.identity)
+                .map(|named| Selected {
+                    named,
+                    elevated: true,
+                })
+                .ok_or_else(|| {
+                    AirlockError::UpstreamCredential(format!(
+                        "approval {} elevates to '{}', which is not an upstream identity of this gateway; add it to [[upstream.identities]] or fix the rule's elevate_to",
+                        elevation.approval_id, elevation.identity
+                    ))
+                });
+        }
+        let principal = extensions.get::<Principal>();
+        let named = principal
+            .and_then(|principal| {
+                self.named.iter().find(|n| {
+                    n.serves
+                        .as_ref()
+                        .is_some_and(|selector| selector.matches(principal))
+                })
+            })
+            .unwrap_or(&self.named[0]);
+        Ok(Selected {
+            named,
+            elevated: false,
+        })
+    }
+}
+
+impl std::fmt::Debug for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Named")
+            .field("name", &self.name)
+            .field("serves", &self.serves)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for UpstreamIdentities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock_core::{PrincipalKind, StaticTokenProvider};
+
+    fn provider(token: &str) -> Arc<dyn TokenProvider> {
+        Arc::new(StaticTokenProvider::new(token))
+    }
+
+    fn identities() -> UpstreamIdentities {
+        UpstreamIdentities::new(provider("d"))
+            .with(
+                "ops",
+                provider("o"),
+                Some(PrincipalSelector {
+                    groups: vec!["ops".into()],
+                    ..Default::default()
+                }),
+            )
+            .with(
+                "bots",
+                provider("b"),
+                Some(PrincipalSelector {
+                    kinds: vec!["managed_identity".into()],
+                    ..Default::default()
+                }),
+            )
+            .with("admin", provider("a"), None)
+    }
+
+    fn with_principal(principal: Principal) -> http::Extensions {
+        let mut extensions = http::Extensions::new();
+        extensions.insert(principal);
+        extensions
+    }
+
+    #[test]
+    fn the_first_matching_identity_serves_and_the_default_catches_the_rest() {
+        let ids = identities();
+        let ops_bot = Principal::builder("x", PrincipalKind::ManagedIdentity)
+            .groups(["ops"])
+            .build();
+        let bot = Principal::builder("y", PrincipalKind::ManagedIdentity).build();
+        let person = Principal::builder("z", PrincipalKind::User).build();
+        assert_eq!(ids.select(&with_principal(ops_bot)).unwrap().name(), "ops");
+        assert_eq!(ids.select(&with_principal(bot)).unwrap().name(), "bots");
+        let chosen = ids.select(&with_principal(person)).unwrap();
+        assert_eq!((chosen.name(), chosen.elevated()), ("default", false));
+        // No principal (an embedder without the identity layer): the default.
+        assert_eq!(
+            ids.select(&http::Extensions::new()).unwrap().name(),
+            "default"
+        );
+    }
+
+    #[test]
+    fn an_elevation_target_serves_no_one_by_mapping() {
+        let ids = identities();
+        let anyone = Principal::builder("admin", PrincipalKind::User).build();
+        assert_eq!(
+            ids.select(&with_principal(anyone)).unwrap().name(),
+            "default"
+        );
+    }
+
+    #[test]
+    fn an_elevation_to_an_unknown_identity_fails_closed() {
+        let mut extensions = http::Extensions::new();
+        extensions.insert(Elevation {
+            identity: "root".into(),
+            approval_id: "a-9".into(),
+        });
+        let error = identities().select(&extensions).err().unwrap();
+        assert!(error.to_string().contains("'root'"), "{error}");
+        assert!(error.to_string().contains("a-9"), "{error}");
+    }
+}

@@ -1,0 +1,273 @@
+//! Per-agent upstream identities and just-in-time elevation (issue 14,
+//! points 4 and 5): the gateway acts in Azure as a different app
+//! registration per group of agents, and as a more privileged one only for
+//! the one request a human approved. The simulated Azure records the token
+//! every request carried; the tests read whose it was.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use airlock_sim::{AGENTS_GROUP, APPROVERS_GROUP, IssuerHandle, TENANT_ID, TokenSpec};
+use airlock_tests::{Harness, Options, rg_path};
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde_json::Value;
+
+const DEFAULT_APP: &str = "airlock-default-app";
+const READER_APP: &str = "airlock-reader-app";
+const CONTRIBUTOR_APP: &str = "airlock-contributor-app";
+
+/// `kind = "client_secret"` keys for `client_id`, registered with the issuer.
+fn signing_in_as(issuer: &IssuerHandle, dir: &std::path::Path, client_id: &str) -> String {
+    let secret = format!("{client_id}-secret");
+    issuer.register_client(client_id, &secret);
+    let file = dir.join(client_id);
+    std::fs::write(&file, secret).unwrap();
+    format!(
+        "kind = \"client_secret\", tenant_id = \"{TENANT_ID}\", client_id = \"{client_id}\", client_secret_file = \"{}\", authority_host = \"http://{}\"",
+        file.display(),
+        issuer.addr()
+    )
+}
+
+fn default_identity(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
+    signing_in_as(issuer, dir, DEFAULT_APP).replace(", ", "\n")
+}
+
+/// Agents act as a reader; the contributor serves no one but elevations.
+fn identities(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
+    format!(
+        r#"
+[[upstream.identities]]
+name = "reader"
+serves = {{ groups = ["{AGENTS_GROUP}"] }}
+credential = {{ {} }}
+
+[[upstream.identities]]
+name = "contributor"
+credential = {{ {} }}
+"#,
+        signing_in_as(issuer, dir, READER_APP),
+        signing_in_as(issuer, dir, CONTRIBUTOR_APP)
+    )
+}
+
+fn policy() -> String {
+    format!(
+        r#"
+[[rule]]
+name = "everyone-reads"
+effect = "allow"
+actions = ["*/read"]
+
+[[rule]]
+name = "vm-deletes-run-as-contributor"
+effect = "approve"
+actions = ["Microsoft.Compute/virtualMachines/delete"]
+[rule.approval]
+groups = ["{APPROVERS_GROUP}"]
+elevate_to = "contributor"
+
+[[rule]]
+name = "list-keys-is-held"
+effect = "approve"
+actions = ["Microsoft.Storage/storageAccounts/listKeys/action"]
+[rule.approval]
+groups = ["{APPROVERS_GROUP}"]
+hold = "20s"
+"#
+    )
+}
+
+async fn harness() -> Harness {
+    Harness::start_with(Options {
+        policy: Some(policy()),
+        credential: Some(default_identity),
+        upstream_identities: Some(identities),
+        ..Options::default()
+    })
+    .await
+}
+
+/// Whose token (its `azp`) Azure received with each request matching `method` and `path_part`.
+fn acted_as(h: &Harness, method: &Method, path_part: &str) -> Vec<String> {
+    let verifier = h.issuer.verifier();
+    h.sim
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == *method
+                && r.uri
+                    .path()
+                    .to_ascii_lowercase()
+                    .contains(&path_part.to_ascii_lowercase())
+        })
+        .map(|r| {
+            let bearer = r.headers["authorization"].to_str().unwrap();
+            let claims = verifier
+                .verify(
+                    bearer.strip_prefix("Bearer ").unwrap(),
+                    "https://management.azure.com",
+                )
+                .unwrap();
+            claims["azp"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+async fn pending(h: &Harness) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = h
+            .approver()
+            .get("/api/approvals?state=pending")
+            .await
+            .unwrap();
+        if let Some(first) = listed.json()["value"].get(0) {
+            return first.clone();
+        }
+        assert!(Instant::now() < deadline, "no pending approval appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn approve(h: &Harness, id: &str) {
+    let answer = h
+        .approver()
+        .send(
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            &[],
+            Some(Bytes::from_static(br#"{"comment":"go"}"#)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+}
+
+#[tokio::test]
+async fn each_agent_group_acts_as_its_own_azure_identity() {
+    let h = harness().await;
+    let groups = format!("{}?api-version=2021-04-01", rg_path());
+    // The agent is in the agents group: the reader serves it.
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    // Someone in no mapped group: the default identity.
+    let outsider = TokenSpec::agent()
+        .object_id("00000000-0000-0000-0000-0000000000b7")
+        .groups(Vec::<String>::new());
+    let outsider = h.client(Some(&h.issuer.mint(&outsider)));
+    assert_eq!(outsider.get(&groups).await.unwrap().status, StatusCode::OK);
+    assert_eq!(
+        acted_as(&h, &Method::GET, "resourcegroups"),
+        [READER_APP, DEFAULT_APP]
+    );
+    let trail = h.audit_trail().await;
+    let identities: Vec<(Option<&str>, bool)> = trail
+        .iter()
+        .map(|e| (e.event.upstream_identity.as_deref(), e.event.elevated))
+        .collect();
+    assert_eq!(
+        identities,
+        [(Some("reader"), false), (Some("default"), false)]
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_the_approved_request_runs_elevated() {
+    let h = harness().await;
+    let vm = airlock_sim::VIRTUAL_MACHINES[0];
+    let vm_path = format!(
+        "{}/providers/Microsoft.Compute/virtualMachines/{vm}?api-version=2024-07-01",
+        rg_path()
+    );
+    // A delete waits as an operation; the approver sees it will run elevated.
+    let agent = h.agent.clone();
+    let path = vm_path.clone();
+    let run = tokio::spawn(async move {
+        agent
+            .long_running(Method::DELETE, &path, &[], None, Duration::from_secs(30))
+            .await
+    });
+    let shown = pending(&h).await;
+    assert_eq!(shown["elevateTo"], "contributor", "{shown}");
+    let elevated_id = shown["id"].as_str().unwrap().to_owned();
+    approve(&h, &elevated_id).await;
+    assert!(run.await.unwrap().unwrap().succeeded());
+
+    // A held request under a rule without elevate_to runs as the agent's own.
+    let keys = format!(
+        "{}/providers/Microsoft.Storage/storageAccounts/{}/listKeys?api-version=2023-05-01",
+        rg_path(),
+        airlock_sim::STORAGE_ACCOUNT
+    );
+    let agent = h.agent.clone();
+    let held = tokio::spawn(async move { agent.send(Method::POST, &keys, &[], None).await });
+    let shown = pending(&h).await;
+    assert!(shown.get("elevateTo").is_none(), "{shown}");
+    approve(&h, shown["id"].as_str().unwrap()).await;
+    assert_eq!(held.await.unwrap().unwrap().status, StatusCode::OK);
+
+    // Afterwards the agent is back on its everyday identity.
+    let read = h.agent.get(&vm_path).await.unwrap();
+    assert_eq!(read.status, StatusCode::NOT_FOUND, "the VM is gone");
+    assert_eq!(acted_as(&h, &Method::DELETE, vm), [CONTRIBUTOR_APP]);
+    assert_eq!(acted_as(&h, &Method::POST, "listKeys"), [READER_APP]);
+    assert_eq!(acted_as(&h, &Method::GET, vm), [READER_APP]);
+
+    // The audit trail says which identity acted; one event, the approved
+    // delete (sent by the agent's poll), was elevated.
+    let trail = h.audit_trail().await;
+    let upstream: Vec<_> = trail
+        .iter()
+        .map(|e| &e.event)
+        .filter(|e| e.upstream_status.is_some())
+        .collect();
+    let (elevated, everyday): (Vec<&airlock_recorder::AuditEvent>, Vec<_>) =
+        upstream.iter().copied().partition(|e| e.elevated);
+    assert_eq!(elevated.len(), 1, "{upstream:#?}");
+    assert_eq!(
+        elevated[0].upstream_identity.as_deref(),
+        Some("contributor")
+    );
+    assert_eq!(
+        elevated[0].approval_id.as_deref(),
+        Some(elevated_id.as_str())
+    );
+    assert!(
+        everyday.len() >= 2
+            && everyday
+                .iter()
+                .all(|e| e.upstream_identity.as_deref() == Some("reader")),
+        "{everyday:#?}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_elevation_to_an_identity_the_gateway_lacks_stops_the_start() {
+    let sim = airlock_sim::SimAzure::builder().start().await.unwrap();
+    let issuer = airlock_sim::DevIssuer::start(TENANT_ID).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        policy().replace("\"contributor\"", "\"owner\""),
+    )
+    .unwrap();
+    let text = airlock_demo::LocalConfig::new(&sim, &issuer, dir.path(), "static-token")
+        .extra_toml(identities(&issuer, dir.path()))
+        .render();
+    let config = airlock_gateway::Config::parse(&text, "airlock.toml", |_| None).unwrap();
+    let error = airlock_gateway::Gateway::start(config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("rule 'vm-deletes-run-as-contributor'")
+            && error.contains("elevate_to = 'owner' is not an upstream identity"),
+        "{error}"
+    );
+    sim.shutdown().await;
+    issuer.shutdown().await;
+}
