@@ -5,7 +5,9 @@ use http::{HeaderMap, Method};
 
 use crate::arm_path::{self, ArmPath, is};
 use crate::hygiene::Segment;
-use crate::{AzureEndpoint, ClassifyError, batch, deployment, hygiene, key_vault, resource_group};
+use crate::{
+    AzureEndpoint, ClassifyError, batch, blob, deployment, hygiene, key_vault, resource_group,
+};
 
 /// Everything [`classify`] looks at in a request.
 #[derive(Clone, Copy, Debug)]
@@ -69,6 +71,17 @@ pub fn classify(request: &ClassifyRequest<'_>) -> Result<Operation, ClassifyErro
             Ok(
                 key_vault::operation(request.method, vault, &segments)
                     .with_api_version(api_version),
+            )
+        }
+        AzureEndpoint::Blob { account } => {
+            hygiene::check_headers(request.headers)?;
+            let segments = hygiene::path_segments(request.path)?;
+            blob::operation(
+                request.method,
+                account,
+                &segments,
+                request.query,
+                request.headers,
             )
         }
     }

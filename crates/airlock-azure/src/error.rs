@@ -128,6 +128,14 @@ pub enum ClassifyError {
     /// The request body could not be read from the client.
     #[error("the request body could not be read ({0}); send the request again")]
     BodyUnreadable(String),
+    /// A query parameter that decides the operation appears more than once.
+    #[error(
+        "the '{name}' query parameter appears more than once, and Airlock cannot tell which one Azure would use; send it exactly once"
+    )]
+    DuplicateParameter {
+        /// The parameter (`comp`, `restype`).
+        name: &'static str,
+    },
 }
 
 impl ClassifyError {
@@ -145,6 +153,7 @@ impl ClassifyError {
             | ClassifyError::ControlCharacter
             | ClassifyError::BadEscape
             | ClassifyError::NotUtf8 => "InvalidRequestUri",
+            ClassifyError::DuplicateParameter { .. } => "InvalidQueryParameterValue",
             ClassifyError::MissingApiVersion => "MissingApiVersionParameter",
             ClassifyError::DuplicateApiVersion { .. } | ClassifyError::InvalidApiVersion => {
                 "InvalidApiVersionParameter"

@@ -245,6 +245,29 @@ pub(crate) fn api_version(query: Option<&str>) -> Result<Cow<'_, str>, ClassifyE
     }
 }
 
+/// The value of query parameter `name` (compared case-insensitively, names
+/// and values form-decoded), if present.
+///
+/// # Errors
+///
+/// It appears more than once: Azure and Airlock might read different ones.
+pub(crate) fn unique_param<'q>(
+    query: Option<&'q str>,
+    name: &'static str,
+) -> Result<Option<Cow<'q, str>>, ClassifyError> {
+    let mut found = None;
+    for pair in split_ascii(query.unwrap_or(""), b'&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if form_decode(key).eq_ignore_ascii_case(name) {
+            if found.is_some() {
+                return Err(ClassifyError::DuplicateParameter { name });
+            }
+            found = Some(form_decode(value));
+        }
+    }
+    Ok(found)
+}
+
 /// `text` split on an ASCII `separator`, like `str::split`.
 fn split_ascii(text: &str, separator: u8) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);

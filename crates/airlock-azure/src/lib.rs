@@ -79,6 +79,7 @@
 
 mod arm_path;
 mod batch;
+mod blob;
 mod classify;
 mod deployment;
 mod endpoint;

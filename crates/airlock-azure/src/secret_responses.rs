@@ -15,6 +15,8 @@ pub struct SecretResponse {
     /// Empty: no known field, but the response must be parsed and scanned
     /// by the detectors, and is withheld if it cannot be.
     pub json_paths: &'static [&'static str],
+    /// XML elements whose text is secret, for answers in XML (Storage's data plane).
+    pub xml_elements: &'static [&'static str],
 }
 
 /// The default pack, on by default.
@@ -28,6 +30,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "Microsoft.KeyVault/vaults/secrets/setSecret/action",
         ],
         json_paths: &["$.value"],
+        xml_elements: &[],
     },
     // Lists (`GET /secrets`, `…/versions`) carry metadata only: their
     // `value` is the array of items, whose `id` and attributes clients
@@ -36,6 +39,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
         service: "Key Vault secret lists (metadata; an item's value, should one appear)",
         operations: &["Microsoft.KeyVault/vaults/secrets/readMetadata/action"],
         json_paths: &["$.value[*].value"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Key Vault key operations that return plaintext (decrypt, unwrap)",
@@ -45,6 +49,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "Microsoft.KeyVault/vaults/keys/backup/action",
         ],
         json_paths: &["$.value"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Storage account keys",
@@ -53,6 +58,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "Microsoft.Storage/storageAccounts/regenerateKey/action",
         ],
         json_paths: &["$.keys[*].value"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Storage SAS tokens",
@@ -61,6 +67,17 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "Microsoft.Storage/storageAccounts/ListServiceSas/action",
         ],
         json_paths: &["$.accountSasToken", "$.serviceSasToken"],
+        xml_elements: &[],
+    },
+    // The key signs user-delegation SAS tokens: an agent holding it could
+    // reach the account around the gateway. Storage answers in XML.
+    SecretResponse {
+        service: "Storage user delegation keys",
+        operations: &[
+            "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action",
+        ],
+        json_paths: &[],
+        xml_elements: &["Value"],
     },
     SecretResponse {
         service: "Cosmos DB keys",
@@ -75,11 +92,13 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "$.primaryReadonlyMasterKey",
             "$.secondaryReadonlyMasterKey",
         ],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Cosmos DB connection strings",
         operations: &["Microsoft.DocumentDB/databaseAccounts/listConnectionStrings/action"],
         json_paths: &["$.connectionStrings[*].connectionString"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Azure Cache for Redis keys",
@@ -88,6 +107,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "Microsoft.Cache/redis/regenerateKey/action",
         ],
         json_paths: &["$.primaryKey", "$.secondaryKey"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Service Bus, Event Hubs and Relay keys and connection strings",
@@ -107,6 +127,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "$.aliasPrimaryConnectionString",
             "$.aliasSecondaryConnectionString",
         ],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Cognitive Services and Azure OpenAI keys",
@@ -115,6 +136,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "Microsoft.CognitiveServices/accounts/regenerateKey/action",
         ],
         json_paths: &["$.key1", "$.key2"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Container Registry credentials",
@@ -123,11 +145,13 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "Microsoft.ContainerRegistry/registries/regenerateCredential/action",
         ],
         json_paths: &["$.passwords[*].value"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "AKS kubeconfigs (admin, user, monitoring)",
         operations: &["Microsoft.ContainerService/managedClusters/listCluster*Credential/action"],
         json_paths: &["$.kubeconfigs[*].value"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Web Apps and Functions: publishing credentials, app settings, connection strings, auth settings",
@@ -136,6 +160,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "Microsoft.Web/sites/slots/config/list/action",
         ],
         json_paths: &["$.properties"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Functions host and function keys",
@@ -147,6 +172,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "Microsoft.Web/sites/host/listsyncstatus/action",
         ],
         json_paths: &["$.masterKey", "$.functionKeys", "$.systemKeys", "$.*"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Batch account keys",
@@ -155,6 +181,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "Microsoft.Batch/batchAccounts/regenerateKeys/action",
         ],
         json_paths: &["$.primary", "$.secondary"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Cognitive Search admin and query keys",
@@ -164,6 +191,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "Microsoft.Search/searchServices/listQueryKeys/action",
         ],
         json_paths: &["$.primaryKey", "$.secondaryKey", "$.value[*].key"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "SignalR, Web PubSub and Maps keys",
@@ -178,11 +206,13 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "$.primaryConnectionString",
             "$.secondaryConnectionString",
         ],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "App Configuration access keys",
         operations: &["Microsoft.AppConfiguration/configurationStores/ListKeys/action"],
         json_paths: &["$.value[*].value", "$.value[*].connectionString"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "IoT Hub shared access keys",
@@ -196,11 +226,13 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "$.primaryKey",
             "$.secondaryKey",
         ],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Log Analytics workspace shared keys",
         operations: &["Microsoft.OperationalInsights/workspaces/sharedKeys/action"],
         json_paths: &["$.primarySharedKey", "$.secondarySharedKey"],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Deployment outputs (a template may return listKeys() results)",
@@ -209,6 +241,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "$.properties.outputs.*.value",
             "$.value[*].properties.outputs.*.value",
         ],
+        xml_elements: &[],
     },
     SecretResponse {
         service: "Anything named like a secret-returning action (detectors only)",
@@ -222,5 +255,6 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "*/config/*/list/action",
         ],
         json_paths: &[],
+        xml_elements: &[],
     },
 ];

@@ -131,7 +131,7 @@ pub enum AirlockError {
     IdentityUnavailable(String),
     /// The request targets a host Airlock does not forward to.
     #[error(
-        "host '{host}' is not an allowed upstream; Airlock forwards only to the configured ARM endpoint and Key Vault vaults (add the vault to [upstream.key_vault].vaults to allow it)"
+        "host '{host}' is not an allowed upstream; Airlock forwards only to the configured ARM endpoint, Key Vault vaults and storage accounts (add the vault to [upstream.key_vault].vaults, or the account to [upstream.storage].accounts, to allow it)"
     )]
     HostNotAllowed {
         /// The host that was asked for.

@@ -55,6 +55,7 @@ mod clock;
 mod entra;
 mod form;
 mod managed_identity;
+mod shared_key;
 mod source;
 mod workload_identity;
 
@@ -65,5 +66,6 @@ pub use client_certificate::ClientCertificate;
 pub use client_secret::{ClientSecret, DEFAULT_AUTHORITY_HOST};
 pub use clock::{Clock, SystemClock};
 pub use managed_identity::{IMDS_ENDPOINT, IdentityEndpoint, ManagedIdentity, UserAssigned};
+pub use shared_key::{InvalidKey, SharedKey, string_to_sign};
 pub use source::{FetchedToken, SourceError, TokenSource};
 pub use workload_identity::WorkloadIdentity;

@@ -31,6 +31,7 @@ pub struct LocalConfig {
     discovery: String,
     arm_url: String,
     key_vault_endpoint: String,
+    blob_endpoint: String,
     upstream_token: String,
     listen: String,
     admin: String,
@@ -52,6 +53,7 @@ impl LocalConfig {
             discovery: issuer.issuer(),
             arm_url: sim.arm_url(),
             key_vault_endpoint: sim.key_vault_endpoint(),
+            blob_endpoint: sim.blob_endpoint(),
             upstream_token: upstream_token.to_owned(),
             listen: "127.0.0.1:0".to_owned(),
             admin: "127.0.0.1:0".to_owned(),
@@ -173,6 +175,10 @@ allow_insecure_http = true   # the simulated Azure speaks plain HTTP on loopback
 endpoint = "{kv}"
 vaults = ["{vault}"]
 
+[upstream.storage]
+blob_endpoint = "{blob}"
+accounts = ["{account}"]
+
 [upstream.credential]
 {credential}
 
@@ -197,6 +203,8 @@ vaults = ["{vault}"]
             upstream = self.upstream_toml,
             kv = self.key_vault_endpoint,
             vault = airlock_sim::VAULT,
+            blob = self.blob_endpoint,
+            account = airlock_sim::STORAGE_ACCOUNT,
             credential = self.credential_toml.clone().unwrap_or_else(|| format!(
                 "kind = \"static\"\ntoken = \"{}\"",
                 self.upstream_token

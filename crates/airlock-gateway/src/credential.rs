@@ -7,7 +7,8 @@ use std::time::Duration;
 use airlock_core::{HttpClient, StaticTokenProvider, TokenProvider};
 use airlock_credentials::{
     AzureCli, ClientCertificate, ClientSecret, DEFAULT_AUTHORITY_HOST, DefaultChain, IMDS_ENDPOINT,
-    IdentityEndpoint, ManagedIdentity, TokenCache, TokenSource, UserAssigned, WorkloadIdentity,
+    IdentityEndpoint, ManagedIdentity, SharedKey, TokenCache, TokenSource, UserAssigned,
+    WorkloadIdentity,
 };
 use airlock_upstream::{CredentialConfig, UpstreamConfig, UpstreamIdentities};
 
@@ -41,6 +42,24 @@ pub(crate) async fn identities(
         identities = identities.with(&identity.name, tokens, identity.serves.clone());
     }
     Ok(identities)
+}
+
+/// The account keys of `[upstream.storage.shared_keys]`, read and checked.
+pub(crate) fn shared_keys(config: &UpstreamConfig) -> Result<Vec<SharedKey>, StartError> {
+    config
+        .storage
+        .shared_keys
+        .iter()
+        .map(|(account, source)| {
+            let invalid = |problem: String| ConfigError::Invalid {
+                key: "upstream.storage.shared_keys",
+                problem,
+                fix: "give the account's key1 or key2 (base64, as `az storage account keys list` shows it)".into(),
+            };
+            let text = source.read().map_err(invalid)?;
+            SharedKey::new(account, &text).map_err(|e| invalid(e.to_string()).into())
+        })
+        .collect()
 }
 
 /// The provider one credential's tokens come from. A source that signs in

@@ -34,6 +34,7 @@ pub(crate) fn masker(config: &MaskingConfig, key: TokenKey) -> Result<Arc<JsonMa
             configured.operations.iter().map(String::as_str),
             configured.json_paths.iter().map(String::as_str),
         )
+        .map(|rule| rule.xml_elements(configured.xml_elements.iter().cloned()))
         .map_err(|e| ConfigError::Invalid {
             key: "masking.rule",
             problem: format!("rule {}: {e}", index + 1),
@@ -65,6 +66,7 @@ pub fn default_rules() -> Result<Vec<MaskRule>, airlock_masking::MaskError> {
                 entry.operations.iter().copied(),
                 entry.json_paths.iter().copied(),
             )
+            .map(|rule| rule.xml_elements(entry.xml_elements.iter().copied()))
             .inspect_err(|e| tracing::error!(service = entry.service, %e, "a built-in masking rule is invalid"))
         })
         .collect()

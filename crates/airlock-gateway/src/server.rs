@@ -97,6 +97,7 @@ impl Gateway {
         };
         let identities =
             credential::identities(&config.upstream, tokens.clone(), &outbound).await?;
+        let shared_keys = credential::shared_keys(&config.upstream)?;
         // Every elevate_to must name one of them, now and in each reload.
         let policy = {
             let known = identities.clone();
@@ -147,6 +148,7 @@ impl Gateway {
         }
         let upstream = Upstream::new(routes, client, tokens)
             .identities(identities)
+            .shared_keys(shared_keys)
             .read_timeout(config.upstream.read_timeout)
             .body_timeout(config.limits.request_body_timeout)
             .max_request_body_bytes(config.limits.max_request_body_bytes)

@@ -137,6 +137,7 @@ impl JsonMasker {
             keep_detectors |= rule.detectors;
             plan.paths
                 .extend(rule.paths.iter().map(|path| (path, !on_child)));
+            plan.xml_elements.extend(rule.xml_element_names());
         }
         plan.detectors = self.detectors && (!plan.rule_matched || keep_detectors);
         plan
@@ -188,15 +189,35 @@ impl Masker for JsonMasker {
                 Err(_) => Masked::default(),
             }
         } else if is_text(content_type) || must {
-            if must && (!plan.detectors || std::str::from_utf8(body).is_err()) {
+            if must
+                && ((!plan.detectors && plan.xml_elements.is_empty())
+                    || std::str::from_utf8(body).is_err())
+            {
                 return Err(MaskError::Unreadable {
                     content_type: content_type.unwrap_or("none").chars().take(100).collect(),
                 });
             }
+            let by_element = match (
+                must && !plan.xml_elements.is_empty(),
+                std::str::from_utf8(body),
+            ) {
+                (true, Ok(text)) => {
+                    let tokens = self
+                        .key
+                        .scope(context.principal, context.operation.scope().as_str());
+                    crate::xml::mask_elements(text, &plan.xml_elements, &tokens)
+                }
+                _ => Masked::default(),
+            };
             if plan.detectors {
-                Self::mask_text(body)
+                let scanned = Self::mask_text(by_element.body.as_deref().unwrap_or(body));
+                Masked {
+                    body: scanned.body.or(by_element.body),
+                    count: by_element.count.saturating_add(scanned.count),
+                    paths: by_element.paths.into_iter().chain(scanned.paths).collect(),
+                }
             } else {
-                Masked::default()
+                by_element
             }
         } else {
             Masked::default()

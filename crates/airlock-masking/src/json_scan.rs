@@ -33,6 +33,8 @@ pub(crate) struct Plan<'m> {
     /// Whether any rule matched the operation (then `value` fields count as
     /// key-like for the 44-character key detector).
     pub(crate) rule_matched: bool,
+    /// XML elements whose text the matching rules mask.
+    pub(crate) xml_elements: Vec<&'m str>,
 }
 
 /// What masking did.

@@ -95,6 +95,7 @@ mod rule;
 mod service;
 mod splice;
 mod token;
+mod xml;
 
 pub use error::MaskError;
 pub use excerpt::{DEFAULT_EXCERPT_BYTES, request_excerpt};

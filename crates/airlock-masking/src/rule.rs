@@ -33,6 +33,7 @@ pub struct MaskRule {
     operations: Vec<OperationPattern>,
     pub(crate) paths: Vec<JsonPath>,
     pub(crate) detectors: bool,
+    pub(crate) xml_elements: Vec<String>,
 }
 
 impl MaskRule {
@@ -67,6 +68,7 @@ impl MaskRule {
             operations,
             paths,
             detectors: true,
+            xml_elements: Vec::new(),
         })
     }
 
@@ -76,6 +78,27 @@ impl MaskRule {
     pub fn detectors(mut self, on: bool) -> Self {
         self.detectors = on;
         self
+    }
+
+    /// Elements whose text is secret when the answer is XML (Storage's data
+    /// plane): `["Value"]` masks every `<Value>…</Value>`.
+    ///
+    /// ```
+    /// use airlock_masking::MaskRule;
+    /// let rule = MaskRule::new(["*/generateUserDelegationKey/action"], [] as [&str; 0])
+    ///     .unwrap()
+    ///     .xml_elements(["Value"]);
+    /// assert_eq!(rule.xml_element_names().collect::<Vec<_>>(), ["Value"]);
+    /// ```
+    #[must_use]
+    pub fn xml_elements(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.xml_elements.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// The XML element names, as given.
+    pub fn xml_element_names(&self) -> impl Iterator<Item = &str> {
+        self.xml_elements.iter().map(String::as_str)
     }
 
     /// Whether this rule names the operation `name` (any case).

@@ -49,6 +49,8 @@ pub(crate) struct Inventory {
     pub(crate) operations: HashMap<String, LongRunningOperation>,
     /// Key Vaults by name.
     pub(crate) vaults: BTreeMap<String, Vault>,
+    /// Blob containers of the storage accounts.
+    pub(crate) blob_containers: crate::blob::Containers,
 }
 
 /// The key a name is stored under.

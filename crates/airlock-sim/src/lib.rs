@@ -40,6 +40,7 @@
 mod arm;
 mod arm_error;
 mod auth;
+mod blob;
 mod compute;
 mod inventory;
 mod issuer;
@@ -59,6 +60,7 @@ mod subscriptions;
 mod timestamp;
 mod token_spec;
 
+pub use blob::STORAGE_AUDIENCE;
 pub use issuer::{DevIssuer, FEDERATED_AUDIENCE, IssuerHandle, TokenRejection, TokenVerifier};
 pub use loopback_client::LoopbackClient;
 pub use recorded::RecordedRequest;

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::arm_error::ArmError;
 use crate::recorded::{RecordedRequest, request_host};
 use crate::state::{SimConfig, SimState};
-use crate::{arm, key_vault};
+use crate::{arm, blob, key_vault};
 
 /// The largest request body the simulator reads.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -197,10 +197,11 @@ async fn serve_request(State(state): State<Arc<SimState>>, request: Request) -> 
         );
         return arm::respond(error.into_reply(), &head.headers);
     };
-    match request_host(&head)
-        .as_deref()
-        .and_then(key_vault::vault_from_host)
-    {
+    let host = request_host(&head);
+    if let Some(account) = host.as_deref().and_then(blob::account_from_host) {
+        return blob::handle(&state, &account, &head, &body);
+    }
+    match host.as_deref().and_then(key_vault::vault_from_host) {
         Some(vault) => key_vault::handle(&state, &vault, &head, &body),
         None => arm::handle(&state, &head, &body),
     }
@@ -239,6 +240,16 @@ impl SimHandle {
     /// `http://{vault}.vault.localhost:PORT`, with a literal `{vault}` placeholder.
     pub fn key_vault_endpoint(&self) -> String {
         self.state.config.vault_url("{vault}")
+    }
+
+    /// `http://{account}.blob.localhost:PORT`, with a literal `{account}` placeholder.
+    pub fn blob_endpoint(&self) -> String {
+        format!("http://{{account}}.blob.localhost:{}", self.addr.port())
+    }
+
+    /// The account key `listKeys` returns as `key1` for `account`.
+    pub fn storage_account_key(&self, account: &str) -> String {
+        crate::storage::account_key(account, "key1")
     }
 
     /// `http://{vault}.vault.localhost:PORT` for one vault.

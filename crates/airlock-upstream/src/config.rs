@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::routing::{Endpoint, KeyVaultEndpoint, valid_vault_name};
+use crate::routing::{Endpoint, HostTemplate, valid_account_name, valid_vault_name};
 
 /// The environment variable that overrides `upstream.credential.token`.
 pub const UPSTREAM_TOKEN_ENV: &str = "AIRLOCK_UPSTREAM_TOKEN";
@@ -25,10 +25,64 @@ const DEFAULT_CHAIN_VARIABLES: [&str; 8] = [
     "IDENTITY_HEADER",
 ];
 
+/// An Azure cloud: the defaults of every endpoint and audience.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cloud {
+    /// Azure (public): `management.azure.com`, `login.microsoftonline.com`.
+    #[default]
+    Public,
+    /// Azure US Government: `management.usgovcloudapi.net`, `login.microsoftonline.us`.
+    UsGovernment,
+    /// Azure operated by 21Vianet (China): `management.chinacloudapi.cn`, `login.chinacloudapi.cn`.
+    China,
+}
+
+/// The endpoints and audiences of one cloud.
+struct CloudEndpoints {
+    arm: &'static str,
+    key_vault: &'static str,
+    key_vault_audience: &'static str,
+    blob: &'static str,
+    authority: &'static str,
+}
+
+impl Cloud {
+    fn endpoints(self) -> CloudEndpoints {
+        match self {
+            Cloud::Public => CloudEndpoints {
+                arm: "https://management.azure.com",
+                key_vault: "https://{vault}.vault.azure.net",
+                key_vault_audience: "https://vault.azure.net",
+                blob: "https://{account}.blob.core.windows.net",
+                authority: DEFAULT_AUTHORITY_HOST,
+            },
+            Cloud::UsGovernment => CloudEndpoints {
+                arm: "https://management.usgovcloudapi.net",
+                key_vault: "https://{vault}.vault.usgovcloudapi.net",
+                key_vault_audience: "https://vault.usgovcloudapi.net",
+                blob: "https://{account}.blob.core.usgovcloudapi.net",
+                authority: "https://login.microsoftonline.us",
+            },
+            Cloud::China => CloudEndpoints {
+                arm: "https://management.chinacloudapi.cn",
+                key_vault: "https://{vault}.vault.azure.cn",
+                key_vault_audience: "https://vault.azure.cn",
+                blob: "https://{account}.blob.core.chinacloudapi.cn",
+                authority: "https://login.chinacloudapi.cn",
+            },
+        }
+    }
+}
+
 /// `[upstream]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
+    /// The Azure cloud whose endpoints every unset key defaults to:
+    /// `public` (default), `us_government`, `china`.
+    #[serde(default)]
+    pub cloud: Cloud,
     /// ARM base URL: public cloud by default; sovereign clouds, private
     /// endpoints and test doubles by configuration.
     #[serde(default = "default_arm_url")]
@@ -39,6 +93,9 @@ pub struct UpstreamConfig {
     /// Key Vault data plane.
     #[serde(default)]
     pub key_vault: KeyVaultConfig,
+    /// Storage data plane (the Blob service).
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// Extra CA certificates (PEM) to trust for upstream TLS, besides the system roots.
     pub ca_file: Option<PathBuf>,
     /// Allow `http://` upstreams. For tests and local doubles only; logged loudly.
@@ -118,6 +175,88 @@ impl Default for KeyVaultConfig {
             audience: default_key_vault_audience(),
             vaults: Vec::new(),
         }
+    }
+}
+
+/// `[upstream.storage]`: the storage accounts whose Blob service clients
+/// may reach through the gateway.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Blob service URL template; `{account}` is the account name.
+    #[serde(default = "default_blob_endpoint")]
+    pub blob_endpoint: String,
+    /// Audience of the gateway's token for Storage.
+    #[serde(default = "default_storage_audience")]
+    pub audience: String,
+    /// The accounts clients may reach. Empty: no Storage data plane access.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Accounts the gateway signs for with their account key (Shared Key)
+    /// instead of an Entra token: agents still present only their own token.
+    #[serde(default)]
+    pub shared_keys: std::collections::BTreeMap<String, SharedKeyConfig>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            blob_endpoint: default_blob_endpoint(),
+            audience: default_storage_audience(),
+            accounts: Vec::new(),
+            shared_keys: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// `[upstream.storage.shared_keys.<account>]`: where an account key comes
+/// from; exactly one of `key_file` (preferred), `key_env`, `key`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedKeyConfig {
+    /// A file holding the base64 key (surrounding whitespace ignored).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// An environment variable holding it.
+    #[serde(default)]
+    pub key_env: Option<String>,
+    /// The key itself (development only: configuration files get copied).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The value `key_env` named, read at start.
+    #[serde(skip)]
+    pub from_env: Option<String>,
+}
+
+impl std::fmt::Debug for SharedKeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedKeyConfig")
+            .field("key_file", &self.key_file)
+            .field("key_env", &self.key_env)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedKeyConfig {
+    /// The key's base64 text, read from wherever it is configured.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read, or the variable is unset.
+    pub fn read(&self) -> Result<String, String> {
+        if let Some(file) = &self.key_file {
+            return std::fs::read_to_string(file)
+                .map(|key| key.trim().to_owned())
+                .map_err(|e| format!("cannot read {}: {e}", file.display()));
+        }
+        if let Some(name) = &self.key_env {
+            return self
+                .from_env
+                .clone()
+                .ok_or_else(|| format!("the environment variable {name} is not set"));
+        }
+        Ok(self.key.clone().unwrap_or_default())
     }
 }
 
@@ -422,6 +561,63 @@ impl UpstreamConfig {
             );
             identity.credential.apply_env(&env, &token, &secret);
         }
+        for key in self.storage.shared_keys.values_mut() {
+            if let Some(name) = &key.key_env {
+                key.from_env = env(name).filter(|v| !v.is_empty());
+            }
+        }
+        self.apply_cloud();
+    }
+
+    /// Points every endpoint, audience and authority host left at its
+    /// public-cloud default at `cloud`'s instead (a value set explicitly is
+    /// kept; Storage's audience is `https://storage.azure.com` in every
+    /// cloud). [`apply_env`](Self::apply_env) does this last.
+    ///
+    /// ```
+    /// let mut config: airlock_upstream::UpstreamConfig = toml::from_str(r#"
+    ///     cloud = "us_government"
+    ///     credential = { kind = "client_secret", tenant_id = "t", client_id = "c" }
+    /// "#).unwrap();
+    /// config.apply_env(|_| None);
+    /// assert_eq!(config.arm_url, "https://management.usgovcloudapi.net");
+    /// assert_eq!(config.key_vault.endpoint, "https://{vault}.vault.usgovcloudapi.net");
+    /// ```
+    pub fn apply_cloud(&mut self) {
+        let (public, cloud) = (Cloud::Public.endpoints(), self.cloud.endpoints());
+        let retarget = |value: &mut String, from: &str, to: &str| {
+            if value == from {
+                *value = to.to_owned();
+            }
+        };
+        retarget(&mut self.arm_url, public.arm, cloud.arm);
+        retarget(&mut self.arm_audience, public.arm, cloud.arm);
+        retarget(
+            &mut self.key_vault.endpoint,
+            public.key_vault,
+            cloud.key_vault,
+        );
+        retarget(
+            &mut self.key_vault.audience,
+            public.key_vault_audience,
+            cloud.key_vault_audience,
+        );
+        retarget(&mut self.storage.blob_endpoint, public.blob, cloud.blob);
+        let credentials = std::iter::once(&mut self.credential)
+            .chain(self.identities.iter_mut().map(|i| &mut i.credential));
+        for credential in credentials {
+            match credential {
+                CredentialConfig::ClientSecret { authority_host, .. }
+                | CredentialConfig::ClientCertificate { authority_host, .. } => {
+                    retarget(authority_host, public.authority, cloud.authority);
+                }
+                CredentialConfig::WorkloadIdentity {
+                    authority_host: Some(authority_host),
+                    ..
+                } => retarget(authority_host, public.authority, cloud.authority),
+                _ => {}
+            }
+        }
     }
 
     /// Checks every value that parsing alone cannot.
@@ -441,6 +637,7 @@ impl UpstreamConfig {
                 ));
             }
         }
+        self.validate_storage()?;
         self.validate_credential(
             &self.credential,
             UPSTREAM_TOKEN_ENV,
@@ -493,14 +690,15 @@ impl UpstreamConfig {
     /// # Errors
     ///
     /// Not a `scheme://{vault}.suffix` template, or plain http without `allow_insecure_http`.
-    pub fn key_vault_endpoint(&self) -> Result<KeyVaultEndpoint, InvalidConfig> {
-        let endpoint = KeyVaultEndpoint::parse(&self.key_vault.endpoint).map_err(|problem| {
-            invalid(
-                "upstream.key_vault.endpoint",
-                problem.to_string(),
-                "write it as https://{vault}.vault.azure.net",
-            )
-        })?;
+    pub fn key_vault_endpoint(&self) -> Result<HostTemplate, InvalidConfig> {
+        let endpoint =
+            HostTemplate::parse(&self.key_vault.endpoint, "{vault}").map_err(|problem| {
+                invalid(
+                    "upstream.key_vault.endpoint",
+                    problem.to_string(),
+                    "write it as https://{vault}.vault.azure.net",
+                )
+            })?;
         self.check_scheme("upstream.key_vault.endpoint", endpoint.scheme())?;
         Ok(endpoint)
     }
@@ -665,6 +863,73 @@ impl UpstreamConfig {
         Ok(())
     }
 
+    /// The Blob service template, validated.
+    ///
+    /// # Errors
+    ///
+    /// Not a `scheme://{account}.suffix` template, or plain http without `allow_insecure_http`.
+    pub fn blob_endpoint(&self) -> Result<HostTemplate, InvalidConfig> {
+        let endpoint =
+            HostTemplate::parse(&self.storage.blob_endpoint, "{account}").map_err(|problem| {
+                invalid(
+                    "upstream.storage.blob_endpoint",
+                    problem.to_string(),
+                    "write it as https://{account}.blob.core.windows.net",
+                )
+            })?;
+        self.check_scheme("upstream.storage.blob_endpoint", endpoint.scheme())?;
+        Ok(endpoint)
+    }
+
+    /// Account names are names, and each shared key has one source and is
+    /// for a listed account.
+    fn validate_storage(&self) -> Result<(), InvalidConfig> {
+        self.blob_endpoint()?;
+        if let Some(bad) = self
+            .storage
+            .accounts
+            .iter()
+            .find(|a| !valid_account_name(a))
+        {
+            return Err(invalid(
+                "upstream.storage.accounts",
+                format!("'{bad}' is not a storage account name"),
+                "use the account's name (3-24 lower-case letters and digits), not its URL",
+            ));
+        }
+        for (account, key) in &self.storage.shared_keys {
+            if !self.storage.accounts.contains(account) {
+                return Err(invalid(
+                    "upstream.storage.shared_keys",
+                    format!("'{account}' is not in upstream.storage.accounts"),
+                    "list the account in upstream.storage.accounts, or remove its key",
+                ));
+            }
+            let sources = [
+                key.key_file.is_some(),
+                key.key_env.is_some(),
+                key.key.as_deref().is_some_and(|k| !k.is_empty()),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                return Err(invalid(
+                    "upstream.storage.shared_keys",
+                    format!("the key of '{account}' needs exactly one of key_file, key_env, key"),
+                    "point key_file at a file holding the account key (preferred), or name the variable in key_env",
+                ));
+            }
+            if let Some(name) = &key.key_env
+                && key.from_env.is_none()
+            {
+                return Err(invalid(
+                    "upstream.storage.shared_keys",
+                    format!("the key of '{account}' is to come from {name}, which is not set"),
+                    format!("set {name} to the account key"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Names are usable and unique, selectors select someone, credentials are complete.
     fn validate_identities(&self) -> Result<(), InvalidConfig> {
         let mut seen = std::collections::HashSet::new();
@@ -797,6 +1062,12 @@ fn default_key_vault_endpoint() -> String {
 }
 fn default_key_vault_audience() -> String {
     "https://vault.azure.net".into()
+}
+fn default_blob_endpoint() -> String {
+    "https://{account}.blob.core.windows.net".into()
+}
+fn default_storage_audience() -> String {
+    "https://storage.azure.com".into()
 }
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(5)

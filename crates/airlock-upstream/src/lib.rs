@@ -35,11 +35,12 @@ mod routing;
 mod service;
 
 pub use config::{
-    CredentialConfig, IdentityConfig, InvalidConfig, KeyVaultConfig, UPSTREAM_CLIENT_SECRET_ENV,
-    UPSTREAM_TOKEN_ENV, UpstreamConfig,
+    Cloud, CredentialConfig, IdentityConfig, InvalidConfig, KeyVaultConfig, SharedKeyConfig,
+    StorageConfig, UPSTREAM_CLIENT_SECRET_ENV, UPSTREAM_TOKEN_ENV, UpstreamConfig,
 };
 pub use identities::{DEFAULT_IDENTITY, Selected, UpstreamIdentities};
 pub use routing::{
-    Endpoint, EndpointError, GatewayHosts, KeyVaultEndpoint, Routes, valid_vault_name,
+    Endpoint, EndpointError, GatewayHosts, HostTemplate, Routes, valid_account_name,
+    valid_vault_name,
 };
 pub use service::{FromUpstream, Upstream, request_body_error};

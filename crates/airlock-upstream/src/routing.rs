@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `https://<gateway>/subscriptions/…` | the ARM endpoint (`upstream.arm_url`) |
 //! | `https://<vault>.<gateway>/secrets/…` | that vault (`upstream.key_vault.endpoint`), if listed in `upstream.key_vault.vaults` |
+//! | `https://<account>.blob.<gateway>/<container>/…` | that account's Blob service (`upstream.storage.blob_endpoint`), if listed in `upstream.storage.accounts` |
 //!
 //! The upstream host never comes from the client: a request for any other
 //! host (an absolute-form proxy request, an unknown vault, a foreign `Host`)
@@ -83,22 +84,24 @@ impl Endpoint {
     }
 }
 
-/// The Key Vault URL template `scheme://{vault}.suffix[:port]`.
+/// A URL template whose host begins with a name: `scheme://{vault}.suffix[:port]`
+/// (Key Vault), `scheme://{account}.suffix` (Storage).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyVaultEndpoint {
+pub struct HostTemplate {
     scheme: String,
-    /// Host suffix after the vault label, e.g. `vault.azure.net`.
+    /// Host suffix after the name's label, e.g. `vault.azure.net`.
     suffix: String,
     port: Option<u16>,
 }
 
-impl KeyVaultEndpoint {
-    /// Parses a template such as `https://{vault}.vault.azure.net`.
+impl HostTemplate {
+    /// Parses a template such as `https://{vault}.vault.azure.net`, whose
+    /// host begins with `placeholder` (`{vault}`, `{account}`).
     ///
     /// # Errors
     ///
-    /// Not an http(s) URL whose host begins with `{vault}.`.
-    pub fn parse(text: &str) -> Result<Self, EndpointError> {
+    /// Not an http(s) URL whose host begins with `{placeholder}.`.
+    pub fn parse(text: &str, placeholder: &str) -> Result<Self, EndpointError> {
         let rest = text.strip_suffix('/').unwrap_or(text);
         let (scheme, rest) = rest
             .split_once("://")
@@ -106,9 +109,12 @@ impl KeyVaultEndpoint {
         if !matches!(scheme, "http" | "https") {
             return Err(EndpointError(format!("'{text}' must start with https://")));
         }
-        let host_port = rest.strip_prefix("{vault}.").ok_or_else(|| {
-            EndpointError(format!("'{text}' must begin its host with {{vault}}."))
-        })?;
+        let host_port = rest
+            .strip_prefix(placeholder)
+            .and_then(|r| r.strip_prefix('.'))
+            .ok_or_else(|| {
+                EndpointError(format!("'{text}' must begin its host with {placeholder}."))
+            })?;
         let endpoint = Endpoint::parse(&format!("{scheme}://{host_port}"))?;
         Ok(Self {
             scheme: endpoint.scheme,
@@ -120,18 +126,30 @@ impl KeyVaultEndpoint {
     pub fn scheme(&self) -> &str {
         &self.scheme
     }
-    fn vault_base(&self, vault: &str) -> String {
+    fn base_for(&self, name: &str) -> String {
         Endpoint {
             scheme: self.scheme.clone(),
-            host: format!("{vault}.{}", self.suffix),
+            host: format!("{name}.{}", self.suffix),
             port: self.port,
         }
         .base()
     }
-    /// The vault label of `host`, if `host` is `{label}.{suffix}`.
-    fn vault_of<'h>(&self, host: &'h str) -> Option<&'h str> {
+    /// The name label of `host`, if `host` is `{label}.{suffix}`.
+    fn name_of<'h>(&self, host: &'h str) -> Option<&'h str> {
         host.strip_suffix(self.suffix.as_str())?.strip_suffix('.')
     }
+    /// Whether `scheme` and `port` are this template's.
+    fn same_origin(&self, scheme: &str, port: Option<u16>) -> bool {
+        self.scheme == scheme && self.port == port
+    }
+}
+
+/// Whether `name` is a valid storage account name: 3-24 lower-case letters and digits.
+pub fn valid_account_name(name: &str) -> bool {
+    (3..=24).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 /// Whether `name` is a valid Key Vault name: 3-24 characters, letters, digits
@@ -185,9 +203,12 @@ impl GatewayHosts {
 pub struct Routes {
     arm: Endpoint,
     arm_audience: String,
-    key_vault: KeyVaultEndpoint,
+    key_vault: HostTemplate,
     key_vault_audience: String,
     vaults: HashSet<String>,
+    blob: HostTemplate,
+    storage_audience: String,
+    accounts: HashSet<String>,
     public: Endpoint,
     arm_hosts: HashSet<String>,
     /// Each upstream base URL with the gateway URL it stands for.
@@ -235,6 +256,9 @@ impl Routes {
                 .iter()
                 .map(|v| v.to_ascii_lowercase())
                 .collect(),
+            blob: config.blob_endpoint()?,
+            storage_audience: config.storage.audience.clone(),
+            accounts: config.storage.accounts.iter().cloned().collect(),
             public,
             arm_hosts,
             base_rewrites: Vec::new(),
@@ -248,19 +272,37 @@ impl Routes {
         vaults.sort();
         for vault in vaults {
             pairs.push((
-                self.key_vault.vault_base(vault),
+                self.key_vault.base_for(vault),
                 self.gateway_vault(vault).base(),
+            ));
+        }
+        let mut accounts: Vec<&String> = self.accounts.iter().collect();
+        accounts.sort();
+        for account in accounts {
+            pairs.push((
+                self.blob.base_for(account),
+                self.gateway_account(account).base(),
             ));
         }
         self.base_rewrites = pairs;
         self
     }
 
-    /// Whether `endpoint` is one this table forwards to (ARM, or a listed vault).
+    /// Whether `endpoint` is one this table forwards to (ARM, a listed
+    /// vault, a listed storage account).
     pub fn allows(&self, endpoint: &AzureEndpoint) -> bool {
         match endpoint {
             AzureEndpoint::Arm => true,
             AzureEndpoint::KeyVault { vault } => self.vaults.contains(vault.as_str()),
+            AzureEndpoint::Blob { account } => self.accounts.contains(account.as_str()),
+        }
+    }
+
+    /// The gateway's own host for an account's Blob service: `{account}.blob.{public host}`.
+    fn gateway_account(&self, account: &str) -> Endpoint {
+        Endpoint {
+            host: format!("{account}.blob.{}", self.public.host),
+            ..self.public.clone()
         }
     }
 
@@ -283,10 +325,22 @@ impl Routes {
         if self.arm_hosts.contains(host.as_str()) {
             return Ok(AzureEndpoint::Arm);
         }
-        let vault = host
+        let on_gateway = host
             .strip_suffix(self.public.host.as_str())
-            .and_then(|label| label.strip_suffix('.'))
-            .or_else(|| self.key_vault.vault_of(&host));
+            .and_then(|label| label.strip_suffix('.'));
+        let account = on_gateway
+            .and_then(|label| label.strip_suffix(".blob"))
+            .or_else(|| self.blob.name_of(&host));
+        if let Some(account) = account {
+            return if self.accounts.contains(account) {
+                Ok(AzureEndpoint::Blob {
+                    account: account.to_owned(),
+                })
+            } else {
+                Err(AirlockError::HostNotAllowed { host })
+            };
+        }
+        let vault = on_gateway.or_else(|| self.key_vault.name_of(&host));
         match vault {
             Some(vault) if self.vaults.contains(vault) => Ok(AzureEndpoint::KeyVault {
                 vault: vault.to_owned(),
@@ -307,7 +361,8 @@ impl Routes {
     ) -> Result<Uri, AirlockError> {
         let base = match endpoint {
             AzureEndpoint::Arm => self.arm.base(),
-            AzureEndpoint::KeyVault { vault } => self.key_vault.vault_base(vault),
+            AzureEndpoint::KeyVault { vault } => self.key_vault.base_for(vault),
+            AzureEndpoint::Blob { account } => self.blob.base_for(account),
         };
         format!("{base}{path_and_query}")
             .parse()
@@ -322,6 +377,7 @@ impl Routes {
         match endpoint {
             AzureEndpoint::Arm => &self.arm_audience,
             AzureEndpoint::KeyVault { .. } => &self.key_vault_audience,
+            AzureEndpoint::Blob { .. } => &self.storage_audience,
         }
     }
 
@@ -370,10 +426,18 @@ impl Routes {
         if scheme == self.arm.scheme && host == self.arm.host && port == self.arm.port {
             return Some(format!("{}{tail}", self.public.base()));
         }
-        if scheme == self.key_vault.scheme && port == self.key_vault.port {
+        if self.blob.same_origin(&scheme, port)
+            && let Some(account) = self.blob.name_of(&host)
+        {
+            return self
+                .accounts
+                .contains(account)
+                .then(|| format!("{}{tail}", self.gateway_account(account).base()));
+        }
+        if self.key_vault.same_origin(&scheme, port) {
             let vault = self
                 .key_vault
-                .vault_of(&host)
+                .name_of(&host)
                 .filter(|v| self.vaults.contains(*v))?;
             return Some(format!("{}{tail}", self.gateway_vault(vault).base()));
         }
@@ -449,6 +513,7 @@ mod tests {
         let config: UpstreamConfig = toml::from_str(
             r#"
             key_vault.vaults = ["demo-vault"]
+            storage.accounts = ["demostore"]
             credential = { kind = "static", token = "t" }
             "#,
         )
@@ -506,6 +571,51 @@ mod tests {
                 "{refused}"
             );
         }
+    }
+
+    #[test]
+    fn blob_hosts_route_to_listed_accounts_only() {
+        let demostore = AzureEndpoint::Blob {
+            account: "demostore".into(),
+        };
+        assert_eq!(
+            target_for_host("demostore.blob.localhost:8443").unwrap(),
+            demostore
+        );
+        assert_eq!(
+            target_for_host("DemoStore.blob.core.windows.net").unwrap(),
+            demostore
+        );
+        for refused in [
+            "otherstore.blob.localhost",
+            "otherstore.blob.core.windows.net",
+            "a.demostore.blob.localhost",
+            "demostore.blob.evil.example",
+        ] {
+            assert!(
+                matches!(
+                    target_for_host(refused),
+                    Err(AirlockError::HostNotAllowed { .. })
+                ),
+                "{refused}"
+            );
+        }
+        let routes = routes();
+        assert_eq!(routes.audience(&demostore), "https://storage.azure.com");
+        assert_eq!(
+            routes.upstream_uri(&demostore, "/logs/a.txt").unwrap(),
+            "https://demostore.blob.core.windows.net/logs/a.txt"
+        );
+        assert_eq!(
+            routes
+                .rewrite_url("https://demostore.blob.core.windows.net/logs/a.txt")
+                .as_deref(),
+            Some("https://demostore.blob.localhost:8443/logs/a.txt")
+        );
+        assert_eq!(
+            routes.rewrite_url("https://otherstore.blob.core.windows.net/logs"),
+            None
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ use http_body_util::Full;
 use crate::UpstreamIdentities;
 use crate::routing::Routes;
 use crate::{headers, rewrite};
+use airlock_credentials::SharedKey;
 
 /// Marks a response that came from Azure (as opposed to one Airlock made).
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +59,8 @@ struct Inner {
     client: PooledClient,
     routes: Routes,
     identities: UpstreamIdentities,
+    /// Storage accounts signed for with their key, by account name.
+    shared_keys: Arc<std::collections::HashMap<String, SharedKey>>,
     read_timeout: Duration,
     body_timeout: Duration,
     max_request_body: u64,
@@ -81,6 +84,7 @@ impl Upstream {
                 client,
                 routes,
                 identities: UpstreamIdentities::new(tokens),
+                shared_keys: Arc::default(),
                 read_timeout: Duration::from_secs(60),
                 body_timeout: Duration::from_secs(30),
                 max_request_body: 4 << 20,
@@ -94,6 +98,17 @@ impl Upstream {
     #[must_use]
     pub fn identities(self, identities: UpstreamIdentities) -> Self {
         self.with(|inner| inner.identities = identities)
+    }
+
+    /// Signs requests to these storage accounts with their account keys
+    /// (Azure Storage Shared Key) instead of sending an Entra token.
+    #[must_use]
+    pub fn shared_keys(self, keys: impl IntoIterator<Item = SharedKey>) -> Self {
+        let keys = keys
+            .into_iter()
+            .map(|key| (key.account().to_owned(), key))
+            .collect();
+        self.with(|inner| inner.shared_keys = Arc::new(keys))
     }
 
     /// Time for Azure to answer with response headers (default 60 s; 504 after).
@@ -201,22 +216,43 @@ impl Inner {
                     request_body_error(&source, self.max_request_body, self.body_timeout)
                 }
             })?;
-        let identity = self.identities.select(&parts.extensions)?;
-        let token = identity
-            .tokens()
-            .token(self.routes.audience(&endpoint))
-            .await
-            .map_err(|e| {
-                AirlockError::UpstreamCredential(format!(
-                    "upstream identity '{}': {e}",
-                    identity.name()
-                ))
-            })?;
+        let shared_key = match &endpoint {
+            AzureEndpoint::Blob { account } => self.shared_keys.get(account),
+            _ => None,
+        };
+        let (acted_as, elevated, bearer) = match shared_key {
+            Some(key) => (format!("shared-key:{}", key.account()), false, None),
+            None => {
+                let identity = self.identities.select(&parts.extensions)?;
+                let token = identity
+                    .tokens()
+                    .token(self.routes.audience(&endpoint))
+                    .await
+                    .map_err(|e| {
+                        AirlockError::UpstreamCredential(format!(
+                            "upstream identity '{}': {e}",
+                            identity.name()
+                        ))
+                    })?;
+                let bearer =
+                    HeaderValue::try_from(format!("Bearer {}", token.secret())).map_err(|_| {
+                        AirlockError::UpstreamCredential(
+                            "the token provider returned a token that is not a valid header value"
+                                .into(),
+                        )
+                    })?;
+                (
+                    identity.name().to_owned(),
+                    identity.elevated(),
+                    Some(bearer),
+                )
+            }
+        };
         let audit = parts.extensions.remove::<AuditDraft>();
         if let Some(audit) = &audit {
             audit.update(|record| {
-                record.upstream_identity = Some(identity.name().to_owned());
-                record.elevated = identity.elevated();
+                record.upstream_identity = Some(acted_as);
+                record.elevated = elevated;
             });
         }
 
@@ -226,12 +262,15 @@ impl Inner {
         if let Some(id) = request_id {
             parts.headers.entry("x-ms-client-request-id").or_insert(id);
         }
-        let bearer = HeaderValue::try_from(format!("Bearer {}", token.secret())).map_err(|_| {
-            AirlockError::UpstreamCredential(
-                "the token provider returned a token that is not a valid header value".into(),
-            )
-        })?;
-        parts.headers.insert(AUTHORIZATION, bearer);
+        match (bearer, shared_key) {
+            (Some(bearer), _) => {
+                parts.headers.insert(AUTHORIZATION, bearer);
+            }
+            (None, Some(key)) => {
+                key.sign(&parts.method, &uri, &mut parts.headers, body.len() as u64);
+            }
+            (None, None) => return Err(AirlockError::NotDecided),
+        }
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
         parts.extensions = http::Extensions::new();
@@ -252,7 +291,14 @@ impl Inner {
                     header_text(response.headers(), "x-ms-correlation-request-id");
             });
         }
-        if response.status() == StatusCode::UNAUTHORIZED {
+        // Storage refuses a bad signature or token with 403 AuthenticationFailed.
+        if response.status() == StatusCode::UNAUTHORIZED
+            || (response.status() == StatusCode::FORBIDDEN
+                && response
+                    .headers()
+                    .get("x-ms-error-code")
+                    .is_some_and(|code| code == "AuthenticationFailed"))
+        {
             return Err(AirlockError::UpstreamCredential(format!(
                 "Azure rejected the gateway's credential for {}",
                 self.routes.audience(&endpoint)

@@ -14,4 +14,5 @@ mod masking;
 mod policy;
 mod recording;
 mod refusals;
+mod storage;
 mod upstream_identities;

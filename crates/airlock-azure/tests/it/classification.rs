@@ -59,6 +59,7 @@ fn run(case: &Case) -> Operation {
     let query = match case.endpoint {
         AzureEndpoint::Arm => "api-version=2024-03-01",
         AzureEndpoint::KeyVault { .. } => "api-version=7.5",
+        AzureEndpoint::Blob { .. } => "timeout=30",
     };
     classify(&ClassifyRequest {
         method: &case.method,
@@ -873,7 +874,7 @@ fn real_request_shapes_classify_to_their_rbac_operations() {
         let op = run(case);
         let plane = match case.endpoint {
             AzureEndpoint::Arm => Plane::Management,
-            AzureEndpoint::KeyVault { .. } => Plane::Data,
+            AzureEndpoint::KeyVault { .. } | AzureEndpoint::Blob { .. } => Plane::Data,
         };
         if op.is_unknown()
             || op.name() != case.name

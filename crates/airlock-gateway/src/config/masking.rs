@@ -41,6 +41,9 @@ pub struct MaskRuleConfig {
     /// JSON paths (`$.a.b`, `[*]`, `..name`, `.*`).
     #[serde(default)]
     pub json_paths: Vec<String>,
+    /// XML elements whose text is secret, for answers in XML (`["Value"]`).
+    #[serde(default)]
+    pub xml_elements: Vec<String>,
     /// Whether the free-text detectors also run on these answers.
     #[serde(default = "yes")]
     pub detectors: bool,

@@ -539,6 +539,83 @@ mod tests {
     }
 
     #[test]
+    fn a_sovereign_cloud_preset_moves_every_default_but_keeps_what_is_set() {
+        let text = MINIMAL
+            .replace("[upstream.credential]", "[upstream]\ncloud = \"china\"\nstorage.accounts = [\"logs01\"]\n[upstream.credential]")
+            .replace(
+                "kind = \"static\"\ntoken = \"t\"\n",
+                "kind = \"client_secret\"\ntenant_id = \"t1\"\nclient_id = \"app-1\"\nclient_secret = \"s\"\n",
+            );
+        let china = parse(&text).unwrap().upstream;
+        assert_eq!(china.arm_url, "https://management.chinacloudapi.cn");
+        assert_eq!(china.arm_audience, "https://management.chinacloudapi.cn");
+        assert_eq!(china.key_vault.endpoint, "https://{vault}.vault.azure.cn");
+        assert_eq!(china.key_vault.audience, "https://vault.azure.cn");
+        assert_eq!(
+            china.storage.blob_endpoint,
+            "https://{account}.blob.core.chinacloudapi.cn"
+        );
+        assert_eq!(china.storage.audience, "https://storage.azure.com");
+        assert!(format!("{:?}", china.credential).contains("https://login.chinacloudapi.cn"));
+        let own = text.replace(
+            "cloud = \"china\"",
+            "cloud = \"us_government\"\narm_url = \"https://arm.private.example\"",
+        );
+        let gov = parse(&own).unwrap().upstream;
+        assert_eq!(gov.arm_url, "https://arm.private.example");
+        assert_eq!(gov.arm_audience, "https://management.usgovcloudapi.net");
+        assert!(error_of(&text.replace("china", "mars")).contains("unknown variant `mars`"));
+    }
+
+    #[test]
+    fn storage_accounts_and_their_keys_are_checked() {
+        let with = |storage: &str| {
+            MINIMAL.replace(
+                "[upstream.credential]",
+                &format!("[upstream.storage]\n{storage}\n[upstream.credential]"),
+            )
+        };
+        for (storage, expected) in [
+            (
+                "accounts = [\"Logs\"]",
+                "'Logs' is not a storage account name",
+            ),
+            (
+                "accounts = [\"logs\"]\nshared_keys.other = { key = \"a2V5\" }",
+                "'other' is not in upstream.storage.accounts",
+            ),
+            (
+                "accounts = [\"logs\"]\nshared_keys.logs = { key = \"a2V5\", key_env = \"K\" }",
+                "exactly one of key_file, key_env, key",
+            ),
+            (
+                "accounts = [\"logs\"]\nshared_keys.logs = { key_env = \"LOGS_KEY\" }",
+                "LOGS_KEY, which is not set",
+            ),
+            (
+                "blob_endpoint = \"https://blob.example\"",
+                "must begin its host with {account}.",
+            ),
+        ] {
+            let message = error_of(&with(storage));
+            assert!(message.contains(expected), "{expected}: {message}");
+        }
+        let from_env = Config::parse(
+            &with("accounts = [\"logs\"]\nshared_keys.logs = { key_env = \"LOGS_KEY\" }"),
+            "x",
+            |name| (name == "LOGS_KEY").then(|| "a2V5LW1hdGVyaWFs".to_owned()),
+        )
+        .unwrap();
+        assert_eq!(
+            from_env.upstream.storage.shared_keys["logs"]
+                .read()
+                .unwrap(),
+            "a2V5LW1hdGVyaWFs"
+        );
+        assert!(!format!("{from_env:?}").contains("a2V5LW1hdGVyaWFs"));
+    }
+
+    #[test]
     fn upstream_identities_are_checked_and_take_their_secrets_from_named_variables() {
         let identity = |name: &str, rest: &str| {
             format!(
