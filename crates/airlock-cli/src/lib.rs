@@ -8,4 +8,5 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod ca;
 pub mod explain;

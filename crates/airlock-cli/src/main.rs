@@ -42,6 +42,22 @@ enum Command {
     Audit(airlock_cli::audit::AuditArgs),
     /// List, show or export recorded sessions (reads the database file).
     Sessions(airlock_cli::audit::SessionsArgs),
+    /// The CA forward-proxy mode mints certificates from.
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCommand {
+    /// Write a new CA (`proxy-ca.pem`, and `proxy-ca-key.pem` owner-only) for [forward_proxy].
+    Init {
+        /// Where to write the two files.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The CA's common name, as clients' trust stores will show it.
+        #[arg(long, default_value = "Airlock forward-proxy CA")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +166,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             let (_, text) = airlock_cli::explain::explain(&config, &principal, &request, &body)?;
             print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ca(CaCommand::Init { dir, name }) => {
+            let (cert, key) = airlock_cli::ca::init(&dir, &name)?;
+            println!(
+                "wrote {} (give it to clients: REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS, SSL_CERT_FILE)\nwrote {} (owner-only; point [forward_proxy] ca_cert_file and ca_key_file at the two)",
+                cert.display(),
+                key.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { serve } => airlock_demo::run(serve, shutdown_signal()).await,

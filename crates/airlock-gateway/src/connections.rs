@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::LimitsConfig;
+use crate::forward_proxy::{ProxyContext, ProxyService};
 use crate::sni::SniGuard;
 
 /// The connection limits of one listener, from `[limits]`.
@@ -75,12 +76,14 @@ impl ConnectionLimits {
     }
 
     /// Serves one accepted connection within the limits.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn serve(
         self,
         stream: TcpStream,
         peer: SocketAddr,
         tls: Option<TlsAcceptor>,
         app: axum::Router,
+        proxy: Option<Arc<ProxyContext>>,
         builder: auto::Builder<TokioExecutor>,
         watcher: Watcher,
     ) {
@@ -95,7 +98,10 @@ impl ConnectionLimits {
                     Ok(Ok(stream)) => {
                         // Every request on it must be for the host it was opened for.
                         let guarded = SniGuard::new(app, stream.get_ref().1.server_name());
-                        let service = TowerToHyperService::new(guarded);
+                        let service = TowerToHyperService::new(ProxyService {
+                            inner: guarded,
+                            context: proxy,
+                        });
                         self.serve_io(stream, peer, service, builder, watcher).await
                     }
                     Ok(Err(error)) => {
@@ -105,7 +111,10 @@ impl ConnectionLimits {
                 }
             }
             None => {
-                let service = TowerToHyperService::new(app);
+                let service = TowerToHyperService::new(ProxyService {
+                    inner: app,
+                    context: proxy,
+                });
                 self.serve_io(stream, peer, service, builder, watcher).await
             }
         };

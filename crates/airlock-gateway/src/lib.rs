@@ -20,6 +20,7 @@ pub mod config;
 mod connections;
 mod credential;
 mod error;
+mod forward_proxy;
 mod health;
 mod identity;
 mod masking;
@@ -30,5 +31,6 @@ pub mod tls;
 
 pub use config::{Config, ConfigError};
 pub use error::StartError;
+pub use forward_proxy::generate_ca;
 pub use masking::default_rules;
 pub use server::{Gateway, RunningGateway};

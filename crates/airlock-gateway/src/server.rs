@@ -22,6 +22,7 @@ use airlock_http::{ClientBuilder, HttpsClient, TrustRoots};
 use airlock_upstream::Upstream;
 
 use crate::connections::ConnectionLimits;
+use crate::forward_proxy::{ConnectLayer, Minter, ProxyContext, Targets};
 use crate::health::Health;
 use crate::stack::Layers;
 use crate::{
@@ -133,6 +134,7 @@ impl Gateway {
         let health = Health::new(recorder.monitor(), config.audit.enabled);
         let admin_app = admin::router(&approvals, &database, &policy, identity.clone())
             .merge(health.admin_routes());
+        let connect = ConnectLayer::new(connect_targets(&config, routes.clone()));
         let layers = Layers {
             recorder: config.audit.enabled.then(|| recorder.layer()),
             identity,
@@ -140,6 +142,7 @@ impl Gateway {
             policy: PolicyLayer::new(policy.clone()),
             approval: approvals.layer.clone(),
             masking: masking::layer(&config.masking, masker, config.audit.max_body_chars),
+            connect,
         };
         if config.upstream.allow_insecure_http {
             tracing::warn!(
@@ -156,6 +159,7 @@ impl Gateway {
         let app = health
             .probes()
             .fallback_service(stack::build(&config, layers, upstream));
+        let proxy = forward_proxy_context(&config, &app, &limits_builder(&config))?;
         let (stop, stopped) = watch::channel(false);
         let sweeper = approval::spawn_sweeper(&approvals, config.approval.sweep_interval);
         let drain_timeout = config.limits.request_timeout;
@@ -167,12 +171,13 @@ impl Gateway {
             admin_listener,
             tls.clone(),
             admin_app,
+            None,
             ConnectionLimits::new(&config.limits),
             stopped.clone(),
             drain_timeout,
         ));
         let task = tokio::spawn(async move {
-            accept_loop(listener, tls, app, limits, stopped, drain_timeout).await;
+            accept_loop(listener, tls, app, proxy, limits, stopped, drain_timeout).await;
             let _ = admin_task.await;
         });
         Ok(RunningGateway {
@@ -187,6 +192,75 @@ impl Gateway {
             task,
         })
     }
+}
+
+/// What `CONNECT` may reach: the Azure hosts `routes` routes, and the
+/// sign-in hosts (default: the cloud's Entra authority).
+fn connect_targets(config: &Config, routes: airlock_upstream::Routes) -> Targets {
+    let proxy = &config.forward_proxy;
+    let tunnel_hosts = proxy.tunnel_hosts.clone().unwrap_or_else(|| {
+        let authority = config.upstream.cloud.authority_host();
+        vec![authority.trim_start_matches("https://").to_owned()]
+    });
+    Targets {
+        enabled: proxy.enabled,
+        routes,
+        tunnel_hosts: tunnel_hosts
+            .iter()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        resolve: proxy
+            .resolve
+            .iter()
+            .map(|(host, address)| (host.to_ascii_lowercase(), *address))
+            .collect(),
+    }
+}
+
+fn limits_builder(
+    config: &Config,
+) -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
+    ConnectionLimits::new(&config.limits).builder()
+}
+
+/// The CA and what tunnels are served with, when forward-proxy mode is on.
+fn forward_proxy_context(
+    config: &Config,
+    app: &Router,
+    builder: &hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+) -> Result<Option<Arc<ProxyContext>>, StartError> {
+    let proxy = &config.forward_proxy;
+    let (true, Some(cert_file), Some(key_file)) =
+        (proxy.enabled, &proxy.ca_cert_file, &proxy.ca_key_file)
+    else {
+        return Ok(None);
+    };
+    let read = |key: &'static str, file: &std::path::Path| {
+        std::fs::read_to_string(file).map_err(|e| crate::ConfigError::Invalid {
+            key,
+            problem: format!("cannot read {}: {e}", file.display()),
+            fix: "make it readable by the gateway".into(),
+        })
+    };
+    let minter = Minter::new(
+        &read("forward_proxy.ca_cert_file", cert_file)?,
+        &read("forward_proxy.ca_key_file", key_file)?,
+        proxy.leaf_lifetime,
+    )
+    .map_err(|problem| crate::ConfigError::Invalid {
+        key: "forward_proxy.ca_cert_file",
+        problem,
+        fix: "give a PEM CA certificate and its private key (`airlock ca init` writes a pair)"
+            .into(),
+    })?;
+    tracing::info!("forward-proxy mode: CONNECT served on the agents' listener");
+    Ok(Some(Arc::new(ProxyContext {
+        minter,
+        app: app.clone(),
+        builder: builder.clone(),
+        handshake_timeout: config.limits.tls_handshake_timeout,
+        connect_timeout: config.upstream.connect_timeout,
+    })))
 }
 
 /// Opens (creating and migrating) the database approvals and the audit trail live in.
@@ -232,6 +306,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
+    proxy: Option<Arc<ProxyContext>>,
     limits: ConnectionLimits,
     mut stopped: watch::Receiver<bool>,
     drain_timeout: Duration,
@@ -256,6 +331,7 @@ async fn accept_loop(
             peer,
             tls.clone(),
             app.clone(),
+            proxy.clone(),
             builder.clone(),
             graceful.watcher(),
         ));

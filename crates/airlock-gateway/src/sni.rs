@@ -100,7 +100,9 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if let Some(server_name) = &self.server_name
+        // A CONNECT names the host to tunnel to, not this one; the stack decides it.
+        if request.method() != http::Method::CONNECT
+            && let Some(server_name) = &self.server_name
             && let Some(host) = requested_host(&request)
             && !host.trim_end_matches('.').eq_ignore_ascii_case(server_name)
         {

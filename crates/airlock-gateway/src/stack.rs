@@ -18,6 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::Config;
 use crate::arm_errors::ArmErrorsLayer;
+use crate::forward_proxy::ConnectLayer;
 use airlock_upstream::Upstream;
 
 /// The service the listener runs for every request.
@@ -40,11 +41,13 @@ pub(crate) struct Layers {
     pub(crate) approval: ApprovalLayer,
     /// Secrets in answers → masked tokens (502 when it cannot).
     pub(crate) masking: MaskingLayer,
+    /// `CONNECT` → 200 and a tunnel, or 403 (405 when forward-proxy mode is off).
+    pub(crate) connect: ConnectLayer,
 }
 
 /// Stacks the layers in front of the upstream service:
 /// request id → trace → recorder → ARM-shaped errors → timeout (504) → request-body
-/// timeout (408) → identity (401) → body limit (413) → approval polls
+/// timeout (408) → CONNECT (forward proxy) → identity (401) → body limit (413) → approval polls
 /// (polls of `/airlock/operations/…`) → classify (400) → policy (403) →
 /// approval (held / 202) → masking (502) → upstream.
 pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
@@ -61,6 +64,9 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
             limits.request_timeout,
         ))
         .layer(RequestBodyTimeoutLayer::new(limits.request_body_timeout))
+        // Before identity: a CONNECT carries no bearer token (the requests
+        // inside the tunnel do), and is decided, and recorded, here.
+        .layer(layers.connect)
         // Every concern layer answers with `AirlockBody`, its refusals and
         // the inner service's answers alike.
         .layer(layers.identity)

@@ -39,16 +39,21 @@ pub enum Cloud {
 }
 
 /// The endpoints and audiences of one cloud.
-struct CloudEndpoints {
-    arm: &'static str,
-    key_vault: &'static str,
+pub(crate) struct CloudEndpoints {
+    pub(crate) arm: &'static str,
+    pub(crate) key_vault: &'static str,
     key_vault_audience: &'static str,
-    blob: &'static str,
-    authority: &'static str,
+    pub(crate) blob: &'static str,
+    pub(crate) authority: &'static str,
 }
 
 impl Cloud {
-    fn endpoints(self) -> CloudEndpoints {
+    /// Entra's authority host in this cloud (`https://login.microsoftonline.com`).
+    pub fn authority_host(self) -> &'static str {
+        self.endpoints().authority
+    }
+
+    pub(crate) fn endpoints(self) -> CloudEndpoints {
         match self {
             Cloud::Public => CloudEndpoints {
                 arm: "https://management.azure.com",

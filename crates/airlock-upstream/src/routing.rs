@@ -144,6 +144,14 @@ impl HostTemplate {
     }
 }
 
+fn invalid_cloud(error: &EndpointError) -> InvalidConfig {
+    InvalidConfig {
+        key: "upstream.cloud",
+        problem: error.to_string(),
+        fix: "report this: a built-in cloud preset is malformed".into(),
+    }
+}
+
 /// Whether `name` is a valid storage account name: 3-24 lower-case letters and digits.
 pub fn valid_account_name(name: &str) -> bool {
     (3..=24).contains(&name.len())
@@ -209,6 +217,12 @@ pub struct Routes {
     blob: HostTemplate,
     storage_audience: String,
     accounts: HashSet<String>,
+    /// The cloud's own names for these services (`management.azure.com`,
+    /// `{vault}.vault.azure.net`, `{account}.blob.core.windows.net`), which
+    /// forward-proxy clients address, whatever the upstreams are.
+    azure_arm: String,
+    azure_vault: HostTemplate,
+    azure_blob: HostTemplate,
     public: Endpoint,
     arm_hosts: HashSet<String>,
     /// Each upstream base URL with the gateway URL it stands for.
@@ -257,6 +271,13 @@ impl Routes {
                 .map(|v| v.to_ascii_lowercase())
                 .collect(),
             blob: config.blob_endpoint()?,
+            azure_arm: Endpoint::parse(config.cloud.endpoints().arm)
+                .map(|e| e.host)
+                .unwrap_or_default(),
+            azure_vault: HostTemplate::parse(config.cloud.endpoints().key_vault, "{vault}")
+                .map_err(|e| invalid_cloud(&e))?,
+            azure_blob: HostTemplate::parse(config.cloud.endpoints().blob, "{account}")
+                .map_err(|e| invalid_cloud(&e))?,
             storage_audience: config.storage.audience.clone(),
             accounts: config.storage.accounts.iter().cloned().collect(),
             public,
@@ -325,6 +346,9 @@ impl Routes {
         if self.arm_hosts.contains(host.as_str()) {
             return Ok(AzureEndpoint::Arm);
         }
+        if let Some(endpoint) = self.azure_host(&host) {
+            return Ok(endpoint);
+        }
         let on_gateway = host
             .strip_suffix(self.public.host.as_str())
             .and_then(|label| label.strip_suffix('.'));
@@ -347,6 +371,56 @@ impl Routes {
             }),
             _ => Err(AirlockError::HostNotAllowed { host }),
         }
+    }
+
+    /// The endpoint of an Azure host name (lower case, no port): an upstream
+    /// host or the cloud's own name for ARM, a listed vault or a listed
+    /// storage account; never the gateway's own names, never an IP literal.
+    /// This is what forward-proxy mode intercepts.
+    ///
+    /// ```
+    /// use airlock_azure::AzureEndpoint;
+    /// use airlock_upstream::{Endpoint, GatewayHosts, Routes, UpstreamConfig};
+    ///
+    /// let config: UpstreamConfig = toml::from_str(r#"
+    ///     arm_url = "http://127.0.0.1:9000"
+    ///     allow_insecure_http = true
+    ///     key_vault.vaults = ["kv1"]
+    ///     credential = { kind = "static", token = "t" }
+    /// "#).unwrap();
+    /// let routes = Routes::new(&config, &GatewayHosts::new(Endpoint::parse("https://gw.example").unwrap())).unwrap();
+    /// assert_eq!(routes.azure_host("management.azure.com"), Some(AzureEndpoint::Arm));
+    /// assert_eq!(routes.azure_host("kv1.vault.azure.net"), Some(AzureEndpoint::KeyVault { vault: "kv1".into() }));
+    /// assert_eq!(routes.azure_host("kv2.vault.azure.net"), None);
+    /// assert_eq!(routes.azure_host("127.0.0.1"), None);
+    /// assert_eq!(routes.azure_host("gw.example"), None);
+    /// ```
+    pub fn azure_host(&self, host: &str) -> Option<AzureEndpoint> {
+        if host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+            return None;
+        }
+        if host == self.azure_arm || host == self.arm.host {
+            return Some(AzureEndpoint::Arm);
+        }
+        let account = self
+            .blob
+            .name_of(host)
+            .or_else(|| self.azure_blob.name_of(host));
+        if let Some(account) = account {
+            return self
+                .accounts
+                .contains(account)
+                .then(|| AzureEndpoint::Blob {
+                    account: account.to_owned(),
+                });
+        }
+        self.key_vault
+            .name_of(host)
+            .or_else(|| self.azure_vault.name_of(host))
+            .filter(|vault| self.vaults.contains(*vault))
+            .map(|vault| AzureEndpoint::KeyVault {
+                vault: vault.to_owned(),
+            })
     }
 
     /// The absolute upstream URI for a target and the client's path and query.

@@ -7,6 +7,7 @@ mod approval;
 mod connections;
 mod credentials;
 mod disk;
+mod forward_proxy;
 mod forwarding;
 mod identity;
 mod logs;

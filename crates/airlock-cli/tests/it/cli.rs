@@ -509,3 +509,34 @@ fn the_audit_and_sessions_commands_read_export_verify_and_catch_tampering() {
     );
     assert!(verified.contains("1 event verified"), "{verified}");
 }
+
+#[test]
+fn ca_init_writes_a_ca_with_an_owner_only_key_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let output = airlock(&["ca", "init", "--dir", path]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let cert = std::fs::read_to_string(dir.path().join("proxy-ca.pem")).unwrap();
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("proxy-ca-key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = airlock(&["ca", "init", "--dir", path]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("proxy-ca.pem")).unwrap(),
+        cert,
+        "the first CA is kept"
+    );
+}

@@ -41,11 +41,13 @@ use airlock_upstream::{Endpoint, GatewayHosts, InvalidConfig, Routes, UpstreamCo
 
 mod approval;
 mod audit;
+mod forward_proxy;
 mod identity;
 mod masking;
 
 pub use approval::{AdminConfig, ApprovalConfig, StoreConfig, StoreKind};
 pub use audit::AuditConfig;
+pub use forward_proxy::ForwardProxyConfig;
 pub use identity::{GroupResolverKind, GroupsConfig, IdentityConfig, KeysFrom};
 pub use masking::{MASKING_KEY_ENV, MaskRuleConfig, MaskingConfig};
 
@@ -81,6 +83,9 @@ pub struct Config {
     /// Sizes and durations that bound each request.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `CONNECT` for clients that use `HTTPS_PROXY`.
+    #[serde(default)]
+    pub forward_proxy: ForwardProxyConfig,
 }
 
 /// `[policy]`: the rules every request is decided by. Required: without a
@@ -293,6 +298,7 @@ impl Config {
             ));
         }
         self.upstream.validate()?;
+        self.forward_proxy.validate()?;
         for (key, value) in [
             ("limits.request_timeout", self.limits.request_timeout),
             (
@@ -565,6 +571,36 @@ mod tests {
         assert_eq!(gov.arm_url, "https://arm.private.example");
         assert_eq!(gov.arm_audience, "https://management.usgovcloudapi.net");
         assert!(error_of(&text.replace("china", "mars")).contains("unknown variant `mars`"));
+    }
+
+    #[test]
+    fn forward_proxy_mode_needs_a_ca_whose_key_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = crate::generate_ca("test").unwrap();
+        let (cert_file, key_file) = (dir.path().join("ca.pem"), dir.path().join("ca-key.pem"));
+        std::fs::write(&cert_file, cert).unwrap();
+        std::fs::write(&key_file, key).unwrap();
+        let with = |rest: &str| format!("{MINIMAL}[forward_proxy]\nenabled = true\n{rest}");
+        assert!(error_of(&with("")).starts_with("forward_proxy.ca_cert_file"));
+        let both = format!(
+            "ca_cert_file = \"{}\"\nca_key_file = \"{}\"\n",
+            cert_file.display(),
+            key_file.display()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let message = error_of(&with(&both));
+            assert!(
+                message.starts_with("forward_proxy.ca_key_file") && message.contains("chmod 600"),
+                "{message}"
+            );
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert!(parse(&with(&both)).unwrap().forward_proxy.enabled);
+        // Off, nothing is needed.
+        assert!(!parse(MINIMAL).unwrap().forward_proxy.enabled);
     }
 
     #[test]

@@ -1,0 +1,204 @@
+//! The tunnels themselves: once the stack has answered a `CONNECT` with a
+//! [`Tunnel`], the connection is taken over here.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use airlock_core::BoxFuture;
+use axum::body::Body;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio_rustls::TlsAcceptor;
+use tower::Service;
+
+use super::connect::{InTunnel, Tunnel};
+use super::mint::Minter;
+use crate::sni::SniGuard;
+
+/// What serving tunnels needs; shared by every connection of the listener.
+pub(crate) struct ProxyContext {
+    pub(crate) minter: Minter,
+    pub(crate) app: axum::Router,
+    pub(crate) builder: auto::Builder<TokioExecutor>,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for ProxyContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyContext").finish_non_exhaustive()
+    }
+}
+
+/// The listener's service in forward-proxy mode: everything goes to the
+/// inner service (the stack decides `CONNECT` too); a `CONNECT` it answered
+/// with a [`Tunnel`] is then carried out.
+#[derive(Clone, Debug)]
+pub(crate) struct ProxyService<S> {
+    pub(crate) inner: S,
+    /// `None` when forward-proxy mode is off: nothing is tunnelled.
+    pub(crate) context: Option<Arc<ProxyContext>>,
+}
+
+impl<S> Service<Request<Incoming>> for ProxyService<S>
+where
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
+        let Some(context) = self
+            .context
+            .clone()
+            .filter(|_| request.method() == Method::CONNECT)
+        else {
+            return Box::pin(self.inner.call(request));
+        };
+        let upgrade = hyper::upgrade::on(&mut request);
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            if response.status() == StatusCode::OK
+                && let Some(tunnel) = response.extensions().get::<Tunnel>().cloned()
+            {
+                tokio::spawn(async move {
+                    match upgrade.await {
+                        Ok(upgraded) => run(tunnel, TokioIo::new(upgraded), &context).await,
+                        Err(error) => {
+                            tracing::debug!(%error, "CONNECT: the client did not take the tunnel");
+                        }
+                    }
+                });
+            }
+            Ok(response)
+        })
+    }
+}
+
+async fn run(tunnel: Tunnel, io: TokioIo<hyper::upgrade::Upgraded>, context: &ProxyContext) {
+    match tunnel {
+        Tunnel::Intercept { host } => intercept(io, &host, context).await,
+        Tunnel::Blind { host, address } => blind(io, &host, &address, context).await,
+    }
+}
+
+/// TLS with a certificate minted for `host`, then HTTP/1.1 or HTTP/2 through
+/// the whole stack; every request must be for `host`.
+async fn intercept(io: TokioIo<hyper::upgrade::Upgraded>, host: &str, context: &ProxyContext) {
+    let leaf = match context.minter.leaf(host) {
+        Ok(leaf) => leaf,
+        Err(error) => {
+            return tracing::error!(%host, %error, "CONNECT: cannot mint a certificate; tunnel closed");
+        }
+    };
+    let config = match tls_config(host, leaf) {
+        Ok(config) => config,
+        Err(error) => return tracing::error!(%host, %error, "CONNECT: TLS set-up failed"),
+    };
+    let accepted = tokio::time::timeout(
+        context.handshake_timeout,
+        TlsAcceptor::from(config).accept(io),
+    )
+    .await;
+    let stream = match accepted {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            return tracing::info!(%host, %error, "CONNECT: TLS inside the tunnel refused (a server name other than the CONNECT target?)");
+        }
+        Err(_) => return tracing::debug!(%host, "CONNECT: TLS handshake timed out"),
+    };
+    let app = tower::ServiceBuilder::new()
+        .map_request(|mut request: Request<Incoming>| {
+            request.extensions_mut().insert(InTunnel);
+            request
+        })
+        .service(context.app.clone());
+    let service = TowerToHyperService::new(SniGuard::new(app, Some(host)));
+    if let Err(error) = context
+        .builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%host, %error, "CONNECT: tunnel ended with an error");
+    }
+}
+
+/// The bytes, both ways, unread.
+async fn blind(
+    mut io: TokioIo<hyper::upgrade::Upgraded>,
+    host: &str,
+    address: &str,
+    context: &ProxyContext,
+) {
+    let connected = tokio::time::timeout(
+        context.connect_timeout,
+        tokio::net::TcpStream::connect(address),
+    )
+    .await;
+    let mut upstream = match connected {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            return tracing::warn!(%host, %address, %error, "CONNECT: cannot reach the tunnel host");
+        }
+        Err(_) => {
+            return tracing::warn!(%host, %address, "CONNECT: connecting to the tunnel host timed out");
+        }
+    };
+    match tokio::io::copy_bidirectional(&mut io, &mut upstream).await {
+        Ok((sent, received)) => {
+            tracing::info!(%host, bytes_sent = sent, bytes_received = received, "CONNECT: blind tunnel closed");
+        }
+        Err(error) => tracing::debug!(%host, %error, "CONNECT: blind tunnel ended with an error"),
+    }
+}
+
+/// One tunnel's TLS: the minted certificate, offered only for `host` (or a
+/// client that names no server); HTTP/2 and HTTP/1.1 by ALPN.
+fn tls_config(
+    host: &str,
+    leaf: Arc<CertifiedKey>,
+) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_cert_resolver(Arc::new(OneHost {
+        host: host.to_owned(),
+        leaf,
+    }));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+#[derive(Debug)]
+struct OneHost {
+    host: String,
+    leaf: Arc<CertifiedKey>,
+}
+
+impl ResolvesServerCert for OneHost {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        match hello.server_name() {
+            Some(name) if !name.trim_end_matches('.').eq_ignore_ascii_case(&self.host) => {
+                tracing::info!(sni = %name, connect = %self.host, "CONNECT: TLS server name is not the CONNECT target; refused");
+                None
+            }
+            _ => Some(self.leaf.clone()),
+        }
+    }
+}

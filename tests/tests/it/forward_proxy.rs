@@ -1,0 +1,255 @@
+//! Forward-proxy mode (issue 15): a client that knows only `HTTPS_PROXY` and
+//! a CA reaches Azure's real host names through the gateway, which
+//! terminates TLS with certificates it mints, runs every request inside the
+//! tunnel through the whole stack, and forwards to the simulated Azure.
+//! curl is the real client: through an HTTP proxy it sends `CONNECT
+//! management.azure.com:443` and never resolves Azure's names itself, so
+//! nothing reaches the real Azure.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use airlock_sim::{SECRET_VALUE, SUBSCRIPTION_ID, VAULT};
+use airlock_tests::{Harness, Options};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// `[forward_proxy]` with a fresh CA in `dir`; sign-in tunnelled to `login`.
+fn forward_proxy_toml(dir: &Path, login: SocketAddr) -> String {
+    let (cert, key) = airlock_gateway::generate_ca("Airlock test proxy CA").unwrap();
+    std::fs::write(dir.join("proxy-ca.pem"), cert).unwrap();
+    let key_file = dir.join("proxy-ca-key.pem");
+    std::fs::write(&key_file, key).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    format!(
+        "[forward_proxy]\nenabled = true\nca_cert_file = \"{}\"\nca_key_file = \"{}\"\nresolve = {{ \"login.microsoftonline.com\" = \"{login}\" }}\n",
+        dir.join("proxy-ca.pem").display(),
+        key_file.display()
+    )
+}
+
+struct Proxied {
+    h: Harness,
+    ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// A gateway in forward-proxy mode; `login` is where sign-in is tunnelled.
+async fn start(login: SocketAddr) -> Proxied {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start_with(Options {
+        extra_toml: forward_proxy_toml(dir.path(), login),
+        ..Options::default()
+    })
+    .await;
+    Proxied {
+        h,
+        ca: dir.path().join("proxy-ca.pem"),
+        _dir: dir,
+    }
+}
+
+impl Proxied {
+    /// curl through the gateway as its proxy, with the agent's token: the
+    /// status code and the body (stderr appended, for messages).
+    async fn curl(&self, extra: &[&str], url: &str) -> (u16, String) {
+        let output = tokio::process::Command::new("curl")
+            .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
+            .args([
+                "--proxy",
+                &format!("http://{}", self.h.gateway.local_addr()),
+            ])
+            .args(["--cacert", self.ca.to_str().unwrap()])
+            .args([
+                "-H",
+                &format!("Authorization: Bearer {}", self.h.agent_token),
+            ])
+            .args(extra)
+            .arg(url)
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (
+            code.trim().parse().unwrap_or(0),
+            format!("{body}{}", String::from_utf8_lossy(&output.stderr)),
+        )
+    }
+
+    /// A raw `CONNECT`: the status line, and the stream after the head.
+    async fn connect(&self, target: &str) -> (String, TcpStream) {
+        let mut stream = TcpStream::connect(self.h.gateway.local_addr())
+            .await
+            .unwrap();
+        stream
+            .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let byte = tokio::time::timeout(Duration::from_secs(10), stream.read_u8())
+                .await
+                .unwrap();
+            match byte {
+                Ok(byte) => head.push(byte),
+                Err(_) => break,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        (head.lines().next().unwrap_or_default().to_owned(), stream)
+    }
+}
+
+fn groups_url() -> String {
+    format!(
+        "https://management.azure.com/subscriptions/{SUBSCRIPTION_ID}/resourcegroups?api-version=2021-04-01"
+    )
+}
+
+#[tokio::test]
+async fn curl_reaches_arm_and_key_vault_by_their_real_names_through_the_whole_stack() {
+    let p = start("127.0.0.1:9".parse().unwrap()).await;
+    for version in ["--http2", "--http1.1"] {
+        let (status, body) = p.curl(&[version], &groups_url()).await;
+        assert_eq!(status, 200, "{version}: {body}");
+        assert!(body.contains("demo-rg"), "{body}");
+    }
+    // Key Vault under its real host name: the secret comes back masked.
+    let secret = format!(
+        "https://{VAULT}.vault.azure.net/secrets/{}?api-version=7.4",
+        airlock_sim::SECRET_NAME
+    );
+    let (status, body) = p.curl(&[], &secret).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.contains(SECRET_VALUE) && body.contains("***MASKED:"),
+        "{body}"
+    );
+    // What the simulated Azure got: the gateway's token, never the agent's.
+    let received = p.h.sim.requests();
+    assert_eq!(received.len(), 3);
+    for request in &received {
+        let authorization = request.headers["authorization"].to_str().unwrap();
+        assert!(!authorization.contains(&p.h.agent_token));
+    }
+    // Every request inside the tunnels was recorded with its real host, and so were the CONNECTs.
+    let trail = p.h.audit_trail().await;
+    let hosts: Vec<(&str, Option<&str>, u16)> = trail
+        .iter()
+        .map(|e| {
+            (
+                e.event.method.as_str(),
+                e.event.host.as_deref(),
+                e.event.status,
+            )
+        })
+        .collect();
+    assert!(
+        hosts.contains(&("GET", Some("management.azure.com"), 200))
+            && hosts.contains(&("CONNECT", Some("management.azure.com:443"), 200)),
+        "{hosts:?}"
+    );
+    p.h.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_azure_hosts_on_443_are_tunnelled_and_each_refusal_is_recorded() {
+    let p = start("127.0.0.1:9".parse().unwrap()).await;
+    for target in [
+        "evil.example:443",
+        "management.azure.com:22",
+        "127.0.0.1:443",
+        "localhost:443",
+        "other-vault.vault.azure.net:443",
+        "169.254.169.254:80",
+    ] {
+        let (status, _) = p.connect(target).await;
+        assert!(status.contains(" 403 "), "{target}: {status}");
+    }
+    // curl sees the refusal too, and nothing reached the simulated Azure.
+    let (status, body) = p.curl(&[], "https://evil.example/").await;
+    assert_ne!(status, 200, "{body}");
+    assert!(p.h.sim.requests().is_empty());
+    let trail = p.h.audit_trail().await;
+    let refused = trail
+        .iter()
+        .filter(|e| e.event.method == "CONNECT" && e.event.status == 403)
+        .count();
+    assert_eq!(refused, 7, "every refused CONNECT is recorded");
+    p.h.shutdown().await;
+}
+
+#[tokio::test]
+async fn inside_a_tunnel_every_request_must_be_for_its_host() {
+    let p = start("127.0.0.1:9".parse().unwrap()).await;
+    // Inner Host disagreeing with the CONNECT target: 421, nothing sent.
+    let (status, body) = p
+        .curl(
+            &["--http1.1", "-H", &format!("Host: {VAULT}.vault.azure.net")],
+            &groups_url(),
+        )
+        .await;
+    assert_eq!(status, 421, "{body}");
+    // TLS naming another host than the CONNECT target: no certificate, no tunnel.
+    let (status, stream) = p.connect("management.azure.com:443").await;
+    assert!(status.contains(" 200 "), "{status}");
+    let ca = std::fs::read(&p.ca).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("kv1.vault.azure.net").unwrap();
+    let handshake = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, stream)
+        .await;
+    assert!(
+        handshake.is_err(),
+        "a certificate was offered for another host"
+    );
+    assert!(p.h.sim.requests().is_empty());
+    p.h.shutdown().await;
+}
+
+/// What the client sends the sign-in host: the start of a TLS ClientHello.
+const HELLO: &[u8] = b"\x16\x03\x01 not read by the gateway";
+
+#[tokio::test]
+async fn sign_in_hosts_are_tunnelled_blind() {
+    // Stands in for login.microsoftonline.com: it echoes what it gets.
+    let login = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let login_addr = login.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = login.accept().await.unwrap();
+        let mut buffer = [0u8; HELLO.len()];
+        socket.read_exact(&mut buffer).await.unwrap();
+        socket.write_all(&buffer).await.unwrap();
+    });
+    let p = start(login_addr).await;
+    let (status, mut stream) = p.connect("login.microsoftonline.com:443").await;
+    assert!(status.contains(" 200 "), "{status}");
+    stream.write_all(HELLO).await.unwrap();
+    let mut echoed = [0u8; HELLO.len()];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, HELLO);
+    p.h.shutdown().await;
+}
+
+use rustls_pki_types::pem::PemObject as _;
