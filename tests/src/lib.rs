@@ -64,6 +64,8 @@ pub struct Options {
     /// Before the gateway starts, with the issuer: `[[upstream.identities]]`
     /// tables to add (each registering its app with the issuer).
     pub upstream_identities: Option<fn(&IssuerHandle, &std::path::Path) -> String>,
+    /// Agents' token audiences accepted besides `api://airlock`.
+    pub audiences: Vec<String>,
 }
 
 /// A policy that allows every operation, for tests about forwarding.
@@ -109,7 +111,8 @@ impl Harness {
                 database.display(),
                 options.store_toml
             ))
-            .upstream_toml(options.upstream_toml);
+            .upstream_toml(options.upstream_toml)
+            .audiences(options.audiences);
         let identities = options
             .upstream_identities
             .map(|identities| identities(&issuer, dir.path()))

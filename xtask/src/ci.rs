@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use xshell::{Shell, cmd};
 
-use crate::format_elapsed;
+use crate::{format_elapsed, project_root};
 
 /// One CI step: a name for messages and the work it does.
 struct Step {
@@ -125,6 +125,34 @@ fn test_tools(sh: &Shell) -> anyhow::Result<()> {
         .context("installing chromium failed; install it by hand (apt-get install chromium)")?;
     }
     cmd!(sh, "chromium --version").run()?;
+    python_sdk(sh)
+}
+
+/// The Azure SDK for Python for the forward-proxy tests, in a virtual
+/// environment cached under `target/ci-cache/python` (about 10 s the first
+/// time), rebuilt when `tests/python/requirements.txt` changes.
+fn python_sdk(sh: &Shell) -> anyhow::Result<()> {
+    let root = project_root();
+    let venv = root.join("target/ci-cache/python");
+    let requirements = root.join("tests/python/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)?;
+    let stamp = venv.join("requirements.installed");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        println!("the Python Azure SDK is cached in {}", venv.display());
+        return Ok(());
+    }
+    println!("installing the Python Azure SDK into {}", venv.display());
+    cmd!(sh, "python3 -m venv --clear {venv}")
+        .run()
+        .context("python3 -m venv failed; install python3 and python3-venv")?;
+    let pip = venv.join("bin/pip");
+    cmd!(
+        sh,
+        "{pip} install --quiet --disable-pip-version-check -r {requirements}"
+    )
+    .run()
+    .context("pip could not install tests/python/requirements.txt")?;
+    std::fs::write(stamp, wanted)?;
     Ok(())
 }
 

@@ -41,6 +41,7 @@ pub struct LocalConfig {
     credential_toml: Option<String>,
     upstream_toml: String,
     extra_toml: String,
+    audiences: Vec<String>,
 }
 
 impl LocalConfig {
@@ -63,6 +64,7 @@ impl LocalConfig {
             credential_toml: None,
             upstream_toml: String::new(),
             extra_toml: String::new(),
+            audiences: Vec::new(),
         }
     }
 
@@ -117,6 +119,14 @@ impl LocalConfig {
         self
     }
 
+    /// Agents' tokens for these audiences are accepted too (besides
+    /// `api://airlock`): Azure's own, for forward-proxy clients.
+    #[must_use]
+    pub fn audiences(mut self, audiences: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.audiences.extend(audiences.into_iter().map(Into::into));
+        self
+    }
+
     /// More `[upstream]` keys.
     #[must_use]
     pub fn upstream_toml(mut self, toml: impl Into<String>) -> Self {
@@ -149,7 +159,7 @@ address = "{listen}"
 {tls}
 [identity]
 tenants = ["{tenant}"]
-audiences = ["{AUDIENCE}"]
+audiences = [{audiences}]
 discovery = "{discovery}"   # the development token issuer
 
 [policy]
@@ -185,6 +195,11 @@ accounts = ["{account}"]
 {extra}"#,
             listen = self.listen,
             tenant = self.tenant,
+            audiences = std::iter::once(AUDIENCE)
+                .chain(self.audiences.iter().map(String::as_str))
+                .map(|a| format!("\"{a}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
             discovery = self.discovery,
             policy = file("policy.toml"),
             masking_key = file("masking.key"),

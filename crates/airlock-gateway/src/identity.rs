@@ -16,6 +16,7 @@ pub(crate) async fn layer(
     config: &IdentityConfig,
     client: Arc<dyn HttpClient>,
     tokens: Arc<dyn TokenProvider>,
+    azure_audiences: &[(String, String)],
 ) -> Result<IdentityLayer, StartError> {
     let keys = match config.keys_from()? {
         KeysFrom::Discovery(url) => KeySource::Discovery(url),
@@ -63,9 +64,21 @@ pub(crate) async fn layer(
     }
     let validator = builder.build().await.map_err(StartError::Identity)?;
     let tenant = config.tenants.first().map_or("common", String::as_str);
-    Ok(IdentityLayer::new(validator).challenge(
+    let mut layer = IdentityLayer::new(validator).challenge(
         &config.challenge_authority,
         tenant,
         config.resource(),
-    ))
+    );
+    // Forward-proxy clients calling Azure's own hosts are challenged for
+    // Azure's audience of that host, when agents' tokens for it are accepted.
+    for (host, resource) in azure_audiences {
+        if config
+            .audiences
+            .iter()
+            .any(|a| a.trim_end_matches('/') == resource.trim_end_matches('/'))
+        {
+            layer = layer.challenge_resource_for(host, resource);
+        }
+    }
+    Ok(layer)
 }

@@ -111,7 +111,13 @@ impl Gateway {
         let routes = config.routes()?;
         // Keys from the identity provider first: a start that fails there
         // leaves no key file or database behind.
-        let identity = identity::layer(&config.identity, outbound, tokens.clone()).await?;
+        let identity = identity::layer(
+            &config.identity,
+            outbound,
+            tokens.clone(),
+            &config.upstream.azure_audiences(),
+        )
+        .await?;
         let key = masking::token_key(&config.masking, |name| std::env::var(name).ok())?;
         let masker = masking::masker(&config.masking, key.clone())?;
         let database = open_database(&config).await?;

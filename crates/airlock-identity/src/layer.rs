@@ -18,6 +18,35 @@ pub(crate) struct Shared {
     pub(crate) validator: Arc<dyn TokenValidator>,
     /// Extra `WWW-Authenticate` parameters (`authorization`, `resource`).
     pub(crate) challenge: Vec<(String, String)>,
+    /// Hosts (by suffix) whose challenge names another `resource`.
+    pub(crate) resources_by_host: Vec<(String, String)>,
+}
+
+impl Shared {
+    /// The challenge for a request to `host` (lower case, no port).
+    pub(crate) fn challenge_for(
+        &self,
+        host: Option<&str>,
+    ) -> std::borrow::Cow<'_, [(String, String)]> {
+        let resource = host.and_then(|host| {
+            self.resources_by_host
+                .iter()
+                .find(|(suffix, _)| host == suffix || host.ends_with(&format!(".{suffix}")))
+                .map(|(_, resource)| resource)
+        });
+        match resource {
+            Some(resource) => std::borrow::Cow::Owned(
+                self.challenge
+                    .iter()
+                    .map(|(name, value)| {
+                        let value = if name == "resource" { resource } else { value };
+                        (name.clone(), value.clone())
+                    })
+                    .collect(),
+            ),
+            None => std::borrow::Cow::Borrowed(&self.challenge),
+        }
+    }
 }
 
 impl std::fmt::Debug for IdentityLayer {
@@ -40,6 +69,7 @@ impl IdentityLayer {
             shared: Arc::new(Shared {
                 validator,
                 challenge: Vec::new(),
+                resources_by_host: Vec::new(),
             }),
         }
     }
@@ -57,6 +87,29 @@ impl IdentityLayer {
             ),
             ("resource".into(), resource.to_owned()),
         ];
+        self
+    }
+}
+
+impl IdentityLayer {
+    /// Requests to `host` or any host under it name `resource` in their
+    /// challenge instead: a client that reaches Azure's own hosts through
+    /// the gateway in forward-proxy mode (`{vault}.vault.azure.net`) is sent
+    /// to ask for Azure's audience (`https://vault.azure.net`), which Azure
+    /// SDKs check against the host they called.
+    ///
+    /// ```
+    /// # fn build(validator: impl airlock_identity::TokenValidator) {
+    /// let layer = airlock_identity::IdentityLayer::new(validator)
+    ///     .challenge("https://login.microsoftonline.com", "tenant-1", "api://airlock")
+    ///     .challenge_resource_for("vault.azure.net", "https://vault.azure.net");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn challenge_resource_for(mut self, host: &str, resource: &str) -> Self {
+        Arc::make_mut(&mut self.shared)
+            .resources_by_host
+            .push((host.to_ascii_lowercase(), resource.to_owned()));
         self
     }
 }

@@ -80,8 +80,21 @@ where
                     {
                         draft.update(|record| record.principal = Some((**principal).clone()));
                     }
+                    let host = request
+                        .uri()
+                        .host()
+                        .map(str::to_owned)
+                        .or_else(|| {
+                            let host = request.headers().get(http::header::HOST)?.to_str().ok()?;
+                            Some(
+                                host.rsplit_once(':')
+                                    .map_or(host, |(name, _)| name)
+                                    .to_owned(),
+                            )
+                        })
+                        .map(|h| h.trim_end_matches('.').to_ascii_lowercase());
                     Ok(error
-                        .into_airlock(&shared.challenge)
+                        .into_airlock(&shared.challenge_for(host.as_deref()))
                         .into_response_for(&request))
                 }
             }

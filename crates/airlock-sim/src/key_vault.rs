@@ -274,7 +274,20 @@ fn supported_api_version(version: &str) -> bool {
     let release = version
         .split_once("-preview")
         .map_or(version, |(release, _)| release);
+    // Key Vault's releases are 2016-10-01, 7.x, and since 2025 dated again
+    // (the Python SDK 4.12 sends 2026-04-01).
+    let dated_since_2025 = release.len() == 10
+        && release.as_bytes()[4] == b'-'
+        && release.as_bytes()[7] == b'-'
+        && release[..4].parse::<u32>().is_ok_and(|year| year >= 2025)
+        && release[5..7]
+            .parse::<u32>()
+            .is_ok_and(|m| (1..=12).contains(&m))
+        && release[8..]
+            .parse::<u32>()
+            .is_ok_and(|d| (1..=31).contains(&d));
     release == "2016-10-01"
+        || dated_since_2025
         || release
             .strip_prefix("7.")
             .is_some_and(|minor| !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()))
@@ -660,10 +673,26 @@ mod tests {
 
     #[test]
     fn api_versions() {
-        for ok in ["7.4", "7.5", "7.6-preview.2", "2016-10-01", "7.0"] {
+        for ok in [
+            "7.4",
+            "7.5",
+            "7.6-preview.2",
+            "2016-10-01",
+            "7.0",
+            "2025-07-01",
+            "2026-04-01",
+        ] {
             assert!(supported_api_version(ok), "{ok}");
         }
-        for bad in ["8.0", "7.", "7.x", "2021-04-01", "latest"] {
+        for bad in [
+            "8.0",
+            "7.",
+            "7.x",
+            "2021-04-01",
+            "latest",
+            "2026-13-01",
+            "2026-4-01",
+        ] {
             assert!(!supported_api_version(bad), "{bad}");
         }
     }

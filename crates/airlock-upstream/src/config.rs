@@ -625,6 +625,34 @@ impl UpstreamConfig {
         }
     }
 
+    /// Azure's own host names (ARM's host, the vault and blob suffixes of
+    /// `cloud`) with the audience of the gateway's tokens for each: what a
+    /// client addressing Azure directly (forward-proxy mode) is challenged for.
+    ///
+    /// ```
+    /// let config: airlock_upstream::UpstreamConfig =
+    ///     toml::from_str("credential = { kind = \"static\", token = \"t\" }").unwrap();
+    /// assert_eq!(config.azure_audiences()[1], ("vault.azure.net".to_owned(), "https://vault.azure.net".to_owned()));
+    /// ```
+    pub fn azure_audiences(&self) -> Vec<(String, String)> {
+        let cloud = self.cloud.endpoints();
+        let host = |template: &str, placeholder: &str| {
+            template
+                .trim_start_matches("https://")
+                .trim_start_matches(placeholder)
+                .trim_start_matches('.')
+                .to_owned()
+        };
+        vec![
+            (host(cloud.arm, ""), self.arm_audience.clone()),
+            (
+                host(cloud.key_vault, "{vault}"),
+                self.key_vault.audience.clone(),
+            ),
+            (host(cloud.blob, "{account}"), self.storage.audience.clone()),
+        ]
+    }
+
     /// Checks every value that parsing alone cannot.
     ///
     /// # Errors

@@ -46,6 +46,12 @@ async fn start(login: SocketAddr) -> Proxied {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start_with(Options {
         extra_toml: forward_proxy_toml(dir.path(), login),
+        // What tools reaching Azure's own hosts ask Entra for.
+        audiences: vec![
+            "https://management.azure.com".into(),
+            "https://vault.azure.net".into(),
+        ],
+        policy: Some(POLICY.into()),
         ..Options::default()
     })
     .await;
@@ -107,6 +113,21 @@ impl Proxied {
         (head.lines().next().unwrap_or_default().to_owned(), stream)
     }
 }
+
+/// Reads anything and Key Vault secrets; deleting a resource group is blocked.
+const POLICY: &str = r#"
+[[rule]]
+name = "reads"
+effect = "allow"
+actions = ["*/read"]
+data_actions = ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]
+
+[[rule]]
+name = "no-group-deletes"
+effect = "deny"
+actions = ["Microsoft.Resources/subscriptions/resourceGroups/delete"]
+reason = "resource groups are deleted by people"
+"#;
 
 fn groups_url() -> String {
     format!(
@@ -249,6 +270,68 @@ async fn sign_in_hosts_are_tunnelled_blind() {
         .unwrap()
         .unwrap();
     assert_eq!(&echoed, HELLO);
+    p.h.shutdown().await;
+}
+
+/// The Python Azure SDK, unchanged, with only `HTTPS_PROXY` and
+/// `REQUESTS_CA_BUNDLE` (`tests/python/sdk_through_proxy.py`; `cargo xtask
+/// ci` installs the SDK into `target/ci-cache/python`).
+#[tokio::test]
+async fn the_python_azure_sdk_works_unchanged_through_the_proxy() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join("target/ci-cache/python/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `cargo xtask ci` (its test-tools step installs tests/python/requirements.txt)",
+        python.display()
+    );
+    let p = start("127.0.0.1:9".parse().unwrap()).await;
+    let output = tokio::process::Command::new(&python)
+        .arg(root.join("tests/python/sdk_through_proxy.py"))
+        .env(
+            "HTTPS_PROXY",
+            format!("http://{}", p.h.gateway.local_addr()),
+        )
+        .env("REQUESTS_CA_BUNDLE", &p.ca)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env("AIRLOCK_AGENT_TOKEN", &p.h.agent_token)
+        .env("AIRLOCK_SUBSCRIPTION", SUBSCRIPTION_ID)
+        .env("AIRLOCK_VAULT", VAULT)
+        .env("AIRLOCK_SECRET", airlock_sim::SECRET_NAME)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["groups"], serde_json::json!(["demo-rg"]), "{seen}");
+    // Key Vault's challenge named Azure's own vault audience, so the SDK
+    // asked for it (and accepted the challenge for the real vault host).
+    assert!(
+        seen["secret"].as_str().unwrap().starts_with("***MASKED:"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["scopes"],
+        serde_json::json!([
+            "https://management.azure.com/.default",
+            "https://vault.azure.net/.default"
+        ])
+    );
+    assert_eq!(seen["delete"]["status"], 403, "{seen}");
+    assert_eq!(seen["delete"]["code"], "AirlockPolicyDenied", "{seen}");
+    assert!(
+        seen["delete"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-group-deletes"),
+        "{seen}"
+    );
+    // What the simulated Azure got: the read and the secret, never the delete.
+    let received = p.h.sim.requests();
+    assert!(received.iter().all(|r| r.method != http::Method::DELETE));
+    assert!(received.iter().any(|r| r.uri.path().contains("/secrets/")));
     p.h.shutdown().await;
 }
 

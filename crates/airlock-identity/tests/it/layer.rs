@@ -94,6 +94,45 @@ async fn no_token_with_a_configured_challenge_names_authority_and_resource() {
     );
 }
 
+/// Forward-proxy clients call Azure's own hosts; Key Vault SDKs check that
+/// the challenge's resource belongs to the host they called, so requests to
+/// `*.vault.azure.net` are challenged for `https://vault.azure.net`.
+#[tokio::test]
+async fn a_host_can_be_challenged_for_azures_own_audience() {
+    let (_issuer, layer) = layer().await;
+    let layer = layer
+        .challenge("https://login.windows.net", TENANT, "api://airlock")
+        .challenge_resource_for("vault.azure.net", "https://vault.azure.net");
+    let to = |host: &str| {
+        let mut request = request(&[]);
+        request
+            .headers_mut()
+            .insert(http::header::HOST, host.parse().unwrap());
+        request
+    };
+    let vault = through(&layer, to("KV1.vault.azure.net:443")).await;
+    assert_eq!(
+        vault.challenge().unwrap(),
+        format!(
+            r#"Bearer authorization="https://login.windows.net/{TENANT}", resource="https://vault.azure.net""#
+        )
+    );
+    for other in [
+        "airlock.example",
+        "vault.azure.net.evil.example",
+        "evilvault.azure.net",
+    ] {
+        let answer = through(&layer, to(other)).await;
+        assert!(
+            answer
+                .challenge()
+                .unwrap()
+                .contains(r#"resource="api://airlock""#),
+            "{other}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn bad_token_is_401_invalid_token() {
     let (issuer, layer) = layer().await;
