@@ -43,7 +43,15 @@ async fn main() -> anyhow::Result<()> {
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "from-the-file\n")?;
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, airlock_demo::DEMO_POLICY)?;
+    // Reads only: the demo's policy elevates approved writes to an
+    // identity this gateway does not have, and would be refused at start.
+    std::fs::write(
+        &policy,
+        format!(
+            "[[rule]]\nname = \"agents-read\"\neffect = \"allow\"\nactions = [\"*/read\"]\n[rule.principals]\ngroups = [\"{}\"]\n",
+            airlock_sim::AGENTS_GROUP
+        ),
+    )?;
 
     let config = Config::parse(
         &format!(
