@@ -43,8 +43,14 @@ struct Proxied {
 
 /// A gateway in forward-proxy mode; `login` is where sign-in is tunnelled.
 async fn start(login: SocketAddr) -> Proxied {
+    start_with(login, false).await
+}
+
+/// The same; with `tls`, the listener (and so the proxy itself) speaks TLS.
+async fn start_with(login: SocketAddr, tls: bool) -> Proxied {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start_with(Options {
+        tls,
         extra_toml: forward_proxy_toml(dir.path(), login),
         // What tools reaching Azure's own hosts ask Entra for.
         audiences: vec![
@@ -66,12 +72,26 @@ impl Proxied {
     /// curl through the gateway as its proxy, with the agent's token: the
     /// status code and the body (stderr appended, for messages).
     async fn curl(&self, extra: &[&str], url: &str) -> (u16, String) {
+        let proxy = match &self.h.ca_pem {
+            // TLS to the proxy itself (`HTTPS_PROXY=https://…`), trusting the listener's CA.
+            Some(listener_ca) => {
+                let file = self.h.dir.path().join("listener-ca.pem");
+                std::fs::write(&file, listener_ca).unwrap();
+                vec![
+                    "--proxy".to_owned(),
+                    format!("https://localhost:{}", self.h.gateway.local_addr().port()),
+                    "--proxy-cacert".to_owned(),
+                    file.display().to_string(),
+                ]
+            }
+            None => vec![
+                "--proxy".to_owned(),
+                format!("http://{}", self.h.gateway.local_addr()),
+            ],
+        };
         let output = tokio::process::Command::new("curl")
             .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
-            .args([
-                "--proxy",
-                &format!("http://{}", self.h.gateway.local_addr()),
-            ])
+            .args(&proxy)
             .args(["--cacert", self.ca.to_str().unwrap()])
             .args([
                 "-H",
@@ -178,6 +198,17 @@ async fn curl_reaches_arm_and_key_vault_by_their_real_names_through_the_whole_st
             && hosts.contains(&("CONNECT", Some("management.azure.com:443"), 200)),
         "{hosts:?}"
     );
+    p.h.shutdown().await;
+}
+
+/// `HTTPS_PROXY=https://…`: the CONNECT itself (and a token on it) travels
+/// encrypted; the tunnel inside is TLS to the minted certificate as before.
+#[tokio::test]
+async fn the_proxy_itself_can_be_reached_over_tls() {
+    let p = start_with("127.0.0.1:9".parse().unwrap(), true).await;
+    let (status, body) = p.curl(&[], &groups_url()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("demo-rg"), "{body}");
     p.h.shutdown().await;
 }
 
