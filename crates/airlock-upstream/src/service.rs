@@ -200,6 +200,12 @@ impl Inner {
                     host: format!("{vault} (a vault not in upstream.key_vault.vaults)"),
                 });
             }
+            // Decided for that account: never sent to another one the host names.
+            Some(AzureEndpoint::Blob { account }) => {
+                return Err(AirlockError::HostNotAllowed {
+                    host: format!("{account} (an account not in upstream.storage.accounts)"),
+                });
+            }
             _ => self.routes.resolve(request.uri(), request.headers())?,
         };
         let (mut parts, body) = request.into_parts();
@@ -348,9 +354,9 @@ mod tests {
     /// only if the routing table lists it: the allowlist holds whatever an
     /// embedder's classify step resolved.
     #[tokio::test]
-    async fn an_unlisted_vault_from_the_extensions_is_refused_unsent() {
+    async fn an_unlisted_vault_or_account_from_the_extensions_is_refused_unsent() {
         let config: UpstreamConfig = toml::from_str(
-            "key_vault.vaults = [\"kv1\"]\ncredential = { kind = \"static\", token = \"t\" }",
+            "key_vault.vaults = [\"kv1\"]\nstorage.accounts = [\"logs1\"]\ncredential = { kind = \"static\", token = \"t\" }",
         )
         .unwrap();
         let routes = crate::Routes::new(
@@ -362,21 +368,35 @@ mod tests {
             .build()
             .unwrap();
         let upstream = Upstream::new(routes, client, Arc::new(StaticTokenProvider::new("t")));
-        let request = Request::get("/secrets/x?api-version=7.4")
-            .header(http::header::HOST, "kv1.gw.example")
-            .extension(Decision::Allow {
-                rule: "test".into(),
-            })
-            .extension(AzureEndpoint::KeyVault {
-                vault: "elsewhere".into(),
-            })
-            .body(empty())
-            .unwrap();
-        let response = upstream.oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::FORBIDDEN);
-        assert_eq!(
-            response.headers()["x-ms-error-code"],
-            "AirlockHostNotAllowed"
-        );
+        // A vault, and a storage account, other than the listed one the host names.
+        for (host, endpoint) in [
+            (
+                "kv1.gw.example",
+                AzureEndpoint::KeyVault {
+                    vault: "elsewhere".into(),
+                },
+            ),
+            (
+                "logs1.blob.gw.example",
+                AzureEndpoint::Blob {
+                    account: "elsewhere".into(),
+                },
+            ),
+        ] {
+            let request = Request::get("/x?api-version=7.4")
+                .header(http::header::HOST, host)
+                .extension(Decision::Allow {
+                    rule: "test".into(),
+                })
+                .extension(endpoint)
+                .body(empty())
+                .unwrap();
+            let response = upstream.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{host}");
+            assert_eq!(
+                response.headers()["x-ms-error-code"],
+                "AirlockHostNotAllowed"
+            );
+        }
     }
 }
