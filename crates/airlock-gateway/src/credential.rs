@@ -12,6 +12,7 @@ use airlock_credentials::{
 };
 use airlock_upstream::{CredentialConfig, UpstreamConfig, UpstreamIdentities};
 
+use crate::config::read_file;
 use crate::{ConfigError, StartError};
 
 /// The upstream's identities: `default` (the Graph group resolver's too)
@@ -86,12 +87,7 @@ pub(crate) async fn provider(
         } => {
             let secret = match (client_secret, client_secret_file) {
                 (Some(secret), _) => secret.clone(),
-                (None, Some(file)) => std::fs::read_to_string(file)
-                    .map_err(|e| ConfigError::Invalid {
-                        key: "upstream.credential.client_secret_file",
-                        problem: format!("cannot read {}: {e}", file.display()),
-                        fix: "make it readable by the gateway".into(),
-                    })?
+                (None, Some(file)) => read_file("upstream.credential.client_secret_file", file)?
                     .trim()
                     .to_owned(),
                 (None, None) => String::new(),
@@ -112,16 +108,9 @@ pub(crate) async fn provider(
             algorithm,
             authority_host,
         } => {
-            let read = |key: &'static str, file: &std::path::Path| {
-                std::fs::read_to_string(file).map_err(|e| ConfigError::Invalid {
-                    key,
-                    problem: format!("cannot read {}: {e}", file.display()),
-                    fix: "make it readable by the gateway".into(),
-                })
-            };
-            let certificate = read("upstream.credential.certificate_file", certificate_file)?;
+            let certificate = read_file("upstream.credential.certificate_file", certificate_file)?;
             let key = match key_file {
-                Some(file) => read("upstream.credential.key_file", file)?,
+                Some(file) => read_file("upstream.credential.key_file", file)?,
                 None => certificate.clone(),
             };
             let source = ClientCertificate::new(

@@ -165,11 +165,11 @@ impl Gateway {
         let app = health
             .probes()
             .fallback_service(stack::build(&config, layers, upstream));
-        let proxy = forward_proxy_context(&config, &app, &limits_builder(&config))?;
+        let limits = ConnectionLimits::new(&config.limits);
+        let proxy = forward_proxy_context(&config, &app, &limits.builder())?;
         let (stop, stopped) = watch::channel(false);
         let sweeper = approval::spawn_sweeper(&approvals, config.approval.sweep_interval);
         let drain_timeout = config.limits.request_timeout;
-        let limits = ConnectionLimits::new(&config.limits);
         let local_addr = config.listen.address;
         tracing::info!(%local_addr, %public_url, tls = tls.is_some(), "airlock gateway listening");
         tracing::info!(address = %config.admin.address, %admin_url, "approval API listening");
@@ -223,12 +223,6 @@ fn connect_targets(config: &Config, routes: airlock_upstream::Routes) -> Targets
     }
 }
 
-fn limits_builder(
-    config: &Config,
-) -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
-    ConnectionLimits::new(&config.limits).builder()
-}
-
 /// The CA and what tunnels are served with, when forward-proxy mode is on.
 fn forward_proxy_context(
     config: &Config,
@@ -241,16 +235,9 @@ fn forward_proxy_context(
     else {
         return Ok(None);
     };
-    let read = |key: &'static str, file: &std::path::Path| {
-        std::fs::read_to_string(file).map_err(|e| crate::ConfigError::Invalid {
-            key,
-            problem: format!("cannot read {}: {e}", file.display()),
-            fix: "make it readable by the gateway".into(),
-        })
-    };
     let minter = Minter::new(
-        &read("forward_proxy.ca_cert_file", cert_file)?,
-        &read("forward_proxy.ca_key_file", key_file)?,
+        &crate::config::read_file("forward_proxy.ca_cert_file", cert_file)?,
+        &crate::config::read_file("forward_proxy.ca_key_file", key_file)?,
         proxy.leaf_lifetime,
     )
     .map_err(|problem| crate::ConfigError::Invalid {

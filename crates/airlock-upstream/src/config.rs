@@ -724,15 +724,27 @@ impl UpstreamConfig {
     ///
     /// Not a `scheme://{vault}.suffix` template, or plain http without `allow_insecure_http`.
     pub fn key_vault_endpoint(&self) -> Result<HostTemplate, InvalidConfig> {
-        let endpoint =
-            HostTemplate::parse(&self.key_vault.endpoint, "{vault}").map_err(|problem| {
-                invalid(
-                    "upstream.key_vault.endpoint",
-                    problem.to_string(),
-                    "write it as https://{vault}.vault.azure.net",
-                )
-            })?;
-        self.check_scheme("upstream.key_vault.endpoint", endpoint.scheme())?;
+        self.host_template(
+            "upstream.key_vault.endpoint",
+            &self.key_vault.endpoint,
+            "{vault}",
+            "https://{vault}.vault.azure.net",
+        )
+    }
+
+    /// `text` (the value of `key`) as a template whose host begins with
+    /// `placeholder`, with an allowed scheme; errors show `example`.
+    fn host_template(
+        &self,
+        key: &'static str,
+        text: &str,
+        placeholder: &str,
+        example: &str,
+    ) -> Result<HostTemplate, InvalidConfig> {
+        let endpoint = HostTemplate::parse(text, placeholder).map_err(|problem| {
+            invalid(key, problem.to_string(), format!("write it as {example}"))
+        })?;
+        self.check_scheme(key, endpoint.scheme())?;
         Ok(endpoint)
     }
 
@@ -902,16 +914,12 @@ impl UpstreamConfig {
     ///
     /// Not a `scheme://{account}.suffix` template, or plain http without `allow_insecure_http`.
     pub fn blob_endpoint(&self) -> Result<HostTemplate, InvalidConfig> {
-        let endpoint =
-            HostTemplate::parse(&self.storage.blob_endpoint, "{account}").map_err(|problem| {
-                invalid(
-                    "upstream.storage.blob_endpoint",
-                    problem.to_string(),
-                    "write it as https://{account}.blob.core.windows.net",
-                )
-            })?;
-        self.check_scheme("upstream.storage.blob_endpoint", endpoint.scheme())?;
-        Ok(endpoint)
+        self.host_template(
+            "upstream.storage.blob_endpoint",
+            &self.storage.blob_endpoint,
+            "{account}",
+            "https://{account}.blob.core.windows.net",
+        )
     }
 
     /// Account names are names, and each shared key has one source and is

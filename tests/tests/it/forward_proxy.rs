@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use airlock_sim::{SECRET_VALUE, SUBSCRIPTION_ID, VAULT};
 use airlock_tests::{Harness, Options};
+use rustls_pki_types::pem::PemObject as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -365,5 +366,3 @@ async fn the_python_azure_sdk_works_unchanged_through_the_proxy() {
     assert!(received.iter().any(|r| r.uri.path().contains("/secrets/")));
     p.h.shutdown().await;
 }
-
-use rustls_pki_types::pem::PemObject as _;

@@ -235,6 +235,16 @@ pub enum ConfigError {
     },
 }
 
+/// The text of a file a configuration key names; the error names the key,
+/// the file and why it could not be read.
+pub(crate) fn read_file(key: &'static str, file: &std::path::Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(file).map_err(|e| ConfigError::Invalid {
+        key,
+        problem: format!("cannot read {}: {e}", file.display()),
+        fix: "make it readable by the gateway".into(),
+    })
+}
+
 fn invalid(key: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
