@@ -128,20 +128,28 @@ fn test_tools(sh: &Shell) -> anyhow::Result<()> {
     python_sdk(sh)
 }
 
-/// The Azure SDK for Python for the forward-proxy tests, in a virtual
-/// environment cached under `target/ci-cache/python` (about 10 s the first
-/// time), rebuilt when `tests/python/requirements.txt` changes.
+/// The Python environments the real-client tests run, each cached under
+/// `target/ci-cache/<name>` and rebuilt when its requirements file changes:
+/// the Azure SDK (`python`, about 10 s the first time) and the Azure CLI
+/// (`azure-cli`, about two minutes; kept apart because it pins its own
+/// `azure-core`).
 fn python_sdk(sh: &Shell) -> anyhow::Result<()> {
+    venv(sh, "python", "requirements.txt", "the Python Azure SDK")?;
+    venv(sh, "azure-cli", "azure-cli.txt", "the Azure CLI")
+}
+
+fn venv(sh: &Shell, name: &str, requirements: &str, what: &str) -> anyhow::Result<()> {
     let root = project_root();
-    let venv = root.join("target/ci-cache/python");
-    let requirements = root.join("tests/python/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)?;
+    let venv = root.join("target/ci-cache").join(name);
+    let requirements = root.join("tests/python").join(requirements);
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
     let stamp = venv.join("requirements.installed");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
-        println!("the Python Azure SDK is cached in {}", venv.display());
+        println!("{what} is cached in {}", venv.display());
         return Ok(());
     }
-    println!("installing the Python Azure SDK into {}", venv.display());
+    println!("installing {what} into {}", venv.display());
     cmd!(sh, "python3 -m venv --clear {venv}")
         .run()
         .context("python3 -m venv failed; install python3 and python3-venv")?;
@@ -151,7 +159,7 @@ fn python_sdk(sh: &Shell) -> anyhow::Result<()> {
         "{pip} install --quiet --disable-pip-version-check -r {requirements}"
     )
     .run()
-    .context("pip could not install tests/python/requirements.txt")?;
+    .with_context(|| format!("pip could not install {}", requirements.display()))?;
     std::fs::write(stamp, wanted)?;
     Ok(())
 }

@@ -366,3 +366,133 @@ async fn the_python_azure_sdk_works_unchanged_through_the_proxy() {
     assert!(received.iter().any(|r| r.uri.path().contains("/secrets/")));
     p.h.shutdown().await;
 }
+
+/// The Azure CLI, unchanged (no `az cloud register`), with only
+/// `HTTPS_PROXY` and `REQUESTS_CA_BUNDLE`: it signs in as an App Service
+/// managed identity (the simulated `IDENTITY_ENDPOINT`, reached directly as
+/// on Azure), then lists groups, shows a secret (masked) and has a VM delete
+/// refused with the rule's name. `cargo xtask ci` installs it into
+/// `target/ci-cache/azure-cli` (`tests/python/azure-cli.txt`).
+#[tokio::test]
+async fn the_azure_cli_works_unchanged_through_the_proxy() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let az = root.join("target/ci-cache/azure-cli/bin/az");
+    assert!(
+        az.exists(),
+        "{} is missing: run `cargo xtask ci` (its test-tools step installs tests/python/azure-cli.txt)",
+        az.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start_with(Options {
+        extra_toml: forward_proxy_toml(dir.path(), "127.0.0.1:9".parse().unwrap()),
+        // What the CLI asks for ARM (`https://management.core.windows.net/`,
+        // which the simulated identity endpoint issues without its slash)
+        // and, after Key Vault's challenge, for vaults.
+        audiences: vec![
+            "https://management.core.windows.net".into(),
+            "https://vault.azure.net".into(),
+        ],
+        policy: Some(format!(
+            "{POLICY}\n[[rule]]\nname = \"no-vm-deletes\"\neffect = \"deny\"\nactions = [\"Microsoft.Compute/virtualMachines/delete\"]\nreason = \"machines are deleted by people\"\n"
+        )),
+        ..Options::default()
+    })
+    .await;
+    h.issuer.register_managed_identity(
+        "agent-mi-client",
+        "agent-mi-object",
+        "/subscriptions/s/resourceGroups/agents/providers/Microsoft.ManagedIdentity/userAssignedIdentities/agent",
+    );
+    let (identity_endpoint, identity_header) = h.issuer.app_service_identity();
+    let config_dir = dir.path().join("azure");
+    let az_run = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(&az);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("AZURE_CONFIG_DIR", &config_dir)
+            .env("AZURE_CORE_COLLECT_TELEMETRY", "false")
+            .env("AZURE_CORE_SURVEY_MESSAGE", "false")
+            .env("AZURE_CORE_NO_COLOR", "true")
+            .env("HTTPS_PROXY", format!("http://{}", h.gateway.local_addr()))
+            .env("REQUESTS_CA_BUNDLE", dir.path().join("proxy-ca.pem"))
+            .env("IDENTITY_ENDPOINT", &identity_endpoint)
+            .env("IDENTITY_HEADER", &identity_header);
+        async move {
+            let output = command.output().await.unwrap();
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }
+    };
+    let (ok, out, err) = az_run(&["login", "--identity", "--output", "json"]).await;
+    assert!(ok, "az login: {out}{err}");
+    assert!(out.contains(SUBSCRIPTION_ID), "{out}");
+
+    let (ok, out, err) = az_run(&["group", "list", "--query", "[].name", "--output", "json"]).await;
+    assert!(ok, "az group list: {err}");
+    let groups: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(groups, serde_json::json!(["demo-rg"]));
+
+    let (ok, out, err) = az_run(&[
+        "keyvault",
+        "secret",
+        "show",
+        "--vault-name",
+        VAULT,
+        "--name",
+        airlock_sim::SECRET_NAME,
+        "--query",
+        "value",
+        "--output",
+        "tsv",
+    ])
+    .await;
+    assert!(ok, "az keyvault secret show: {err}");
+    assert!(
+        out.trim().starts_with("***MASKED:") && !out.contains(SECRET_VALUE),
+        "{out}"
+    );
+
+    let (ok, out, err) = az_run(&[
+        "vm",
+        "delete",
+        "--resource-group",
+        "demo-rg",
+        "--name",
+        "vm1",
+        "--yes",
+    ])
+    .await;
+    assert!(!ok, "az vm delete was not refused: {out}");
+    assert!(
+        err.contains("AirlockPolicyDenied") && err.contains("no-vm-deletes"),
+        "{err}"
+    );
+
+    // What the simulated Azure got: reads and the secret with the gateway's token, no delete.
+    let received = h.sim.requests();
+    assert!(received.iter().all(|r| r.method != http::Method::DELETE));
+    assert!(received.iter().any(|r| r.uri.path().contains("/secrets/")));
+    assert!(received.iter().all(|r| {
+        !r.headers["authorization"]
+            .to_str()
+            .unwrap()
+            .contains("agent-mi")
+    }));
+    // And who the gateway saw: the CLI's managed identity, on every request it recorded.
+    let trail = h.audit_trail().await;
+    assert!(trail.iter().any(|e| {
+        e.event.method == "DELETE"
+            && e.event.status == 403
+            && e.event
+                .principal
+                .as_ref()
+                .is_some_and(|p| p.id == "agent-mi-object")
+    }));
+    h.shutdown().await;
+}
