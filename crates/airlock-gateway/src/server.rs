@@ -143,7 +143,10 @@ impl Gateway {
         let connect = ConnectLayer::new(connect_targets(&config, routes.clone()));
         let layers = Layers {
             recorder: config.audit.enabled.then(|| recorder.layer()),
-            identity,
+            identity: identity.require_proxy_authorization(
+                config.forward_proxy.enabled
+                    && config.forward_proxy.proxy_auth == crate::config::ProxyAuth::Required,
+            ),
             classify: classify::layer(&config, routes.clone()),
             policy: PolicyLayer::new(policy.clone()),
             approval: approvals.layer.clone(),

@@ -47,7 +47,7 @@ pub(crate) struct Layers {
 
 /// Stacks the layers in front of the upstream service:
 /// request id → trace → recorder → ARM-shaped errors → timeout (504) → request-body
-/// timeout (408) → CONNECT (forward proxy) → identity (401) → body limit (413) → approval polls
+/// timeout (408) → identity (401; 407 on CONNECT) → CONNECT (forward proxy) → body limit (413) → approval polls
 /// (polls of `/airlock/operations/…`) → classify (400) → policy (403) →
 /// approval (held / 202) → masking (502) → upstream.
 pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
@@ -64,12 +64,13 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
             limits.request_timeout,
         ))
         .layer(RequestBodyTimeoutLayer::new(limits.request_body_timeout))
-        // Before identity: a CONNECT carries no bearer token (the requests
-        // inside the tunnel do), and is decided, and recorded, here.
-        .layer(layers.connect)
         // Every concern layer answers with `AirlockBody`, its refusals and
         // the inner service's answers alike.
         .layer(layers.identity)
+        // After identity, which identifies a CONNECT by its
+        // Proxy-Authorization (or passes it on unidentified): decided, and
+        // recorded, here.
+        .layer(layers.connect)
         // After identity (which never reads the body), so a refused
         // oversized body is recorded with the principal who sent it.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(

@@ -34,7 +34,12 @@ pub(crate) fn bearer_token<'h>(
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::NotBearer);
     }
-    let token = token.trim_matches(' ');
+    checked_token(token.trim_matches(' '), max_len)
+}
+
+/// `token` if it is non-empty RFC 6750 `b68token` characters of at most
+/// `max_len` bytes.
+pub(crate) fn checked_token(token: &str, max_len: usize) -> Result<&str, AuthError> {
     if token.is_empty() {
         return Err(AuthError::Malformed("the Bearer value is empty"));
     }

@@ -18,6 +18,11 @@ pub enum AuthError {
     /// The request carries more than one `Authorization` header.
     #[error("more than one Authorization header: send exactly one 'Authorization: Bearer <token>'")]
     DuplicateAuthorization,
+    /// A `CONNECT`'s `Proxy-Authorization` cannot be read.
+    #[error(
+        "the Proxy-Authorization header {0}: send 'Proxy-Authorization: Bearer <token>', or put the token in the proxy URL as its password (HTTPS_PROXY=http://agent:<token>@gateway:port)"
+    )]
+    ProxyAuthorization(&'static str),
     /// The header does not use the Bearer scheme.
     #[error(
         "the Authorization header must use the Bearer scheme ('Authorization: Bearer <token>')"
@@ -114,7 +119,9 @@ impl AuthError {
     pub fn oauth_error(&self) -> Option<&'static str> {
         match self {
             AuthError::MissingToken { .. } => None,
-            AuthError::DuplicateAuthorization | AuthError::NotBearer => Some("invalid_request"),
+            AuthError::DuplicateAuthorization
+            | AuthError::NotBearer
+            | AuthError::ProxyAuthorization(_) => Some("invalid_request"),
             _ => Some("invalid_token"),
         }
     }

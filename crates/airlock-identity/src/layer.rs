@@ -20,6 +20,8 @@ pub(crate) struct Shared {
     pub(crate) challenge: Vec<(String, String)>,
     /// Hosts (by suffix) whose challenge names another `resource`.
     pub(crate) resources_by_host: Vec<(String, String)>,
+    /// A `CONNECT` without `Proxy-Authorization` is answered 407.
+    pub(crate) proxy_authorization_required: bool,
 }
 
 impl Shared {
@@ -70,6 +72,7 @@ impl IdentityLayer {
                 validator,
                 challenge: Vec::new(),
                 resources_by_host: Vec::new(),
+                proxy_authorization_required: false,
             }),
         }
     }
@@ -110,6 +113,25 @@ impl IdentityLayer {
         Arc::make_mut(&mut self.shared)
             .resources_by_host
             .push((host.to_ascii_lowercase(), resource.to_owned()));
+        self
+    }
+}
+
+impl IdentityLayer {
+    /// Answers a `CONNECT` that carries no `Proxy-Authorization` with `407`
+    /// and `Proxy-Authenticate`, instead of passing it on unidentified (the
+    /// default, when the requests inside the tunnel bring their own
+    /// tokens). See [`TunnelToken`](crate::TunnelToken) for how a tunnel
+    /// is identified.
+    ///
+    /// ```
+    /// # fn build(validator: impl airlock_identity::TokenValidator) {
+    /// let layer = airlock_identity::IdentityLayer::new(validator).require_proxy_authorization(true);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn require_proxy_authorization(mut self, required: bool) -> Self {
+        Arc::make_mut(&mut self.shared).proxy_authorization_required = required;
         self
     }
 }

@@ -3,16 +3,17 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use airlock_core::{AirlockBody, AuditDraft, BoxError, BoxFuture};
+use airlock_core::{AirlockBody, AirlockError, AuditDraft, BoxError, BoxFuture, Principal};
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
-use http::{Request, Response};
+use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
+use http::{Method, Request, Response};
 use http_body::Body;
 use tower::Service;
 
 use crate::AuthError;
 use crate::bearer::bearer_token;
 use crate::layer::Shared;
+use crate::proxy::{self, TunnelToken};
 
 /// The identity middleware; see [`IdentityLayer`](crate::IdentityLayer).
 #[derive(Clone)]
@@ -43,61 +44,128 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
+        if request.method() == Method::CONNECT {
+            return Box::pin(connect(inner, shared, request));
+        }
         Box::pin(async move {
             let audience = shared.validator.audience().unwrap_or("this gateway");
-            let verified = match bearer_token(
-                request.headers(),
-                shared.validator.max_token_bytes(),
-                audience,
-            ) {
-                Ok(token) => shared.validator.validate(token).await,
-                Err(error) => Err(error),
+            // Inside a tunnel opened with Proxy-Authorization, its token
+            // identifies every request.
+            let tunnel = request.extensions().get::<TunnelToken>().cloned();
+            let verified = match &tunnel {
+                Some(token) => shared.validator.validate(token.as_str()).await,
+                None => match bearer_token(
+                    request.headers(),
+                    shared.validator.max_token_bytes(),
+                    audience,
+                ) {
+                    Ok(token) => shared.validator.validate(token).await,
+                    Err(error) => Err(error),
+                },
             };
             match verified {
-                Ok(principal) => {
-                    // The client's credential stops here: nothing further in
-                    // (or beyond) the stack sees it.
-                    request.headers_mut().remove(AUTHORIZATION);
-                    tracing::Span::current()
-                        .record("principal", tracing::field::display(principal.id()));
-                    if let Some(draft) = request.extensions().get::<AuditDraft>() {
-                        draft.update(|record| record.principal = Some(principal.clone()));
-                    }
-                    request.extensions_mut().insert(principal);
-                    let response = inner.call(request).await?;
-                    Ok(response.map(AirlockBody::new))
-                }
+                Ok(principal) => admit(inner, request, principal).await,
                 Err(error) => {
-                    tracing::info!(reason = %error, "request refused: token not accepted");
-                    // A valid token whose groups are unknown: the refusal is
-                    // still recorded against who sent it.
-                    if let AuthError::GroupsUnresolved { principal, .. } = &error
-                        && let Some(draft) = request.extensions().get::<AuditDraft>()
-                    {
-                        draft.update(|record| record.principal = Some((**principal).clone()));
-                    }
-                    let host = request
-                        .uri()
-                        .host()
-                        .map(str::to_owned)
-                        .or_else(|| {
-                            let host = request.headers().get(http::header::HOST)?.to_str().ok()?;
-                            Some(
-                                host.rsplit_once(':')
-                                    .map_or(host, |(name, _)| name)
-                                    .to_owned(),
-                            )
-                        })
-                        .map(|h| h.trim_end_matches('.').to_ascii_lowercase());
-                    Ok(error
-                        .into_airlock(&shared.challenge_for(host.as_deref()))
-                        .into_response_for(&request))
+                    let error = refusal(error, &shared, &request);
+                    let error = if tunnel.is_some() {
+                        proxy::from_tunnel(error)
+                    } else {
+                        error
+                    };
+                    Ok(error.into_response_for(&request))
                 }
             }
         })
     }
+}
+
+/// A `CONNECT`: identified by its `Proxy-Authorization` (407 when that is
+/// wrong, or missing and required), or passed on unidentified.
+async fn connect<S, B, ResBody>(
+    mut inner: S,
+    shared: Arc<Shared>,
+    mut request: Request<B>,
+) -> Result<Response<AirlockBody>, S::Error>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let audience = shared.validator.audience().unwrap_or("this gateway");
+    let token = match proxy::proxy_token(request.headers(), shared.validator.max_token_bytes()) {
+        Ok(Some(token)) => token,
+        Ok(None) if !shared.proxy_authorization_required => {
+            return Ok(inner.call(request).await?.map(AirlockBody::new));
+        }
+        Ok(None) => return Ok(proxy::proxy_refusal(None, audience, &request)),
+        Err(error) => return Ok(proxy::proxy_refusal(Some(&error), audience, &request)),
+    };
+    match shared.validator.validate(token.as_str()).await {
+        Ok(principal) => {
+            request.headers_mut().remove(PROXY_AUTHORIZATION);
+            request.extensions_mut().insert(token);
+            admit(inner, request, principal).await
+        }
+        Err(error @ (AuthError::GroupsUnresolved { .. } | AuthError::KeysUnavailable(_))) => {
+            Ok(refusal(error, &shared, &request).into_response_for(&request))
+        }
+        Err(error) => {
+            tracing::info!(reason = %error, "CONNECT refused: proxy token not accepted");
+            Ok(proxy::proxy_refusal(Some(&error), audience, &request))
+        }
+    }
+}
+
+/// Passes the request on as `principal`, its credential removed.
+async fn admit<S, B, ResBody>(
+    mut inner: S,
+    mut request: Request<B>,
+    principal: Principal,
+) -> Result<Response<AirlockBody>, S::Error>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    // The client's credential stops here: nothing further in (or beyond)
+    // the stack sees it.
+    request.headers_mut().remove(AUTHORIZATION);
+    tracing::Span::current().record("principal", tracing::field::display(principal.id()));
+    if let Some(draft) = request.extensions().get::<AuditDraft>() {
+        draft.update(|record| record.principal = Some(principal.clone()));
+    }
+    request.extensions_mut().insert(principal);
+    let response = inner.call(request).await?;
+    Ok(response.map(AirlockBody::new))
+}
+
+/// The error a refused token is answered with, its challenge naming the
+/// resource for the request's host.
+fn refusal<B>(error: AuthError, shared: &Shared, request: &Request<B>) -> AirlockError {
+    tracing::info!(reason = %error, "request refused: token not accepted");
+    // A valid token whose groups are unknown: the refusal is still recorded
+    // against who sent it.
+    if let AuthError::GroupsUnresolved { principal, .. } = &error
+        && let Some(draft) = request.extensions().get::<AuditDraft>()
+    {
+        draft.update(|record| record.principal = Some((**principal).clone()));
+    }
+    let host = request
+        .uri()
+        .host()
+        .map(str::to_owned)
+        .or_else(|| {
+            let host = request.headers().get(http::header::HOST)?.to_str().ok()?;
+            Some(
+                host.rsplit_once(':')
+                    .map_or(host, |(name, _)| name)
+                    .to_owned(),
+            )
+        })
+        .map(|h| h.trim_end_matches('.').to_ascii_lowercase());
+    error.into_airlock(&shared.challenge_for(host.as_deref()))
 }

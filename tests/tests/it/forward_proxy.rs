@@ -18,8 +18,9 @@ use rustls_pki_types::pem::PemObject as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-/// `[forward_proxy]` with a fresh CA in `dir`; sign-in tunnelled to `login`.
-fn forward_proxy_toml(dir: &Path, login: SocketAddr) -> String {
+/// `[forward_proxy]` with a fresh CA in `dir`; sign-in tunnelled to `login`;
+/// `more` appended to the table.
+fn forward_proxy_toml(dir: &Path, login: SocketAddr, more: &str) -> String {
     let (cert, key) = airlock_gateway::generate_ca("Airlock test proxy CA").unwrap();
     std::fs::write(dir.join("proxy-ca.pem"), cert).unwrap();
     let key_file = dir.join("proxy-ca-key.pem");
@@ -30,7 +31,7 @@ fn forward_proxy_toml(dir: &Path, login: SocketAddr) -> String {
         std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     format!(
-        "[forward_proxy]\nenabled = true\nca_cert_file = \"{}\"\nca_key_file = \"{}\"\nresolve = {{ \"login.microsoftonline.com\" = \"{login}\" }}\n",
+        "[forward_proxy]\nenabled = true\nca_cert_file = \"{}\"\nca_key_file = \"{}\"\nresolve = {{ \"login.microsoftonline.com\" = \"{login}\" }}\n{more}\n",
         dir.join("proxy-ca.pem").display(),
         key_file.display()
     )
@@ -44,15 +45,16 @@ struct Proxied {
 
 /// A gateway in forward-proxy mode; `login` is where sign-in is tunnelled.
 async fn start(login: SocketAddr) -> Proxied {
-    start_with(login, false).await
+    start_with(login, false, "").await
 }
 
-/// The same; with `tls`, the listener (and so the proxy itself) speaks TLS.
-async fn start_with(login: SocketAddr, tls: bool) -> Proxied {
+/// The same; with `tls`, the listener (and so the proxy itself) speaks TLS;
+/// `more` goes into `[forward_proxy]`.
+async fn start_with(login: SocketAddr, tls: bool, more: &str) -> Proxied {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start_with(Options {
         tls,
-        extra_toml: forward_proxy_toml(dir.path(), login),
+        extra_toml: forward_proxy_toml(dir.path(), login, more),
         // What tools reaching Azure's own hosts ask Entra for.
         audiences: vec![
             "https://management.azure.com".into(),
@@ -73,6 +75,13 @@ impl Proxied {
     /// curl through the gateway as its proxy, with the agent's token: the
     /// status code and the body (stderr appended, for messages).
     async fn curl(&self, extra: &[&str], url: &str) -> (u16, String) {
+        let authorization = format!("Authorization: Bearer {}", self.h.agent_token);
+        self.curl_with(&[&["-H", &authorization], extra].concat(), url)
+            .await
+    }
+
+    /// The same, with only the arguments in `extra` (no token of its own).
+    async fn curl_with(&self, extra: &[&str], url: &str) -> (u16, String) {
         let proxy = match &self.h.ca_pem {
             // TLS to the proxy itself (`HTTPS_PROXY=https://…`), trusting the listener's CA.
             Some(listener_ca) => {
@@ -94,10 +103,6 @@ impl Proxied {
             .args(["-sS", "--max-time", "20", "-w", "\n%{http_code}"])
             .args(&proxy)
             .args(["--cacert", self.ca.to_str().unwrap()])
-            .args([
-                "-H",
-                &format!("Authorization: Bearer {}", self.h.agent_token),
-            ])
             .args(extra)
             .arg(url)
             .output()
@@ -113,11 +118,18 @@ impl Proxied {
 
     /// A raw `CONNECT`: the status line, and the stream after the head.
     async fn connect(&self, target: &str) -> (String, TcpStream) {
+        self.connect_with(target, "").await
+    }
+
+    /// The same, with `headers` (each ending in CRLF).
+    async fn connect_with(&self, target: &str, headers: &str) -> (String, TcpStream) {
         let mut stream = TcpStream::connect(self.h.gateway.local_addr())
             .await
             .unwrap();
         stream
-            .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+            .write_all(
+                format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{headers}\r\n").as_bytes(),
+            )
             .await
             .unwrap();
         let mut head = Vec::new();
@@ -206,7 +218,7 @@ async fn curl_reaches_arm_and_key_vault_by_their_real_names_through_the_whole_st
 /// encrypted; the tunnel inside is TLS to the minted certificate as before.
 #[tokio::test]
 async fn the_proxy_itself_can_be_reached_over_tls() {
-    let p = start_with("127.0.0.1:9".parse().unwrap(), true).await;
+    let p = start_with("127.0.0.1:9".parse().unwrap(), true, "").await;
     let (status, body) = p.curl(&[], &groups_url()).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("demo-rg"), "{body}");
@@ -305,11 +317,11 @@ async fn sign_in_hosts_are_tunnelled_blind() {
     p.h.shutdown().await;
 }
 
-/// The Python Azure SDK, unchanged, with only `HTTPS_PROXY` and
-/// `REQUESTS_CA_BUNDLE` (`tests/python/sdk_through_proxy.py`; `cargo xtask
-/// ci` installs the SDK into `target/ci-cache/python`).
-#[tokio::test]
-async fn the_python_azure_sdk_works_unchanged_through_the_proxy() {
+/// The Python Azure SDK, unchanged, through `proxy` (`HTTPS_PROXY`), its
+/// credential answering `token` for every scope: what it saw
+/// (`tests/python/sdk_through_proxy.py`; `cargo xtask ci` installs the SDK
+/// into `target/ci-cache/python`).
+async fn python_sdk(p: &Proxied, proxy: &str, token: &str) -> serde_json::Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join("target/ci-cache/python/bin/python");
     assert!(
@@ -317,17 +329,23 @@ async fn the_python_azure_sdk_works_unchanged_through_the_proxy() {
         "{} is missing: run `cargo xtask ci` (its test-tools step installs tests/python/requirements.txt)",
         python.display()
     );
-    let p = start("127.0.0.1:9".parse().unwrap()).await;
+    // With TLS to the proxy, one bundle trusts the listener and the proxy CA.
+    let bundle = match &p.h.ca_pem {
+        Some(listener_ca) => {
+            let file = p.h.dir.path().join("bundle.pem");
+            let proxy_ca = std::fs::read_to_string(&p.ca).unwrap();
+            std::fs::write(&file, format!("{listener_ca}\n{proxy_ca}")).unwrap();
+            file
+        }
+        None => p.ca.clone(),
+    };
     let output = tokio::process::Command::new(&python)
         .arg(root.join("tests/python/sdk_through_proxy.py"))
-        .env(
-            "HTTPS_PROXY",
-            format!("http://{}", p.h.gateway.local_addr()),
-        )
-        .env("REQUESTS_CA_BUNDLE", &p.ca)
+        .env("HTTPS_PROXY", proxy)
+        .env("REQUESTS_CA_BUNDLE", &bundle)
         .env_remove("NO_PROXY")
         .env_remove("no_proxy")
-        .env("AIRLOCK_AGENT_TOKEN", &p.h.agent_token)
+        .env("AIRLOCK_AGENT_TOKEN", token)
         .env("AIRLOCK_SUBSCRIPTION", SUBSCRIPTION_ID)
         .env("AIRLOCK_VAULT", VAULT)
         .env("AIRLOCK_SECRET", airlock_sim::SECRET_NAME)
@@ -338,18 +356,9 @@ async fn the_python_azure_sdk_works_unchanged_through_the_proxy() {
     assert!(output.status.success(), "{stderr}");
     let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(seen["groups"], serde_json::json!(["demo-rg"]), "{seen}");
-    // Key Vault's challenge named Azure's own vault audience, so the SDK
-    // asked for it (and accepted the challenge for the real vault host).
     assert!(
         seen["secret"].as_str().unwrap().starts_with("***MASKED:"),
         "{seen}"
-    );
-    assert_eq!(
-        seen["scopes"],
-        serde_json::json!([
-            "https://management.azure.com/.default",
-            "https://vault.azure.net/.default"
-        ])
     );
     assert_eq!(seen["delete"]["status"], 403, "{seen}");
     assert_eq!(seen["delete"]["code"], "AirlockPolicyDenied", "{seen}");
@@ -364,6 +373,123 @@ async fn the_python_azure_sdk_works_unchanged_through_the_proxy() {
     let received = p.h.sim.requests();
     assert!(received.iter().all(|r| r.method != http::Method::DELETE));
     assert!(received.iter().any(|r| r.uri.path().contains("/secrets/")));
+    seen
+}
+
+/// With only `HTTPS_PROXY` and `REQUESTS_CA_BUNDLE`: it lists groups, reads
+/// a secret (masked) and has a delete refused with the rule's name.
+#[tokio::test]
+async fn the_python_azure_sdk_works_unchanged_through_the_proxy() {
+    let p = start("127.0.0.1:9".parse().unwrap()).await;
+    let proxy = format!("http://{}", p.h.gateway.local_addr());
+    let seen = python_sdk(&p, &proxy, &p.h.agent_token).await;
+    // Key Vault's challenge named Azure's own vault audience, so the SDK
+    // asked for it (and accepted the challenge for the real vault host).
+    assert_eq!(
+        seen["scopes"],
+        serde_json::json!([
+            "https://management.azure.com/.default",
+            "https://vault.azure.net/.default"
+        ])
+    );
+    p.h.shutdown().await;
+}
+
+/// `proxy_auth = "required"`: the agent's token rides in the proxy URL
+/// (`HTTPS_PROXY=http://agent:<token>@…`, sent as Basic on every `CONNECT`)
+/// and identifies every request in the tunnel; the SDK's own credential
+/// holds nothing a gateway would accept.
+#[tokio::test]
+async fn the_python_sdk_is_identified_by_its_proxy_url_alone() {
+    let p = start_with(
+        "127.0.0.1:9".parse().unwrap(),
+        false,
+        "proxy_auth = \"required\"",
+    )
+    .await;
+    let proxy = format!(
+        "http://agent:{}@{}",
+        p.h.agent_token,
+        p.h.gateway.local_addr()
+    );
+    python_sdk(&p, &proxy, "not-a-token").await;
+    let trail = p.h.audit_trail().await;
+    let agent = "00000000-0000-0000-0000-0000000000a1";
+    assert!(
+        trail
+            .iter()
+            .filter(|e| e.event.method != "CONNECT")
+            .all(|e| e.event.principal.as_ref().is_some_and(|p| p.id == agent)),
+        "every request in the tunnels ran as the proxy URL's agent"
+    );
+    assert!(trail.iter().any(|e| e.event.method == "CONNECT"
+        && e.event.status == 200
+        && e.event.principal.as_ref().is_some_and(|p| p.id == agent)));
+    p.h.shutdown().await;
+}
+
+/// `HTTPS_PROXY=https://…`: urllib3 speaks TLS to the proxy, and TLS to
+/// the minted certificate inside it; the token in the proxy URL never
+/// travels in clear.
+#[tokio::test]
+async fn the_python_sdk_reaches_the_proxy_over_tls() {
+    let p = start_with(
+        "127.0.0.1:9".parse().unwrap(),
+        true,
+        "proxy_auth = \"required\"",
+    )
+    .await;
+    let proxy = format!(
+        "https://agent:{}@localhost:{}",
+        p.h.agent_token,
+        p.h.gateway.local_addr().port()
+    );
+    python_sdk(&p, &proxy, "not-a-token").await;
+    p.h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_required_proxy_token_is_checked_at_the_connect() {
+    let p = start_with(
+        "127.0.0.1:9".parse().unwrap(),
+        false,
+        "proxy_auth = \"required\"",
+    )
+    .await;
+    // No token, or a wrong one: 407 before a byte is tunnelled, sign-in included.
+    for (target, headers) in [
+        ("management.azure.com:443", String::new()),
+        ("login.microsoftonline.com:443", String::new()),
+        (
+            "management.azure.com:443",
+            "Proxy-Authorization: Bearer not.a.token\r\n".to_owned(),
+        ),
+    ] {
+        let (status, _) = p.connect_with(target, &headers).await;
+        assert!(status.contains(" 407 "), "{target} {headers:?}: {status}");
+    }
+    let (status, body) = p.curl(&[], &groups_url()).await;
+    assert_eq!(status, 0, "curl got through without a proxy token: {body}");
+    assert!(body.contains("407"), "{body}");
+    // The token as Bearer (curl --proxy-header) or as the proxy password
+    // (--proxy-user, sent as Basic); the request inside carries none.
+    let bearer = format!("Proxy-Authorization: Bearer {}", p.h.agent_token);
+    let user = format!("agent:{}", p.h.agent_token);
+    for extra in [
+        ["--proxy-header", bearer.as_str()],
+        ["--proxy-user", user.as_str()],
+    ] {
+        let (status, body) = p.curl_with(&extra, &groups_url()).await;
+        assert_eq!(status, 200, "{extra:?}: {body}");
+        assert!(body.contains("demo-rg"), "{body}");
+    }
+    let trail = p.h.audit_trail().await;
+    let refused = trail
+        .iter()
+        .filter(|e| e.event.method == "CONNECT" && e.event.status == 407)
+        .count();
+    assert_eq!(refused, 4, "every refused CONNECT is recorded");
+    assert_eq!(p.h.sim.requests().len(), 2);
     p.h.shutdown().await;
 }
 
@@ -384,7 +510,7 @@ async fn the_azure_cli_works_unchanged_through_the_proxy() {
     );
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start_with(Options {
-        extra_toml: forward_proxy_toml(dir.path(), "127.0.0.1:9".parse().unwrap()),
+        extra_toml: forward_proxy_toml(dir.path(), "127.0.0.1:9".parse().unwrap(), ""),
         // What the CLI asks for ARM (`https://management.core.windows.net/`,
         // which the simulated identity endpoint issues without its slash)
         // and, after Key Vault's challenge, for vaults.

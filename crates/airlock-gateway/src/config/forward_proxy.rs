@@ -18,6 +18,7 @@ use super::{ConfigError, invalid};
 /// ca_cert_file = "/etc/airlock/proxy-ca.pem"      # `airlock ca init` writes one
 /// ca_key_file = "/etc/airlock/proxy-ca-key.pem"   # owner-only
 /// tunnel_hosts = ["login.microsoftonline.com"]    # passed through unread (the agents' own sign-in)
+/// proxy_auth = "required"                         # CONNECT without Proxy-Authorization: 407
 /// ```
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +43,24 @@ pub struct ForwardProxyConfig {
     /// tests and air-gapped set-ups (`{ "login.microsoftonline.com" = "10.0.0.5:443" }`).
     #[serde(default)]
     pub resolve: BTreeMap<String, SocketAddr>,
+    /// Whether a `CONNECT` must carry the agent's token in
+    /// `Proxy-Authorization` (default `optional`: the requests inside the
+    /// tunnel are identified by their own `Authorization` when it does not).
+    #[serde(default)]
+    pub proxy_auth: ProxyAuth,
+}
+
+/// `forward_proxy.proxy_auth`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyAuth {
+    /// A token on the `CONNECT` identifies the tunnel; without one, each
+    /// request inside brings its own.
+    #[default]
+    Optional,
+    /// A `CONNECT` without a valid token is answered `407`, sign-in
+    /// tunnels included.
+    Required,
 }
 
 fn default_leaf_lifetime() -> Duration {

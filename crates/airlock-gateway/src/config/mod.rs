@@ -47,7 +47,7 @@ mod masking;
 
 pub use approval::{AdminConfig, ApprovalConfig, StoreConfig, StoreKind};
 pub use audit::AuditConfig;
-pub use forward_proxy::ForwardProxyConfig;
+pub use forward_proxy::{ForwardProxyConfig, ProxyAuth};
 pub use identity::{GroupResolverKind, GroupsConfig, IdentityConfig, KeysFrom};
 pub use masking::{MASKING_KEY_ENV, MaskRuleConfig, MaskingConfig};
 

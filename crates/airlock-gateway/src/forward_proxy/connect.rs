@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use airlock_core::{AirlockBody, AirlockError, BoxFuture};
+use airlock_identity::TunnelToken;
 use airlock_upstream::Routes;
 use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
@@ -21,6 +22,9 @@ pub(crate) enum Tunnel {
     Intercept {
         /// The Azure host (lower case).
         host: String,
+        /// The `CONNECT`'s verified `Proxy-Authorization`: it identifies
+        /// every request inside.
+        token: Option<TunnelToken>,
     },
     /// Pass the bytes through, unread, to `address` (`host:443`, or where
     /// `forward_proxy.resolve` says).
@@ -70,7 +74,7 @@ impl Targets {
             });
         }
         if self.routes.azure_host(&host).is_some() {
-            return Ok(Tunnel::Intercept { host });
+            return Ok(Tunnel::Intercept { host, token: None });
         }
         if self.tunnel_hosts.contains(&host) {
             let address = self
@@ -115,10 +119,12 @@ pub(crate) struct ConnectService<S> {
     targets: Arc<Targets>,
 }
 
-impl<S, B> Service<Request<B>> for ConnectService<S>
+impl<S, B, ResBody> Service<Request<B>> for ConnectService<S>
 where
-    S: Service<Request<B>, Response = Response<AirlockBody>, Error = Infallible>,
+    S: Service<Request<B>, Response = Response<ResBody>, Error = Infallible>,
     S::Future: Send + 'static,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<airlock_core::BoxError>,
 {
     type Response = Response<AirlockBody>;
     type Error = Infallible;
@@ -130,7 +136,8 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         if request.method() != Method::CONNECT {
-            return Box::pin(self.inner.call(request));
+            let answer = self.inner.call(request);
+            return Box::pin(async move { Ok(answer.await?.map(AirlockBody::new)) });
         }
         let authority = request
             .uri()
@@ -145,7 +152,10 @@ where
             self.targets.decide(&authority)
         };
         let response = match decided {
-            Ok(tunnel) => {
+            Ok(mut tunnel) => {
+                if let Tunnel::Intercept { token, .. } = &mut tunnel {
+                    token.clone_from(&request.extensions().get::<TunnelToken>().cloned());
+                }
                 tracing::info!(target = %authority, ?tunnel, "CONNECT served");
                 let mut response = Response::new(airlock_core::empty());
                 response.extensions_mut().insert(tunnel);
@@ -190,13 +200,15 @@ mod tests {
         assert_eq!(
             t.decide("management.azure.com:443").unwrap(),
             Tunnel::Intercept {
-                host: "management.azure.com".into()
+                host: "management.azure.com".into(),
+                token: None
             }
         );
         assert_eq!(
             t.decide("KV1.vault.azure.net:443").unwrap(),
             Tunnel::Intercept {
-                host: "kv1.vault.azure.net".into()
+                host: "kv1.vault.azure.net".into(),
+                token: None
             }
         );
         assert_eq!(

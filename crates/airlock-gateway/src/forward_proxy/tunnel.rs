@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use airlock_core::BoxFuture;
+use airlock_identity::TunnelToken;
 use axum::body::Body;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -91,14 +92,20 @@ where
 
 async fn run(tunnel: Tunnel, io: TokioIo<hyper::upgrade::Upgraded>, context: &ProxyContext) {
     match tunnel {
-        Tunnel::Intercept { host } => intercept(io, &host, context).await,
+        Tunnel::Intercept { host, token } => intercept(io, &host, token, context).await,
         Tunnel::Blind { host, address } => blind(io, &host, &address, context).await,
     }
 }
 
 /// TLS with a certificate minted for `host`, then HTTP/1.1 or HTTP/2 through
-/// the whole stack; every request must be for `host`.
-async fn intercept(io: TokioIo<hyper::upgrade::Upgraded>, host: &str, context: &ProxyContext) {
+/// the whole stack; every request must be for `host`, and runs as `token`'s
+/// principal when the `CONNECT` carried one.
+async fn intercept(
+    io: TokioIo<hyper::upgrade::Upgraded>,
+    host: &str,
+    token: Option<TunnelToken>,
+    context: &ProxyContext,
+) {
     let leaf = match context.minter.leaf(host) {
         Ok(leaf) => leaf,
         Err(error) => {
@@ -122,8 +129,11 @@ async fn intercept(io: TokioIo<hyper::upgrade::Upgraded>, host: &str, context: &
         Err(_) => return tracing::debug!(%host, "CONNECT: TLS handshake timed out"),
     };
     let app = tower::ServiceBuilder::new()
-        .map_request(|mut request: Request<Incoming>| {
+        .map_request(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(InTunnel);
+            if let Some(token) = &token {
+                request.extensions_mut().insert(token.clone());
+            }
             request
         })
         .service(context.app.clone());

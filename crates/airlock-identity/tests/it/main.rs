@@ -9,5 +9,6 @@ mod groups;
 mod keys;
 mod layer;
 mod properties;
+mod proxy;
 mod support;
 mod tokens;

@@ -122,6 +122,8 @@ where
 pub(crate) struct Seen {
     pub(crate) headers: HeaderMap,
     pub(crate) principal: Option<Principal>,
+    /// The verified `Proxy-Authorization` of a `CONNECT`.
+    pub(crate) tunnel: Option<airlock_identity::TunnelToken>,
 }
 
 /// A response from the layer, read whole.
@@ -200,6 +202,7 @@ pub(crate) async fn through(layer: &IdentityLayer, request: Request<()>) -> Answ
             *record.lock().unwrap() = Some(Seen {
                 headers: request.headers().clone(),
                 principal: request.extensions().get::<Principal>().cloned(),
+                tunnel: request.extensions().get().cloned(),
             });
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
                 b"from the service",
