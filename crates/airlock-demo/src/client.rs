@@ -1,7 +1,8 @@
 //! The scripted agent's HTTP client: HTTPS (trusting a given CA) or HTTP,
-//! HTTP/2 where offered, `*.localhost` resolved to loopback.
+//! HTTP/2 where offered, `*.localhost` resolved to loopback; directly or
+//! through a forward proxy.
 
-use airlock_http::{ClientBuilder, PooledClient, TrustRoots};
+use airlock_http::{ClientBuilder, PooledClient, ProxiedClient, TrustRoots};
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, Version};
@@ -10,9 +11,16 @@ use http_body_util::{BodyExt, Full};
 /// A minimal client for scripted agents, the demo and end-to-end tests.
 #[derive(Clone, Debug)]
 pub struct AgentClient {
-    client: PooledClient,
+    client: Transport,
     base: String,
     token: Option<String>,
+}
+
+/// Straight to the base URL's host, or through a forward proxy's `CONNECT`.
+#[derive(Clone, Debug)]
+enum Transport {
+    Direct(Box<PooledClient>),
+    Proxied(Box<ProxiedClient>),
 }
 
 /// A response, fully read.
@@ -53,7 +61,33 @@ impl AgentClient {
             .build()
             .context("building the agent's HTTPS client")?;
         Ok(Self {
-            client,
+            client: Transport::Direct(Box::new(client)),
+            base: base.trim_end_matches('/').to_owned(),
+            token: None,
+        })
+    }
+
+    /// A client that reaches `base` (an Azure host, `https://management.azure.com`)
+    /// through the forward proxy at `proxy`, trusting the CAs in `ca_pems`
+    /// (the proxy's listener and the one it mints certificates from), and
+    /// identified at each `CONNECT` by `proxy_token`
+    /// (`Proxy-Authorization: Bearer`).
+    pub fn through_proxy(
+        base: &str,
+        proxy: &str,
+        ca_pems: &[&str],
+        proxy_token: &str,
+    ) -> anyhow::Result<Self> {
+        let roots = ca_pems
+            .iter()
+            .fold(TrustRoots::none(), |roots, pem| roots.with_ca_pem(*pem));
+        let authorization = http::HeaderValue::from_str(&format!("Bearer {proxy_token}"))
+            .context("the proxy token is not a header value")?;
+        let client = ClientBuilder::new(roots)
+            .build_through_proxy(proxy.parse().context("the proxy URL")?, Some(authorization))
+            .context("building the agent's proxied HTTPS client")?;
+        Ok(Self {
+            client: Transport::Proxied(Box::new(client)),
             base: base.trim_end_matches('/').to_owned(),
             token: None,
         })
@@ -97,11 +131,12 @@ impl AgentClient {
         let request = request
             .body(Full::new(body.unwrap_or_default()))
             .context("building the request")?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .with_context(|| format!("sending to {url}"))?;
+        let response = match &self.client {
+            Transport::Direct(client) => client.request(request).await,
+            Transport::Proxied(client) => client.request(request).await,
+        }
+        .map_err(|e| anyhow::anyhow!("{}", airlock_http::innermost(&e)))
+        .with_context(|| format!("sending to {url}"))?;
         let (parts, body) = response.into_parts();
         let body = body
             .collect()

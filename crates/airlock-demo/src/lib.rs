@@ -55,6 +55,9 @@ pub struct DemoEnvironment {
     pub dir: tempfile::TempDir,
     /// The development CA clients trust.
     pub ca_pem: String,
+    /// The CA forward-proxy mode mints Azure hosts' certificates from
+    /// (`proxy-ca.pem`).
+    pub proxy_ca_pem: String,
 }
 
 impl DemoEnvironment {
@@ -91,6 +94,7 @@ impl DemoEnvironment {
                 .context("writing the gateway's client secrets")?;
         }
         issuer.set_app_token_lifetime(GATEWAY_TOKEN_LIFETIME);
+        let proxy_ca_pem = write_proxy_ca(dir.path())?;
         let config_text = demo_config(&sim, &issuer, dir.path());
         std::fs::write(dir.path().join("airlock.toml"), &config_text)?;
         let config = Config::parse(&config_text, "demo airlock.toml", |_| None)?;
@@ -101,7 +105,20 @@ impl DemoEnvironment {
             gateway,
             dir,
             ca_pem: certs.ca_pem,
+            proxy_ca_pem,
         })
+    }
+
+    /// A client that reaches Azure's own host `base` through the gateway
+    /// as a forward proxy (`HTTPS_PROXY`), as the demo agent, identified
+    /// at the `CONNECT`.
+    pub fn agent_through_proxy(&self, base: &str) -> anyhow::Result<AgentClient> {
+        AgentClient::through_proxy(
+            base,
+            self.gateway.url(),
+            &[&self.ca_pem, &self.proxy_ca_pem],
+            &self.issuer.mint(&TokenSpec::agent()),
+        )
     }
 
     /// A client for the gateway, trusting the demo CA, carrying the agent's token.
@@ -132,6 +149,22 @@ impl DemoEnvironment {
     }
 }
 
+/// `proxy-ca.pem` and `proxy-ca-key.pem` (owner-only), as `airlock ca init`
+/// writes them; the certificate's PEM.
+fn write_proxy_ca(dir: &std::path::Path) -> anyhow::Result<String> {
+    let (cert, key) = airlock_gateway::generate_ca("Airlock demo proxy CA")
+        .context("generating the demo's forward-proxy CA")?;
+    std::fs::write(dir.join("proxy-ca.pem"), &cert)?;
+    let key_file = dir.join("proxy-ca-key.pem");
+    std::fs::write(&key_file, key)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(cert)
+}
+
 fn demo_config(sim: &SimHandle, issuer: &IssuerHandle, dir: &std::path::Path) -> String {
     let credential = format!(
         "kind = \"client_secret\"            # the gateway signs in to the simulated Entra\ntenant_id = \"{}\"\nclient_id = \"{GATEWAY_CLIENT_ID}\"\nclient_secret_file = \"{}\"\nauthority_host = \"http://{}\"",
@@ -150,10 +183,22 @@ credential = {{ kind = "client_secret", tenant_id = "{}", client_id = "{CONTRIBU
         dir.join("contributor-secret").display(),
         issuer.addr()
     );
+    let forward_proxy = format!(
+        r#"
+# Tools that only know HTTPS_PROXY reach Azure's real host names through
+# this same listener (CONNECT); the agent's token rides on the CONNECT.
+[forward_proxy]
+enabled = true
+ca_cert_file = "{}"
+ca_key_file = "{}"
+"#,
+        dir.join("proxy-ca.pem").display(),
+        dir.join("proxy-ca-key.pem").display()
+    );
     let text = LocalConfig::new(sim, issuer, dir, "")
         .tls(true)
         .credential_toml(credential)
-        .extra_toml(contributor)
+        .extra_toml(format!("{contributor}{forward_proxy}"))
         .render();
     format!("# Written by `airlock demo`.\n{text}")
 }
@@ -207,6 +252,14 @@ fn print_serve_help(env: &DemoEnvironment) {
         "  curl --cacert {} -H \"Authorization: Bearer $TOKEN\" \\\n    'https://{}.localhost:{port}/secrets/db-password?api-version=7.4'",
         ca.display(),
         airlock_sim::VAULT
+    );
+    println!(
+        "\nOr with Azure's real host names, the gateway as a forward proxy (HTTPS_PROXY; the token on the CONNECT):\n"
+    );
+    println!(
+        "  curl --proxy {url} --proxy-cacert {} --cacert {} \\\n    --proxy-header \"Proxy-Authorization: Bearer $TOKEN\" \\\n    'https://management.azure.com/subscriptions/{sub}/resourcegroups?api-version=2021-04-01'",
+        ca.display(),
+        env.dir.path().join("proxy-ca.pem").display()
     );
     println!(
         "\nA storage account create waits for approval (it answers 202; poll the Azure-AsyncOperation URL):\n"

@@ -188,9 +188,62 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
         format!("{} — no open proxy", other.json()["error"]["code"]),
     );
 
+    forward_proxy_steps(env, &mut report).await?;
     credential_step(env, &agent, &mut report).await?;
     audit_step(env, &mut report).await?;
     Ok(report)
+}
+
+/// The same gateway as a forward proxy (`HTTPS_PROXY`): the agent calls
+/// Azure's real host names, its token on the `CONNECT` only; the gateway
+/// mints their certificates and runs every request through the same stack.
+/// Anything but Azure's hosts is refused before a byte is tunnelled.
+async fn forward_proxy_steps(env: &DemoEnvironment, report: &mut Report) -> anyhow::Result<()> {
+    let arm = env.agent_through_proxy("https://management.azure.com")?;
+    let groups = arm
+        .get(&format!(
+            "/subscriptions/{SUBSCRIPTION_ID}/resourcegroups?api-version=2021-04-01"
+        ))
+        .await?;
+    report.check(
+        "HTTPS_PROXY: GET resource groups at https://management.azure.com",
+        &groups,
+        StatusCode::OK,
+        format!(
+            "{} over {:?} in a CONNECT tunnel; the agent identified at the CONNECT",
+            groups.json()["value"][0]["name"],
+            groups.version
+        ),
+    );
+    let vault = format!("https://{VAULT}.vault.azure.net");
+    let secret = env
+        .agent_through_proxy(&vault)?
+        .get("/secrets/db-password?api-version=7.4")
+        .await?;
+    masked_step(
+        report,
+        &format!("HTTPS_PROXY: GET Key Vault secret db-password at {vault}"),
+        &secret,
+        &secret.json()["value"],
+    );
+    let before = env.sim.requests().len();
+    let elsewhere = env
+        .agent_through_proxy("https://example.com")?
+        .get("/")
+        .await;
+    let reached = env.sim.requests().len() - before;
+    report.step(
+        "HTTPS_PROXY: GET https://example.com",
+        match &elsewhere {
+            Ok(response) => format!("{} — it went through", response.status),
+            Err(error) => format!(
+                "the CONNECT was refused ({}); {reached} requests reached Azure",
+                error.root_cause()
+            ),
+        },
+        elsewhere.is_err() && reached == 0,
+    );
+    Ok(())
 }
 
 /// What reached the simulated Azure: only the gateway's own tokens, signed

@@ -28,7 +28,7 @@ mod https_client;
 mod resolver;
 mod trust;
 
-pub use builder::{ClientBuilder, PooledClient};
+pub use builder::{ClientBuilder, PooledClient, ProxiedClient};
 pub use https_client::{HttpsClient, innermost};
 pub use resolver::LocalhostResolver;
 pub use trust::{ClientError, TrustRoots};

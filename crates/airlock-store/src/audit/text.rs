@@ -155,11 +155,20 @@ pub fn render_timeline_compact(id: &str, events: &[ChainedEvent]) -> String {
             chained.seq,
             time.get(11..23).unwrap_or(&time),
             e.method,
-            short_path(&e.path),
+            short_path(target(e)),
             e.status,
         );
     }
     out
+}
+
+/// What a request was for: its path, or for a `CONNECT` (no path) the
+/// `host:port` it asked to tunnel to.
+fn target(event: &airlock_recorder::AuditEvent) -> &str {
+    match &event.host {
+        Some(host) if event.path.is_empty() => host,
+        _ => &event.path,
+    }
 }
 
 /// The path with the subscription and resource group abbreviated.
@@ -206,7 +215,10 @@ pub fn render_timeline(id: &str, events: &[ChainedEvent]) -> String {
         let _ = writeln!(
             out,
             "    {} {} -> {} ({} ms)",
-            event.method, event.path, event.status, event.duration_ms
+            event.method,
+            target(event),
+            event.status,
+            event.duration_ms
         );
         if let Some(operation) = event.operations.first() {
             let more = match event.operations.len() {
