@@ -19,7 +19,7 @@ use crate::load::{Generator, GeneratorChoice, LoadResult, LoadSpec};
 use crate::process::{Children, free_loopback_port};
 
 /// The request every target is asked, the same for all three.
-const REQUEST_PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore?api-version=2023-05-01";
+pub(crate) const REQUEST_PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore?api-version=2023-05-01";
 /// The credential the simulated Azure accepts; proxies inject it upstream.
 const UPSTREAM_TOKEN: &str = "bench-upstream-token";
 /// The gateway's policy under load: reads allowed (the request is a read),
@@ -60,7 +60,7 @@ pub(crate) struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "sim,bare,gateway,gateway-unrecorded"
+        default_value = "sim,bare,gateway,gateway-unrecorded,gateway-tls,gateway-tunnel"
     )]
     targets: Vec<Target>,
     /// Use the release binaries already in the target directory instead of
@@ -92,6 +92,13 @@ enum Target {
     Gateway,
     /// The same gateway with `[audit] enabled = false`: the recorder's cost.
     GatewayUnrecorded,
+    /// The gateway (recording) in base-URL mode behind its TLS listener,
+    /// loaded over HTTPS by `loadgen`: what the tunnel is compared with.
+    GatewayTls,
+    /// The gateway (recording) as a forward proxy: `loadgen` keeps one
+    /// `CONNECT` tunnel per connection open to `management.azure.com` and
+    /// speaks HTTPS to the minted certificate inside it.
+    GatewayTunnel,
     /// The `--baseline` binary, recording like `gateway` (added by that option).
     #[value(skip)]
     Baseline,
@@ -104,6 +111,8 @@ impl Target {
             Target::Bare => "bare-proxy",
             Target::Gateway => "airlock gateway",
             Target::GatewayUnrecorded => "gateway, no recording",
+            Target::GatewayTls => "gateway, base URL, TLS",
+            Target::GatewayTunnel => "gateway, CONNECT tunnel",
             Target::Baseline => "baseline gateway",
         }
     }
@@ -121,7 +130,10 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     targets.dedup();
 
     let mut packages = vec!["-p", "airlock-sim", "-p", "airlock-bench"];
-    if targets.contains(&Target::Gateway) || targets.contains(&Target::GatewayUnrecorded) {
+    if targets
+        .iter()
+        .any(|t| !matches!(t, Target::Sim | Target::Bare))
+    {
         packages.extend(["-p", "airlock-cli"]);
     }
     if args.no_build {
@@ -134,6 +146,8 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     let bin_dir = target_dir(sh)?.join("release");
 
     let generator = Generator::choose(args.generator, &bin_dir)?;
+    // HTTPS and CONNECT: only the in-repo generator speaks both alike.
+    let loadgen = Generator::choose(GeneratorChoice::Loadgen, &bin_dir)?;
     println!("load generator: {}", generator.describe());
     println!(
         "load: {} connections for {:?} per target (after a {:?} warm-up), GET {REQUEST_PATH}",
@@ -150,43 +164,81 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     let client_authorization = format!("Bearer {}", issuer.agent_token);
     let mut endpoints = Vec::new();
     for &target in &targets {
-        let (base_url, authorization) = match target {
-            Target::Sim => (sim_url.clone(), format!("Bearer {UPSTREAM_TOKEN}")),
-            Target::Bare => (
-                start_bare_proxy(&mut children, &bin_dir, work_dir.path(), &sim_url)?,
-                client_authorization.clone(),
-            ),
-            Target::Gateway | Target::GatewayUnrecorded | Target::Baseline => (
-                start_gateway(
-                    &mut children,
-                    &match (target, &args.baseline) {
-                        (Target::Baseline, Some(baseline)) => baseline.clone(),
-                        _ => bin_dir.join("airlock"),
-                    },
-                    &work_dir.path().join(format!("{target:?}")),
-                    &sim_url,
-                    &issuer,
-                    match target {
-                        Target::GatewayUnrecorded => false,
-                        Target::Baseline => !args.baseline_unrecorded,
-                        _ => true,
-                    },
-                )?,
-                client_authorization.clone(),
-            ),
+        let gateway = |children: &mut Children, mode: Mode, record: bool, binary: PathBuf| {
+            start_gateway(
+                children,
+                &binary,
+                &work_dir.path().join(format!("{target:?}")),
+                &bin_dir,
+                &sim_url,
+                &issuer,
+                record,
+                mode,
+            )
         };
-        println!("{:<22} {base_url}", target.label());
-        endpoints.push((target, base_url, authorization));
+        let airlock = bin_dir.join("airlock");
+        let spec = match target {
+            Target::Sim => LoadSpec::new(&sim_url, format!("Bearer {UPSTREAM_TOKEN}")),
+            Target::Bare => LoadSpec::new(
+                &start_bare_proxy(&mut children, &bin_dir, work_dir.path(), &sim_url)?,
+                client_authorization.clone(),
+            ),
+            Target::Gateway => LoadSpec::new(
+                &gateway(&mut children, Mode::Plain, true, airlock)?.url,
+                client_authorization.clone(),
+            ),
+            Target::GatewayUnrecorded => LoadSpec::new(
+                &gateway(&mut children, Mode::Plain, false, airlock)?.url,
+                client_authorization.clone(),
+            ),
+            Target::Baseline => LoadSpec::new(
+                &gateway(
+                    &mut children,
+                    Mode::Plain,
+                    !args.baseline_unrecorded,
+                    args.baseline.clone().unwrap_or(airlock),
+                )?
+                .url,
+                client_authorization.clone(),
+            ),
+            Target::GatewayTls => {
+                let started = gateway(&mut children, Mode::Tls, true, airlock)?;
+                LoadSpec {
+                    ca: started.ca,
+                    ..LoadSpec::new(&started.url, client_authorization.clone())
+                }
+            }
+            Target::GatewayTunnel => {
+                let started = gateway(&mut children, Mode::ForwardProxy, true, airlock)?;
+                LoadSpec {
+                    ca: started.ca,
+                    proxy: Some(started.url),
+                    ..LoadSpec::new("https://management.azure.com", client_authorization.clone())
+                }
+            }
+        };
+        println!(
+            "{:<24} {}{}",
+            target.label(),
+            spec.url.trim_end_matches(REQUEST_PATH),
+            spec.proxy
+                .as_deref()
+                .map(|proxy| format!(" through {proxy}"))
+                .unwrap_or_default()
+        );
+        endpoints.push((target, spec));
     }
 
     let mut results = Vec::new();
-    for (target, base_url, authorization) in endpoints {
-        let mut spec = LoadSpec {
-            url: format!("{base_url}{REQUEST_PATH}"),
-            connections: args.connections,
-            duration: WARM_UP,
-            authorization,
+    let mut tunnel = None;
+    for (target, mut spec) in endpoints {
+        let generator = if spec.ca.is_some() {
+            &loadgen
+        } else {
+            &generator
         };
+        spec.connections = args.connections;
+        spec.duration = WARM_UP;
         println!("loading {} ...", target.label());
         generator
             .run(&spec)
@@ -197,9 +249,45 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
             .with_context(|| format!("load on {} failed", target.label()))?;
         children.check_all_running()?;
         results.push((target, result));
+        if target == Target::GatewayTunnel {
+            tunnel = Some(spec);
+        }
     }
 
     print_report(&results, args.baseline_unrecorded);
+    if let Some(tunnel) = tunnel {
+        mint_probe(&loadgen, &tunnel)?;
+    }
+    Ok(())
+}
+
+/// How much a new host costs a forward proxy: one request at a time, each
+/// on a new tunnel, to a vault host never seen (a certificate is minted)
+/// and to one already seen (the cached certificate), in the same run.
+fn mint_probe(loadgen: &Generator, tunnel: &LoadSpec) -> anyhow::Result<()> {
+    let probe = |host: &str| {
+        loadgen.run(&LoadSpec {
+            url: format!("https://{host}/secrets/probe?api-version=7.4"),
+            connections: 1,
+            duration: Duration::from_secs(2),
+            connection_per_request: true,
+            ..tunnel.clone()
+        })
+    };
+    let seen = probe("kv0.vault.azure.net")?;
+    let new = probe("kv{n}.vault.azure.net")?;
+    println!();
+    println!("a new tunnel per request, one at a time (the policy refuses the read: no upstream):");
+    for (label, result) in [("host seen before", &seen), ("host never seen", &new)] {
+        println!(
+            "  {label:<18} p50 {:.3} ms, p99 {:.3} ms, {} requests",
+            result.p50_ms, result.p99_ms, result.requests
+        );
+    }
+    println!(
+        "  minting a certificate adds about {:.3} ms (p50) to the first request to a host",
+        new.p50_ms - seen.p50_ms
+    );
     Ok(())
 }
 
@@ -261,16 +349,44 @@ fn start_bare_proxy(
     url_in_line(&line)
 }
 
-/// Writes the gateway's config, starts `airlock serve` and waits for
-/// `/healthz`; returns its base URL.
+/// How a bench gateway listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Plain HTTP, base-URL mode.
+    Plain,
+    /// TLS (a throwaway CA from `dev-certs`), base-URL mode.
+    Tls,
+    /// Plain HTTP with `[forward_proxy]` on (its CA from `airlock ca init`).
+    ForwardProxy,
+}
+
+/// A bench gateway: its URL, and the CA its clients trust (TLS and
+/// forward-proxy modes).
+struct Started {
+    url: String,
+    ca: Option<PathBuf>,
+}
+
+/// Vaults the forward-proxy gateway serves, `kv0`…: enough new hosts for
+/// the mint probe.
+const PROBE_VAULTS: usize = 3000;
+
+/// Writes the gateway's config, starts `airlock serve` and waits until it
+/// serves; returns its URL.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per mode, all named"
+)]
 fn start_gateway(
     children: &mut Children,
     binary: &Path,
     work_dir: &Path,
+    bin_dir: &Path,
     sim_url: &str,
     issuer: &Issuer,
     record: bool,
-) -> anyhow::Result<String> {
+    mode: Mode,
+) -> anyhow::Result<Started> {
     std::fs::create_dir_all(work_dir)
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_loopback_port()?));
@@ -282,10 +398,54 @@ fn start_gateway(
     let policy_path = work_dir.join("policy.toml");
     std::fs::write(&policy_path, BENCH_POLICY)
         .with_context(|| format!("cannot write {}", policy_path.display()))?;
+    let mut vaults = vec![String::from("\"demo-vault\"")];
+    let (listen_tls, forward_proxy, ca) = match mode {
+        Mode::Plain => (String::new(), String::new(), None),
+        Mode::Tls => {
+            let status = Command::new(bin_dir.join("dev-certs"))
+                .arg("--dir")
+                .arg(work_dir)
+                .args(["--host", "localhost"])
+                .status()
+                .context("cannot run dev-certs")?;
+            anyhow::ensure!(status.success(), "dev-certs failed ({status})");
+            (
+                format!(
+                    "[listen.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+                    work_dir.join("cert.pem").display(),
+                    work_dir.join("key.pem").display()
+                ),
+                String::new(),
+                Some(work_dir.join("ca.pem")),
+            )
+        }
+        Mode::ForwardProxy => {
+            let output = Command::new(binary)
+                .args(["ca", "init", "--dir"])
+                .arg(work_dir)
+                .output()
+                .context("cannot run airlock ca init")?;
+            anyhow::ensure!(
+                output.status.success(),
+                "airlock ca init failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            vaults.extend((0..PROBE_VAULTS).map(|i| format!("\"kv{i}\"")));
+            (
+                String::new(),
+                format!(
+                    "[forward_proxy]\nenabled = true\nca_cert_file = \"{}\"\nca_key_file = \"{}\"\n",
+                    work_dir.join("proxy-ca.pem").display(),
+                    work_dir.join("proxy-ca-key.pem").display()
+                ),
+                Some(work_dir.join("proxy-ca.pem")),
+            )
+        }
+    };
     let config = format!(
         r#"[listen]
 address = "{address}"
-
+{listen_tls}
 [identity]
 tenants = ["{tenant}"]
 audiences = ["api://airlock"]
@@ -312,12 +472,14 @@ allow_insecure_http = true
 
 [upstream.key_vault]
 endpoint = "http://{{vault}}.vault.localhost:{sim_port}"
-vaults = ["demo-vault"]
+vaults = [{vaults}]
 
 [upstream.credential]
 kind = "static"
 token = "{UPSTREAM_TOKEN}"
-"#,
+
+{forward_proxy}"#,
+        vaults = vaults.join(", "),
         tenant = issuer.tenant,
         discovery = issuer.issuer,
         policy = policy_path.display(),
@@ -334,10 +496,23 @@ token = "{UPSTREAM_TOKEN}"
         .arg("serve")
         .arg("--config")
         .arg(&config_path)
-        .env("RUST_LOG", "warn");
+        // The one info line says when it serves (a TLS listener cannot be
+        // probed with plain HTTP).
+        .env("RUST_LOG", "warn,airlock_gateway::server=info");
     children.spawn_logged("airlock", command, &log)?;
-    children.wait_for_http_ok("airlock", address, "/healthz", &log)?;
-    Ok(format!("http://{address}"))
+    if mode == Mode::Tls {
+        children.wait_for_log_line("airlock", &log, "airlock gateway listening")?;
+        Ok(Started {
+            url: format!("https://localhost:{}", address.port()),
+            ca,
+        })
+    } else {
+        children.wait_for_http_ok("airlock", address, "/healthz", &log)?;
+        Ok(Started {
+            url: format!("http://{address}"),
+            ca,
+        })
+    }
 }
 
 /// `… listening on http://127.0.0.1:PORT` -> `http://127.0.0.1:PORT`.

@@ -44,6 +44,27 @@ pub(crate) struct LoadSpec {
     pub(crate) connections: u32,
     pub(crate) duration: Duration,
     pub(crate) authorization: String,
+    /// The CA an `https://` URL is verified against (`loadgen` only).
+    pub(crate) ca: Option<PathBuf>,
+    /// A forward proxy to tunnel through with `CONNECT` (`loadgen` only).
+    pub(crate) proxy: Option<String>,
+    /// A new connection for every request (`loadgen` only).
+    pub(crate) connection_per_request: bool,
+}
+
+impl LoadSpec {
+    /// `GET {base}{REQUEST_PATH}` with `authorization`; the rest set by the caller.
+    pub(crate) fn new(base: &str, authorization: String) -> Self {
+        Self {
+            url: format!("{base}{}", crate::bench::REQUEST_PATH),
+            connections: 1,
+            duration: Duration::ZERO,
+            authorization,
+            ca: None,
+            proxy: None,
+            connection_per_request: false,
+        }
+    }
 }
 
 /// What every generator's output is reduced to.
@@ -119,6 +140,15 @@ impl Generator {
                     .args(["--url", &spec.url, "--connections", &connections])
                     .args(["--duration", &duration::to_millis_arg(spec.duration)])
                     .args(["--header", &authorization]);
+                if let Some(ca) = &spec.ca {
+                    command.arg("--ca").arg(ca);
+                }
+                if let Some(proxy) = &spec.proxy {
+                    command.args(["--proxy", proxy]);
+                }
+                if spec.connection_per_request {
+                    command.arg("--connection-per-request");
+                }
                 command
             }
         };

@@ -149,6 +149,33 @@ impl Children {
         )
     }
 
+    /// Waits until `log` (where `name` writes) has a line containing `marker`.
+    pub(crate) fn wait_for_log_line(
+        &mut self,
+        name: &str,
+        log: &Path,
+        marker: &str,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.exited(name) {
+                bail!(
+                    "{name} exited ({status}) before it was ready; its log:\n{}",
+                    log_tail(log)
+                );
+            }
+            if std::fs::read_to_string(log).is_ok_and(|text| text.contains(marker)) {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "{name} did not log `{marker}` within {}s; its log:\n{}",
+            READY_TIMEOUT.as_secs(),
+            log_tail(log)
+        )
+    }
+
     /// Fails if any child has exited: a server that died mid-run would make
     /// every later number meaningless.
     pub(crate) fn check_all_running(&mut self) -> anyhow::Result<()> {

@@ -49,6 +49,10 @@ pub struct AuditRecord {
     pub upstream_identity: Option<String>,
     /// Whether that identity was an approval's elevation.
     pub elevated: bool,
+    /// The bytes a `CONNECT` tunnel carried once it closed (from the
+    /// client, to the client): the event's `bytesIn` and `bytesOut`.
+    #[serde(skip)]
+    pub tunnel_bytes: Option<(u64, u64)>,
 }
 
 /// A cheap, cloneable handle to the [`AuditRecord`] of one request.

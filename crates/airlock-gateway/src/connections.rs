@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::LimitsConfig;
-use crate::forward_proxy::{ProxyContext, ProxyService};
+use crate::forward_proxy::{Admission, ProxyContext, ProxyService};
 use crate::sni::SniGuard;
 
 /// The connection limits of one listener, from `[limits]`.
@@ -87,10 +87,12 @@ impl ConnectionLimits {
         builder: auto::Builder<TokioExecutor>,
         watcher: Watcher,
     ) {
-        let Some(_admitted) = self.admit(peer.ip()) else {
+        let Some(admitted) = self.admit(peer.ip()) else {
             tracing::warn!(%peer, "connection refused: too many open connections (limits.max_connections, limits.max_connections_per_client)");
             return;
         };
+        // Held by this connection and by any tunnel it becomes.
+        let admission: Admission = Arc::new(admitted);
         let _ = stream.set_nodelay(true);
         let result = match tls {
             Some(acceptor) => {
@@ -101,6 +103,7 @@ impl ConnectionLimits {
                         let service = TowerToHyperService::new(ProxyService {
                             inner: guarded,
                             context: proxy,
+                            admission,
                         });
                         self.serve_io(stream, peer, service, builder, watcher).await
                     }
@@ -114,6 +117,7 @@ impl ConnectionLimits {
                 let service = TowerToHyperService::new(ProxyService {
                     inner: app,
                     context: proxy,
+                    admission,
                 });
                 self.serve_io(stream, peer, service, builder, watcher).await
             }

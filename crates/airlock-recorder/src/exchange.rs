@@ -187,8 +187,12 @@ impl Exchange {
                 .and_then(|body| cap_chars(body, cap)),
             status: self.status.unwrap_or(CLIENT_CLOSED_REQUEST),
             outcome,
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out,
+            bytes_in: record
+                .tunnel_bytes
+                .map_or_else(|| self.bytes_in.load(Ordering::Relaxed), |(sent, _)| sent),
+            bytes_out: record
+                .tunnel_bytes
+                .map_or(self.bytes_out, |(_, received)| received),
             upstream_status: record.upstream_status,
             upstream_request_id: record.upstream_request_id,
             upstream_correlation_id: record.upstream_correlation_id,

@@ -290,6 +290,45 @@ async fn inside_a_tunnel_every_request_must_be_for_its_host() {
     p.h.shutdown().await;
 }
 
+/// A tunnel keeps the place of the connection it took over: tunnels cannot
+/// be used to open more connections than `[limits]` allows.
+#[tokio::test]
+async fn tunnels_count_against_the_connection_limits() {
+    let p = start_with(
+        "127.0.0.1:9".parse().unwrap(),
+        false,
+        "[limits]\nmax_connections_per_client = 2",
+    )
+    .await;
+    let (first, first_stream) = p.connect("management.azure.com:443").await;
+    let (second, _second_stream) = p.connect("management.azure.com:443").await;
+    assert!(
+        first.contains(" 200 ") && second.contains(" 200 "),
+        "{first} {second}"
+    );
+    let (third, _) = p.connect("management.azure.com:443").await;
+    assert_eq!(
+        third, "",
+        "a third connection was served while two tunnels were open"
+    );
+    // A tunnel closes: its place is free again.
+    drop(first_stream);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _stream) = p.connect("management.azure.com:443").await;
+        if status.contains(" 200 ") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no place freed after a tunnel closed: {status:?}"
+        );
+        // Polling interval, not a timing assumption: the deadline decides.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    p.h.shutdown().await;
+}
+
 /// What the client sends the sign-in host: the start of a TLS ClientHello.
 const HELLO: &[u8] = b"\x16\x03\x01 not read by the gateway";
 
@@ -314,6 +353,30 @@ async fn sign_in_hosts_are_tunnelled_blind() {
         .unwrap()
         .unwrap();
     assert_eq!(&echoed, HELLO);
+    drop(stream);
+    // Recorded when the tunnel closes: host and byte counts, nothing read.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        let trail = p.h.audit_trail().await;
+        if let Some(e) = trail
+            .into_iter()
+            .find(|e| e.event.host.as_deref() == Some("login.microsoftonline.com:443"))
+        {
+            break e.event;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no event for the closed tunnel"
+        );
+        // Polling interval, not a timing assumption: the deadline decides.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((event.method.as_str(), event.status), ("CONNECT", 200));
+    assert_eq!(
+        (event.bytes_in, event.bytes_out),
+        (HELLO.len() as u64, HELLO.len() as u64)
+    );
+    assert!(event.principal.is_none() && event.request_body.is_none());
     p.h.shutdown().await;
 }
 

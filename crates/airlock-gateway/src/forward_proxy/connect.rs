@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use airlock_core::{AirlockBody, AirlockError, BoxFuture};
+use airlock_core::{AirlockBody, AirlockError, AuditDraft, BoxFuture};
 use airlock_identity::TunnelToken;
 use airlock_upstream::Routes;
 use http::{Method, Request, Response, StatusCode};
@@ -34,6 +35,27 @@ pub(crate) enum Tunnel {
         /// Where to connect.
         address: String,
     },
+}
+
+/// Ends the body of a blind tunnel's `200` when the last clone is dropped.
+#[derive(Clone, Debug)]
+pub(crate) struct TunnelCloser(
+    #[allow(dead_code, reason = "held, never read")] Arc<tokio::sync::oneshot::Sender<()>>,
+);
+
+/// An empty body that ends only when its [`TunnelCloser`] is dropped.
+struct UntilClosed(tokio::sync::oneshot::Receiver<()>);
+
+impl http_body::Body for UntilClosed {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| None)
+    }
 }
 
 /// Marks a request that arrived inside a tunnel: it may not open another.
@@ -158,6 +180,18 @@ where
                 }
                 tracing::info!(target = %authority, ?tunnel, "CONNECT served");
                 let mut response = Response::new(airlock_core::empty());
+                // A blind tunnel is recorded when it closes, with the bytes
+                // it carried: its answer's body lasts until then.
+                if matches!(tunnel, Tunnel::Blind { .. })
+                    && let Some(draft) = request.extensions().get::<AuditDraft>()
+                {
+                    let (closer, closed) = tokio::sync::oneshot::channel();
+                    *response.body_mut() = AirlockBody::new(UntilClosed(closed));
+                    response.extensions_mut().insert(draft.clone());
+                    response
+                        .extensions_mut()
+                        .insert(TunnelCloser(Arc::new(closer)));
+                }
                 response.extensions_mut().insert(tunnel);
                 response
             }

@@ -18,4 +18,4 @@ mod tunnel;
 pub(crate) use connect::{ConnectLayer, Targets};
 pub(crate) use mint::Minter;
 pub use mint::generate_ca;
-pub(crate) use tunnel::{ProxyContext, ProxyService};
+pub(crate) use tunnel::{Admission, ProxyContext, ProxyService};

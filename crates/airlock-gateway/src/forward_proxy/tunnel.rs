@@ -2,11 +2,12 @@
 //! [`Tunnel`], the connection is taken over here.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use airlock_core::BoxFuture;
+use airlock_core::{AuditDraft, BoxFuture};
 use airlock_identity::TunnelToken;
 use axum::body::Body;
 use http::{Method, Request, Response, StatusCode};
@@ -16,10 +17,11 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsAcceptor;
 use tower::Service;
 
-use super::connect::{InTunnel, Tunnel};
+use super::connect::{InTunnel, Tunnel, TunnelCloser};
 use super::mint::Minter;
 use crate::sni::SniGuard;
 
@@ -38,14 +40,29 @@ impl std::fmt::Debug for ProxyContext {
     }
 }
 
+/// A connection's place in the listener's limits (`limits.max_connections`,
+/// `max_connections_per_client`): freed when the last holder drops it.
+pub(crate) type Admission = Arc<dyn std::any::Any + Send + Sync>;
+
 /// The listener's service in forward-proxy mode: everything goes to the
 /// inner service (the stack decides `CONNECT` too); a `CONNECT` it answered
 /// with a [`Tunnel`] is then carried out.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct ProxyService<S> {
     pub(crate) inner: S,
     /// `None` when forward-proxy mode is off: nothing is tunnelled.
     pub(crate) context: Option<Arc<ProxyContext>>,
+    /// The connection's place: a tunnel keeps it until the tunnel closes,
+    /// so tunnels count against the limits like the connection they took over.
+    pub(crate) admission: Admission,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for ProxyService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> Service<Request<Incoming>> for ProxyService<S>
@@ -71,29 +88,77 @@ where
         };
         let upgrade = hyper::upgrade::on(&mut request);
         let answer = self.inner.call(request);
+        let admission = self.admission.clone();
         Box::pin(async move {
             let response = answer.await?;
-            if response.status() == StatusCode::OK
-                && let Some(tunnel) = response.extensions().get::<Tunnel>().cloned()
-            {
-                tokio::spawn(async move {
-                    match upgrade.await {
-                        Ok(upgraded) => run(tunnel, TokioIo::new(upgraded), &context).await,
-                        Err(error) => {
-                            tracing::debug!(%error, "CONNECT: the client did not take the tunnel");
-                        }
+            let Some(tunnel) = response
+                .extensions()
+                .get::<Tunnel>()
+                .filter(|_| response.status() == StatusCode::OK)
+                .cloned()
+            else {
+                return Ok(response);
+            };
+            // The CONNECT's audit event ends with its (empty) body: a blind
+            // tunnel keeps it until the tunnel closes, to record the bytes.
+            let draft = response.extensions().get::<AuditDraft>().cloned();
+            let (mut parts, body) = response.into_parts();
+            let closer = parts.extensions.remove::<TunnelCloser>();
+            tokio::spawn(async move {
+                let _admission = admission;
+                let record = Record {
+                    draft,
+                    closer,
+                    body,
+                };
+                match upgrade.await {
+                    Ok(upgraded) => run(tunnel, TokioIo::new(upgraded), &context, record).await,
+                    Err(error) => {
+                        tracing::debug!(%error, "CONNECT: the client did not take the tunnel");
+                        record.end(None).await;
                     }
-                });
-            }
-            Ok(response)
+                }
+            });
+            Ok(Response::from_parts(parts, Body::empty()))
         })
     }
 }
 
-async fn run(tunnel: Tunnel, io: TokioIo<hyper::upgrade::Upgraded>, context: &ProxyContext) {
+/// The `CONNECT`'s audit event, ended when the tunnel no longer needs it.
+struct Record {
+    draft: Option<AuditDraft>,
+    /// A blind tunnel's: the body ends when it is dropped.
+    closer: Option<TunnelCloser>,
+    body: Body,
+}
+
+impl Record {
+    /// Ends the event, with the bytes a blind tunnel carried.
+    async fn end(self, bytes: Option<(u64, u64)>) {
+        if let (Some(draft), Some(bytes)) = (&self.draft, bytes) {
+            draft.update(|record| record.tunnel_bytes = Some(bytes));
+        }
+        drop(self.closer);
+        // The body is empty: reading it to its end finishes the event.
+        let _ = http_body_util::BodyExt::collect(self.body).await;
+    }
+}
+
+async fn run(
+    tunnel: Tunnel,
+    io: TokioIo<hyper::upgrade::Upgraded>,
+    context: &ProxyContext,
+    record: Record,
+) {
     match tunnel {
-        Tunnel::Intercept { host, token } => intercept(io, &host, token, context).await,
-        Tunnel::Blind { host, address } => blind(io, &host, &address, context).await,
+        Tunnel::Intercept { host, token } => {
+            record.end(None).await;
+            intercept(io, &host, token, context).await;
+        }
+        Tunnel::Blind { host, address } => {
+            let bytes = blind(io, &host, &address, context).await;
+            record.end(Some(bytes)).await;
+        }
     }
 }
 
@@ -147,13 +212,13 @@ async fn intercept(
     }
 }
 
-/// The bytes, both ways, unread.
+/// The bytes, both ways, unread; how many went each way.
 async fn blind(
-    mut io: TokioIo<hyper::upgrade::Upgraded>,
+    io: TokioIo<hyper::upgrade::Upgraded>,
     host: &str,
     address: &str,
     context: &ProxyContext,
-) {
+) -> (u64, u64) {
     let connected = tokio::time::timeout(
         context.connect_timeout,
         tokio::net::TcpStream::connect(address),
@@ -162,17 +227,74 @@ async fn blind(
     let mut upstream = match connected {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
-            return tracing::warn!(%host, %address, %error, "CONNECT: cannot reach the tunnel host");
+            tracing::warn!(%host, %address, %error, "CONNECT: cannot reach the tunnel host");
+            return (0, 0);
         }
         Err(_) => {
-            return tracing::warn!(%host, %address, "CONNECT: connecting to the tunnel host timed out");
+            tracing::warn!(%host, %address, "CONNECT: connecting to the tunnel host timed out");
+            return (0, 0);
         }
     };
-    match tokio::io::copy_bidirectional(&mut io, &mut upstream).await {
-        Ok((sent, received)) => {
-            tracing::info!(%host, bytes_sent = sent, bytes_received = received, "CONNECT: blind tunnel closed");
+    // Counted as they pass, so a tunnel that ends in an error still says
+    // how much it carried.
+    let mut io = Counted::new(io);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut io, &mut upstream).await {
+        tracing::debug!(%host, %error, "CONNECT: blind tunnel ended with an error");
+    }
+    let (sent, received) = (io.read, io.written);
+    tracing::info!(%host, bytes_sent = sent, bytes_received = received, "CONNECT: blind tunnel closed");
+    (sent, received)
+}
+
+/// A stream that counts the bytes read from and written to it.
+struct Counted<T> {
+    inner: T,
+    read: u64,
+    written: u64,
+}
+
+impl<T> Counted<T> {
+    fn new(inner: T) -> Self {
+        Self {
+            inner,
+            read: 0,
+            written: 0,
         }
-        Err(error) => tracing::debug!(%host, %error, "CONNECT: blind tunnel ended with an error"),
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.read += (buf.filled().len() - before) as u64;
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.written += n as u64;
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

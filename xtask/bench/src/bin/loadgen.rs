@@ -14,7 +14,17 @@
 //! `requests` counts completed responses (whatever their status); `errors`
 //! counts non-2xx responses plus connection and protocol failures. A request
 //! still in flight when the duration ends is abandoned and counted as neither.
+//!
+//! `https://` URLs are spoken over TLS trusting `--ca`; with `--proxy`, each
+//! connection is a `CONNECT` tunnel through that forward proxy first (the
+//! way `HTTPS_PROXY` clients reach Airlock's forward-proxy mode). With
+//! `--connection-per-request`, every request opens its own connection (and
+//! tunnel, and TLS session), and `{n}` in the URL's host is replaced by a
+//! per-request counter: each request then goes to a host never seen before
+//! (what a forward proxy must mint a certificate for).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -26,8 +36,10 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
+use tokio_rustls::TlsConnector;
 
 /// Command line of the load generator.
 #[derive(Debug, Parser)]
@@ -36,9 +48,9 @@ use tokio::time::{Instant, timeout_at};
     about = "Closed-loop HTTP/1.1 keep-alive load; prints one JSON line."
 )]
 struct Args {
-    /// The URL to GET, `http://host:port/path?query`.
+    /// The URL to GET, `http://host:port/path?query` or `https://…`.
     #[arg(long)]
-    url: Uri,
+    url: String,
     /// Concurrent connections, one request in flight on each.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -48,15 +60,43 @@ struct Args {
     /// A request header, `Name: value`; repeatable.
     #[arg(long = "header", value_parser = parse_header)]
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// The CA (PEM) `https://` URLs are verified against.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// A forward proxy (`http://host:port`) every connection tunnels through
+    /// with `CONNECT`.
+    #[arg(long)]
+    proxy: Option<Uri>,
+    /// A new connection for every request, instead of keep-alive.
+    #[arg(long)]
+    connection_per_request: bool,
 }
 
 /// The request every connection sends, prepared once.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Target {
+    /// Where TCP connects: the origin, or the proxy.
     address: String,
+    /// The origin's `host:port` (with `{n}` when hosts vary).
+    authority: String,
+    /// `Some` for `https://`: how TLS to the origin is verified.
+    tls: Option<TlsConnector>,
+    /// Tunnel with `CONNECT` first.
+    proxied: bool,
+    connection_per_request: bool,
     uri: Uri,
     headers: HeaderMap,
 }
+
+impl Target {
+    /// The origin for request `n`: `{n}` in its host replaced.
+    fn authority(&self, n: u64) -> String {
+        self.authority.replace("{n}", &n.to_string())
+    }
+}
+
+/// A per-request counter shared by every connection task.
+static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// The one line printed at the end, fields in this order.
 #[derive(Debug, Serialize)]
@@ -121,36 +161,76 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn target_from_args(args: &Args) -> anyhow::Result<Target> {
-    let uri = &args.url;
-    if uri.scheme_str() != Some("http") {
-        bail!("--url must be an http:// URL");
-    }
-    let Some(authority) = uri.authority() else {
-        bail!("--url must name a host, e.g. http://127.0.0.1:8080/");
+    let (scheme, rest) = args
+        .url
+        .split_once("://")
+        .ok_or_else(|| anyhow::anyhow!("--url must be an http:// or https:// URL"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse::<u16>().context("--url's port")?),
+        None if scheme == "https" => (authority, 443),
+        None => (authority, 80),
     };
-    let address = format!(
-        "{}:{}",
-        authority.host(),
-        authority.port_u16().unwrap_or(80)
-    );
+    let tls = match scheme {
+        "http" => None,
+        "https" => Some(tls_connector(args.ca.as_deref())?),
+        _ => bail!("--url must be an http:// or https:// URL"),
+    };
+    let address = match &args.proxy {
+        Some(proxy) => {
+            let proxy = proxy
+                .authority()
+                .ok_or_else(|| anyhow::anyhow!("--proxy must be http://host:port"))?;
+            format!("{}:{}", proxy.host(), proxy.port_u16().unwrap_or(80))
+        }
+        None if host.contains("{n}") => bail!("{{n}} in the host needs --proxy"),
+        None => format!("{host}:{port}"),
+    };
     let mut headers = HeaderMap::new();
-    headers.insert(HOST, HeaderValue::try_from(authority.as_str())?);
     for (name, value) in &args.headers {
         headers.append(name.clone(), value.clone());
     }
-    let path = uri.path_and_query().map_or("/", |path| path.as_str());
+    let path = if path.is_empty() { "/" } else { path };
     Ok(Target {
         address,
+        authority: format!("{host}:{port}"),
+        tls,
+        proxied: args.proxy.is_some(),
+        connection_per_request: args.connection_per_request,
         uri: path.parse()?,
         headers,
     })
+}
+
+/// TLS trusting `ca` (PEM), HTTP/1.1 by ALPN.
+fn tls_connector(ca: Option<&std::path::Path>) -> anyhow::Result<TlsConnector> {
+    use rustls_pki_types::pem::PemObject as _;
+    let ca = ca.ok_or_else(|| anyhow::anyhow!("https:// URLs need --ca"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca)
+        .with_context(|| format!("reading {}", ca.display()))?
+    {
+        roots.add(cert?)?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// Sends requests back to back on one keep-alive connection until `deadline`.
 async fn run_connection(target: Target, deadline: Instant) -> ConnectionTally {
     let mut tally = ConnectionTally::default();
     while Instant::now() < deadline {
-        let Ok(connected) = timeout_at(deadline, connect(&target.address)).await else {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let authority = target.authority(n);
+        // With a connection per request, its set-up is part of the latency.
+        let connecting = Instant::now();
+        let Ok(connected) = timeout_at(deadline, connect(&target, &authority)).await else {
             break;
         };
         let Ok(mut sender) = connected else {
@@ -159,9 +239,20 @@ async fn run_connection(target: Target, deadline: Instant) -> ConnectionTally {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
+        let mut first = true;
         while Instant::now() < deadline {
-            let sent = Instant::now();
-            let Ok(outcome) = timeout_at(deadline, send_one(&mut sender, &target)).await else {
+            if !first && target.connection_per_request {
+                break;
+            }
+            let sent = if target.connection_per_request {
+                connecting
+            } else {
+                Instant::now()
+            };
+            first = false;
+            let Ok(outcome) =
+                timeout_at(deadline, send_one(&mut sender, &target, &authority)).await
+            else {
                 break;
             };
             match outcome {
@@ -183,10 +274,30 @@ async fn run_connection(target: Target, deadline: Instant) -> ConnectionTally {
     tally
 }
 
-async fn connect(address: &str) -> anyhow::Result<http1::SendRequest<Empty<Bytes>>> {
-    let stream = TcpStream::connect(address).await?;
+/// A byte stream: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connection to `authority`: TCP (to the proxy, then `CONNECT`), TLS
+/// for `https://`, then an HTTP/1.1 handshake.
+async fn connect(
+    target: &Target,
+    authority: &str,
+) -> anyhow::Result<http1::SendRequest<Empty<Bytes>>> {
+    let mut stream = TcpStream::connect(&target.address).await?;
     stream.set_nodelay(true)?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    if target.proxied {
+        tunnel(&mut stream, authority).await?;
+    }
+    let io: Box<dyn Io> = match &target.tls {
+        Some(tls) => {
+            let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+            let name = rustls_pki_types::ServerName::try_from(host.to_owned())?;
+            Box::new(tls.connect(name, stream).await?)
+        }
+        None => Box::new(stream),
+    };
+    let (sender, connection) = http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(async move {
         // Ends when the sender is dropped or the peer closes; either way
         // the next `send_one` on this connection reports the failure.
@@ -195,16 +306,46 @@ async fn connect(address: &str) -> anyhow::Result<http1::SendRequest<Empty<Bytes
     Ok(sender)
 }
 
+/// `CONNECT authority`, and its `200`.
+async fn tunnel(stream: &mut TcpStream, authority: &str) -> anyhow::Result<()> {
+    stream
+        .write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
+        .await?;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await?);
+        if head.len() > 16 * 1024 {
+            bail!("the proxy's answer to CONNECT has no end");
+        }
+    }
+    let status = String::from_utf8_lossy(&head);
+    if !status.starts_with("HTTP/1.1 200") {
+        bail!(
+            "CONNECT {authority}: {}",
+            status.lines().next().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
 /// Sends one request and reads its body to the end. `Ok(true)` for a 2xx.
 async fn send_one(
     sender: &mut http1::SendRequest<Empty<Bytes>>,
     target: &Target,
+    authority: &str,
 ) -> anyhow::Result<bool> {
     sender.ready().await?;
     let mut request = Request::new(Empty::new());
     *request.method_mut() = Method::GET;
     *request.uri_mut() = target.uri.clone();
     *request.headers_mut() = target.headers.clone();
+    let host = match &target.tls {
+        Some(_) => authority.strip_suffix(":443").unwrap_or(authority),
+        None => authority.strip_suffix(":80").unwrap_or(authority),
+    };
+    request
+        .headers_mut()
+        .insert(HOST, HeaderValue::try_from(host)?);
     let response = sender.send_request(request).await?;
     let success = response.status().is_success();
     let mut body = response.into_body();
