@@ -40,7 +40,7 @@ pub use config::{
 };
 pub use identities::{DEFAULT_IDENTITY, Selected, UpstreamIdentities};
 pub use routing::{
-    Endpoint, EndpointError, GatewayHosts, HostTemplate, Routes, valid_account_name,
+    Endpoint, EndpointError, Face, GatewayHosts, HostTemplate, Routes, valid_account_name,
     valid_vault_name,
 };
 pub use service::{FromUpstream, Upstream, request_body_error};

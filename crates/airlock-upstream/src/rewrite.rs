@@ -7,7 +7,7 @@ use http::{HeaderMap, Response};
 use hyper::body::Incoming;
 
 use crate::headers::strip_hop_by_hop;
-use crate::routing::Routes;
+use crate::routing::{Face, Routes};
 
 /// Response headers whose absolute URLs a client follows.
 const URL_HEADERS: [HeaderName; 3] = [
@@ -21,15 +21,17 @@ const NEXT_LINK_FIELDS: [&str; 2] = ["nextLink", "@odata.nextLink"];
 
 /// Strips hop-by-hop headers, rewrites URL headers and, in JSON bodies, the
 /// next-page link. Bodies that cannot hold a link stream through untouched.
+/// URLs are given back in `face`'s names.
 pub(crate) async fn response(
     response: Response<Incoming>,
     routes: &Routes,
+    face: Face,
     max_rewrite: u64,
 ) -> Result<Response<AirlockBody>, AirlockError> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     for name in &URL_HEADERS {
-        rewrite_header(&mut parts.headers, name, routes);
+        rewrite_header(&mut parts.headers, name, routes, face);
     }
     if !is_json(&parts.headers) {
         return Ok(Response::from_parts(parts, boxed(body)));
@@ -42,8 +44,11 @@ pub(crate) async fn response(
                 AirlockError::UpstreamUnavailable(format!("the response body broke off: {source}"))
             }
         })?;
-    let linked = rewrite_next_link(&bytes, routes);
-    let rewritten = rewrite_bases(linked.as_ref().unwrap_or(&bytes), routes).or(linked);
+    let linked = rewrite_next_link(&bytes, routes, face);
+    let rewritten = routes
+        .rewrite_bases(linked.as_ref().unwrap_or(&bytes), face)
+        .map(Bytes::from)
+        .or(linked);
     let bytes = match rewritten {
         Some(rewritten) => {
             parts.headers.remove(CONTENT_LENGTH);
@@ -54,11 +59,11 @@ pub(crate) async fn response(
     Ok(Response::from_parts(parts, full(bytes)))
 }
 
-fn rewrite_header(headers: &mut HeaderMap, name: &HeaderName, routes: &Routes) {
+fn rewrite_header(headers: &mut HeaderMap, name: &HeaderName, routes: &Routes, face: Face) {
     let rewritten = headers
         .get(name)
         .and_then(|v| v.to_str().ok())
-        .and_then(|url| routes.rewrite_url(url))
+        .and_then(|url| routes.rewrite_url_for(url, face))
         .and_then(|url| HeaderValue::try_from(url).ok());
     if let Some(value) = rewritten {
         headers.insert(name, value);
@@ -82,7 +87,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// The body with its top-level next-page link rewritten, or `None` when there
 /// is nothing to rewrite (the common case costs one substring search).
-fn rewrite_next_link(body: &[u8], routes: &Routes) -> Option<Bytes> {
+fn rewrite_next_link(body: &[u8], routes: &Routes, face: Face) -> Option<Bytes> {
     if !contains(body, b"extLink\"") {
         return None;
     }
@@ -91,7 +96,7 @@ fn rewrite_next_link(body: &[u8], routes: &Routes) -> Option<Bytes> {
     let mut changed = false;
     for field in NEXT_LINK_FIELDS {
         if let Some(serde_json::Value::String(link)) = object.get_mut(field)
-            && let Some(rewritten) = routes.rewrite_url(link)
+            && let Some(rewritten) = routes.rewrite_url_for(link, face)
         {
             *link = rewritten;
             changed = true;
@@ -100,42 +105,6 @@ fn rewrite_next_link(body: &[u8], routes: &Routes) -> Option<Bytes> {
     changed
         .then(|| serde_json::to_vec(&json).ok().map(Bytes::from))
         .flatten()
-}
-
-/// The body with every upstream base URL (ARM, the allowed vaults) that
-/// starts a URL in it replaced by the gateway's, or `None` when there is
-/// none: Key Vault `id` fields and URLs echoed in error messages then name
-/// the gateway, not an internal address, and a client following them comes
-/// back through it. A base is replaced only where the URL's authority ends
-/// there (`/`, `?`, `#`, a quote or the end), never inside a longer host.
-fn rewrite_bases(body: &[u8], routes: &Routes) -> Option<Bytes> {
-    let mut current: Option<Vec<u8>> = None;
-    for (upstream, gateway) in routes.base_rewrites() {
-        let text = current.as_deref().unwrap_or(body);
-        let (upstream, gateway) = (upstream.as_str(), gateway.as_str());
-        let finder = memchr::memmem::Finder::new(upstream.as_bytes());
-        if finder.find(text).is_none() {
-            continue;
-        }
-        let mut out = Vec::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(at) = finder.find(rest) {
-            let end = at + upstream.len();
-            out.extend_from_slice(&rest[..at]);
-            let boundary = rest
-                .get(end)
-                .is_none_or(|b| matches!(b, b'/' | b'?' | b'#' | b'"' | b'\\'));
-            out.extend_from_slice(if boundary {
-                gateway.as_bytes()
-            } else {
-                upstream.as_bytes()
-            });
-            rest = &rest[end..];
-        }
-        out.extend_from_slice(rest);
-        current = Some(out);
-    }
-    current.map(Bytes::from)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -160,7 +129,7 @@ mod tests {
         // The review's finding: Key Vault ids and echoed URLs named the
         // internal upstream.
         let body = br#"{"id":"https://kv1.vault.azure.net/secrets/db/v1","error":{"message":"no such path https://management.azure.com?x"},"other":"https://management.azure.com.evil.example/x","kv2":"https://kv2.vault.azure.net/secrets/a"}"#;
-        let rewritten = rewrite_bases(body, &routes).unwrap();
+        let rewritten = routes.rewrite_bases(body, Face::Gateway).unwrap();
         let text = std::str::from_utf8(&rewritten).unwrap();
         assert!(
             text.contains(r#""id":"https://kv1.gw.example/secrets/db/v1""#),
@@ -176,7 +145,7 @@ mod tests {
             text.contains("https://kv2.vault.azure.net/secrets/a"),
             "{text}"
         );
-        assert!(rewrite_bases(br#"{"a":1}"#, &routes).is_none());
+        assert!(routes.rewrite_bases(br#"{"a":1}"#, Face::Gateway).is_none());
     }
 
     fn vault_routes() -> Routes {
@@ -192,7 +161,7 @@ mod tests {
     #[test]
     fn next_link_is_rewritten_and_values_untouched() {
         let body = br#"{"value":[{"id":"/subscriptions/s","link":"https://management.azure.com/keep"}],"nextLink":"https://management.azure.com/subscriptions/s/x?api-version=1&$skiptoken=2"}"#;
-        let rewritten = rewrite_next_link(body, &routes()).unwrap();
+        let rewritten = rewrite_next_link(body, &routes(), Face::Gateway).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&rewritten).unwrap();
         assert_eq!(
             json["nextLink"],
@@ -206,13 +175,51 @@ mod tests {
 
     #[test]
     fn bodies_without_a_foreign_link_are_left_alone() {
-        assert!(rewrite_next_link(br#"{"value":[]}"#, &routes()).is_none());
-        assert!(rewrite_next_link(br#"{"nextLink":null}"#, &routes()).is_none());
+        assert!(rewrite_next_link(br#"{"value":[]}"#, &routes(), Face::Gateway).is_none());
+        assert!(rewrite_next_link(br#"{"nextLink":null}"#, &routes(), Face::Gateway).is_none());
         assert!(
-            rewrite_next_link(br#"{"nextLink":"https://elsewhere.example/x"}"#, &routes())
-                .is_none()
+            rewrite_next_link(
+                br#"{"nextLink":"https://elsewhere.example/x"}"#,
+                &routes(),
+                Face::Gateway
+            )
+            .is_none()
         );
-        assert!(rewrite_next_link(b"not json nextLink\"", &routes()).is_none());
+        assert!(rewrite_next_link(b"not json nextLink\"", &routes(), Face::Gateway).is_none());
+    }
+
+    /// A forward-proxy client addressed Azure's own names: the local
+    /// upstreams' URLs come back as those names, among thousands of vaults.
+    #[test]
+    fn in_azure_names_for_a_forward_proxy_client() {
+        let vaults: Vec<String> = (0..3000).map(|i| format!("\"kv{i}\"")).collect();
+        let config: crate::UpstreamConfig = toml::from_str(&format!(
+            "arm_url = \"http://127.0.0.1:9000\"\nallow_insecure_http = true\nkey_vault.endpoint = \"http://{{vault}}.vault.localhost:9001\"\nkey_vault.vaults = [{}]\ncredential = {{ kind = \"static\", token = \"t\" }}",
+            vaults.join(", ")
+        ))
+        .unwrap();
+        let gateway =
+            crate::GatewayHosts::new(crate::Endpoint::parse("https://gw.example").unwrap());
+        let routes = Routes::new(&config, &gateway).unwrap();
+        let body = br#"{"id":"http://kv2999.vault.localhost:9001/secrets/a","arm":"http://127.0.0.1:9000/subscriptions/s","kv1":"http://kv1.vault.localhost:9001","longer":"http://kv1.vault.localhost:90012/x"}"#;
+        let azure = routes.rewrite_bases(body, Face::Azure).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&azure).unwrap(),
+            r#"{"id":"https://kv2999.vault.azure.net/secrets/a","arm":"https://management.azure.com/subscriptions/s","kv1":"https://kv1.vault.azure.net","longer":"http://kv1.vault.localhost:90012/x"}"#
+        );
+        let gateway = routes.rewrite_bases(body, Face::Gateway).unwrap();
+        assert!(
+            std::str::from_utf8(&gateway)
+                .unwrap()
+                .contains(r#""id":"https://kv2999.gw.example/secrets/a""#)
+        );
+        let next =
+            br#"{"nextLink":"http://127.0.0.1:9000/subscriptions/s/resourcegroups?$skiptoken=2"}"#;
+        let linked = rewrite_next_link(next, &routes, Face::Azure).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&linked).unwrap()["nextLink"],
+            "https://management.azure.com/subscriptions/s/resourcegroups?$skiptoken=2"
+        );
     }
 
     #[test]
@@ -242,7 +249,7 @@ mod tests {
             HeaderValue::from_static("https://attacker.example/op"),
         );
         for name in &URL_HEADERS {
-            rewrite_header(&mut headers, name, &routes());
+            rewrite_header(&mut headers, name, &routes(), Face::Gateway);
         }
         assert_eq!(headers[LOCATION], "https://gw.example/op/1?api-version=1");
         assert_eq!(

@@ -225,8 +225,48 @@ pub struct Routes {
     azure_blob: HostTemplate,
     public: Endpoint,
     arm_hosts: HashSet<String>,
-    /// Each upstream base URL with the gateway URL it stands for.
-    base_rewrites: Vec<(String, String)>,
+    /// Each upstream base URL with what it stands for, and one automaton
+    /// finding all of them in a body in one pass.
+    base_rewrites: BaseRewrites,
+}
+
+/// Which names a client addressed: the gateway's (base-URL mode) or Azure's
+/// own (forward-proxy mode). Absolute URLs in Azure's answers are given
+/// back in the same names, so a client following one comes back the way it
+/// came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Face {
+    /// `https://airlock.contoso.com`, `https://{vault}.airlock.contoso.com`.
+    Gateway,
+    /// `https://management.azure.com`, `https://{vault}.vault.azure.net`.
+    Azure,
+}
+
+/// The upstream base URLs to rewrite in answer bodies.
+#[derive(Clone, Debug)]
+struct BaseRewrites {
+    /// Each upstream base, the gateway's base for it and Azure's own.
+    pairs: Vec<(String, String, String)>,
+    /// Finds every upstream base at once (leftmost-longest).
+    finder: aho_corasick::AhoCorasick,
+}
+
+impl BaseRewrites {
+    /// Fails only for a pattern set too large for the automaton: the table
+    /// is then refused rather than leave internal URLs unrewritten.
+    fn new(pairs: Vec<(String, String, String)>) -> Result<Self, InvalidConfig> {
+        let finder = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(pairs.iter().map(|(upstream, _, _)| upstream))
+            .map_err(|e| InvalidConfig {
+                key: "upstream.key_vault.vaults",
+                problem: format!(
+                    "too many vaults and storage accounts to rewrite answers for: {e}"
+                ),
+                fix: "list fewer vaults and accounts per gateway".into(),
+            })?;
+        Ok(Self { pairs, finder })
+    }
 }
 
 impl Routes {
@@ -259,7 +299,7 @@ impl Routes {
                 std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             });
         }
-        Ok(Self {
+        Self {
             arm,
             arm_audience: config.arm_audience.clone(),
             key_vault: config.key_vault_endpoint()?,
@@ -282,19 +322,24 @@ impl Routes {
             accounts: config.storage.accounts.iter().cloned().collect(),
             public,
             arm_hosts,
-            base_rewrites: Vec::new(),
+            base_rewrites: BaseRewrites::new(Vec::new())?,
         }
-        .with_base_rewrites())
+        .with_base_rewrites()
     }
 
-    fn with_base_rewrites(mut self) -> Self {
-        let mut pairs = vec![(self.arm.base(), self.public.base())];
+    fn with_base_rewrites(mut self) -> Result<Self, InvalidConfig> {
+        let mut pairs = vec![(
+            self.arm.base(),
+            self.public.base(),
+            format!("https://{}", self.azure_arm),
+        )];
         let mut vaults: Vec<&String> = self.vaults.iter().collect();
         vaults.sort();
         for vault in vaults {
             pairs.push((
                 self.key_vault.base_for(vault),
                 self.gateway_vault(vault).base(),
+                self.azure_vault.base_for(vault),
             ));
         }
         let mut accounts: Vec<&String> = self.accounts.iter().collect();
@@ -303,10 +348,38 @@ impl Routes {
             pairs.push((
                 self.blob.base_for(account),
                 self.gateway_account(account).base(),
+                self.azure_blob.base_for(account),
             ));
         }
-        self.base_rewrites = pairs;
-        self
+        self.base_rewrites = BaseRewrites::new(pairs)?;
+        Ok(self)
+    }
+
+    /// Which names a request addressed (see [`Face`]): Azure's own when its
+    /// host is the cloud's name for ARM, a vault or a storage account.
+    ///
+    /// ```
+    /// use airlock_upstream::{Endpoint, Face, GatewayHosts, Routes, UpstreamConfig};
+    /// use http::{HeaderMap, Uri};
+    ///
+    /// let config: UpstreamConfig = toml::from_str(r#"credential = { kind = "static", token = "t" }"#).unwrap();
+    /// let routes = Routes::new(&config, &GatewayHosts::new(Endpoint::parse("https://gw.example").unwrap())).unwrap();
+    /// let face = |uri: &str| routes.face(&uri.parse::<Uri>().unwrap(), &HeaderMap::new());
+    /// assert_eq!(face("https://management.azure.com/subscriptions"), Face::Azure);
+    /// assert_eq!(face("https://kv1.vault.azure.net/secrets"), Face::Azure);
+    /// assert_eq!(face("https://gw.example/subscriptions"), Face::Gateway);
+    /// ```
+    pub fn face(&self, uri: &Uri, headers: &HeaderMap) -> Face {
+        match request_host(uri, headers) {
+            Ok(host)
+                if host == self.azure_arm
+                    || self.azure_vault.name_of(&host).is_some()
+                    || self.azure_blob.name_of(&host).is_some() =>
+            {
+                Face::Azure
+            }
+            _ => Face::Gateway,
+        }
     }
 
     /// Whether `endpoint` is one this table forwards to (ARM, a listed
@@ -455,12 +528,36 @@ impl Routes {
         }
     }
 
-    /// Each upstream base URL (ARM, every allowed vault) with the gateway
-    /// URL it stands for, for rewriting the absolute URLs Azure puts in
-    /// answer bodies (Key Vault `id` fields, URLs echoed in error messages).
-    /// Computed once, when the table is built.
-    pub fn base_rewrites(&self) -> &[(String, String)] {
-        &self.base_rewrites
+    /// Every upstream base URL (ARM, each allowed vault and storage account)
+    /// in `body` replaced by what it stands for in `face`'s names, where
+    /// the URL's authority ends there (`/`, `?`, `#`, a quote or the end),
+    /// never inside a longer host; `None` when there is none. One pass,
+    /// however many vaults and accounts are listed (the automaton is built
+    /// once, with the table).
+    pub(crate) fn rewrite_bases(&self, body: &[u8], face: Face) -> Option<Vec<u8>> {
+        let rewrites = &self.base_rewrites;
+        let mut out: Option<Vec<u8>> = None;
+        let mut copied = 0;
+        for found in rewrites.finder.find_iter(body) {
+            let boundary = body
+                .get(found.end())
+                .is_none_or(|b| matches!(b, b'/' | b'?' | b'#' | b'"' | b'\\'));
+            if !boundary {
+                continue;
+            }
+            let (_, gateway, azure) = &rewrites.pairs[found.pattern().as_usize()];
+            let target = match face {
+                Face::Gateway => gateway,
+                Face::Azure => azure,
+            };
+            let out = out.get_or_insert_with(|| Vec::with_capacity(body.len()));
+            out.extend_from_slice(&body[copied..found.start()]);
+            out.extend_from_slice(target.as_bytes());
+            copied = found.end();
+        }
+        let mut out = out?;
+        out.extend_from_slice(&body[copied..]);
+        Some(out)
     }
 
     /// The gateway URL for an absolute Azure URL on an allowed upstream, so the
@@ -487,6 +584,14 @@ impl Routes {
     /// assert_eq!(routes.rewrite_url("https://management.azure.com.evil.example/x"), None);
     /// ```
     pub fn rewrite_url(&self, url: &str) -> Option<String> {
+        self.rewrite_url_for(url, Face::Gateway)
+    }
+
+    /// [`rewrite_url`](Self::rewrite_url) in `face`'s names: with
+    /// [`Face::Azure`], an upstream URL becomes Azure's own
+    /// (`https://management.azure.com/…`), as a forward-proxy client
+    /// addressed it.
+    pub fn rewrite_url_for(&self, url: &str, face: Face) -> Option<String> {
         let (scheme, rest) = url.split_once("://")?;
         let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(split);
@@ -497,25 +602,34 @@ impl Routes {
         let host = authority.host().to_ascii_lowercase();
         let port = authority.port_u16();
         let scheme = scheme.to_ascii_lowercase();
-        if scheme == self.arm.scheme && host == self.arm.host && port == self.arm.port {
-            return Some(format!("{}{tail}", self.public.base()));
-        }
-        if self.blob.same_origin(&scheme, port)
+        let base = if scheme == self.arm.scheme && host == self.arm.host && port == self.arm.port {
+            match face {
+                Face::Gateway => self.public.base(),
+                Face::Azure => format!("https://{}", self.azure_arm),
+            }
+        } else if self.blob.same_origin(&scheme, port)
             && let Some(account) = self.blob.name_of(&host)
         {
-            return self
-                .accounts
-                .contains(account)
-                .then(|| format!("{}{tail}", self.gateway_account(account).base()));
-        }
-        if self.key_vault.same_origin(&scheme, port) {
+            if !self.accounts.contains(account) {
+                return None;
+            }
+            match face {
+                Face::Gateway => self.gateway_account(account).base(),
+                Face::Azure => self.azure_blob.base_for(account),
+            }
+        } else if self.key_vault.same_origin(&scheme, port) {
             let vault = self
                 .key_vault
                 .name_of(&host)
                 .filter(|v| self.vaults.contains(*v))?;
-            return Some(format!("{}{tail}", self.gateway_vault(vault).base()));
-        }
-        None
+            match face {
+                Face::Gateway => self.gateway_vault(vault).base(),
+                Face::Azure => self.azure_vault.base_for(vault),
+            }
+        } else {
+            return None;
+        };
+        Some(format!("{base}{tail}"))
     }
 }
 

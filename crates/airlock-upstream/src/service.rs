@@ -208,6 +208,9 @@ impl Inner {
             }
             _ => self.routes.resolve(request.uri(), request.headers())?,
         };
+        // Answers name what the client addressed: the gateway, or Azure's
+        // own hosts (forward-proxy mode).
+        let face = self.routes.face(request.uri(), request.headers());
         let (mut parts, body) = request.into_parts();
         let path_and_query = parts
             .uri
@@ -311,7 +314,7 @@ impl Inner {
             )));
         }
         let mut response =
-            rewrite::response(response, &self.routes, self.max_response_rewrite).await?;
+            rewrite::response(response, &self.routes, face, self.max_response_rewrite).await?;
         response.extensions_mut().insert(FromUpstream);
         Ok(response)
     }

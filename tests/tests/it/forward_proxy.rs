@@ -187,9 +187,29 @@ async fn curl_reaches_arm_and_key_vault_by_their_real_names_through_the_whole_st
         !body.contains(SECRET_VALUE) && body.contains("***MASKED:"),
         "{body}"
     );
+    // Paging: nextLink names Azure's own host, as the client addressed it,
+    // so following it goes back through the proxy.
+    let mut url = format!(
+        "https://management.azure.com/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts?api-version=2023-05-01"
+    );
+    let mut pages = 0;
+    loop {
+        let (status, body) = p.curl(&[], &url).await;
+        assert_eq!(status, 200, "{body}");
+        pages += 1;
+        let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+        match page["nextLink"].as_str() {
+            Some(next) => {
+                assert!(next.starts_with("https://management.azure.com/"), "{next}");
+                url = next.to_owned();
+            }
+            None => break,
+        }
+    }
+    assert!(pages > 1, "the simulated Azure pages this list");
     // What the simulated Azure got: the gateway's token, never the agent's.
     let received = p.h.sim.requests();
-    assert_eq!(received.len(), 3);
+    assert_eq!(received.len(), 3 + pages);
     for request in &received {
         let authorization = request.headers["authorization"].to_str().unwrap();
         assert!(!authorization.contains(&p.h.agent_token));
