@@ -212,6 +212,26 @@ impl Harness {
         all
     }
 
+    /// `/metrics` on the admin listener, scraped as Prometheus does (no
+    /// token): each sample by name.
+    pub async fn metrics(&self) -> std::collections::HashMap<String, u64> {
+        let answer = self.admin(None).get("/metrics").await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(
+            answer.headers[http::header::CONTENT_TYPE],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        std::str::from_utf8(&answer.body)
+            .unwrap()
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .map(|line| {
+                let (name, value) = line.split_once(' ').unwrap();
+                (name.to_owned(), value.parse().unwrap())
+            })
+            .collect()
+    }
+
     /// Stops the gateway, the simulator and the issuer.
     pub async fn shutdown(self) {
         self.gateway.shutdown().await;

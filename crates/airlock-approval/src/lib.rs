@@ -65,6 +65,7 @@ mod api;
 mod approval;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod delivery;
 mod error;
 mod fingerprint;
 mod layer;
@@ -77,12 +78,14 @@ mod service;
 mod store;
 mod sweeper;
 mod watchers;
+mod webhook;
 
 pub use api::{ApprovalApi, DEFAULT_MAX_COMMENT_CHARS};
 pub use approval::{
     ApprovalId, ApprovalRequest, ApprovalState, ApproverDecision, Execution, FinalAnswer,
     RequestLine, RequestedOperation, Requester, Tracking,
 };
+pub use delivery::{Delivery, DeliveryStats, Retry};
 pub use error::ApprovalError;
 pub use fingerprint::Fingerprint;
 pub use layer::{
@@ -90,7 +93,7 @@ pub use layer::{
     DEFAULT_POLL_INTERVAL, PendingLimits,
 };
 pub use memory::MemoryApprovalStore;
-pub use notifier::{ApprovalEvent, LogNotifier, Notifier, RecordingNotifier};
+pub use notifier::{ApprovalEvent, LogNotifier, Notifier, Notifiers, RecordingNotifier};
 pub(crate) use poll::RESULT_SUFFIX;
 pub use poll::{APPROVAL_ID_HEADER, ApprovalPollLayer, ApprovalPollService, OPERATIONS_PATH};
 pub use sealed::{RequestSealer, SealError, SealedRequest, StoredRequest};
@@ -98,3 +101,4 @@ pub use service::{ApprovalService, JUSTIFICATION_HEADER};
 pub use store::{ApprovalStore, Grant};
 pub use sweeper::ExpirySweeper;
 pub use watchers::StateWatchers;
+pub use webhook::{SIGNATURE_HEADER, WebhookFormat, WebhookNotifier, webhook_signature};

@@ -63,6 +63,42 @@ impl Notifier for LogNotifier {
     }
 }
 
+/// Tells every one of several notifiers, in order.
+///
+/// ```
+/// use std::sync::Arc;
+/// use airlock_approval::{LogNotifier, Notifier, Notifiers, RecordingNotifier};
+///
+/// let recording = Arc::new(RecordingNotifier::new());
+/// let all = Notifiers::new(vec![Arc::new(LogNotifier), recording.clone()]);
+/// # drop(all);
+/// ```
+#[derive(Clone, Default)]
+pub struct Notifiers(Vec<std::sync::Arc<dyn Notifier>>);
+
+impl Notifiers {
+    /// All of `notifiers`.
+    pub fn new(notifiers: Vec<std::sync::Arc<dyn Notifier>>) -> Self {
+        Self(notifiers)
+    }
+}
+
+impl std::fmt::Debug for Notifiers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifiers")
+            .field("count", &self.0.len())
+            .finish()
+    }
+}
+
+impl Notifier for Notifiers {
+    fn notify(&self, event: ApprovalEvent) {
+        for notifier in &self.0 {
+            notifier.notify(event.clone());
+        }
+    }
+}
+
 /// Keeps every event, for tests: wait for the ones you expect with
 /// [`wait_for`](Self::wait_for) instead of sleeping.
 #[derive(Debug)]

@@ -3,12 +3,15 @@
 use std::sync::Arc;
 
 use airlock_approval::{
-    ApprovalLayer, ApprovalStore, ExpirySweeper, LogNotifier, MemoryApprovalStore, Notifier,
-    PendingLimits, RequestSealer,
+    ApprovalLayer, ApprovalStore, Delivery, DeliveryStats, ExpirySweeper, LogNotifier,
+    MemoryApprovalStore, Notifier, Notifiers, PendingLimits, RequestSealer, Retry, WebhookFormat,
+    WebhookNotifier,
 };
+use airlock_core::HttpClient;
 use airlock_masking::{JsonMasker, MaskContext, TokenKey, request_excerpt};
 
-use crate::config::{Config, StoreKind};
+use crate::ConfigError;
+use crate::config::{Config, NotifyConfig, NotifyKind, StoreKind};
 
 /// What the key for sealing stored requests is derived under (see [`TokenKey::derive`]).
 const SEALING_PURPOSE: &[u8] = b"airlock-approval-sealing-v1";
@@ -19,6 +22,8 @@ pub(crate) struct Approvals {
     pub(crate) store: Arc<dyn ApprovalStore>,
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) layer: ApprovalLayer,
+    /// What notifications came to (`/metrics`), when any receiver is configured.
+    pub(crate) notifications: NotificationStats,
 }
 
 impl std::fmt::Debug for Approvals {
@@ -33,6 +38,10 @@ impl std::fmt::Debug for Approvals {
 /// the request timeout cuts them off; long-running operations wait as
 /// operations on `public_url`; pending answers point at `admin_url`;
 /// approvers see request bodies as `masker` masks them.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one piece the gateway built before"
+)]
 pub(crate) fn build(
     config: &Config,
     key: &TokenKey,
@@ -40,12 +49,14 @@ pub(crate) fn build(
     database: &airlock_store::SqliteStore,
     public_url: &str,
     admin_url: &str,
-) -> Approvals {
+    outbound: Arc<dyn HttpClient>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Approvals, ConfigError> {
     let store: Arc<dyn ApprovalStore> = match config.approval.store {
         StoreKind::Memory => Arc::new(MemoryApprovalStore::new()),
         StoreKind::Sqlite => Arc::new(database.clone()),
     };
-    let notifier: Arc<dyn Notifier> = Arc::new(LogNotifier);
+    let (notifier, notifications) = notifiers(config, admin_url, outbound, env)?;
     // Answer a held request a little before the request timeout would cut it.
     let timeout = config.limits.request_timeout;
     let max_hold = timeout
@@ -69,11 +80,109 @@ pub(crate) fn build(
                 .content_type(content_type);
             request_excerpt(&*masker, &context, body, usize::MAX)
         });
-    Approvals {
+    Ok(Approvals {
         store,
         notifier,
         layer,
+        notifications,
+    })
+}
+
+/// What the notification receivers' deliveries came to, if there are any.
+type NotificationStats = Option<Arc<DeliveryStats>>;
+
+/// The log, and every `[[approval.notify]]` receiver (delivered in the
+/// background through one queue); their messages link to the approval on
+/// the approval API.
+fn notifiers(
+    config: &Config,
+    admin_url: &str,
+    outbound: Arc<dyn HttpClient>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(Arc<dyn Notifier>, NotificationStats), ConfigError> {
+    if config.approval.notify.is_empty() {
+        return Ok((Arc::new(LogNotifier), None));
     }
+    let delivery = Delivery::start(outbound, Retry::default());
+    let mut all: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier)];
+    for receiver in &config.approval.notify {
+        let url = receiver_url(receiver, config.upstream.allow_insecure_http, &env)?;
+        let format = match receiver.kind {
+            NotifyKind::Webhook => WebhookFormat::Json {
+                secret: webhook_secret(receiver, &env)?,
+            },
+            NotifyKind::Slack => WebhookFormat::Slack,
+            NotifyKind::Teams => WebhookFormat::Teams,
+        };
+        let mut notifier = WebhookNotifier::new(
+            url,
+            format,
+            format!("{admin_url}/api/approvals"),
+            delivery.clone(),
+        );
+        if let Some(rules) = &receiver.rules {
+            notifier = notifier.rules(rules.iter().cloned());
+        }
+        all.push(Arc::new(notifier));
+    }
+    Ok((Arc::new(Notifiers::new(all)), Some(delivery.stats())))
+}
+
+fn receiver_url(
+    receiver: &NotifyConfig,
+    allow_http: bool,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<http::Uri, ConfigError> {
+    const KEY: &str = "approval.notify";
+    let text = match (&receiver.url, &receiver.url_env) {
+        (Some(url), _) => url.clone(),
+        (None, Some(name)) => env(name).ok_or_else(|| ConfigError::Invalid {
+            key: KEY,
+            problem: format!("url_env names {name}, which is not set"),
+            fix: format!("export {name}=https://… before starting the gateway"),
+        })?,
+        (None, None) => unreachable!("validated: one of url and url_env"),
+    };
+    let url: http::Uri = text.trim().parse().map_err(|_| ConfigError::Invalid {
+        key: KEY,
+        problem: "the receiver's URL is not a URL".into(),
+        fix: "give an absolute https:// URL".into(),
+    })?;
+    match url.scheme_str() {
+        Some("https") if url.host().is_some() => Ok(url),
+        Some("http") if allow_http && url.host().is_some() => Ok(url),
+        _ => Err(ConfigError::Invalid {
+            key: KEY,
+            problem: "the receiver's URL must be https:// (notifications name who asked for what)"
+                .into(),
+            fix: "give an https:// URL (http:// is accepted only with upstream.allow_insecure_http, for local tests)".into(),
+        }),
+    }
+}
+
+fn webhook_secret(
+    receiver: &NotifyConfig,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<u8>, ConfigError> {
+    const KEY: &str = "approval.notify";
+    let secret = match (&receiver.secret_file, &receiver.secret_env) {
+        (Some(file), _) => crate::config::read_file(KEY, file)?,
+        (None, Some(name)) => env(name).ok_or_else(|| ConfigError::Invalid {
+            key: KEY,
+            problem: format!("secret_env names {name}, which is not set"),
+            fix: format!("export {name}=<a random secret> before starting the gateway"),
+        })?,
+        (None, None) => unreachable!("validated: a webhook has one of secret_file and secret_env"),
+    };
+    let secret = secret.trim();
+    if secret.len() < 16 {
+        return Err(ConfigError::Invalid {
+            key: KEY,
+            problem: "the webhook secret is shorter than 16 characters".into(),
+            fix: "use a random secret of 32 bytes or more (openssl rand -hex 32)".into(),
+        });
+    }
+    Ok(secret.as_bytes().to_vec())
 }
 
 /// Expires due approvals every `interval` until the sweeper is dropped.
@@ -83,4 +192,47 @@ pub(crate) fn spawn_sweeper(approvals: &Approvals, interval: std::time::Duration
         approvals.notifier.clone(),
         interval,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn receiver(toml: &str) -> NotifyConfig {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn receiver_urls_are_https_from_the_config_or_the_environment() {
+        let env =
+            |name: &str| (name == "SLACK_URL").then(|| "https://hooks.slack.com/x".to_owned());
+        let slack = receiver("kind = \"slack\"\nurl_env = \"SLACK_URL\"");
+        assert_eq!(
+            receiver_url(&slack, false, &env).unwrap().host(),
+            Some("hooks.slack.com")
+        );
+        let unset = receiver("kind = \"slack\"\nurl_env = \"OTHER\"");
+        let message = receiver_url(&unset, false, &env).unwrap_err().to_string();
+        assert!(message.contains("OTHER, which is not set"), "{message}");
+        let plain = receiver("kind = \"teams\"\nurl = \"http://127.0.0.1:9/hook\"");
+        let message = receiver_url(&plain, false, &env).unwrap_err().to_string();
+        assert!(message.contains("must be https://"), "{message}");
+        assert!(receiver_url(&plain, true, &env).is_ok(), "local tests");
+    }
+
+    #[test]
+    fn a_webhook_secret_must_be_long_enough() {
+        let env = |name: &str| match name {
+            "SHORT" => Some("tooshort".to_owned()),
+            "GOOD" => Some("0123456789abcdef0123456789abcdef".to_owned()),
+            _ => None,
+        };
+        let short = receiver("kind = \"webhook\"\nurl = \"https://x\"\nsecret_env = \"SHORT\"");
+        let message = webhook_secret(&short, &env).unwrap_err().to_string();
+        assert!(message.contains("shorter than 16"), "{message}");
+        let good = receiver("kind = \"webhook\"\nurl = \"https://x\"\nsecret_env = \"GOOD\"");
+        assert_eq!(webhook_secret(&good, &env).unwrap().len(), 32);
+    }
 }

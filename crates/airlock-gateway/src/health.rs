@@ -30,6 +30,8 @@ pub(crate) struct Health {
     audit: RecorderMonitor,
     /// `[audit] enabled`: the recorder's layer is in the stack.
     recording: bool,
+    /// What approval notifications came to, when receivers are configured.
+    notifications: Option<Arc<airlock_approval::DeliveryStats>>,
 }
 
 impl Health {
@@ -38,7 +40,17 @@ impl Health {
             draining: Arc::new(AtomicBool::new(false)),
             audit,
             recording,
+            notifications: None,
         }
+    }
+
+    /// Also reports approval notifications: sent, failed, dropped.
+    pub(crate) fn notifications(
+        mut self,
+        stats: Option<Arc<airlock_approval::DeliveryStats>>,
+    ) -> Self {
+        self.notifications = stats;
+        self
     }
 
     /// From now on `/readyz` answers 503 (the gateway is shutting down).
@@ -142,8 +154,33 @@ impl Health {
                 self.audit.capacity() as u64,
             ),
         ];
+        let notifications = self.notifications.as_deref().map(|stats| {
+            [
+                (
+                    "airlock_approval_notifications_sent_total",
+                    "counter",
+                    "Approval notifications a receiver accepted.",
+                    stats.sent(),
+                ),
+                (
+                    "airlock_approval_notifications_failed_total",
+                    "counter",
+                    "Approval notifications given up on after every attempt failed.",
+                    stats.failed(),
+                ),
+                (
+                    "airlock_approval_notifications_dropped_total",
+                    "counter",
+                    "Approval notifications dropped because receivers were far behind.",
+                    stats.dropped(),
+                ),
+            ]
+        });
         let mut text = String::new();
-        for (name, kind, help, value) in metrics {
+        for (name, kind, help, value) in metrics
+            .into_iter()
+            .chain(notifications.into_iter().flatten())
+        {
             // Writing to a String cannot fail.
             let _ = write!(
                 text,

@@ -111,6 +111,7 @@ impl Gateway {
         let routes = config.routes()?;
         // Keys from the identity provider first: a start that fails there
         // leaves no key file or database behind.
+        let notify_client = outbound.clone();
         let identity = identity::layer(
             &config.identity,
             outbound,
@@ -136,8 +137,11 @@ impl Gateway {
             &database,
             &public_url,
             &admin_url,
-        );
-        let health = Health::new(recorder.monitor(), config.audit.enabled);
+            notify_client,
+            |name| std::env::var(name).ok(),
+        )?;
+        let health = Health::new(recorder.monitor(), config.audit.enabled)
+            .notifications(approvals.notifications.clone());
         let admin_app = admin::router(&approvals, &database, &policy, identity.clone())
             .merge(health.admin_routes());
         let connect = ConnectLayer::new(connect_targets(&config, routes.clone()));

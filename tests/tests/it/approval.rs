@@ -800,3 +800,131 @@ async fn a_post_approved_as_an_operation_returns_azures_answer_masked() {
     assert_eq!(sim_calls(&h, &Method::POST, "listKeys"), 1);
     h.shutdown().await;
 }
+
+/// What a receiver was posted: headers and body, as sent.
+type Posted = std::sync::Arc<std::sync::Mutex<Vec<(http::HeaderMap, Bytes)>>>;
+
+/// A loopback receiver of notifications.
+async fn receiver() -> (String, Posted) {
+    let got: Posted = std::sync::Arc::default();
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: http::HeaderMap, body: Bytes| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push((headers, body));
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+/// Waits until `got` holds `count` posts: headers, body as sent, body as JSON.
+async fn posts(got: &Posted, count: usize) -> Vec<(http::HeaderMap, Bytes, Value)> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let seen = got.lock().unwrap().clone();
+        if seen.len() >= count {
+            return seen
+                .into_iter()
+                .map(|(headers, body)| {
+                    let json = serde_json::from_slice(&body).unwrap();
+                    (headers, body, json)
+                })
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} notifications",
+            seen.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `[[approval.notify]]`: Slack hears of every approval; a signed webhook
+/// only of the rule it asked for; both of the decision, linking to the
+/// approval on the approval API; `/metrics` counts the deliveries.
+#[tokio::test]
+async fn approvers_are_told_by_chat_and_by_a_signed_webhook() {
+    let (slack_url, slack) = receiver().await;
+    let (hook_url, hook) = receiver().await;
+    let secret = "0123456789abcdef0123456789abcdef";
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("webhook-secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let h = Harness::start_with(Options {
+        policy: Some(policy()),
+        approval_toml: "sweep_interval = \"1s\"".into(),
+        extra_toml: format!(
+            "[[approval.notify]]\nkind = \"slack\"\nurl = \"{slack_url}\"\n\n[[approval.notify]]\nkind = \"webhook\"\nurl = \"{hook_url}\"\nsecret_file = \"{}\"\nrules = [\"vm-deletes-need-approval\"]\n",
+            secret_file.display()
+        ),
+        ..Options::default()
+    })
+    .await;
+    // Not the webhook's rule: Slack only. (Held, then left pending.)
+    let held = h
+        .agent
+        .send(Method::POST, &list_keys_path(), &[], None)
+        .await
+        .unwrap();
+    assert_airlock_error(&held, StatusCode::FORBIDDEN, "AirlockApprovalPending");
+    // The webhook's rule.
+    let vm = airlock_sim::VIRTUAL_MACHINES[0];
+    let agent = h.agent.clone();
+    let run = tokio::spawn(async move {
+        agent
+            .long_running(Method::DELETE, &vm_path(vm), &[], None, WAIT)
+            .await
+    });
+    let approvals = pending(&h, 2).await;
+    let vm_approval = approvals
+        .iter()
+        .find(|a| a["rule"] == "vm-deletes-need-approval")
+        .unwrap();
+    let id = vm_approval["id"].as_str().unwrap().to_owned();
+    decide(&h, &id, "approve", "decommissioning").await;
+    assert!(run.await.unwrap().unwrap().succeeded());
+
+    let webhook = posts(&hook, 2).await;
+    let types: Vec<&str> = webhook
+        .iter()
+        .map(|(_, _, body)| body["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["approval.new", "approval.decided"]);
+    for (headers, sent, body) in &webhook {
+        assert_eq!(body["approval"]["id"], id.as_str());
+        assert_eq!(
+            body["url"],
+            format!("{}/api/approvals/{id}", h.gateway.admin_url())
+        );
+        // The receiver checks the signature over "<t>.<body as sent>".
+        let header = headers[airlock_approval::SIGNATURE_HEADER]
+            .to_str()
+            .unwrap();
+        let seconds: u64 = header[2..header.find(',').unwrap()].parse().unwrap();
+        assert_eq!(
+            header,
+            airlock_approval::webhook_signature(secret.as_bytes(), seconds, sent)
+        );
+    }
+    // Slack: both approvals, then the decision.
+    let chat = posts(&slack, 3).await;
+    assert!(chat.iter().all(|(_, _, body)| body["blocks"].is_array()));
+    assert!(chat.iter().any(|(_, _, body)| {
+        body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Approval approved")
+    }));
+    let metrics = h.metrics().await;
+    assert!(metrics["airlock_approval_notifications_sent_total"] >= 5);
+    assert_eq!(metrics["airlock_approval_notifications_failed_total"], 0);
+    h.shutdown().await;
+}

@@ -294,7 +294,7 @@ async fn a_soak_of_20000_requests_leaves_exactly_20000_verifiable_events() {
         worker.await.unwrap();
     }
     // Fail-closed, every finished response's event is stored already.
-    let metrics = scrape(&h).await;
+    let metrics = h.metrics().await;
     assert_eq!(metrics["airlock_audit_events_recorded_total"], 20_000);
     assert_eq!(metrics["airlock_audit_events_dropped_total"], 0);
     let database = h.dir.path().join("airlock.db");
@@ -318,25 +318,6 @@ async fn a_soak_of_20000_requests_leaves_exactly_20000_verifiable_events() {
     drop(dir);
 }
 
-/// The admin listener's `/metrics`, as name → value.
-async fn scrape(h: &Harness) -> HashMap<String, u64> {
-    let answer = h.admin(None).get("/metrics").await.unwrap();
-    assert_eq!(answer.status, StatusCode::OK);
-    assert_eq!(
-        answer.headers[http::header::CONTENT_TYPE],
-        "text/plain; version=0.0.4; charset=utf-8"
-    );
-    std::str::from_utf8(&answer.body)
-        .unwrap()
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .map(|line| {
-            let (name, value) = line.split_once(' ').unwrap();
-            (name.to_owned(), value.parse().unwrap())
-        })
-        .collect()
-}
-
 /// Operators scrape the recorder's counters from the admin listener without
 /// a token; on the agents' listener `/metrics` is just another request,
 /// refused and recorded. Both listeners report ready.
@@ -347,7 +328,7 @@ async fn recorder_metrics_are_scraped_from_the_admin_listener_only() {
     for _ in 0..3 {
         assert_eq!(h.agent.get(&path).await.unwrap().status, StatusCode::OK);
     }
-    let metrics = scrape(&h).await;
+    let metrics = h.metrics().await;
     assert_eq!(metrics["airlock_audit_events_recorded_total"], 3);
     assert_eq!(metrics["airlock_audit_enabled"], 1);
     assert_eq!(metrics["airlock_audit_healthy"], 1);
@@ -357,7 +338,7 @@ async fn recorder_metrics_are_scraped_from_the_admin_listener_only() {
     assert_ne!(hidden.status, StatusCode::OK);
     let body = String::from_utf8_lossy(&hidden.body);
     assert!(!body.contains("airlock_audit"), "{body}");
-    assert_eq!(scrape(&h).await["airlock_audit_events_recorded_total"], 4);
+    assert_eq!(h.metrics().await["airlock_audit_events_recorded_total"], 4);
 
     for client in [h.client(None), h.admin(None)] {
         let ready = client.get("/readyz").await.unwrap();

@@ -6,3 +6,4 @@
 mod api;
 mod approval;
 mod conformance;
+mod notify;

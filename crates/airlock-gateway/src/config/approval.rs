@@ -36,6 +36,81 @@ pub struct ApprovalConfig {
     /// (default 1 MiB; 413 `AirlockApprovalBodyTooLarge` above it).
     #[serde(default = "default_max_stored_body_bytes")]
     pub max_stored_body_bytes: u64,
+    /// Where approvers are told about approvals (`[[approval.notify]]`),
+    /// besides the log.
+    #[serde(default)]
+    pub notify: Vec<NotifyConfig>,
+}
+
+/// `[[approval.notify]]`: one receiver of approval notifications.
+///
+/// ```toml
+/// [[approval.notify]]
+/// kind = "slack"                        # webhook | slack | teams
+/// url_env = "AIRLOCK_SLACK_WEBHOOK_URL" # or url = "https://…" (chat webhook URLs are secrets)
+/// rules = ["storage-writes-need-approval"]  # optional: only these rules' approvals
+///
+/// [[approval.notify]]
+/// kind = "webhook"                      # Airlock's JSON, signed (X-Airlock-Signature)
+/// url = "https://ops.contoso.com/hooks/airlock"
+/// secret_file = "/etc/airlock/webhook-secret"   # or secret_env
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// What the receiver understands.
+    pub kind: NotifyKind,
+    /// Its URL (`https://`; `http://` only with `upstream.allow_insecure_http`).
+    pub url: Option<String>,
+    /// Or the environment variable holding the URL.
+    pub url_env: Option<String>,
+    /// The generic webhook's HMAC secret, in a file.
+    pub secret_file: Option<std::path::PathBuf>,
+    /// Or in an environment variable.
+    pub secret_env: Option<String>,
+    /// Only approvals asked for by these policy rules (default: all).
+    pub rules: Option<Vec<String>>,
+}
+
+/// `[[approval.notify]] kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyKind {
+    /// Airlock's JSON, signed with HMAC-SHA256.
+    Webhook,
+    /// A Slack incoming webhook (Block Kit).
+    Slack,
+    /// A Microsoft Teams incoming webhook or Workflows URL (Adaptive Card).
+    Teams,
+}
+
+impl NotifyConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        const KEY: &str = "approval.notify";
+        if self.url.is_some() == self.url_env.is_some() {
+            return Err(invalid(
+                KEY,
+                "needs exactly one of url and url_env",
+                "give the receiver's URL, or the name of the environment variable holding it",
+            ));
+        }
+        let secret = self.secret_file.is_some() || self.secret_env.is_some();
+        match self.kind {
+            NotifyKind::Webhook if self.secret_file.is_some() == self.secret_env.is_some() => {
+                Err(invalid(
+                    KEY,
+                    "a webhook needs exactly one of secret_file and secret_env (its payloads are signed)",
+                    "write a random secret (openssl rand -hex 32) to a file only the gateway reads and name it in secret_file",
+                ))
+            }
+            NotifyKind::Slack | NotifyKind::Teams if secret => Err(invalid(
+                KEY,
+                "Slack and Teams webhooks take no secret (their URL is the secret)",
+                "remove secret_file / secret_env, and keep the URL in url_env",
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Where approvals are kept.
@@ -58,6 +133,7 @@ impl Default for ApprovalConfig {
             max_pending_per_principal: default_max_pending_per_principal(),
             max_pending: default_max_pending(),
             max_stored_body_bytes: default_max_stored_body_bytes(),
+            notify: Vec::new(),
         }
     }
 }
@@ -115,7 +191,7 @@ impl ApprovalConfig {
                 "keep the per-principal limit at or below the total",
             ));
         }
-        Ok(())
+        self.notify.iter().try_for_each(NotifyConfig::validate)
     }
 }
 

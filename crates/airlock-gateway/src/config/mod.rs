@@ -45,7 +45,7 @@ mod forward_proxy;
 mod identity;
 mod masking;
 
-pub use approval::{AdminConfig, ApprovalConfig, StoreConfig, StoreKind};
+pub use approval::{AdminConfig, ApprovalConfig, NotifyConfig, NotifyKind, StoreConfig, StoreKind};
 pub use audit::AuditConfig;
 pub use forward_proxy::{ForwardProxyConfig, ProxyAuth};
 pub use identity::{GroupResolverKind, GroupsConfig, IdentityConfig, KeysFrom};
@@ -470,6 +470,35 @@ mod tests {
 
     fn error_of(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn notification_receivers_name_what_is_missing() {
+        let with = |rest: &str| format!("{MINIMAL}[[approval.notify]]\n{rest}\n");
+        for (receiver, problem) in [
+            ("kind = \"slack\"", "exactly one of url and url_env"),
+            (
+                "kind = \"slack\"\nurl = \"https://x\"\nurl_env = \"U\"",
+                "exactly one of url and url_env",
+            ),
+            (
+                "kind = \"webhook\"\nurl = \"https://x\"",
+                "exactly one of secret_file and secret_env",
+            ),
+            (
+                "kind = \"teams\"\nurl = \"https://x\"\nsecret_env = \"S\"",
+                "take no secret",
+            ),
+            ("kind = \"email\"\nurl = \"https://x\"", "unknown variant"),
+        ] {
+            let message = error_of(&with(receiver));
+            assert!(message.contains(problem), "{receiver}: {message}");
+        }
+        let config = parse(&with(
+            "kind = \"slack\"\nurl_env = \"SLACK_URL\"\nrules = [\"r1\"]",
+        ))
+        .unwrap();
+        assert_eq!(config.approval.notify[0].kind, NotifyKind::Slack);
     }
 
     #[test]
