@@ -37,6 +37,29 @@ pub struct Harness {
     pub database: std::path::PathBuf,
 }
 
+/// Asks `attempt` until it answers `Some`, and fails the test once
+/// `within` has passed: for what happens in the background (an event
+/// written when a tunnel closes, a notification delivered). The deadline
+/// decides, never a fixed sleep.
+pub async fn eventually<T, F, Fut>(what: &str, within: std::time::Duration, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        // A polling interval, not a timing assumption.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Knobs for [`Harness::start`].
 #[derive(Debug, Default, Clone)]
 pub struct Options {

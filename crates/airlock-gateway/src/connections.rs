@@ -85,7 +85,7 @@ impl ConnectionLimits {
         app: axum::Router,
         proxy: Option<Arc<ProxyContext>>,
         builder: auto::Builder<TokioExecutor>,
-        watcher: Watcher,
+        [watcher, tunnel_watcher]: [Watcher; 2],
     ) {
         let Some(admitted) = self.admit(peer.ip()) else {
             tracing::warn!(%peer, "connection refused: too many open connections (limits.max_connections, limits.max_connections_per_client)");
@@ -93,6 +93,7 @@ impl ConnectionLimits {
         };
         // Held by this connection and by any tunnel it becomes.
         let admission: Admission = Arc::new(admitted);
+        let tunnel_watcher = Arc::new(Mutex::new(Some(tunnel_watcher)));
         let _ = stream.set_nodelay(true);
         let result = match tls {
             Some(acceptor) => {
@@ -104,6 +105,7 @@ impl ConnectionLimits {
                             inner: guarded,
                             context: proxy,
                             admission,
+                            watcher: tunnel_watcher,
                         });
                         self.serve_io(stream, peer, service, builder, watcher).await
                     }
@@ -118,6 +120,7 @@ impl ConnectionLimits {
                     inner: app,
                     context: proxy,
                     admission,
+                    watcher: tunnel_watcher,
                 });
                 self.serve_io(stream, peer, service, builder, watcher).await
             }

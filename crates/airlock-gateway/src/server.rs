@@ -333,7 +333,8 @@ async fn accept_loop(
             app.clone(),
             proxy.clone(),
             builder.clone(),
-            graceful.watcher(),
+            // One for the connection, one for the tunnel it may become.
+            [graceful.watcher(), graceful.watcher()],
         ));
     }
     drop(listener);

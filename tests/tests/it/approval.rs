@@ -826,25 +826,17 @@ async fn receiver() -> (String, Posted) {
 
 /// Waits until `got` holds `count` posts: headers, body as sent, body as JSON.
 async fn posts(got: &Posted, count: usize) -> Vec<(http::HeaderMap, Bytes, Value)> {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let seen = airlock_tests::eventually("the notifications", WAIT, || async {
         let seen = got.lock().unwrap().clone();
-        if seen.len() >= count {
-            return seen
-                .into_iter()
-                .map(|(headers, body)| {
-                    let json = serde_json::from_slice(&body).unwrap();
-                    (headers, body, json)
-                })
-                .collect();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {count} notifications",
-            seen.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (seen.len() >= count).then_some(seen)
+    })
+    .await;
+    seen.into_iter()
+        .map(|(headers, body)| {
+            let json = serde_json::from_slice(&body).unwrap();
+            (headers, body, json)
+        })
+        .collect()
 }
 
 /// `[[approval.notify]]`: Slack hears of every approval; a signed webhook

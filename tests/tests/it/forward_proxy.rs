@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use airlock_sim::{SECRET_VALUE, SUBSCRIPTION_ID, VAULT};
-use airlock_tests::{Harness, Options};
+use airlock_tests::{Harness, Options, eventually};
 use rustls_pki_types::pem::PemObject as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -321,7 +321,7 @@ async fn tunnels_count_against_the_connection_limits() {
     )
     .await;
     let (first, first_stream) = p.connect("management.azure.com:443").await;
-    let (second, _second_stream) = p.connect("management.azure.com:443").await;
+    let (second, second_stream) = p.connect("management.azure.com:443").await;
     assert!(
         first.contains(" 200 ") && second.contains(" 200 "),
         "{first} {second}"
@@ -333,20 +333,61 @@ async fn tunnels_count_against_the_connection_limits() {
     );
     // A tunnel closes: its place is free again.
     drop(first_stream);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, _stream) = p.connect("management.azure.com:443").await;
-        if status.contains(" 200 ") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no place freed after a tunnel closed: {status:?}"
-        );
-        // Polling interval, not a timing assumption: the deadline decides.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "a place freed after a tunnel closed",
+        Duration::from_secs(10),
+        || async {
+            let (status, stream) = p.connect("management.azure.com:443").await;
+            status.contains(" 200 ").then_some(stream)
+        },
+    )
+    .await;
+    // Shutting down waits for open tunnels (up to their TLS handshake's timeout).
+    drop(second_stream);
     p.h.shutdown().await;
+}
+
+/// Shutting down waits for the requests inside open tunnels: one in flight
+/// completes, and is recorded, before the gateway stops.
+#[tokio::test]
+async fn shutdown_drains_requests_inside_tunnels() {
+    let p = start("127.0.0.1:9".parse().unwrap()).await;
+    p.h.sim.set_response_delay(Duration::from_millis(500));
+    let client = airlock_demo::AgentClient::through_proxy(
+        "https://management.azure.com",
+        &format!("http://{}", p.h.gateway.local_addr()),
+        &[&std::fs::read_to_string(&p.ca).unwrap()],
+        &p.h.agent_token,
+    )
+    .unwrap();
+    let path = format!("/subscriptions/{SUBSCRIPTION_ID}/resourcegroups?api-version=2021-04-01");
+    let in_flight = tokio::spawn(async move { client.get(&path).await });
+    eventually(
+        "the request reaching Azure",
+        Duration::from_secs(10),
+        || async { (!p.h.sim.requests().is_empty()).then_some(()) },
+    )
+    .await;
+    let Proxied { h, ca: _ca, _dir } = p;
+    let database = h.database.clone();
+    h.gateway.shutdown().await;
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(
+        response.status, 200,
+        "the request in the tunnel must complete"
+    );
+    // And it was recorded before the recorder stopped.
+    let store = airlock_store::SqliteStore::open(&database).await.unwrap();
+    let mut pages = store.events_since(std::time::UNIX_EPOCH);
+    let mut recorded = Vec::new();
+    while let Some(page) = pages.next_page().await.unwrap() {
+        recorded.extend(page);
+    }
+    assert!(recorded.iter().any(|e| e.event.method == "GET"
+        && e.event.host.as_deref() == Some("management.azure.com")
+        && e.event.status == 200));
+    h.sim.shutdown().await;
+    h.issuer.shutdown().await;
 }
 
 /// What the client sends the sign-in host: the start of a TLS ClientHello.
@@ -375,22 +416,18 @@ async fn sign_in_hosts_are_tunnelled_blind() {
     assert_eq!(&echoed, HELLO);
     drop(stream);
     // Recorded when the tunnel closes: host and byte counts, nothing read.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let event = loop {
-        let trail = p.h.audit_trail().await;
-        if let Some(e) = trail
-            .into_iter()
-            .find(|e| e.event.host.as_deref() == Some("login.microsoftonline.com:443"))
-        {
-            break e.event;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no event for the closed tunnel"
-        );
-        // Polling interval, not a timing assumption: the deadline decides.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let event = eventually(
+        "the closed tunnel's event",
+        Duration::from_secs(10),
+        || async {
+            p.h.audit_trail()
+                .await
+                .into_iter()
+                .find(|e| e.event.host.as_deref() == Some("login.microsoftonline.com:443"))
+                .map(|e| e.event)
+        },
+    )
+    .await;
     assert_eq!((event.method.as_str(), event.status), ("CONNECT", 200));
     assert_eq!(
         (event.bytes_in, event.bytes_out),

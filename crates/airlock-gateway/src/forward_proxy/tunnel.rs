@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
 use hyper_util::service::TowerToHyperService;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -55,6 +56,10 @@ pub(crate) struct ProxyService<S> {
     /// The connection's place: a tunnel keeps it until the tunnel closes,
     /// so tunnels count against the limits like the connection they took over.
     pub(crate) admission: Admission,
+    /// Lets the listener's graceful shutdown wait for the requests inside
+    /// the tunnel this connection becomes (taken by the one `CONNECT`
+    /// served; dropped with the connection otherwise).
+    pub(crate) watcher: Arc<Mutex<Option<Watcher>>>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for ProxyService<S> {
@@ -89,6 +94,7 @@ where
         let upgrade = hyper::upgrade::on(&mut request);
         let answer = self.inner.call(request);
         let admission = self.admission.clone();
+        let watcher = self.watcher.clone();
         Box::pin(async move {
             let response = answer.await?;
             let Some(tunnel) = response
@@ -104,6 +110,10 @@ where
             let draft = response.extensions().get::<AuditDraft>().cloned();
             let (mut parts, body) = response.into_parts();
             let closer = parts.extensions.remove::<TunnelCloser>();
+            let watcher = watcher
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
             tokio::spawn(async move {
                 let _admission = admission;
                 let record = Record {
@@ -112,7 +122,9 @@ where
                     body,
                 };
                 match upgrade.await {
-                    Ok(upgraded) => run(tunnel, TokioIo::new(upgraded), &context, record).await,
+                    Ok(upgraded) => {
+                        run(tunnel, TokioIo::new(upgraded), &context, record, watcher).await;
+                    }
                     Err(error) => {
                         tracing::debug!(%error, "CONNECT: the client did not take the tunnel");
                         record.end(None).await;
@@ -144,20 +156,25 @@ impl Record {
     }
 }
 
+/// Carries out `tunnel`; with `watcher`, the listener's graceful shutdown
+/// waits for it (an intercepted tunnel finishes the requests in it; a blind
+/// one is waited for up to the drain timeout).
 async fn run(
     tunnel: Tunnel,
     io: TokioIo<hyper::upgrade::Upgraded>,
     context: &ProxyContext,
     record: Record,
+    watcher: Option<Watcher>,
 ) {
     match tunnel {
         Tunnel::Intercept { host, token } => {
             record.end(None).await;
-            intercept(io, &host, token, context).await;
+            intercept(io, &host, token, context, watcher).await;
         }
         Tunnel::Blind { host, address } => {
             let bytes = blind(io, &host, &address, context).await;
             record.end(Some(bytes)).await;
+            drop(watcher);
         }
     }
 }
@@ -170,6 +187,7 @@ async fn intercept(
     host: &str,
     token: Option<TunnelToken>,
     context: &ProxyContext,
+    watcher: Option<Watcher>,
 ) {
     let leaf = match context.minter.leaf(host) {
         Ok(leaf) => leaf,
@@ -203,11 +221,14 @@ async fn intercept(
         })
         .service(context.app.clone());
     let service = TowerToHyperService::new(SniGuard::new(app, Some(host)));
-    if let Err(error) = context
+    let connection = context
         .builder
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
+        .serve_connection(TokioIo::new(stream), service);
+    let served = match watcher {
+        Some(watcher) => watcher.watch(connection).await,
+        None => connection.await,
+    };
+    if let Err(error) = served {
         tracing::debug!(%host, %error, "CONNECT: tunnel ended with an error");
     }
 }
