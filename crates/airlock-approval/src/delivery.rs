@@ -114,12 +114,13 @@ impl Delivery {
     pub(crate) fn send(&self, outgoing: Outgoing) {
         if let Err(refused) = self.queue.try_send(outgoing) {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            let receiver = match &refused {
-                mpsc::error::TrySendError::Full(o) | mpsc::error::TrySendError::Closed(o) => {
-                    &o.receiver
+            let (receiver, why) = match &refused {
+                mpsc::error::TrySendError::Full(o) => (&o.receiver, "the delivery queue is full"),
+                mpsc::error::TrySendError::Closed(o) => {
+                    (&o.receiver, "the delivery task has stopped")
                 }
             };
-            tracing::warn!(%receiver, "approval notification dropped: the delivery queue is full");
+            tracing::warn!(%receiver, why, "approval notification dropped");
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_core::{HttpClient, TokenProvider};
+use airlock_identity::ProxyAuthorization;
 use axum::Router;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -147,10 +148,13 @@ impl Gateway {
         let connect = ConnectLayer::new(connect_targets(&config, routes.clone()));
         let layers = Layers {
             recorder: config.audit.enabled.then(|| recorder.layer()),
-            identity: identity.require_proxy_authorization(
-                config.forward_proxy.enabled
-                    && config.forward_proxy.proxy_auth == crate::config::ProxyAuth::Required,
-            ),
+            identity: identity.proxy_authorization(match &config.forward_proxy {
+                proxy if !proxy.enabled => ProxyAuthorization::Off,
+                proxy if proxy.proxy_auth == crate::config::ProxyAuth::Required => {
+                    ProxyAuthorization::Required
+                }
+                _ => ProxyAuthorization::Optional,
+            }),
             classify: classify::layer(&config, routes.clone()),
             policy: PolicyLayer::new(policy.clone()),
             approval: approvals.layer.clone(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tower::Layer;
 
-use crate::{IdentityService, TokenValidator};
+use crate::{IdentityService, ProxyAuthorization, TokenValidator};
 
 /// Requires a valid bearer token on every request and puts the caller's
 /// [`Principal`](airlock_core::Principal) in the request's extensions.
@@ -20,8 +20,8 @@ pub(crate) struct Shared {
     pub(crate) challenge: Vec<(String, String)>,
     /// Hosts (by suffix) whose challenge names another `resource`.
     pub(crate) resources_by_host: Vec<(String, String)>,
-    /// A `CONNECT` without `Proxy-Authorization` is answered 407.
-    pub(crate) proxy_authorization_required: bool,
+    /// How a `CONNECT` is identified.
+    pub(crate) proxy_authorization: ProxyAuthorization,
 }
 
 impl Shared {
@@ -72,7 +72,7 @@ impl IdentityLayer {
                 validator,
                 challenge: Vec::new(),
                 resources_by_host: Vec::new(),
-                proxy_authorization_required: false,
+                proxy_authorization: ProxyAuthorization::Off,
             }),
         }
     }
@@ -118,20 +118,19 @@ impl IdentityLayer {
 }
 
 impl IdentityLayer {
-    /// Answers a `CONNECT` that carries no `Proxy-Authorization` with `407`
-    /// and `Proxy-Authenticate`, instead of passing it on unidentified (the
-    /// default, when the requests inside the tunnel bring their own
-    /// tokens). See [`TunnelToken`](crate::TunnelToken) for how a tunnel
-    /// is identified.
+    /// How a `CONNECT` is identified, for a service that is a forward
+    /// proxy (see [`ProxyAuthorization`]); by default it is an ordinary
+    /// request and needs its own `Authorization`.
     ///
     /// ```
     /// # fn build(validator: impl airlock_identity::TokenValidator) {
-    /// let layer = airlock_identity::IdentityLayer::new(validator).require_proxy_authorization(true);
+    /// use airlock_identity::{IdentityLayer, ProxyAuthorization};
+    /// let layer = IdentityLayer::new(validator).proxy_authorization(ProxyAuthorization::Required);
     /// # }
     /// ```
     #[must_use]
-    pub fn require_proxy_authorization(mut self, required: bool) -> Self {
-        Arc::make_mut(&mut self.shared).proxy_authorization_required = required;
+    pub fn proxy_authorization(mut self, mode: ProxyAuthorization) -> Self {
+        Arc::make_mut(&mut self.shared).proxy_authorization = mode;
         self
     }
 }

@@ -61,7 +61,7 @@ pub use error::{AuthError, BuildError};
 pub use groups::{GRAPH_URL, GraphGroupResolver, GroupResolver, GroupsError};
 pub use jwks::KeySource;
 pub use layer::IdentityLayer;
-pub use proxy::TunnelToken;
+pub use proxy::{ProxyAuthorization, TunnelToken};
 pub use service::IdentityService;
 pub use validator::{
     DEFAULT_MAX_TOKEN_BYTES, ENTRA_ISSUERS, JwtValidator, JwtValidatorBuilder, TokenValidator,

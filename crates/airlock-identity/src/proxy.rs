@@ -13,9 +13,8 @@
 //! forwarded). The token is verified again on each of them (from the
 //! validator's cache), so a tunnel outliving its token stops working.
 //! Without `Proxy-Authorization`, each request inside is identified by its
-//! own `Authorization`, unless the layer requires proxy authorization
-//! ([`IdentityLayer::require_proxy_authorization`](crate::IdentityLayer::require_proxy_authorization)),
-//! when the `CONNECT` is answered `407`.
+//! own `Authorization`, unless the layer requires proxy authorization, when
+//! the `CONNECT` is answered `407` (see [`ProxyAuthorization`]).
 
 use std::sync::Arc;
 
@@ -26,6 +25,22 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 
 use crate::AuthError;
 use crate::bearer::checked_token;
+
+/// How the identity layer treats a `CONNECT`
+/// ([`IdentityLayer::proxy_authorization`](crate::IdentityLayer::proxy_authorization)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProxyAuthorization {
+    /// Like any request: it needs a valid `Authorization` (the service is
+    /// not a forward proxy, so nothing unidentified gets past the layer).
+    #[default]
+    Off,
+    /// Identified by its `Proxy-Authorization` when it has one, else
+    /// passed on unidentified for the proxy to decide: the requests inside
+    /// the tunnel bring their own tokens.
+    Optional,
+    /// Without a valid `Proxy-Authorization`, `407`.
+    Required,
+}
 
 /// The verified `Proxy-Authorization` token of a `CONNECT`.
 ///

@@ -13,7 +13,7 @@ use tower::Service;
 use crate::AuthError;
 use crate::bearer::bearer_token;
 use crate::layer::Shared;
-use crate::proxy::{self, TunnelToken};
+use crate::proxy::{self, ProxyAuthorization, TunnelToken};
 
 /// The identity middleware; see [`IdentityLayer`](crate::IdentityLayer).
 #[derive(Clone)]
@@ -48,7 +48,9 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
-        if request.method() == Method::CONNECT {
+        if request.method() == Method::CONNECT
+            && shared.proxy_authorization != ProxyAuthorization::Off
+        {
             return Box::pin(connect(inner, shared, request));
         }
         Box::pin(async move {
@@ -98,7 +100,7 @@ where
     let audience = shared.validator.audience().unwrap_or("this gateway");
     let token = match proxy::proxy_token(request.headers(), shared.validator.max_token_bytes()) {
         Ok(Some(token)) => token,
-        Ok(None) if !shared.proxy_authorization_required => {
+        Ok(None) if shared.proxy_authorization == ProxyAuthorization::Optional => {
             return Ok(inner.call(request).await?.map(AirlockBody::new));
         }
         Ok(None) => return Ok(proxy::proxy_refusal(None, audience, &request)),

@@ -176,7 +176,7 @@ where
         let response = match decided {
             Ok(mut tunnel) => {
                 if let Tunnel::Intercept { token, .. } = &mut tunnel {
-                    token.clone_from(&request.extensions().get::<TunnelToken>().cloned());
+                    *token = request.extensions().get::<TunnelToken>().cloned();
                 }
                 tracing::info!(target = %authority, ?tunnel, "CONNECT served");
                 let mut response = Response::new(airlock_core::empty());

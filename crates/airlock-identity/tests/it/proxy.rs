@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use airlock_identity::IdentityLayer;
+use airlock_identity::{IdentityLayer, ProxyAuthorization, TunnelToken};
 use airlock_sim::TokenSpec;
 use base64::Engine as _;
 use http::header::{AUTHORIZATION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION};
@@ -22,6 +22,16 @@ fn connect(proxy_authorization: Option<&str>) -> Request<()> {
         builder = builder.header(PROXY_AUTHORIZATION, value);
     }
     builder.body(()).unwrap()
+}
+
+/// The token of a `CONNECT` that `token` identifies, as the proxy gets it.
+async fn open_tunnel(layer: &IdentityLayer, token: &str) -> TunnelToken {
+    through(layer, connect(Some(&format!("Bearer {token}"))))
+        .await
+        .seen
+        .unwrap()
+        .tunnel
+        .unwrap()
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -48,16 +58,27 @@ fn assert_proxy_refused(answer: &Answer, message_part: &str) {
     );
 }
 
+/// Not a forward proxy (the default): a `CONNECT` is an ordinary request,
+/// refused without a token, so nothing unidentified gets past the layer.
+#[tokio::test]
+async fn a_connect_is_an_ordinary_request_unless_the_service_is_a_proxy() {
+    let (_issuer, validator) = start().await;
+    let layer = IdentityLayer::new(validator);
+    let answer = through(&layer, connect(None)).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(answer.seen.is_none());
+}
+
 #[tokio::test]
 async fn a_connect_without_proxy_authorization_goes_on_unidentified_unless_it_is_required() {
     let (_issuer, validator) = start().await;
-    let layer = IdentityLayer::new(validator);
+    let layer = IdentityLayer::new(validator).proxy_authorization(ProxyAuthorization::Optional);
     let answer = through(&layer, connect(None)).await;
     assert_eq!(answer.status, StatusCode::OK);
     let seen = answer.seen.unwrap();
     assert!(seen.principal.is_none() && seen.tunnel.is_none());
 
-    let required = layer.require_proxy_authorization(true);
+    let required = layer.proxy_authorization(ProxyAuthorization::Required);
     let answer = through(&required, connect(None)).await;
     assert_proxy_refused(
         &answer,
@@ -68,7 +89,7 @@ async fn a_connect_without_proxy_authorization_goes_on_unidentified_unless_it_is
 #[tokio::test]
 async fn bearer_or_the_password_of_basic_identifies_the_tunnel() {
     let (issuer, validator) = start().await;
-    let layer = IdentityLayer::new(validator).require_proxy_authorization(true);
+    let layer = IdentityLayer::new(validator).proxy_authorization(ProxyAuthorization::Required);
     let token = issuer.mint(&TokenSpec::agent());
     for value in [format!("Bearer {token}"), basic("agent", &token)] {
         let answer = through(&layer, connect(Some(&value))).await;
@@ -90,7 +111,7 @@ async fn bearer_or_the_password_of_basic_identifies_the_tunnel() {
 async fn a_wrong_proxy_token_is_407_naming_the_problem_and_never_echoing_it() {
     let (issuer, validator) = start().await;
     // Refused whether or not proxy authorization is required: a token sent is checked.
-    let layer = IdentityLayer::new(validator);
+    let layer = IdentityLayer::new(validator).proxy_authorization(ProxyAuthorization::Optional);
     let wrong_audience = issuer.mint(&TokenSpec::agent().audience("https://example.com"));
     let answer = through(&layer, connect(Some(&format!("Bearer {wrong_audience}")))).await;
     assert_proxy_refused(&answer, "the Proxy-Authorization token was not accepted: ");
@@ -106,14 +127,8 @@ async fn a_wrong_proxy_token_is_407_naming_the_problem_and_never_echoing_it() {
 #[tokio::test]
 async fn requests_inside_a_tunnel_run_as_its_principal() {
     let (issuer, validator) = start().await;
-    let layer = IdentityLayer::new(validator);
-    let token = issuer.mint(&TokenSpec::agent());
-    let tunnel = through(&layer, connect(Some(&format!("Bearer {token}"))))
-        .await
-        .seen
-        .unwrap()
-        .tunnel
-        .unwrap();
+    let layer = IdentityLayer::new(validator).proxy_authorization(ProxyAuthorization::Optional);
+    let tunnel = open_tunnel(&layer, &issuer.mint(&TokenSpec::agent())).await;
     let mut inner = request(&["Bearer not-a-token"]);
     inner.extensions_mut().insert(tunnel);
     let answer = through(&layer, inner).await;
@@ -136,14 +151,9 @@ async fn a_tunnel_outliving_its_token_is_refused_with_the_fix() {
         .build()
         .await
         .unwrap();
-    let layer = IdentityLayer::new(validator);
+    let layer = IdentityLayer::new(validator).proxy_authorization(ProxyAuthorization::Optional);
     let token = issuer.mint(&TokenSpec::agent().lifetime(Duration::from_secs(2)));
-    let tunnel = through(&layer, connect(Some(&format!("Bearer {token}"))))
-        .await
-        .seen
-        .unwrap()
-        .tunnel
-        .unwrap();
+    let tunnel = open_tunnel(&layer, &token).await;
     let answer = eventually(
         "the tunnel's token expires",
         Duration::from_secs(15),
