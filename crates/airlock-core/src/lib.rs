@@ -19,6 +19,7 @@ pub mod audit;
 pub mod body;
 pub mod decision;
 pub mod error;
+pub mod html;
 pub mod http_client;
 pub mod operation;
 pub mod operation_pattern;
@@ -33,6 +34,7 @@ pub use body::{
 };
 pub use decision::{ApprovalWait, Approvers, Decision, Elevation};
 pub use error::{AirlockError, ErrorContext, REQUEST_ID_HEADER};
+pub use html::escape_html;
 pub use http_client::{HttpClient, HttpClientError};
 pub use operation::{Operation, Plane, ResourceScope};
 pub use operation_pattern::{OperationPattern, PatternError};

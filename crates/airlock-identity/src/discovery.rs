@@ -28,6 +28,25 @@ pub(crate) async fn discover(
     client: &Arc<dyn HttpClient>,
     issuer: &str,
 ) -> Result<Discovered, String> {
+    let metadata = provider_metadata(client, issuer).await?;
+    Ok(Discovered {
+        issuer: metadata.issuer().to_string(),
+        jwks_uri: metadata.jwks_uri().to_string(),
+    })
+}
+
+/// An OpenID provider's metadata, read from
+/// `{issuer}/.well-known/openid-configuration` over `client`; refused unless
+/// it names `issuer` itself, as OIDC Discovery requires. For the
+/// authorization-code flow (`airlock-signin`) as well as key discovery.
+///
+/// # Errors
+///
+/// A message naming the URL and what was wrong with its answer.
+pub async fn provider_metadata(
+    client: &Arc<dyn HttpClient>,
+    issuer: &str,
+) -> Result<CoreProviderMetadata, String> {
     let issuer_url =
         IssuerUrl::new(issuer.to_owned()).map_err(|e| format!("not an issuer URL: {e}"))?;
     let url = format!(
@@ -52,10 +71,7 @@ pub(crate) async fn discover(
             metadata.issuer().as_str()
         ));
     }
-    Ok(Discovered {
-        issuer: metadata.issuer().to_string(),
-        jwks_uri: metadata.jwks_uri().to_string(),
-    })
+    Ok(metadata)
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ mod service;
 mod token_cache;
 mod validator;
 
+pub use discovery::provider_metadata;
 pub use error::{AuthError, BuildError};
 pub use groups::{GRAPH_URL, GraphGroupResolver, GroupResolver, GroupsError};
 pub use jwks::KeySource;

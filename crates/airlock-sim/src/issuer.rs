@@ -8,7 +8,11 @@
 //!   registered with [`IssuerHandle::register_client`]: a wrong secret is
 //!   401 `invalid_client` (AADSTS7000215), an unknown client 400
 //!   `unauthorized_client` (AADSTS700016), as Entra answers;
-//!   `scope={audience}/.default`).
+//!   `scope={audience}/.default`), and authorization codes;
+//! - `GET`/`POST /{tenant}/oauth2/v2.0/authorize`: people signing in to a web
+//!   application with the authorization-code flow and PKCE, picking one of
+//!   the users registered with [`IssuerHandle::register_user`] (see the
+//!   `sign_in` module).
 //!
 //! [`IssuerHandle::verifier`] checks the tokens it minted the way ARM and Key
 //! Vault do (signature, audience, expiry), so the simulated Azure can accept
@@ -79,6 +83,7 @@ impl DevIssuer {
             identity_requests: AtomicUsize::new(0),
             failing_identity_requests: AtomicUsize::new(0),
             identity_failure: Mutex::new(StatusCode::TOO_MANY_REQUESTS),
+            sign_ins: crate::sign_in::SignIns::default(),
         });
         let app = Router::new()
             .route(
@@ -88,6 +93,10 @@ impl DevIssuer {
             .route("/{tenant}/discovery/v2.0/keys", get(jwks))
             .route("/{tenant}/discovery/keys", get(jwks))
             .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route(
+                "/{tenant}/oauth2/v2.0/authorize",
+                get(crate::sign_in::authorize).post(crate::sign_in::pick),
+            )
             .route(
                 "/metadata/identity/oauth2/token",
                 get(crate::managed_identity::imds),
@@ -201,6 +210,8 @@ pub(crate) struct IssuerState {
     /// How many of the next managed-identity requests fail, and how.
     pub(crate) failing_identity_requests: AtomicUsize,
     pub(crate) identity_failure: Mutex<StatusCode>,
+    /// People signing in to web applications (authorization-code flow).
+    pub(crate) sign_ins: crate::sign_in::SignIns,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -359,6 +370,32 @@ impl IssuerHandle {
         lock(&self.state.clients).insert(client_id.to_owned(), secret.to_owned());
     }
 
+    /// Registers a web application people sign in to (authorization-code
+    /// flow): its secret and the redirect URIs it may use.
+    pub fn register_sign_in_client(&self, client_id: &str, secret: &str, redirect_uris: &[&str]) {
+        lock(&self.state.sign_ins.clients).insert(
+            client_id.to_owned(),
+            crate::sign_in::SignInClient {
+                secret: secret.to_owned(),
+                redirect_uris: redirect_uris.iter().map(|&u| u.to_owned()).collect(),
+            },
+        );
+    }
+
+    /// Adds a user to the sign-in page's account picker (a user
+    /// [`TokenSpec`], such as [`TokenSpec::approver`]).
+    pub fn register_user(&self, user: TokenSpec) {
+        lock(&self.state.sign_ins.users).push(user);
+    }
+
+    /// `http://127.0.0.1:PORT/{tenant}/oauth2/v2.0/authorize` (sign-in).
+    pub fn authorization_endpoint(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/authorize",
+            self.state.base_url, self.state.tenant_id
+        )
+    }
+
     /// Registers an app registration with a certificate credential: its
     /// public key (PEM), its `x5t#S256` thumbprint, and whether it has
     /// expired (Entra then refuses with AADSTS700027).
@@ -478,7 +515,7 @@ impl IssuerHandle {
 }
 
 /// Entra-style error bodies (`{"error":"…","error_description":"AADSTS…"}`).
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     json_response(
         status,
         &json!({ "error": error, "error_description": description }),
@@ -499,7 +536,7 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 /// 503 while unavailable, 400 for another tenant.
-fn refuse(state: &IssuerState, tenant: &str) -> Option<Response> {
+pub(crate) fn refuse(state: &IssuerState, tenant: &str) -> Option<Response> {
     if !state.available.load(Ordering::SeqCst) {
         return Some(oauth_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -584,12 +621,16 @@ async fn token(
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
     };
-    if field("grant_type") != Some("client_credentials") {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "AADSTS70003: The app requested an unsupported grant type; this development issuer supports client_credentials.",
-        );
+    match field("grant_type") {
+        Some("client_credentials") => {}
+        Some("authorization_code") => return crate::sign_in::redeem(&state, &form),
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "AADSTS70003: The app requested an unsupported grant type; this development issuer supports client_credentials and authorization_code.",
+            );
+        }
     }
     let Some(client_id) = field("client_id") else {
         return oauth_error(

@@ -54,6 +54,7 @@ mod reply;
 mod resource_groups;
 mod routing;
 mod server;
+mod sign_in;
 mod state;
 mod storage;
 mod subscriptions;
