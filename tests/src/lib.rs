@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod browser;
+
 use airlock_core::REQUEST_ID_HEADER;
 use airlock_demo::{AgentClient, AgentResponse};
 use airlock_demo::{DevCertificates, LocalConfig};
@@ -89,6 +91,27 @@ pub struct Options {
     pub upstream_identities: Option<fn(&IssuerHandle, &std::path::Path) -> String>,
     /// Agents' token audiences accepted besides `api://airlock`.
     pub audiences: Vec<String>,
+    /// Approvers sign in to the page (`[admin.sign_in]`) through the
+    /// issuer's account picker, which lists [`sign_in_users`].
+    pub sign_in: bool,
+}
+
+/// The approver app registration's client id in tests with sign-in.
+pub const SIGN_IN_CLIENT_ID: &str = "00000000-0000-0000-0000-00000000c0de";
+
+/// The people on the sign-in page's account picker, in order: Alice (an
+/// approver) and Bob (signed in, but in no approvers' group).
+pub fn sign_in_users() -> [TokenSpec; 2] {
+    [
+        TokenSpec::approver(),
+        TokenSpec::new(
+            "Bob Onlooker",
+            "00000000-0000-0000-0000-0000000000b7",
+            airlock_core::PrincipalKind::User,
+            "00000000-0000-0000-0000-0000000000b8",
+        )
+        .username("bob@contoso.example"),
+    ]
 }
 
 /// A policy that allows every operation, for tests about forwarding.
@@ -140,7 +163,20 @@ impl Harness {
             .upstream_identities
             .map(|identities| identities(&issuer, dir.path()))
             .unwrap_or_default();
-        config = config.extra_toml(format!("{identities}\n{}", options.extra_toml));
+        let sign_in = if options.sign_in {
+            let secret = dir.path().join("sign-in-secret");
+            std::fs::write(&secret, "sign-in-secret-for-tests").unwrap();
+            for user in sign_in_users() {
+                issuer.register_user(user);
+            }
+            format!(
+                "\n[admin.sign_in]\nclient_id = \"{SIGN_IN_CLIENT_ID}\"\nclient_secret_file = \"{}\"\n",
+                secret.display()
+            )
+        } else {
+            String::new()
+        };
+        config = config.extra_toml(format!("{identities}\n{}{sign_in}", options.extra_toml));
         if let Some(arm_url) = options.arm_url {
             config = config.arm_url(arm_url);
         }
@@ -149,6 +185,9 @@ impl Harness {
         }
         let text = config.render();
         let gateway = start_gateway(&text).await;
+        if options.sign_in {
+            register_sign_in(&issuer, &gateway);
+        }
         let agent_token = issuer.mint(&TokenSpec::agent());
         let agent = AgentClient::new(gateway.url(), ca.as_deref())
             .unwrap()
@@ -170,6 +209,7 @@ impl Harness {
     /// files (a new port: the agent's client is rebuilt).
     pub async fn restart_gateway(&mut self) {
         let fresh = start_gateway(&self.config_text).await;
+        register_sign_in(&self.issuer, &fresh);
         let old = std::mem::replace(&mut self.gateway, fresh);
         old.shutdown().await;
         self.agent = self.client(Some(&self.agent_token));
@@ -261,6 +301,16 @@ impl Harness {
         self.sim.shutdown().await;
         self.issuer.shutdown().await;
     }
+}
+
+/// The approver app's redirect URI is the gateway's admin URL (a new port
+/// each start).
+fn register_sign_in(issuer: &IssuerHandle, gateway: &RunningGateway) {
+    issuer.register_sign_in_client(
+        SIGN_IN_CLIENT_ID,
+        "sign-in-secret-for-tests",
+        &[&format!("{}/ui/signin/callback", gateway.admin_url())],
+    );
 }
 
 async fn start_gateway(text: &str) -> RunningGateway {

@@ -464,10 +464,7 @@ fn item(
     principal: &Principal,
     now: SystemTime,
 ) -> Result<Value, AirlockError> {
-    let can_decide = approval.state == ApprovalState::Pending
-        && now < approval.expires_at
-        && approval.approvers.admits(principal)
-        && !approval.requester.is(principal);
+    let can_decide = approval.can_decide(principal, now);
     let mut value = serde_json::to_value(approval)
         .map_err(|e| AirlockError::Internal(format!("approval {}: {e}", approval.id)))?;
     if let Value::Object(fields) = &mut value {

@@ -134,6 +134,13 @@ pub struct Requester {
     pub display_name: Option<String>,
     /// Group object ids.
     pub groups: Vec<String>,
+    /// The client application (`azp`/`appid`), where the token named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// `user`, `application` or `managed_identity` (absent on approvals
+    /// stored before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl Requester {
@@ -144,6 +151,8 @@ impl Requester {
             tenant_id: principal.tenant_id().to_owned(),
             display_name: principal.display_name().map(str::to_owned),
             groups: principal.groups().to_vec(),
+            app_id: principal.app_id().map(str::to_owned),
+            kind: Some(principal.kind().as_str().to_owned()),
         }
     }
     /// Whether `principal` is this requester: the same object id, in any
@@ -334,6 +343,14 @@ pub struct RequestLine {
 }
 
 impl ApprovalRequest {
+    /// Whether `principal` can approve or deny it now: it is pending and
+    /// unexpired, `principal` is one of its approvers, and not its requester.
+    pub fn can_decide(&self, principal: &Principal, now: SystemTime) -> bool {
+        self.state == ApprovalState::Pending
+            && now < self.expires_at
+            && self.approvers.admits(principal)
+            && !self.requester.is(principal)
+    }
     /// The distinct approvers who approved, in order.
     pub fn approved_by(&self) -> Vec<&ApproverDecision> {
         let mut seen: Vec<&ApproverDecision> = Vec::new();

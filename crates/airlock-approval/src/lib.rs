@@ -77,6 +77,7 @@ mod sealed;
 mod service;
 mod store;
 mod sweeper;
+pub mod ui;
 mod watchers;
 mod webhook;
 
@@ -100,5 +101,6 @@ pub use sealed::{RequestSealer, SealError, SealedRequest, StoredRequest};
 pub use service::{ApprovalService, JUSTIFICATION_HEADER};
 pub use store::{ApprovalStore, Grant};
 pub use sweeper::ExpirySweeper;
+pub use ui::{ApprovalFeed, ApprovalPage};
 pub use watchers::StateWatchers;
 pub use webhook::{SIGNATURE_HEADER, WebhookFormat, WebhookNotifier, webhook_signature};

@@ -17,6 +17,7 @@
 
 pub mod audit;
 pub mod body;
+pub mod browser;
 pub mod decision;
 pub mod error;
 pub mod html;
@@ -32,6 +33,7 @@ pub use audit::{AuditDraft, AuditRecord};
 pub use body::{
     AirlockBody, BodyError, BoxError, boxed, collect_limited, declared_length, empty, full,
 };
+pub use browser::{BrowserSession, CSRF_HEADER};
 pub use decision::{ApprovalWait, Approvers, Decision, Elevation};
 pub use error::{AirlockError, ErrorContext, REQUEST_ID_HEADER};
 pub use html::escape_html;

@@ -32,6 +32,9 @@ pub const GATEWAY_CLIENT_ID: &str = "airlock-demo-gateway";
 /// The app registration the demo gateway acts as for an approved request
 /// that its rule elevates (`elevate_to = "contributor"`).
 pub const CONTRIBUTOR_CLIENT_ID: &str = "airlock-demo-contributor";
+
+/// The approver app registration people sign in to the approval page with.
+pub const SIGN_IN_CLIENT_ID: &str = "airlock-demo-approvers";
 /// How long the simulated Entra's tokens for the gateway live in the demo:
 /// short, so the run shows the gateway refreshing its credential.
 pub const GATEWAY_TOKEN_LIFETIME: Duration = Duration::from_secs(8);
@@ -87,6 +90,7 @@ impl DemoEnvironment {
         for (client_id, file) in [
             (GATEWAY_CLIENT_ID, "client-secret"),
             (CONTRIBUTOR_CLIENT_ID, "contributor-secret"),
+            (SIGN_IN_CLIENT_ID, "sign-in-secret"),
         ] {
             let secret = uuid::Uuid::new_v4().to_string();
             issuer.register_client(client_id, &secret);
@@ -99,6 +103,16 @@ impl DemoEnvironment {
         std::fs::write(dir.path().join("airlock.toml"), &config_text)?;
         let config = Config::parse(&config_text, "demo airlock.toml", |_| None)?;
         let gateway = Gateway::start(config).await?;
+        // Development sign-in: the issuer's account picker lists Alice, the
+        // demo approver; the redirect URI is the admin listener's (its port
+        // is known now).
+        let sign_in_secret = std::fs::read_to_string(dir.path().join("sign-in-secret"))?;
+        issuer.register_sign_in_client(
+            SIGN_IN_CLIENT_ID,
+            &sign_in_secret,
+            &[&format!("{}/ui/signin/callback", gateway.admin_url())],
+        );
+        issuer.register_user(TokenSpec::approver());
         Ok(Self {
             sim,
             issuer,
@@ -195,10 +209,20 @@ ca_key_file = "{}"
         dir.join("proxy-ca.pem").display(),
         dir.join("proxy-ca-key.pem").display()
     );
+    let sign_in = format!(
+        r#"
+# Approvers sign in to the approval page (/ui/approvals); the development
+# issuer's sign-in page offers the demo approver, no password.
+[admin.sign_in]
+client_id = "{SIGN_IN_CLIENT_ID}"
+client_secret_file = "{}"
+"#,
+        dir.join("sign-in-secret").display()
+    );
     let text = LocalConfig::new(sim, issuer, dir, "")
         .tls(true)
         .credential_toml(credential)
-        .extra_toml(format!("{contributor}{forward_proxy}"))
+        .extra_toml(format!("{contributor}{forward_proxy}{sign_in}"))
         .render();
     format!("# Written by `airlock demo`.\n{text}")
 }
@@ -236,6 +260,10 @@ fn print_serve_help(env: &DemoEnvironment) {
         airlock_sim::VAULT
     );
     println!("  approval API     {}   (same CA)", env.gateway.admin_url());
+    println!(
+        "  approval page    {}/ui/approvals   (sign in as Alice Approver: development sign-in, no password)",
+        env.gateway.admin_url()
+    );
     println!("  simulated Azure  {}", env.sim.arm_url());
     println!("  token issuer     {}", env.issuer.issuer());
     println!(
@@ -269,7 +297,10 @@ fn print_serve_help(env: &DemoEnvironment) {
         ca.display(),
         airlock_sim::RESOURCE_GROUP
     );
-    println!("Then approve it as Alice, the demo approver:\n");
+    println!(
+        "Then approve it as Alice, the demo approver: on the approval page (a browser trusting {}), or:\n",
+        ca.display()
+    );
     println!(
         "  export AIRLOCK_ADMIN_URL='{}' AIRLOCK_TOKEN='{}'",
         env.gateway.admin_url(),

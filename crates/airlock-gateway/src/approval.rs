@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use airlock_approval::{
-    ApprovalLayer, ApprovalStore, Delivery, DeliveryStats, ExpirySweeper, LogNotifier,
-    MemoryApprovalStore, Notifier, Notifiers, PendingLimits, RequestSealer, Retry, WebhookFormat,
-    WebhookNotifier,
+    ApprovalFeed, ApprovalLayer, ApprovalStore, Delivery, DeliveryStats, ExpirySweeper,
+    LogNotifier, MemoryApprovalStore, Notifier, Notifiers, PendingLimits, RequestSealer, Retry,
+    WebhookFormat, WebhookNotifier,
 };
 use airlock_core::HttpClient;
 use airlock_masking::{JsonMasker, MaskContext, TokenKey, request_excerpt};
@@ -22,6 +22,8 @@ pub(crate) struct Approvals {
     pub(crate) store: Arc<dyn ApprovalStore>,
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) layer: ApprovalLayer,
+    /// Every event, for the approval page's live queue.
+    pub(crate) feed: ApprovalFeed,
     /// What notifications came to (`/metrics`), when any receiver is configured.
     pub(crate) notifications: NotificationStats,
 }
@@ -56,7 +58,8 @@ pub(crate) fn build(
         StoreKind::Memory => Arc::new(MemoryApprovalStore::new()),
         StoreKind::Sqlite => Arc::new(database.clone()),
     };
-    let (notifier, notifications) = notifiers(config, admin_url, outbound, env)?;
+    let feed = ApprovalFeed::new();
+    let (notifier, notifications) = notifiers(config, admin_url, &feed, outbound, env)?;
     // Answer a held request a little before the request timeout would cut it.
     let timeout = config.limits.request_timeout;
     let max_hold = timeout
@@ -84,6 +87,7 @@ pub(crate) fn build(
         store,
         notifier,
         layer,
+        feed,
         notifications,
     })
 }
@@ -91,20 +95,27 @@ pub(crate) fn build(
 /// What the notification receivers' deliveries came to, if there are any.
 type NotificationStats = Option<Arc<DeliveryStats>>;
 
-/// The log, and every `[[approval.notify]]` receiver (delivered in the
-/// background through one queue); their messages link to the approval on
+/// The log, the approval page's feed, and every `[[approval.notify]]`
+/// receiver (delivered in the background through one queue); their messages
+/// link to the approval on the page when approvers sign in to it, else on
 /// the approval API.
 fn notifiers(
     config: &Config,
     admin_url: &str,
+    feed: &ApprovalFeed,
     outbound: Arc<dyn HttpClient>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<(Arc<dyn Notifier>, NotificationStats), ConfigError> {
+    let mut all: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier), Arc::new(feed.clone())];
     if config.approval.notify.is_empty() {
-        return Ok((Arc::new(LogNotifier), None));
+        return Ok((Arc::new(Notifiers::new(all)), None));
     }
+    let links = if config.admin.sign_in.is_some() {
+        format!("{admin_url}/ui/approvals")
+    } else {
+        format!("{admin_url}/api/approvals")
+    };
     let delivery = Delivery::start(outbound, Retry::default());
-    let mut all: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier)];
     for receiver in &config.approval.notify {
         let url = receiver_url(receiver, config.upstream.allow_insecure_http, &env)?;
         let format = match receiver.kind {
@@ -114,12 +125,7 @@ fn notifiers(
             NotifyKind::Slack => WebhookFormat::Slack,
             NotifyKind::Teams => WebhookFormat::Teams,
         };
-        let mut notifier = WebhookNotifier::new(
-            url,
-            format,
-            format!("{admin_url}/api/approvals"),
-            delivery.clone(),
-        );
+        let mut notifier = WebhookNotifier::new(url, format, links.clone(), delivery.clone());
         if let Some(rules) = &receiver.rules {
             notifier = notifier.rules(rules.iter().cloned());
         }

@@ -25,6 +25,12 @@ pub enum StartError {
         "policy.file: {0}; fix: correct the file (`airlock policy check FILE` shows every problem)"
     )]
     Policy(airlock_policy::PolicyError),
+    /// Approvers' sign-in could not be set up (typically: the identity
+    /// provider's discovery could not be read).
+    #[error(
+        "admin.sign_in: {0}; fix: check [admin.sign_in] and that the identity provider is reachable from the gateway"
+    )]
+    SignIn(String),
     /// The recorder could not start (its sink did not answer).
     #[error("audit: {0}; fix: check [store].database")]
     Audit(String),

@@ -4,20 +4,19 @@ use std::sync::Arc;
 
 use airlock_core::{HttpClient, TokenProvider};
 use airlock_identity::{GraphGroupResolver, IdentityLayer, JwtValidator, KeySource};
+use airlock_signin::{CALLBACK_PATH, SignIn};
 
 use crate::config::{GroupResolverKind, IdentityConfig, KeysFrom};
 use crate::{ConfigError, StartError};
 
-/// Builds the validator (loading the signing keys once: an unreachable
-/// identity provider stops the start with an error naming it) and the layer,
-/// whose 401 challenge is the one Key Vault sends, naming the first allowed
-/// tenant and the gateway's own app ID URI.
-pub(crate) async fn layer(
+/// A validator from `[identity]` (keys, algorithms, tenants, issuers, group
+/// resolution) for tokens of `audiences`.
+async fn validator(
     config: &IdentityConfig,
     client: Arc<dyn HttpClient>,
     tokens: Arc<dyn TokenProvider>,
-    azure_audiences: &[(String, String)],
-) -> Result<IdentityLayer, StartError> {
+    audiences: &[&str],
+) -> Result<JwtValidator, StartError> {
     let keys = match config.keys_from()? {
         KeysFrom::Discovery(url) => KeySource::Discovery(url),
         KeysFrom::JwksUrl(url) => KeySource::JwksUrl(url),
@@ -45,13 +44,8 @@ pub(crate) async fn layer(
     for tenant in &config.tenants {
         builder = builder.tenant(tenant);
     }
-    for audience in config.audiences.iter().filter(|a| !a.is_empty()) {
-        if audience.trim_end_matches('/') == "https://management.azure.com" {
-            tracing::warn!(
-                "identity.audiences accepts ARM-audience tokens: an agent holding one can also call Azure directly, around the gateway"
-            );
-        }
-        builder = builder.audience(audience);
+    for audience in audiences {
+        builder = builder.audience(*audience);
     }
     for issuer in &config.issuers {
         builder = builder.issuer(issuer);
@@ -62,7 +56,82 @@ pub(crate) async fn layer(
                 .ttl(config.groups.cache_ttl),
         ));
     }
-    let validator = builder.build().await.map_err(StartError::Identity)?;
+    builder.build().await.map_err(StartError::Identity)
+}
+
+/// Approvers' browser sign-in from `[admin.sign_in]`: its ID tokens are
+/// verified like agents' tokens (`[identity]`'s keys, tenants and group
+/// resolution), for the approver app's client id.
+pub(crate) async fn sign_in(
+    config: &crate::Config,
+    admin_url: &str,
+    client: Arc<dyn HttpClient>,
+    tokens: Arc<dyn TokenProvider>,
+) -> Result<Option<SignIn>, StartError> {
+    let Some(sign_in) = &config.admin.sign_in else {
+        return Ok(None);
+    };
+    let secret = sign_in.secret(|name| std::env::var(name).ok())?;
+    let issuer = match (&sign_in.issuer, config.identity.keys_from()?) {
+        (Some(issuer), _) => issuer.clone(),
+        (None, KeysFrom::Discovery(url)) => url,
+        (None, _) => {
+            return Err(ConfigError::Invalid {
+                key: "admin.sign_in.issuer",
+                problem: "no OpenID provider to sign in with: [identity] reads keys from a JWKS, not by discovery".into(),
+                fix: "set admin.sign_in.issuer, e.g. https://login.microsoftonline.com/<tenant>/v2.0".into(),
+            }
+            .into());
+        }
+    };
+    let id_tokens = validator(
+        &config.identity,
+        client.clone(),
+        tokens,
+        &[&sign_in.client_id],
+    )
+    .await?;
+    let built = SignIn::builder(
+        issuer,
+        &sign_in.client_id,
+        secret,
+        format!("{admin_url}{CALLBACK_PATH}"),
+        client,
+        Arc::new(id_tokens),
+    )
+    .session_ttl(sign_in.session_ttl)
+    .landing("/ui/approvals")
+    .build()
+    .await
+    .map_err(|e| StartError::SignIn(e.to_string()))?;
+    Ok(Some(built))
+}
+
+/// Builds the validator (loading the signing keys once: an unreachable
+/// identity provider stops the start with an error naming it) and the layer,
+/// whose 401 challenge is the one Key Vault sends, naming the first allowed
+/// tenant and the gateway's own app ID URI.
+pub(crate) async fn layer(
+    config: &IdentityConfig,
+    client: Arc<dyn HttpClient>,
+    tokens: Arc<dyn TokenProvider>,
+    azure_audiences: &[(String, String)],
+) -> Result<IdentityLayer, StartError> {
+    let audiences: Vec<&str> = config
+        .audiences
+        .iter()
+        .filter(|a| !a.is_empty())
+        .map(String::as_str)
+        .collect();
+    if audiences
+        .iter()
+        .any(|a| a.trim_end_matches('/') == "https://management.azure.com")
+    {
+        tracing::warn!(
+            "identity.audiences accepts ARM-audience tokens: an agent holding one can also call Azure directly, around the gateway"
+        );
+    }
+    let validator = validator(config, client, tokens, &audiences).await?;
     let tenant = config.tenants.first().map_or("common", String::as_str);
     let mut layer = IdentityLayer::new(validator).challenge(
         &config.challenge_authority,

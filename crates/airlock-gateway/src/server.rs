@@ -113,6 +113,8 @@ impl Gateway {
         // Keys from the identity provider first: a start that fails there
         // leaves no key file or database behind.
         let notify_client = outbound.clone();
+        let sign_in =
+            identity::sign_in(&config, &admin_url, outbound.clone(), tokens.clone()).await?;
         let identity = identity::layer(
             &config.identity,
             outbound,
@@ -143,8 +145,14 @@ impl Gateway {
         )?;
         let health = Health::new(recorder.monitor(), config.audit.enabled)
             .notifications(approvals.notifications.clone());
-        let admin_app = admin::router(&approvals, &database, &policy, identity.clone())
-            .merge(health.admin_routes());
+        let admin_app = admin::router(
+            &approvals,
+            &database,
+            &policy,
+            identity.clone(),
+            sign_in.as_ref(),
+        )
+        .merge(health.admin_routes());
         let connect = ConnectLayer::new(connect_targets(&config, routes.clone()));
         let layers = Layers {
             recorder: config.audit.enabled.then(|| recorder.layer()),
@@ -205,6 +213,7 @@ impl Gateway {
             recorder,
             health,
             sweeper,
+            feed: approvals.feed.clone(),
             stop,
             task,
         })
@@ -363,6 +372,8 @@ pub struct RunningGateway {
     recorder: Recorder,
     health: Health,
     sweeper: ExpirySweeper,
+    /// The approval page's live feed: closed at shutdown, ending its streams.
+    feed: airlock_approval::ApprovalFeed,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -395,6 +406,7 @@ impl RunningGateway {
     /// finish, then writes every audit event still queued.
     pub async fn shutdown(self) -> RecorderStats {
         self.health.drain();
+        self.feed.close();
         let _ = self.stop.send(true);
         let _ = self.task.await;
         self.sweeper.stop();

@@ -2,7 +2,7 @@
 
 use std::task::{Context, Poll};
 
-use airlock_core::{AirlockBody, AirlockError, BoxError, BoxFuture};
+use airlock_core::{AirlockBody, AirlockError, BoxError, BoxFuture, CSRF_HEADER};
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{Method, Request, Response};
@@ -10,14 +10,14 @@ use http_body::Body;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::SignIn;
-use crate::sessions::{CSRF_HEADER, same};
+use crate::sessions::same;
 
 /// Serves a request that carries a live session cookie (and no
 /// `Authorization`) as its signed-in person: their
-/// [`Principal`](airlock_core::Principal) and [`Session`](crate::Session)
+/// [`Principal`](airlock_core::Principal) and [`BrowserSession`](airlock_core::BrowserSession)
 /// go in the request extensions, and every method but `GET`, `HEAD` and
 /// `OPTIONS` must carry the session's CSRF token in
-/// [`CSRF_HEADER`](crate::CSRF_HEADER) (else 403
+/// [`CSRF_HEADER`] (else 403
 /// `AirlockCsrfTokenInvalid`). Any other request takes the `bearer` path:
 /// the layer given (the gateway's `IdentityLayer`, so API clients keep
 /// sending Entra tokens; `tower::layer::util::Identity` for pages that also
@@ -108,7 +108,7 @@ where
             .headers()
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok());
-        if !safe && !csrf.is_some_and(|token| same(token, &session.csrf_token)) {
+        if !safe && !csrf.is_some_and(|token| same(token, &session.browser.csrf_token)) {
             tracing::warn!(
                 principal = session.principal.id(),
                 method = %request.method(),
@@ -125,8 +125,8 @@ where
             .into_response_for(&request);
             return Box::pin(async move { Ok(response) });
         }
-        request.extensions_mut().insert(session.principal.clone());
-        request.extensions_mut().insert(session);
+        request.extensions_mut().insert(session.principal);
+        request.extensions_mut().insert(session.browser);
         let signed_in = self.signed_in.clone();
         Box::pin(async move {
             let response = signed_in.oneshot(request).await?;

@@ -10,7 +10,7 @@
 //!   and its nonce, and sets the session cookie `airlock_session`:
 //!   `HttpOnly; Secure; SameSite=Strict`) and [`SIGN_OUT_PATH`].
 //! - [`SignIn::layer`] puts a signed-in person's
-//!   [`Principal`](airlock_core::Principal) and [`Session`] on their
+//!   [`Principal`](airlock_core::Principal) and [`BrowserSession`] on their
 //!   requests, and refuses their changes (anything but `GET`, `HEAD`,
 //!   `OPTIONS`) without the session's CSRF token in [`CSRF_HEADER`].
 //!   Requests without a session take the layer it wraps (the identity layer).
@@ -59,8 +59,9 @@ mod layer;
 mod routes;
 mod sessions;
 
+pub use airlock_core::{BrowserSession, CSRF_HEADER};
 pub use error::SignInError;
 pub use flow::{DEFAULT_SESSION_TTL, SignIn, SignInBuilder};
 pub use layer::{SignInLayer, SignInService};
 pub use routes::{CALLBACK_PATH, SIGN_IN_PATH, SIGN_OUT_PATH};
-pub use sessions::{CSRF_HEADER, SESSION_COOKIE, Session};
+pub use sessions::SESSION_COOKIE;

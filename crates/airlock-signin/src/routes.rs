@@ -204,7 +204,7 @@ async fn sign_out(State(sign_in): State<SignIn>, headers: HeaderMap, body: Bytes
         );
     };
     let sent = form_field(&body, "csrf");
-    if !sent.is_some_and(|token| same(&token, &session.csrf_token)) {
+    if !sent.is_some_and(|token| same(&token, &session.browser.csrf_token)) {
         return page(
             StatusCode::FORBIDDEN,
             "Not signed out",

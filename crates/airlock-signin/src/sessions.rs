@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use airlock_core::Principal;
+use airlock_core::{BrowserSession, Principal};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderMap;
@@ -16,20 +16,11 @@ use sha2::{Digest, Sha256};
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "airlock_session";
 
-/// The header a signed-in page sends its CSRF token in, on every request
-/// that is not a `GET`, `HEAD` or `OPTIONS`.
-pub const CSRF_HEADER: &str = "x-airlock-csrf";
-
-/// A signed-in person, as the [`SignInLayer`](crate::SignInLayer) puts it in
-/// the request extensions (next to their [`Principal`]).
+/// A signed-in person, as the session table keeps them.
 #[derive(Clone, Debug)]
-pub struct Session {
-    /// Who signed in.
-    pub principal: Principal,
-    /// The token the page must echo in [`CSRF_HEADER`] on every change.
-    pub csrf_token: String,
-    /// When the session ends (sign in again then).
-    pub expires_at: SystemTime,
+pub(crate) struct Session {
+    pub(crate) principal: Principal,
+    pub(crate) browser: BrowserSession,
 }
 
 /// The sessions of one gateway process.
@@ -68,12 +59,14 @@ impl Sessions {
         let id = random_token()?;
         let session = Session {
             principal,
-            csrf_token: random_token()?,
-            expires_at: SystemTime::now() + ttl,
+            browser: BrowserSession {
+                csrf_token: random_token()?,
+                expires_at: SystemTime::now() + ttl,
+            },
         };
         let mut table = self.table();
         let now = SystemTime::now();
-        table.retain(|_, s| s.expires_at > now);
+        table.retain(|_, s| s.browser.expires_at > now);
         table.insert(key(&id), session.clone());
         Ok((id, session))
     }
@@ -84,7 +77,9 @@ impl Sessions {
         let key = key(&id);
         let mut table = self.table();
         match table.get(&key) {
-            Some(session) if session.expires_at > SystemTime::now() => Some(session.clone()),
+            Some(session) if session.browser.expires_at > SystemTime::now() => {
+                Some(session.clone())
+            }
             Some(_) => {
                 table.remove(&key);
                 None
@@ -103,7 +98,10 @@ impl Sessions {
     /// How many sessions are live.
     pub(crate) fn len(&self) -> usize {
         let now = SystemTime::now();
-        self.table().values().filter(|s| s.expires_at > now).count()
+        self.table()
+            .values()
+            .filter(|s| s.browser.expires_at > now)
+            .count()
     }
 }
 
@@ -154,7 +152,7 @@ mod tests {
         let headers = with_cookie(&format!("{SESSION_COOKIE}={id}"));
         let found = sessions.find(&headers).unwrap();
         assert_eq!(found.principal.id(), "alice");
-        assert_eq!(found.csrf_token, session.csrf_token);
+        assert_eq!(found.browser.csrf_token, session.browser.csrf_token);
         assert!(
             sessions
                 .find(&with_cookie(&format!("{SESSION_COOKIE}={id}x")))

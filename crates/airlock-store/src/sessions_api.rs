@@ -65,7 +65,9 @@ impl SessionsApi {
             .with_state(self)
     }
 
-    /// `/sessions/{id}`: the page (no token needed to load it; its data needs one).
+    /// `/sessions/{id}`: the page (no token needed to load it; its data needs
+    /// one, or a signed-in approver's session). Its stylesheet is
+    /// `airlock_approval::ui::assets()`: mount that beside it.
     pub fn replay_page() -> Router {
         replay_page()
     }
@@ -81,7 +83,7 @@ fn replay_page() -> Router {
             headers.insert(
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(
-                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
                 ),
             );
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

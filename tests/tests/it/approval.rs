@@ -14,9 +14,9 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
-fn policy() -> String {
+pub(crate) fn policy() -> String {
     format!(
         r#"
 [[rule]]
@@ -76,14 +76,14 @@ async fn harness_with(tls: bool) -> Harness {
     .await
 }
 
-fn account_path(name: &str) -> String {
+pub(crate) fn account_path(name: &str) -> String {
     format!(
         "{}/providers/Microsoft.Storage/storageAccounts/{name}?api-version=2023-05-01",
         rg_path()
     )
 }
 
-fn vm_path(name: &str) -> String {
+pub(crate) fn vm_path(name: &str) -> String {
     format!(
         "{}/providers/Microsoft.Compute/virtualMachines/{name}?api-version=2024-07-01",
         rg_path()
@@ -99,9 +99,9 @@ fn list_keys_path() -> String {
 }
 
 const SECRET_KEY: &str = "c2VjcmV0LWtleS1tYXRlcmlhbC1mb3ItdGVzdHMtb25seQ==";
-const NEW_ACCOUNT: &[u8] =
+pub(crate) const NEW_ACCOUNT: &[u8] =
     br#"{"location":"westeurope","sku":{"name":"Standard_LRS"},"kind":"StorageV2"}"#;
-const WHY: (&str, &str) = (
+pub(crate) const WHY: (&str, &str) = (
     "x-airlock-justification",
     "ticket OPS-42: a bucket for build logs",
 );
@@ -145,7 +145,7 @@ async fn decide(h: &Harness, id: &str, verb: &str, comment: &str) -> Value {
     answer.json()
 }
 
-fn sim_calls(h: &Harness, method: &Method, path_part: &str) -> usize {
+pub(crate) fn sim_calls(h: &Harness, method: &Method, path_part: &str) -> usize {
     h.sim
         .requests()
         .iter()

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod approval;
+mod approval_page;
 mod connections;
 mod credentials;
 mod disk;

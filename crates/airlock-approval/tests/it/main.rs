@@ -7,3 +7,4 @@ mod api;
 mod approval;
 mod conformance;
 mod notify;
+mod page;

@@ -4,10 +4,11 @@
 
 use std::convert::Infallible;
 
-use airlock_approval::ApprovalApi;
+use airlock_approval::{ApprovalApi, ApprovalPage};
 use airlock_core::{AirlockBody, Principal, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
 use airlock_policy::PolicyFile;
+use airlock_signin::{SIGN_IN_PATH, SIGN_OUT_PATH, SignIn};
 use airlock_store::{SessionsApi, SqliteStore};
 use axum::Router;
 use http::{HeaderName, Request, Response};
@@ -28,14 +29,18 @@ pub(crate) fn public_url(config: &Config) -> Result<String, StartError> {
         .to_owned())
 }
 
-/// The replay page `/sessions/{id}`, and `/api/approvals…` and
-/// `/api/sessions…` for principals the current policy names as approvers
-/// (re-read on every request, so a policy reload applies at once).
+/// The approval page `/ui/approvals` (with the sign-in routes when
+/// `[admin.sign_in]` is set), the replay page `/sessions/{id}`, their assets,
+/// and `/api/approvals…` and `/api/sessions…` for principals the current
+/// policy names as approvers (re-read on every request, so a policy reload
+/// applies at once). The API takes a bearer token, or a signed-in browser's
+/// session with its CSRF token: the same rules apply to both.
 pub(crate) fn router(
     approvals: &Approvals,
     database: &SqliteStore,
     policy: &PolicyFile,
     identity: IdentityLayer,
+    sign_in: Option<&SignIn>,
 ) -> Router {
     let is_approver = {
         let policy = policy.clone();
@@ -47,20 +52,65 @@ pub(crate) fn router(
         is_approver.clone(),
     )
     .into_router()
-    .merge(SessionsApi::new(database.clone(), is_approver).into_router());
-    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
-    let service = ServiceBuilder::new()
-        .map_response(|response: Response<_>| response.map(airlock_core::boxed))
-        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<axum::body::Body>| {
-            tracing::info_span!("admin", method = %request.method(), path = %request.uri().path(), principal = tracing::field::Empty)
-        }))
-        .layer(identity)
-        .service(api);
-    let service: BoxCloneSyncService<Request<axum::body::Body>, Response<AirlockBody>, Infallible> =
-        BoxCloneSyncService::new(service);
+    .merge(SessionsApi::new(database.clone(), is_approver.clone()).into_router());
+    let mut page = ApprovalPage::new(approvals.store.clone(), approvals.feed.clone(), is_approver);
+    if sign_in.is_some() {
+        page = page.sign_in(SIGN_IN_PATH, SIGN_OUT_PATH);
+    }
+    let page = page.into_router();
+    let (api, page, sign_in_routes) = match sign_in {
+        Some(sign_in) => (
+            boxed(api, sign_in.layer(identity)),
+            boxed(page, sign_in.layer(tower::layer::util::Identity::new())),
+            sign_in.routes(),
+        ),
+        None => (
+            boxed(api, identity),
+            boxed(page, tower::layer::util::Identity::new()),
+            Router::new(),
+        ),
+    };
     Router::new()
         .merge(SessionsApi::replay_page())
-        .fallback_service(service)
+        .merge(airlock_approval::ui::assets())
+        .merge(sign_in_routes)
+        .route_service("/ui/approvals", page.clone())
+        .route_service("/ui/approvals/{*rest}", page)
+        .fallback_service(api)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id(), MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(request_id()))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<axum::body::Body>| {
+                    tracing::info_span!("admin", method = %request.method(), path = %request.uri().path(), principal = tracing::field::Empty)
+                })),
+        )
+}
+
+fn request_id() -> HeaderName {
+    HeaderName::from_static(REQUEST_ID_HEADER)
+}
+
+type AdminService =
+    BoxCloneSyncService<Request<axum::body::Body>, Response<AirlockBody>, Infallible>;
+
+/// `router` behind `authentication` (the identity layer, or sign-in before it).
+fn boxed<L, B>(router: Router, authentication: L) -> AdminService
+where
+    L: tower::Layer<Router>,
+    L::Service: tower::Service<Request<axum::body::Body>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as tower::Service<Request<axum::body::Body>>>::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<airlock_core::BoxError>,
+{
+    BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .map_response(|response: Response<B>| response.map(airlock_core::boxed))
+            .layer(authentication)
+            .service(router),
+    )
 }

@@ -241,6 +241,10 @@ pub struct AdminConfig {
     /// The URL approvers use, when it differs from `https://{address}`
     /// (it goes into pending answers and notifications).
     pub public_url: Option<String>,
+    /// Browser sign-in for the approval page (`/ui/approvals`); without it
+    /// the page answers that sign-in is not configured, and approvers use
+    /// the API or `airlock approvals` with their tokens.
+    pub sign_in: Option<SignInConfig>,
 }
 
 impl Default for AdminConfig {
@@ -248,7 +252,105 @@ impl Default for AdminConfig {
         Self {
             address: default_admin_address(),
             public_url: None,
+            sign_in: None,
         }
+    }
+}
+
+/// `[admin.sign_in]`: approvers sign in to the page with the OIDC
+/// authorization-code flow (PKCE) through an app registration of their own.
+///
+/// ```toml
+/// [admin.sign_in]
+/// client_id = "5c7e…"                           # the approver app registration (Web platform)
+/// client_secret_env = "AIRLOCK_SIGN_IN_SECRET"  # or client_secret_file
+/// # issuer = "https://login.microsoftonline.com/<tenant>/v2.0"  # default: [identity].discovery
+/// # session_ttl = "8h"
+/// ```
+///
+/// Register `{admin public URL}/ui/signin/callback` as the app's redirect URI.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInConfig {
+    /// The approver app registration's client id (the ID tokens' audience).
+    pub client_id: String,
+    /// A file holding its client secret.
+    pub client_secret_file: Option<std::path::PathBuf>,
+    /// An environment variable holding its client secret.
+    pub client_secret_env: Option<String>,
+    /// The OpenID provider (default: `[identity].discovery`, or Entra's v2
+    /// issuer of the first tenant).
+    pub issuer: Option<String>,
+    /// How long a sign-in lasts (default 8 h; 5 minutes to 7 days).
+    #[serde(default = "default_session_ttl", with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+fn default_session_ttl() -> Duration {
+    airlock_signin::DEFAULT_SESSION_TTL
+}
+
+impl SignInConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.client_id.trim().is_empty() {
+            return Err(invalid(
+                "admin.sign_in.client_id",
+                "is empty",
+                "set it to the approver app registration's Application (client) ID",
+            ));
+        }
+        if self.client_secret_file.is_some() == self.client_secret_env.is_some() {
+            return Err(invalid(
+                "admin.sign_in.client_secret_file",
+                "exactly one of client_secret_file and client_secret_env must be set",
+                "point client_secret_file at a file holding the app's client secret, or name an environment variable in client_secret_env",
+            ));
+        }
+        if !(Duration::from_secs(300)..=Duration::from_secs(7 * 86_400)).contains(&self.session_ttl)
+        {
+            return Err(invalid(
+                "admin.sign_in.session_ttl",
+                format!(
+                    "{} is out of range",
+                    humantime::format_duration(self.session_ttl)
+                ),
+                "choose between 5m and 7d (default 8h)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The client secret, from its file or environment variable.
+    pub(crate) fn secret(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<String, ConfigError> {
+        let secret = match (&self.client_secret_file, &self.client_secret_env) {
+            (Some(path), _) => std::fs::read_to_string(path).map_err(|e| {
+                invalid(
+                    "admin.sign_in.client_secret_file",
+                    format!("cannot read {}: {e}", path.display()),
+                    "point it at a readable file holding the client secret",
+                )
+            })?,
+            (None, Some(name)) => env(name).ok_or_else(|| {
+                invalid(
+                    "admin.sign_in.client_secret_env",
+                    format!("the environment variable {name} is not set"),
+                    format!("export {name} with the approver app's client secret"),
+                )
+            })?,
+            (None, None) => String::new(),
+        };
+        let secret = secret.trim().to_owned();
+        if secret.is_empty() {
+            return Err(invalid(
+                "admin.sign_in.client_secret_file",
+                "the client secret is empty",
+                "create a client secret under the app registration's Certificates & secrets",
+            ));
+        }
+        Ok(secret)
     }
 }
 

@@ -297,6 +297,9 @@ impl Config {
             ));
         }
         self.identity.validate(self.upstream.allow_insecure_http)?;
+        if let Some(sign_in) = &self.admin.sign_in {
+            sign_in.validate()?;
+        }
         self.masking.validate()?;
         self.approval.validate()?;
         self.audit.validate()?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use airlock_core::{HttpClient, Principal};
 use airlock_identity::{JwtValidator, KeySource};
-use airlock_signin::{CSRF_HEADER, Session, SignIn};
+use airlock_signin::{BrowserSession, CSRF_HEADER, SignIn};
 use airlock_sim::{DevIssuer, IssuerHandle, LoopbackClient, TokenSpec};
 use axum::Router;
 use axum::extract::Extension;
@@ -29,7 +29,7 @@ struct Site {
 /// Who the protected routes see: the principal, kind and CSRF token.
 async fn whoami(
     principal: Option<Extension<Principal>>,
-    session: Option<Extension<Session>>,
+    session: Option<Extension<BrowserSession>>,
 ) -> String {
     match (principal, session) {
         (Some(Extension(p)), Some(Extension(s))) => format!(

@@ -1,0 +1,358 @@
+//! The page's HTML, rendered on the server: one renderer for the first load
+//! and for every live update (the event stream carries these fragments).
+//! Everything from an approval is escaped; nothing is ever inserted raw.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use airlock_core::{Principal, escape_html as esc};
+use serde_json::{Value, json};
+
+use crate::ui::words::{operation_in_words, scope_steps};
+use crate::{ApprovalRequest, ApprovalState};
+
+/// The most body text shown inline; the whole body is a link away.
+const MAX_SHOWN_BODY: usize = 256 * 1024;
+
+fn time(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn millis(t: SystemTime) -> u128 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// The body as approvers read it: JSON pretty-printed, anything else as text.
+fn pretty_body(body: &str) -> String {
+    match serde_json::from_str::<Value>(body) {
+        Ok(value) => serde_json::to_string_pretty(&value).unwrap_or_else(|_| body.to_owned()),
+        Err(_) => body.to_owned(),
+    }
+}
+
+fn requester(approval: &ApprovalRequest) -> String {
+    let r = &approval.requester;
+    let mut html = format!(
+        "<span class=\"name\">{}</span>",
+        esc(r.display_name.as_deref().unwrap_or(&r.id))
+    );
+    if let Some(kind) = &r.kind {
+        let _ = write!(
+            html,
+            " <span class=\"kind\">{}</span>",
+            esc(&kind.replace('_', " "))
+        );
+    }
+    let _ = write!(
+        html,
+        "<div class=\"ids\">object <code>{}</code>",
+        esc(&r.id)
+    );
+    if let Some(app) = &r.app_id {
+        let _ = write!(html, " · app <code>{}</code>", esc(app));
+    }
+    if !r.groups.is_empty() {
+        html.push_str(" · groups ");
+        let groups: Vec<String> = r
+            .groups
+            .iter()
+            .map(|g| format!("<code>{}</code>", esc(g)))
+            .collect();
+        html.push_str(&groups.join(", "));
+    }
+    html.push_str("</div>");
+    html
+}
+
+fn scope(scope: &str) -> String {
+    let mut html = String::from("<ol class=\"scope\">");
+    for (label, value) in scope_steps(scope) {
+        let _ = write!(
+            html,
+            "<li><span class=\"label\">{}</span> {}</li>",
+            esc(&label),
+            esc(&value)
+        );
+    }
+    let _ = write!(html, "</ol><code class=\"raw\">{}</code>", esc(scope));
+    html
+}
+
+/// Why the viewer sees no buttons.
+fn no_buttons_reason(approval: &ApprovalRequest, viewer: &Principal, now: SystemTime) -> String {
+    if approval.requester.is(viewer) {
+        "You asked for this: another approver must decide it.".to_owned()
+    } else if !approval.approvers.admits(viewer) {
+        "You are not one of this rule's approvers.".to_owned()
+    } else if now >= approval.expires_at {
+        "It has expired.".to_owned()
+    } else {
+        format!("It is {}.", approval.state)
+    }
+}
+
+/// One pending approval, as a card with everything needed to decide it.
+pub(crate) fn card(approval: &ApprovalRequest, viewer: &Principal, now: SystemTime) -> String {
+    let id = approval.id.to_string();
+    let op = &approval.operation;
+    let mut html = format!(
+        "<article class=\"approval\" id=\"approval-{id}\" data-id=\"{id}\" data-created=\"{}\" data-expires=\"{}\">",
+        millis(approval.created_at),
+        millis(approval.expires_at)
+    );
+    let _ = write!(
+        html,
+        "<header><h2>{}</h2><code class=\"rbac\">{}</code></header><dl>",
+        esc(&operation_in_words(&op.name)),
+        esc(&op.name)
+    );
+    let _ = write!(
+        html,
+        "<dt>Who</dt><dd class=\"who\">{}</dd>",
+        requester(approval)
+    );
+    let _ = write!(html, "<dt>Where</dt><dd>{}</dd>", scope(&op.scope));
+    if let Some(line) = &approval.request {
+        let _ = write!(
+            html,
+            "<dt>Request</dt><dd><code class=\"request-line\">{} {}</code> <span class=\"muted\">{} bytes{}</span></dd>",
+            esc(&line.method),
+            esc(&line.target),
+            line.body_bytes,
+            line.content_type
+                .as_deref()
+                .map(|t| format!(", {}", esc(t)))
+                .unwrap_or_default()
+        );
+    }
+    if !op.children.is_empty() {
+        html.push_str("<dt>Carries</dt><dd><ol class=\"children\">");
+        for child in &op.children {
+            let _ = write!(
+                html,
+                "<li>{} <code>{}</code></li>",
+                esc(&operation_in_words(child)),
+                esc(child)
+            );
+        }
+        html.push_str("</ol></dd>");
+    }
+    let _ = write!(
+        html,
+        "<dt>Why</dt><dd class=\"why\">{}</dd>",
+        approval.justification.as_deref().map_or_else(
+            || "<span class=\"muted\">No justification given.</span>".to_owned(),
+            |j| esc(j).into_owned()
+        )
+    );
+    let approvals = approval.approved_by().len();
+    let _ = write!(
+        html,
+        "<dt>Rule</dt><dd><code>{}</code> · {approvals} of {} approval{} so far</dd>",
+        esc(&approval.rule),
+        approval.min_approvals,
+        if approval.min_approvals == 1 { "" } else { "s" }
+    );
+    let _ = write!(
+        html,
+        "<dt>Runs as</dt><dd class=\"runs-as\">{}</dd>",
+        approval.elevate_to.as_deref().map_or_else(
+            || "the gateway's everyday identity".to_owned(),
+            |e| format!(
+                "<strong class=\"elevated\">elevated: {}</strong>, for this one request",
+                esc(e)
+            )
+        )
+    );
+    let _ = write!(
+        html,
+        "<dt>Waiting</dt><dd><time class=\"age\" datetime=\"{}\">since {}</time> · <time class=\"expiry\" datetime=\"{}\">expires {}</time></dd></dl>",
+        time(approval.created_at),
+        time(approval.created_at),
+        time(approval.expires_at),
+        time(approval.expires_at)
+    );
+    if let Some(body) = approval
+        .body
+        .as_deref()
+        .or(approval.body_preview.as_deref())
+    {
+        let pretty = pretty_body(body);
+        let cut = pretty.len() > MAX_SHOWN_BODY;
+        let shown = if cut {
+            let mut end = MAX_SHOWN_BODY;
+            while !pretty.is_char_boundary(end) {
+                end -= 1;
+            }
+            &pretty[..end]
+        } else {
+            &pretty
+        };
+        let _ = write!(
+            html,
+            "<details class=\"body\" open><summary>Request body (masked)</summary><pre>{}</pre>{}</details>",
+            esc(shown),
+            if cut || approval.body.is_none() {
+                format!(
+                    "<p><a href=\"/api/approvals/{id}/body\" target=\"_blank\" rel=\"noopener\">The whole body</a></p>"
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    if approval.can_decide(viewer, now) {
+        let _ = write!(
+            html,
+            "<form class=\"decide\" data-id=\"{id}\"><label>Comment <span class=\"muted\">(optional; a denial's reason reaches the requester)</span>\
+             <textarea name=\"comment\" maxlength=\"{}\" rows=\"2\"></textarea></label>\
+             <div class=\"buttons\"><button type=\"submit\" name=\"action\" value=\"approve\" class=\"approve\">Approve</button>\
+             <button type=\"submit\" name=\"action\" value=\"deny\" class=\"deny\">Deny</button></div>\
+             <p class=\"error\" role=\"alert\"></p></form>",
+            crate::DEFAULT_MAX_COMMENT_CHARS
+        );
+    } else {
+        let _ = write!(
+            html,
+            "<p class=\"no-buttons\">{}</p>",
+            esc(&no_buttons_reason(approval, viewer, now))
+        );
+    }
+    html.push_str("</article>");
+    html
+}
+
+/// One decided (or expired) approval, as a history row.
+pub(crate) fn history_row(approval: &ApprovalRequest) -> String {
+    let id = approval.id.to_string();
+    let decided_at = approval
+        .decisions
+        .last()
+        .map_or(approval.expires_at, |d| d.at);
+    let mut decisions = String::new();
+    for d in &approval.decisions {
+        let _ = write!(
+            decisions,
+            "<li><strong>{}</strong> {} at {}{}</li>",
+            esc(d.approver_label()),
+            if d.approve { "approved" } else { "denied" },
+            time(d.at),
+            d.comment
+                .as_deref()
+                .map(|c| format!(": “{}”", esc(c)))
+                .unwrap_or_default()
+        );
+    }
+    if decisions.is_empty() {
+        decisions.push_str("<li class=\"muted\">nobody decided</li>");
+    }
+    format!(
+        "<tr id=\"history-{id}\" data-id=\"{id}\"><td><time datetime=\"{at}\">{at}</time></td>\
+         <td>{words}<br><code>{scope}</code></td><td>{who}</td>\
+         <td class=\"state state-{state}\">{state}</td><td><ul class=\"decisions\">{decisions}</ul></td></tr>",
+        at = time(decided_at),
+        words = esc(&operation_in_words(&approval.operation.name)),
+        scope = esc(&approval.operation.scope),
+        who = esc(approval
+            .requester
+            .display_name
+            .as_deref()
+            .unwrap_or(&approval.requester.id)),
+        state = approval.state,
+    )
+}
+
+/// What the page needs to show an approval as it now stands: its card while
+/// pending, its history row once final.
+pub(crate) fn fragment(approval: &ApprovalRequest, viewer: &Principal, now: SystemTime) -> Value {
+    let pending = approval.state == ApprovalState::Pending;
+    json!({
+        "id": approval.id.to_string(),
+        "state": approval.state.as_str(),
+        "card": pending.then(|| card(approval, viewer, now)),
+        "history": (!pending).then(|| history_row(approval)),
+    })
+}
+
+/// What the page shows: for an approver the queue and the history, for
+/// anyone else why they see neither.
+pub(crate) struct PageView<'a> {
+    pub(crate) viewer: &'a Principal,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) sign_out_path: Option<&'a str>,
+    /// `None`: the viewer is not an approver.
+    pub(crate) approvals: Option<&'a [ApprovalRequest]>,
+    pub(crate) now: SystemTime,
+}
+
+/// The shared top bar of Airlock's pages.
+pub(crate) fn top_bar(viewer: Option<(&Principal, &str)>, sign_out_path: Option<&str>) -> String {
+    let mut html = String::from(
+        "<header class=\"bar\"><span class=\"brand\">Airlock</span><nav><a href=\"/ui/approvals\">Approvals</a></nav>",
+    );
+    if let Some((viewer, csrf)) = viewer {
+        let _ = write!(
+            html,
+            "<span class=\"viewer\">{}</span>",
+            esc(viewer.display_name().unwrap_or(viewer.id()))
+        );
+        if let Some(path) = sign_out_path {
+            let _ = write!(
+                html,
+                "<form method=\"post\" action=\"{}\" class=\"sign-out\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button></form>",
+                esc(path),
+                esc(csrf)
+            );
+        }
+    }
+    html.push_str("</header>");
+    html
+}
+
+pub(crate) fn page(view: &PageView<'_>) -> String {
+    let mut html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"airlock-csrf\" content=\"{}\"><title>Approvals · Airlock</title>\
+         <link rel=\"stylesheet\" href=\"/ui/assets/airlock.css\">\
+         <script src=\"/ui/assets/approvals.js\" defer></script></head><body>{}<main>",
+        esc(view.csrf_token),
+        top_bar(Some((view.viewer, view.csrf_token)), view.sign_out_path)
+    );
+    let Some(approvals) = view.approvals else {
+        let _ = write!(
+            html,
+            "<p class=\"notice\" id=\"not-an-approver\">{} is not an approver: only the people a policy rule's <code>[rule.approval]</code> names can see and decide approvals.</p></main></body></html>",
+            esc(&view.viewer.to_string())
+        );
+        return html;
+    };
+    let pending: Vec<&ApprovalRequest> = approvals
+        .iter()
+        .filter(|a| a.state == ApprovalState::Pending)
+        .collect();
+    let _ = write!(
+        html,
+        "<section id=\"queue-section\"><h1>Waiting for a decision <span id=\"count\">{}</span> <span id=\"live\" class=\"live\" title=\"live updates\">connecting…</span></h1>\
+         <p id=\"empty\" class=\"muted\"{}>Nothing is waiting. New requests appear here as they arrive.</p><div id=\"queue\">",
+        pending.len(),
+        if pending.is_empty() { "" } else { " hidden" }
+    );
+    for approval in &pending {
+        html.push_str(&card(approval, view.viewer, view.now));
+    }
+    html.push_str(
+        "</div></section><section><h2>Decided</h2><table id=\"history\"><thead><tr><th>when</th><th>what</th><th>who asked</th><th>state</th><th>decisions</th></tr></thead><tbody>",
+    );
+    let mut decided: Vec<&ApprovalRequest> = approvals
+        .iter()
+        .filter(|a| a.state != ApprovalState::Pending)
+        .collect();
+    decided.sort_by_key(|a| std::cmp::Reverse(a.decisions.last().map_or(a.expires_at, |d| d.at)));
+    for approval in decided.iter().take(100) {
+        html.push_str(&history_row(approval));
+    }
+    html.push_str("</tbody></table></section></main></body></html>");
+    html
+}

@@ -1,0 +1,208 @@
+//! The approval page's routes, called as the gateway calls them: through the
+//! router, with the signed-in person's principal and browser session in the
+//! request extensions. (The browser tests in `tests/` drive it in Chromium.)
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use airlock_approval::{
+    ApprovalEvent, ApprovalFeed, ApprovalPage, ApprovalRequest, ApprovalStore, MemoryApprovalStore,
+    Notifier,
+};
+use airlock_core::{ApprovalWait, Approvers, BrowserSession, Principal, PrincipalKind};
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+
+fn person(id: &str, name: &str, groups: &[&str]) -> Principal {
+    Principal::builder(id, PrincipalKind::User)
+        .display_name(name)
+        .groups(groups.iter().copied())
+        .build()
+}
+
+fn session() -> BrowserSession {
+    BrowserSession {
+        csrf_token: "csrf-token-of-the-session".into(),
+        expires_at: SystemTime::now() + Duration::from_secs(600),
+    }
+}
+
+struct Page {
+    store: Arc<MemoryApprovalStore>,
+    feed: ApprovalFeed,
+    router: axum::Router,
+}
+
+fn page(sign_in: bool) -> Page {
+    let store = Arc::new(MemoryApprovalStore::new());
+    let feed = ApprovalFeed::new();
+    let mut page = ApprovalPage::new(store.clone(), feed.clone(), |p: &Principal| {
+        p.in_group("approvers")
+    });
+    if sign_in {
+        page = page.sign_in("/ui/signin", "/ui/signout");
+    }
+    Page {
+        store,
+        feed,
+        router: page.into_router(),
+    }
+}
+
+/// A pending approval whose requester's name and justification are markup.
+async fn hostile(store: &MemoryApprovalStore) -> ApprovalRequest {
+    let agent = person("agent", "<img src=x onerror=alert(1)>", &["agents"]);
+    let mut request = airlock_approval::conformance::pending_request(&agent, ApprovalWait::Hold);
+    request.approvers = Approvers {
+        groups: vec!["approvers".into()],
+        ids: vec![],
+    };
+    request.justification = Some("</dd><script>alert(2)</script>".into());
+    request.body = Some(r#"{"tags":{"x":"<b>bold</b>"},"location":"westeurope"}"#.into());
+    store.create(request.clone(), None).await.unwrap();
+    request
+}
+
+async fn get(
+    router: &axum::Router,
+    path: &str,
+    who: Option<&Principal>,
+) -> (StatusCode, http::HeaderMap, String) {
+    let mut request = Request::get(path);
+    if let Some(who) = who {
+        request = request.extension(who.clone()).extension(session());
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+use tower::ServiceExt as _;
+
+#[tokio::test]
+async fn the_page_shows_everything_as_text_with_a_strict_csp() {
+    let page = page(true);
+    let approval = hostile(&page.store).await;
+    let alice = person("alice", "Alice", &["approvers"]);
+    let (status, headers, html) = get(&page.router, "/ui/approvals", Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(html.contains("content=\"csrf-token-of-the-session\""));
+    assert!(html.contains(&format!("id=\"approval-{}\"", approval.id)));
+    // Markup from the request is text.
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{html}"
+    );
+    assert!(html.contains("&lt;/dd&gt;&lt;script&gt;alert(2)&lt;/script&gt;"));
+    assert!(!html.contains("<script>alert") && !html.contains("<img src=x"));
+    // The body is pretty-printed, its markup escaped too.
+    assert!(
+        html.contains("&quot;location&quot;: &quot;westeurope&quot;"),
+        "{html}"
+    );
+    assert!(html.contains("&lt;b&gt;bold&lt;/b&gt;"));
+    // Alice may decide: the buttons are there; the requester would see none.
+    assert!(html.contains("class=\"approve\""));
+    let agent = person("agent", "agent", &["agents", "approvers"]);
+    let (_, _, own) = get(&page.router, "/ui/approvals", Some(&agent)).await;
+    assert!(!own.contains("class=\"approve\""));
+    assert!(own.contains("You asked for this"));
+}
+
+#[tokio::test]
+async fn visitors_are_sent_to_sign_in_and_non_approvers_see_nothing() {
+    let with_sign_in = page(true);
+    hostile(&with_sign_in.store).await;
+    let (status, headers, _) = get(&with_sign_in.router, "/ui/approvals", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/ui/signin?return_to=/ui/approvals");
+
+    let without = page(false);
+    let (status, _, html) = get(&without.router, "/ui/approvals", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(html.contains("[admin.sign_in]"));
+
+    let bob = person("bob", "Bob", &["readers"]);
+    let (status, _, html) = get(&with_sign_in.router, "/ui/approvals", Some(&bob)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("is not an approver"));
+    assert!(
+        !html.contains("article") && !html.contains("agents"),
+        "{html}"
+    );
+    let (status, _, _) = get(&with_sign_in.router, "/ui/approvals/events", Some(&bob)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_event_stream_carries_rendered_updates_and_ends_when_the_feed_closes() {
+    let page = page(true);
+    let alice = person("alice", "Alice", &["approvers"]);
+    let request = Request::get("/ui/approvals/events")
+        .extension(alice.clone())
+        .extension(session())
+        .body(Body::empty())
+        .unwrap();
+    let response = page.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let mut next = async || {
+        let frame = body.frame().await?.unwrap();
+        Some(String::from_utf8_lossy(frame.data_ref().unwrap()).into_owned())
+    };
+    assert!(next().await.unwrap().contains("event: ready"));
+
+    // Someone else's approval is not shown; Alice's rule's is, as HTML.
+    let mut other = hostile(&page.store).await;
+    other.approvers = Approvers {
+        groups: vec!["netops".into()],
+        ids: vec![],
+    };
+    page.feed.notify(ApprovalEvent::New(other));
+    let mine = hostile(&page.store).await;
+    page.feed.notify(ApprovalEvent::New(mine.clone()));
+    let event = next().await.unwrap();
+    assert!(event.starts_with("event: approval"), "{event}");
+    let data: serde_json::Value = serde_json::from_str(
+        event
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(data["id"], mine.id.to_string());
+    assert_eq!(data["state"], "pending");
+    assert!(data["card"].as_str().unwrap().contains("class=\"approve\""));
+    assert!(data["history"].is_null());
+
+    page.feed.close();
+    assert_eq!(next().await, None, "the stream ends when the feed closes");
+}
+
+#[tokio::test]
+async fn notification_links_lead_to_the_card() {
+    let page = page(true);
+    let id = airlock_approval::ApprovalId::new();
+    let (status, headers, _) = get(&page.router, &format!("/ui/approvals/{id}"), None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers["location"].to_str().unwrap(),
+        format!("/ui/approvals#approval-{id}")
+    );
+    let (status, _, _) = get(&page.router, "/ui/approvals/not-an-id", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
