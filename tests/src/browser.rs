@@ -18,6 +18,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub struct Browser {
     child: tokio::process::Child,
     page: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The browser target's DevTools URL (for `Browser.close`).
+    endpoint: String,
     next_id: u64,
     _profile: tempfile::TempDir,
 }
@@ -117,6 +119,7 @@ impl Browser {
         let mut browser = Self {
             child,
             page,
+            endpoint,
             next_id: 0,
             _profile: profile,
         };
@@ -220,12 +223,20 @@ impl Browser {
         path
     }
 
-    /// Leaves the page (closing its connections: event streams end) and
-    /// closes Chromium.
+    /// Closes Chromium as a person would (`Browser.close`: it closes its
+    /// connections, event streams included), and waits for it to exit.
     pub async fn close(mut self) {
-        self.command("Page.navigate", json!({ "url": "about:blank" }))
-            .await;
         let _ = self.page.close(None).await;
-        let _ = self.child.kill().await;
+        if let Ok((mut browser, _)) = tokio_tungstenite::connect_async(self.endpoint.as_str()).await
+        {
+            let close = json!({ "id": 1, "method": "Browser.close" }).to_string();
+            let _ = browser.send(Message::text(close)).await;
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
     }
 }

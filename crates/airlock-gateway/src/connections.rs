@@ -86,6 +86,7 @@ impl ConnectionLimits {
         proxy: Option<Arc<ProxyContext>>,
         builder: auto::Builder<TokioExecutor>,
         [watcher, tunnel_watcher]: [Watcher; 2],
+        stopped: tokio::sync::watch::Receiver<bool>,
     ) {
         let Some(admitted) = self.admit(peer.ip()) else {
             tracing::warn!(%peer, "connection refused: too many open connections (limits.max_connections, limits.max_connections_per_client)");
@@ -107,7 +108,8 @@ impl ConnectionLimits {
                             admission,
                             watcher: tunnel_watcher,
                         });
-                        self.serve_io(stream, peer, service, builder, watcher).await
+                        self.serve_io(stream, peer, service, builder, watcher, stopped)
+                            .await
                     }
                     Ok(Err(error)) => {
                         return tracing::debug!(%peer, %error, "TLS handshake failed");
@@ -122,7 +124,8 @@ impl ConnectionLimits {
                     admission,
                     watcher: tunnel_watcher,
                 });
-                self.serve_io(stream, peer, service, builder, watcher).await
+                self.serve_io(stream, peer, service, builder, watcher, stopped)
+                    .await
             }
         };
         if let Err(error) = result {
@@ -131,7 +134,9 @@ impl ConnectionLimits {
     }
 
     /// Waits (up to the head timeout) for the client's first bytes, which
-    /// also tell HTTP/1.1 from HTTP/2, then serves the connection.
+    /// also tell HTTP/1.1 from HTTP/2, then serves the connection. A
+    /// connection that has sent nothing when the gateway stops (a browser's
+    /// preconnect) is closed then, not waited for.
     async fn serve_io<IO, S>(
         &self,
         io: IO,
@@ -139,6 +144,7 @@ impl ConnectionLimits {
         service: TowerToHyperService<S>,
         builder: auto::Builder<TokioExecutor>,
         watcher: Watcher,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -152,7 +158,14 @@ impl ConnectionLimits {
         S::Future: Send + 'static,
     {
         let mut io = BufReader::new(io);
-        match tokio::time::timeout(self.header_read_timeout, io.fill_buf()).await {
+        let first_bytes = tokio::select! {
+            read = tokio::time::timeout(self.header_read_timeout, io.fill_buf()) => read,
+            _ = stopped.wait_for(|stopped| *stopped) => {
+                tracing::debug!(%peer, "connection closed: the gateway is stopping and it had sent nothing");
+                return Ok(());
+            }
+        };
+        match first_bytes {
             Ok(Ok(bytes)) if !bytes.is_empty() => {}
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(error)) => return Err(error.into()),

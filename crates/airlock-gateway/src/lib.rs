@@ -24,6 +24,7 @@ mod forward_proxy;
 mod health;
 mod identity;
 mod masking;
+mod preview;
 mod server;
 mod sni;
 mod stack;

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+use tower::util::BoxCloneSyncService;
 
 use airlock_approval::ExpirySweeper;
 use airlock_policy::{PolicyFile, PolicyLayer};
@@ -25,6 +26,7 @@ use airlock_upstream::Upstream;
 use crate::connections::ConnectionLimits;
 use crate::forward_proxy::{ConnectLayer, Minter, ProxyContext, Targets};
 use crate::health::Health;
+use crate::preview;
 use crate::stack::Layers;
 use crate::{
     Config, StartError, admin, approval, classify, credential, identity, masking, stack, tls,
@@ -145,12 +147,26 @@ impl Gateway {
         )?;
         let health = Health::new(recorder.monitor(), config.audit.enabled)
             .notifications(approvals.notifications.clone());
+        let upstream = Upstream::new(routes.clone(), client, tokens)
+            .identities(identities)
+            .shared_keys(shared_keys)
+            .read_timeout(config.upstream.read_timeout)
+            .body_timeout(config.limits.request_body_timeout)
+            .max_request_body_bytes(config.limits.max_request_body_bytes)
+            .max_response_rewrite_bytes(config.limits.max_response_rewrite_bytes);
+        let changes = config.approval.show_changes.then(|| {
+            Arc::new(preview::ArmPreview::new(
+                BoxCloneSyncService::new(upstream.clone()),
+                masker.clone(),
+            )) as Arc<dyn airlock_approval::ChangePreview>
+        });
         let admin_app = admin::router(
             &approvals,
             &database,
             &policy,
             identity.clone(),
             sign_in.as_ref(),
+            changes,
         )
         .merge(health.admin_routes());
         let connect = ConnectLayer::new(connect_targets(&config, routes.clone()));
@@ -174,13 +190,6 @@ impl Gateway {
                 "upstream.allow_insecure_http = true: the gateway's Azure token may travel over plain HTTP; use this only with a local test double"
             );
         }
-        let upstream = Upstream::new(routes, client, tokens)
-            .identities(identities)
-            .shared_keys(shared_keys)
-            .read_timeout(config.upstream.read_timeout)
-            .body_timeout(config.limits.request_body_timeout)
-            .max_request_body_bytes(config.limits.max_request_body_bytes)
-            .max_response_rewrite_bytes(config.limits.max_response_rewrite_bytes);
         let app = health
             .probes()
             .fallback_service(stack::build(&config, layers, upstream));
@@ -348,6 +357,7 @@ async fn accept_loop(
             builder.clone(),
             // One for the connection, one for the tunnel it may become.
             [graceful.watcher(), graceful.watcher()],
+            stopped.clone(),
         ));
     }
     drop(listener);

@@ -13,7 +13,9 @@ use crate::auth::{Credential, credential};
 use crate::reply::Reply;
 use crate::routing::{PathSegments, query_pairs, query_value};
 use crate::state::SimState;
-use crate::{SUBSCRIPTION_ID, compute, operations, resource_groups, storage, subscriptions};
+use crate::{
+    SUBSCRIPTION_ID, compute, deployments, operations, resource_groups, storage, subscriptions,
+};
 
 /// A parsed ARM request, as handlers see it.
 #[derive(Debug)]
@@ -136,6 +138,16 @@ const ROUTES: &[Route] = &[
         pattern: "subscriptions/{subscription}/providers/Microsoft.Storage/locations/{location}/operationResults/{operation}",
         methods: GET,
         handler: operations::storage_result,
+    },
+    Route {
+        pattern: "subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Resources/deployments/{deployment}/whatIf",
+        methods: &[Method::POST],
+        handler: deployments::what_if,
+    },
+    Route {
+        pattern: "subscriptions/{subscription}/providers/Microsoft.Resources/locations/{location}/operationResults/{operation}",
+        methods: GET,
+        handler: deployments::what_if_result,
     },
     Route {
         pattern: "subscriptions/{subscription}/providers/Microsoft.Compute/virtualMachines",

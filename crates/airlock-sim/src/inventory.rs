@@ -51,6 +51,8 @@ pub(crate) struct Inventory {
     pub(crate) vaults: BTreeMap<String, Vault>,
     /// Blob containers of the storage accounts.
     pub(crate) blob_containers: crate::blob::Containers,
+    /// What-if results by operation id.
+    pub(crate) what_ifs: HashMap<String, serde_json::Value>,
 }
 
 /// The key a name is stored under.

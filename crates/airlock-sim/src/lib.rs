@@ -42,6 +42,7 @@ mod arm_error;
 mod auth;
 mod blob;
 mod compute;
+mod deployments;
 mod inventory;
 mod issuer;
 mod key_vault;

@@ -298,6 +298,77 @@ pub(crate) fn account_key(account: &str, key_name: &str) -> String {
     STANDARD.encode(bytes)
 }
 
+/// What a template's storage account would do to the inventory, as one
+/// entry of a what-if result: `Create`, `Modify` (with its delta over
+/// `location`, `sku.name`, `kind` and `tags`) or `NoChange`.
+pub(crate) fn what_if(
+    inventory: &crate::inventory::Inventory,
+    group: &str,
+    resource: &Map<String, Value>,
+    name: &str,
+) -> Value {
+    let id = format!(
+        "/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{group}/providers/{RESOURCE_TYPE}/{name}"
+    );
+    let existing = inventory
+        .storage_accounts
+        .get(&key(name))
+        .filter(|a| a.group.eq_ignore_ascii_case(group));
+    let Some(account) = existing else {
+        return json!({ "resourceId": id, "changeType": "Create", "after": resource });
+    };
+    let before = account_json(account);
+    let mut delta = Vec::new();
+    let mut compare = |path: &str, now: Value, asked: Option<&Value>| {
+        if let Some(asked) = asked
+            && *asked != now
+        {
+            delta.push(json!({ "path": path, "propertyChangeType": "Modify", "before": now, "after": asked }));
+        }
+    };
+    compare(
+        "location",
+        json!(account.location),
+        resource.get("location"),
+    );
+    compare(
+        "sku.name",
+        json!(account.sku),
+        resource.get("sku").and_then(|s| s.get("name")),
+    );
+    compare("kind", json!(account.kind), resource.get("kind"));
+    let tags = resource.get("tags").and_then(Value::as_object);
+    for (tag, value) in tags.into_iter().flatten() {
+        match account.tags.get(tag) {
+            None => delta.push(json!({ "path": format!("tags.{tag}"), "propertyChangeType": "Create", "after": value })),
+            Some(now) if now != value => delta.push(json!({ "path": format!("tags.{tag}"), "propertyChangeType": "Modify", "before": now, "after": value })),
+            Some(_) => {}
+        }
+    }
+    let change_type = if delta.is_empty() {
+        "NoChange"
+    } else {
+        "Modify"
+    };
+    json!({ "resourceId": id, "changeType": change_type, "before": before, "delta": delta })
+}
+
+/// The ids of the group's storage accounts (what a `Complete` deployment
+/// without them would delete).
+pub(crate) fn ids_in_group(inventory: &crate::inventory::Inventory, group: &str) -> Vec<String> {
+    inventory
+        .storage_accounts
+        .values()
+        .filter(|a| a.group.eq_ignore_ascii_case(group))
+        .map(|a| {
+            format!(
+                "/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{}/providers/{RESOURCE_TYPE}/{}",
+                a.group, a.name
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -280,3 +280,135 @@ async fn the_demo_offers_a_development_sign_in_as_its_approver() {
     page.close().await;
     env.shutdown().await;
 }
+
+/// The test policy, with deployments needing approval too.
+fn policy_with_deployments() -> String {
+    format!(
+        "{}\n[[rule]]\nname = \"deployments-need-approval\"\neffect = \"approve\"\nactions = [\"Microsoft.Resources/deployments/write\"]\n[rule.approval]\ngroups = [\"{}\"]\n",
+        policy(),
+        airlock_sim::APPROVERS_GROUP
+    )
+}
+
+/// Sends `body` to `path` as the agent in the background (held for approval).
+fn held(
+    h: &Harness,
+    method: Method,
+    path: String,
+    body: &'static str,
+) -> tokio::task::JoinHandle<airlock_demo::LongRunning> {
+    let agent = h.agent.clone();
+    tokio::spawn(async move {
+        agent
+            .long_running(
+                method,
+                &path,
+                &[WHY],
+                Some(Bytes::from_static(body.as_bytes())),
+                WAIT,
+            )
+            .await
+            .unwrap()
+    })
+}
+
+/// Waits for the one pending card's "What will change" and returns its text.
+async fn changes_shown(page: &mut Browser) -> String {
+    page.wait_for("document.querySelectorAll('article.approval').length === 1")
+        .await;
+    page.wait_for("document.querySelector('section.changes[data-loaded]')")
+        .await;
+    page.eval("document.querySelector('section.changes').innerText")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn deny_the_card(page: &mut Browser) {
+    page.eval("document.querySelector('button.deny').click(); true")
+        .await;
+    page.wait_for("document.querySelectorAll('article.approval').length === 0")
+        .await;
+}
+
+#[tokio::test]
+async fn the_page_shows_the_resource_diff_and_arms_what_if() {
+    let h = Harness::start_with(Options {
+        policy: Some(policy_with_deployments()),
+        approval_toml: "sweep_interval = \"1s\"".into(),
+        sign_in: true,
+        ..Options::default()
+    })
+    .await;
+    let mut page = signed_in(&h, "alice@contoso.example").await;
+    page.wait_for("document.body.dataset.live === 'true'").await;
+
+    // An update of an existing account: the gateway reads it and compares.
+    let update = held(
+        &h,
+        Method::PUT,
+        account_path(airlock_sim::STORAGE_ACCOUNT),
+        r#"{"location":"westeurope","sku":{"name":"Standard_GRS"},"kind":"StorageV2","tags":{"env":"prod"}}"#,
+    );
+    let shown = changes_shown(&mut page).await;
+    for expected in [
+        "sku.name",
+        "modified",
+        "\"Standard_LRS\"",
+        "\"Standard_GRS\"",
+        "tags.env",
+        "added",
+        "\"prod\"",
+    ] {
+        assert!(shown.contains(expected), "{expected:?} not in:\n{shown}");
+    }
+    page.screenshot("approvals-diff").await;
+    deny_the_card(&mut page).await;
+    assert_eq!(update.await.unwrap().status, "Failed");
+
+    // A new account: nothing to compare, it is created.
+    let create = held(
+        &h,
+        Method::PUT,
+        account_path("brandnewacct"),
+        r#"{"location":"westeurope"}"#,
+    );
+    let shown = changes_shown(&mut page).await;
+    assert!(shown.contains("Creates a new resource"), "{shown}");
+    deny_the_card(&mut page).await;
+    assert_eq!(create.await.unwrap().status, "Failed");
+
+    // A deployment: ARM's own what-if, through the gateway's credential.
+    let deployment = format!(
+        "/subscriptions/{}/resourcegroups/{}/providers/Microsoft.Resources/deployments/logs?api-version=2022-09-01",
+        airlock_sim::SUBSCRIPTION_ID,
+        airlock_sim::RESOURCE_GROUP
+    );
+    let deploy = held(
+        &h,
+        Method::PUT,
+        deployment,
+        r#"{"properties":{"mode":"Incremental","template":{"$schema":"https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#","contentVersion":"1.0.0.0","resources":[
+            {"type":"Microsoft.Storage/storageAccounts","apiVersion":"2023-05-01","name":"newlogs","location":"westeurope","sku":{"name":"Standard_LRS"},"kind":"StorageV2"},
+            {"type":"Microsoft.Storage/storageAccounts","apiVersion":"2023-05-01","name":"demostore","location":"westeurope","sku":{"name":"Standard_LRS"},"kind":"StorageV2","tags":{"owner":"ops"}}]}}}"#,
+    );
+    let shown = changes_shown(&mut page).await;
+    for expected in [
+        "Azure's what-if: 1 to create, 1 to modify",
+        "Create",
+        "storageAccounts/newlogs",
+        "Modify",
+        "tags.owner",
+        "\"ops\"",
+    ] {
+        assert!(shown.contains(expected), "{expected:?} not in:\n{shown}");
+    }
+    page.screenshot("approvals-what-if").await;
+    deny_the_card(&mut page).await;
+    assert_eq!(deploy.await.unwrap().status, "Failed");
+    // Previews read; they never wrote.
+    assert_eq!(sim_calls(&h, &Method::PUT, airlock_sim::STORAGE_ACCOUNT), 0);
+    page.close().await;
+    h.shutdown().await;
+}

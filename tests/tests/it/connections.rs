@@ -194,3 +194,24 @@ async fn a_request_for_another_host_than_the_connections_tls_name_is_421() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     h.shutdown().await;
 }
+
+/// A connection that has sent nothing (a browser's preconnect) does not
+/// hold up a shutdown: it is closed at once, not after the head timeout.
+/// (It used to keep the approval page's tests waiting 30 s to stop.)
+#[tokio::test]
+async fn a_silent_connection_is_closed_when_the_gateway_stops() {
+    let h = harness("header_read_timeout = \"1h\"\n").await;
+    let mut agents = TcpStream::connect(h.gateway.local_addr()).await.unwrap();
+    let admin = h
+        .gateway
+        .admin_url()
+        .trim_start_matches("http://")
+        .replace("localhost", "127.0.0.1");
+    let mut approvers = TcpStream::connect(admin).await.unwrap();
+    // Both are accepted and waiting for a first byte.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = tokio::spawn(h.shutdown());
+    closed_by_gateway(&mut agents, "the agents' silent connection").await;
+    closed_by_gateway(&mut approvers, "the approvers' silent connection").await;
+    stopping.await.unwrap();
+}

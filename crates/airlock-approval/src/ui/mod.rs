@@ -17,15 +17,17 @@
 //! | `GET /ui/approvals/{id}` | a 303 to the approval's card on the page (notifications link here) |
 //! | `GET /ui/approvals/events` | `text/event-stream`: `approval` events (`{id, state, card, history}`: the HTML to show), `resync` when the page fell behind |
 //! | `GET /ui/approvals/{id}/fragment` | the same JSON for one approval, after a decision |
+//! | `GET /ui/approvals/{id}/changes` | what its request will change (an HTML fragment; see [`ChangePreview`]) |
 //! | `GET /ui/assets/airlock.css`, `/ui/assets/approvals.js` | the assets, shared with the session replay page |
 
 mod feed;
 mod render;
 mod words;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use airlock_core::{BrowserSession, Principal};
 use axum::Router;
@@ -39,7 +41,7 @@ use tokio::sync::broadcast::error::RecvError;
 pub use feed::ApprovalFeed;
 pub use words::{operation_in_words, scope_steps};
 
-use crate::{ApprovalId, ApprovalStore};
+use crate::{ApprovalId, ApprovalRequest, ApprovalStore, ChangePreview, Preview};
 
 /// The stylesheet of Airlock's pages.
 pub const STYLESHEET: &str = include_str!("assets/airlock.css");
@@ -60,6 +62,41 @@ pub struct ApprovalPage {
     is_approver: Arc<ApproverCheck>,
     sign_in_path: Option<String>,
     sign_out_path: Option<String>,
+    changes: Option<Previews>,
+}
+
+/// Previews of what approvals will change, each kept for a while: a page
+/// reload does not ask Azure again.
+#[derive(Clone)]
+struct Previews {
+    source: Arc<dyn ChangePreview>,
+    kept: Arc<std::sync::Mutex<HashMap<ApprovalId, (Instant, Preview)>>>,
+}
+
+/// How long a preview is reused.
+const PREVIEW_TTL: Duration = Duration::from_secs(30);
+/// The most previews kept at once.
+const MAX_PREVIEWS: usize = 1000;
+
+impl Previews {
+    async fn get(&self, approval: &ApprovalRequest) -> Preview {
+        let cached = {
+            let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+            kept.get(&approval.id)
+                .filter(|(at, _)| at.elapsed() < PREVIEW_TTL)
+                .map(|(_, preview)| preview.clone())
+        };
+        if let Some(preview) = cached {
+            return preview;
+        }
+        let preview = self.source.preview(approval).await;
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.retain(|_, (at, _)| at.elapsed() < PREVIEW_TTL);
+        if kept.len() < MAX_PREVIEWS {
+            kept.insert(approval.id, (Instant::now(), preview.clone()));
+        }
+        preview
+    }
 }
 
 impl std::fmt::Debug for ApprovalPage {
@@ -85,7 +122,19 @@ impl ApprovalPage {
             is_approver: Arc::new(is_approver),
             sign_in_path: None,
             sign_out_path: None,
+            changes: None,
         }
+    }
+
+    /// Shows on each pending card what its request will change, as
+    /// `source` works it out (asked when a card is shown, kept 30 s).
+    #[must_use]
+    pub fn changes(mut self, source: Arc<dyn ChangePreview>) -> Self {
+        self.changes = Some(Previews {
+            source,
+            kept: Arc::default(),
+        });
+        self
     }
 
     /// Where visitors who are not signed in are sent
@@ -105,6 +154,7 @@ impl ApprovalPage {
             .route("/ui/approvals/events", get(events))
             .route("/ui/approvals/{id}", get(link))
             .route("/ui/approvals/{id}/fragment", get(fragment))
+            .route("/ui/approvals/{id}/changes", get(changes))
             .with_state(Arc::new(self))
     }
 }
@@ -224,6 +274,7 @@ async fn page(State(page): State<Shared>, request: axum::extract::Request) -> Re
         sign_out_path: page.sign_out_path.as_deref(),
         approvals: approvals.as_deref(),
         now: SystemTime::now(),
+        show_changes: page.changes.is_some(),
     });
     let mut response = Html(html).into_response();
     page_headers(&mut response);
@@ -243,6 +294,30 @@ async fn link(Path(id): Path<String>) -> Response {
     }
 }
 
+async fn changes(
+    State(page): State<Shared>,
+    Path(id): Path<String>,
+    request: axum::extract::Request,
+) -> Response {
+    let Some((viewer, _)) = viewer(&request) else {
+        return not_signed_in(&page);
+    };
+    let approval = match id.parse::<ApprovalId>() {
+        Ok(id) if (page.is_approver)(&viewer) => page.store.get(id).await.ok().flatten(),
+        _ => None,
+    };
+    let (Some(approval), Some(previews)) = (
+        approval.filter(|a| a.approvers.admits(&viewer)),
+        &page.changes,
+    ) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let html = render::preview(&previews.get(&approval).await);
+    let mut response = Html(html).into_response();
+    page_headers(&mut response);
+    response
+}
+
 async fn fragment(
     State(page): State<Shared>,
     Path(id): Path<String>,
@@ -257,8 +332,13 @@ async fn fragment(
     };
     match approval.filter(|a| a.approvers.admits(&viewer)) {
         Some(approval) => {
-            let mut response =
-                axum::Json(render::fragment(&approval, &viewer, SystemTime::now())).into_response();
+            let mut response = axum::Json(render::fragment(
+                &approval,
+                &viewer,
+                SystemTime::now(),
+                page.changes.is_some(),
+            ))
+            .into_response();
             page_headers(&mut response);
             response
         }
@@ -274,6 +354,7 @@ async fn events(State(page): State<Shared>, request: axum::extract::Request) -> 
         return StatusCode::FORBIDDEN.into_response();
     }
     let receiver = page.feed.subscribe();
+    let show_changes = page.changes.is_some();
     let closed = Box::pin(page.feed.closed());
     // The stream ends with the session: a signed-out browser hears nothing more.
     let ends = tokio::time::Instant::now()
@@ -305,7 +386,8 @@ async fn events(State(page): State<Shared>, request: axum::extract::Request) -> 
                 if !approval.approvers.admits(&viewer) {
                     continue;
                 }
-                let data = render::fragment(approval, &viewer, SystemTime::now()).to_string();
+                let data = render::fragment(approval, &viewer, SystemTime::now(), show_changes)
+                    .to_string();
                 let event = Event::default().event("approval").data(data);
                 return Some((Ok(event), (receiver, viewer, closed)));
             }

@@ -9,7 +9,7 @@ use airlock_core::{Principal, escape_html as esc};
 use serde_json::{Value, json};
 
 use crate::ui::words::{operation_in_words, scope_steps};
-use crate::{ApprovalRequest, ApprovalState};
+use crate::{ApprovalRequest, ApprovalState, Change, ChangeKind, Preview};
 
 /// The most body text shown inline; the whole body is a link away.
 const MAX_SHOWN_BODY: usize = 256 * 1024;
@@ -93,7 +93,12 @@ fn no_buttons_reason(approval: &ApprovalRequest, viewer: &Principal, now: System
 }
 
 /// One pending approval, as a card with everything needed to decide it.
-pub(crate) fn card(approval: &ApprovalRequest, viewer: &Principal, now: SystemTime) -> String {
+pub(crate) fn card(
+    approval: &ApprovalRequest,
+    viewer: &Principal,
+    now: SystemTime,
+    show_changes: bool,
+) -> String {
     let id = approval.id.to_string();
     let op = &approval.operation;
     let mut html = format!(
@@ -202,6 +207,12 @@ pub(crate) fn card(approval: &ApprovalRequest, viewer: &Principal, now: SystemTi
             }
         );
     }
+    if show_changes && approval.state == ApprovalState::Pending {
+        let _ = write!(
+            html,
+            "<section class=\"changes\" data-changes=\"/ui/approvals/{id}/changes\"><h3>What will change</h3><p class=\"muted\">Asking Azure…</p></section>"
+        );
+    }
     if approval.can_decide(viewer, now) {
         let _ = write!(
             html,
@@ -265,12 +276,17 @@ pub(crate) fn history_row(approval: &ApprovalRequest) -> String {
 
 /// What the page needs to show an approval as it now stands: its card while
 /// pending, its history row once final.
-pub(crate) fn fragment(approval: &ApprovalRequest, viewer: &Principal, now: SystemTime) -> Value {
+pub(crate) fn fragment(
+    approval: &ApprovalRequest,
+    viewer: &Principal,
+    now: SystemTime,
+    show_changes: bool,
+) -> Value {
     let pending = approval.state == ApprovalState::Pending;
     json!({
         "id": approval.id.to_string(),
         "state": approval.state.as_str(),
-        "card": pending.then(|| card(approval, viewer, now)),
+        "card": pending.then(|| card(approval, viewer, now, show_changes)),
         "history": (!pending).then(|| history_row(approval)),
     })
 }
@@ -284,6 +300,8 @@ pub(crate) struct PageView<'a> {
     /// `None`: the viewer is not an approver.
     pub(crate) approvals: Option<&'a [ApprovalRequest]>,
     pub(crate) now: SystemTime,
+    /// Whether cards ask what their request will change.
+    pub(crate) show_changes: bool,
 }
 
 /// The shared top bar of Airlock's pages.
@@ -340,7 +358,7 @@ pub(crate) fn page(view: &PageView<'_>) -> String {
         if pending.is_empty() { "" } else { " hidden" }
     );
     for approval in &pending {
-        html.push_str(&card(approval, view.viewer, view.now));
+        html.push_str(&card(approval, view.viewer, view.now, view.show_changes));
     }
     html.push_str(
         "</div></section><section><h2>Decided</h2><table id=\"history\"><thead><tr><th>when</th><th>what</th><th>who asked</th><th>state</th><th>decisions</th></tr></thead><tbody>",
@@ -355,4 +373,85 @@ pub(crate) fn page(view: &PageView<'_>) -> String {
     }
     html.push_str("</tbody></table></section></main></body></html>");
     html
+}
+
+/// A value as compact JSON, escaped.
+fn value(value: Option<&Value>) -> String {
+    value.map_or_else(
+        || "<span class=\"muted\">—</span>".to_owned(),
+        |v| format!("<code>{}</code>", esc(&v.to_string())),
+    )
+}
+
+fn changes_table(changes: &[Change]) -> String {
+    let mut html = String::from(
+        "<table class=\"diff\"><thead><tr><th>property</th><th>change</th><th>now</th><th>requested</th></tr></thead><tbody>",
+    );
+    for change in changes {
+        let _ = write!(
+            html,
+            "<tr class=\"change-{kind}\"><td><code>{}</code></td><td>{kind}</td><td>{}</td><td>{}</td></tr>",
+            esc(&change.path),
+            value(change.before.as_ref()),
+            value(change.after.as_ref()),
+            kind = change.kind,
+        );
+    }
+    html.push_str("</tbody></table>");
+    html
+}
+
+/// The "What will change" section's content (empty: nothing to show).
+pub(crate) fn preview(preview: &Preview) -> String {
+    match preview {
+        Preview::NotApplicable => String::new(),
+        Preview::Creates => {
+            "<p class=\"creates\">Creates a new resource: everything in the request body is new.</p>".to_owned()
+        }
+        Preview::Diff(changes) if changes.is_empty() => {
+            "<p>No change: the resource already matches the request.</p>".to_owned()
+        }
+        Preview::Diff(changes) => {
+            let removed = changes.iter().filter(|c| c.kind == ChangeKind::Removed).count();
+            let mut html = format!(
+                "<p>The current resource (read by the gateway, masked) against the request: {} change{}.</p>",
+                changes.len(),
+                if changes.len() == 1 { "" } else { "s" }
+            );
+            html.push_str(&changes_table(changes));
+            if removed > 0 {
+                html.push_str("<p class=\"muted\">A PUT replaces the resource: what it omits, Azure resets or removes.</p>");
+            }
+            html
+        }
+        Preview::WhatIf(resources) => {
+            let count = |kind: &str| resources.iter().filter(|r| r.change_type == kind).count();
+            let mut html = format!(
+                "<p>Azure's what-if: {} to create, {} to modify, {} to delete, {} unchanged.</p><ul class=\"what-if\">",
+                count("Create"),
+                count("Modify"),
+                count("Delete"),
+                count("NoChange")
+            );
+            for resource in resources {
+                let _ = write!(
+                    html,
+                    "<li class=\"what-if-{}\"><strong>{}</strong> <code>{}</code>",
+                    esc(&resource.change_type.to_ascii_lowercase()),
+                    esc(&resource.change_type),
+                    esc(&resource.resource_id)
+                );
+                if !resource.delta.is_empty() {
+                    html.push_str(&changes_table(&resource.delta));
+                }
+                html.push_str("</li>");
+            }
+            html.push_str("</ul>");
+            html
+        }
+        Preview::Unavailable(why) => format!(
+            "<p class=\"muted unavailable\">Could not tell: {}</p>",
+            esc(why)
+        ),
+    }
 }

@@ -206,3 +206,67 @@ async fn notification_links_lead_to_the_card() {
     let (status, _, _) = get(&page.router, "/ui/approvals/not-an-id", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Answers one preview for every approval, counting the questions.
+struct Fixed(airlock_approval::Preview, std::sync::atomic::AtomicUsize);
+
+impl airlock_approval::ChangePreview for Fixed {
+    fn preview<'a>(
+        &'a self,
+        _approval: &'a ApprovalRequest,
+    ) -> airlock_core::BoxFuture<'a, airlock_approval::Preview> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move { self.0.clone() })
+    }
+}
+
+#[tokio::test]
+async fn what_will_change_is_rendered_as_text_and_asked_once_per_while() {
+    use airlock_approval::{Change, ChangeKind, Preview, ResourceChange};
+    let store = Arc::new(MemoryApprovalStore::new());
+    let approval = hostile(&store).await;
+    let source = Arc::new(Fixed(
+        Preview::WhatIf(vec![ResourceChange {
+            resource_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/<b>x</b>".into(),
+            change_type: "Modify".into(),
+            delta: vec![Change {
+                path: "tags.env".into(),
+                kind: ChangeKind::Modified,
+                before: Some(serde_json::json!("dev")),
+                after: Some(serde_json::json!("<script>")),
+            }],
+        }]),
+        std::sync::atomic::AtomicUsize::new(0),
+    ));
+    let router = ApprovalPage::new(store.clone(), ApprovalFeed::new(), |p: &Principal| {
+        p.in_group("approvers")
+    })
+    .changes(source.clone())
+    .into_router();
+    let alice = person("alice", "Alice", &["approvers"]);
+    let (_, _, html) = get(&router, "/ui/approvals", Some(&alice)).await;
+    assert!(html.contains(&format!(
+        "data-changes=\"/ui/approvals/{}/changes\"",
+        approval.id
+    )));
+    let path = format!("/ui/approvals/{}/changes", approval.id);
+    let (status, _, changes) = get(&router, &path, Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK, "{changes}");
+    assert!(changes.contains("0 to create, 1 to modify"), "{changes}");
+    assert!(
+        changes.contains("&lt;b&gt;x&lt;/b&gt;") && changes.contains("&quot;&lt;script&gt;&quot;")
+    );
+    assert!(!changes.contains("<script>") && !changes.contains("<b>"));
+    get(&router, &path, Some(&alice)).await;
+    assert_eq!(
+        source.1.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "kept, not asked again"
+    );
+    // Not for non-approvers.
+    let bob = person("bob", "Bob", &["readers"]);
+    assert_eq!(
+        get(&router, &path, Some(&bob)).await.0,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -4,7 +4,9 @@
 
 use std::convert::Infallible;
 
-use airlock_approval::{ApprovalApi, ApprovalPage};
+use std::sync::Arc;
+
+use airlock_approval::{ApprovalApi, ApprovalPage, ChangePreview};
 use airlock_core::{AirlockBody, Principal, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
 use airlock_policy::PolicyFile;
@@ -41,6 +43,7 @@ pub(crate) fn router(
     policy: &PolicyFile,
     identity: IdentityLayer,
     sign_in: Option<&SignIn>,
+    changes: Option<Arc<dyn ChangePreview>>,
 ) -> Router {
     let is_approver = {
         let policy = policy.clone();
@@ -57,25 +60,23 @@ pub(crate) fn router(
     if sign_in.is_some() {
         page = page.sign_in(SIGN_IN_PATH, SIGN_OUT_PATH);
     }
+    if let Some(changes) = changes {
+        page = page.changes(changes);
+    }
     let page = page.into_router();
     let (api, page, sign_in_routes) = match sign_in {
         Some(sign_in) => (
             boxed(api, sign_in.layer(identity)),
-            boxed(page, sign_in.layer(tower::layer::util::Identity::new())),
+            page.layer(sign_in.layer(tower::layer::util::Identity::new())),
             sign_in.routes(),
         ),
-        None => (
-            boxed(api, identity),
-            boxed(page, tower::layer::util::Identity::new()),
-            Router::new(),
-        ),
+        None => (boxed(api, identity), page, Router::new()),
     };
     Router::new()
         .merge(SessionsApi::replay_page())
         .merge(airlock_approval::ui::assets())
         .merge(sign_in_routes)
-        .route_service("/ui/approvals", page.clone())
-        .route_service("/ui/approvals/{*rest}", page)
+        .merge(page)
         .fallback_service(api)
         .layer(
             ServiceBuilder::new()

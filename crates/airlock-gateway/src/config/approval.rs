@@ -40,6 +40,17 @@ pub struct ApprovalConfig {
     /// besides the log.
     #[serde(default)]
     pub notify: Vec<NotifyConfig>,
+    /// Whether the approval page shows what a request will change (default
+    /// true): for a `PUT`/`PATCH` of an ARM resource the gateway reads the
+    /// resource with its own credential and shows the difference; for a
+    /// deployment it asks ARM's what-if. Both need the gateway's identity to
+    /// have read access (and `Microsoft.Resources/deployments/whatIf/action`).
+    #[serde(default = "default_true")]
+    pub show_changes: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[[approval.notify]]`: one receiver of approval notifications.
@@ -134,6 +145,7 @@ impl Default for ApprovalConfig {
             max_pending: default_max_pending(),
             max_stored_body_bytes: default_max_stored_body_bytes(),
             notify: Vec::new(),
+            show_changes: true,
         }
     }
 }

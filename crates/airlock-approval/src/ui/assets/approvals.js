@@ -36,6 +36,26 @@
     }
     recount();
     tick();
+    loadChanges();
+  };
+
+  // What each request will change: asked of the gateway once per card.
+  const loadChanges = () => {
+    for (const section of queue.querySelectorAll("section.changes[data-changes]")) {
+      const url = section.dataset.changes;
+      delete section.dataset.changes;
+      const status = section.querySelector("p.muted");
+      fetch(url, { credentials: "same-origin" })
+        .then((r) => (r.ok ? r.text() : Promise.reject(new Error(r.status + " " + r.statusText))))
+        .then((html) => {
+          if (!html.trim()) { section.remove(); return; }
+          const template = document.createElement("template");
+          template.innerHTML = html;
+          status.replaceWith(template.content);
+          section.dataset.loaded = "true";
+        })
+        .catch((e) => { status.textContent = "Could not tell: " + e.message; });
+    }
   };
 
   // Decisions go to the approvals API, as any client's would.
@@ -92,6 +112,7 @@
   };
   setInterval(tick, 1000);
   tick();
+  loadChanges();
 
   // The live queue. After a broken connection the page reloads, so that
   // nothing that happened meanwhile is missed.
