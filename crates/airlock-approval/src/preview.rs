@@ -141,12 +141,17 @@ const READ_ONLY: &[&str] = &[
 /// let changes = diff(&current, &requested, false);
 /// let summary: Vec<_> = changes.iter().map(|c| (c.path.as_str(), c.kind)).collect();
 /// assert_eq!(summary, [
-///     ("sku", ChangeKind::Removed),
+///     ("sku.name", ChangeKind::Removed),
 ///     ("tags.env", ChangeKind::Modified),
 ///     ("tags.owner", ChangeKind::Added),
 /// ]);
 /// // As a PATCH, what the request omits stays.
 /// assert_eq!(diff(&current, &requested, true).len(), 2);
+/// // What ARM sets itself is never "removed"; an omitted object is listed
+/// // property by property.
+/// let current = json!({"properties": {"provisioningState": "Succeeded", "minimumTlsVersion": "TLS1_2"}});
+/// let removed: Vec<_> = diff(&current, &json!({}), false).into_iter().map(|c| c.path).collect();
+/// assert_eq!(removed, ["properties.minimumTlsVersion"]);
 /// ```
 pub fn diff(current: &Value, requested: &Value, merge: bool) -> Vec<Change> {
     let mut changes = Vec::new();
@@ -168,25 +173,34 @@ fn walk(path: &str, current: &Value, requested: &Value, merge: bool, out: &mut V
             for (key, after) in asked {
                 match find(now, key) {
                     Some(before) => walk(&join(key), before, after, merge, out),
-                    None => out.push(Change {
-                        path: join(key),
-                        kind: ChangeKind::Added,
-                        before: None,
-                        after: Some(after.clone()),
+                    None => leaves(&join(key), after, &mut |path, value| {
+                        out.push(Change {
+                            path,
+                            kind: ChangeKind::Added,
+                            before: None,
+                            after: Some(value.clone()),
+                        });
                     }),
                 }
             }
             if !merge {
                 for (key, before) in now {
-                    let here = join(key);
-                    if find(asked, key).is_none() && !READ_ONLY.contains(&here.as_str()) {
-                        out.push(Change {
-                            path: here,
-                            kind: ChangeKind::Removed,
-                            before: Some(before.clone()),
-                            after: None,
-                        });
+                    if find(asked, key).is_some() {
+                        continue;
                     }
+                    leaves(&join(key), before, &mut |path, value| {
+                        if !READ_ONLY
+                            .iter()
+                            .any(|r| path == *r || path.starts_with(&format!("{r}.")))
+                        {
+                            out.push(Change {
+                                path,
+                                kind: ChangeKind::Removed,
+                                before: Some(value.clone()),
+                                after: None,
+                            });
+                        }
+                    });
                 }
             }
         }
@@ -197,6 +211,19 @@ fn walk(path: &str, current: &Value, requested: &Value, merge: bool, out: &mut V
             after: Some(after.clone()),
         }),
         _ => {}
+    }
+}
+
+/// Each non-object value under `value` (an empty object counts as one),
+/// with its path: what is added or removed, property by property.
+fn leaves(path: &str, value: &Value, each: &mut dyn FnMut(String, &Value)) {
+    match value {
+        Value::Object(object) if !object.is_empty() => {
+            for (key, inner) in object {
+                leaves(&format!("{path}.{key}"), inner, each);
+            }
+        }
+        other => each(path.to_owned(), other),
     }
 }
 

@@ -178,6 +178,12 @@ pub(crate) fn card(
         time(approval.expires_at),
         time(approval.expires_at)
     );
+    if show_changes && approval.state == ApprovalState::Pending {
+        let _ = write!(
+            html,
+            "<section class=\"changes\" data-changes=\"/ui/approvals/{id}/changes\"><h3>What will change</h3><p class=\"muted\">Asking Azure…</p></section>"
+        );
+    }
     if let Some(body) = approval
         .body
         .as_deref()
@@ -205,12 +211,6 @@ pub(crate) fn card(
             } else {
                 String::new()
             }
-        );
-    }
-    if show_changes && approval.state == ApprovalState::Pending {
-        let _ = write!(
-            html,
-            "<section class=\"changes\" data-changes=\"/ui/approvals/{id}/changes\"><h3>What will change</h3><p class=\"muted\">Asking Azure…</p></section>"
         );
     }
     if approval.can_decide(viewer, now) {
