@@ -802,10 +802,10 @@ async fn a_post_approved_as_an_operation_returns_azures_answer_masked() {
 }
 
 /// What a receiver was posted: headers and body, as sent.
-type Posted = std::sync::Arc<std::sync::Mutex<Vec<(http::HeaderMap, Bytes)>>>;
+pub(crate) type Posted = std::sync::Arc<std::sync::Mutex<Vec<(http::HeaderMap, Bytes)>>>;
 
 /// A loopback receiver of notifications.
-async fn receiver() -> (String, Posted) {
+pub(crate) async fn receiver() -> (String, Posted) {
     let got: Posted = std::sync::Arc::default();
     let keep = got.clone();
     let app = axum::Router::new().route(
@@ -825,7 +825,7 @@ async fn receiver() -> (String, Posted) {
 }
 
 /// Waits until `got` holds `count` posts: headers, body as sent, body as JSON.
-async fn posts(got: &Posted, count: usize) -> Vec<(http::HeaderMap, Bytes, Value)> {
+pub(crate) async fn posts(got: &Posted, count: usize) -> Vec<(http::HeaderMap, Bytes, Value)> {
     let seen = airlock_tests::eventually("the notifications", WAIT, || async {
         let seen = got.lock().unwrap().clone();
         (seen.len() >= count).then_some(seen)

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use http::Method;
 use serde_json::Value;
 
-use crate::approval::{NEW_ACCOUNT, WAIT, WHY, account_path, policy, sim_calls, vm_path};
+use crate::approval::{
+    NEW_ACCOUNT, WAIT, WHY, account_path, policy, posts, receiver, sim_calls, vm_path,
+};
 
 async fn harness() -> Harness {
     Harness::start_with(Options {
@@ -65,7 +67,16 @@ fn create_account(h: &Harness, name: &str) -> tokio::task::JoinHandle<airlock_de
 
 #[tokio::test]
 async fn an_approver_sees_a_request_arrive_live_and_approves_it_with_one_click() {
-    let h = harness().await;
+    // Teams is told too, with a link to the card.
+    let (teams_url, teams) = receiver().await;
+    let h = Harness::start_with(Options {
+        policy: Some(policy()),
+        approval_toml: "sweep_interval = \"1s\"".into(),
+        extra_toml: format!("[[approval.notify]]\nkind = \"teams\"\nurl = \"{teams_url}\"\n"),
+        sign_in: true,
+        ..Options::default()
+    })
+    .await;
     let mut page = signed_in(&h, "alice@contoso.example").await;
     page.wait_for("document.body.dataset.live === 'true'").await;
     assert_eq!(
@@ -115,6 +126,22 @@ async fn an_approver_sees_a_request_arrive_live_and_approves_it_with_one_click()
         "1"
     );
     page.screenshot("approvals-pending").await;
+
+    // The Teams card's button leads to this card on the page.
+    let id = page
+        .eval("document.querySelector('article.approval').dataset.id")
+        .await;
+    let id = id.as_str().unwrap();
+    let (_, _, card) = posts(&teams, 1).await.remove(0);
+    let link = format!("{}/ui/approvals/{id}", h.gateway.admin_url());
+    assert!(card.to_string().contains(&format!("\"{link}\"")), "{card}");
+    page.goto(&link).await;
+    page.wait_for("document.body.dataset.live === 'true'").await;
+    assert_eq!(
+        page.eval("location.hash + ' ' + !!document.querySelector(location.hash)")
+            .await,
+        format!("#approval-{id} true")
+    );
 
     page.eval(
         "document.querySelector('textarea[name=comment]').value = 'looks right';
