@@ -920,3 +920,78 @@ async fn approvers_are_told_by_chat_and_by_a_signed_webhook() {
     assert_eq!(metrics["airlock_approval_notifications_failed_total"], 0);
     h.shutdown().await;
 }
+
+/// A loopback receiver that takes each notification in and never answers;
+/// it counts the ones that arrived.
+async fn hanging_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = arrived.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending::<StatusCode>()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, arrived)
+}
+
+/// The median latency of `count` storage-account creates (each answered
+/// 202 at once, each announcing a new approval to the configured receiver).
+async fn median_create(h: &Harness, count: usize) -> Duration {
+    let mut latencies = Vec::with_capacity(count);
+    for n in 0..count {
+        let started = Instant::now();
+        let answer = h
+            .agent
+            .send(
+                Method::PUT,
+                &account_path(&format!("latency{n}")),
+                &[WHY],
+                Some(Bytes::from_static(NEW_ACCOUNT)),
+            )
+            .await
+            .unwrap();
+        latencies.push(started.elapsed());
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{:?}", answer.body);
+    }
+    latencies.sort();
+    latencies[count / 2]
+}
+
+/// A Slack receiver that never answers does not slow the requests that
+/// notify it: their latency stays in the range of the same requests
+/// notifying a receiver that answers at once (measured side by side in this
+/// test; a notifier on the request path would add its 10 s timeout to each).
+#[tokio::test]
+async fn a_hanging_receiver_does_not_slow_requests_down() {
+    let (answering_url, answering) = receiver().await;
+    let (hanging_url, arrived) = hanging_receiver().await;
+    let start = |url: String| {
+        Harness::start_with(Options {
+            policy: Some(policy()),
+            extra_toml: format!("[[approval.notify]]\nkind = \"slack\"\nurl = \"{url}\"\n"),
+            ..Options::default()
+        })
+    };
+    let normal = start(answering_url).await;
+    let hanging = start(hanging_url).await;
+    const REQUESTS: usize = 8;
+    let baseline = median_create(&normal, REQUESTS).await;
+    let with_hanging = median_create(&hanging, REQUESTS).await;
+    posts(&answering, REQUESTS).await;
+    // The hanging receiver was really being notified meanwhile.
+    airlock_tests::eventually("a notification at the hanging receiver", WAIT, || async {
+        (arrived.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
+    assert!(
+        with_hanging <= baseline * 10,
+        "with a hanging receiver the median request took {with_hanging:?}, against {baseline:?} normally"
+    );
+    normal.shutdown().await;
+    hanging.shutdown().await;
+}
