@@ -31,12 +31,21 @@ impl std::fmt::Debug for Browser {
 }
 
 /// Debian's Chromium, which `cargo xtask ci` installs.
-fn chromium() -> &'static str {
+pub fn chromium() -> &'static str {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("Chromium is needed for the page tests: apt-get install chromium (.ci/run does)")
 }
+
+/// How the tests run Chromium: headless, as root in a container.
+pub const HEADLESS: [&str; 5] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+];
 
 /// Where screenshots go: `target/test-artifacts/`.
 pub fn artifacts_dir() -> PathBuf {
@@ -56,12 +65,8 @@ impl Browser {
     pub async fn launch_with(flags: &[&str]) -> Self {
         let profile = tempfile::tempdir().unwrap();
         let mut child = tokio::process::Command::new(chromium())
+            .args(HEADLESS)
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
                 "--no-default-browser-check",
                 "--disable-extensions",
                 "--window-size=1280,1000",

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::issuer::{IssuerState, json_response, lock, oauth_error, refuse};
-use crate::routing::query_pairs;
+use crate::routing::{query_pairs, query_value};
 use crate::token_spec::TokenSpec;
 
 /// How long a code may wait to be redeemed (Entra: 10 minutes).
@@ -129,11 +129,9 @@ pub(crate) async fn authorize(
     }
     let pairs = query_pairs(query.as_deref());
     let field = |name: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
+        query_value(&pairs, name)
             .filter(|v| !v.is_empty())
+            .map(str::to_owned)
     };
     let Some(client_id) = field("client_id") else {
         return error_page(
@@ -231,11 +229,7 @@ pub(crate) async fn pick(
         return refused;
     }
     let form = query_pairs(Some(&String::from_utf8_lossy(&body)));
-    let field = |name: &str| {
-        form.iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let field = |name: &str| query_value(&form, name);
     let authorization = field("request").and_then(|r| lock(&state.sign_ins.pending).remove(r));
     let Some(authorization) = authorization else {
         return error_page(
@@ -270,12 +264,7 @@ pub(crate) async fn pick(
 
 /// `grant_type=authorization_code` at the token endpoint.
 pub(crate) fn redeem(state: &IssuerState, form: &[(String, String)]) -> Response {
-    let field = |name: &str| {
-        form.iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
+    let field = |name: &str| query_value(form, name).filter(|v| !v.is_empty());
     let invalid_grant =
         |description: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description);
     let client_id = field("client_id").unwrap_or_default();

@@ -49,20 +49,7 @@ async fn sign_in(mut browser: Browser, admin_url: &str, username: &str) -> Brows
 /// Sends a storage-account create as the agent in the background; the
 /// gateway holds it until someone decides.
 fn create_account(h: &Harness, name: &str) -> tokio::task::JoinHandle<airlock_demo::LongRunning> {
-    let agent = h.agent.clone();
-    let path = account_path(name);
-    tokio::spawn(async move {
-        agent
-            .long_running(
-                Method::PUT,
-                &path,
-                &[WHY],
-                Some(Bytes::from_static(NEW_ACCOUNT)),
-                WAIT,
-            )
-            .await
-            .unwrap()
-    })
+    held(h, Method::PUT, account_path(name), NEW_ACCOUNT)
 }
 
 #[tokio::test]
@@ -322,18 +309,12 @@ fn held(
     h: &Harness,
     method: Method,
     path: String,
-    body: &'static str,
+    body: &'static [u8],
 ) -> tokio::task::JoinHandle<airlock_demo::LongRunning> {
     let agent = h.agent.clone();
     tokio::spawn(async move {
         agent
-            .long_running(
-                method,
-                &path,
-                &[WHY],
-                Some(Bytes::from_static(body.as_bytes())),
-                WAIT,
-            )
+            .long_running(method, &path, &[WHY], Some(Bytes::from_static(body)), WAIT)
             .await
             .unwrap()
     })
@@ -376,7 +357,7 @@ async fn the_page_shows_the_resource_diff_and_arms_what_if() {
         &h,
         Method::PUT,
         account_path(airlock_sim::STORAGE_ACCOUNT),
-        r#"{"location":"westeurope","sku":{"name":"Standard_GRS"},"kind":"StorageV2","tags":{"env":"prod"}}"#,
+        br#"{"location":"westeurope","sku":{"name":"Standard_GRS"},"kind":"StorageV2","tags":{"env":"prod"}}"#,
     );
     let shown = changes_shown(&mut page).await;
     for expected in [
@@ -399,7 +380,7 @@ async fn the_page_shows_the_resource_diff_and_arms_what_if() {
         &h,
         Method::PUT,
         account_path("brandnewacct"),
-        r#"{"location":"westeurope"}"#,
+        br#"{"location":"westeurope"}"#,
     );
     let shown = changes_shown(&mut page).await;
     assert!(shown.contains("Creates a new resource"), "{shown}");
@@ -416,7 +397,7 @@ async fn the_page_shows_the_resource_diff_and_arms_what_if() {
         &h,
         Method::PUT,
         deployment,
-        r#"{"properties":{"mode":"Incremental","template":{"$schema":"https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#","contentVersion":"1.0.0.0","resources":[
+        br#"{"properties":{"mode":"Incremental","template":{"$schema":"https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#","contentVersion":"1.0.0.0","resources":[
             {"type":"Microsoft.Storage/storageAccounts","apiVersion":"2023-05-01","name":"newlogs","location":"westeurope","sku":{"name":"Standard_LRS"},"kind":"StorageV2"},
             {"type":"Microsoft.Storage/storageAccounts","apiVersion":"2023-05-01","name":"demostore","location":"westeurope","sku":{"name":"Standard_LRS"},"kind":"StorageV2","tags":{"owner":"ops"}}]}}}"#,
     );

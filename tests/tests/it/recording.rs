@@ -430,21 +430,14 @@ async fn a_session_replays_as_a_timeline_in_a_browser() {
 }
 
 async fn chromium_dump_dom(url: &str) -> String {
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("Chromium is needed for the page test: apt-get install chromium (.ci/run does)");
+    let chromium = airlock_tests::browser::chromium();
     let profile = tempfile::tempdir().unwrap();
     let url = url.to_owned();
     let profile_arg = format!("--user-data-dir={}", profile.path().display());
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(chromium)
+            .args(airlock_tests::browser::HEADLESS)
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
                 "--virtual-time-budget=10000",
                 &profile_arg,
                 "--dump-dom",

@@ -294,6 +294,17 @@ async fn link(Path(id): Path<String>) -> Response {
     }
 }
 
+/// Approval `id`, if `viewer` is one of its approvers (else, as for the
+/// API, nobody learns it exists).
+async fn visible(page: &ApprovalPage, viewer: &Principal, id: &str) -> Option<ApprovalRequest> {
+    let id = id.parse::<ApprovalId>().ok()?;
+    if !(page.is_approver)(viewer) {
+        return None;
+    }
+    let approval = page.store.get(id).await.ok().flatten()?;
+    approval.approvers.admits(viewer).then_some(approval)
+}
+
 async fn changes(
     State(page): State<Shared>,
     Path(id): Path<String>,
@@ -302,14 +313,8 @@ async fn changes(
     let Some((viewer, _)) = viewer(&request) else {
         return not_signed_in(&page);
     };
-    let approval = match id.parse::<ApprovalId>() {
-        Ok(id) if (page.is_approver)(&viewer) => page.store.get(id).await.ok().flatten(),
-        _ => None,
-    };
-    let (Some(approval), Some(previews)) = (
-        approval.filter(|a| a.approvers.admits(&viewer)),
-        &page.changes,
-    ) else {
+    let approval = visible(&page, &viewer, &id).await;
+    let (Some(approval), Some(previews)) = (approval, &page.changes) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let html = render::preview(&previews.get(&approval).await);
@@ -326,11 +331,8 @@ async fn fragment(
     let Some((viewer, _)) = viewer(&request) else {
         return not_signed_in(&page);
     };
-    let approval = match id.parse::<ApprovalId>() {
-        Ok(id) if (page.is_approver)(&viewer) => page.store.get(id).await.ok().flatten(),
-        _ => None,
-    };
-    match approval.filter(|a| a.approvers.admits(&viewer)) {
+    let approval = visible(&page, &viewer, &id).await;
+    match approval {
         Some(approval) => {
             let mut response = axum::Json(render::fragment(
                 &approval,
