@@ -22,11 +22,15 @@
 //! each keep their own (sticky sessions, or one admin replica).
 //!
 //! ```no_run
-//! # async fn run(http: std::sync::Arc<dyn airlock_core::HttpClient>, api: axum::Router) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use airlock_identity::{IdentityLayer, JwtValidator, KeySource};
 //! use airlock_signin::SignIn;
 //!
+//! # async fn run(
+//! #     http: Arc<dyn airlock_core::HttpClient>,
+//! #     api: axum::Router,
+//! #     agents: JwtValidator,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
 //! let issuer = "https://login.microsoftonline.com/<tenant>/v2.0";
 //! let id_tokens = JwtValidator::builder()
 //!     .tenant("<tenant>")
@@ -45,11 +49,11 @@
 //! .landing("/ui/approvals")
 //! .build()
 //! .await?;
-//! # let agents_validator: JwtValidator = unimplemented!();
-//! // Browsers with a session, or API clients with a bearer token.
+//! // Browsers with a session, or API clients with a bearer token (`agents`
+//! // verifies those, as the identity layer in front of the agents' API does).
 //! let app = sign_in
 //!     .routes()
-//!     .merge(api.layer(sign_in.layer(IdentityLayer::new(agents_validator))));
+//!     .merge(api.layer(sign_in.layer(IdentityLayer::new(agents))));
 //! # Ok(()) }
 //! ```
 
