@@ -59,10 +59,7 @@ impl Sessions {
         let id = random_token()?;
         let session = Session {
             principal,
-            browser: BrowserSession {
-                csrf_token: random_token()?,
-                expires_at: SystemTime::now() + ttl,
-            },
+            browser: BrowserSession::new(random_token()?, SystemTime::now() + ttl),
         };
         let mut table = self.table();
         let now = SystemTime::now();
@@ -88,10 +85,13 @@ impl Sessions {
         }
     }
 
-    /// Ends the session the request's cookie names.
+    /// Ends the session the request's cookie names, for every answer still
+    /// open on it too.
     pub(crate) fn end(&self, headers: &HeaderMap) {
-        if let Some(id) = cookie(headers, SESSION_COOKIE) {
-            self.table().remove(&key(&id));
+        if let Some(id) = cookie(headers, SESSION_COOKIE)
+            && let Some(session) = self.table().remove(&key(&id))
+        {
+            session.browser.end();
         }
     }
 
@@ -160,6 +160,7 @@ mod tests {
         );
         sessions.end(&headers);
         assert!(sessions.find(&headers).is_none());
+        assert!(!found.browser.is_live(), "what was handed out ends too");
 
         let (id, _) = sessions.start(alice, Duration::ZERO).unwrap();
         assert!(

@@ -73,6 +73,9 @@ struct Previews {
     kept: Arc<std::sync::Mutex<HashMap<ApprovalId, (Instant, Preview)>>>,
 }
 
+/// How often an event stream checks that its session is still live.
+const SESSION_CHECK: Duration = Duration::from_secs(1);
+
 /// How long a preview is reused.
 const PREVIEW_TTL: Duration = Duration::from_secs(30);
 /// The most previews kept at once.
@@ -367,20 +370,28 @@ async fn events(State(page): State<Shared>, request: axum::extract::Request) -> 
     let ready = futures_util::stream::once(async {
         Ok::<_, Infallible>(Event::default().event("ready").data("live"))
     });
+    // Signing out ends the session's streams within a second.
+    let check = tokio::time::interval(SESSION_CHECK);
     let updates = futures_util::stream::unfold(
-        (receiver, viewer, closed),
-        move |(mut receiver, viewer, mut closed)| async move {
+        (receiver, viewer, closed, check, session),
+        move |(mut receiver, viewer, mut closed, mut check, session)| async move {
             loop {
                 let received = tokio::select! {
                     received = receiver.recv() => received,
                     () = tokio::time::sleep_until(ends) => return None,
                     () = &mut closed => return None,
+                    _ = check.tick() => {
+                        if session.is_live() {
+                            continue;
+                        }
+                        return None;
+                    }
                 };
                 let event = match received {
                     Ok(event) => event,
                     Err(RecvError::Lagged(_)) => {
                         let resync = Event::default().event("resync").data("reload");
-                        return Some((Ok(resync), (receiver, viewer, closed)));
+                        return Some((Ok(resync), (receiver, viewer, closed, check, session)));
                     }
                     Err(RecvError::Closed) => return None,
                 };
@@ -391,7 +402,7 @@ async fn events(State(page): State<Shared>, request: axum::extract::Request) -> 
                 let data = render::fragment(approval, &viewer, SystemTime::now(), show_changes)
                     .to_string();
                 let event = Event::default().event("approval").data(data);
-                return Some((Ok(event), (receiver, viewer, closed)));
+                return Some((Ok(event), (receiver, viewer, closed, check, session)));
             }
         },
     );

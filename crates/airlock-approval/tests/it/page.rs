@@ -22,10 +22,10 @@ fn person(id: &str, name: &str, groups: &[&str]) -> Principal {
 }
 
 fn session() -> BrowserSession {
-    BrowserSession {
-        csrf_token: "csrf-token-of-the-session".into(),
-        expires_at: SystemTime::now() + Duration::from_secs(600),
-    }
+    BrowserSession::new(
+        "csrf-token-of-the-session",
+        SystemTime::now() + Duration::from_secs(600),
+    )
 }
 
 struct Page {
@@ -268,5 +268,30 @@ async fn what_will_change_is_rendered_as_text_and_asked_once_per_while() {
     assert_eq!(
         get(&router, &path, Some(&bob)).await.0,
         StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_sessions_event_stream() {
+    let page = page(true);
+    let signed_in = session();
+    let request = Request::get("/ui/approvals/events")
+        .extension(person("alice", "Alice", &["approvers"]))
+        .extension(signed_in.clone())
+        .body(Body::empty())
+        .unwrap();
+    let mut body = page
+        .router
+        .clone()
+        .oneshot(request)
+        .await
+        .unwrap()
+        .into_body();
+    let ready = body.frame().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(ready.data_ref().unwrap()).contains("event: ready"));
+    signed_in.end();
+    assert!(
+        body.frame().await.is_none(),
+        "the stream ends with the session"
     );
 }
