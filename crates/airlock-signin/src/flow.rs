@@ -14,8 +14,8 @@ use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
 use openidconnect::url;
 use openidconnect::{
     AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse as _, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
+    EndpointNotSet, EndpointSet, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse as _,
 };
 
 use crate::SignInError;
@@ -307,7 +307,6 @@ impl Inner {
             .request_async(&Transport(&self.http))
             .await
             .map_err(|e| SignInError::Token(token_error(&e)))?;
-        let _ = response.access_token();
         let id_token = response
             .id_token()
             .ok_or_else(|| SignInError::Token("the provider answered no id_token".into()))?
