@@ -96,16 +96,27 @@ fn clippy(sh: &Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The system tools end-to-end tests use: Chromium, for the session replay
-/// page (Debian's package, installed with apt-get when missing; as root, or
-/// through sudo).
+/// The system tools the tests use, Debian's packages installed with apt-get
+/// when missing (as root, or through sudo): Chromium, for the session replay
+/// and approval pages, and PostgreSQL's server, for the scale-out store
+/// (each test starts a throwaway cluster of its own: `airlock_store::testing`).
 fn test_tools(sh: &Shell) -> anyhow::Result<()> {
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .any(|path| std::path::Path::new(path).exists());
-    if !chromium {
+    let postgres = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|version| version.path().join("bin/initdb").exists());
+    let missing: Vec<&str> = [(!chromium, "chromium"), (!postgres, "postgresql")]
+        .into_iter()
+        .filter_map(|(missing, package)| missing.then_some(package))
+        .collect();
+    if !missing.is_empty() {
         println!(
-            "chromium is not installed: installing Debian's package with apt-get (about a minute)"
+            "not installed: {}; installing Debian's packages with apt-get (a minute or two)",
+            missing.join(", ")
         );
         let root = cmd!(sh, "id -u").read().is_ok_and(|id| id.trim() == "0");
         let (program, prefix): (&str, &[&str]) = if root {
@@ -113,16 +124,20 @@ fn test_tools(sh: &Shell) -> anyhow::Result<()> {
         } else {
             ("sudo", &["apt-get"])
         };
+        let by_hand = format!(
+            "install them by hand (apt-get install {})",
+            missing.join(" ")
+        );
         let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
-        cmd!(sh, "{program} {prefix...} update -qq").run().context(
-            "apt-get update failed; install chromium by hand (apt-get install chromium)",
-        )?;
+        cmd!(sh, "{program} {prefix...} update -qq")
+            .run()
+            .with_context(|| format!("apt-get update failed; {by_hand}"))?;
         cmd!(
             sh,
-            "{program} {prefix...} install -y -qq --no-install-recommends chromium"
+            "{program} {prefix...} install -y -qq --no-install-recommends {missing...}"
         )
         .run()
-        .context("installing chromium failed; install it by hand (apt-get install chromium)")?;
+        .with_context(|| format!("installing failed; {by_hand}"))?;
     }
     cmd!(sh, "chromium --version").run()?;
     python_sdk(sh)

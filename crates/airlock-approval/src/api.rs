@@ -525,7 +525,7 @@ fn store_error(error: ApprovalError) -> AirlockError {
         ApprovalError::NotFound(id) => not_found(id),
         other => {
             tracing::error!(error = %other, "approvals API: the approval store failed");
-            AirlockError::Internal(other.to_string())
+            other.refusal()
         }
     }
 }

@@ -52,7 +52,29 @@ pub enum ApprovalError {
         /// The configured floor.
         floor: u64,
     },
+    /// The store cannot be reached (its database is down): the caller
+    /// fails closed with a 503, and may come back.
+    #[error("approval store unavailable: {0}")]
+    Unavailable(String),
     /// The store itself failed.
     #[error("approval store failed: {0}")]
     Store(String),
+}
+
+impl ApprovalError {
+    /// What a client gets when the store failed: 503 when the refusal is
+    /// temporary (out of space, database unavailable), else 500.
+    pub(crate) fn refusal(&self) -> airlock_core::AirlockError {
+        use http::StatusCode;
+        let code = match self {
+            ApprovalError::NoSpace { .. } => "AirlockApprovalStoreFull",
+            ApprovalError::Unavailable(_) => "AirlockStoreUnavailable",
+            _ => {
+                return airlock_core::AirlockError::Internal(format!(
+                    "approval store failed: {self}"
+                ));
+            }
+        };
+        airlock_core::AirlockError::custom(StatusCode::SERVICE_UNAVAILABLE, code, self.to_string())
+    }
 }

@@ -668,18 +668,11 @@ async fn wait_for_decision(
     }
 }
 
-/// What a store failure answers: 503 when it is out of space (a clear
-/// refusal, the request can come back), else 500.
+/// What a store failure answers (`ApprovalError::refusal`):
+/// 503 when it is out of space or unavailable (the request can come back), else 500.
 fn store_failed(error: &crate::ApprovalError) -> AirlockError {
     tracing::error!(%error, "approval store failed");
-    match error {
-        crate::ApprovalError::NoSpace { .. } => AirlockError::custom(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "AirlockApprovalStoreFull",
-            error.to_string(),
-        ),
-        _ => AirlockError::Internal(format!("approval store failed: {error}")),
-    }
+    error.refusal()
 }
 
 /// `202 Accepted` with the operation URL of approval `id`, as Azure answers

@@ -49,6 +49,26 @@ impl StateWatchers {
         sender.subscribe()
     }
 
+    /// The approvals somebody waits on, each with the state its waiters
+    /// last saw: what a store polls while it cannot be told of changes
+    /// made elsewhere.
+    ///
+    /// ```
+    /// use airlock_approval::{ApprovalId, ApprovalState, StateWatchers};
+    ///
+    /// let watchers = StateWatchers::default();
+    /// let id = ApprovalId::new();
+    /// let _rx = watchers.subscribe(id, ApprovalState::Pending);
+    /// assert_eq!(watchers.watched(), vec![(id, ApprovalState::Pending)]);
+    /// ```
+    pub fn watched(&self) -> Vec<(ApprovalId, ApprovalState)> {
+        self.lock()
+            .iter()
+            .filter(|(_, sender)| sender.receiver_count() > 0)
+            .map(|(id, sender)| (*id, *sender.borrow()))
+            .collect()
+    }
+
     /// Tells `id`'s waiters its state is now `state`.
     pub fn publish(&self, id: ApprovalId, state: ApprovalState) {
         let mut channels = self.lock();

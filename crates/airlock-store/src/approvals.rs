@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use airlock_approval::{
     ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore, Execution,
@@ -14,6 +14,7 @@ use airlock_core::{BoxFuture, Principal};
 use rusqlite::{Connection, OptionalExtension, Params, Transaction, TransactionBehavior, params};
 use tokio::sync::watch;
 
+use crate::approval_row::{self, Row, millis, now, open_states, use_grant};
 use crate::{SqliteStore, StoreError};
 
 const SELECT: &str = "SELECT id, doc, sealed FROM approvals";
@@ -28,13 +29,6 @@ const UPDATE: &str = "UPDATE approvals SET
     grant_expires_at = ?7, doc = ?8, sealed = ?9
     WHERE id = ?1";
 
-/// One approval as stored: the request, and its sealed request while it has one.
-#[derive(Clone, PartialEq)]
-struct Row {
-    request: ApprovalRequest,
-    sealed: Option<Vec<u8>>,
-}
-
 impl ApprovalStore for SqliteStore {
     fn create(
         &self,
@@ -45,13 +39,7 @@ impl ApprovalStore for SqliteStore {
         Box::pin(self.db.call(move |connection, path| {
             guard_disk(path, floor)?;
             let id = request.id;
-            let mut row = Row {
-                sealed: sealed.map(|s| s.as_bytes().to_vec()),
-                request,
-            };
-            if row.request.state.is_final() {
-                row.sealed = None;
-            }
+            let row = Row::new(request, sealed);
             match write(connection, path, INSERT, &row) {
                 Ok(0) => Err(ApprovalError::AlreadyExists(id)),
                 Ok(_) => Ok(()),
@@ -168,7 +156,7 @@ impl ApprovalStore for SqliteStore {
             let transaction = begin(connection, path)?;
             let mut expired = Vec::new();
             // Only a request that can still change can be due.
-            for state in ApprovalState::ALL.into_iter().filter(|s| !s.is_final()) {
+            for state in open_states() {
                 let rows = select(
                     &transaction,
                     path,
@@ -255,36 +243,19 @@ impl SqliteStore {
     }
 }
 
-/// Runs `change` on `row`, erases its sealed request once its state is
-/// final, and writes it back if anything changed.
+/// Runs `change` on `row` ([`approval_row::apply`]) and writes it back if
+/// anything changed.
 fn apply<T>(
     transaction: &Transaction<'_>,
     path: &Path,
     row: &mut Row,
     change: impl FnOnce(&mut Row) -> T,
 ) -> Result<T, StoreError> {
-    let before = row.clone();
-    let result = change(row);
-    if row.request.state.is_final() {
-        row.sealed = None;
-    }
-    if *row != before {
+    let (result, changed) = approval_row::apply(row, change);
+    if changed {
         write(transaction, path, UPDATE, row)?;
     }
     Ok(result)
-}
-
-/// Uses the grant of `row` if it is usable: the approval becomes consumed,
-/// and its sealed request is handed out.
-fn use_grant(row: &mut Row, now: SystemTime) -> Option<Grant> {
-    if !rules::grant_usable(&row.request, now) {
-        return None;
-    }
-    row.request.state = ApprovalState::Consumed;
-    Some(Grant {
-        id: row.request.id,
-        request: row.sealed.take().map(SealedRequest::from_bytes),
-    })
 }
 
 fn begin<'c>(connection: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, StoreError> {
@@ -356,9 +327,8 @@ fn write(connection: &Connection, path: &Path, sql: &str, row: &Row) -> Result<u
     let request = &row.request;
     let id = request.id.to_string();
     let doc = serde_json::to_string(request).map_err(|e| corrupt(path, &id, &e))?;
-    let wait = serde_json::to_value(request.wait)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
+    let wait = row
+        .wait_name()
         .ok_or_else(|| corrupt(path, &id, &"its wait mode has no name"))?;
     connection
         .prepare_cached(sql)
@@ -390,23 +360,5 @@ fn corrupt(path: &Path, id: &str, reason: &dyn std::fmt::Display) -> StoreError 
         path: path.to_path_buf(),
         id: id.to_owned(),
         reason: reason.to_string(),
-    }
-}
-
-/// Now, to the millisecond: what the stored JSON keeps, so a request a call
-/// returns equals the one `get` reads back.
-fn now() -> SystemTime {
-    let now = SystemTime::now();
-    match now.duration_since(UNIX_EPOCH) {
-        Ok(since) => now - Duration::from_nanos(u64::from(since.subsec_nanos() % 1_000_000)),
-        Err(_) => now,
-    }
-}
-
-/// Milliseconds since the Unix epoch (negative before it).
-fn millis(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
     }
 }

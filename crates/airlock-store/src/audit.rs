@@ -42,12 +42,13 @@ pub mod text;
 mod verify;
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use airlock_core::BoxFuture;
 use airlock_recorder::{AuditSink, ChainHead, ChainedEvent, SinkError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior};
 
+use crate::approval_row::{from_millis, millis};
 use crate::{SqliteStore, StoreError};
 
 pub use checkpoint::{
@@ -57,6 +58,7 @@ pub use checkpoint::{
 };
 pub use prune::Pruned;
 pub use read::{EventPages, SessionSummary};
+pub(crate) use verify::Walk;
 pub use verify::{AuditProblem, AuditVerification, TrustedCheckpoints};
 
 const INSERT: &str = "INSERT INTO audit_events
@@ -68,7 +70,7 @@ const SELECT_EVENTS: &str = "SELECT seq, id, time_ms, session_id, principal_id, 
     status, prev_hash, hash, doc FROM audit_events";
 
 /// How many events one read of a long walk (verify, export) takes.
-const PAGE: u32 = 1000;
+pub(crate) const PAGE: u32 = 1000;
 
 /// Below this much free space, the trail is not ready to take events again
 /// after a failed append (SQLite needs room for WAL frames and checkpoints).
@@ -145,7 +147,7 @@ pub(crate) struct StoredEvent {
 
 impl StoredEvent {
     /// The row for `chained`: its event serialized, the index columns copied.
-    fn new(chained: &ChainedEvent, path: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn new(chained: &ChainedEvent, path: &Path) -> Result<Self, StoreError> {
         let event = &chained.event;
         let doc = serde_json::to_string(event).map_err(|error| StoreError::AuditCorrupt {
             path: path.to_path_buf(),
@@ -183,7 +185,7 @@ impl StoredEvent {
     }
 
     /// The chained event the row holds; a `doc` that is not an event is an error.
-    fn chained(self, path: &Path) -> Result<ChainedEvent, StoreError> {
+    pub(crate) fn chained(self, path: &Path) -> Result<ChainedEvent, StoreError> {
         let event = serde_json::from_str(&self.doc).map_err(|error| StoreError::AuditCorrupt {
             path: path.to_path_buf(),
             seq: self.seq,
@@ -231,7 +233,11 @@ fn append_rows(
 }
 
 /// Refuses a batch whose events are not the next links after `head`.
-fn check_links(path: &Path, head: &ChainHead, rows: &[StoredEvent]) -> Result<(), StoreError> {
+pub(crate) fn check_links(
+    path: &Path,
+    head: &ChainHead,
+    rows: &[StoredEvent],
+) -> Result<(), StoreError> {
     let mut previous = (head.seq, head.hash.as_str());
     for row in rows {
         let reason = if row.seq != previous.0 + 1 {
@@ -341,23 +347,4 @@ fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Milliseconds since the Unix epoch (negative before it).
-fn millis(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
-    }
-}
-
-/// The time `millis` came from (to the millisecond).
-fn from_millis(millis: i64) -> SystemTime {
-    let magnitude = Duration::from_millis(millis.unsigned_abs());
-    let time = if millis >= 0 {
-        UNIX_EPOCH.checked_add(magnitude)
-    } else {
-        UNIX_EPOCH.checked_sub(magnitude)
-    };
-    time.unwrap_or(UNIX_EPOCH)
 }

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use airlock_approval::ApprovalError;
 
-/// Why the database could not be opened or used. Each names the file.
+/// Why the database could not be opened or used. Each names the file (or
+/// the PostgreSQL database, as `host:port/dbname`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -113,6 +114,45 @@ pub enum StoreError {
         /// What went wrong, and what to do.
         reason: String,
     },
+    /// The PostgreSQL settings cannot be used (the URL, the TLS roots).
+    #[error("the PostgreSQL store cannot be set up: {0}")]
+    PostgresConfig(String),
+    /// The PostgreSQL database cannot be reached (down, unreachable, out of
+    /// connections): what needs it fails closed until it is back.
+    #[error(
+        "the database {database} is unavailable: {reason}; requests that need it are refused \
+         until it is back"
+    )]
+    Unavailable {
+        /// `host:port/dbname`.
+        database: String,
+        /// Why.
+        reason: String,
+    },
+    /// A PostgreSQL migration failed; the database was left at the version before it.
+    #[error(
+        "cannot upgrade the database {database} to schema version {version}: {}",
+        crate::postgres::describe(source)
+    )]
+    PostgresMigrate {
+        /// `host:port/dbname`.
+        database: String,
+        /// The version it failed to reach.
+        version: u32,
+        /// What PostgreSQL said.
+        source: tokio_postgres::Error,
+    },
+    /// A PostgreSQL query failed.
+    #[error(
+        "the database {database} failed: {}",
+        crate::postgres::describe(source)
+    )]
+    Postgres {
+        /// `host:port/dbname`.
+        database: String,
+        /// What PostgreSQL (or its client) said.
+        source: tokio_postgres::Error,
+    },
     /// The thread running the database work stopped (it panicked, or the
     /// runtime is shutting down).
     #[error("the database {} worker stopped: {reason}", path.display())]
@@ -132,6 +172,9 @@ impl From<StoreError> for airlock_recorder::SinkError {
 
 impl From<StoreError> for ApprovalError {
     fn from(error: StoreError) -> Self {
-        ApprovalError::Store(error.to_string())
+        match error {
+            StoreError::Unavailable { .. } => ApprovalError::Unavailable(error.to_string()),
+            error => ApprovalError::Store(error.to_string()),
+        }
     }
 }

@@ -1,4 +1,11 @@
-//! Airlock's storage in one SQLite file: [`SqliteStore`] keeps approval
+//! Airlock's storage, in one of two backends:
+//!
+//! - [`PostgresStore`], for several gateway replicas sharing one
+//!   PostgreSQL: approvals whose decisions reach every replica's waiters,
+//!   and one audit chain per replica (see its module docs);
+//! - [`SqliteStore`], the embedded default, described below.
+//!
+//! [`SqliteStore`] keeps approval
 //! requests (an [`ApprovalStore`](airlock_approval::ApprovalStore)), so a
 //! pending approval survives a restart and several gateway processes can
 //! share one file, and the tamper-evident audit trail (an
@@ -24,15 +31,20 @@
 //! A file that is not an SQLite database, or that a newer Airlock wrote, is
 //! refused with a [`StoreError`] naming it.
 
+mod approval_row;
 mod approvals;
 pub mod audit;
 mod disk;
 mod error;
 pub mod har;
+mod postgres;
 mod sessions_api;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod wal;
 
 pub use error::StoreError;
+pub use postgres::{ChainVerification, PostgresOptions, PostgresStore};
 pub use sessions_api::SessionsApi;
 pub use sqlite::SqliteStore;

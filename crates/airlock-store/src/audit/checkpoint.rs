@@ -50,6 +50,15 @@ pub enum CheckpointKind {
 }
 
 impl CheckpointKind {
+    /// The kind a stored checkpoint names (only `pruned` and `signed` are stored).
+    pub(crate) fn from_stored(name: &str) -> Self {
+        if name == "pruned" {
+            CheckpointKind::Pruned
+        } else {
+            CheckpointKind::Signed
+        }
+    }
+
     /// Its name in the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,11 +102,7 @@ impl Checkpoint {
             seq: row.get(0)?,
             hash: row.get(1)?,
             created: from_millis(row.get(2)?),
-            kind: if kind == "pruned" {
-                CheckpointKind::Pruned
-            } else {
-                CheckpointKind::Signed
-            },
+            kind: CheckpointKind::from_stored(&kind),
             signature: row.get(4)?,
             public_key: row.get(5)?,
         })

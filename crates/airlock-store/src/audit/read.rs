@@ -56,6 +56,19 @@ pub struct EventPages {
 }
 
 impl EventPages {
+    /// Pages sent by `reader`, a task reading the database at `path`.
+    pub(crate) fn new(
+        pages: mpsc::Receiver<Result<Vec<ChainedEvent>, StoreError>>,
+        reader: JoinHandle<()>,
+        path: std::path::PathBuf,
+    ) -> Self {
+        Self {
+            pages,
+            reader: Some(reader),
+            path,
+        }
+    }
+
     /// The next page of events in chain order; `None` after the last.
     pub async fn next_page(&mut self) -> Result<Option<Vec<ChainedEvent>>, StoreError> {
         if let Some(page) = self.pages.recv().await {

@@ -160,73 +160,125 @@ fn walk(path: &Path, trusted: &TrustedCheckpoints) -> Result<AuditVerification, 
     let mut connection = open_reader(path)?;
     let snapshot = connection.transaction().map_err(sqlite(path))?;
     let start = latest_pruned(&snapshot, path)?.unwrap_or_default();
-    let mut pending: BTreeMap<u64, Vec<Checkpoint>> = BTreeMap::new();
     let stored = stored_checkpoints(&snapshot, path)?;
-    for checkpoint in stored
-        .into_iter()
-        .filter(|c| c.kind == CheckpointKind::Signed)
-        .chain(trusted.checkpoints.iter().cloned())
-    {
-        pending.entry(checkpoint.seq).or_default().push(checkpoint);
+    let mut walk = Walk::begin(&start, stored, trusted);
+    while walk.wants_more() {
+        let page = page_after(&snapshot, path, walk.head())?;
+        walk.page(page);
     }
-    let key = trusted.public_key.as_deref();
-    let mut report = AuditVerification {
-        start: start.clone(),
-        head: start.clone(),
-        events_checked: 0,
-        checkpoints_checked: 0,
-        checkpoints_pruned: 0,
-        problem: None,
-    };
+    Ok(walk.finish())
+}
 
-    // Checkpoints at or before the start: at the start, its hash is known.
-    let later = pending.split_off(&(start.seq + 1));
-    for checkpoint in std::mem::replace(&mut pending, later)
-        .into_values()
-        .flatten()
-    {
-        let problem = if checkpoint.seq == start.seq {
-            check(&checkpoint, &start.hash, key)
-        } else {
-            report.checkpoints_pruned += 1;
-            check_signature(&checkpoint, key).err()
+/// One chain's verification, fed page by page by whichever backend reads
+/// it: the checks live here once.
+pub(crate) struct Walk {
+    report: AuditVerification,
+    /// Checkpoints not reached yet, by position.
+    pending: BTreeMap<u64, Vec<Checkpoint>>,
+    key: Option<Vec<u8>>,
+    /// The last page was full: there may be more.
+    more: bool,
+}
+
+impl Walk {
+    /// Starts at `start` (genesis, or where pruning cut the chain), with the
+    /// chain's stored checkpoints and the trusted ones; checks those at or
+    /// before the start at once.
+    pub(crate) fn begin(
+        start: &ChainHead,
+        stored: Vec<Checkpoint>,
+        trusted: &TrustedCheckpoints,
+    ) -> Self {
+        let mut pending: BTreeMap<u64, Vec<Checkpoint>> = BTreeMap::new();
+        for checkpoint in stored
+            .into_iter()
+            .filter(|c| c.kind == CheckpointKind::Signed)
+            .chain(trusted.checkpoints.iter().cloned())
+        {
+            pending.entry(checkpoint.seq).or_default().push(checkpoint);
+        }
+        let mut walk = Self {
+            report: AuditVerification {
+                start: start.clone(),
+                head: start.clone(),
+                events_checked: 0,
+                checkpoints_checked: 0,
+                checkpoints_pruned: 0,
+                problem: None,
+            },
+            pending,
+            key: trusted.public_key.clone(),
+            more: true,
         };
-        if let Some(problem) = problem {
-            report.problem = Some(problem);
-            return Ok(report);
+        // Checkpoints at or before the start: at the start, its hash is known.
+        let later = walk.pending.split_off(&(start.seq + 1));
+        let early = std::mem::replace(&mut walk.pending, later);
+        for checkpoint in early.into_values().flatten() {
+            let key = walk.key.as_deref();
+            let problem = if checkpoint.seq == start.seq {
+                check(&checkpoint, &start.hash, key)
+            } else {
+                walk.report.checkpoints_pruned += 1;
+                check_signature(&checkpoint, key).err()
+            };
+            if let Some(problem) = problem {
+                walk.report.problem = Some(problem);
+                return walk;
+            }
+            walk.report.checkpoints_checked += usize::from(checkpoint.seq == start.seq);
         }
-        report.checkpoints_checked += usize::from(checkpoint.seq == start.seq);
+        walk
     }
 
-    loop {
-        let page = page_after(&snapshot, path, report.head.seq)?;
-        let full = page.len() == super::PAGE as usize;
+    /// Whether the next page should be read: no problem yet, and the last
+    /// page was full.
+    pub(crate) fn wants_more(&self) -> bool {
+        self.more && self.report.problem.is_none()
+    }
+
+    /// Where the next page starts after.
+    pub(crate) fn head(&self) -> u64 {
+        self.report.head.seq
+    }
+
+    /// Verifies the next page of rows (at most [`PAGE`](super::PAGE), in chain order).
+    pub(crate) fn page(&mut self, page: Vec<StoredEvent>) {
+        self.more = page.len() == super::PAGE as usize;
         for row in page {
-            if let Err(problem) = verify_row(&mut report.head, row) {
-                report.problem = Some(problem);
-                return Ok(report);
+            if let Err(problem) = verify_row(&mut self.report.head, row) {
+                self.report.problem = Some(problem);
+                return;
             }
-            report.events_checked += 1;
-            for checkpoint in pending.remove(&report.head.seq).into_iter().flatten() {
-                if let Some(problem) = check(&checkpoint, &report.head.hash, key) {
-                    report.problem = Some(problem);
-                    return Ok(report);
+            self.report.events_checked += 1;
+            for checkpoint in self
+                .pending
+                .remove(&self.report.head.seq)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(problem) =
+                    check(&checkpoint, &self.report.head.hash, self.key.as_deref())
+                {
+                    self.report.problem = Some(problem);
+                    return;
                 }
-                report.checkpoints_checked += 1;
+                self.report.checkpoints_checked += 1;
             }
         }
-        if !full {
-            break;
+    }
+
+    /// The report; a checkpoint left over lies beyond the end of the chain.
+    pub(crate) fn finish(mut self) -> AuditVerification {
+        if self.report.problem.is_none()
+            && let Some((&seq, _)) = self.pending.iter().next()
+        {
+            self.report.problem = Some(AuditProblem::CheckpointBeyondHead {
+                seq,
+                head: self.report.head.seq,
+            });
         }
+        self.report
     }
-    // Whatever is left lies beyond the end.
-    if let Some((&seq, _)) = pending.iter().next() {
-        report.problem = Some(AuditProblem::CheckpointBeyondHead {
-            seq,
-            head: report.head.seq,
-        });
-    }
-    Ok(report)
 }
 
 /// Verifies one row after `head` and moves `head` to it.

@@ -5,3 +5,4 @@
 
 mod approvals;
 mod audit;
+mod postgres;
