@@ -1,9 +1,10 @@
 //! `airlock audit verify|export|prune|checkpoint` and `airlock sessions
-//! list|show|export`: the audit trail, read straight from the database file
-//! (no running gateway needed; WAL mode lets them run beside one).
+//! list|show|export`: the audit trail, read straight from the database (no
+//! running gateway needed; SQLite's WAL mode lets them run beside one).
 //!
-//! The file is `--database FILE`, else `[store].database` of `--config
-//! airlock.toml`, else `airlock.db`.
+//! The database is `--database FILE`, else the `[store]` of `--config
+//! airlock.toml` (its SQLite file, or its PostgreSQL `url`, every replica's
+//! chain), else `airlock.db`.
 //!
 //! Exit codes: 0 done (for `verify`: the trail is intact); 1 `verify` found
 //! tampering, or the command failed.
@@ -14,10 +15,10 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use airlock_recorder::ChainedEvent;
-use airlock_store::SqliteStore;
-use airlock_store::audit::text::{events, render_sessions, render_timeline, render_verification};
+use airlock_store::Store;
+use airlock_store::audit::text::{events, render_sessions, render_timeline, render_verifications};
 use airlock_store::audit::{
-    Checkpoint, TrustedCheckpoints, load_or_generate_signing_key, parse_public_key,
+    Checkpoint, TrustedCheckpoints, load_or_generate_signing_key, parse_public_key, public_key_hex,
 };
 use anyhow::{Context, bail};
 use serde::Deserialize as _;
@@ -131,13 +132,17 @@ pub enum SessionsCommand {
 }
 
 impl DatabaseArgs {
-    /// The database file these options name.
-    pub fn path(&self) -> anyhow::Result<PathBuf> {
+    /// The `[store]` these options name: `--database FILE`, else the
+    /// configuration's, else the default.
+    fn store_config(&self) -> anyhow::Result<StoreConfig> {
         if let Some(path) = &self.database {
-            return Ok(path.clone());
+            return Ok(StoreConfig {
+                database: path.clone(),
+                ..StoreConfig::default()
+            });
         }
         let Some(config) = &self.config else {
-            return Ok(StoreConfig::default().database);
+            return Ok(StoreConfig::default());
         };
         // Only `[store]` matters here: the rest of the file (and the
         // secrets it may need from the environment) is not required.
@@ -146,25 +151,29 @@ impl DatabaseArgs {
         let table: toml::Table =
             toml::from_str(&text).with_context(|| format!("{}", config.display()))?;
         match table.get("store") {
-            Some(store) => {
-                let store = StoreConfig::deserialize(store.clone())
-                    .with_context(|| format!("{}: [store]", config.display()))?;
-                Ok(store.database)
-            }
-            None => Ok(StoreConfig::default().database),
+            Some(store) => StoreConfig::deserialize(store.clone())
+                .with_context(|| format!("{}: [store]", config.display())),
+            None => Ok(StoreConfig::default()),
         }
     }
 
-    /// Opens the database, which must exist.
-    async fn open(&self) -> anyhow::Result<SqliteStore> {
-        let path = self.path()?;
-        if !path.exists() {
+    /// The SQLite file these options name (when they name no PostgreSQL URL).
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
+        Ok(self.store_config()?.database)
+    }
+
+    /// Opens the database: PostgreSQL when the configuration's `[store]`
+    /// has a `url` (its password from the environment or file it names),
+    /// else the SQLite file, which must exist.
+    async fn open(&self) -> anyhow::Result<Store> {
+        let config = self.store_config()?;
+        if config.url.is_none() && !config.database.exists() {
             bail!(
                 "no database at {}: give --database FILE, or --config with the gateway's configuration",
-                path.display()
+                config.database.display()
             );
         }
-        Ok(SqliteStore::open(&path).await?)
+        Ok(config.open(|name| std::env::var(name).ok()).await?)
     }
 }
 
@@ -190,14 +199,14 @@ pub async fn run_audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 .map(|text| parse_checkpoint(text))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let store = args.database.open().await?;
-            let report = store
-                .verify_against(TrustedCheckpoints {
+            let reports = store
+                .verify_against(&TrustedCheckpoints {
                     public_key,
                     checkpoints,
                 })
                 .await?;
-            print!("{}", render_verification(store.path(), &report));
-            Ok(if report.is_ok() {
+            print!("{}", render_verifications(&store.name(), &reports));
+            Ok(if reports.iter().all(|chain| chain.report.is_ok()) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -245,8 +254,8 @@ pub async fn run_audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditCommand::Checkpoint { signing_key } => {
             let store = args.database.open().await?;
             let (key, created) = load_or_generate_signing_key(&signing_key)?;
-            let checkpoint = store.checkpoint(&key).await?;
-            let public_key = checkpoint.public_key.clone().unwrap_or_default();
+            let made = store.checkpoint(&key).await?;
+            let public_key = public_key_hex(&key);
             if created {
                 let public_file = public_key_file(&signing_key);
                 std::fs::write(&public_file, format!("{public_key}\n"))
@@ -257,19 +266,29 @@ pub async fn run_audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
                     public_file.display()
                 );
             }
-            println!(
-                "checkpoint  event {} hash {}",
-                checkpoint.seq, checkpoint.hash
-            );
-            println!(
-                "signature   {}",
-                checkpoint.signature.as_deref().unwrap_or_default()
-            );
+            for (chain, checkpoint) in &made {
+                if !chain.is_empty() {
+                    println!("chain       {chain}");
+                }
+                println!(
+                    "checkpoint  event {} hash {}",
+                    checkpoint.seq, checkpoint.hash
+                );
+                println!(
+                    "signature   {}",
+                    checkpoint.signature.as_deref().unwrap_or_default()
+                );
+            }
             println!("public key  {public_key}");
-            println!(
-                "keep these elsewhere; check later with: airlock audit verify --public-key FILE --checkpoint {}:{}",
-                checkpoint.seq, checkpoint.hash
-            );
+            match made.as_slice() {
+                [(chain, checkpoint)] if chain.is_empty() => println!(
+                    "keep these elsewhere; check later with: airlock audit verify --public-key FILE --checkpoint {}:{}",
+                    checkpoint.seq, checkpoint.hash
+                ),
+                _ => println!(
+                    "keep these elsewhere; check later with: airlock audit verify --public-key FILE"
+                ),
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -296,12 +315,12 @@ pub async fn run_sessions(args: SessionsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn session(store: &SqliteStore, id: &str) -> anyhow::Result<Vec<ChainedEvent>> {
+async fn session(store: &Store, id: &str) -> anyhow::Result<Vec<ChainedEvent>> {
     let events = store.session_events(id).await?;
     if events.is_empty() {
         bail!(
             "no session {id:?} in {}; `airlock sessions list` shows the recent ones",
-            store.path().display()
+            store.name()
         );
     }
     Ok(events)

@@ -48,7 +48,7 @@ pub(crate) fn build(
     config: &Config,
     key: &TokenKey,
     masker: Arc<JsonMasker>,
-    database: &airlock_store::SqliteStore,
+    database: &airlock_store::Store,
     public_url: &str,
     admin_url: &str,
     outbound: Arc<dyn HttpClient>,
@@ -56,7 +56,7 @@ pub(crate) fn build(
 ) -> Result<Approvals, ConfigError> {
     let store: Arc<dyn ApprovalStore> = match config.approval.store {
         StoreKind::Memory => Arc::new(MemoryApprovalStore::new()),
-        StoreKind::Sqlite => Arc::new(database.clone()),
+        StoreKind::Database => database.approvals(),
     };
     let feed = ApprovalFeed::new();
     let (notifier, notifications) = notifiers(config, admin_url, &feed, outbound, env)?;

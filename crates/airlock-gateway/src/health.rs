@@ -9,12 +9,15 @@
 //! `503 AirlockAuditUnavailable`, so a load balancer should route around it.
 //! Fail-open, an unhealthy recorder keeps the replica ready and shows in
 //! `airlock_audit_healthy` and `airlock_audit_events_dropped_total`.
+//! `/readyz` also answers 503 while the database (the `[store]`) does not
+//! answer its probe, made every two seconds: replicas on a PostgreSQL that
+//! went away leave the load balancer's rotation even when idle.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use airlock_recorder::RecorderMonitor;
+use airlock_recorder::{AuditSink, RecorderMonitor};
 use axum::Router;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -32,6 +35,56 @@ pub(crate) struct Health {
     recording: bool,
     /// What approval notifications came to, when receivers are configured.
     notifications: Option<Arc<airlock_approval::DeliveryStats>>,
+    /// The database, probed in the background.
+    store: Option<StoreProbe>,
+}
+
+/// How often the database is probed for `/readyz`.
+const STORE_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The database's readiness (the audit sink's [`ready`](AuditSink::ready)),
+/// checked every [`STORE_PROBE_INTERVAL`] so that an idle replica whose
+/// database went away reports not ready before a request finds out.
+#[derive(Clone, Debug)]
+struct StoreProbe {
+    problem: Arc<Mutex<Option<String>>>,
+    _task: Arc<AbortOnDrop>,
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl StoreProbe {
+    fn start(sink: Arc<dyn AuditSink>) -> Self {
+        let problem: Arc<Mutex<Option<String>>> = Arc::default();
+        let writer = Arc::clone(&problem);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(STORE_PROBE_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let found = sink.ready().await.err().map(|error| error.0);
+                *writer.lock().unwrap_or_else(PoisonError::into_inner) = found;
+            }
+        });
+        Self {
+            problem,
+            _task: Arc::new(AbortOnDrop(task)),
+        }
+    }
+
+    fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl Health {
@@ -41,7 +94,15 @@ impl Health {
             audit,
             recording,
             notifications: None,
+            store: None,
         }
+    }
+
+    /// Also reports the database: probed every two seconds, not ready while
+    /// it cannot be reached.
+    pub(crate) fn store(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.store = Some(StoreProbe::start(sink));
+        self
     }
 
     /// Also reports approval notifications: sent, failed, dropped.
@@ -67,6 +128,9 @@ impl Health {
             && let Err(problem) = self.audit.admits()
         {
             return Err(format!("not recording: {problem}"));
+        }
+        if let Some(problem) = self.store.as_ref().and_then(StoreProbe::problem) {
+            return Err(format!("database not ready: {problem}"));
         }
         Ok(())
     }

@@ -18,7 +18,6 @@ use tower::util::BoxCloneSyncService;
 use airlock_approval::ExpirySweeper;
 use airlock_policy::{PolicyFile, PolicyLayer};
 use airlock_recorder::{Recorder, RecorderConfig, RecorderStats};
-use airlock_store::SqliteStore;
 
 use airlock_http::{ClientBuilder, HttpsClient, TrustRoots};
 use airlock_upstream::Upstream;
@@ -126,8 +125,8 @@ impl Gateway {
         .await?;
         let key = masking::token_key(&config.masking, |name| std::env::var(name).ok())?;
         let masker = masking::masker(&config.masking, key.clone())?;
-        let database = open_database(&config).await?;
-        let recorder = Recorder::start(Arc::new(database.clone()), recorder_config(&config))
+        let database = config.store.open(|name| std::env::var(name).ok()).await?;
+        let recorder = Recorder::start(database.audit_sink(), recorder_config(&config))
             .await
             .map_err(|e| StartError::Audit(e.to_string()))?;
         if !config.audit.enabled {
@@ -146,7 +145,8 @@ impl Gateway {
             |name| std::env::var(name).ok(),
         )?;
         let health = Health::new(recorder.monitor(), config.audit.enabled)
-            .notifications(approvals.notifications.clone());
+            .notifications(approvals.notifications.clone())
+            .store(database.audit_sink());
         let upstream = Upstream::new(routes.clone(), client, tokens)
             .identities(identities)
             .shared_keys(shared_keys)
@@ -285,18 +285,6 @@ fn forward_proxy_context(
     })))
 }
 
-/// Opens (creating and migrating) the database approvals and the audit trail live in.
-async fn open_database(config: &Config) -> Result<SqliteStore, StartError> {
-    let store = SqliteStore::open(&config.store.database)
-        .await
-        .map_err(|e| crate::ConfigError::Invalid {
-            key: "store.database",
-            problem: e.to_string(),
-            fix: "point it at a writable file (it is created if missing)".into(),
-        })?;
-    Ok(store.min_free_bytes(config.store.min_free_bytes))
-}
-
 fn recorder_config(config: &Config) -> RecorderConfig {
     let audit = &config.audit;
     RecorderConfig {
@@ -304,6 +292,13 @@ fn recorder_config(config: &Config) -> RecorderConfig {
         fail_closed: audit.fail_closed,
         session_idle: audit.session_idle,
         max_body_chars: audit.max_body_chars,
+        // Several replicas on one database: each event names its writer
+        // (and chain). One SQLite file has one writer: no name needed.
+        replica: config
+            .store
+            .url
+            .is_some()
+            .then(|| config.store.replica_id()),
         ..RecorderConfig::default()
     }
 }

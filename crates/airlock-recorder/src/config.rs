@@ -38,6 +38,9 @@ pub struct RecorderConfig {
     /// The cap, in characters, of the request and response body excerpts
     /// stored in an event (default 8192; 0 stores none).
     pub max_body_chars: usize,
+    /// The replica id written into every event (default none): set it when
+    /// several gateways share one database, each with its own chain.
+    pub replica: Option<String>,
 }
 
 impl Default for RecorderConfig {
@@ -48,6 +51,7 @@ impl Default for RecorderConfig {
             fail_closed: true,
             session_idle: Duration::from_secs(30 * 60),
             max_body_chars: 8192,
+            replica: None,
         }
     }
 }

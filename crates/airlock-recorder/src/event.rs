@@ -82,6 +82,10 @@ pub struct AuditEvent {
     /// approval (`elevate_to`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub elevated: bool,
+    /// The gateway replica that served the request (`[store] replica`),
+    /// when several share one database: each writes its own chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// The verified caller, as kept in the audit trail.

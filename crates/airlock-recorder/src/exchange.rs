@@ -198,6 +198,7 @@ impl Exchange {
             upstream_correlation_id: record.upstream_correlation_id,
             error_code: record.error_code.or_else(|| self.error_code_header.take()),
             upstream_identity: record.upstream_identity,
+            replica: self.queue.config.replica.clone(),
             elevated: record.elevated,
         }
     }

@@ -58,6 +58,7 @@ fn event(n: usize) -> AuditEvent {
         error_code: None,
         upstream_identity: Some("default".into()),
         elevated: false,
+        replica: None,
     }
 }
 

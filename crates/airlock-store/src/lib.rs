@@ -40,6 +40,7 @@ pub mod har;
 mod postgres;
 mod sessions_api;
 mod sqlite;
+mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod wal;
@@ -48,3 +49,4 @@ pub use error::StoreError;
 pub use postgres::{ChainVerification, PostgresOptions, PostgresStore};
 pub use sessions_api::SessionsApi;
 pub use sqlite::SqliteStore;
+pub use store::Store;

@@ -24,17 +24,17 @@ use serde_json::json;
 /// The replay page (static; see the module docs).
 const PAGE: &str = include_str!("session.html");
 
-use crate::SqliteStore;
+use crate::Store;
 
 /// Who may read the audit trail.
 type Readers = Arc<dyn Fn(&Principal) -> bool + Send + Sync>;
 
-/// The read API over one [`SqliteStore`], for the principals `readers`
+/// The read API over one [`Store`], for the principals `readers`
 /// admits; serve [`into_router`](Self::into_router) behind the identity
 /// layer, and [`replay_page`](Self::replay_page) beside it.
 #[derive(Clone)]
 pub struct SessionsApi {
-    store: SqliteStore,
+    store: Store,
     readers: Readers,
 }
 
@@ -48,11 +48,11 @@ impl SessionsApi {
     /// Reads `store` for callers `readers` admits (the gateway: the
     /// principals a policy rule names as approvers).
     pub fn new(
-        store: SqliteStore,
+        store: impl Into<Store>,
         readers: impl Fn(&Principal) -> bool + Send + Sync + 'static,
     ) -> Self {
         Self {
-            store,
+            store: store.into(),
             readers: Arc::new(readers),
         }
     }

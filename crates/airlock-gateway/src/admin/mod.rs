@@ -11,7 +11,7 @@ use airlock_core::{AirlockBody, Principal, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
 use airlock_policy::PolicyFile;
 use airlock_signin::{SIGN_IN_PATH, SIGN_OUT_PATH, SignIn};
-use airlock_store::{SessionsApi, SqliteStore};
+use airlock_store::{SessionsApi, Store};
 use axum::Router;
 use http::{HeaderName, Request, Response};
 use tower::ServiceBuilder;
@@ -39,7 +39,7 @@ pub(crate) fn public_url(config: &Config) -> Result<String, StartError> {
 /// session with its CSRF token: the same rules apply to both.
 pub(crate) fn router(
     approvals: &Approvals,
-    database: &SqliteStore,
+    database: &Store,
     policy: &PolicyFile,
     identity: IdentityLayer,
     sign_in: Option<&SignIn>,

@@ -14,7 +14,7 @@ use super::{ConfigError, invalid};
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalConfig {
-    /// `sqlite` (default: the `[store]` database; survives restarts) or
+    /// `database` (default: the `[store]` database; survives restarts) or
     /// `memory` (tests and demos).
     #[serde(default)]
     pub store: StoreKind,
@@ -128,9 +128,12 @@ impl NotifyConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
-    /// A SQLite file: pending approvals survive a restart.
+    /// The `[store]` database (the SQLite file, or PostgreSQL shared by
+    /// replicas): pending approvals survive a restart. Also read as `sqlite`,
+    /// its name before PostgreSQL.
     #[default]
-    Sqlite,
+    #[serde(alias = "sqlite")]
+    Database,
     /// In memory: lost on restart.
     Memory,
 }
@@ -205,39 +208,6 @@ impl ApprovalConfig {
         }
         self.notify.iter().try_for_each(NotifyConfig::validate)
     }
-}
-
-/// `[store]`: the database approvals and the audit trail live in.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// The SQLite file (created, with its directory's permissions, on first
-    /// start; WAL mode, so `airlock.db-wal` and `-shm` sit beside it).
-    #[serde(default = "default_database")]
-    pub database: std::path::PathBuf,
-    /// The disk guard: while the database's file system has this many bytes
-    /// free or fewer, new approvals are refused (503
-    /// `AirlockApprovalStoreFull`), keeping the rest for the audit trail;
-    /// reads and decisions go on. Default 64 MiB; 0 turns it off.
-    #[serde(default = "default_min_free_bytes")]
-    pub min_free_bytes: u64,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            database: default_database(),
-            min_free_bytes: default_min_free_bytes(),
-        }
-    }
-}
-
-fn default_min_free_bytes() -> u64 {
-    64 * 1024 * 1024
-}
-
-fn default_database() -> std::path::PathBuf {
-    "airlock.db".into()
 }
 
 /// `[admin]`: the approvers' listener (the approval API), separate from the

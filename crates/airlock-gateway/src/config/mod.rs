@@ -44,12 +44,14 @@ mod audit;
 mod forward_proxy;
 mod identity;
 mod masking;
+mod store;
 
-pub use approval::{AdminConfig, ApprovalConfig, NotifyConfig, NotifyKind, StoreConfig, StoreKind};
+pub use approval::{AdminConfig, ApprovalConfig, NotifyConfig, NotifyKind, StoreKind};
 pub use audit::AuditConfig;
 pub use forward_proxy::{ForwardProxyConfig, ProxyAuth};
 pub use identity::{GroupResolverKind, GroupsConfig, IdentityConfig, KeysFrom};
 pub use masking::{MASKING_KEY_ENV, MaskRuleConfig, MaskingConfig};
+pub use store::StoreConfig;
 
 pub use airlock_upstream::UPSTREAM_TOKEN_ENV;
 
@@ -303,6 +305,7 @@ impl Config {
         self.masking.validate()?;
         self.approval.validate()?;
         self.audit.validate()?;
+        self.store.validate()?;
         if self.policy.reload_interval.is_zero() {
             return Err(invalid(
                 "policy.reload_interval",

@@ -54,6 +54,22 @@ pub fn render_verification(path: &Path, report: &AuditVerification) -> String {
     out
 }
 
+/// What `airlock audit verify` prints for a store with one or more chains
+/// (one per replica): each chain's report, headed by its name.
+pub fn render_verifications(name: &str, reports: &[crate::ChainVerification]) -> String {
+    reports
+        .iter()
+        .map(|chain| {
+            let label = if chain.chain.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{name} chain {}", chain.chain)
+            };
+            render_verification(Path::new(&label), &chain.report)
+        })
+        .collect()
+}
+
 /// `1 event`, `2 events`.
 pub fn events(count: u64) -> String {
     match count {
