@@ -61,14 +61,32 @@ impl DevIssuer {
     ///
     /// When the port cannot be bound or the key cannot be generated.
     pub async fn start(tenant_id: &str) -> io::Result<IssuerHandle> {
+        Self::start_on(tenant_id, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), None).await
+    }
+
+    /// [`start`](Self::start) on `listen`, naming itself `public_url`
+    /// (default `http://{bound address}`) in its issuer, discovery and
+    /// tokens: for other hosts (containers) to reach it by name.
+    ///
+    /// # Errors
+    ///
+    /// When the port cannot be bound or the key cannot be generated.
+    pub async fn start_on(
+        tenant_id: &str,
+        listen: SocketAddr,
+        public_url: Option<&str>,
+    ) -> io::Result<IssuerHandle> {
         let key = tokio::task::spawn_blocking(SigningKey::generate)
             .await
             .map_err(io::Error::other)??;
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(IssuerState {
             tenant_id: tenant_id.to_owned(),
-            base_url: format!("http://{addr}"),
+            base_url: public_url.map_or_else(
+                || format!("http://{addr}"),
+                |url| url.trim_end_matches('/').to_owned(),
+            ),
             keys: Mutex::new(vec![Arc::new(key)]),
             foreign_key: Mutex::new(None),
             available: AtomicBool::new(true),

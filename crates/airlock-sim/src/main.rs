@@ -38,6 +38,13 @@ struct Args {
     /// and a demo agent token (JSON) to this file.
     #[arg(long)]
     issuer_file: Option<std::path::PathBuf>,
+    /// Where the issuer listens (with `--issuer-file`; default a free loopback port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    issuer_listen: SocketAddr,
+    /// The base URL the issuer names itself by, when clients reach it by
+    /// another name than its address (e.g. `http://sim:8090` in compose).
+    #[arg(long)]
+    issuer_url: Option<String>,
 }
 
 #[tokio::main]
@@ -66,9 +73,13 @@ async fn main() -> anyhow::Result<()> {
 
     let issuer = match &args.issuer_file {
         Some(path) => {
-            let issuer = DevIssuer::start(airlock_sim::TENANT_ID)
-                .await
-                .context("starting the development token issuer")?;
+            let issuer = DevIssuer::start_on(
+                airlock_sim::TENANT_ID,
+                args.issuer_listen,
+                args.issuer_url.as_deref(),
+            )
+            .await
+            .context("starting the development token issuer")?;
             let about = serde_json::json!({
                 "issuer": issuer.issuer(),
                 "tenant": issuer.tenant_id(),

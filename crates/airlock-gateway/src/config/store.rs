@@ -283,3 +283,32 @@ mod tests {
         assert_eq!(store("replica = \"gw-1\"").replica_id(), "gw-1");
     }
 }
+
+/// The compose quick start's files (`examples/compose`) are what this build
+/// reads: its configuration validates, its policy loads.
+#[cfg(test)]
+mod compose_example {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn the_compose_configuration_and_policy_are_valid() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/compose");
+        let config = crate::Config::parse(
+            &std::fs::read_to_string(dir.join("airlock.toml")).unwrap(),
+            "airlock.toml",
+            |name| (name == "AIRLOCK_MASKING_KEY").then(|| "00".repeat(32)),
+        )
+        .unwrap();
+        let store = &config.store;
+        assert!(
+            store
+                .url
+                .as_deref()
+                .unwrap()
+                .starts_with("postgres://airlock@postgres")
+        );
+        assert_eq!(store.password_env.as_deref(), Some("AIRLOCK_DB_PASSWORD"));
+        assert_eq!(store.replica, None, "each replica takes its host name");
+        airlock_policy::Policy::load(&dir.join("policy.toml")).unwrap();
+    }
+}
