@@ -276,21 +276,23 @@ impl Harness {
     }
 
     /// `/metrics` on the admin listener, scraped as Prometheus does (no
-    /// token): each sample by name.
+    /// token): each sample by name with its labels
+    /// (`airlock_requests_total{decision="allow",…}`), whole-number values
+    /// only (histogram sums are left out).
     pub async fn metrics(&self) -> std::collections::HashMap<String, u64> {
         let answer = self.admin(None).get("/metrics").await.unwrap();
         assert_eq!(answer.status, StatusCode::OK);
         assert_eq!(
             answer.headers[http::header::CONTENT_TYPE],
-            "text/plain; version=0.0.4; charset=utf-8"
+            airlock_metrics::OPENMETRICS_TEXT
         );
         std::str::from_utf8(&answer.body)
             .unwrap()
             .lines()
             .filter(|line| !line.starts_with('#'))
-            .map(|line| {
-                let (name, value) = line.split_once(' ').unwrap();
-                (name.to_owned(), value.parse().unwrap())
+            .filter_map(|line| {
+                let (name, value) = line.rsplit_once(' ').unwrap();
+                Some((name.to_owned(), value.parse().ok()?))
             })
             .collect()
     }

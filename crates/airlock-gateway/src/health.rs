@@ -13,18 +13,20 @@
 //! answer its probe, made every two seconds: replicas on a PostgreSQL that
 //! went away leave the load balancer's rotation even when idle.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use airlock_metrics::{OPENMETRICS_TEXT, RequestMetrics};
 use airlock_recorder::{AuditSink, RecorderMonitor};
 use axum::Router;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use http::{StatusCode, header};
-
-/// The media type of Prometheus' text exposition format.
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 /// What the probes and `/metrics` report.
 #[derive(Clone, Debug)]
@@ -37,6 +39,8 @@ pub(crate) struct Health {
     notifications: Option<Arc<airlock_approval::DeliveryStats>>,
     /// The database, probed in the background.
     store: Option<StoreProbe>,
+    /// The request metrics the stack's [`MetricsLayer`](airlock_metrics::MetricsLayer) counts.
+    requests: Option<Arc<RequestMetrics>>,
 }
 
 /// How often the database is probed for `/readyz`.
@@ -95,7 +99,14 @@ impl Health {
             recording,
             notifications: None,
             store: None,
+            requests: None,
         }
+    }
+
+    /// Also reports the request metrics.
+    pub(crate) fn requests(mut self, metrics: Arc<RequestMetrics>) -> Self {
+        self.requests = Some(metrics);
+        self
     }
 
     /// Also reports the database: probed every two seconds, not ready while
@@ -159,99 +170,106 @@ impl Health {
             "/metrics",
             get(move || {
                 let text = health.metrics();
-                async move { ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response() }
+                async move { ([(header::CONTENT_TYPE, OPENMETRICS_TEXT)], text).into_response() }
             }),
         )
     }
 
-    /// The metrics, in Prometheus' text exposition format.
+    /// Every metric, in the OpenMetrics text format: the request metrics,
+    /// and this replica's state read at scrape time.
     pub(crate) fn metrics(&self) -> String {
-        let stats = self.audit.stats();
-        let gauge = |yes: bool| u64::from(yes);
-        let metrics: [(&str, &str, &str, u64); 8] = [
+        let mut registry = Registry::default();
+        if let Some(requests) = &self.requests {
+            requests.register(&mut registry);
+        }
+        registry.register_collector(Box::new(StateCollector(self.clone())));
+        airlock_metrics::encode(&registry)
+    }
+}
+
+/// The replica's state (readiness, the recorder, notifications), read
+/// when `/metrics` is scraped.
+#[derive(Debug)]
+struct StateCollector(Health);
+
+impl Collector for StateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let health = &self.0;
+        let stats = health.audit.stats();
+        let gauge = |yes: bool| i64::from(yes);
+        let size = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let gauges = [
             (
                 "airlock_ready",
-                "gauge",
-                "Whether this replica should get traffic (what /readyz answers).",
-                gauge(self.readiness().is_ok()),
+                "Whether this replica should get traffic (what /readyz answers)",
+                gauge(health.readiness().is_ok()),
             ),
             (
                 "airlock_audit_enabled",
-                "gauge",
-                "Whether requests are recorded ([audit] enabled).",
-                gauge(self.recording),
+                "Whether requests are recorded ([audit] enabled)",
+                gauge(health.recording),
             ),
             (
                 "airlock_audit_healthy",
-                "gauge",
-                "Whether the recorder can take and store an event now.",
-                gauge(self.audit.health().is_ok()),
-            ),
-            (
-                "airlock_audit_events_recorded_total",
-                "counter",
-                "Audit events stored.",
-                stats.recorded,
-            ),
-            (
-                "airlock_audit_events_dropped_total",
-                "counter",
-                "Audit events lost: not queued (fail-open overload) or in a batch the sink failed to store.",
-                stats.dropped,
-            ),
-            (
-                "airlock_audit_batches_failed_total",
-                "counter",
-                "Batches the audit sink failed to store.",
-                stats.failed_batches,
+                "Whether the recorder can take and store an event now",
+                gauge(health.audit.health().is_ok()),
             ),
             (
                 "airlock_audit_queue_events",
-                "gauge",
-                "Events waiting for the audit writer.",
-                self.audit.queued() as u64,
+                "Events waiting for the audit writer",
+                size(health.audit.queued()),
             ),
             (
                 "airlock_audit_queue_capacity",
-                "gauge",
-                "How many events the audit queue holds at most ([audit] queue_capacity).",
-                self.audit.capacity() as u64,
+                "How many events the audit queue holds at most ([audit] queue_capacity)",
+                size(health.audit.capacity()),
             ),
         ];
-        let notifications = self.notifications.as_deref().map(|stats| {
-            [
+        let mut counters = vec![
+            (
+                "airlock_audit_events_recorded",
+                "Audit events stored",
+                stats.recorded,
+            ),
+            (
+                "airlock_audit_events_dropped",
+                "Audit events lost: not queued (fail-open overload) or in a batch the sink failed to store",
+                stats.dropped,
+            ),
+            (
+                "airlock_audit_batches_failed",
+                "Batches the audit sink failed to store",
+                stats.failed_batches,
+            ),
+        ];
+        if let Some(notifications) = health.notifications.as_deref() {
+            counters.extend([
                 (
-                    "airlock_approval_notifications_sent_total",
-                    "counter",
-                    "Approval notifications a receiver accepted.",
-                    stats.sent(),
+                    "airlock_approval_notifications_sent",
+                    "Approval notifications a receiver accepted",
+                    notifications.sent(),
                 ),
                 (
-                    "airlock_approval_notifications_failed_total",
-                    "counter",
-                    "Approval notifications given up on after every attempt failed.",
-                    stats.failed(),
+                    "airlock_approval_notifications_failed",
+                    "Approval notifications given up on after every attempt failed",
+                    notifications.failed(),
                 ),
                 (
-                    "airlock_approval_notifications_dropped_total",
-                    "counter",
-                    "Approval notifications dropped because receivers were far behind.",
-                    stats.dropped(),
+                    "airlock_approval_notifications_dropped",
+                    "Approval notifications dropped because receivers were far behind",
+                    notifications.dropped(),
                 ),
-            ]
-        });
-        let mut text = String::new();
-        for (name, kind, help, value) in metrics
-            .into_iter()
-            .chain(notifications.into_iter().flatten())
-        {
-            // Writing to a String cannot fail.
-            let _ = write!(
-                text,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            );
+            ]);
         }
-        text
+        for (name, help, value) in gauges {
+            let metric = ConstGauge::new(value);
+            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+        }
+        for (name, help, value) in counters {
+            let metric = ConstCounter::new(value);
+            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+        }
+        Ok(())
     }
 }
 
@@ -300,25 +318,29 @@ mod tests {
         recorder
     }
 
-    /// Parses the exposition text: every sample has HELP and TYPE lines.
+    /// Parses the OpenMetrics text: every sample follows its family's HELP
+    /// and TYPE lines, a counter's sample is `{family}_total`, and the text
+    /// ends with `# EOF`.
     fn samples(text: &str) -> HashMap<String, u64> {
+        assert!(text.ends_with("# EOF\n"), "{text}");
         let mut samples = HashMap::new();
-        let lines: Vec<&str> = text.lines().collect();
-        for chunk in lines.chunks(3) {
-            let [help, kind, sample] = chunk else {
-                panic!("not HELP, TYPE, sample: {chunk:?}");
-            };
-            let (name, value) = sample.split_once(' ').unwrap();
-            assert!(help.starts_with(&format!("# HELP {name} ")), "{help}");
-            assert!(
-                *kind == format!("# TYPE {name} gauge")
-                    || *kind == format!("# TYPE {name} counter"),
-                "{kind}"
-            );
-            assert!(
-                !name.ends_with("_total") || kind.ends_with("counter"),
-                "{name} is a counter"
-            );
+        let mut family: Option<(String, String)> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                family = Some((name.to_owned(), kind.to_owned()));
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let (name, value) = line.split_once(' ').unwrap();
+            let (family_name, kind) = family.clone().expect("a TYPE line first");
+            match kind.as_str() {
+                "counter" => assert_eq!(name, format!("{family_name}_total")),
+                "gauge" => assert_eq!(name, family_name),
+                other => panic!("{other}"),
+            }
             samples.insert(name.to_owned(), value.parse().unwrap());
         }
         samples
@@ -351,7 +373,7 @@ mod tests {
 
         let (status, kind, text) = get(health.admin_routes(), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(kind.as_deref(), Some(PROMETHEUS_TEXT));
+        assert_eq!(kind.as_deref(), Some(OPENMETRICS_TEXT));
         let samples = samples(&text);
         assert_eq!(samples["airlock_ready"], 0);
         assert_eq!(samples["airlock_audit_enabled"], 1);

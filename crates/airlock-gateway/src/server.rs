@@ -144,9 +144,11 @@ impl Gateway {
             notify_client,
             |name| std::env::var(name).ok(),
         )?;
+        let request_metrics = airlock_metrics::RequestMetrics::new();
         let health = Health::new(recorder.monitor(), config.audit.enabled)
             .notifications(approvals.notifications.clone())
-            .store(database.audit_sink());
+            .store(database.audit_sink())
+            .requests(request_metrics.clone());
         let upstream = Upstream::new(routes.clone(), client, tokens)
             .identities(identities)
             .shared_keys(shared_keys)
@@ -184,6 +186,7 @@ impl Gateway {
             approval: approvals.layer.clone(),
             masking: masking::layer(&config.masking, masker, config.audit.max_body_chars),
             connect,
+            metrics: airlock_metrics::MetricsLayer::new(request_metrics),
         };
         if config.upstream.allow_insecure_http {
             tracing::warn!(

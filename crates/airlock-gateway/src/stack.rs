@@ -1,5 +1,6 @@
 //! The gateway's middleware stack, outermost first.
 
+use airlock_metrics::MetricsLayer;
 use std::convert::Infallible;
 
 use airlock_approval::ApprovalLayer;
@@ -43,10 +44,12 @@ pub(crate) struct Layers {
     pub(crate) masking: MaskingLayer,
     /// `CONNECT` → 200 and a tunnel, or 403 (405 when forward-proxy mode is off).
     pub(crate) connect: ConnectLayer,
+    /// Requests counted and timed, from what the layers wrote into the draft.
+    pub(crate) metrics: MetricsLayer,
 }
 
 /// Stacks the layers in front of the upstream service:
-/// request id → trace → recorder → ARM-shaped errors → timeout (504) → request-body
+/// request id → trace → recorder → metrics → ARM-shaped errors → timeout (504) → request-body
 /// timeout (408) → identity (401; 407 on CONNECT) → CONNECT (forward proxy) → body limit (413) → approval polls
 /// (polls of `/airlock/operations/…`) → classify (400) → policy (403) →
 /// approval (held / 202) → masking (502) → upstream.
@@ -86,7 +89,10 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
         .layer(layers.masking)
         .service(upstream);
     // Boxed, so the recorder can be left out (`[audit] enabled = false`).
-    let core: Inner = BoxCloneSyncService::new(core);
+    // Counted inside the recorder (its draft holds what the layers learned)
+    // and outside ARM-shaped errors (the status clients get).
+    let core: Inner =
+        BoxCloneSyncService::new(ServiceBuilder::new().layer(layers.metrics).service(core));
     // Outside ARM-shaped errors, so it records the answers clients get.
     let recorded: Inner = match layers.recorder {
         Some(recorder) => BoxCloneSyncService::new(

@@ -333,12 +333,29 @@ async fn recorder_metrics_are_scraped_from_the_admin_listener_only() {
     assert_eq!(metrics["airlock_audit_enabled"], 1);
     assert_eq!(metrics["airlock_audit_healthy"], 1);
     assert_eq!(metrics["airlock_ready"], 1);
+    // What the gateway decided, by provider and status class, and how fast.
+    let allowed = r#"airlock_requests_total{decision="allow",provider="Microsoft.Resources",status_class="2xx"}"#;
+    assert_eq!(metrics[allowed], 3, "{metrics:?}");
+    assert_eq!(
+        metrics[r#"airlock_request_duration_seconds_count{decision="allow"}"#],
+        3
+    );
+    assert_eq!(metrics["airlock_upstream_duration_seconds_count"], 3);
 
     let hidden = h.agent.get("/metrics").await.unwrap();
     assert_ne!(hidden.status, StatusCode::OK);
     let body = String::from_utf8_lossy(&hidden.body);
     assert!(!body.contains("airlock_audit"), "{body}");
-    assert_eq!(h.metrics().await["airlock_audit_events_recorded_total"], 4);
+    let metrics = h.metrics().await;
+    assert_eq!(metrics["airlock_audit_events_recorded_total"], 4);
+    // Refused before policy: no decision, no provider; never a path as a label.
+    assert!(
+        metrics
+            .iter()
+            .any(|(name, n)| name.contains(r#"decision="none""#) && *n == 1),
+        "{metrics:?}"
+    );
+    assert!(metrics.keys().all(|name| !name.contains("/metrics")));
 
     for client in [h.client(None), h.admin(None)] {
         let ready = client.get("/readyz").await.unwrap();

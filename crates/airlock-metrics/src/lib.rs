@@ -1,0 +1,348 @@
+//! Request metrics for Airlock's stack, in a [`prometheus_client`] registry.
+//!
+//! [`MetricsLayer`] reads what the other layers wrote into the request's
+//! [`AuditDraft`] (the decision, the operation, the upstream's status and
+//! time) when the response head comes back, and counts:
+//!
+//! - `airlock_requests_total{decision, provider, status_class}`: `decision`
+//!   is `allow`, `deny`, `approve` or `none` (refused before policy);
+//!   `provider` the operation's resource provider namespace
+//!   (`Microsoft.Storage`), `none` when unclassified, `other` past
+//!   [`MAX_PROVIDERS`] distinct ones (an agent cannot grow the label set
+//!   without bound); `status_class` `2xx`…`5xx`;
+//! - `airlock_request_duration_seconds{decision}`: arrival to response head;
+//! - `airlock_upstream_duration_seconds`: Azure's part of it;
+//! - `airlock_upstream_errors_total{code}`: Airlock's `AirlockUpstream…`
+//!   refusals (Azure unreachable, timed out, rejected the credential).
+//!
+//! No label carries a resource id, a principal or a path.
+//!
+//! Place it inside the recorder (which puts the draft in the extensions);
+//! without one, the layer puts a draft there itself.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::convert::Infallible;
+//! use airlock_core::{AuditDraft, Decision};
+//! use airlock_metrics::{MetricsLayer, RequestMetrics, encode};
+//! use prometheus_client::registry::Registry;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! let metrics = RequestMetrics::new();
+//! let mut registry = Registry::default();
+//! metrics.register(&mut registry);
+//! let service = ServiceBuilder::new()
+//!     .layer(MetricsLayer::new(metrics))
+//!     .service(service_fn(|request: http::Request<()>| async move {
+//!         // What the policy layer would have written.
+//!         let draft = request.extensions().get::<AuditDraft>().unwrap();
+//!         draft.update(|r| r.decision = Some(Decision::Allow { rule: "read".into() }));
+//!         Ok::<_, Infallible>(http::Response::new(()))
+//!     }));
+//! service.oneshot(http::Request::new(())).await.unwrap();
+//! let text = encode(&registry);
+//! assert!(text.contains(r#"airlock_requests_total{decision="allow",provider="none",status_class="2xx"} 1"#), "{text}");
+//! # });
+//! ```
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use airlock_core::{AuditDraft, AuditRecord, Decision};
+use http::{Request, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tower::{Layer, Service};
+
+/// The most distinct provider namespaces given a label of their own.
+pub const MAX_PROVIDERS: usize = 64;
+
+/// The media type of what [`encode`] writes.
+pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `registry` in the OpenMetrics text format (what Prometheus scrapes).
+pub fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, registry);
+    text
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    decision: &'static str,
+    provider: String,
+    status_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabel {
+    decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: String,
+}
+
+/// The request metrics, registered in a registry; share it with [`MetricsLayer`].
+#[derive(Debug)]
+pub struct RequestMetrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<DecisionLabel, Histogram>,
+    upstream_duration: Histogram,
+    upstream_errors: Family<CodeLabel, Counter>,
+    providers: Mutex<HashSet<String>>,
+}
+
+/// Buckets from 1 ms to about 33 s (held approvals are long).
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.001, 2.0, 16)
+}
+
+impl RequestMetrics {
+    /// New metrics, all zero; [`register`](Self::register) them in a registry.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
+            upstream_duration: Histogram::new(latency_buckets()),
+            upstream_errors: Family::default(),
+            providers: Mutex::default(),
+        })
+    }
+
+    /// Registers the metrics (named `airlock_…`) in `registry`. They share
+    /// their values with every registry they are registered in (a registry
+    /// built per scrape included).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "airlock_requests",
+            "Requests answered, by decision, resource provider namespace and status class",
+            self.requests.clone(),
+        );
+        registry.register(
+            "airlock_request_duration_seconds",
+            "From a request's arrival to its response head, by decision",
+            self.duration.clone(),
+        );
+        registry.register(
+            "airlock_upstream_duration_seconds",
+            "Time waiting for Azure's response head",
+            self.upstream_duration.clone(),
+        );
+        registry.register(
+            "airlock_upstream_errors",
+            "Requests Azure could not answer (unreachable, timed out, credential rejected), by error code",
+            self.upstream_errors.clone(),
+        );
+    }
+
+    /// Counts one answered request.
+    fn observe(&self, record: &AuditRecord, status: http::StatusCode, elapsed: f64) {
+        let decision = match &record.decision {
+            Some(Decision::Allow { .. }) => "allow",
+            Some(Decision::Deny { .. }) => "deny",
+            Some(Decision::RequireApproval { .. }) => "approve",
+            None => "none",
+        };
+        let provider = record
+            .operation
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |op| self.provider(op.name()));
+        let status_class = match status.as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                decision,
+                provider,
+                status_class,
+            })
+            .inc();
+        self.duration
+            .get_or_create(&DecisionLabel { decision })
+            .observe(elapsed);
+        if let Some(upstream) = record.upstream_duration {
+            self.upstream_duration.observe(upstream.as_secs_f64());
+        }
+        if let Some(code) = record
+            .error_code
+            .as_deref()
+            .filter(|code| code.starts_with("AirlockUpstream"))
+        {
+            self.upstream_errors
+                .get_or_create(&CodeLabel {
+                    code: code.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// The provider namespace of an operation name, bounded: a well-formed
+    /// `Company.Service` among the first [`MAX_PROVIDERS`] seen, else `other`.
+    fn provider(&self, operation: &str) -> String {
+        let namespace = operation.split('/').next().unwrap_or_default();
+        let well_formed = namespace.split_once('.').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && namespace.len() <= 64
+                && namespace
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.')
+        });
+        if !well_formed {
+            return "other".to_owned();
+        }
+        let mut seen = self
+            .providers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.contains(namespace) || seen.len() < MAX_PROVIDERS {
+            seen.insert(namespace.to_owned());
+            namespace.to_owned()
+        } else {
+            "other".to_owned()
+        }
+    }
+}
+
+/// Counts and times every request; see the [crate docs](crate).
+#[derive(Clone, Debug)]
+pub struct MetricsLayer {
+    metrics: Arc<RequestMetrics>,
+}
+
+impl MetricsLayer {
+    /// A layer counting into `metrics`.
+    pub fn new(metrics: Arc<RequestMetrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+/// The service [`MetricsLayer`] wraps around another.
+#[derive(Clone, Debug)]
+pub struct MetricsService<S> {
+    inner: S,
+    metrics: Arc<RequestMetrics>,
+}
+
+impl<S, B, R> Service<Request<B>> for MetricsService<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<R>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let draft = match request.extensions().get::<AuditDraft>() {
+            Some(draft) => draft.clone(),
+            None => {
+                let draft = AuditDraft::default();
+                request.extensions_mut().insert(draft.clone());
+                draft
+            }
+        };
+        let metrics = Arc::clone(&self.metrics);
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            metrics.observe(
+                &draft.snapshot(),
+                response.status(),
+                started.elapsed().as_secs_f64(),
+            );
+            Ok(response)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn provider_labels_are_bounded_and_never_carry_ids() {
+        let metrics = RequestMetrics::new();
+        assert_eq!(
+            metrics.provider("Microsoft.Storage/storageAccounts/write"),
+            "Microsoft.Storage"
+        );
+        assert_eq!(metrics.provider("not-a-namespace/x"), "other");
+        assert_eq!(metrics.provider("Microsoft.Bad name/x"), "other");
+        for n in 0..MAX_PROVIDERS {
+            metrics.provider(&format!("Agent.Made{n}/things/read"));
+        }
+        assert_eq!(metrics.provider("Agent.OneTooMany/x"), "other");
+        assert_eq!(
+            metrics.provider("Microsoft.Storage/x"),
+            "Microsoft.Storage",
+            "seen before the cap: kept"
+        );
+    }
+
+    #[test]
+    fn upstream_errors_and_time_are_counted_apart() {
+        let metrics = RequestMetrics::new();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let record = AuditRecord {
+            error_code: Some("AirlockUpstreamTimeout".into()),
+            upstream_duration: Some(std::time::Duration::from_millis(30)),
+            ..AuditRecord::default()
+        };
+        metrics.observe(&record, http::StatusCode::GATEWAY_TIMEOUT, 0.031);
+        let denied = AuditRecord {
+            error_code: Some("AirlockPolicyDenied".into()),
+            ..AuditRecord::default()
+        };
+        metrics.observe(&denied, http::StatusCode::FORBIDDEN, 0.001);
+        let text = encode(&registry);
+        assert!(
+            text.contains(r#"airlock_upstream_errors_total{code="AirlockUpstreamTimeout"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains("AirlockPolicyDenied"), "{text}");
+        assert!(
+            text.contains("airlock_upstream_duration_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"airlock_requests_total{decision="none",provider="none",status_class="4xx"} 1"#
+            ),
+            "{text}"
+        );
+    }
+}
