@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use airlock_gateway::config::{LogConfig, LogFormat};
 use clap::{Parser, Subcommand};
+use serde::Deserialize as _;
 
 /// An identity-aware gateway between AI agents and Azure.
 #[derive(Debug, Parser)]
@@ -86,14 +88,15 @@ enum PolicyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command)));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log_format(&cli.command) {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => logs.init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -111,6 +114,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `[log] format` of the configuration `serve` runs, read before the rest
+/// of it (which is loaded, and its errors reported, once logging is set up).
+/// Text for every other command, and when the file cannot be read.
+fn log_format(command: &Command) -> LogFormat {
+    let Command::Serve { config } = command else {
+        return LogFormat::Text;
+    };
+    std::fs::read_to_string(config)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|table| table.get("log").cloned())
+        .and_then(|log| LogConfig::deserialize(log).ok())
+        .map_or(LogFormat::Text, |log| log.format)
 }
 
 fn default_log_filter(command: &Command) -> &'static str {

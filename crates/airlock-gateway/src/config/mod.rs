@@ -88,6 +88,35 @@ pub struct Config {
     /// `CONNECT` for clients that use `HTTPS_PROXY`.
     #[serde(default)]
     pub forward_proxy: ForwardProxyConfig,
+    /// How the gateway logs.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[log]`: the gateway's log lines on standard error (what is logged is
+/// `RUST_LOG`'s filter, default `info`).
+///
+/// ```toml
+/// [log]
+/// format = "json"   # one JSON object per line, for a log pipeline; default "text"
+/// ```
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (time, level, target, fields, spans).
+    Json,
 }
 
 /// `[policy]`: the rules every request is decided by. Required: without a
