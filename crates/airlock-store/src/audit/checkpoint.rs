@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
+use airlock_recorder::ChainHead;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use base64::Engine;
@@ -82,6 +83,19 @@ impl Checkpoint {
         }
     }
 
+    /// `head`, signed now with `signing_key`.
+    pub(crate) fn signed(head: ChainHead, signing_key: &Ed25519KeyPair) -> Self {
+        let signature = signing_key.sign(checkpoint_message(head.seq, &head.hash).as_bytes());
+        Self {
+            seq: head.seq,
+            hash: head.hash,
+            created: SystemTime::now(),
+            kind: CheckpointKind::Signed,
+            signature: Some(hex::encode(signature.as_ref())),
+            public_key: Some(public_key_hex(signing_key)),
+        }
+    }
+
     /// Whether its signature is a valid signature of its seq and hash by
     /// `public_key` (raw 32 bytes).
     pub fn signature_verifies(&self, public_key: &[u8]) -> bool {
@@ -126,15 +140,7 @@ impl SqliteStore {
             .await?;
         // Signed here, stored after: the chain only grows at its end, so
         // the head stays on it.
-        let signature = signing_key.sign(checkpoint_message(head.seq, &head.hash).as_bytes());
-        let checkpoint = Checkpoint {
-            seq: head.seq,
-            hash: head.hash,
-            created: SystemTime::now(),
-            kind: CheckpointKind::Signed,
-            signature: Some(hex::encode(signature.as_ref())),
-            public_key: Some(public_key_hex(signing_key)),
-        };
+        let checkpoint = Checkpoint::signed(head, signing_key);
         let stored = checkpoint.clone();
         self.db
             .call(move |connection, path| insert(connection, path, &stored))

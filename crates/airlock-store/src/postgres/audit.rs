@@ -24,7 +24,7 @@ use crate::StoreError;
 use crate::approval_row::{from_millis, millis};
 use crate::audit::{
     AuditVerification, Checkpoint, CheckpointKind, EventPages, PAGE, SessionSummary, StoredEvent,
-    TrustedCheckpoints, Walk, check_links, checkpoint_message, public_key_hex,
+    TrustedCheckpoints, Walk, check_links,
 };
 
 /// The columns [`stored_event`] reads, in its order.
@@ -136,6 +136,20 @@ impl PostgresStore {
             .await
             .map_err(|e| self.failed(e))?;
         transaction.commit().await.map_err(|e| self.failed(e))
+    }
+
+    /// A read-only transaction that sees one snapshot of the database.
+    async fn snapshot<'c>(
+        &self,
+        client: &'c mut deadpool_postgres::Object,
+    ) -> Result<deadpool_postgres::Transaction<'c>, StoreError> {
+        client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| self.failed(e))
     }
 
     /// The last event of `chain`, else its last pruned event, else genesis.
@@ -284,13 +298,7 @@ impl PostgresStore {
         sender: &mpsc::Sender<Result<Vec<ChainedEvent>, StoreError>>,
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
-        let snapshot = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(|e| self.failed(e))?;
+        let snapshot = self.snapshot(&mut client).await?;
         let statement = snapshot
             .prepare(&format!(
                 "SELECT {EVENT_COLUMNS}, chain FROM audit_events WHERE time_ms >= $1 AND (chain, seq) > ($2, $3)
@@ -343,13 +351,7 @@ impl PostgresStore {
         trusted: &TrustedCheckpoints,
     ) -> Result<Vec<ChainVerification>, StoreError> {
         let mut client = self.client().await?;
-        let snapshot = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(|e| self.failed(e))?;
+        let snapshot = self.snapshot(&mut client).await?;
         let mut reports = Vec::new();
         for chain in self.chains(&snapshot).await? {
             let start = self
@@ -394,15 +396,7 @@ impl PostgresStore {
             let head = self.chain_head(&client, &chain).await?;
             // Signed here, stored after: a chain only grows at its end, so
             // the head stays on it.
-            let signature = signing_key.sign(checkpoint_message(head.seq, &head.hash).as_bytes());
-            let checkpoint = Checkpoint {
-                seq: head.seq,
-                hash: head.hash,
-                created: SystemTime::now(),
-                kind: CheckpointKind::Signed,
-                signature: Some(hex::encode(signature.as_ref())),
-                public_key: Some(public_key_hex(signing_key)),
-            };
+            let checkpoint = Checkpoint::signed(head, signing_key);
             client
                 .execute(
                     "INSERT INTO audit_checkpoints
