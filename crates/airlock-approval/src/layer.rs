@@ -75,6 +75,7 @@ pub(crate) struct Config {
     pub(crate) max_hold: Option<Duration>,
     pub(crate) operations: Option<AsyncOperations>,
     pub(crate) preview: Option<Arc<Previewer>>,
+    pub(crate) metrics: Option<Arc<crate::ApprovalMetrics>>,
 }
 
 /// Turns a request body into what approvers see; see [`ApprovalLayer::body_preview`].
@@ -126,6 +127,7 @@ impl ApprovalLayer {
                 max_hold: None,
                 operations: None,
                 preview: None,
+                metrics: None,
             }),
         }
     }
@@ -173,6 +175,15 @@ impl ApprovalLayer {
         self.config_mut().preview = Some(Arc::new(preview));
         self
     }
+
+    /// Counts the requests held open waiting for a decision into
+    /// `metrics`' `airlock_approvals_held`; see [`ApprovalMetrics`](crate::ApprovalMetrics).
+    #[must_use]
+    pub fn metrics(mut self, metrics: Arc<crate::ApprovalMetrics>) -> Self {
+        self.config_mut().metrics = Some(metrics);
+        self
+    }
+
     /// Caps every rule's `hold` (the gateway passes its request timeout, so a
     /// held request is answered before the connection is cut).
     #[must_use]

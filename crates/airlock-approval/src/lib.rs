@@ -70,6 +70,7 @@ mod error;
 mod fingerprint;
 mod layer;
 mod memory;
+mod metrics;
 mod notifier;
 mod poll;
 mod preview;
@@ -95,6 +96,7 @@ pub use layer::{
     DEFAULT_POLL_INTERVAL, PendingLimits,
 };
 pub use memory::MemoryApprovalStore;
+pub use metrics::ApprovalMetrics;
 pub use notifier::{ApprovalEvent, LogNotifier, Notifier, Notifiers, RecordingNotifier};
 pub(crate) use poll::RESULT_SUFFIX;
 pub use poll::{APPROVAL_ID_HEADER, ApprovalPollLayer, ApprovalPollService, OPERATIONS_PATH};

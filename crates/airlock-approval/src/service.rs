@@ -624,7 +624,9 @@ async fn wait_for_decision(
         id,
         armed: true,
     };
+    let held = config.metrics.as_ref().map(|metrics| metrics.hold());
     let outcome = wait_decided(&mut states, hold).await;
+    drop(held);
     guard.armed = false;
 
     let pending = AirlockError::ApprovalPending {

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use airlock_core::{AccessToken, BoxFuture, TokenError, TokenProvider};
 
-use crate::{Clock, FetchedToken, SourceError, SystemClock, TokenSource};
+use crate::{Clock, CredentialMetrics, FetchedToken, SourceError, SystemClock, TokenSource};
 
 /// Refresh no later than this before expiry (tokens that live long enough).
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -30,6 +30,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct TokenCache {
     inner: Arc<Inner>,
+    metrics: Arc<CredentialMetrics>,
 }
 
 struct Inner {
@@ -118,7 +119,16 @@ impl TokenCache {
                 clock,
                 entries: RwLock::default(),
             }),
+            metrics: CredentialMetrics::new(),
         }
+    }
+
+    /// Counts fetches into `metrics` (default: its own, unregistered);
+    /// see [`CredentialMetrics`].
+    #[must_use]
+    pub fn metrics(mut self, metrics: Arc<CredentialMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Who the source signs in as.
@@ -168,7 +178,9 @@ impl TokenCache {
         if let Some(token) = lock(&entry.slot).usable(self.inner.clock.now()) {
             return Ok(token.clone());
         }
-        match self.fetch_with_retries(audience).await {
+        let fetched = self.fetch_with_retries(audience).await;
+        self.metrics.fetched(false, fetched.is_ok());
+        match fetched {
             Ok(fetched) => {
                 let token = fetched.token.clone();
                 lock(&entry.slot).store(fetched, self.inner.clock.now());
@@ -214,6 +226,7 @@ impl TokenCache {
                 .is_none_or(|at| cache.inner.clock.now() >= at);
             if due {
                 let fetched = cache.inner.source.fetch(&audience).await;
+                cache.metrics.fetched(true, fetched.is_ok());
                 let now = cache.inner.clock.now();
                 let mut slot = lock(&entry.slot);
                 match fetched {

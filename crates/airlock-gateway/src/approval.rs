@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use airlock_approval::{
-    ApprovalFeed, ApprovalLayer, ApprovalStore, Delivery, DeliveryStats, ExpirySweeper,
-    LogNotifier, MemoryApprovalStore, Notifier, Notifiers, PendingLimits, RequestSealer, Retry,
-    WebhookFormat, WebhookNotifier,
+    ApprovalFeed, ApprovalLayer, ApprovalMetrics, ApprovalStore, Delivery, DeliveryStats,
+    ExpirySweeper, LogNotifier, MemoryApprovalStore, Notifier, Notifiers, PendingLimits,
+    RequestSealer, Retry, WebhookFormat, WebhookNotifier,
 };
 use airlock_core::HttpClient;
 use airlock_masking::{JsonMasker, MaskContext, TokenKey, request_excerpt};
@@ -26,6 +26,8 @@ pub(crate) struct Approvals {
     pub(crate) feed: ApprovalFeed,
     /// What notifications came to (`/metrics`), when any receiver is configured.
     pub(crate) notifications: NotificationStats,
+    /// Approvals requested and decided, requests held (`/metrics`).
+    pub(crate) metrics: Arc<ApprovalMetrics>,
 }
 
 impl std::fmt::Debug for Approvals {
@@ -59,7 +61,8 @@ pub(crate) fn build(
         StoreKind::Database => database.approvals(),
     };
     let feed = ApprovalFeed::new();
-    let (notifier, notifications) = notifiers(config, admin_url, &feed, outbound, env)?;
+    let metrics = ApprovalMetrics::new();
+    let (notifier, notifications) = notifiers(config, admin_url, &feed, &metrics, outbound, env)?;
     // Answer a held request a little before the request timeout would cut it.
     let timeout = config.limits.request_timeout;
     let max_hold = timeout
@@ -74,6 +77,7 @@ pub(crate) fn build(
         })
         .max_hold(max_hold)
         .status_url_base(format!("{admin_url}/api/approvals"))
+        .metrics(metrics.clone())
         .async_operations(public_url, RequestSealer::new(&key.derive(SEALING_PURPOSE)))
         .poll_interval(config.approval.poll_interval)
         // Approvers see the whole body, masked as the audit record masks it.
@@ -89,13 +93,14 @@ pub(crate) fn build(
         layer,
         feed,
         notifications,
+        metrics,
     })
 }
 
 /// What the notification receivers' deliveries came to, if there are any.
 type NotificationStats = Option<Arc<DeliveryStats>>;
 
-/// The log, the approval page's feed, and every `[[approval.notify]]`
+/// The log, the approval page's feed, the metrics, and every `[[approval.notify]]`
 /// receiver (delivered in the background through one queue); their messages
 /// link to the approval on the page when approvers sign in to it, else on
 /// the approval API.
@@ -103,10 +108,15 @@ fn notifiers(
     config: &Config,
     admin_url: &str,
     feed: &ApprovalFeed,
+    metrics: &Arc<ApprovalMetrics>,
     outbound: Arc<dyn HttpClient>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<(Arc<dyn Notifier>, NotificationStats), ConfigError> {
-    let mut all: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier), Arc::new(feed.clone())];
+    let mut all: Vec<Arc<dyn Notifier>> = vec![
+        Arc::new(LogNotifier),
+        Arc::new(feed.clone()),
+        metrics.clone(),
+    ];
     if config.approval.notify.is_empty() {
         return Ok((Arc::new(Notifiers::new(all)), None));
     }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use airlock_core::{HttpClient, StaticTokenProvider, TokenProvider};
 use airlock_credentials::{
-    AzureCli, ClientCertificate, ClientSecret, DEFAULT_AUTHORITY_HOST, DefaultChain, IMDS_ENDPOINT,
-    IdentityEndpoint, ManagedIdentity, SharedKey, TokenCache, TokenSource, UserAssigned,
-    WorkloadIdentity,
+    AzureCli, ClientCertificate, ClientSecret, CredentialMetrics, DEFAULT_AUTHORITY_HOST,
+    DefaultChain, IMDS_ENDPOINT, IdentityEndpoint, ManagedIdentity, SharedKey, TokenCache,
+    TokenSource, UserAssigned, WorkloadIdentity,
 };
 use airlock_upstream::{CredentialConfig, UpstreamConfig, UpstreamIdentities};
 
@@ -21,25 +21,31 @@ pub(crate) async fn identities(
     config: &UpstreamConfig,
     default: Arc<dyn TokenProvider>,
     http: &Arc<dyn HttpClient>,
+    metrics: &Arc<CredentialMetrics>,
 ) -> Result<UpstreamIdentities, StartError> {
     let mut identities = UpstreamIdentities::new(default);
     for identity in &config.identities {
-        let tokens = provider(&identity.credential, &config.arm_audience, http.clone())
-            .await
-            .map_err(|error| match error {
-                StartError::Config(ConfigError::Invalid { key, problem, fix }) => {
-                    StartError::Config(ConfigError::Invalid {
-                        key: "upstream.identities.credential",
-                        problem: format!(
-                            "identity '{}': {}: {problem}",
-                            identity.name,
-                            key.replacen("upstream.credential", "credential", 1)
-                        ),
-                        fix,
-                    })
-                }
-                other => other,
-            })?;
+        let tokens = provider(
+            &identity.credential,
+            &config.arm_audience,
+            http.clone(),
+            metrics,
+        )
+        .await
+        .map_err(|error| match error {
+            StartError::Config(ConfigError::Invalid { key, problem, fix }) => {
+                StartError::Config(ConfigError::Invalid {
+                    key: "upstream.identities.credential",
+                    problem: format!(
+                        "identity '{}': {}: {problem}",
+                        identity.name,
+                        key.replacen("upstream.credential", "credential", 1)
+                    ),
+                    fix,
+                })
+            }
+            other => other,
+        })?;
         identities = identities.with(&identity.name, tokens, identity.serves.clone());
     }
     Ok(identities)
@@ -71,6 +77,7 @@ pub(crate) async fn provider(
     credential: &CredentialConfig,
     arm_audience: &str,
     http: Arc<dyn HttpClient>,
+    metrics: &Arc<CredentialMetrics>,
 ) -> Result<Arc<dyn TokenProvider>, StartError> {
     let source: Arc<dyn TokenSource> = match credential {
         CredentialConfig::Static { token } => {
@@ -159,7 +166,7 @@ pub(crate) async fn provider(
                     problem,
                     fix: "give the gateway an identity: AZURE_* variables for an app registration or workload identity, a managed identity on Azure, or `az login` for development; or choose a kind explicitly".into(),
                 })?;
-            return Ok(Arc::new(TokenCache::new(source)));
+            return Ok(Arc::new(TokenCache::new(source).metrics(metrics.clone())));
         }
         CredentialConfig::WorkloadIdentity {
             tenant_id,
@@ -220,7 +227,7 @@ pub(crate) async fn provider(
             .into());
         }
     }
-    Ok(Arc::new(TokenCache::new(source)))
+    Ok(Arc::new(TokenCache::new(source).metrics(metrics.clone())))
 }
 
 /// The client for IMDS and the App Service identity endpoint: Azure serves

@@ -16,7 +16,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use airlock_metrics::{OPENMETRICS_TEXT, RequestMetrics};
+use airlock_metrics::OPENMETRICS_TEXT;
 use airlock_recorder::{AuditSink, RecorderMonitor};
 use axum::Router;
 use axum::response::IntoResponse;
@@ -39,8 +39,9 @@ pub(crate) struct Health {
     notifications: Option<Arc<airlock_approval::DeliveryStats>>,
     /// The database, probed in the background.
     store: Option<StoreProbe>,
-    /// The request metrics the stack's [`MetricsLayer`](airlock_metrics::MetricsLayer) counts.
-    requests: Option<Arc<RequestMetrics>>,
+    /// The layers' counters (requests, tokens, masking, approvals…),
+    /// registered once at start.
+    registry: Arc<Registry>,
 }
 
 /// How often the database is probed for `/readyz`.
@@ -99,13 +100,13 @@ impl Health {
             recording,
             notifications: None,
             store: None,
-            requests: None,
+            registry: Arc::default(),
         }
     }
 
-    /// Also reports the request metrics.
-    pub(crate) fn requests(mut self, metrics: Arc<RequestMetrics>) -> Self {
-        self.requests = Some(metrics);
+    /// Also reports the metrics in `registry` (the layers' counters).
+    pub(crate) fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Arc::new(registry);
         self
     }
 
@@ -175,15 +176,12 @@ impl Health {
         )
     }
 
-    /// Every metric, in the OpenMetrics text format: the request metrics,
+    /// Every metric, in the OpenMetrics text format: the layers' counters,
     /// and this replica's state read at scrape time.
     pub(crate) fn metrics(&self) -> String {
-        let mut registry = Registry::default();
-        if let Some(requests) = &self.requests {
-            requests.register(&mut registry);
-        }
-        registry.register_collector(Box::new(StateCollector(self.clone())));
-        airlock_metrics::encode(&registry)
+        let mut state = Registry::default();
+        state.register_collector(Box::new(StateCollector(self.clone())));
+        airlock_metrics::encode_all(&[&self.registry, &state])
     }
 }
 
@@ -240,6 +238,11 @@ impl Collector for StateCollector {
                 "airlock_audit_batches_failed",
                 "Batches the audit sink failed to store",
                 stats.failed_batches,
+            ),
+            (
+                "airlock_audit_batches_stored",
+                "Batches the audit sink stored (events recorded / batches stored: the mean batch size)",
+                stats.batches,
             ),
         ];
         if let Some(notifications) = health.notifications.as_deref() {
@@ -383,7 +386,8 @@ mod tests {
         assert_eq!(samples["airlock_audit_batches_failed_total"], 1);
         assert_eq!(samples["airlock_audit_queue_events"], 0);
         assert_eq!(samples["airlock_audit_queue_capacity"], 8192);
-        assert_eq!(samples.len(), 8);
+        assert_eq!(samples["airlock_audit_batches_stored_total"], 0);
+        assert_eq!(samples.len(), 9);
     }
 
     #[tokio::test]

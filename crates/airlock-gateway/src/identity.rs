@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use airlock_core::{HttpClient, TokenProvider};
-use airlock_identity::{GraphGroupResolver, IdentityLayer, JwtValidator, KeySource};
+use airlock_identity::{
+    GraphGroupResolver, IdentityLayer, IdentityMetrics, JwtValidator, KeySource,
+};
 use airlock_signin::{CALLBACK_PATH, SignIn};
 
 use crate::config::{GroupResolverKind, IdentityConfig, KeysFrom};
@@ -16,6 +18,7 @@ async fn validator(
     client: Arc<dyn HttpClient>,
     tokens: Arc<dyn TokenProvider>,
     audiences: &[&str],
+    metrics: Option<Arc<IdentityMetrics>>,
 ) -> Result<JwtValidator, StartError> {
     let keys = match config.keys_from()? {
         KeysFrom::Discovery(url) => KeySource::Discovery(url),
@@ -49,6 +52,9 @@ async fn validator(
     }
     for issuer in &config.issuers {
         builder = builder.issuer(issuer);
+    }
+    if let Some(metrics) = metrics {
+        builder = builder.metrics(metrics);
     }
     if config.groups.resolver == GroupResolverKind::Graph {
         builder = builder.group_resolver(Arc::new(
@@ -89,6 +95,7 @@ pub(crate) async fn sign_in(
         client.clone(),
         tokens,
         &[&sign_in.client_id],
+        None,
     )
     .await?;
     let built = SignIn::builder(
@@ -110,12 +117,14 @@ pub(crate) async fn sign_in(
 /// Builds the validator (loading the signing keys once: an unreachable
 /// identity provider stops the start with an error naming it) and the layer,
 /// whose 401 challenge is the one Key Vault sends, naming the first allowed
-/// tenant and the gateway's own app ID URI.
+/// tenant and the gateway's own app ID URI. Agents' tokens are counted
+/// into `metrics` (approvers' sign-ins are not).
 pub(crate) async fn layer(
     config: &IdentityConfig,
     client: Arc<dyn HttpClient>,
     tokens: Arc<dyn TokenProvider>,
     azure_audiences: &[(String, String)],
+    metrics: Arc<IdentityMetrics>,
 ) -> Result<IdentityLayer, StartError> {
     let audiences: Vec<&str> = config
         .audiences
@@ -131,7 +140,7 @@ pub(crate) async fn layer(
             "identity.audiences accepts ARM-audience tokens: an agent holding one can also call Azure directly, around the gateway"
         );
     }
-    let validator = validator(config, client, tokens, &audiences).await?;
+    let validator = validator(config, client, tokens, &audiences, Some(metrics)).await?;
     let tenant = config.tenants.first().map_or("common", String::as_str);
     let mut layer = IdentityLayer::new(validator).challenge(
         &config.challenge_authority,

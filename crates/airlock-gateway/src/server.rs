@@ -9,6 +9,7 @@ use airlock_core::{HttpClient, TokenProvider};
 use airlock_identity::ProxyAuthorization;
 use axum::Router;
 use hyper_util::server::graceful::GracefulShutdown;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -87,6 +88,8 @@ impl Gateway {
             client.clone(),
             config.upstream.read_timeout,
         ));
+        // Every component's counters, served on the admin listener's /metrics.
+        let metrics = Metrics::new();
         let tokens = match tokens {
             Some(tokens) => tokens,
             None => {
@@ -94,12 +97,18 @@ impl Gateway {
                     &config.upstream.credential,
                     &config.upstream.arm_audience,
                     outbound.clone(),
+                    &metrics.credentials,
                 )
                 .await?
             }
         };
-        let identities =
-            credential::identities(&config.upstream, tokens.clone(), &outbound).await?;
+        let identities = credential::identities(
+            &config.upstream,
+            tokens.clone(),
+            &outbound,
+            &metrics.credentials,
+        )
+        .await?;
         let shared_keys = credential::shared_keys(&config.upstream)?;
         // Every elevate_to must name one of them, now and in each reload.
         let policy = {
@@ -121,6 +130,7 @@ impl Gateway {
             outbound,
             tokens.clone(),
             &config.upstream.azure_audiences(),
+            metrics.identity.clone(),
         )
         .await?;
         let key = masking::token_key(&config.masking, |name| std::env::var(name).ok())?;
@@ -144,11 +154,10 @@ impl Gateway {
             notify_client,
             |name| std::env::var(name).ok(),
         )?;
-        let request_metrics = airlock_metrics::RequestMetrics::new();
         let health = Health::new(recorder.monitor(), config.audit.enabled)
             .notifications(approvals.notifications.clone())
             .store(database.audit_sink())
-            .requests(request_metrics.clone());
+            .registry(metrics.registry(&approvals.metrics));
         let upstream = Upstream::new(routes.clone(), client, tokens)
             .identities(identities)
             .shared_keys(shared_keys)
@@ -184,9 +193,10 @@ impl Gateway {
             classify: classify::layer(&config, routes.clone()),
             policy: PolicyLayer::new(policy.clone()),
             approval: approvals.layer.clone(),
-            masking: masking::layer(&config.masking, masker, config.audit.max_body_chars),
+            masking: masking::layer(&config.masking, masker, config.audit.max_body_chars)
+                .metrics(metrics.masking.clone()),
             connect,
-            metrics: airlock_metrics::MetricsLayer::new(request_metrics),
+            metrics: airlock_metrics::MetricsLayer::new(metrics.requests.clone()),
         };
         if config.upstream.allow_insecure_http {
             tracing::warn!(
@@ -229,6 +239,36 @@ impl Gateway {
             stop,
             task,
         })
+    }
+}
+
+/// The counters of each layer and of the gateway's own credentials.
+struct Metrics {
+    requests: Arc<airlock_metrics::RequestMetrics>,
+    identity: Arc<airlock_identity::IdentityMetrics>,
+    credentials: Arc<airlock_credentials::CredentialMetrics>,
+    masking: Arc<airlock_masking::MaskingMetrics>,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        Self {
+            requests: airlock_metrics::RequestMetrics::new(),
+            identity: airlock_identity::IdentityMetrics::new(),
+            credentials: airlock_credentials::CredentialMetrics::new(),
+            masking: airlock_masking::MaskingMetrics::new(),
+        }
+    }
+
+    /// One registry holding them all, and the approvals'.
+    fn registry(&self, approvals: &airlock_approval::ApprovalMetrics) -> Registry {
+        let mut registry = Registry::default();
+        self.requests.register(&mut registry);
+        self.identity.register(&mut registry);
+        self.credentials.register(&mut registry);
+        self.masking.register(&mut registry);
+        approvals.register(&mut registry);
+        registry
     }
 }
 

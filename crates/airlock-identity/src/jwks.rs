@@ -69,6 +69,7 @@ pub(crate) struct KeyStore {
     /// When the last refetch for an unknown `kid` happened (single-flight).
     last_unknown_kid_fetch: tokio::sync::Mutex<Option<Instant>>,
     unknown_kid_interval: Duration,
+    metrics: Arc<crate::IdentityMetrics>,
 }
 
 /// What loading the key source found.
@@ -85,6 +86,7 @@ impl KeyStore {
         source: &KeySource,
         client: Option<Arc<dyn HttpClient>>,
         unknown_kid_interval: Duration,
+        metrics: Arc<crate::IdentityMetrics>,
     ) -> Result<Loaded, crate::BuildError> {
         let need_client = || {
             client.clone().ok_or_else(|| {
@@ -135,6 +137,7 @@ impl KeyStore {
                 keys: RwLock::new(Arc::new(keys)),
                 last_unknown_kid_fetch: tokio::sync::Mutex::new(None),
                 unknown_kid_interval,
+                metrics,
             },
             discovered_issuer,
         })
@@ -166,8 +169,9 @@ impl KeyStore {
         let (Some(client), Some(uri)) = (&self.client, &self.jwks_uri) else {
             return Ok(());
         };
-        let keys = fetch(client.as_ref(), uri).await?;
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+        let fetched = fetch(client.as_ref(), uri).await;
+        self.metrics.keys_refreshed(fetched.is_ok());
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(fetched?);
         Ok(())
     }
 

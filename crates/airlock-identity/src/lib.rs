@@ -52,6 +52,7 @@ mod groups;
 mod header;
 mod jwks;
 mod layer;
+mod metrics;
 mod proxy;
 mod service;
 mod token_cache;
@@ -62,6 +63,7 @@ pub use error::{AuthError, BuildError};
 pub use groups::{GRAPH_URL, GraphGroupResolver, GroupResolver, GroupsError};
 pub use jwks::KeySource;
 pub use layer::IdentityLayer;
+pub use metrics::IdentityMetrics;
 pub use proxy::{ProxyAuthorization, TunnelToken};
 pub use service::IdentityService;
 pub use validator::{

@@ -14,7 +14,7 @@ use crate::claims::map_claims;
 use crate::header::{algorithm_name, read_header};
 use crate::jwks::{KeySource, KeyStore};
 use crate::token_cache::TokenCache;
-use crate::{AuthError, BuildError, GroupResolver};
+use crate::{AuthError, BuildError, GroupResolver, IdentityMetrics};
 
 /// Turns a bearer token into a verified [`Principal`]. Implement it to plug
 /// another identity system into [`IdentityLayer`](crate::IdentityLayer).
@@ -70,6 +70,7 @@ struct Inner {
     max_token_bytes: usize,
     cache: TokenCache,
     groups: Option<Arc<dyn GroupResolver>>,
+    metrics: Arc<IdentityMetrics>,
 }
 
 impl std::fmt::Debug for JwtValidator {
@@ -122,6 +123,7 @@ impl JwtValidator {
         let inner = &*self.inner;
         let now = SystemTime::now();
         if let Some(principal) = inner.cache.get(token, now) {
+            inner.metrics.validated("cached");
             return Ok(principal);
         }
         if token.len() > inner.max_token_bytes {
@@ -221,6 +223,7 @@ impl JwtValidator {
         inner
             .cache
             .insert(token, principal.clone(), valid_until, now);
+        inner.metrics.validated("verified");
         Ok(principal)
     }
 
@@ -256,7 +259,13 @@ impl JwtValidator {
 
 impl TokenValidator for JwtValidator {
     fn validate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Principal, AuthError>> {
-        Box::pin(self.verify(token))
+        Box::pin(async move {
+            let verified = self.verify(token).await;
+            if verified.is_err() {
+                self.inner.metrics.validated("rejected");
+            }
+            verified
+        })
     }
 
     fn audience(&self) -> Option<&str> {
@@ -284,6 +293,7 @@ pub struct JwtValidatorBuilder {
     cache_capacity: usize,
     max_token_bytes: usize,
     groups: Option<Arc<dyn GroupResolver>>,
+    metrics: Option<Arc<IdentityMetrics>>,
 }
 
 impl Default for JwtValidatorBuilder {
@@ -301,6 +311,7 @@ impl Default for JwtValidatorBuilder {
             cache_capacity: 10_000,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             groups: None,
+            metrics: None,
         }
     }
 }
@@ -366,6 +377,14 @@ impl JwtValidatorBuilder {
     #[must_use]
     pub fn http_client(mut self, client: Arc<dyn HttpClient>) -> Self {
         self.client = Some(client);
+        self
+    }
+
+    /// Counts this validator's work into `metrics` (default: its own,
+    /// unregistered); see [`IdentityMetrics`].
+    #[must_use]
+    pub fn metrics(mut self, metrics: Arc<IdentityMetrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -439,7 +458,9 @@ impl JwtValidatorBuilder {
             #[cfg(not(feature = "https"))]
             (None, _) => None,
         };
-        let loaded = KeyStore::load(source, client, self.unknown_kid_interval).await?;
+        let metrics = self.metrics.unwrap_or_default();
+        let loaded =
+            KeyStore::load(source, client, self.unknown_kid_interval, metrics.clone()).await?;
         let templates: Vec<&str> = if self.issuers.is_empty() {
             ENTRA_ISSUERS.to_vec()
         } else {
@@ -481,6 +502,7 @@ impl JwtValidatorBuilder {
             max_token_bytes: self.max_token_bytes,
             cache: TokenCache::new(self.cache_capacity),
             groups: self.groups,
+            metrics,
         });
         if inner.keys.refreshes() {
             tokio::spawn(refresh_periodically(

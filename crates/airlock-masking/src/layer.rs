@@ -28,6 +28,7 @@ pub(crate) struct Shared {
     pub(crate) masker: Arc<dyn Masker>,
     pub(crate) max_body_bytes: u64,
     pub(crate) excerpt_bytes: usize,
+    pub(crate) metrics: Option<Arc<crate::MaskingMetrics>>,
 }
 
 impl std::fmt::Debug for MaskingLayer {
@@ -47,6 +48,7 @@ impl MaskingLayer {
                 masker: Arc::new(masker),
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
                 excerpt_bytes: DEFAULT_EXCERPT_BYTES,
+                metrics: None,
             }),
         }
     }
@@ -64,6 +66,13 @@ impl MaskingLayer {
     #[must_use]
     pub fn excerpt_bytes(mut self, cap: usize) -> Self {
         Arc::make_mut(&mut self.shared).excerpt_bytes = cap;
+        self
+    }
+
+    /// Counts what masking finds into `metrics`; see [`MaskingMetrics`](crate::MaskingMetrics).
+    #[must_use]
+    pub fn metrics(mut self, metrics: Arc<crate::MaskingMetrics>) -> Self {
+        Arc::make_mut(&mut self.shared).metrics = Some(metrics);
         self
     }
 }

@@ -207,6 +207,9 @@ impl Exchange<'_> {
         parts
             .headers
             .insert(MASKED_HEADER, HeaderValue::from(outcome.count));
+        if let Some(metrics) = &self.shared.metrics {
+            metrics.inspected(&outcome.paths);
+        }
         if outcome.count > 0 {
             tracing::info!(masked = outcome.count, paths = ?outcome.paths, "response masked");
         } else {
@@ -224,6 +227,9 @@ impl Exchange<'_> {
     }
 
     fn refuse(&self, error: AirlockError) -> Response<AirlockBody> {
+        if let (Some(metrics), AirlockError::MaskingFailed(_)) = (&self.shared.metrics, &error) {
+            metrics.withheld();
+        }
         refuse(error, self.context)
     }
 }

@@ -69,10 +69,61 @@ pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0;
 
 /// `registry` in the OpenMetrics text format (what Prometheus scrapes).
 pub fn encode(registry: &Registry) -> String {
+    encode_all(&[registry])
+}
+
+/// Several registries as one OpenMetrics text (one `# EOF` at the end):
+/// for example metrics registered once at start next to a collector
+/// registered per scrape.
+pub fn encode_all(registries: &[&Registry]) -> String {
+    use prometheus_client::encoding::text::{encode_eof, encode_registry};
     let mut text = String::new();
     // Writing to a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut text, registry);
+    for registry in registries {
+        let _ = encode_registry(&mut text, registry);
+    }
+    let _ = encode_eof(&mut text);
     text
+}
+
+/// Label values admitted so far, at most a fixed number of distinct ones:
+/// past it every new value is counted as `other`, so that what an agent
+/// sends (a made-up provider namespace, a custom masker's labels) cannot
+/// grow a metric's label set without bound.
+///
+/// ```
+/// use airlock_metrics::BoundedLabels;
+///
+/// let labels = BoundedLabels::new(1);
+/// assert_eq!(labels.admit("Microsoft.Storage"), "Microsoft.Storage");
+/// assert_eq!(labels.admit("Agent.MadeUp"), "other");
+/// assert_eq!(labels.admit("Microsoft.Storage"), "Microsoft.Storage");
+/// ```
+#[derive(Debug)]
+pub struct BoundedLabels {
+    limit: usize,
+    seen: Mutex<HashSet<String>>,
+}
+
+impl BoundedLabels {
+    /// At most `limit` distinct values.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// `value` when it was admitted before or there is room for it, else `other`.
+    pub fn admit(&self, value: &str) -> String {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.contains(value) || seen.len() < self.limit {
+            seen.insert(value.to_owned());
+            value.to_owned()
+        } else {
+            "other".to_owned()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,7 +150,7 @@ pub struct RequestMetrics {
     duration: Family<DecisionLabel, Histogram>,
     upstream_duration: Histogram,
     upstream_errors: Family<CodeLabel, Counter>,
-    providers: Mutex<HashSet<String>>,
+    providers: BoundedLabels,
 }
 
 /// Buckets from 1 ms to about 33 s (held approvals are long).
@@ -115,7 +166,7 @@ impl RequestMetrics {
             duration: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
             upstream_duration: Histogram::new(latency_buckets()),
             upstream_errors: Family::default(),
-            providers: Mutex::default(),
+            providers: BoundedLabels::new(MAX_PROVIDERS),
         })
     }
 
@@ -205,16 +256,7 @@ impl RequestMetrics {
         if !well_formed {
             return "other".to_owned();
         }
-        let mut seen = self
-            .providers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if seen.contains(namespace) || seen.len() < MAX_PROVIDERS {
-            seen.insert(namespace.to_owned());
-            namespace.to_owned()
-        } else {
-            "other".to_owned()
-        }
+        self.providers.admit(namespace)
     }
 }
 

@@ -13,6 +13,9 @@ pub struct RecorderStats {
     pub dropped: u64,
     /// [`AuditSink::append`](crate::AuditSink::append) calls that failed.
     pub failed_batches: u64,
+    /// [`AuditSink::append`](crate::AuditSink::append) calls that stored
+    /// their events (`recorded / batches` is the mean batch size).
+    pub batches: u64,
 }
 
 /// The live counters behind [`RecorderStats`].
@@ -21,11 +24,14 @@ pub(crate) struct Counters {
     recorded: AtomicU64,
     dropped: AtomicU64,
     failed_batches: AtomicU64,
+    batches: AtomicU64,
 }
 
 impl Counters {
+    /// One batch of `events` stored.
     pub(crate) fn recorded(&self, events: usize) {
         self.recorded.fetch_add(events as u64, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn dropped(&self, events: usize) {
         self.dropped.fetch_add(events as u64, Ordering::Relaxed);
@@ -38,6 +44,7 @@ impl Counters {
             recorded: self.recorded.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             failed_batches: self.failed_batches.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
         }
     }
 }
@@ -94,14 +101,16 @@ mod tests {
     fn counters_add_up() {
         let counters = Counters::default();
         counters.recorded(3);
+        counters.recorded(2);
         counters.dropped(2);
         counters.failed_batch();
         assert_eq!(
             counters.snapshot(),
             RecorderStats {
-                recorded: 3,
+                recorded: 5,
                 dropped: 2,
-                failed_batches: 1
+                failed_batches: 1,
+                batches: 2
             }
         );
     }

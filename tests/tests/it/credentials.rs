@@ -119,6 +119,14 @@ async fn requests_carry_the_gateways_own_tokens_refreshed_ahead_of_expiry() {
             .is_ok()
     );
 
+    // The first ARM and Key Vault tokens were needed; later ones came ahead.
+    let metrics = h.metrics().await;
+    assert_eq!(
+        metrics[r#"airlock_credential_fetches_total{when="needed",result="ok"}"#], 2,
+        "{metrics:?}"
+    );
+    assert!(metrics[r#"airlock_credential_fetches_total{when="ahead",result="ok"}"#] >= 1);
+
     let logged = logged();
     assert!(logged.contains("signed in to Azure"), "the capture works");
     assert!(!logged.contains(SECRET), "the client secret was logged");

@@ -341,6 +341,22 @@ async fn recorder_metrics_are_scraped_from_the_admin_listener_only() {
         3
     );
     assert_eq!(metrics["airlock_upstream_duration_seconds_count"], 3);
+    // One agent token: verified once, then answered from the cache.
+    assert_eq!(
+        metrics[r#"airlock_token_validations_total{result="verified"}"#],
+        1
+    );
+    assert_eq!(
+        metrics[r#"airlock_token_validations_total{result="cached"}"#],
+        2
+    );
+    // Each listing was inspected for secrets and had none.
+    assert_eq!(
+        metrics[r#"airlock_masking_responses_total{result="clean"}"#],
+        3
+    );
+    let batches = metrics["airlock_audit_batches_stored_total"];
+    assert!((1..=3).contains(&batches), "{batches}");
 
     let hidden = h.agent.get("/metrics").await.unwrap();
     assert_ne!(hidden.status, StatusCode::OK);

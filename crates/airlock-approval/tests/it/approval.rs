@@ -902,3 +902,32 @@ async fn a_compressed_body_is_refused_not_shown_as_bytes() {
     let answer = h.send(request).await;
     refusal(answer, StatusCode::FORBIDDEN, "AirlockApprovalPending").await;
 }
+
+/// `ApprovalMetrics` counts a request as held while it waits, and no longer
+/// once it is answered.
+#[tokio::test]
+async fn a_held_request_is_counted_while_it_waits() {
+    let metrics = airlock_approval::ApprovalMetrics::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let held_now = || {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix("airlock_approvals_held "))
+            .unwrap()
+            .to_owned()
+    };
+    let h = Harness::with(|layer| layer.metrics(metrics.clone()));
+    assert_eq!(held_now(), "0");
+    let held = tokio::spawn(h.send(request(&agent(), "{}", require(1, false, WAIT), None)));
+    let approval = h.nth_new(1).await;
+    assert_eq!(held_now(), "1");
+    let alice = principal("alice", &["approvers"]);
+    h.store
+        .decide(approval.id, &alice, true, None)
+        .await
+        .unwrap();
+    assert_eq!(ok_body(held.await.unwrap()).await, "created");
+    assert_eq!(held_now(), "0");
+}

@@ -257,3 +257,34 @@ async fn a_hanging_receiver_never_holds_up_the_caller() {
     assert!(delivery.stats().dropped() > 0, "the queue is bounded");
     assert_eq!(delivery.stats().sent(), 0);
 }
+
+/// `ApprovalMetrics`, as a notifier, counts each event under its name.
+#[test]
+fn approval_metrics_count_each_event_under_its_name() {
+    use airlock_approval::{ApprovalMetrics, ApprovalState};
+
+    let metrics = ApprovalMetrics::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let agent = Principal::builder("agent", PrincipalKind::ManagedIdentity).build();
+    let request = |state| {
+        let mut request = pending_request(&agent, ApprovalWait::Hold);
+        request.state = state;
+        request
+    };
+    metrics.notify(ApprovalEvent::New(request(ApprovalState::Pending)));
+    metrics.notify(ApprovalEvent::New(request(ApprovalState::Pending)));
+    metrics.notify(ApprovalEvent::Decided(request(ApprovalState::Approved)));
+    metrics.notify(ApprovalEvent::Decided(request(ApprovalState::Denied)));
+    metrics.notify(ApprovalEvent::Expired(request(ApprovalState::Expired)));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for sample in [
+        r#"airlock_approvals_total{event="requested"} 2"#,
+        r#"airlock_approvals_total{event="approved"} 1"#,
+        r#"airlock_approvals_total{event="denied"} 1"#,
+        r#"airlock_approvals_total{event="expired"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == sample), "{sample} in\n{text}");
+    }
+}

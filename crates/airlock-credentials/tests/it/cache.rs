@@ -204,3 +204,37 @@ async fn each_audience_has_its_own_token() {
     assert_eq!(cache.token(ARM).await.unwrap().secret(), arm.secret());
     assert!(!format!("{cache:?}").contains("token-"));
 }
+
+/// `CredentialMetrics` counts fetches a request waited for and refreshes
+/// ahead of expiry, apart, with their results.
+#[tokio::test]
+async fn fetches_and_refreshes_are_counted_with_their_results() {
+    let (clock, source, cache) = setup(Duration::ZERO);
+    let metrics = airlock_credentials::CredentialMetrics::new();
+    let cache = cache.metrics(metrics.clone());
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    assert_eq!(secret(&cache).await, "token-1");
+    // Due for a refresh that fails, then expired with the source refusing.
+    source.fail_with(Some(SourceError::permanent("invalid_client")));
+    clock.advance(Duration::from_secs(40 * 60));
+    assert_eq!(secret(&cache).await, "token-1");
+    until_fetches(&source, 2).await;
+    clock.advance(HOUR);
+    cache.token(ARM).await.unwrap_err();
+    source.fail_with(None);
+    assert_eq!(secret(&cache).await, "token-4");
+
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for sample in [
+        r#"airlock_credential_fetches_total{when="needed",result="ok"} 2"#,
+        r#"airlock_credential_fetches_total{when="needed",result="failed"} 1"#,
+        r#"airlock_credential_fetches_total{when="ahead",result="failed"} 1"#,
+    ] {
+        assert!(
+            text.lines().any(|line| line == sample),
+            "{sample} in\n{text}"
+        );
+    }
+}

@@ -216,3 +216,41 @@ async fn unknown_kid_flood_costs_at_most_one_fetch() {
     accepted(&validator, &issuer.mint(&TokenSpec::approver())).await;
     assert_eq!(issuer.jwks_requests() - before, fetched);
 }
+
+/// `IdentityMetrics` counts tokens answered from the cache, verified and
+/// refused, and signing-key refreshes that worked and failed.
+#[tokio::test]
+async fn validations_and_key_refreshes_are_counted() {
+    let issuer = issuer().await;
+    let metrics = airlock_identity::IdentityMetrics::new();
+    let validator = builder(&issuer)
+        .metrics(metrics.clone())
+        .build()
+        .await
+        .unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let token = issuer.mint(&TokenSpec::agent());
+    accepted(&validator, &token).await;
+    accepted(&validator, &token).await;
+    accepted(&validator, &token).await;
+    refusal(&validator, "not.a.token").await;
+    validator.refresh_keys().await.unwrap();
+    issuer.set_available(false);
+    validator.refresh_keys().await.unwrap_err();
+
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for sample in [
+        r#"airlock_token_validations_total{result="verified"} 1"#,
+        r#"airlock_token_validations_total{result="cached"} 2"#,
+        r#"airlock_token_validations_total{result="rejected"} 1"#,
+        r#"airlock_signing_key_refreshes_total{result="ok"} 1"#,
+        r#"airlock_signing_key_refreshes_total{result="failed"} 1"#,
+    ] {
+        assert!(
+            text.lines().any(|line| line == sample),
+            "{sample} in\n{text}"
+        );
+    }
+}

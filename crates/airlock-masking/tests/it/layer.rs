@@ -636,3 +636,59 @@ async fn requests_without_an_operation_are_refused() {
     assert_eq!(response.headers()["x-airlock-request-id"], "rid-9");
     assert!(seen.0.lock().unwrap().is_none(), "nothing went upstream");
 }
+
+/// `MaskingMetrics` counts masked values by what found them, and responses
+/// masked, clean and withheld.
+#[tokio::test]
+async fn masked_values_are_counted_by_detector() {
+    let metrics = airlock_masking::MaskingMetrics::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let counted = || layer().metrics(metrics.clone());
+    let keys = exchange(
+        counted(),
+        Some(op(LIST_KEYS)),
+        None,
+        post("/listKeys"),
+        Reply::json(&list_keys_body()),
+    );
+    assert_eq!(keys.await.0.headers()["x-airlock-masked"], "2");
+    let connection_string =
+        json!({"properties": {"storage": format!("AccountName=st;AccountKey={STORAGE_KEY}")}});
+    let detected = exchange(
+        counted(),
+        Some(op("Microsoft.Web/sites/config/read")),
+        None,
+        Request::get("/config").body(empty()).unwrap(),
+        Reply::json(&connection_string),
+    );
+    assert_eq!(detected.await.0.headers()["x-airlock-masked"], "1");
+    let clean = exchange(
+        counted(),
+        Some(op("Microsoft.Web/sites/read")),
+        None,
+        Request::get("/site").body(empty()).unwrap(),
+        Reply::json(&json!({"name": "site"})),
+    );
+    assert_eq!(clean.await.0.headers()["x-airlock-masked"], "0");
+    let withheld = exchange(
+        counted(),
+        Some(op(LIST_KEYS)),
+        None,
+        post("/listKeys"),
+        Reply::raw("application/json", "{not json"),
+    );
+    masking_failed(withheld.await.0).await;
+
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for sample in [
+        r#"airlock_masked_values_total{detector="rule"} 2"#,
+        r#"airlock_masked_values_total{detector="AccountKey"} 1"#,
+        r#"airlock_masking_responses_total{result="masked"} 2"#,
+        r#"airlock_masking_responses_total{result="clean"} 1"#,
+        r#"airlock_masking_responses_total{result="withheld"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == sample), "{sample} in\n{text}");
+    }
+}

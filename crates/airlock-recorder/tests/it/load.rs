@@ -58,12 +58,19 @@ async fn two_thousand_concurrent_requests_leave_two_thousand_chained_events() {
     // Seven agents, seven sessions.
     let sessions: HashSet<_> = events.iter().map(|e| e.event.session_id.clone()).collect();
     assert_eq!(sessions.len(), 7);
+    let stats = recorder.shutdown().await;
     assert_eq!(
-        recorder.shutdown().await,
+        stats,
         RecorderStats {
             recorded: REQUESTS as u64,
             dropped: 0,
-            failed_batches: 0
+            failed_batches: 0,
+            ..stats
         }
+    );
+    assert!(
+        (1..=REQUESTS as u64).contains(&stats.batches),
+        "{} batches for {REQUESTS} events",
+        stats.batches
     );
 }
