@@ -93,6 +93,12 @@ fn clippy(sh: &Shell) -> anyhow::Result<()> {
         "cargo clippy --workspace --all-targets --locked -- -D warnings"
     )
     .run()?;
+    // The binary's optional OpenTelemetry export, which the default build leaves out.
+    cmd!(
+        sh,
+        "cargo clippy -p airlock-cli --features otel --all-targets --locked -- -D warnings"
+    )
+    .run()?;
     Ok(())
 }
 
@@ -182,9 +188,20 @@ fn venv(sh: &Shell, name: &str, requirements: &str, what: &str) -> anyhow::Resul
 fn tests(sh: &Shell) -> anyhow::Result<()> {
     if has_cargo_subcommand(sh, "nextest") {
         cmd!(sh, "cargo nextest run --workspace --locked --no-fail-fast").run()?;
+        // The binary built with `otel`: its logging tests, span export included.
+        cmd!(
+            sh,
+            "cargo nextest run -p airlock-cli --features otel --locked -E test(/^logs::/)"
+        )
+        .run()?;
     } else {
         println!("cargo-nextest is not installed: falling back to `cargo test`");
         cmd!(sh, "cargo test --workspace --locked --no-fail-fast").run()?;
+        cmd!(
+            sh,
+            "cargo test -p airlock-cli --features otel --locked --test it logs::"
+        )
+        .run()?;
     }
     Ok(())
 }

@@ -3,9 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use airlock_gateway::config::{LogConfig, LogFormat};
+use airlock_gateway::config::LogConfig;
 use clap::{Parser, Subcommand};
 use serde::Deserialize as _;
+
+#[cfg(feature = "otel")]
+mod otel;
+mod telemetry;
 
 /// An identity-aware gateway between AI agents and Azure.
 #[derive(Debug, Parser)]
@@ -88,15 +92,6 @@ enum PolicyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command)));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match log_format(&cli.command) {
-        LogFormat::Json => logs.json().flatten_event(true).init(),
-        LogFormat::Text => logs.init(),
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -107,28 +102,40 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command)));
+    let telemetry = match telemetry::init(filter, &log_config(&cli.command), runtime.handle()) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }
 
-/// `[log] format` of the configuration `serve` runs, read before the rest
-/// of it (which is loaded, and its errors reported, once logging is set up).
-/// Text for every other command, and when the file cannot be read.
-fn log_format(command: &Command) -> LogFormat {
+/// `[log]` of the configuration `serve` runs, read before the rest of it
+/// (which is loaded, and its errors reported, once logging is set up).
+/// The defaults (text, no span export) for every other command, and when
+/// the file cannot be read.
+fn log_config(command: &Command) -> LogConfig {
     let Command::Serve { config } = command else {
-        return LogFormat::Text;
+        return LogConfig::default();
     };
     std::fs::read_to_string(config)
         .ok()
         .and_then(|text| text.parse::<toml::Table>().ok())
         .and_then(|table| table.get("log").cloned())
         .and_then(|log| LogConfig::deserialize(log).ok())
-        .map_or(LogFormat::Text, |log| log.format)
+        .unwrap_or_default()
 }
 
 fn default_log_filter(command: &Command) -> &'static str {

@@ -99,6 +99,9 @@ pub struct Config {
 /// ```toml
 /// [log]
 /// format = "json"   # one JSON object per line, for a log pipeline; default "text"
+/// # Request spans to an OpenTelemetry collector (OTLP over HTTP, protobuf);
+/// # needs an `airlock` built with the `otel` feature.
+/// otlp_endpoint = "http://otel-collector:4318/v1/traces"
 /// ```
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +109,30 @@ pub struct LogConfig {
     /// `text` (default) or `json`.
     #[serde(default)]
     pub format: LogFormat,
+    /// Where request spans are exported (the whole OTLP/HTTP traces URL);
+    /// none by default.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl LogConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let Some(endpoint) = &self.otlp_endpoint else {
+            return Ok(());
+        };
+        match endpoint.parse::<http::Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() =>
+            {
+                Ok(())
+            }
+            _ => Err(invalid(
+                "log.otlp_endpoint",
+                format!("'{endpoint}' is not an http(s) URL"),
+                "give the collector's OTLP/HTTP traces URL, e.g. http://otel-collector:4318/v1/traces",
+            )),
+        }
+    }
 }
 
 /// How log lines are written.
@@ -335,6 +362,7 @@ impl Config {
         self.approval.validate()?;
         self.audit.validate()?;
         self.store.validate()?;
+        self.log.validate()?;
         if self.policy.reload_interval.is_zero() {
             return Err(invalid(
                 "policy.reload_interval",
@@ -546,6 +574,23 @@ mod tests {
         assert_eq!(config.upstream.read_timeout, Duration::from_secs(60));
         assert_eq!(config.limits.max_request_body_bytes, 4 * 1024 * 1024);
         assert_eq!(config.upstream.static_token(), Some("t"));
+    }
+
+    #[test]
+    fn an_otlp_endpoint_must_be_an_http_url() {
+        let with = |endpoint: &str| format!("{MINIMAL}[log]\notlp_endpoint = \"{endpoint}\"\n");
+        let config = parse(&with("http://collector:4318/v1/traces")).unwrap();
+        assert_eq!(
+            config.log.otlp_endpoint.as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        for bad in ["collector:4318", "ftp://collector/v1/traces", "not a url"] {
+            let message = error_of(&with(bad));
+            assert!(
+                message.contains("log.otlp_endpoint") && message.contains("/v1/traces"),
+                "{bad}: {message}"
+            );
+        }
     }
 
     #[test]
