@@ -99,6 +99,12 @@ enum Target {
     /// `CONNECT` tunnel per connection open to `management.azure.com` and
     /// speaks HTTPS to the minted certificate inside it.
     GatewayTunnel,
+    /// The gateway (recording) on PostgreSQL instead of SQLite: one
+    /// replica, its `[store] url` a throwaway cluster `pg-server` starts.
+    GatewayPg,
+    /// Two gateway replicas on that one PostgreSQL, each loaded with half
+    /// the connections at the same time: their sum is the pair's throughput.
+    GatewayPgPair,
     /// The `--baseline` binary, recording like `gateway` (added by that option).
     #[value(skip)]
     Baseline,
@@ -113,6 +119,8 @@ impl Target {
             Target::GatewayUnrecorded => "gateway, no recording",
             Target::GatewayTls => "gateway, base URL, TLS",
             Target::GatewayTunnel => "gateway, CONNECT tunnel",
+            Target::GatewayPg => "gateway, PostgreSQL",
+            Target::GatewayPgPair => "2 replicas, PostgreSQL",
             Target::Baseline => "baseline gateway",
         }
     }
@@ -159,22 +167,50 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     let mut children = Children::default();
 
     let (sim_url, issuer) = start_sim(&mut children, &bin_dir, work_dir.path())?;
+    let postgres = if targets
+        .iter()
+        .any(|t| matches!(t, Target::GatewayPg | Target::GatewayPgPair))
+    {
+        Some(start_postgres(&mut children, &bin_dir, work_dir.path())?)
+    } else {
+        None
+    };
     // What an agent presents to the gateway (and, unchecked, to the bare proxy):
     // a real token from the development issuer, verified by the gateway.
     let client_authorization = format!("Bearer {}", issuer.agent_token);
     let mut endpoints = Vec::new();
+    let (work_path, bin_dir_ref, sim_url_ref, issuer_ref) =
+        (work_dir.path(), &bin_dir, &sim_url, &issuer);
     for &target in &targets {
-        let gateway = |children: &mut Children, mode: Mode, record: bool, binary: PathBuf| {
-            start_gateway(
-                children,
-                &binary,
-                &work_dir.path().join(format!("{target:?}")),
-                &bin_dir,
-                &sim_url,
-                &issuer,
-                record,
-                mode,
-            )
+        let on = |store: Store| {
+            move |children: &mut Children, mode: Mode, record: bool, binary: PathBuf| {
+                let name = match &store {
+                    Store::Sqlite => format!("{target:?}"),
+                    Store::Postgres { replica, .. } => format!("{target:?}-{replica}"),
+                };
+                start_gateway(
+                    children,
+                    &binary,
+                    &work_path.join(name),
+                    bin_dir_ref,
+                    sim_url_ref,
+                    issuer_ref,
+                    record,
+                    mode,
+                    &store,
+                )
+            }
+        };
+        let gateway = on(Store::Sqlite);
+        let replica = |name: &str| -> anyhow::Result<Store> {
+            let (url, password) = postgres
+                .clone()
+                .ok_or_else(|| anyhow!("no PostgreSQL was started"))?;
+            Ok(Store::Postgres {
+                url,
+                password,
+                replica: name.to_owned(),
+            })
         };
         let airlock = bin_dir.join("airlock");
         let spec = match target {
@@ -216,15 +252,32 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                     ..LoadSpec::new("https://management.azure.com", client_authorization.clone())
                 }
             }
+            Target::GatewayPg => LoadSpec::new(
+                &on(replica("solo")?)(&mut children, Mode::Plain, true, airlock)?.url,
+                client_authorization.clone(),
+            ),
+            Target::GatewayPgPair => {
+                let a = on(replica("a")?)(&mut children, Mode::Plain, true, airlock.clone())?;
+                let b = on(replica("b")?)(&mut children, Mode::Plain, true, airlock)?;
+                LoadSpec {
+                    also: Some(format!("{}{REQUEST_PATH}", b.url)),
+                    ..LoadSpec::new(&a.url, client_authorization.clone())
+                }
+            }
         };
         println!(
             "{:<24} {}{}",
             target.label(),
             spec.url.trim_end_matches(REQUEST_PATH),
-            spec.proxy
+            spec.also
                 .as_deref()
-                .map(|proxy| format!(" through {proxy}"))
+                .map(|also| format!(" and {}", also.trim_end_matches(REQUEST_PATH)))
                 .unwrap_or_default()
+                + &spec
+                    .proxy
+                    .as_deref()
+                    .map(|proxy| format!(" through {proxy}"))
+                    .unwrap_or_default()
         );
         endpoints.push((target, spec));
     }
@@ -241,11 +294,11 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
         spec.duration = WARM_UP;
         println!("loading {} ...", target.label());
         generator
-            .run(&spec)
+            .run_split(&spec)
             .with_context(|| format!("warm-up of {} failed", target.label()))?;
         spec.duration = args.duration;
         let result = generator
-            .run(&spec)
+            .run_split(&spec)
             .with_context(|| format!("load on {} failed", target.label()))?;
         children.check_all_running()?;
         results.push((target, result));
@@ -325,6 +378,41 @@ fn start_sim(
     Ok((url_in_line(&line)?, issuer))
 }
 
+/// Starts a throwaway PostgreSQL (`pg-server`); returns its database's URL
+/// (without the password) and the password.
+fn start_postgres(
+    children: &mut Children,
+    bin_dir: &Path,
+    work_dir: &Path,
+) -> anyhow::Result<(String, String)> {
+    let line = children.spawn_and_read_line(
+        "pg-server",
+        Command::new(bin_dir.join("pg-server")),
+        &work_dir.join("pg-server.log"),
+        "pg-server ready:",
+    )?;
+    let mut words = line
+        .split_whitespace()
+        .skip_while(|w| !w.starts_with("postgres://"));
+    match (words.next(), words.next(), words.next()) {
+        (Some(url), Some("password"), Some(password)) => Ok((url.to_owned(), password.to_owned())),
+        _ => Err(anyhow!("pg-server printed no URL and password: {line:?}")),
+    }
+}
+
+/// Where a bench gateway keeps approvals and audit events.
+#[derive(Clone, Debug)]
+enum Store {
+    /// Its own SQLite file (the default).
+    Sqlite,
+    /// A shared PostgreSQL database, as one named replica.
+    Postgres {
+        url: String,
+        password: String,
+        replica: String,
+    },
+}
+
 /// Starts the bare proxy in front of the sim; returns its base URL.
 fn start_bare_proxy(
     children: &mut Children,
@@ -387,6 +475,7 @@ fn start_gateway(
     issuer: &Issuer,
     record: bool,
     mode: Mode,
+    store: &Store,
 ) -> anyhow::Result<Started> {
     std::fs::create_dir_all(work_dir)
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
@@ -459,7 +548,7 @@ file = "{policy}"
 key_file = "{masking_key}"
 
 [store]
-database = "{database}"
+{store}
 
 [audit]
 enabled = {record}
@@ -485,7 +574,12 @@ token = "{UPSTREAM_TOKEN}"
         discovery = issuer.issuer,
         policy = policy_path.display(),
         masking_key = work_dir.join("masking.key").display(),
-        database = work_dir.join("airlock.db").display(),
+        store = match store {
+            Store::Sqlite => format!("database = \"{}\"", work_dir.join("airlock.db").display()),
+            Store::Postgres { url, replica, .. } => format!(
+                "url = \"{url}\"\npassword_env = \"AIRLOCK_BENCH_DB_PASSWORD\"\nreplica = \"{replica}\""
+            ),
+        },
     );
     let config_path = work_dir.join("airlock.toml");
     std::fs::write(&config_path, config)
@@ -500,6 +594,9 @@ token = "{UPSTREAM_TOKEN}"
         // The one info line says when it serves (a TLS listener cannot be
         // probed with plain HTTP).
         .env("RUST_LOG", "warn,airlock_gateway::server=info");
+    if let Store::Postgres { password, .. } = store {
+        command.env("AIRLOCK_BENCH_DB_PASSWORD", password);
+    }
     children.spawn_logged("airlock", command, &log)?;
     if mode == Mode::Tls {
         children.wait_for_log_line("airlock", &log, "airlock gateway listening")?;
@@ -588,6 +685,8 @@ fn print_report(results: &[(Target, LoadResult)], baseline_unrecorded: bool) {
             Target::GatewayTls,
             "tunnel / base URL, TLS",
         ),
+        (Target::GatewayPg, Target::Gateway, "PostgreSQL / SQLite"),
+        (Target::GatewayPgPair, Target::GatewayPg, "2 replicas / 1"),
         (Target::Baseline, Target::Bare, "baseline / bare"),
         if baseline_unrecorded {
             (

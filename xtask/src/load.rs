@@ -50,6 +50,9 @@ pub(crate) struct LoadSpec {
     pub(crate) proxy: Option<String>,
     /// A new connection for every request (`loadgen` only).
     pub(crate) connection_per_request: bool,
+    /// A second server answering the same request (another replica): see
+    /// [`Generator::run_split`].
+    pub(crate) also: Option<String>,
 }
 
 impl LoadSpec {
@@ -63,6 +66,7 @@ impl LoadSpec {
             ca: None,
             proxy: None,
             connection_per_request: false,
+            also: None,
         }
     }
 }
@@ -75,6 +79,20 @@ pub(crate) struct LoadResult {
     pub(crate) requests_per_second: f64,
     pub(crate) p50_ms: f64,
     pub(crate) p99_ms: f64,
+}
+
+impl LoadResult {
+    /// Two loads run at the same time, as one: requests, errors and rates
+    /// add up; of the latencies, the worse of each is kept.
+    pub(crate) fn combined(&self, other: &LoadResult) -> LoadResult {
+        LoadResult {
+            requests: self.requests + other.requests,
+            errors: self.errors + other.errors,
+            requests_per_second: self.requests_per_second + other.requests_per_second,
+            p50_ms: self.p50_ms.max(other.p50_ms),
+            p99_ms: self.p99_ms.max(other.p99_ms),
+        }
+    }
 }
 
 impl Generator {
@@ -107,6 +125,28 @@ impl Generator {
     }
 
     /// Runs one load and parses what the tool printed.
+    /// Runs `spec`; with a second server (`spec.also`), loads both at once,
+    /// each with half the connections, and adds their results up.
+    pub(crate) fn run_split(&self, spec: &LoadSpec) -> anyhow::Result<LoadResult> {
+        let Some(also) = &spec.also else {
+            return self.run(spec);
+        };
+        let half = |url: &str| LoadSpec {
+            url: url.to_owned(),
+            connections: spec.connections.div_ceil(2),
+            also: None,
+            ..spec.clone()
+        };
+        let (first, second) = (half(&spec.url), half(also));
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| self.run(&first));
+            let b = self.run(&second);
+            (a.join(), b)
+        });
+        let a = a.map_err(|_| anyhow::anyhow!("the load generator thread panicked"))??;
+        Ok(a.combined(&b?))
+    }
+
     pub(crate) fn run(&self, spec: &LoadSpec) -> anyhow::Result<LoadResult> {
         let authorization = format!("Authorization: {}", spec.authorization);
         let connections = spec.connections.to_string();

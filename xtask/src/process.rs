@@ -207,9 +207,26 @@ impl Children {
     }
 }
 
+/// How long a child may take to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 impl Drop for Children {
+    /// Asks every child to stop (SIGTERM: the gateway drains, `pg-server`
+    /// stops its cluster and removes its files), waits up to [`STOP_GRACE`],
+    /// then kills whatever still runs.
     fn drop(&mut self) {
         for running in &mut self.running {
+            let _ = Command::new("kill")
+                .args(["-TERM", &running.child.id().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        for running in &mut self.running {
+            while Instant::now() < deadline && matches!(running.child.try_wait(), Ok(None)) {
+                thread::sleep(Duration::from_millis(20));
+            }
             // Already exited is fine; anything else we can't do more about.
             let _ = running.child.kill();
             let _ = running.child.wait();

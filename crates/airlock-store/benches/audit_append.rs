@@ -1,13 +1,15 @@
-//! Appending audit events to SQLite: batches of 512 realistic events (about
-//! 1 KiB of JSON each) into a fresh WAL file, as the recorder's writer task
-//! does. Reported as events per second.
+//! Appending audit events: batches of 512 realistic events (about 1 KiB of
+//! JSON each), as the recorder's writer task does, into a fresh SQLite WAL
+//! file and into a PostgreSQL database on loopback (a throwaway cluster).
+//! Reported as events per second.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::time::{Duration, SystemTime};
 
 use airlock_recorder::{AuditEvent, AuditSink, ChainHead, ChainedEvent, EventPrincipal, Outcome};
-use airlock_store::SqliteStore;
+use airlock_store::testing::PostgresServer;
+use airlock_store::{PostgresOptions, PostgresStore, SqliteStore};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const BATCH: usize = 512;
@@ -69,31 +71,43 @@ fn append(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = runtime
+    let sqlite = runtime
         .block_on(SqliteStore::open(dir.path().join("audit.db")))
         .unwrap();
+    // A throwaway cluster on loopback, as the tests start one (needs
+    // PostgreSQL's server binaries; `cargo xtask ci` installs them).
+    let server = PostgresServer::start().unwrap();
+    let postgres = runtime.block_on(async {
+        let url = server.create_database("bench").await.unwrap();
+        PostgresStore::connect(PostgresOptions::new(url).password(PostgresServer::PASSWORD))
+            .await
+            .unwrap()
+    });
     let doc_size = serde_json::to_string(&event(0)).unwrap().len();
-    assert!((900..1300).contains(&doc_size), "{doc_size} bytes");
+    assert!((900..1400).contains(&doc_size), "{doc_size} bytes");
 
-    let mut head = ChainHead::default();
-    let mut next = 0_usize;
     let mut group = c.benchmark_group("audit_append");
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function(
-        format!("sqlite_wal_batch_{BATCH}_events_{doc_size}_bytes"),
-        |b| {
-            b.iter_batched(
-                || {
-                    let batch: Vec<ChainedEvent> =
-                        (next..next + BATCH).map(|n| head.link(event(n))).collect();
-                    next += BATCH;
-                    batch
-                },
-                |batch| runtime.block_on(store.append(&batch)).unwrap(),
-                BatchSize::PerIteration,
-            );
-        },
-    );
+    let sinks: [(&str, &dyn AuditSink); 2] = [("sqlite_wal", &sqlite), ("postgres", &postgres)];
+    for (name, sink) in sinks {
+        let mut head = ChainHead::default();
+        let mut next = 0_usize;
+        group.bench_function(
+            format!("{name}_batch_{BATCH}_events_{doc_size}_bytes"),
+            |b| {
+                b.iter_batched(
+                    || {
+                        let batch: Vec<ChainedEvent> =
+                            (next..next + BATCH).map(|n| head.link(event(n))).collect();
+                        next += BATCH;
+                        batch
+                    },
+                    |batch| runtime.block_on(sink.append(&batch)).unwrap(),
+                    BatchSize::PerIteration,
+                );
+            },
+        );
+    }
     group.finish();
 }
 

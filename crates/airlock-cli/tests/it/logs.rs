@@ -16,7 +16,7 @@ use http::StatusCode;
 struct Served {
     sim: SimHandle,
     issuer: IssuerHandle,
-    gateway: Child,
+    gateway: Gateway,
     url: String,
     log_file: PathBuf,
     _dir: tempfile::TempDir,
@@ -44,14 +44,16 @@ impl Served {
         let file = dir.path().join("airlock.toml");
         std::fs::write(&file, config).unwrap();
         let log_file = dir.path().join("airlock.log");
-        let gateway = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["serve", "--config"])
-            .arg(&file)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_file).unwrap())
-            .spawn()
-            .unwrap();
+        let gateway = Gateway(
+            Command::new(env!("CARGO_BIN_EXE_airlock"))
+                .args(["serve", "--config"])
+                .arg(&file)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log_file).unwrap())
+                .spawn()
+                .unwrap(),
+        );
         Self {
             sim,
             issuer,
@@ -86,12 +88,23 @@ impl Served {
     }
 }
 
+/// The gateway process, killed when dropped: a test that fails early
+/// leaves no gateway behind.
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line() {
     let mut served = Served::start("format = \"json\"").await;
     served.ready().await;
-    served.gateway.kill().unwrap();
-    served.gateway.wait().unwrap();
+    served.gateway.0.kill().unwrap();
+    served.gateway.0.wait().unwrap();
     let text = served.log();
     let lines: Vec<serde_json::Value> = text
         .lines()
@@ -111,7 +124,7 @@ async fn json_logs_are_one_object_per_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn span_export_without_the_otel_feature_refuses_to_start() {
     let mut served = Served::start("otlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"").await;
-    let status = served.gateway.wait().unwrap();
+    let status = served.gateway.0.wait().unwrap();
     assert!(!status.success());
     let text = served.log();
     assert!(
@@ -170,12 +183,16 @@ async fn request_spans_reach_an_otlp_collector() {
 
     // A graceful stop flushes the batch.
     let stopped = Command::new("kill")
-        .args(["-TERM", &served.gateway.id().to_string()])
+        .args(["-TERM", &served.gateway.0.id().to_string()])
         .status()
         .unwrap();
     assert!(stopped.success());
     let mut served = served;
-    assert!(served.gateway.wait().unwrap().success(), "{}", served.log());
+    assert!(
+        served.gateway.0.wait().unwrap().success(),
+        "{}",
+        served.log()
+    );
 
     let exports = received.lock().unwrap().clone();
     let resource = exports[0].resource_spans[0].resource.clone().unwrap();
