@@ -154,6 +154,8 @@ impl Gateway {
             notify_client,
             |name| std::env::var(name).ok(),
         )?;
+        // The page served here also shows what happens through other replicas.
+        let replica_events = database.forward_events(Arc::new(approvals.feed.clone()));
         let health = Health::new(recorder.monitor(), config.audit.enabled)
             .notifications(approvals.notifications.clone())
             .store(database.audit_sink())
@@ -236,6 +238,7 @@ impl Gateway {
             health,
             sweeper,
             feed: approvals.feed.clone(),
+            _replica_events: replica_events,
             stop,
             task,
         })
@@ -422,6 +425,8 @@ pub struct RunningGateway {
     sweeper: ExpirySweeper,
     /// The approval page's live feed: closed at shutdown, ending its streams.
     feed: airlock_approval::ApprovalFeed,
+    /// Other replicas' approval events into the feed (PostgreSQL only).
+    _replica_events: Option<airlock_store::EventForwarding>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }

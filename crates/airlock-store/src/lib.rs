@@ -46,7 +46,7 @@ pub mod testing;
 mod wal;
 
 pub use error::StoreError;
-pub use postgres::{ChainVerification, PostgresOptions, PostgresStore};
+pub use postgres::{ChainVerification, EventForwarding, PostgresOptions, PostgresStore};
 pub use sessions_api::SessionsApi;
 pub use sqlite::SqliteStore;
 pub use store::Store;

@@ -53,6 +53,19 @@ impl Store {
         }
     }
 
+    /// Tells `notifier` of approval events other replicas cause (see
+    /// [`PostgresStore::forward_events`]); `None` for SQLite, whose one
+    /// process causes them all.
+    pub fn forward_events(
+        &self,
+        notifier: Arc<dyn airlock_approval::Notifier>,
+    ) -> Option<crate::EventForwarding> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(store) => Some(store.forward_events(notifier)),
+        }
+    }
+
     /// Where the recorder writes (for PostgreSQL: this replica's chain).
     pub fn audit_sink(&self) -> Arc<dyn AuditSink> {
         match self {

@@ -12,9 +12,10 @@ const CAPACITY: usize = 256;
 /// subscribes. A page that falls more than 256 events behind is told to
 /// reload rather than shown a queue with holes.
 ///
-/// Events are this process's: with several replicas, each page sees the
-/// approvals created and decided through its own replica live, and the rest
-/// on reload.
+/// Events are this process's notifiers'. With several replicas on
+/// PostgreSQL the gateway also forwards the other replicas' events into it
+/// (`airlock_store::PostgresStore::forward_events`), so each page shows
+/// every replica's approvals live.
 ///
 /// [`close`](Self::close) ends every page's stream (a shutting-down server
 /// would otherwise wait for them: they never end on their own).

@@ -42,7 +42,18 @@ impl ApprovalStore for PostgresStore {
             let client = self.client().await?;
             match self.write(&client, INSERT, &row).await? {
                 0 => Err(ApprovalError::AlreadyExists(id)),
-                _ => Ok(()),
+                _ => {
+                    // For other replicas' approval pages; nobody waits on a
+                    // new approval, so a lost notice costs only a reload.
+                    let payload = self.notice(id, ApprovalState::Pending);
+                    if let Err(error) = client
+                        .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+                        .await
+                    {
+                        tracing::debug!(%error, "cannot announce a new approval");
+                    }
+                    Ok(())
+                }
             }
         })
     }
@@ -263,13 +274,19 @@ impl PostgresStore {
             self.write(transaction, UPDATE, row).await?;
         }
         if row.request.state != before {
-            let payload = format!("{} {}", row.request.id, row.request.state.as_str());
+            let payload = self.notice(row.request.id, row.request.state);
             transaction
                 .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
                 .await
                 .map_err(|e| self.failed(e))?;
         }
         Ok(result)
+    }
+
+    /// What is announced on [`CHANNEL`] when `id` becomes `state` here:
+    /// `"{id} {state} {replica}"`.
+    fn notice(&self, id: ApprovalId, state: ApprovalState) -> String {
+        format!("{id} {} {}", state.as_str(), self.replica())
     }
 
     /// The rows `SELECT … {clause}` finds.

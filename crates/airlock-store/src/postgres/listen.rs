@@ -1,6 +1,7 @@
 //! Other replicas' approval changes: `LISTEN airlock_approvals` on a
-//! connection of its own, each notification (`"{id} {state}"`) handed to
-//! the waiters. While that connection is down, the waiters' approvals are
+//! connection of its own, each notification (`"{id} {state} {replica}"`)
+//! handed to the waiters, and those another replica made to
+//! [`Changes`] (what the approval pages follow). While that connection is down, the waiters' approvals are
 //! polled every [`POLL_INTERVAL`] until it is back (and once more when it
 //! is, for what changed in between), so a held request is still released
 //! within about half a second.
@@ -11,7 +12,7 @@ use std::time::Duration;
 use airlock_approval::{ApprovalId, ApprovalState, StateWatchers};
 use deadpool_postgres::Pool;
 use futures_util::StreamExt as _;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_postgres::AsyncMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -24,6 +25,15 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How long to wait between attempts to get the connection back.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// An approval that another replica created or changed, and its state now.
+pub(crate) type Change = (ApprovalId, ApprovalState);
+
+/// Where other replicas' changes are announced in this process.
+pub(crate) type Changes = broadcast::Sender<Change>;
+
+/// How many changes a slow follower may fall behind.
+pub(crate) const CHANGES_CAPACITY: usize = 256;
 
 /// The listening task; stopped when dropped.
 pub(super) struct Listener {
@@ -43,6 +53,9 @@ struct Context {
     pool: Pool,
     watchers: Arc<StateWatchers>,
     database: Arc<str>,
+    /// This replica's id: its own notices are not [`Changes`].
+    replica: Arc<str>,
+    changes: Changes,
 }
 
 impl Listener {
@@ -52,6 +65,8 @@ impl Listener {
         pool: Pool,
         watchers: Arc<StateWatchers>,
         database: Arc<str>,
+        replica: Arc<str>,
+        changes: Changes,
     ) -> Self {
         let context = Context {
             config,
@@ -59,6 +74,8 @@ impl Listener {
             pool,
             watchers,
             database,
+            replica,
+            changes,
         };
         Self {
             task: tokio::spawn(run(context)),
@@ -89,7 +106,7 @@ async fn run(context: Context) {
         // What changed while nobody listened.
         poll(&context).await;
         while let Some(payload) = notifications.recv().await {
-            handle(&context.watchers, &payload);
+            handle(&context, &payload);
         }
         drop(client);
         tracing::warn!(
@@ -150,16 +167,26 @@ async fn listen(
     Ok((client, receiver))
 }
 
-/// Tells the waiters of one notification's approval.
-fn handle(watchers: &StateWatchers, payload: &str) {
-    let parsed = payload.split_once(' ').and_then(|(id, state)| {
+/// Tells the waiters of one notification's approval and, when another
+/// replica made the change, the followers of [`Changes`].
+fn handle(context: &Context, payload: &str) {
+    let mut parts = payload.splitn(3, ' ');
+    let parsed = (|| {
         Some((
-            id.parse::<ApprovalId>().ok()?,
-            state.parse::<ApprovalState>().ok()?,
+            parts.next()?.parse::<ApprovalId>().ok()?,
+            parts.next()?.parse::<ApprovalState>().ok()?,
+            // Absent from an older replica's notices: someone else's.
+            parts.next().unwrap_or_default(),
         ))
-    });
+    })();
     match parsed {
-        Some((id, state)) => watchers.publish(id, state),
+        Some((id, state, replica)) => {
+            context.watchers.publish(id, state);
+            if replica != &*context.replica {
+                // Nobody following is fine.
+                let _ = context.changes.send((id, state));
+            }
+        }
         None => tracing::warn!(payload, "an approval notification that does not read"),
     }
 }

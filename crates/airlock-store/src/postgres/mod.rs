@@ -23,6 +23,7 @@
 
 mod approvals;
 mod audit;
+mod events;
 mod listen;
 mod schema;
 
@@ -39,6 +40,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::StoreError;
 
 pub use audit::ChainVerification;
+pub use events::EventForwarding;
 
 /// How long a request waits for a connection, or for a new one to be made,
 /// before the store answers that the database is unavailable.
@@ -150,6 +152,8 @@ pub struct PostgresStore {
     /// This replica's audit chain.
     chain: Arc<str>,
     watchers: Arc<StateWatchers>,
+    /// Approvals other replicas created or changed.
+    changes: listen::Changes,
     /// Stops the notification task when the last clone is dropped.
     _listener: Arc<listen::Listener>,
 }
@@ -208,18 +212,23 @@ impl PostgresStore {
             .map_err(|error| StoreError::PostgresConfig(error.to_string()))?;
         schema::migrate(&pool, &database).await?;
         let watchers = Arc::new(StateWatchers::default());
+        let chain: Arc<str> = options.replica.into();
+        let changes = tokio::sync::broadcast::Sender::new(listen::CHANGES_CAPACITY);
         let listener = listen::Listener::start(
             config,
             tls,
             pool.clone(),
             Arc::clone(&watchers),
             Arc::clone(&database),
+            Arc::clone(&chain),
+            changes.clone(),
         );
         Ok(Self {
             pool,
             database,
-            chain: options.replica.into(),
+            chain,
             watchers,
+            changes,
             _listener: Arc::new(listener),
         })
     }

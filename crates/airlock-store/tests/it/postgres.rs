@@ -107,6 +107,49 @@ async fn a_decision_through_one_replica_releases_a_waiter_on_another_within_a_se
     );
 }
 
+/// What replica `b` asks for, decides and expires reaches `a`'s forwarded
+/// notifier (its approval page) as events; `a`'s own changes do not come
+/// back to it (it announced those itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_replicas_approval_events_reach_this_replicas_page() {
+    use airlock_approval::{ApprovalEvent, RecordingNotifier};
+
+    let (_server, url, a) = started().await;
+    let b = replica(&url, "b").await;
+    let page = Arc::new(RecordingNotifier::new());
+    let _forwarding = a.forward_events(page.clone());
+    let alice = principal("alice", &["approvers"]);
+    let agent = principal("agent", &[]);
+
+    let mine = pending_request(&agent, ApprovalWait::Hold);
+    a.create(mine.clone(), None).await.unwrap();
+    a.decide(mine.id, &alice, false, None).await.unwrap();
+    let theirs = pending_request(&agent, ApprovalWait::Hold);
+    b.create(theirs.clone(), None).await.unwrap();
+    b.decide(theirs.id, &alice, true, Some("ok".into()))
+        .await
+        .unwrap();
+    let events = page
+        .wait_for(Duration::from_secs(2), |events| events.len() >= 2)
+        .await
+        .expect("b's events reach a");
+    assert!(
+        matches!(&events[0], ApprovalEvent::New(r) if r.id == theirs.id && r.state == ApprovalState::Pending),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[1], ApprovalEvent::Decided(r) if r.id == theirs.id && r.state == ApprovalState::Approved),
+        "{events:?}"
+    );
+    // Nothing of `a`'s own, even after a moment more.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        page.events().iter().all(|e| e.request().id == theirs.id),
+        "{:?}",
+        page.events()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_racing_for_one_grant_use_it_exactly_once() {
     let (_server, url, a) = started().await;
