@@ -86,6 +86,27 @@ pub fn encode_all(registries: &[&Registry]) -> String {
     text
 }
 
+/// The value of one series in `registry`, if it has a sample: `series` is
+/// the sample's name with its labels as the text format writes them
+/// (`airlock_requests_total{decision="allow",provider="none",status_class="2xx"}`).
+/// For tests and probes that check one number.
+///
+/// ```
+/// use airlock_metrics::{RequestMetrics, sample};
+/// use prometheus_client::registry::Registry;
+///
+/// let mut registry = Registry::default();
+/// RequestMetrics::new().register(&mut registry);
+/// assert_eq!(sample(&registry, "airlock_upstream_duration_seconds_count").as_deref(), Some("0"));
+/// assert_eq!(sample(&registry, "airlock_no_such_series"), None);
+/// ```
+pub fn sample(registry: &Registry, series: &str) -> Option<String> {
+    encode(registry).lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        Some(value.to_owned())
+    })
+}
+
 /// Label values admitted so far, at most a fixed number of distinct ones:
 /// past it every new value is counted as `other`, so that what an agent
 /// sends (a made-up provider namespace, a custom masker's labels) cannot

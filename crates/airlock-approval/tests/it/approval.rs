@@ -910,14 +910,7 @@ async fn a_held_request_is_counted_while_it_waits() {
     let metrics = airlock_approval::ApprovalMetrics::new();
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
-    let held_now = || {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix("airlock_approvals_held "))
-            .unwrap()
-            .to_owned()
-    };
+    let held_now = || airlock_metrics::sample(&registry, "airlock_approvals_held").unwrap();
     let h = Harness::with(|layer| layer.metrics(metrics.clone()));
     assert_eq!(held_now(), "0");
     let held = tokio::spawn(h.send(request(&agent(), "{}", require(1, false, WAIT), None)));

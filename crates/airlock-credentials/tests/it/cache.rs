@@ -225,16 +225,24 @@ async fn fetches_and_refreshes_are_counted_with_their_results() {
     source.fail_with(None);
     assert_eq!(secret(&cache).await, "token-4");
 
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-    for sample in [
-        r#"airlock_credential_fetches_total{when="needed",result="ok"} 2"#,
-        r#"airlock_credential_fetches_total{when="needed",result="failed"} 1"#,
-        r#"airlock_credential_fetches_total{when="ahead",result="failed"} 1"#,
+    for (series, value) in [
+        (
+            r#"airlock_credential_fetches_total{when="needed",result="ok"}"#,
+            "2",
+        ),
+        (
+            r#"airlock_credential_fetches_total{when="needed",result="failed"}"#,
+            "1",
+        ),
+        (
+            r#"airlock_credential_fetches_total{when="ahead",result="failed"}"#,
+            "1",
+        ),
     ] {
-        assert!(
-            text.lines().any(|line| line == sample),
-            "{sample} in\n{text}"
+        assert_eq!(
+            airlock_metrics::sample(&registry, series).as_deref(),
+            Some(value),
+            "{series}"
         );
     }
 }

@@ -239,18 +239,20 @@ async fn validations_and_key_refreshes_are_counted() {
     issuer.set_available(false);
     validator.refresh_keys().await.unwrap_err();
 
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-    for sample in [
-        r#"airlock_token_validations_total{result="verified"} 1"#,
-        r#"airlock_token_validations_total{result="cached"} 2"#,
-        r#"airlock_token_validations_total{result="rejected"} 1"#,
-        r#"airlock_signing_key_refreshes_total{result="ok"} 1"#,
-        r#"airlock_signing_key_refreshes_total{result="failed"} 1"#,
+    for (series, value) in [
+        (r#"airlock_token_validations_total{result="verified"}"#, "1"),
+        (r#"airlock_token_validations_total{result="cached"}"#, "2"),
+        (r#"airlock_token_validations_total{result="rejected"}"#, "1"),
+        (r#"airlock_signing_key_refreshes_total{result="ok"}"#, "1"),
+        (
+            r#"airlock_signing_key_refreshes_total{result="failed"}"#,
+            "1",
+        ),
     ] {
-        assert!(
-            text.lines().any(|line| line == sample),
-            "{sample} in\n{text}"
+        assert_eq!(
+            airlock_metrics::sample(&registry, series).as_deref(),
+            Some(value),
+            "{series}"
         );
     }
 }
