@@ -21,7 +21,9 @@ struct EventLabel {
 /// `requested`, `approved`, `denied` and `expired` (each event is announced
 /// once, by the replica that caused it, so a sum over replicas counts each
 /// approval once); give it to [`ApprovalLayer::metrics`](crate::ApprovalLayer::metrics)
-/// to count the requests held open waiting for a decision.
+/// to count the requests held open waiting for a decision; and to
+/// [`ExpirySweeper::spawn_counting`](crate::ExpirySweeper::spawn_counting)
+/// to report how many approvals wait in the store.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -39,6 +41,7 @@ struct EventLabel {
 pub struct ApprovalMetrics {
     events: Family<EventLabel, Counter>,
     held: Gauge,
+    pending: Gauge,
 }
 
 impl ApprovalMetrics {
@@ -47,7 +50,8 @@ impl ApprovalMetrics {
         Arc::default()
     }
 
-    /// Registers `airlock_approvals_total{event}` and `airlock_approvals_held`.
+    /// Registers `airlock_approvals_total{event}`, `airlock_approvals_held`
+    /// and `airlock_approvals_pending`.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "airlock_approvals",
@@ -59,6 +63,16 @@ impl ApprovalMetrics {
             "Requests this replica holds open, waiting for an approver's decision",
             self.held.clone(),
         );
+        registry.register(
+            "airlock_approvals_pending",
+            "Approvals in the store waiting for a decision, all replicas' (as of the last expiry sweep)",
+            self.pending.clone(),
+        );
+    }
+
+    /// How many approvals wait for a decision (see [`ExpirySweeper::spawn_counting`](crate::ExpirySweeper::spawn_counting)).
+    pub(crate) fn set_pending(&self, count: usize) {
+        self.pending.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// One more request held until the returned guard is dropped.

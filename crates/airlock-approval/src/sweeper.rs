@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::{ApprovalEvent, ApprovalStore, Notifier};
+use crate::{ApprovalEvent, ApprovalMetrics, ApprovalState, ApprovalStore, Notifier};
 
 /// A background task that asks the store to expire due approvals (erasing
 /// their stored requests) every interval and tells the notifier of each.
@@ -37,6 +37,28 @@ impl ExpirySweeper {
         notifier: Arc<dyn Notifier>,
         interval: Duration,
     ) -> Self {
+        Self::start(store, notifier, interval, None)
+    }
+
+    /// Like [`spawn`](Self::spawn), and after each sweep sets `metrics`'
+    /// `airlock_approvals_pending` to how many approvals in `store` wait
+    /// for a decision (every replica's: replicas on one database report
+    /// the same number).
+    pub fn spawn_counting(
+        store: Arc<dyn ApprovalStore>,
+        notifier: Arc<dyn Notifier>,
+        interval: Duration,
+        metrics: Arc<ApprovalMetrics>,
+    ) -> Self {
+        Self::start(store, notifier, interval, Some(metrics))
+    }
+
+    fn start(
+        store: Arc<dyn ApprovalStore>,
+        notifier: Arc<dyn Notifier>,
+        interval: Duration,
+        metrics: Option<Arc<ApprovalMetrics>>,
+    ) -> Self {
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -50,6 +72,12 @@ impl ExpirySweeper {
                         }
                     }
                     Err(error) => tracing::warn!(%error, "expiring due approvals failed"),
+                }
+                if let Some(metrics) = &metrics {
+                    match store.list(Some(ApprovalState::Pending)).await {
+                        Ok(pending) => metrics.set_pending(pending.len()),
+                        Err(error) => tracing::debug!(%error, "counting pending approvals failed"),
+                    }
                 }
             }
         });

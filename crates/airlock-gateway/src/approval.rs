@@ -203,10 +203,11 @@ fn webhook_secret(
 
 /// Expires due approvals every `interval` until the sweeper is dropped.
 pub(crate) fn spawn_sweeper(approvals: &Approvals, interval: std::time::Duration) -> ExpirySweeper {
-    ExpirySweeper::spawn(
+    ExpirySweeper::spawn_counting(
         approvals.store.clone(),
         approvals.notifier.clone(),
         interval,
+        approvals.metrics.clone(),
     )
 }
 

@@ -290,3 +290,50 @@ fn approval_metrics_count_each_event_under_its_name() {
         );
     }
 }
+
+/// The sweeper, given the metrics, reports how many approvals wait in the
+/// store after each sweep: a new one counts, a decided or expired one no
+/// longer does.
+#[tokio::test]
+async fn the_sweeper_reports_the_approvals_pending_in_the_store() {
+    use std::sync::Arc;
+
+    use airlock_approval::{ApprovalMetrics, ApprovalStore, ExpirySweeper, MemoryApprovalStore};
+
+    let metrics = ApprovalMetrics::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let store = Arc::new(MemoryApprovalStore::new());
+    let _sweeper = ExpirySweeper::spawn_counting(
+        store.clone(),
+        metrics.clone(),
+        Duration::from_millis(20),
+        metrics.clone(),
+    );
+    let pending_becomes = |want: &'static str| {
+        let registry = &registry;
+        async move {
+            for _ in 0..250 {
+                if airlock_metrics::sample(registry, "airlock_approvals_pending").as_deref()
+                    == Some(want)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!(
+                "airlock_approvals_pending never became {want}: {:?}",
+                airlock_metrics::sample(registry, "airlock_approvals_pending")
+            );
+        }
+    };
+    let agent = Principal::builder("agent", PrincipalKind::ManagedIdentity).build();
+    let first = pending_request(&agent, ApprovalWait::Hold);
+    let second = pending_request(&agent, ApprovalWait::Async);
+    store.create(first.clone(), None).await.unwrap();
+    store.create(second, None).await.unwrap();
+    pending_becomes("2").await;
+    let carol = airlock_approval::conformance::principal("carol", &[]);
+    store.decide(first.id, &carol, false, None).await.unwrap();
+    pending_becomes("1").await;
+}
