@@ -4,7 +4,7 @@
 //! built without that feature refuses to start rather than drop them.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use airlock_demo::{AgentClient, LocalConfig};
@@ -22,6 +22,8 @@ struct Served {
     _dir: tempfile::TempDir,
 }
 
+use crate::support::{Gateway, free_port};
+
 impl Served {
     async fn start(log: &str) -> Self {
         let sim = SimAzure::builder().start().await.unwrap();
@@ -32,11 +34,7 @@ impl Served {
             "[[rule]]\nname = \"read\"\neffect = \"allow\"\nactions = [\"*/read\"]\n",
         )
         .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let config = LocalConfig::new(&sim, &issuer, dir.path(), "token")
             .listen(format!("127.0.0.1:{port}"))
             .extra_toml(format!("[log]\n{log}\n"))
@@ -85,17 +83,6 @@ impl Served {
     async fn shutdown(self) {
         self.sim.shutdown().await;
         self.issuer.shutdown().await;
-    }
-}
-
-/// The gateway process, killed when dropped: a test that fails early
-/// leaves no gateway behind.
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

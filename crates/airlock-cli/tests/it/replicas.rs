@@ -23,6 +23,8 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::support::free_port;
+
 const UPSTREAM_TOKEN: &str = "replicas-test-upstream-token";
 const PASSWORD_ENV: &str = "AIRLOCK_TEST_DB_PASSWORD";
 
@@ -53,14 +55,6 @@ groups = ["{APPROVERS_GROUP}"]
 wait = "async"
 "#
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One `airlock serve` process; killed if the test ends first.

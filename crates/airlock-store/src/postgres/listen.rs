@@ -1,8 +1,8 @@
 //! Other replicas' approval changes: `LISTEN airlock_approvals` on a
 //! connection of its own, each notification (`"{id} {state} {replica}"`)
-//! handed to the waiters, and those another replica made to
-//! [`Changes`] (what the approval pages follow). While that connection is down, the waiters' approvals are
-//! polled every [`POLL_INTERVAL`] until it is back (and once more when it
+//! handed to the waiters, and those another replica made to [`Changes`]
+//! (what the approval pages follow). While that connection is down, the
+//! waiters' approvals are polled every [`POLL_INTERVAL`] until it is back (and once more when it
 //! is, for what changed in between), so a held request is still released
 //! within about half a second.
 
