@@ -137,10 +137,14 @@ pub struct Requester {
     /// The client application (`azp`/`appid`), where the token named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_id: Option<String>,
-    /// `user`, `application` or `managed_identity` (absent on approvals
-    /// stored before it was kept).
+    /// `user`, `application`, `managed_identity`, `agent`, `agent_for_user`
+    /// or `agent_user` (absent on approvals stored before it was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The AI agent that asked (Entra Agent ID): alone (`kind` `agent` or
+    /// `agent_user`), or for the user this requester names (`agent_for_user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<airlock_core::Agent>,
 }
 
 impl Requester {
@@ -153,7 +157,18 @@ impl Requester {
             groups: principal.groups().to_vec(),
             app_id: principal.app_id().map(str::to_owned),
             kind: Some(principal.kind().as_str().to_owned()),
+            agent: principal.agent().cloned(),
         }
+    }
+    /// Who asked, in words: the display name (else the object id), and for
+    /// an AI agent which one, e.g. `agent release-bot (blueprint b1) acting
+    /// for Alice` (see [`airlock_core::Agent::describe`]).
+    pub fn label(&self) -> String {
+        airlock_core::describe_requester(
+            self.display_name.as_deref().unwrap_or(&self.id),
+            self.kind.as_deref(),
+            self.agent.as_ref(),
+        )
     }
     /// Whether `principal` is this requester: the same object id, in any
     /// tenant (stricter than needed, as Entra object ids are unique).

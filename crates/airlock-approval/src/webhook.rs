@@ -193,12 +193,8 @@ fn headline(event: &ApprovalEvent) -> String {
     }
 }
 
-fn who(request: &ApprovalRequest) -> &str {
-    request
-        .requester
-        .display_name
-        .as_deref()
-        .unwrap_or(&request.requester.id)
+fn who(request: &ApprovalRequest) -> String {
+    request.requester.label()
 }
 
 /// The facts every format shows, in order.

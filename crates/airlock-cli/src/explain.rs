@@ -4,23 +4,25 @@
 use std::fmt::Write as _;
 
 use airlock_azure::{ClassifyRequest, classify};
-use airlock_core::{Decision, Principal, PrincipalKind};
-use airlock_policy::Policy;
+use airlock_core::{Agent, Decision, Principal, PrincipalKind};
+use airlock_policy::{Facet, Policy};
 use anyhow::{Context as _, anyhow, bail};
 use http::{HeaderMap, Method, Uri};
 
 use airlock_gateway::Config;
 
-/// Parses `id=…,kind=…,groups=a|b,roles=r|s,app_id=…,tenant=…,name=…`.
+/// Parses `id=…,kind=…,groups=a|b,roles=r|s,app_id=…,tenant=…,name=…`, and
+/// for the agent kinds `agent=<agent app id>,blueprint=…`.
 ///
 /// # Errors
 ///
-/// An unknown key, a missing `id`, or an unknown kind.
+/// An unknown key, a missing `id`, an unknown kind, or an agent kind without its agent.
 pub fn parse_principal(spec: &str) -> anyhow::Result<Principal> {
     let mut id = None;
     let mut kind = PrincipalKind::Application;
     let (mut groups, mut roles) = (Vec::new(), Vec::new());
     let (mut app_id, mut tenant, mut name) = (None, None, None);
+    let (mut agent, mut blueprint) = (None, None);
     for pair in spec.split(',').filter(|p| !p.trim().is_empty()) {
         let (key, value) = pair.split_once('=').ok_or_else(|| {
             anyhow!("'{pair}' is not key=value; write e.g. id=…,kind=managed_identity,groups=g1|g2")
@@ -29,27 +31,39 @@ pub fn parse_principal(spec: &str) -> anyhow::Result<Principal> {
         match key.trim() {
             "id" => id = Some(value.to_owned()),
             "kind" => {
-                kind = match value {
-                    "application" => PrincipalKind::Application,
-                    "managed_identity" => PrincipalKind::ManagedIdentity,
-                    "user" => PrincipalKind::User,
-                    other => {
-                        bail!("kind '{other}' is not one of application, managed_identity, user")
-                    }
-                }
+                kind = PrincipalKind::parse(value).ok_or_else(|| {
+                    anyhow!("kind '{value}' is not one of {}", PrincipalKind::names())
+                })?;
             }
             "groups" => groups = list(),
             "roles" => roles = list(),
             "app_id" => app_id = Some(value.to_owned()),
             "tenant" => tenant = Some(value.to_owned()),
             "name" => name = Some(value.to_owned()),
+            "agent" => agent = Some(value.to_owned()),
+            "blueprint" => blueprint = Some(value.to_owned()),
             other => bail!(
-                "unknown principal key '{other}'; use id, kind, groups, roles, app_id, tenant, name"
+                "unknown principal key '{other}'; use id, kind, groups, roles, app_id, tenant, name, agent, blueprint"
             ),
         }
     }
     let id = id.ok_or_else(|| anyhow!("the principal needs an id (id=<object id>)"))?;
     let mut builder = Principal::builder(id, kind).groups(groups).roles(roles);
+    match (kind.is_agent(), agent.or_else(|| app_id.clone())) {
+        (true, Some(agent_app)) => {
+            let mut agent = Agent::new(agent_app.clone());
+            if let Some(blueprint) = blueprint {
+                agent = agent.blueprint(blueprint);
+            }
+            builder = builder.agent(agent);
+            app_id = app_id.or(Some(agent_app));
+        }
+        (true, None) => bail!("kind={kind} needs the agent's app id: add agent=<app id>"),
+        (false, _) if blueprint.is_some() => {
+            bail!("blueprint= only applies to kind=agent, agent_for_user or agent_user")
+        }
+        (false, _) => {}
+    }
     if let Some(app_id) = app_id {
         builder = builder.app_id(app_id);
     }
@@ -114,7 +128,8 @@ pub fn explain(
     })
     .map_err(|e| anyhow!("the gateway would refuse this request with 400: {e}"))?;
     let policy = Policy::load(&config.policy.file)?;
-    let (decision, trace) = policy.explain(principal, &operation);
+    let explanation = policy.explain(principal, &operation);
+    let (decision, trace) = (explanation.decision, explanation.trace);
 
     let mut out = String::new();
     let _ = writeln!(out, "principal  {principal}");
@@ -131,11 +146,22 @@ pub fn explain(
         let _ = writeln!(out, "  carries  {child}");
     }
     let _ = writeln!(out, "decision   {}", render(&decision));
+    if explanation.decided_by != Facet::Principal {
+        let _ = writeln!(
+            out,
+            "decided by {} (an agent acting for a user gets only what both are allowed)",
+            explanation.decided_by
+        );
+    }
     let _ = writeln!(out, "\nrules ({}):", config.policy.file.display());
     let mut current = String::new();
     for line in &trace {
-        if line.operation != current {
-            current.clone_from(&line.operation);
+        let heading = match line.facet {
+            Facet::Principal => line.operation.clone(),
+            facet => format!("{} (as {facet})", line.operation),
+        };
+        if heading != current {
+            current = heading;
             let _ = writeln!(out, "  for {current}:");
         }
         let verdict = match &line.outcome {

@@ -15,8 +15,8 @@ pub struct Approvers {
 
 impl Approvers {
     /// Whether `principal` is listed by object id or is a member of a listed
-    /// group (ids compare case-insensitively). Says nothing about whether
-    /// they asked for the request themselves.
+    /// group (ids compare case-insensitively), and is no AI agent. Says
+    /// nothing about whether they asked for the request themselves.
     ///
     /// ```
     /// use airlock_core::{Approvers, Principal, PrincipalKind};
@@ -24,12 +24,18 @@ impl Approvers {
     /// assert!(approvers.admits(&Principal::builder("CAROL", PrincipalKind::User).build()));
     /// assert!(approvers.admits(&Principal::builder("dave", PrincipalKind::User).groups(["ops"]).build()));
     /// assert!(!approvers.admits(&Principal::builder("eve", PrincipalKind::User).build()));
+    /// let bot = Principal::builder("carol", PrincipalKind::AgentForUser).groups(["ops"]).build();
+    /// assert!(!approvers.admits(&bot));
     /// ```
     pub fn admits(&self, principal: &crate::Principal) -> bool {
-        self.ids
-            .iter()
-            .any(|id| id.eq_ignore_ascii_case(principal.id()))
-            || self.groups.iter().any(|g| principal.in_group(g))
+        // An agent decides nothing for people: not acting alone, not for a
+        // user (who must sign in themselves), not as an agent user.
+        !principal.kind().is_agent()
+            && (self
+                .ids
+                .iter()
+                .any(|id| id.eq_ignore_ascii_case(principal.id()))
+                || self.groups.iter().any(|g| principal.in_group(g)))
     }
 }
 

@@ -15,6 +15,7 @@
 //!
 //! This crate does no I/O: it holds types, the error mapping and body helpers.
 
+pub mod agent;
 pub mod audit;
 pub mod body;
 pub mod browser;
@@ -29,6 +30,7 @@ pub mod principal_selector;
 pub mod serde_time;
 pub mod token;
 
+pub use agent::{Agent, describe_requester};
 pub use audit::{AuditDraft, AuditRecord};
 pub use body::{
     AirlockBody, BodyError, BoxError, boxed, collect_limited, declared_length, empty, full,
@@ -41,5 +43,5 @@ pub use http_client::{HttpClient, HttpClientError};
 pub use operation::{Operation, Plane, ResourceScope};
 pub use operation_pattern::{OperationPattern, PatternError};
 pub use principal::{Principal, PrincipalBuilder, PrincipalKind};
-pub use principal_selector::PrincipalSelector;
+pub use principal_selector::{OnBehalfOf, PrincipalSelector};
 pub use token::{AccessToken, BoxFuture, StaticTokenProvider, TokenError, TokenProvider};

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::Agent;
+
 /// What kind of Entra ID identity a [`Principal`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum PrincipalKind {
@@ -14,6 +16,14 @@ pub enum PrincipalKind {
     ManagedIdentity,
     /// A human user (delegated token).
     User,
+    /// An AI agent acting alone (Entra Agent ID: app-only token whose actor
+    /// and subject facets say agent).
+    Agent,
+    /// An AI agent acting for a user (on-behalf-of): the principal's id,
+    /// groups and roles are the user's, [`Principal::agent`] is the agent.
+    AgentForUser,
+    /// An agent user: a user account an agent drives (subject facet 13).
+    AgentUser,
 }
 
 impl PrincipalKind {
@@ -23,7 +33,52 @@ impl PrincipalKind {
             PrincipalKind::Application => "application",
             PrincipalKind::ManagedIdentity => "managed_identity",
             PrincipalKind::User => "user",
+            PrincipalKind::Agent => "agent",
+            PrincipalKind::AgentForUser => "agent_for_user",
+            PrincipalKind::AgentUser => "agent_user",
         }
+    }
+
+    /// Every kind, in the order configuration lists them.
+    pub const ALL: [PrincipalKind; 6] = [
+        PrincipalKind::Application,
+        PrincipalKind::ManagedIdentity,
+        PrincipalKind::User,
+        PrincipalKind::Agent,
+        PrincipalKind::AgentForUser,
+        PrincipalKind::AgentUser,
+    ];
+
+    /// The kind named `name` (as [`as_str`](Self::as_str) spells it).
+    ///
+    /// ```
+    /// use airlock_core::PrincipalKind;
+    /// assert_eq!(PrincipalKind::parse("agent_for_user"), Some(PrincipalKind::AgentForUser));
+    /// assert_eq!(PrincipalKind::parse("robot"), None);
+    /// ```
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// The kinds' names, comma-separated, for messages.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+
+    /// Whether an AI agent is behind it (any of the three agent kinds).
+    pub fn is_agent(self) -> bool {
+        matches!(
+            self,
+            PrincipalKind::Agent | PrincipalKind::AgentForUser | PrincipalKind::AgentUser
+        )
+    }
+
+    /// Whether a person (or an agent user) signed in: a delegated token.
+    pub fn is_user(self) -> bool {
+        matches!(
+            self,
+            PrincipalKind::User | PrincipalKind::AgentForUser | PrincipalKind::AgentUser
+        )
     }
 }
 
@@ -62,6 +117,7 @@ struct PrincipalInner {
     display_name: Option<String>,
     groups: Vec<String>,
     roles: Vec<String>,
+    agent: Option<Agent>,
     raw_claims: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -77,6 +133,7 @@ impl Principal {
                 display_name: None,
                 groups: Vec::new(),
                 roles: Vec::new(),
+                agent: None,
                 raw_claims: serde_json::Map::new(),
             },
         }
@@ -110,6 +167,45 @@ impl Principal {
     pub fn roles(&self) -> &[String] {
         &self.inner.roles
     }
+    /// The AI agent behind the request, for the three agent kinds.
+    pub fn agent(&self) -> Option<&Agent> {
+        self.inner.agent.as_ref()
+    }
+    /// For an agent acting for a user: that user, as a plain
+    /// [`PrincipalKind::User`] (same id, groups and roles, no agent). Policy
+    /// decides for both and grants only what both are granted.
+    ///
+    /// ```
+    /// use airlock_core::{Agent, Principal, PrincipalKind};
+    /// let delegated = Principal::builder("alice-oid", PrincipalKind::AgentForUser)
+    ///     .display_name("Alice")
+    ///     .groups(["ops"])
+    ///     .agent(Agent::new("agent-app").name("release-bot"))
+    ///     .build();
+    /// assert_eq!(delegated.to_string(), "agent release-bot acting for Alice (user alice-oid)");
+    /// let alice = delegated.acting_user().unwrap();
+    /// assert_eq!((alice.kind(), alice.id(), alice.agent()), (PrincipalKind::User, "alice-oid", None));
+    /// assert!(alice.in_group("ops"));
+    /// ```
+    pub fn acting_user(&self) -> Option<Principal> {
+        if self.inner.kind != PrincipalKind::AgentForUser {
+            return None;
+        }
+        let inner = &self.inner;
+        Some(Principal {
+            inner: Arc::new(PrincipalInner {
+                id: inner.id.clone(),
+                tenant_id: inner.tenant_id.clone(),
+                app_id: inner.app_id.clone(),
+                kind: PrincipalKind::User,
+                display_name: inner.display_name.clone(),
+                groups: inner.groups.clone(),
+                roles: inner.roles.clone(),
+                agent: None,
+                raw_claims: serde_json::Map::new(),
+            }),
+        })
+    }
     /// All claims of the verified token, for custom engines.
     pub fn raw_claims(&self) -> &serde_json::Map<String, serde_json::Value> {
         &self.inner.raw_claims
@@ -138,16 +234,32 @@ impl fmt::Debug for Principal {
             .field("display_name", &self.inner.display_name)
             .field("groups", &self.inner.groups.len())
             .field("roles", &self.inner.roles)
+            .field("agent", &self.inner.agent)
             .finish_non_exhaustive()
     }
 }
 
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.inner.display_name {
-            Some(name) => write!(f, "{name} ({} {})", self.inner.kind, self.inner.id),
-            None => write!(f, "{} {}", self.inner.kind, self.inner.id),
+        let inner = &self.inner;
+        let (kind, agent) = match (&inner.agent, inner.kind) {
+            (Some(agent), PrincipalKind::AgentForUser) => {
+                write!(f, "agent {agent} acting for ")?;
+                (PrincipalKind::User, None)
+            }
+            (agent, kind) => (kind, agent.as_ref().and_then(Agent::blueprint_id)),
+        };
+        match &inner.display_name {
+            Some(name) => write!(f, "{name} ({kind} {}", inner.id)?,
+            None => write!(f, "{kind} {}", inner.id)?,
         }
+        if let Some(blueprint) = agent {
+            write!(f, ", blueprint {blueprint}")?;
+        }
+        if inner.display_name.is_some() {
+            f.write_str(")")?;
+        }
+        Ok(())
     }
 }
 
@@ -202,6 +314,12 @@ impl PrincipalBuilder {
         S: Into<String>,
     {
         self.inner.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Sets the agent behind it (for the agent kinds).
+    #[must_use]
+    pub fn agent(mut self, agent: Agent) -> Self {
+        self.inner.agent = Some(agent);
         self
     }
     /// Keeps the token's claims for custom engines.

@@ -97,6 +97,16 @@ pub enum AuthError {
     /// A claim the principal needs is missing or has the wrong type.
     #[error("the token has no usable '{0}' claim")]
     MissingClaim(&'static str),
+    /// A claim is present but not in the shape Entra issues it.
+    #[error(
+        "the token's '{claim}' claim is malformed: {problem}; request a new token from Entra ID"
+    )]
+    BadClaim {
+        /// The claim.
+        claim: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// The token's groups did not fit in it and could not be looked up.
     /// The token itself was valid: `principal` is who sent it (without
     /// groups), so the refusal is recorded against them.

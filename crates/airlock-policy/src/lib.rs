@@ -87,7 +87,7 @@ pub use engine::PolicyEngine;
 pub use error::PolicyError;
 pub use future::ResponseFuture;
 pub use layer::PolicyLayer;
-pub use policy::{NO_MATCHING_RULE, Policy, RuleTrace};
+pub use policy::{Explanation, Facet, NO_MATCHING_RULE, Policy, RuleTrace};
 pub use reload::PolicyFile;
 pub use rule::{Effect, Skip};
 pub use service::PolicyService;

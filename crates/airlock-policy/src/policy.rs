@@ -1,6 +1,7 @@
 //! A validated set of rules, and how they decide.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -83,9 +84,50 @@ impl RuleIndex {
     }
 }
 
+/// Whose rules a decision came from. For an agent acting for a user the
+/// policy decides twice: for the agent (the principal as it is) and for
+/// the user it acts for ([`Principal::acting_user`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Facet {
+    /// Anyone but an agent acting for a user: decided once.
+    Principal,
+    /// The agent's rules decided (its deny or approval, or nothing allowed it).
+    Agent,
+    /// The user's rules decided.
+    User,
+    /// Both allowed.
+    Both,
+}
+
+impl fmt::Display for Facet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Facet::Principal => "the principal",
+            Facet::Agent => "the agent",
+            Facet::User => "the user the agent acts for",
+            Facet::Both => "both the agent and the user it acts for",
+        })
+    }
+}
+
+/// What `airlock policy explain` shows: the decision, whose rules made it,
+/// and what every rule made of every operation.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    /// The decision.
+    pub decision: Decision,
+    /// Whose rules decided.
+    pub decided_by: Facet,
+    /// One line per rule and operation (and facet, for an agent acting for a user).
+    pub trace: Vec<RuleTrace>,
+}
+
 /// What one rule made of one operation, for `airlock policy explain`.
 #[derive(Clone, Debug)]
 pub struct RuleTrace {
+    /// Whom the rule was compared with ([`Facet::Agent`] or [`Facet::User`]
+    /// for an agent acting for a user, else [`Facet::Principal`]).
+    pub facet: Facet,
     /// The operation (`name on scope`).
     pub operation: String,
     /// The rule.
@@ -311,26 +353,73 @@ impl Policy {
         self.rules.is_empty()
     }
 
-    /// The decision, and what every rule made of every operation.
-    pub fn explain(
-        &self,
-        principal: &Principal,
-        operation: &Operation,
-    ) -> (Decision, Vec<RuleTrace>) {
+    /// The decision, whose rules made it, and what every rule made of every operation.
+    pub fn explain(&self, principal: &Principal, operation: &Operation) -> Explanation {
+        let user = principal.acting_user();
+        let facets = match &user {
+            None => vec![(Facet::Principal, principal)],
+            Some(user) => vec![(Facet::Agent, principal), (Facet::User, user)],
+        };
         let mut trace = Vec::new();
-        for op in operation.flatten() {
-            let candidate = Candidate::new(op);
-            for rule in &self.rules {
-                trace.push(RuleTrace {
-                    operation: op.to_string(),
-                    rule: rule.name.clone(),
-                    line: rule.line,
-                    effect: rule.effect,
-                    outcome: rule.applies(principal, &candidate, reach_of(rule.effect)),
-                });
+        for (facet, who) in facets {
+            for op in operation.flatten() {
+                let candidate = Candidate::new(op);
+                for rule in &self.rules {
+                    trace.push(RuleTrace {
+                        facet,
+                        operation: op.to_string(),
+                        rule: rule.name.clone(),
+                        line: rule.line,
+                        effect: rule.effect,
+                        outcome: rule.applies(who, &candidate, reach_of(rule.effect)),
+                    });
+                }
             }
         }
-        (self.evaluate(principal, operation), trace)
+        let (decision, decided_by) = self.decide_facets(principal, operation);
+        Explanation {
+            decision,
+            decided_by,
+            trace,
+        }
+    }
+
+    /// The decision and whose rules made it. An agent acting for a user gets
+    /// no more than both the agent's and the user's rules allow: an explicit
+    /// deny of either (the agent's first), else the first facet nothing
+    /// allows, else an approval either asks for (the agent's rule first),
+    /// else allowed by both.
+    fn decide_facets(&self, principal: &Principal, operation: &Operation) -> (Decision, Facet) {
+        let Some(user) = principal.acting_user() else {
+            return (self.evaluate(principal, operation), Facet::Principal);
+        };
+        let agent = self.evaluate(principal, operation);
+        let user = self.evaluate(&user, operation);
+        let explicit =
+            |d: &Decision| matches!(d, Decision::Deny { rule, .. } if rule != NO_MATCHING_RULE);
+        let for_user = |rule, reason| Decision::Deny {
+            rule,
+            reason: format!(
+                "{reason} (the user agent {} acts for; an agent acting for a user may do only what the rules allow both of them)",
+                principal
+                    .agent()
+                    .map_or("?".to_owned(), ToString::to_string)
+            ),
+        };
+        match (agent, user) {
+            (agent, _) if explicit(&agent) => (agent, Facet::Agent),
+            (_, Decision::Deny { rule, reason }) if rule != NO_MATCHING_RULE => {
+                (for_user(rule, reason), Facet::User)
+            }
+            (agent @ Decision::Deny { .. }, _) => (agent, Facet::Agent),
+            (_, Decision::Deny { rule, reason }) => (for_user(rule, reason), Facet::User),
+            (approval @ Decision::RequireApproval { .. }, _) => (approval, Facet::Agent),
+            (_, approval @ Decision::RequireApproval { .. }) => (approval, Facet::User),
+            (Decision::Allow { rule: a }, Decision::Allow { rule: u }) => {
+                let rule = if a == u { a } else { format!("{a} + {u}") };
+                (Decision::Allow { rule }, Facet::Both)
+            }
+        }
     }
 
     fn evaluate(&self, principal: &Principal, operation: &Operation) -> Decision {
@@ -448,7 +537,7 @@ fn require_approval(rule: &Rule) -> Decision {
 
 impl PolicyEngine for Policy {
     fn decide(&self, principal: &Principal, operation: &Operation) -> Decision {
-        self.evaluate(principal, operation)
+        self.decide_facets(principal, operation).0
     }
 }
 

@@ -96,12 +96,30 @@ pub struct EventPrincipal {
     pub id: String,
     /// Tenant id.
     pub tenant_id: String,
-    /// `managed_identity`, `application` or `user`.
+    /// `managed_identity`, `application`, `user`, `agent`,
+    /// `agent_for_user` or `agent_user`.
     pub kind: String,
     /// Display name, where the token carried one.
     pub display_name: Option<String>,
     /// The client application id.
     pub app_id: Option<String>,
+    /// The AI agent behind the request (Entra Agent ID), for the kinds
+    /// `agent`, `agent_for_user` (the principal is the user, this is who
+    /// acted for them) and `agent_user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<airlock_core::Agent>,
+}
+
+impl EventPrincipal {
+    /// Who asked, in words: the display name (else the object id), and for
+    /// an AI agent which one (see [`airlock_core::describe_requester`]).
+    pub fn label(&self) -> String {
+        airlock_core::describe_requester(
+            self.display_name.as_deref().unwrap_or(&self.id),
+            Some(&self.kind),
+            self.agent.as_ref(),
+        )
+    }
 }
 
 /// How the exchange ended.

@@ -171,6 +171,7 @@ impl Exchange {
                 kind: p.kind().as_str().to_owned(),
                 display_name: p.display_name().map(str::to_owned),
                 app_id: p.app_id().map(str::to_owned),
+                agent: p.agent().cloned(),
             }),
             operations,
             scope,

@@ -56,6 +56,10 @@ pub struct TokenSpec {
     pub scope: Option<String>,
     /// `xms_mirid` (managed identities only).
     pub managed_identity_resource_id: Option<String>,
+    /// `xms_par_app_azp`, the agent identity blueprint (agent kinds only).
+    pub blueprint: Option<String>,
+    /// The agent's name as `app_displayname` (agent kinds, v1 tokens only).
+    pub agent_name: Option<String>,
     /// `groups`, omitted when empty.
     pub groups: Vec<String>,
     /// `roles` (app roles), omitted when empty.
@@ -90,6 +94,8 @@ impl TokenSpec {
             username: None,
             scope: None,
             managed_identity_resource_id: None,
+            blueprint: None,
+            agent_name: None,
             groups: Vec::new(),
             roles: Vec::new(),
             audience: "api://airlock".to_owned(),
@@ -138,6 +144,58 @@ impl TokenSpec {
         app_id: impl Into<String>,
     ) -> Self {
         Self::new(name, object_id, PrincipalKind::Application, app_id)
+    }
+
+    /// An Entra Agent ID agent identity acting alone: an app-only token
+    /// whose actor and subject facets say agent (`xms_act_fct`/`xms_sub_fct` `11`).
+    pub fn agent_identity(
+        name: impl Into<String>,
+        object_id: impl Into<String>,
+        app_id: impl Into<String>,
+    ) -> Self {
+        let name = name.into();
+        let mut spec = Self::new(name.clone(), object_id, PrincipalKind::Agent, app_id);
+        spec.agent_name = Some(name);
+        spec
+    }
+
+    /// The agent `agent_app_id` acting for `user` (Entra's on-behalf-of
+    /// flow): the user's token, with the agent as client and actor facet `11`.
+    ///
+    /// ```
+    /// use airlock_sim::TokenSpec;
+    /// let for_alice = TokenSpec::agent_for_user(TokenSpec::approver(), "agent-app").blueprint("bp-app");
+    /// assert_eq!((for_alice.object_id.as_str(), for_alice.app_id.as_str()), ("00000000-0000-0000-0000-0000000000b1", "agent-app"));
+    /// ```
+    pub fn agent_for_user(user: TokenSpec, agent_app_id: impl Into<String>) -> Self {
+        Self {
+            kind: PrincipalKind::AgentForUser,
+            app_id: agent_app_id.into(),
+            scope: user
+                .scope
+                .clone()
+                .or_else(|| Some("user_impersonation".to_owned())),
+            ..user
+        }
+    }
+
+    /// An agent user: a user account driven by the agent `agent_app_id`
+    /// (subject facet `13`).
+    pub fn agent_user(
+        name: impl Into<String>,
+        object_id: impl Into<String>,
+        agent_app_id: impl Into<String>,
+    ) -> Self {
+        let mut spec = Self::new(name, object_id, PrincipalKind::AgentUser, agent_app_id);
+        spec.scope = Some("user_impersonation".to_owned());
+        spec
+    }
+
+    /// Sets the agent identity blueprint's app id (`xms_par_app_azp`).
+    #[must_use]
+    pub fn blueprint(mut self, blueprint: impl Into<String>) -> Self {
+        self.blueprint = Some(blueprint.into());
+        self
     }
 
     /// Sets the display name.
@@ -248,7 +306,7 @@ impl TokenSpec {
         let tenant = self.tenant_id.as_deref().unwrap_or(issuer_tenant);
         let not_before = now.saturating_add(self.not_before_offset_secs);
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
-        let is_user = self.kind == PrincipalKind::User;
+        let is_user = self.kind.is_user();
         let mut claims = Map::new();
         let mut set = |name: &str, value: Value| {
             claims.insert(name.to_owned(), value);
@@ -276,7 +334,11 @@ impl TokenSpec {
         let client_auth = match self.kind {
             PrincipalKind::User => "0",
             PrincipalKind::Application => "1",
-            PrincipalKind::ManagedIdentity => "2",
+            // Agent identities sign in with their blueprint's federated credential.
+            PrincipalKind::ManagedIdentity
+            | PrincipalKind::Agent
+            | PrincipalKind::AgentForUser
+            | PrincipalKind::AgentUser => "2",
         };
         match self.version {
             TokenVersion::V2 => {
@@ -314,6 +376,26 @@ impl TokenSpec {
             && let Some(id) = &self.managed_identity_resource_id
         {
             set("xms_mirid", json!(id));
+        }
+        match self.kind {
+            PrincipalKind::Agent => {
+                set("xms_act_fct", json!("11"));
+                set("xms_sub_fct", json!("11"));
+            }
+            PrincipalKind::AgentForUser => set("xms_act_fct", json!("11")),
+            PrincipalKind::AgentUser => {
+                set("xms_act_fct", json!("11"));
+                set("xms_sub_fct", json!("13"));
+            }
+            _ => {}
+        }
+        if self.kind.is_agent() {
+            if let Some(blueprint) = &self.blueprint {
+                set("xms_par_app_azp", json!(blueprint));
+            }
+            if let (TokenVersion::V1, Some(name)) = (self.version, &self.agent_name) {
+                set("app_displayname", json!(name));
+            }
         }
         if !self.groups.is_empty() {
             set("groups", json!(self.groups));

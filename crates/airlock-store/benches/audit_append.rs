@@ -32,6 +32,7 @@ fn event(n: usize) -> AuditEvent {
             kind: "managed_identity".into(),
             display_name: Some("deploy-agent".into()),
             app_id: Some("22222222-2222-2222-2222-222222222222".into()),
+            agent: None,
         }),
         operations: vec!["Microsoft.KeyVault/vaults/secrets/getSecret/action".into()],
         scope: Some(

@@ -33,10 +33,7 @@ fn pretty_body(body: &str) -> String {
 
 fn requester(approval: &ApprovalRequest) -> String {
     let r = &approval.requester;
-    let mut html = format!(
-        "<span class=\"name\">{}</span>",
-        esc(r.display_name.as_deref().unwrap_or(&r.id))
-    );
+    let mut html = format!("<span class=\"name\">{}</span>", esc(&r.label()));
     if let Some(kind) = &r.kind {
         let _ = write!(
             html,
@@ -50,7 +47,15 @@ fn requester(approval: &ApprovalRequest) -> String {
         esc(&r.id)
     );
     if let Some(app) = &r.app_id {
-        let _ = write!(html, " · app <code>{}</code>", esc(app));
+        let what = if r.agent.is_some() {
+            "agent app"
+        } else {
+            "app"
+        };
+        let _ = write!(html, " · {what} <code>{}</code>", esc(app));
+    }
+    if let Some(blueprint) = r.agent.as_ref().and_then(airlock_core::Agent::blueprint_id) {
+        let _ = write!(html, " · blueprint <code>{}</code>", esc(blueprint));
     }
     if !r.groups.is_empty() {
         html.push_str(" · groups ");
@@ -265,11 +270,7 @@ pub(crate) fn history_row(approval: &ApprovalRequest) -> String {
         at = time(decided_at),
         words = esc(&operation_in_words(&approval.operation.name)),
         scope = esc(&approval.operation.scope),
-        who = esc(approval
-            .requester
-            .display_name
-            .as_deref()
-            .unwrap_or(&approval.requester.id)),
+        who = esc(&approval.requester.label()),
         state = approval.state,
     )
 }

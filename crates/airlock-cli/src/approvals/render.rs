@@ -84,6 +84,25 @@ pub struct RequesterView {
     pub tenant_id: String,
     /// Display name.
     pub display_name: Option<String>,
+    /// `user`, `agent_for_user`, … (absent from older gateways).
+    pub kind: Option<String>,
+    /// The AI agent that asked, alone or for this user.
+    pub agent: Option<airlock_core::Agent>,
+}
+
+impl RequesterView {
+    /// Who asked, in words (`agent release-bot (blueprint …) acting for Alice`).
+    fn label(&self) -> String {
+        let subject = match &self.display_name {
+            Some(name) if !name.is_empty() => name,
+            _ => &self.id,
+        };
+        clean(&airlock_core::describe_requester(
+            subject,
+            self.kind.as_deref(),
+            self.agent.as_ref(),
+        ))
+    }
 }
 
 /// What was asked for.
@@ -156,13 +175,6 @@ impl ApprovalView {
     fn required(&self) -> usize {
         self.min_approvals.max(1) as usize
     }
-
-    fn requester_label(&self) -> String {
-        match &self.requester.display_name {
-            Some(name) if !name.is_empty() => clean(name),
-            _ => clean(&self.requester.id),
-        }
-    }
 }
 
 /// The `list` table: id, state, requester, operation, scope, rule, age,
@@ -207,7 +219,7 @@ pub fn render_list(
             [
                 clean(&a.id),
                 clean(&a.state),
-                a.requester_label(),
+                a.requester.label(),
                 clean(&a.operation.name),
                 keep_tail(&clean(&a.operation.scope), SCOPE_COLUMN),
                 match &a.elevate_to {
@@ -298,17 +310,20 @@ pub fn render_details(value: &Value, now: SystemTime) -> Result<String, Malforme
     let requester = match &a.requester.display_name {
         Some(name) if !name.is_empty() => format!(
             "{} ({}, tenant {})",
-            clean(name),
+            a.requester.label(),
             clean(&a.requester.id),
             clean(&a.requester.tenant_id)
         ),
         _ => format!(
             "{} (tenant {})",
-            clean(&a.requester.id),
+            a.requester.label(),
             clean(&a.requester.tenant_id)
         ),
     };
     field("Requester", requester);
+    if let Some(agent) = &a.requester.agent {
+        field("Agent", format!("app {}", clean(agent.app_id())));
+    }
     field("Operation", clean(&a.operation.name));
     for child in &a.operation.children {
         field("", format!("+ {}", clean(child)));
@@ -671,6 +686,31 @@ mod tests {
         .unwrap();
         assert!(
             list.contains("storage-needs-approval (elevates to contributor)"),
+            "{list}"
+        );
+    }
+
+    #[test]
+    fn an_agent_acting_for_a_user_is_named_with_the_user() {
+        let mut value = approval("pending", true, &serde_json::json!([]));
+        value["requester"] = serde_json::json!({
+            "id": "alice-oid", "tenantId": "tenant-1", "displayName": "Alice", "groups": [],
+            "kind": "agent_for_user", "agent": {"appId": "bot-app", "name": "release-bot", "blueprint": "bp"}
+        });
+        let details = render_details(&value, now()).unwrap();
+        assert!(
+            details.contains("Requester     agent release-bot (blueprint bp) acting for Alice (alice-oid, tenant tenant-1)"),
+            "{details}"
+        );
+        assert!(details.contains("Agent         app bot-app"), "{details}");
+        let list = render_list(
+            &serde_json::json!({ "value": [value] }),
+            ListState::Pending,
+            now(),
+        )
+        .unwrap();
+        assert!(
+            list.contains("agent release-bot (blueprint bp) acting for Alice"),
             "{list}"
         );
     }

@@ -242,6 +242,87 @@ fn policy_explain_shows_operation_decision_and_every_rule() {
     );
 }
 
+/// An agent acting for a user is explained facet by facet: the agent's
+/// rules, then the user's, and which of the two decided.
+#[test]
+fn policy_explain_decides_an_agent_acting_for_a_user_as_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"
+[[rule]]
+name = "bot-reads"
+effect = "allow"
+actions = ["*/read"]
+[rule.principals]
+agents = ["bot-app"]
+
+[[rule]]
+name = "alice-compute"
+effect = "allow"
+actions = ["Microsoft.Compute/*"]
+[rule.principals]
+ids = ["alice"]
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"{}\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let vm = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Compute/virtualMachines/vm1";
+    let explain = |principal: &str, request: &str| {
+        let output = airlock(&[
+            "policy",
+            "explain",
+            "--config",
+            config.to_str().unwrap(),
+            "--principal",
+            principal,
+            "--request",
+            request,
+        ]);
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let bot_for_alice = "id=alice,kind=agent_for_user,name=Alice,agent=bot-app,blueprint=bp";
+
+    let (ok, read, err) = explain(bot_for_alice, &format!("GET {vm}?api-version=2024-07-01"));
+    assert!(ok, "{err}");
+    assert!(
+        read.contains("acting for Alice") && read.contains("blueprint bp"),
+        "{read}"
+    );
+    assert!(
+        read.contains("decision   ALLOW by rule 'bot-reads + alice-compute'"),
+        "{read}"
+    );
+    assert!(
+        read.contains("(as the agent)") && read.contains("(as the user the agent acts for)"),
+        "{read}"
+    );
+
+    // Alice may delete; her agent may not, so the agent's rules decide.
+    let (_, delete, err) = explain(
+        bot_for_alice,
+        &format!("DELETE {vm}?api-version=2024-07-01"),
+    );
+    assert!(delete.contains("decision   DENY"), "{delete}{err}");
+    assert!(delete.contains("decided by the agent"), "{delete}");
+
+    let (ok, _, err) = explain("id=alice,kind=agent_for_user", &format!("GET {vm}"));
+    assert!(!ok && err.contains("needs the agent's app id"), "{err}");
+}
+
 /// `airlock approvals …` against a running gateway (the demo environment:
 /// TLS with its own CA, the simulated Azure, the development issuer).
 #[tokio::test(flavor = "multi_thread")]
@@ -381,6 +462,7 @@ fn the_audit_and_sessions_commands_read_export_verify_and_catch_tampering() {
                     kind: "managed_identity".into(),
                     display_name: Some("deploy-agent".into()),
                     app_id: None,
+                    agent: None,
                 });
                 if n == 2 {
                     event.method = "DELETE".into();

@@ -181,7 +181,7 @@ fn wildcards_follow_role_definitions() {
         ResourceScope::new("/providers/Microsoft.KeyVault/vaults/kv/secrets/s"),
     );
     assert_eq!(all.decide(&a, &secret).rule(), NO_MATCHING_RULE);
-    let (_, trace) = all.explain(&a, &secret);
+    let trace = all.explain(&a, &secret).trace;
     assert_eq!(trace[0].outcome, Err(Skip::Plane(Plane::Data)));
 }
 
@@ -288,7 +288,8 @@ fn principal_selectors_and_fields_or_values() {
     let user = Principal::builder("u", PrincipalKind::User)
         .groups([AGENTS])
         .build();
-    let (decision, trace) = p.explain(&user, &write);
+    let explanation = p.explain(&user, &write);
+    let (decision, trace) = (explanation.decision, explanation.trace);
     assert_eq!(decision.rule(), NO_MATCHING_RULE);
     assert_eq!(trace[0].outcome, Err(Skip::Principal("kinds")));
     for (field, value, ok) in [

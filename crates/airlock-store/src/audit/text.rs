@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::SystemTime;
 
-use airlock_recorder::ChainedEvent;
+use airlock_recorder::{ChainedEvent, EventPrincipal};
 
 use super::{AuditVerification, SessionSummary};
 
@@ -208,11 +208,9 @@ pub fn render_timeline(id: &str, events: &[ChainedEvent]) -> String {
     let who = events
         .iter()
         .find_map(|e| e.event.principal.as_ref())
-        .map_or("an unverified caller".to_owned(), |p| {
-            match &p.display_name {
-                Some(name) => format!("{name} ({})", p.id),
-                None => p.id.clone(),
-            }
+        .map_or("an unverified caller".to_owned(), |p| match p.label() {
+            label if label == p.id => label,
+            label => format!("{label} ({})", p.id),
         });
     let _ = writeln!(out, "session {id}: {who}, {} requests", events.len());
     for chained in events {
@@ -221,7 +219,7 @@ pub fn render_timeline(id: &str, events: &[ChainedEvent]) -> String {
         let principal = event
             .principal
             .as_ref()
-            .map_or("-", |p| p.display_name.as_deref().unwrap_or(&p.id));
+            .map_or_else(|| "-".to_owned(), EventPrincipal::label);
         let _ = writeln!(
             out,
             "{}  #{}  {principal}",

@@ -34,6 +34,7 @@ fn event(session: &str, time: SystemTime, n: usize) -> AuditEvent {
         kind: "managed_identity".into(),
         display_name: Some(format!("agent {session}")),
         app_id: None,
+        agent: None,
     });
     event
 }
