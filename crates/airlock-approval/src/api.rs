@@ -120,7 +120,10 @@ impl fmt::Debug for ApprovalApi {
 impl ApprovalApi {
     /// The API over `store`, announcing decisions to `notifier`; only
     /// principals for whom `is_approver` holds may use it (the gateway passes
-    /// the policy's `is_approver`: anyone a rule's approval names).
+    /// the policy's `is_approver` or `may_confirm`: anyone a rule's approval
+    /// names, and people who may confirm their agents' requests). Each sees
+    /// and decides only the approvals that admit them
+    /// ([`ApprovalRequest::visible_to`](crate::ApprovalRequest::visible_to)).
     pub fn new(
         store: Arc<dyn ApprovalStore>,
         notifier: Arc<dyn Notifier>,
@@ -263,7 +266,7 @@ async fn list(
     let now = SystemTime::now();
     let value = approvals
         .iter()
-        .filter(|approval| approval.approvers.admits(&caller.principal))
+        .filter(|approval| approval.visible_to(&caller.principal))
         .map(|approval| item(approval, &caller.principal, now))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| caller.fail(e))?;
@@ -389,7 +392,7 @@ async fn visible(
     id: ApprovalId,
 ) -> Result<ApprovalRequest, ApiError> {
     match api.store.get(id).await {
-        Ok(Some(approval)) if approval.approvers.admits(&caller.principal) => Ok(approval),
+        Ok(Some(approval)) if approval.visible_to(&caller.principal) => Ok(approval),
         Ok(_) => Err(caller.fail(not_found(id))),
         Err(error) => Err(caller.fail(store_error(error))),
     }
@@ -501,7 +504,7 @@ fn decide_error(error: ApprovalError, principal: &Principal) -> AirlockError {
         ApprovalError::SelfApproval(id) => AirlockError::Forbidden {
             code: "AirlockSelfApproval",
             message: format!(
-                "approval {id} was requested by {principal}: the requester can never approve or deny their own request, even as one of its approvers; another approver must"
+                "approval {id} was requested by {principal}, or by an agent acting for them: the requester can never approve or deny their own request, even as one of its approvers, and neither can the user an agent acts for (unless its rule says confirm_by = \"acting_user\"); another approver must"
             ),
         },
         ApprovalError::NotAnApprover { id, rule, .. } => AirlockError::Forbidden {

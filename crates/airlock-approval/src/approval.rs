@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use airlock_core::{ApprovalWait, Approvers, Operation, Principal};
+use airlock_core::{ApprovalWait, Approvers, Operation, Principal, PrincipalKind};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Fingerprint;
@@ -170,6 +170,14 @@ impl Requester {
             self.agent.as_ref(),
         )
     }
+    /// Whether `principal` is the person an agent asked for, signed in as
+    /// themselves: this requester is an agent acting for a user, and
+    /// `principal` is that user (a plain user, not an agent in their name).
+    pub fn is_acting_user(&self, principal: &Principal) -> bool {
+        self.kind.as_deref() == Some(PrincipalKind::AgentForUser.as_str())
+            && principal.kind() == PrincipalKind::User
+            && self.is(principal)
+    }
     /// Whether `principal` is this requester: the same object id, in any
     /// tenant (stricter than needed, as Entra object ids are unique).
     pub fn is(&self, principal: &Principal) -> bool {
@@ -217,6 +225,11 @@ pub struct ApproverDecision {
     pub approve: bool,
     /// The approver's comment (the reason, on a denial).
     pub comment: Option<String>,
+    /// Whether this is the acting user's confirmation of what their own
+    /// agent asked for (`confirm_by = "acting_user"`), not an approver's
+    /// independent approval.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirmation: bool,
     /// When.
     #[serde(with = "airlock_core::serde_time::rfc3339")]
     pub at: SystemTime,
@@ -226,6 +239,15 @@ impl ApproverDecision {
     /// The approver's name if known, else the object id.
     pub fn approver_label(&self) -> &str {
         self.approver_name.as_deref().unwrap_or(&self.approver)
+    }
+    /// `approved`, `denied`, or for the acting user `confirmed`, `rejected`.
+    pub fn verb(&self) -> &'static str {
+        match (self.confirmation, self.approve) {
+            (false, true) => "approved",
+            (false, false) => "denied",
+            (true, true) => "confirmed",
+            (true, false) => "rejected",
+        }
     }
 }
 
@@ -359,17 +381,38 @@ pub struct RequestLine {
 
 impl ApprovalRequest {
     /// Whether `principal` can approve or deny it now: it is pending and
-    /// unexpired, `principal` is one of its approvers, and not its requester.
+    /// unexpired, and `principal` is one of its approvers and not its
+    /// requester, or the user its agent acted for where the rule lets them
+    /// confirm ([`can_confirm`](Self::can_confirm)).
     pub fn can_decide(&self, principal: &Principal, now: SystemTime) -> bool {
         self.state == ApprovalState::Pending
             && now < self.expires_at
-            && self.approvers.admits(principal)
-            && !self.requester.is(principal)
+            && (self.approvers.admits(principal) && !self.requester.is(principal)
+                || self.can_confirm(principal))
     }
-    /// The distinct approvers who approved, in order.
+    /// Whether `principal` decides it by confirming, as the user its agent
+    /// acted for (the rule said `confirm_by = "acting_user"`).
+    pub fn can_confirm(&self, principal: &Principal) -> bool {
+        self.approvers.acting_user && self.requester.is_acting_user(principal)
+    }
+    /// Whether `principal` may see it: one of its approvers, or the user
+    /// who may confirm it.
+    pub fn visible_to(&self, principal: &Principal) -> bool {
+        self.approvers.admits(principal) || self.can_confirm(principal)
+    }
+    /// The acting user's confirmation, if they confirmed.
+    pub fn confirmation(&self) -> Option<&ApproverDecision> {
+        self.decisions.iter().find(|d| d.confirmation && d.approve)
+    }
+    /// The distinct approvers who approved, in order (confirmations are not
+    /// approvals: see [`confirmation`](Self::confirmation)).
     pub fn approved_by(&self) -> Vec<&ApproverDecision> {
         let mut seen: Vec<&ApproverDecision> = Vec::new();
-        for d in self.decisions.iter().filter(|d| d.approve) {
+        for d in self
+            .decisions
+            .iter()
+            .filter(|d| d.approve && !d.confirmation)
+        {
             if !seen
                 .iter()
                 .any(|s| s.approver.eq_ignore_ascii_case(&d.approver))

@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
             get_round_trips_every_field,
             list_filters_by_state_oldest_first,
             the_requester_can_never_decide_their_own_request,
+            the_user_an_agent_acts_for_confirms_only_where_the_rule_says,
             only_approvers_decide,
             min_approvals_needs_distinct_approvers,
             any_denial_denies,
@@ -101,6 +102,7 @@ pub async fn run_all(store: Arc<dyn ApprovalStore>) {
     get_round_trips_every_field(store.clone()).await;
     list_filters_by_state_oldest_first(store.clone()).await;
     the_requester_can_never_decide_their_own_request(store.clone()).await;
+    the_user_an_agent_acts_for_confirms_only_where_the_rule_says(store.clone()).await;
     only_approvers_decide(store.clone()).await;
     min_approvals_needs_distinct_approvers(store.clone()).await;
     any_denial_denies(store.clone()).await;
@@ -145,6 +147,7 @@ pub fn pending_request(requester: &Principal, wait: ApprovalWait) -> ApprovalReq
         approvers: Approvers {
             groups: vec!["approvers".into()],
             ids: vec!["carol".into()],
+            acting_user: false,
         },
         min_approvals: 1,
         justification_required: false,
@@ -224,6 +227,7 @@ pub async fn get_round_trips_every_field(store: Arc<dyn ApprovalStore>) {
         "Microsoft.Compute/virtualMachines/delete".into(),
     ];
     request.approvers.ids.push("dave".into());
+    request.approvers.acting_user = true;
     request.min_approvals = 2;
     request.justification_required = true;
     request.justification = Some("rotate the CI key — ünïcode too".into());
@@ -233,8 +237,10 @@ pub async fn get_round_trips_every_field(store: Arc<dyn ApprovalStore>) {
         approver_name: Some("Erin".into()),
         approve: true,
         comment: Some("looks fine".into()),
+        confirmation: false,
         at: request.created_at + Duration::from_millis(7),
     });
+
     request.execution = Some(Execution {
         at: request.created_at,
         status: 0,
@@ -388,6 +394,85 @@ pub async fn the_requester_can_never_decide_their_own_request(store: Arc<dyn App
         after.decisions.is_empty(),
         "a refused decision leaves no trace"
     );
+}
+
+/// An agent acting for Carol (an approver): neither Carol nor her agent can
+/// approve it as an approver. Where the rule says `confirm_by =
+/// "acting_user"`, Carol herself (a user token, not her agent's) confirms
+/// or rejects it: recorded as a confirmation, which approves at once and is
+/// no approver's approval.
+pub async fn the_user_an_agent_acts_for_confirms_only_where_the_rule_says(
+    store: Arc<dyn ApprovalStore>,
+) {
+    let store = &*store;
+    let carol = principal("carol", &["approvers"]);
+    let her_agent = Principal::builder("carol", PrincipalKind::AgentForUser)
+        .tenant_id("tenant-1")
+        .app_id("bot-app")
+        .groups(["approvers"])
+        .agent(airlock_core::Agent::new("bot-app"))
+        .build();
+    let approvers_only = pending_request(&her_agent, ApprovalWait::Hold);
+    create(store, &approvers_only).await;
+    for who in [&carol, &her_agent] {
+        let err = store
+            .decide(approvers_only.id, who, true, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApprovalError::SelfApproval(_)),
+            "{who}: {err:?}"
+        );
+    }
+
+    let mut confirmable = pending_request(&her_agent, ApprovalWait::Hold);
+    confirmable.approvers.acting_user = true;
+    create(store, &confirmable).await;
+    assert!(confirmable.can_confirm(&carol) && !confirmable.can_confirm(&her_agent));
+    let err = store
+        .decide(confirmable.id, &her_agent, true, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApprovalError::SelfApproval(_)),
+        "her agent: {err:?}"
+    );
+    let err = store
+        .decide(confirmable.id, &principal("dave", &[]), true, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApprovalError::NotAnApprover { .. }),
+        "{err:?}"
+    );
+    let after = store
+        .decide(
+            confirmable.id,
+            &carol,
+            true,
+            Some("yes, I asked for it".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.state, ApprovalState::Approved);
+    assert!(after.grant_expires_at.is_some());
+    assert!(
+        after.approved_by().is_empty(),
+        "a confirmation is no approval"
+    );
+    let confirmation = after.confirmation().expect("recorded as a confirmation");
+    assert_eq!(confirmation.approver, "carol");
+    assert_eq!(stored(store, confirmable.id).await, after);
+
+    let mut rejected = pending_request(&her_agent, ApprovalWait::Hold);
+    rejected.approvers.acting_user = true;
+    create(store, &rejected).await;
+    let after = store
+        .decide(rejected.id, &carol, false, Some("not what I asked".into()))
+        .await
+        .unwrap();
+    assert_eq!(after.state, ApprovalState::Denied);
+    assert!(after.denial().is_some_and(|d| d.confirmation));
 }
 
 /// Only the rule's approvers decide (by group or by id); the refusal names

@@ -41,7 +41,7 @@
 //!         ResourceScope::new("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa")))
 //!     .extension(Decision::RequireApproval {
 //!         rule: "storage-needs-approval".into(),
-//!         approvers: Approvers { groups: vec!["ops".into()], ids: vec![] },
+//!         approvers: Approvers { groups: vec!["ops".into()], ids: vec![], acting_user: false },
 //!         min_approvals: 1,
 //!         justification_required: false,
 //!         hold: Duration::from_millis(50),

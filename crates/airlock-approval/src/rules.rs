@@ -14,8 +14,11 @@ use crate::{ApprovalError, ApprovalRequest, ApprovalState, ApproverDecision};
 /// - only a pending, unexpired request can be decided (an expired one
 ///   becomes [`ApprovalState::Expired`] here, and the error says so);
 /// - the requester never decides their own request, even as a member of an
-///   approver group;
-/// - only the rule's approvers (ids or groups) decide;
+///   approver group, nor does the user an agent acted for (no self-approval
+///   through delegation), unless the rule lets that user confirm
+///   (`confirm_by = "acting_user"`): then their answer is recorded as a
+///   confirmation, and a confirmation approves at once;
+/// - only the rule's approvers (ids or groups) decide otherwise;
 /// - each approver counts once; `min_approvals` distinct approvals approve,
 ///   any denial denies.
 ///
@@ -37,10 +40,11 @@ pub fn decide(
             state: request.state,
         });
     }
-    if request.requester.is(approver) {
+    let confirmation = request.can_confirm(approver);
+    if request.requester.is(approver) && !confirmation {
         return Err(ApprovalError::SelfApproval(id));
     }
-    if !request.approvers.admits(approver) {
+    if !confirmation && !request.approvers.admits(approver) {
         return Err(ApprovalError::NotAnApprover {
             id,
             principal: approver.to_string(),
@@ -60,11 +64,12 @@ pub fn decide(
         approver_name: approver.display_name().map(str::to_owned),
         approve,
         comment,
+        confirmation,
         at: now,
     });
     if !approve {
         request.state = ApprovalState::Denied;
-    } else if request.approved_by().len() >= request.min_approvals.max(1) as usize {
+    } else if confirmation || request.approved_by().len() >= request.min_approvals.max(1) as usize {
         request.grant_expires_at = Some(later(now, request.grant_ttl));
         request.state = ApprovalState::Approved;
     }

@@ -744,6 +744,9 @@ fn let_through(parts: &mut http::request::Parts, id: ApprovalId, elevate_to: Opt
 
 fn record(draft: Option<&AuditDraft>, id: ApprovalId, approval: Option<&ApprovalRequest>) {
     let Some(draft) = draft else { return };
+    let confirmed_by = approval
+        .and_then(ApprovalRequest::confirmation)
+        .map(|d| d.approver.clone());
     let approvers: Vec<String> = approval
         .map(|a| {
             a.approved_by()
@@ -756,6 +759,9 @@ fn record(draft: Option<&AuditDraft>, id: ApprovalId, approval: Option<&Approval
         r.approval_id = Some(id.to_string());
         if !approvers.is_empty() {
             r.approvers = approvers;
+        }
+        if confirmed_by.is_some() {
+            r.confirmed_by = confirmed_by;
         }
     });
 }

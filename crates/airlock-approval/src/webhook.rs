@@ -183,8 +183,16 @@ fn headline(event: &ApprovalEvent) -> String {
     match event {
         ApprovalEvent::New(_) => format!("Approval needed: {who} wants {}", request.operation.name),
         ApprovalEvent::Decided(_) => format!(
-            "Approval {}: {} for {who}",
-            request.state, request.operation.name
+            "Approval {}{}: {} for {who}",
+            request.state,
+            request
+                .confirmation()
+                .map(|d| format!(
+                    " (confirmed by {}, the user the agent acts for)",
+                    d.approver_label()
+                ))
+                .unwrap_or_default(),
+            request.operation.name
         ),
         ApprovalEvent::Expired(_) => format!(
             "Approval expired: {} for {who}, nobody decided in time",

@@ -24,6 +24,9 @@ pub struct AuditRecord {
     pub approval_id: Option<String>,
     /// Who approved.
     pub approvers: Vec<String>,
+    /// The user who confirmed their agent's request themselves, instead of
+    /// an approval (`confirm_by = "acting_user"`).
+    pub confirmed_by: Option<String>,
     /// The requester's justification.
     pub justification: Option<String>,
     /// How many values were masked in the response.

@@ -11,6 +11,15 @@ pub struct Approvers {
     pub groups: Vec<String>,
     /// Principal object ids that may approve.
     pub ids: Vec<String>,
+    /// Whether the user an agent acts for may confirm the agent's request
+    /// themselves (`confirm_by = "acting_user"`): a confirmation, recorded
+    /// as such, that stands instead of the approvers' approval.
+    #[serde(
+        default,
+        skip_serializing_if = "std::ops::Not::not",
+        rename = "actingUser"
+    )]
+    pub acting_user: bool,
 }
 
 impl Approvers {
@@ -20,7 +29,7 @@ impl Approvers {
     ///
     /// ```
     /// use airlock_core::{Approvers, Principal, PrincipalKind};
-    /// let approvers = Approvers { groups: vec!["ops".into()], ids: vec!["carol".into()] };
+    /// let approvers = Approvers { groups: vec!["ops".into()], ids: vec!["carol".into()], ..Approvers::default() };
     /// assert!(approvers.admits(&Principal::builder("CAROL", PrincipalKind::User).build()));
     /// assert!(approvers.admits(&Principal::builder("dave", PrincipalKind::User).groups(["ops"]).build()));
     /// assert!(!approvers.admits(&Principal::builder("eve", PrincipalKind::User).build()));
@@ -193,6 +202,7 @@ mod tests {
             approvers: Approvers {
                 groups: vec!["ops".into()],
                 ids: vec![],
+                acting_user: false,
             },
             min_approvals: 1,
             justification_required: true,

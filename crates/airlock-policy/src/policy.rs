@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use airlock_core::{ApprovalWait, Approvers, Decision, Operation, Principal};
+use airlock_core::{ApprovalWait, Approvers, Decision, Operation, Principal, PrincipalKind};
 use serde::Deserialize;
 
 use crate::rule::{Approval, Candidate, Effect, Reach, Rule, Skip};
@@ -186,6 +186,15 @@ struct RawApproval {
     #[serde(default)]
     wait: RawWait,
     elevate_to: Option<String>,
+    confirm_by: Option<ConfirmBy>,
+}
+
+/// `confirm_by = "acting_user"`: who else may let the request through.
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ConfirmBy {
+    /// The user an agent acts for, signed in as themselves.
+    ActingUser,
 }
 
 /// `wait = "hold" | "async"`; absent means by method (see [`ApprovalWait`]).
@@ -306,6 +315,38 @@ impl Policy {
             .iter()
             .filter_map(|rule| rule.approval.as_ref())
             .any(|a| a.approvers.admits(principal))
+    }
+
+    /// Whether `principal` may confirm requests of an agent acting for them:
+    /// some rule says `confirm_by = "acting_user"` and `principal` is a
+    /// person signed in as themselves (not an agent, not for someone).
+    /// Which requests they may confirm is the approval's to say: only their
+    /// own agents'.
+    ///
+    /// ```
+    /// use airlock_core::{Principal, PrincipalKind};
+    /// let policy = airlock_policy::Policy::parse(r#"
+    ///     [[rule]]
+    ///     name = "bot-writes-if-alice-says-so"
+    ///     effect = "approve"
+    ///     actions = ["Microsoft.Storage/*"]
+    ///     [rule.principals]
+    ///     kinds = ["agent_for_user"]
+    ///     [rule.approval]
+    ///     confirm_by = "acting_user"
+    /// "#, "policy.toml").unwrap();
+    /// let alice = Principal::builder("alice", PrincipalKind::User).build();
+    /// let app = Principal::builder("ci", PrincipalKind::Application).build();
+    /// assert!(policy.may_confirm(&alice) && !policy.is_approver(&alice));
+    /// assert!(!policy.may_confirm(&app));
+    /// ```
+    pub fn may_confirm(&self, principal: &Principal) -> bool {
+        principal.kind() == PrincipalKind::User
+            && self
+                .rules
+                .iter()
+                .filter_map(|rule| rule.approval.as_ref())
+                .any(|a| a.approvers.acting_user)
     }
 
     /// Checks that every `approval.elevate_to` names an identity for which
@@ -628,8 +669,19 @@ fn compile_approval(
         }
         (_, None) => return Ok(None),
     };
+    let acting_user = a.confirm_by == Some(ConfirmBy::ActingUser);
+    let only_agents_for_users = !principals.kinds.is_empty()
+        && principals
+            .kinds
+            .iter()
+            .all(|k| k == PrincipalKind::AgentForUser.as_str());
     if a.groups.is_empty() && a.ids.is_empty() {
-        return Err("approval has no approvers; list approval.groups or approval.ids".into());
+        if !acting_user {
+            return Err("approval has no approvers; list approval.groups or approval.ids".into());
+        }
+        if !only_agents_for_users {
+            return Err("approval.confirm_by = \"acting_user\" without approvers can only let through an agent acting for a user (nobody else has an acting user); add principals.kinds = [\"agent_for_user\"], or list approval.groups or approval.ids for everyone else".into());
+        }
     }
     if a.min_approvals == 0 {
         return Err("approval.min_approvals must be at least 1".into());
@@ -644,7 +696,7 @@ fn compile_approval(
         return Err("approval.hold and approval.ttl must be longer than zero".into());
     }
     let listed = a.ids.len() as u64;
-    if a.groups.is_empty() && u64::from(a.min_approvals) > listed {
+    if a.groups.is_empty() && !a.ids.is_empty() && u64::from(a.min_approvals) > listed {
         return Err(format!(
             "approval.min_approvals = {} but only {listed} approver id(s) are listed and no groups: it could never be approved; lower min_approvals or add approvers",
             a.min_approvals
@@ -673,6 +725,7 @@ fn compile_approval(
         approvers: Approvers {
             groups: a.groups.clone(),
             ids: a.ids.clone(),
+            acting_user,
         },
         min_approvals: a.min_approvals,
         justification: a.justification,

@@ -86,6 +86,10 @@ pub struct AuditEvent {
     /// when several share one database: each writes its own chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<String>,
+    /// The user who confirmed what their agent asked for (object id),
+    /// where a rule let the acting user confirm instead of approvers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<String>,
 }
 
 /// The verified caller, as kept in the audit trail.

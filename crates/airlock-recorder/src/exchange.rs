@@ -200,6 +200,7 @@ impl Exchange {
             error_code: record.error_code.or_else(|| self.error_code_header.take()),
             upstream_identity: record.upstream_identity,
             replica: self.queue.config.replica.clone(),
+            confirmed_by: record.confirmed_by,
             elevated: record.elevated,
         }
     }

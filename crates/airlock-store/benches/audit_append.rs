@@ -62,6 +62,7 @@ fn event(n: usize) -> AuditEvent {
         upstream_identity: Some("default".into()),
         elevated: false,
         replica: None,
+        confirmed_by: None,
     }
 }
 

@@ -11,7 +11,7 @@ use airlock_tests::{Harness, Options, assert_airlock_error, rg_path};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::approval::{NEW_ACCOUNT, WHY, account_path};
+use crate::approval::{NEW_ACCOUNT, WAIT, WHY, account_path, sim_calls, vm_path};
 
 const BOT_APP: &str = "7d1c0000-0000-0000-0000-0000000000c2";
 const BOT_OID: &str = "7d1c0000-0000-0000-0000-0000000000c3";
@@ -19,7 +19,8 @@ const BLUEPRINT: &str = "b1000000-0000-0000-0000-0000000000b1";
 const BOB: &str = "00000000-0000-0000-0000-0000000000b7";
 
 /// The release bot may read anything; for a user it may also create storage
-/// accounts, with approval; Alice (the approver) and Bob may use storage.
+/// accounts, with approval, and delete VMs the user confirms; Alice (the
+/// approver) and Bob may use storage and delete VMs.
 fn policy() -> String {
     let alice = TokenSpec::approver().object_id;
     format!(
@@ -43,9 +44,18 @@ groups = ["{APPROVERS_GROUP}"]
 justification = true
 
 [[rule]]
+name = "bot-deletes-vms-the-user-confirms"
+effect = "approve"
+actions = ["Microsoft.Compute/virtualMachines/delete"]
+[rule.principals]
+kinds = ["agent_for_user"]
+[rule.approval]
+confirm_by = "acting_user"
+
+[[rule]]
 name = "people-read"
 effect = "allow"
-actions = ["*/read", "Microsoft.Storage/*"]
+actions = ["*/read", "Microsoft.Storage/*", "Microsoft.Compute/virtualMachines/delete"]
 [rule.principals]
 ids = ["{alice}", "{BOB}"]
 
@@ -230,5 +240,72 @@ async fn an_approver_cannot_approve_what_their_own_agent_asked_for() {
         .await
         .unwrap();
     assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_user_an_agent_acts_for_confirms_its_request_and_it_runs_once() {
+    let h = harness().await;
+    let vm = airlock_sim::VIRTUAL_MACHINES[0];
+    let for_bob = h.client(Some(&h.issuer.mint(&bot_for(bob()))));
+    let run = tokio::spawn(async move {
+        for_bob
+            .long_running(Method::DELETE, &vm_path(vm), &[], None, WAIT)
+            .await
+    });
+
+    // Bob is no approver, yet he sees (only) what his agent asked for.
+    let bob_admin = h.admin(Some(&h.issuer.mint(&bob())));
+    let approval = airlock_tests::eventually("Bob sees his agent's request", WAIT, || {
+        let bob_admin = bob_admin.clone();
+        async move {
+            let listed = bob_admin.get("/api/approvals?state=pending").await.ok()?;
+            listed.json()["value"].as_array()?.first().cloned()
+        }
+    })
+    .await;
+    assert_eq!(approval["canDecide"], true);
+    assert_eq!(approval["approvers"]["actingUser"], true);
+    let id = approval["id"].as_str().unwrap().to_owned();
+    // Bob's agent cannot confirm for him, nor can Bob's sessions be read.
+    let by_agent = h
+        .admin(Some(&h.issuer.mint(&bot_for(bob()))))
+        .send(
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_airlock_error(&by_agent, StatusCode::FORBIDDEN, "AirlockNotAnApprover");
+    let sessions = bob_admin.get("/api/sessions").await.unwrap();
+    assert_airlock_error(&sessions, StatusCode::FORBIDDEN, "AirlockNotAnAuditReader");
+
+    let confirmed = bob_admin
+        .send(
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            &[],
+            Some(Bytes::from_static(br#"{"comment":"yes, I asked for it"}"#)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status, StatusCode::OK, "{:?}", confirmed.body);
+    let confirmed = confirmed.json();
+    assert_eq!(confirmed["state"], "approved");
+    assert_eq!(confirmed["decisions"][0]["confirmation"], true);
+
+    let run = run.await.unwrap().unwrap();
+    assert!(run.succeeded(), "{:?}", run.error);
+    assert_eq!(sim_calls(&h, &Method::DELETE, vm), 1, "sent exactly once");
+    let trail = h.audit_trail().await;
+    let sent = trail
+        .iter()
+        .map(|chained| &chained.event)
+        .find(|e| e.confirmed_by.is_some())
+        .expect("the request that ran records the confirmation");
+    assert_eq!(sent.confirmed_by.as_deref(), Some(BOB));
+    assert!(sent.approvers.is_empty(), "a confirmation is no approval");
     h.shutdown().await;
 }

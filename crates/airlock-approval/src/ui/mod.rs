@@ -254,7 +254,7 @@ async fn page(State(page): State<Shared>, request: axum::extract::Request) -> Re
         match page.store.list(None).await {
             Ok(all) => Some(
                 all.into_iter()
-                    .filter(|a| a.approvers.admits(&viewer))
+                    .filter(|a| a.visible_to(&viewer))
                     .collect::<Vec<_>>(),
             ),
             Err(error) => {
@@ -305,7 +305,7 @@ async fn visible(page: &ApprovalPage, viewer: &Principal, id: &str) -> Option<Ap
         return None;
     }
     let approval = page.store.get(id).await.ok().flatten()?;
-    approval.approvers.admits(viewer).then_some(approval)
+    approval.visible_to(viewer).then_some(approval)
 }
 
 async fn changes(
@@ -396,7 +396,7 @@ async fn events(State(page): State<Shared>, request: axum::extract::Request) -> 
                     Err(RecvError::Closed) => return None,
                 };
                 let approval = event.request();
-                if !approval.approvers.admits(&viewer) {
+                if !approval.visible_to(&viewer) {
                     continue;
                 }
                 let data = render::fragment(approval, &viewer, SystemTime::now(), show_changes)

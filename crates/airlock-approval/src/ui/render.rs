@@ -86,7 +86,9 @@ fn scope(scope: &str) -> String {
 
 /// Why the viewer sees no buttons.
 fn no_buttons_reason(approval: &ApprovalRequest, viewer: &Principal, now: SystemTime) -> String {
-    if approval.requester.is(viewer) {
+    if approval.requester.is_acting_user(viewer) {
+        "Your agent asked for this on your behalf: another approver must decide it.".to_owned()
+    } else if approval.requester.is(viewer) {
         "You asked for this: another approver must decide it.".to_owned()
     } else if !approval.approvers.admits(viewer) {
         "You are not one of this rule's approvers.".to_owned()
@@ -159,10 +161,15 @@ pub(crate) fn card(
     let approvals = approval.approved_by().len();
     let _ = write!(
         html,
-        "<dt>Rule</dt><dd><code>{}</code> · {approvals} of {} approval{} so far</dd>",
+        "<dt>Rule</dt><dd><code>{}</code> · {approvals} of {} approval{} so far{}</dd>",
         esc(&approval.rule),
         approval.min_approvals,
-        if approval.min_approvals == 1 { "" } else { "s" }
+        if approval.min_approvals == 1 { "" } else { "s" },
+        if approval.approvers.acting_user {
+            ", or the confirmation of the user the agent acts for"
+        } else {
+            ""
+        }
     );
     let _ = write!(
         html,
@@ -219,12 +226,22 @@ pub(crate) fn card(
         );
     }
     if approval.can_decide(viewer, now) {
+        // The user an agent acts for confirms or rejects; approvers approve or deny.
+        let (intro, yes, no) = if approval.can_confirm(viewer) {
+            (
+                "<p class=\"confirm-intro\">Your agent asked for this on your behalf. Confirming lets this one request run; it is recorded as your confirmation, not as an approval.</p>",
+                "Confirm",
+                "Reject",
+            )
+        } else {
+            ("", "Approve", "Deny")
+        };
         let _ = write!(
             html,
-            "<form class=\"decide\" data-id=\"{id}\"><label>Comment <span class=\"muted\">(optional; a denial's reason reaches the requester)</span>\
+            "<form class=\"decide\" data-id=\"{id}\">{intro}<label>Comment <span class=\"muted\">(optional; a denial's reason reaches the requester)</span>\
              <textarea name=\"comment\" maxlength=\"{}\" rows=\"2\"></textarea></label>\
-             <div class=\"buttons\"><button type=\"submit\" name=\"action\" value=\"approve\" class=\"approve\">Approve</button>\
-             <button type=\"submit\" name=\"action\" value=\"deny\" class=\"deny\">Deny</button></div>\
+             <div class=\"buttons\"><button type=\"submit\" name=\"action\" value=\"approve\" class=\"approve\">{yes}</button>\
+             <button type=\"submit\" name=\"action\" value=\"deny\" class=\"deny\">{no}</button></div>\
              <p class=\"error\" role=\"alert\"></p></form>",
             crate::DEFAULT_MAX_COMMENT_CHARS
         );
@@ -252,7 +269,7 @@ pub(crate) fn history_row(approval: &ApprovalRequest) -> String {
             decisions,
             "<li><strong>{}</strong> {} at {}{}</li>",
             esc(d.approver_label()),
-            if d.approve { "approved" } else { "denied" },
+            d.verb(),
             time(d.at),
             d.comment
                 .as_deref()

@@ -48,6 +48,7 @@ fn storage_approvers() -> Approvers {
     Approvers {
         groups: vec!["approvers".into()],
         ids: vec!["carol".into()],
+        acting_user: false,
     }
 }
 
@@ -55,6 +56,7 @@ fn network_approvers() -> Approvers {
     Approvers {
         groups: vec!["netops".into()],
         ids: vec![],
+        acting_user: false,
     }
 }
 

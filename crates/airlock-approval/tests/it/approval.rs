@@ -51,6 +51,7 @@ fn require(min_approvals: u32, justification_required: bool, hold: Duration) -> 
         approvers: Approvers {
             groups: vec!["approvers".into()],
             ids: vec!["carol".into()],
+            acting_user: false,
         },
         min_approvals,
         justification_required,

@@ -57,6 +57,7 @@ async fn hostile(store: &MemoryApprovalStore) -> ApprovalRequest {
     request.approvers = Approvers {
         groups: vec!["approvers".into()],
         ids: vec![],
+        acting_user: false,
     };
     request.justification = Some("</dd><script>alert(2)</script>".into());
     request.body = Some(r#"{"tags":{"x":"<b>bold</b>"},"location":"westeurope"}"#.into());
@@ -122,6 +123,64 @@ async fn the_page_shows_everything_as_text_with_a_strict_csp() {
     assert!(own.contains("You asked for this"));
 }
 
+/// An agent acting for Dave asks; the rule lets Dave confirm. Dave sees only
+/// that card, with Confirm and Reject; an approver sees Approve and Deny and
+/// the agent named with Dave; once Dave confirms, the history says so.
+#[tokio::test]
+async fn the_user_an_agent_acts_for_sees_their_own_request_to_confirm() {
+    let store = Arc::new(MemoryApprovalStore::new());
+    let router = ApprovalPage::new(store.clone(), ApprovalFeed::new(), |p: &Principal| {
+        p.in_group("approvers") || p.kind() == PrincipalKind::User
+    })
+    .sign_in("/ui/signin", "/ui/signout")
+    .into_router();
+    let for_dave = Principal::builder("dave", PrincipalKind::AgentForUser)
+        .display_name("Dave")
+        .app_id("bot-app")
+        .agent(
+            airlock_core::Agent::new("bot-app")
+                .name("release-bot")
+                .blueprint("bp"),
+        )
+        .build();
+    let mut request = airlock_approval::conformance::pending_request(&for_dave, ApprovalWait::Hold);
+    request.approvers.acting_user = true;
+    store.create(request.clone(), None).await.unwrap();
+    let someone_elses = hostile(&store).await;
+
+    let dave = person("dave", "Dave", &[]);
+    let (status, _, html) = get(&router, "/ui/approvals", Some(&dave)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(&format!("id=\"approval-{}\"", request.id)),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&someone_elses.id.to_string()),
+        "Dave sees only what his agent asked for"
+    );
+    assert!(
+        html.contains(">Confirm</button>") && html.contains(">Reject</button>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("agent release-bot (blueprint bp) acting for Dave"),
+        "{html}"
+    );
+
+    let alice = person("alice", "Alice", &["approvers"]);
+    let (_, _, approver) = get(&router, "/ui/approvals", Some(&alice)).await;
+    assert!(approver.contains(">Approve</button>") && !approver.contains(">Confirm</button>"));
+    assert!(approver.contains("or the confirmation of the user the agent acts for"));
+
+    store
+        .decide(request.id, &dave, true, Some("yes".into()))
+        .await
+        .unwrap();
+    let (_, _, after) = get(&router, "/ui/approvals", Some(&alice)).await;
+    assert!(after.contains("<strong>Dave</strong> confirmed"), "{after}");
+}
+
 #[tokio::test]
 async fn visitors_are_sent_to_sign_in_and_non_approvers_see_nothing() {
     let with_sign_in = page(true);
@@ -171,6 +230,7 @@ async fn the_event_stream_carries_rendered_updates_and_ends_when_the_feed_closes
     other.approvers = Approvers {
         groups: vec!["netops".into()],
         ids: vec![],
+        acting_user: false,
     };
     page.feed.notify(ApprovalEvent::New(other));
     let mine = hostile(&page.store).await;

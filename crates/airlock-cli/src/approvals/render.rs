@@ -129,6 +129,8 @@ pub struct DecisionView {
     pub approve: bool,
     /// The comment.
     pub comment: Option<String>,
+    /// The acting user's confirmation (or rejection), not an approver's.
+    pub confirmation: bool,
     /// When (RFC 3339).
     pub at: Option<String>,
 }
@@ -162,7 +164,11 @@ impl ApprovalView {
     /// How many distinct approvers approved.
     pub fn approvals(&self) -> usize {
         let mut seen: Vec<String> = Vec::new();
-        for decision in self.decisions.iter().filter(|d| d.approve) {
+        for decision in self
+            .decisions
+            .iter()
+            .filter(|d| d.approve && !d.confirmation)
+        {
             let id = decision.approver.to_ascii_lowercase();
             if !seen.contains(&id) {
                 seen.push(id);
@@ -375,7 +381,12 @@ pub fn render_details(value: &Value, now: SystemTime) -> Result<String, Malforme
             }
             _ => clean(&d.approver),
         };
-        let verb = if d.approve { "approved" } else { "denied" };
+        let verb = match (d.confirmation, d.approve) {
+            (false, true) => "approved",
+            (false, false) => "denied",
+            (true, true) => "confirmed (the user the agent acted for)",
+            (true, false) => "rejected (the user the agent acted for)",
+        };
         let at =
             d.at.as_deref()
                 .map(|t| format!("{}  ", clean(t)))

@@ -49,14 +49,24 @@ pub(crate) fn router(
         let policy = policy.clone();
         move |principal: &Principal| policy.current().is_approver(principal)
     };
+    // Approvals are for approvers, and for users whose agents' requests a
+    // rule lets them confirm (each sees only their own agents'); recorded
+    // sessions are for approvers only.
+    let may_decide = {
+        let policy = policy.clone();
+        move |principal: &Principal| {
+            let policy = policy.current();
+            policy.is_approver(principal) || policy.may_confirm(principal)
+        }
+    };
     let api = ApprovalApi::new(
         approvals.store.clone(),
         approvals.notifier.clone(),
-        is_approver.clone(),
+        may_decide.clone(),
     )
     .into_router()
-    .merge(SessionsApi::new(database.clone(), is_approver.clone()).into_router());
-    let mut page = ApprovalPage::new(approvals.store.clone(), approvals.feed.clone(), is_approver);
+    .merge(SessionsApi::new(database.clone(), is_approver).into_router());
+    let mut page = ApprovalPage::new(approvals.store.clone(), approvals.feed.clone(), may_decide);
     if sign_in.is_some() {
         page = page.sign_in(SIGN_IN_PATH, SIGN_OUT_PATH);
     }

@@ -342,3 +342,68 @@ fn a_blueprint_alone_never_authorizes() {
         );
     }
 }
+
+/// `confirm_by = "acting_user"`: the approval a rule asks for records that
+/// the user an agent acts for may confirm; without approvers it must be
+/// limited to agents acting for users, who alone have an acting user.
+#[test]
+fn the_acting_user_may_confirm_where_the_rule_says() {
+    // Alice may write herself; her agent, as far as she confirms it.
+    let rule = |principals: &str, approval: &str| {
+        format!(
+            "[[rule]]\nname = \"alice-writes\"\neffect = \"allow\"\nactions = [\"*/write\"]\n[rule.principals]\nids = [\"alice\"]\n\n\
+             [[rule]]\nname = \"confirm\"\neffect = \"approve\"\nactions = [\"*/write\"]\n{principals}\n[rule.approval]\n{approval}\n"
+        )
+    };
+    let confirmed = policy(&rule(
+        "[rule.principals]\nkinds = [\"agent_for_user\"]",
+        "confirm_by = \"acting_user\"",
+    ));
+    match confirmed.decide(&bot_for("alice", &[]), &write()) {
+        Decision::RequireApproval { approvers, .. } => {
+            assert!(
+                approvers.acting_user && approvers.groups.is_empty() && approvers.ids.is_empty()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(confirmed.may_confirm(&alice()));
+    assert!(
+        !confirmed.may_confirm(&bot_for("alice", &[])),
+        "an agent confirms nothing"
+    );
+    assert!(!confirmed.is_approver(&alice()));
+
+    // With approvers too, anyone may ask: approvers decide for the others.
+    let either = policy(&rule(
+        "",
+        "groups = [\"ops-group\"]\nconfirm_by = \"acting_user\"",
+    ));
+    match either.decide(&alice(), &write()) {
+        Decision::RequireApproval { approvers, .. } => assert!(approvers.acting_user),
+        other => panic!("{other:?}"),
+    }
+    // Without, only agents acting for users: nobody else could be let through.
+    let error =
+        Policy::parse(&rule("", "confirm_by = \"acting_user\""), "policy.toml").unwrap_err();
+    assert!(
+        error
+            .problem
+            .contains("can only let through an agent acting for a user"),
+        "{}",
+        error.problem
+    );
+    let error = Policy::parse(&rule("", "confirm_by = \"anyone\""), "policy.toml").unwrap_err();
+    assert!(
+        error.problem.contains("unknown variant `anyone`"),
+        "{}",
+        error.problem
+    );
+    // Approval records say nothing of confirmation unless the rule asked.
+    let plain = policy(&rule("", "groups = [\"ops-group\"]"));
+    match plain.decide(&alice(), &write()) {
+        Decision::RequireApproval { approvers, .. } => assert!(!approvers.acting_user),
+        other => panic!("{other:?}"),
+    }
+    assert!(!plain.may_confirm(&alice()));
+}

@@ -114,7 +114,8 @@ fn deny_beats_approve_beats_allow_and_no_match_denies() {
             rule: "storage-needs-approval".into(),
             approvers: Approvers {
                 groups: vec![APPROVERS.into()],
-                ids: vec![]
+                ids: vec![],
+                acting_user: false,
             },
             min_approvals: 1,
             justification_required: true,
