@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use airlock_core::{HttpClient, TokenProvider};
 use airlock_identity::{
-    GraphGroupResolver, IdentityLayer, IdentityMetrics, JwtValidator, KeySource,
+    ClaimMapping, GraphGroupResolver, IdentityLayer, IdentityMetrics, IssuerRouter, JwtValidator,
+    JwtValidatorBuilder, KeySource,
 };
 use airlock_signin::{CALLBACK_PATH, SignIn};
 
-use crate::config::{GroupResolverKind, IdentityConfig, KeysFrom};
+use crate::config::{GroupResolverKind, IdentityConfig, KeysFrom, ProviderConfig};
 use crate::{ConfigError, StartError};
 
 /// A validator from `[identity]` (keys, algorithms, tenants, issuers, group
@@ -20,30 +21,12 @@ async fn validator(
     audiences: &[&str],
     metrics: Option<Arc<IdentityMetrics>>,
 ) -> Result<JwtValidator, StartError> {
-    let keys = match config.keys_from()? {
-        KeysFrom::Discovery(url) => KeySource::Discovery(url),
-        KeysFrom::JwksUrl(url) => KeySource::JwksUrl(url),
-        KeysFrom::JwksFile(path) => KeySource::Static(std::fs::read_to_string(&path).map_err(
-            |e| ConfigError::Invalid {
-                key: "identity.jwks_file",
-                problem: format!("cannot read {}: {e}", path.display()),
-                fix: "point it at a readable JWKS (JSON) document".into(),
-            },
-        )?),
-    };
-    let algorithms = config
-        .algorithms
-        .iter()
-        .filter_map(|name| name.parse().ok())
-        .collect();
-    let mut builder = JwtValidator::builder()
-        .keys(keys)
-        .http_client(client.clone())
-        .algorithms(algorithms)
-        .leeway(config.leeway)
-        .refresh_interval(config.key_refresh_interval)
-        .unknown_kid_interval(config.unknown_kid_refetch_interval)
-        .cache_capacity(config.token_cache_size);
+    let mut builder = common(
+        config,
+        config.keys_from()?,
+        "identity.jwks_file",
+        client.clone(),
+    )?;
     for tenant in &config.tenants {
         builder = builder.tenant(tenant);
     }
@@ -63,6 +46,71 @@ async fn validator(
         ));
     }
     builder.build().await.map_err(StartError::Identity)
+}
+
+/// A validator builder with `[identity]`'s algorithms, leeway, refresh and
+/// cache, reading keys from `keys` (`file_key` names the setting in errors).
+fn common(
+    config: &IdentityConfig,
+    keys: KeysFrom,
+    file_key: &'static str,
+    client: Arc<dyn HttpClient>,
+) -> Result<JwtValidatorBuilder, ConfigError> {
+    let keys = match keys {
+        KeysFrom::Discovery(url) => KeySource::Discovery(url),
+        KeysFrom::JwksUrl(url) => KeySource::JwksUrl(url),
+        KeysFrom::JwksFile(path) => KeySource::Static(crate::config::read_file(file_key, &path)?),
+    };
+    let algorithms = config
+        .algorithms
+        .iter()
+        .filter_map(|name| name.parse().ok())
+        .collect();
+    Ok(JwtValidator::builder()
+        .keys(keys)
+        .http_client(client)
+        .algorithms(algorithms)
+        .leeway(config.leeway)
+        .refresh_interval(config.key_refresh_interval)
+        .unknown_kid_interval(config.unknown_kid_refetch_interval)
+        .cache_capacity(config.token_cache_size))
+}
+
+/// A validator for one `[[identity.provider]]`: its issuer only, its
+/// audiences (else `[identity]`'s), its claim mapping.
+async fn provider(
+    config: &IdentityConfig,
+    provider: &ProviderConfig,
+    client: Arc<dyn HttpClient>,
+    audiences: &[&str],
+    metrics: &Arc<IdentityMetrics>,
+) -> Result<JwtValidator, StartError> {
+    let mut mapping = ClaimMapping::new(&provider.name).id_claim(&provider.claims.id);
+    if let Some(name) = &provider.claims.name {
+        mapping = mapping.name_claim(name);
+    }
+    if let Some(groups) = &provider.claims.groups {
+        mapping = mapping.groups_claim(groups);
+    }
+    let mut builder = common(
+        config,
+        provider.keys_from()?,
+        "identity.provider.jwks_file",
+        client,
+    )?
+    .issuer(&provider.issuer)
+    .claims(mapping)
+    .metrics(metrics.clone());
+    let own: Vec<&str> = provider.audiences.iter().map(String::as_str).collect();
+    for audience in if own.is_empty() { audiences } else { &own } {
+        builder = builder.audience(*audience);
+    }
+    builder.build().await.map_err(|e| {
+        StartError::Identity(airlock_identity::BuildError::Invalid(format!(
+            "[[identity.provider]] '{}': {e}",
+            provider.name
+        )))
+    })
 }
 
 /// Approvers' browser sign-in from `[admin.sign_in]`: its ID tokens are
@@ -140,13 +188,25 @@ pub(crate) async fn layer(
             "identity.audiences accepts ARM-audience tokens: an agent holding one can also call Azure directly, around the gateway"
         );
     }
-    let validator = validator(config, client, tokens, &audiences, Some(metrics)).await?;
+    let entra = validator(
+        config,
+        client.clone(),
+        tokens,
+        &audiences,
+        Some(metrics.clone()),
+    )
+    .await?;
+    let mut layer = if config.providers.is_empty() {
+        IdentityLayer::new(entra)
+    } else {
+        let mut validators = vec![entra];
+        for p in &config.providers {
+            validators.push(provider(config, p, client.clone(), &audiences, &metrics).await?);
+        }
+        IdentityLayer::new(IssuerRouter::new(validators).map_err(StartError::Identity)?)
+    };
     let tenant = config.tenants.first().map_or("common", String::as_str);
-    let mut layer = IdentityLayer::new(validator).challenge(
-        &config.challenge_authority,
-        tenant,
-        config.resource(),
-    );
+    layer = layer.challenge(&config.challenge_authority, tenant, config.resource());
     // Forward-proxy clients calling Azure's own hosts are challenged for
     // Azure's audience of that host, when agents' tokens for it are accepted.
     for (host, resource) in azure_audiences {

@@ -86,6 +86,28 @@ pub enum AuthError {
         "the token's issuer is not accepted; Airlock accepts tokens from the configured tenants' Entra ID issuers"
     )]
     UnknownIssuer,
+    /// No configured identity provider issues tokens as `iss` says.
+    #[error(
+        "the token's issuer '{issuer}' is not one Airlock trusts; get a token from a configured identity provider, or ask the Airlock operator to add an [[identity.provider]] for it"
+    )]
+    IssuerNotTrusted {
+        /// The token's (unverified) `iss`, cut short and without control characters.
+        issuer: String,
+    },
+    /// The claim a provider's claim mapping takes the principal id from is missing.
+    #[error(
+        "the token has no usable '{claim}' claim, which its identity provider's claim mapping names as the principal's id"
+    )]
+    MappedClaimMissing {
+        /// The claim.
+        claim: String,
+    },
+    /// A claim a provider's claim mapping reads has the wrong shape.
+    #[error("the token's '{claim}' claim is malformed: expected a string or an array of strings")]
+    MappedClaimMalformed {
+        /// The claim.
+        claim: String,
+    },
     /// `tid` is not an allowed tenant.
     #[error(
         "tenant '{tenant}' is not allowed; ask the Airlock operator to add it to [identity].tenants"

@@ -14,7 +14,7 @@ use crate::claims::map_claims;
 use crate::header::{algorithm_name, read_header};
 use crate::jwks::{KeySource, KeyStore};
 use crate::token_cache::TokenCache;
-use crate::{AuthError, BuildError, GroupResolver, IdentityMetrics};
+use crate::{AuthError, BuildError, ClaimMapping, GroupResolver, IdentityMetrics};
 
 /// Turns a bearer token into a verified [`Principal`]. Implement it to plug
 /// another identity system into [`IdentityLayer`](crate::IdentityLayer).
@@ -71,6 +71,7 @@ struct Inner {
     cache: TokenCache,
     groups: Option<Arc<dyn GroupResolver>>,
     metrics: Arc<IdentityMetrics>,
+    mapping: Option<ClaimMapping>,
 }
 
 impl std::fmt::Debug for JwtValidator {
@@ -103,6 +104,11 @@ impl JwtValidator {
     /// ```
     pub fn builder() -> JwtValidatorBuilder {
         JwtValidatorBuilder::default()
+    }
+
+    /// The issuers whose tokens it accepts (`iss`, exactly).
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.inner.issuers.iter().map(String::as_str)
     }
 
     /// Refetches the signing keys now; the last good set stays on failure.
@@ -193,7 +199,10 @@ impl JwtValidator {
             .ok()
             .and_then(|lifetime| UNIX_EPOCH.checked_add(lifetime))
             .unwrap_or(now);
-        let mapped = map_claims(claims)?;
+        let mapped = match &inner.mapping {
+            Some(mapping) => mapping.map(claims)?,
+            None => map_claims(claims)?,
+        };
         let principal = if mapped.overage {
             let Some(resolver) = &inner.groups else {
                 return Err(AuthError::GroupsUnresolved {
@@ -294,6 +303,7 @@ pub struct JwtValidatorBuilder {
     max_token_bytes: usize,
     groups: Option<Arc<dyn GroupResolver>>,
     metrics: Option<Arc<IdentityMetrics>>,
+    mapping: Option<ClaimMapping>,
 }
 
 impl Default for JwtValidatorBuilder {
@@ -312,6 +322,7 @@ impl Default for JwtValidatorBuilder {
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             groups: None,
             metrics: None,
+            mapping: None,
         }
     }
 }
@@ -420,6 +431,16 @@ impl JwtValidatorBuilder {
         max_token_bytes: usize
     );
 
+    /// Maps claims with `mapping` instead of as Entra ID's (for a
+    /// provider other than Entra: Kubernetes, GitHub Actions, any OIDC
+    /// issuer); name its issuers with [`issuer`](Self::issuer) or let
+    /// discovery name it.
+    #[must_use]
+    pub fn claims(mut self, mapping: ClaimMapping) -> Self {
+        self.mapping = Some(mapping);
+        self
+    }
+
     /// Checks the settings, loads the keys once, and starts the background refresh.
     ///
     /// # Errors
@@ -503,6 +524,7 @@ impl JwtValidatorBuilder {
             cache: TokenCache::new(self.cache_capacity),
             groups: self.groups,
             metrics,
+            mapping: self.mapping,
         });
         if inner.keys.refreshes() {
             tokio::spawn(refresh_periodically(

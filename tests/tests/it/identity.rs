@@ -224,3 +224,90 @@ async fn an_unreachable_identity_provider_stops_the_start_with_its_url() {
     assert!(error.contains(&issuer.issuer()), "{error}");
     issuer.shutdown().await;
 }
+
+/// `[[identity.provider]]`: a Kubernetes cluster's service-account issuer
+/// beside the Entra tenant. Its tokens become `aks:<subject>` principals that
+/// policy names; a token signed by the cluster but claiming Entra's issuer,
+/// and a token from an issuer nobody configured, are refused with 401.
+#[tokio::test]
+async fn a_second_identity_provider_s_workloads_are_principals_of_their_own() {
+    let cluster = DevIssuer::start("aks-cluster").await.unwrap();
+    let builder = "system:serviceaccount:agents:builder";
+    let h = Harness::start_with(Options {
+        policy: Some(format!(
+            "[[rule]]\nname = \"builder-reads\"\neffect = \"allow\"\nactions = [\"*/read\"]\n[rule.principals]\nids = [\"aks:{builder}\"]\n"
+        )),
+        extra_toml: format!(
+            "[[identity.provider]]\nname = \"aks\"\nissuer = \"{}\"\n[identity.provider.claims]\ngroups = \"groups\"\n",
+            cluster.issuer()
+        ),
+        ..Options::default()
+    })
+    .await;
+    let service_account = |iss: &str, sub: &str| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(cluster.current_kid());
+        cluster.sign(
+            &header,
+            &json!({"iss": iss, "aud": "api://airlock", "sub": sub, "iat": now, "nbf": now, "exp": now + 600}),
+        )
+    };
+    let rg = format!("{}?{API}", rg_path());
+
+    let read = h
+        .client(Some(&service_account(&cluster.issuer(), builder)))
+        .get(&rg)
+        .await
+        .unwrap();
+    assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+    let other = h
+        .client(Some(&service_account(
+            &cluster.issuer(),
+            "system:serviceaccount:agents:other",
+        )))
+        .get(&rg)
+        .await
+        .unwrap();
+    assert_airlock_error(&other, StatusCode::FORBIDDEN, "AirlockPolicyDenied");
+    // Entra's agent still signs in (and policy gives it nothing here).
+    let entra = h.agent.get(&rg).await.unwrap();
+    assert_airlock_error(&entra, StatusCode::FORBIDDEN, "AirlockPolicyDenied");
+
+    let forged = h
+        .client(Some(&service_account(&h.issuer.issuer(), builder)))
+        .get(&rg)
+        .await
+        .unwrap();
+    assert_airlock_error(&forged, StatusCode::UNAUTHORIZED, "AirlockUnauthenticated");
+    let unknown = h
+        .client(Some(&service_account(
+            "https://oidc.elsewhere.example/",
+            builder,
+        )))
+        .get(&rg)
+        .await
+        .unwrap();
+    let json = assert_airlock_error(&unknown, StatusCode::UNAUTHORIZED, "AirlockUnauthenticated");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'https://oidc.elsewhere.example/' is not one Airlock trusts"),
+        "{json}"
+    );
+    assert_eq!(
+        h.sim.requests().len(),
+        1,
+        "only the builder's read reached Azure"
+    );
+    let trail = h.audit_trail().await;
+    let principal = trail[0].event.principal.as_ref().unwrap();
+    assert_eq!(principal.id, format!("aks:{builder}"));
+    assert_eq!(principal.kind, "application");
+    h.shutdown().await;
+    cluster.shutdown().await;
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, ProviderConfig, invalid};
 
 /// `[identity]`: Entra ID (OIDC) token validation. Required: a gateway
 /// without it would forward anonymous requests.
@@ -55,6 +55,9 @@ pub struct IdentityConfig {
     /// Group overage resolution.
     #[serde(default)]
     pub groups: GroupsConfig,
+    /// More identity providers (`[[identity.provider]]`).
+    #[serde(default, rename = "provider")]
+    pub providers: Vec<ProviderConfig>,
 }
 
 /// `[identity.groups]`: what to do when a token has too many groups to carry.
@@ -219,7 +222,7 @@ impl IdentityConfig {
                 "keep it small, e.g. \"60s\"",
             ));
         }
-        Ok(())
+        super::provider::validate(&self.providers, &self.entra_issuers(), allow_http)
     }
 
     /// The one key source configured (discovery of the first tenant by default).
@@ -238,6 +241,29 @@ impl IdentityConfig {
                 "keep exactly one key source",
             )),
         }
+    }
+
+    /// The issuers `[identity]` itself accepts, as far as configuration
+    /// says (discovery may add its own).
+    pub fn entra_issuers(&self) -> Vec<String> {
+        let templates: Vec<&str> = if self.issuers.is_empty() {
+            airlock_identity::ENTRA_ISSUERS.to_vec()
+        } else {
+            self.issuers.iter().map(String::as_str).collect()
+        };
+        templates
+            .into_iter()
+            .flat_map(|t| {
+                if t.contains("{tenant}") {
+                    self.tenants
+                        .iter()
+                        .map(|tenant| t.replace("{tenant}", tenant))
+                        .collect()
+                } else {
+                    vec![t.to_owned()]
+                }
+            })
+            .collect()
     }
 
     /// The gateway's own app ID URI: the first audience.

@@ -44,6 +44,7 @@ mod audit;
 mod forward_proxy;
 mod identity;
 mod masking;
+mod provider;
 mod store;
 
 pub use approval::{AdminConfig, ApprovalConfig, NotifyConfig, NotifyKind, StoreKind};
@@ -51,6 +52,7 @@ pub use audit::AuditConfig;
 pub use forward_proxy::{ForwardProxyConfig, ProxyAuth};
 pub use identity::{GroupResolverKind, GroupsConfig, IdentityConfig, KeysFrom};
 pub use masking::{MASKING_KEY_ENV, MaskRuleConfig, MaskingConfig};
+pub use provider::{ClaimsConfig, ProviderConfig};
 pub use store::StoreConfig;
 
 pub use airlock_upstream::UPSTREAM_TOKEN_ENV;
@@ -562,6 +564,64 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(config.approval.notify[0].kind, NotifyKind::Slack);
+    }
+
+    #[test]
+    fn identity_providers_are_named_apart_and_own_their_issuers() {
+        let with = |providers: &str| format!("{MINIMAL}{providers}");
+        let aks = "[[identity.provider]]\nname = \"aks-prod\"\nissuer = \"https://oidc.aks.example/t/1/\"\n[identity.provider.claims]\ngroups = \"groups\"\n";
+        let config = parse(&with(aks)).unwrap();
+        let provider = &config.identity.providers[0];
+        assert_eq!(
+            (provider.name.as_str(), provider.claims.id.as_str()),
+            ("aks-prod", "sub")
+        );
+        assert_eq!(
+            provider.keys_from().unwrap(),
+            KeysFrom::Discovery("https://oidc.aks.example/t/1/".into())
+        );
+        let github = "[[identity.provider]]\nname = \"github\"\nissuer = \"https://token.actions.githubusercontent.com\"\n";
+        assert!(parse(&with(&format!("{aks}{github}"))).is_ok());
+        for (providers, problem) in [
+            (format!("{aks}{aks}"), "two providers are named 'aks-prod'"),
+            (
+                format!(
+                    "{aks}{}",
+                    github.replace(
+                        "https://token.actions.githubusercontent.com",
+                        "https://oidc.aks.example/t/1/"
+                    )
+                ),
+                "issuer 'https://oidc.aks.example/t/1/' is configured twice",
+            ),
+            (
+                github.replace(
+                    "https://token.actions.githubusercontent.com",
+                    "https://login.microsoftonline.com/t1/v2.0",
+                ),
+                "configured twice",
+            ),
+            (
+                github.replace("github", "GitHub Actions"),
+                "is not a provider name",
+            ),
+            (
+                github.replace("https://", "http://"),
+                "is not an https:// issuer",
+            ),
+            (
+                format!("{github}jwks_url = \"https://k\"\njwks_file = \"k.json\"\n"),
+                "more than one of discovery",
+            ),
+            (
+                format!("{github}[identity.provider.claims]\nid = \"\"\n"),
+                "names no id claim",
+            ),
+            (format!("{github}mapping = 1\n"), "unknown field"),
+        ] {
+            let message = error_of(&with(&providers));
+            assert!(message.contains(problem), "{providers}: {message}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod groups;
 mod keys;
 mod layer;
 mod properties;
+mod providers;
 mod proxy;
 mod support;
 mod tokens;
