@@ -201,10 +201,14 @@ fn answer(state: &SimState, head: &Parts, body: &Bytes) -> Result<Reply, ArmErro
         Credential::Missing => return Err(ArmError::missing_authorization()),
         Credential::Malformed => return Err(ArmError::malformed_authorization()),
         Credential::Bearer(token) => {
-            state
+            let caller = state
                 .config
                 .accepts(token, ARM_AUDIENCE)
                 .map_err(ArmError::rejected_token)?;
+            if let Some(caller) = caller {
+                let assignments = state.role_assignments();
+                crate::rbac::authorize(&assignments, &caller, &head.method, head.uri.path())?;
+            }
         }
     }
     let query = query_pairs(head.uri.query());

@@ -44,6 +44,18 @@ impl ArmError {
         &self.code
     }
 
+    /// The status.
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message.
+    #[cfg(test)]
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The answer clients see.
     pub(crate) fn into_reply(self) -> Reply {
         let mut reply = Reply::json(

@@ -142,7 +142,8 @@ fn authenticate(
                     "InvalidAuthenticationInfo",
                     "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
                 )
-            });
+            })
+            .map(drop);
     }
     let Some((named, signature)) = value
         .strip_prefix("SharedKey ")

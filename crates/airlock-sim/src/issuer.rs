@@ -92,6 +92,7 @@ impl DevIssuer {
             available: AtomicBool::new(true),
             jwks_requests: AtomicUsize::new(0),
             clients: Mutex::default(),
+            app_id_uris: Mutex::default(),
             federated: Mutex::default(),
             certificates: Mutex::default(),
             app_token_lifetime: Mutex::new(Duration::from_secs(3600)),
@@ -209,7 +210,10 @@ pub(crate) struct IssuerState {
     available: AtomicBool,
     jwks_requests: AtomicUsize,
     /// Registered app registrations: client id → secret.
-    clients: Mutex<HashMap<String, String>>,
+    pub(crate) clients: Mutex<HashMap<String, String>>,
+    /// App ID URIs of registered apps, which users' tokens for them may
+    /// carry as `aud` (the on-behalf-of grant's assertion).
+    pub(crate) app_id_uris: Mutex<HashMap<String, Vec<String>>>,
     /// Certificate credentials: client id → the certificate's public key.
     certificates: Mutex<HashMap<String, CertificateCredential>>,
     /// Federated credentials: client id → the subject its assertions must carry
@@ -251,11 +255,19 @@ impl IssuerState {
 
     pub(crate) fn mint(&self, spec: &TokenSpec) -> String {
         let now = i64::try_from(unix_seconds(SystemTime::now())).unwrap_or(i64::MAX);
-        let claims = Value::Object(spec.claims(&self.base_url, &self.tenant_id, now));
+        self.sign_claims(&Value::Object(spec.claims(
+            &self.base_url,
+            &self.tenant_id,
+            now,
+        )))
+    }
+
+    /// `claims`, signed RS256 with the current key, its `kid` in the header.
+    pub(crate) fn sign_claims(&self, claims: &Value) -> String {
         let key = self.current_key();
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(key.kid.clone());
-        key.sign(&header, &claims)
+        key.sign(&header, claims)
     }
 }
 
@@ -386,6 +398,18 @@ impl IssuerHandle {
     /// credentials using `secret`.
     pub fn register_client(&self, client_id: &str, secret: &str) {
         lock(&self.state.clients).insert(client_id.to_owned(), secret.to_owned());
+    }
+
+    /// Registers a confidential client (`client_id`, `secret`) whose users'
+    /// tokens carry `app_id_uri` as their audience, for the on-behalf-of
+    /// grant: it may trade such a token for the same user's token for
+    /// another resource.
+    pub fn register_on_behalf_of_client(&self, client_id: &str, secret: &str, app_id_uri: &str) {
+        self.register_client(client_id, secret);
+        lock(&self.state.app_id_uris)
+            .entry(client_id.to_owned())
+            .or_default()
+            .push(app_id_uri.to_owned());
     }
 
     /// Registers a web application people sign in to (authorization-code
@@ -642,11 +666,12 @@ async fn token(
     match field("grant_type") {
         Some("client_credentials") => {}
         Some("authorization_code") => return crate::sign_in::redeem(&state, &form),
+        Some(crate::obo::JWT_BEARER) => return crate::obo::exchange(&state, &form),
         _ => {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
-                "AADSTS70003: The app requested an unsupported grant type; this development issuer supports client_credentials and authorization_code.",
+                "AADSTS70003: The app requested an unsupported grant type; this development issuer supports client_credentials, authorization_code and on-behalf-of (jwt-bearer).",
             );
         }
     }
@@ -879,8 +904,15 @@ impl TokenVerifier {
     ///
     /// Why it is not.
     pub fn verify(&self, token: &str, audience: &str) -> Result<Value, TokenRejection> {
+        self.state.verify(token, audience)
+    }
+}
+
+impl IssuerState {
+    /// A token this issuer signed, valid now, for `audience`.
+    pub(crate) fn verify(&self, token: &str, audience: &str) -> Result<Value, TokenRejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Invalid)?;
-        let key = lock(&self.state.keys)
+        let key = lock(&self.keys)
             .iter()
             .find(|key| header.kid.as_deref() == Some(key.kid.as_str()))
             .cloned()
@@ -888,7 +920,7 @@ impl TokenVerifier {
         let decoding = jsonwebtoken::DecodingKey::from_rsa_pem(key.public_pem.as_bytes())
             .map_err(|_| TokenRejection::Invalid)?;
         let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[self.state.issuer()]);
+        validation.set_issuer(&[self.issuer()]);
         validation.validate_aud = false;
         validation.leeway = 0;
         let data =

@@ -227,7 +227,8 @@ fn answer(state: &SimState, vault: &str, head: &Parts, body: &Bytes) -> Result<R
                             "The access token is not valid for this key vault."
                         }
                     })
-                })?;
+                })
+                .map(drop)?;
         }
     }
     let query = query_pairs(head.uri.query());

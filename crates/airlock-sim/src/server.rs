@@ -262,6 +262,19 @@ impl SimHandle {
         self.state.requests()
     }
 
+    /// Assigns `role` to the principal with object id `principal` at
+    /// `scope` (and below) on ARM, for tokens of the trusted issuer. From
+    /// then on that principal may do only what its assignments allow, and
+    /// gets ARM's 403 `AuthorizationFailed` for the rest; principals without
+    /// assignments stay unrestricted.
+    pub fn assign_role(&self, principal: &str, role: crate::Role, scope: &str) {
+        self.state.assign_role(crate::rbac::RoleAssignment {
+            principal: principal.to_owned(),
+            role,
+            scope: scope.to_owned(),
+        });
+    }
+
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
         self.state.clear_requests();

@@ -31,14 +31,21 @@ pub(crate) struct SimConfig {
 }
 
 impl SimConfig {
-    /// Whether `token` is accepted for `audience`, and why not.
-    pub(crate) fn accepts(&self, token: &str, audience: &str) -> Result<(), TokenRejection> {
+    /// Whether `token` is accepted for `audience`, and why not; the
+    /// caller's object id when the token is one of the trusted issuer's.
+    pub(crate) fn accepts(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<Option<String>, TokenRejection> {
         if self.expected_token.as_deref() == Some(token) {
-            return Ok(());
+            return Ok(None);
         }
         match (&self.trusted_issuer, &self.expected_token) {
-            (Some(issuer), _) => issuer.verify(token, audience).map(drop),
-            (None, None) => Ok(()),
+            (Some(issuer), _) => issuer
+                .verify(token, audience)
+                .map(|claims| claims["oid"].as_str().map(str::to_owned)),
+            (None, None) => Ok(None),
             (None, Some(_)) => Err(TokenRejection::Invalid),
         }
     }
@@ -57,6 +64,8 @@ pub(crate) struct SimState {
     requests: Mutex<Vec<RecordedRequest>>,
     response_delay: Mutex<Duration>,
     stopping: watch::Receiver<bool>,
+    /// Role assignments ARM enforces.
+    role_assignments: Mutex<Vec<crate::rbac::RoleAssignment>>,
 }
 
 /// Locks, carrying on after a panic elsewhere: the data stays usable for a simulator.
@@ -73,7 +82,18 @@ impl SimState {
             requests: Mutex::new(Vec::new()),
             response_delay: Mutex::new(Duration::ZERO),
             stopping,
+            role_assignments: Mutex::default(),
         }
+    }
+
+    /// The role assignments, as they stand.
+    pub(crate) fn role_assignments(&self) -> Vec<crate::rbac::RoleAssignment> {
+        lock(&self.role_assignments).clone()
+    }
+
+    /// Adds a role assignment.
+    pub(crate) fn assign_role(&self, assignment: crate::rbac::RoleAssignment) {
+        lock(&self.role_assignments).push(assignment);
     }
 
     /// The inventory, locked. Never hold it across an `.await`.

@@ -7,5 +7,6 @@ mod chain;
 mod client_certificate;
 mod client_secret;
 mod managed_identity;
+mod on_behalf_of;
 mod support;
 mod workload_identity;

@@ -782,3 +782,86 @@ async fn shutdown_cuts_a_response_delay_short_and_answers_in_flight_requests() {
     sim.shutdown().await;
     assert_eq!(in_flight.await.unwrap().status, StatusCode::OK);
 }
+
+/// Role assignments per principal: a Reader on the resource group reads its
+/// VMs and gets ARM's own 403 `AuthorizationFailed` deleting one, reads
+/// nothing outside the group; a Contributor assignment lets the delete
+/// through; a principal without assignments is unrestricted.
+#[tokio::test]
+async fn role_assignments_limit_the_principal_they_name() {
+    use airlock_sim::{DevIssuer, Role, TokenSpec};
+
+    let issuer = DevIssuer::start(TENANT_ID).await.unwrap();
+    let sim = SimAzure::builder()
+        .trust_issuer(issuer.verifier())
+        .start()
+        .await
+        .unwrap();
+    let rg = format!("/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}");
+    let alice = TokenSpec::approver();
+    sim.assign_role(&alice.object_id, Role::Reader, &rg);
+    let http = Http::new();
+    let as_ = |spec: &TokenSpec| {
+        format!(
+            "Bearer {}",
+            issuer.mint(&spec.clone().audience("https://management.azure.com"))
+        )
+    };
+    let vm = format!(
+        "{}{rg}/providers/Microsoft.Compute/virtualMachines/vm1?api-version=2024-07-01",
+        sim.arm_url()
+    );
+    let alice_token = as_(&alice);
+    let read = http
+        .send(Method::GET, &vm, &[("authorization", &alice_token)], None)
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+    let delete = http
+        .send(
+            Method::DELETE,
+            &vm,
+            &[("authorization", &alice_token)],
+            None,
+        )
+        .await;
+    let json = assert_error(&delete, StatusCode::FORBIDDEN, "AuthorizationFailed");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("The client '{}'", alice.object_id))
+            && message.contains("'Microsoft.Compute/virtualMachines/delete'"),
+        "{message}"
+    );
+    let elsewhere = http
+        .send(
+            Method::GET,
+            &format!(
+                "{}/subscriptions/{SUBSCRIPTION_ID}/resourceGroups?api-version=2021-04-01",
+                sim.arm_url()
+            ),
+            &[("authorization", &alice_token)],
+            None,
+        )
+        .await;
+    assert_error(&elsewhere, StatusCode::FORBIDDEN, "AuthorizationFailed");
+
+    // Contributor at the group lets the delete through.
+    sim.assign_role(&alice.object_id, Role::Contributor, &rg);
+    let deleted = http
+        .send(
+            Method::DELETE,
+            &vm,
+            &[("authorization", &alice_token)],
+            None,
+        )
+        .await;
+    assert!(deleted.status.is_success(), "{:?}", deleted.body);
+    // Someone without assignments is not limited.
+    let agent = as_(&TokenSpec::agent());
+    let vm2 = vm.replace("vm1", "vm2");
+    let free = http
+        .send(Method::DELETE, &vm2, &[("authorization", &agent)], None)
+        .await;
+    assert!(free.status.is_success(), "{:?}", free.body);
+    sim.shutdown().await;
+    issuer.shutdown().await;
+}

@@ -1,0 +1,146 @@
+//! [`OnBehalfOf`]: the caller's own Azure rights upstream, through Entra's
+//! on-behalf-of grant (a user's token, or an agent's acting for a user,
+//! traded by the gateway's app registration for the same caller's token for
+//! ARM or Key Vault).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use airlock_core::{AccessToken, HttpClient};
+use sha2::{Digest, Sha256};
+
+use crate::{SourceError, entra};
+
+/// Tokens are not handed out closer than this to their expiry.
+const MARGIN: Duration = Duration::from_secs(60);
+
+/// Trades a caller's token (issued to the gateway's app: `aud` = its client
+/// id or App ID URI) for that caller's token for an Azure audience:
+/// `POST {authority}/{tenant}/oauth2/v2.0/token` with
+/// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`,
+/// `requested_token_use=on_behalf_of`, the gateway's client secret, the
+/// caller's token as `assertion` and `scope={audience}/.default`. Azure's
+/// RBAC then applies the caller's own roles, and the Activity Log names the
+/// caller.
+///
+/// Each answer is cached per caller token (kept only as its SHA-256) and
+/// audience until a minute before it expires, up to `capacity` entries.
+/// Neither the secret nor a caller's token ever appears in `Debug` output,
+/// logs or errors. Concurrent first requests with one token may each
+/// exchange it (Entra answers both).
+pub struct OnBehalfOf {
+    http: Arc<dyn HttpClient>,
+    token_url: String,
+    client_id: String,
+    secret: String,
+    capacity: usize,
+    cache: Mutex<HashMap<([u8; 32], String), AccessToken>>,
+}
+
+impl fmt::Debug for OnBehalfOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnBehalfOf")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl OnBehalfOf {
+    /// Exchanges as `client_id` of `tenant_id` at `authority_host`, keeping
+    /// up to 10 000 tokens.
+    pub fn new(
+        http: Arc<dyn HttpClient>,
+        authority_host: &str,
+        tenant_id: &str,
+        client_id: &str,
+        secret: impl Into<String>,
+    ) -> Self {
+        Self {
+            http,
+            token_url: entra::token_url(authority_host, tenant_id),
+            client_id: client_id.to_owned(),
+            secret: secret.into(),
+            capacity: 10_000,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// Keeps at most `capacity` tokens (0: exchange on every request).
+    #[must_use]
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The caller's token for `audience`, from the cache or a new exchange.
+    ///
+    /// # Errors
+    ///
+    /// Entra's refusal (`invalid_grant` for an expired or foreign caller
+    /// token: permanent) or an unreachable endpoint (transient), without
+    /// the secret or the caller's token in the message.
+    pub async fn token(
+        &self,
+        caller_token: &str,
+        audience: &str,
+    ) -> Result<AccessToken, SourceError> {
+        let key = (
+            Sha256::digest(caller_token.as_bytes()).into(),
+            audience.to_owned(),
+        );
+        let now = SystemTime::now();
+        let usable = |token: &AccessToken| token.expires_at().is_some_and(|at| now + MARGIN < at);
+        if let Some(token) = self.lock().get(&key).filter(|t| usable(t)) {
+            return Ok(token.clone());
+        }
+        let scope = entra::scope(audience);
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("requested_token_use", "on_behalf_of"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.secret.as_str()),
+            ("assertion", caller_token),
+            ("scope", scope.as_str()),
+        ];
+        let scrub = |text: &str| {
+            let mut text = text.replace(caller_token, "<caller token>");
+            if !self.secret.is_empty() {
+                text = text.replace(&self.secret, "<redacted>");
+            }
+            text
+        };
+        let fetched = entra::request_token(&*self.http, &self.token_url, &form, scrub)
+            .await
+            .map_err(|e| SourceError {
+                message: format!(
+                    "on-behalf-of exchange as client {}: {}",
+                    self.client_id, e.message
+                ),
+                transient: e.transient,
+            })?;
+        if self.capacity > 0 && usable(&fetched.token) {
+            let mut cache = self.lock();
+            cache.retain(|_, token| usable(token));
+            if cache.len() >= self.capacity
+                && let Some(evicted) = cache.keys().next().cloned()
+            {
+                cache.remove(&evicted);
+            }
+            cache.insert(key, fetched.token.clone());
+        }
+        Ok(fetched.token)
+    }
+
+    /// How many tokens are cached.
+    pub fn cached(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<([u8; 32], String), AccessToken>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
