@@ -23,8 +23,8 @@ use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use airlock_core::{
-    AirlockBody, AirlockError, AuditDraft, BoxFuture, ErrorContext, Principal, collect_limited,
-    full,
+    AirlockBody, AirlockError, AuditDraft, BoxFuture, CallerToken, ErrorContext, Principal,
+    collect_limited, full,
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -32,7 +32,7 @@ use serde_json::json;
 use tower::{Layer, Service};
 
 use crate::layer::Config;
-use crate::service::ApprovedExecution;
+use crate::service::{ApprovedExecution, ApprovedFollowUp};
 use crate::{
     ApprovalEvent, ApprovalId, ApprovalRequest, ApprovalState, Execution, FinalAnswer, Tracking,
     rules,
@@ -289,7 +289,14 @@ async fn outcome(
         // Consumed: sent upstream (or being sent by a concurrent poll).
         _ => match approval.execution {
             None => Outcome::InProgress,
-            Some(execution) => track(inner, poll, principal, execution, !sent_now).await,
+            Some(execution) => {
+                // Azure's operation belongs to whoever started it: an
+                // elevated request's is followed elevated too.
+                let elevated = approval
+                    .elevate_to
+                    .map(|identity| ApprovedFollowUp { id, identity });
+                track(inner, poll, principal, execution, elevated, !sent_now).await
+            }
         },
     })
 }
@@ -322,6 +329,7 @@ async fn execute(
     };
     let mut request = stored.into_request(host_of(poll)).map(full);
     request.extensions_mut().insert(principal.clone());
+    caller_of(poll, &mut request);
     // The poll that sends the request records it: the layers below fill the
     // poll's audit event with the operation sent, the approval and Azure's
     // answer and request ids.
@@ -393,6 +401,15 @@ async fn final_answer(headers: &HeaderMap, body: AirlockBody) -> Option<FinalAns
     })
 }
 
+/// The poll's caller token, if the identity layer kept one, for a request
+/// sent on the caller's behalf: an upstream identity acting as the caller
+/// needs it.
+fn caller_of<B>(poll: &http::request::Parts, request: &mut Request<B>) {
+    if let Some(caller) = poll.extensions.get::<CallerToken>() {
+        request.extensions_mut().insert(caller.clone());
+    }
+}
+
 /// The host the poll came to (HTTP/1.1 `Host`, or HTTP/2's `:authority`):
 /// requests sent on its behalf go to the same gateway host.
 fn host_of(poll: &http::request::Parts) -> Option<HeaderValue> {
@@ -410,6 +427,7 @@ async fn track(
     poll: &http::request::Parts,
     principal: &Principal,
     execution: Execution,
+    elevated: Option<ApprovedFollowUp>,
     record: bool,
 ) -> Outcome {
     let path = match (&execution.tracking, &execution.error_code) {
@@ -435,6 +453,10 @@ async fn track(
         request.headers_mut().insert(http::header::HOST, host);
     }
     request.extensions_mut().insert(principal.clone());
+    caller_of(poll, &mut request);
+    if let Some(elevated) = elevated {
+        request.extensions_mut().insert(elevated);
+    }
     // The poll's audit event records what this follow-up did upstream: its
     // operation, the decision, Azure's status and request ids.
     if let Some(draft) = poll.extensions.get::<AuditDraft>().filter(|_| record) {

@@ -29,6 +29,17 @@ pub(crate) struct ApprovedExecution {
     pub(crate) fingerprint: Fingerprint,
 }
 
+/// Put by [`ApprovalPollService`](crate::ApprovalPollService) on its
+/// follow-up of Azure's operation for an approved request that ran elevated:
+/// the approval service elevates that read (when policy allowed it) to the
+/// same identity, as Azure's operation belongs to it. Crate-private, so
+/// nothing outside this crate can forge it.
+#[derive(Clone, Debug)]
+pub(crate) struct ApprovedFollowUp {
+    pub(crate) id: ApprovalId,
+    pub(crate) identity: String,
+}
+
 /// The header an agent puts its justification in.
 pub const JUSTIFICATION_HEADER: &str = "x-airlock-justification";
 
@@ -78,11 +89,22 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<AirlockBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<AirlockBody>) -> Self::Future {
         let needs_approval = matches!(
             request.extensions().get::<Decision>(),
             Some(Decision::RequireApproval { .. })
         );
+        if let Some(follow_up) = request.extensions_mut().remove::<ApprovedFollowUp>()
+            && matches!(
+                request.extensions().get::<Decision>(),
+                Some(Decision::Allow { .. })
+            )
+        {
+            request.extensions_mut().insert(Elevation {
+                identity: follow_up.identity,
+                approval_id: follow_up.id.to_string(),
+            });
+        }
         if !needs_approval {
             // Allow, Deny (policy answered it) and no decision (the upstream
             // refuses it: fail closed there) pass through untouched. Boxed

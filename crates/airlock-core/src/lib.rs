@@ -44,4 +44,7 @@ pub use operation::{Operation, Plane, ResourceScope};
 pub use operation_pattern::{OperationPattern, PatternError};
 pub use principal::{Principal, PrincipalBuilder, PrincipalKind};
 pub use principal_selector::{OnBehalfOf, PrincipalSelector};
-pub use token::{AccessToken, BoxFuture, StaticTokenProvider, TokenError, TokenProvider};
+pub use token::{
+    AccessToken, BoxFuture, CallerToken, StaticTokenProvider, TokenError, TokenExchange,
+    TokenProvider,
+};

@@ -71,6 +71,47 @@ pub trait TokenProvider: Send + Sync + 'static {
     fn token<'a>(&'a self, audience: &'a str) -> BoxFuture<'a, Result<AccessToken, TokenError>>;
 }
 
+/// Trades the caller's own token for the caller's token for an Azure
+/// audience (Entra's on-behalf-of grant), so that Azure's RBAC applies the
+/// caller's own roles: an upstream identity that acts as the caller.
+pub trait TokenExchange: Send + Sync + 'static {
+    /// The caller's token for `audience`, given the token they presented.
+    fn exchange<'a>(
+        &'a self,
+        caller: &'a CallerToken,
+        audience: &'a str,
+    ) -> BoxFuture<'a, Result<AccessToken, TokenError>>;
+}
+
+/// The bearer token the caller presented, kept in the request's
+/// extensions by the identity layer only when an upstream identity acts on
+/// the caller's behalf ([`TokenExchange`]); never in `Debug` output.
+///
+/// ```
+/// let token = airlock_core::CallerToken::new("eyJ…");
+/// assert_eq!(token.as_str(), "eyJ…");
+/// assert!(!format!("{token:?}").contains("eyJ"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallerToken(std::sync::Arc<str>);
+
+impl CallerToken {
+    /// Wraps a verified caller's token.
+    pub fn new(token: &str) -> Self {
+        Self(token.into())
+    }
+    /// The token.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CallerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallerToken(<redacted>)")
+    }
+}
+
 /// A fixed token for every audience: for development and the simulated Azure.
 #[derive(Clone)]
 pub struct StaticTokenProvider {

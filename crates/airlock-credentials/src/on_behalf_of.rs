@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use airlock_core::{AccessToken, HttpClient};
+use airlock_core::{AccessToken, BoxFuture, CallerToken, HttpClient, TokenError, TokenExchange};
 use sha2::{Digest, Sha256};
 
 use crate::{SourceError, entra};
@@ -142,5 +142,19 @@ impl OnBehalfOf {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<([u8; 32], String), AccessToken>> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl TokenExchange for OnBehalfOf {
+    fn exchange<'a>(
+        &'a self,
+        caller: &'a CallerToken,
+        audience: &'a str,
+    ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
+        Box::pin(async move {
+            self.token(caller.as_str(), audience)
+                .await
+                .map_err(|e| TokenError(e.message))
+        })
     }
 }

@@ -307,14 +307,27 @@ async fn credential_step(
             .and_then(|claims| claims["azp"].as_str().map(str::to_owned))
     };
     // Everything as the gateway's everyday identity but the one approved,
-    // elevated create: that as the contributor.
+    // elevated create and the polls of Azure's operation it started (which
+    // belongs to the identity that started it): those as the contributor.
     let everyday = received
         .iter()
         .filter(|r| own(r).as_deref() == Some(crate::GATEWAY_CLIENT_ID))
         .count();
-    let elevated: Vec<String> = received
+    let contributor: Vec<&airlock_sim::RecordedRequest> = received
         .iter()
         .filter(|r| own(r).as_deref() == Some(crate::CONTRIBUTOR_CLIENT_ID))
+        .collect();
+    let operation_polls = contributor
+        .iter()
+        .filter(|r| {
+            let path = r.uri.path().to_ascii_lowercase();
+            r.method == http::Method::GET
+                && (path.contains("/asyncoperations/") || path.contains("/operationresults/"))
+        })
+        .count();
+    let elevated: Vec<String> = contributor
+        .iter()
+        .filter(|r| r.method != http::Method::GET)
         .map(|r| {
             format!(
                 "{} {}",
@@ -323,12 +336,14 @@ async fn credential_step(
             )
         })
         .collect();
-    let all_own = everyday + elevated.len() == received.len();
+    let only_the_approved =
+        elevated == ["PUT demonew"] && elevated.len() + operation_polls == contributor.len();
+    let all_own = everyday + contributor.len() == received.len();
     let refreshed = arm_tokens().len();
     report.step(
         "What reached the simulated Azure",
         format!(
-            "{} requests, each with a token the simulated Entra issued to one of the gateway's app registrations (client secret) for that service, none with the agent's{}: {everyday} as its everyday identity {}, and only the approved {} as '{}' (elevated); {refreshed} ARM tokens in turn, each refreshed ahead of its expiry ({}s lifetime) while {} requests waited on none",
+            "{} requests, each with a token the simulated Entra issued to one of the gateway's app registrations (client secret) for that service, none with the agent's{}: {everyday} as its everyday identity {}, and only the approved {} (and {operation_polls} poll(s) of the Azure operation it started) as '{}' (elevated); {refreshed} ARM tokens in turn, each refreshed ahead of its expiry ({}s lifetime) while {} requests waited on none",
             received.len(),
             if all_own { "" } else { " — VIOLATED" },
             crate::GATEWAY_CLIENT_ID,
@@ -338,7 +353,7 @@ async fn credential_step(
             if failed == 0 { "the agent's" } else { "SOME of the agent's" },
         ),
         all_own
-            && elevated == ["PUT demonew"]
+            && only_the_approved
             && !received.is_empty()
             && refreshed >= 2
             && failed == 0,

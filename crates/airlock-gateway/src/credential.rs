@@ -7,8 +7,8 @@ use std::time::Duration;
 use airlock_core::{HttpClient, StaticTokenProvider, TokenProvider};
 use airlock_credentials::{
     AzureCli, ClientCertificate, ClientSecret, CredentialMetrics, DEFAULT_AUTHORITY_HOST,
-    DefaultChain, IMDS_ENDPOINT, IdentityEndpoint, ManagedIdentity, SharedKey, TokenCache,
-    TokenSource, UserAssigned, WorkloadIdentity,
+    DefaultChain, IMDS_ENDPOINT, IdentityEndpoint, ManagedIdentity, OnBehalfOf, SharedKey,
+    TokenCache, TokenSource, UserAssigned, WorkloadIdentity,
 };
 use airlock_upstream::{CredentialConfig, UpstreamConfig, UpstreamIdentities};
 
@@ -25,6 +25,14 @@ pub(crate) async fn identities(
 ) -> Result<UpstreamIdentities, StartError> {
     let mut identities = UpstreamIdentities::new(default);
     for identity in &config.identities {
+        if identity.on_behalf_of {
+            identities = identities.with_on_behalf_of(
+                &identity.name,
+                Arc::new(on_behalf_of(&identity.credential, http.clone())?),
+                identity.serves.clone().unwrap_or_default(),
+            );
+            continue;
+        }
         let tokens = provider(
             &identity.credential,
             &config.arm_audience,
@@ -49,6 +57,43 @@ pub(crate) async fn identities(
         identities = identities.with(&identity.name, tokens, identity.serves.clone());
     }
     Ok(identities)
+}
+
+/// The on-behalf-of exchange of an identity that acts as the caller, with
+/// its client secret (validation made sure it has one).
+fn on_behalf_of(
+    credential: &CredentialConfig,
+    http: Arc<dyn HttpClient>,
+) -> Result<OnBehalfOf, StartError> {
+    let CredentialConfig::ClientSecret {
+        tenant_id,
+        client_id,
+        client_secret,
+        client_secret_file,
+        authority_host,
+    } = credential
+    else {
+        return Err(ConfigError::Invalid {
+            key: "upstream.identities.on_behalf_of",
+            problem: "an on-behalf-of identity needs a client secret".into(),
+            fix: "give it credential.kind = \"client_secret\"".into(),
+        }
+        .into());
+    };
+    let secret = match (client_secret, client_secret_file) {
+        (Some(secret), _) => secret.clone(),
+        (None, Some(file)) => read_file("upstream.identities.credential.client_secret_file", file)?
+            .trim()
+            .to_owned(),
+        (None, None) => String::new(),
+    };
+    Ok(OnBehalfOf::new(
+        http,
+        authority_host,
+        tenant_id,
+        client_id,
+        secret,
+    ))
 }
 
 /// The account keys of `[upstream.storage.shared_keys]`, read and checked.

@@ -110,11 +110,13 @@ impl Gateway {
         )
         .await?;
         let shared_keys = credential::shared_keys(&config.upstream)?;
-        // Every elevate_to must name one of them, now and in each reload.
+        // Every elevate_to must name one the gateway holds, now and in each
+        // reload (an on-behalf-of identity is the caller: no elevation).
+        let keep_caller_token = identities.needs_caller_token();
         let policy = {
             let known = identities.clone();
             PolicyFile::load_checked(&config.policy.file, move |policy| {
-                policy.check_elevations(|name| known.contains(name))
+                policy.check_elevations(|name| known.is_gateway_held(name))
             })
             .map_err(StartError::Policy)?
         };
@@ -185,13 +187,15 @@ impl Gateway {
         let connect = ConnectLayer::new(connect_targets(&config, routes.clone()));
         let layers = Layers {
             recorder: config.audit.enabled.then(|| recorder.layer()),
-            identity: identity.proxy_authorization(match &config.forward_proxy {
-                proxy if !proxy.enabled => ProxyAuthorization::Off,
-                proxy if proxy.proxy_auth == crate::config::ProxyAuth::Required => {
-                    ProxyAuthorization::Required
-                }
-                _ => ProxyAuthorization::Optional,
-            }),
+            identity: identity
+                .proxy_authorization(match &config.forward_proxy {
+                    proxy if !proxy.enabled => ProxyAuthorization::Off,
+                    proxy if proxy.proxy_auth == crate::config::ProxyAuth::Required => {
+                        ProxyAuthorization::Required
+                    }
+                    _ => ProxyAuthorization::Optional,
+                })
+                .keep_caller_token(keep_caller_token),
             classify: classify::layer(&config, routes.clone()),
             policy: PolicyLayer::new(policy.clone()),
             approval: approvals.layer.clone(),

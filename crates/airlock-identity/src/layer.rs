@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) resources_by_host: Vec<(String, String)>,
     /// How a `CONNECT` is identified.
     pub(crate) proxy_authorization: ProxyAuthorization,
+    /// Whether the verified token goes on as a [`CallerToken`](airlock_core::CallerToken).
+    pub(crate) keep_caller_token: bool,
 }
 
 impl Shared {
@@ -73,6 +75,7 @@ impl IdentityLayer {
                 challenge: Vec::new(),
                 resources_by_host: Vec::new(),
                 proxy_authorization: ProxyAuthorization::Off,
+                keep_caller_token: false,
             }),
         }
     }
@@ -131,6 +134,16 @@ impl IdentityLayer {
     #[must_use]
     pub fn proxy_authorization(mut self, mode: ProxyAuthorization) -> Self {
         Arc::make_mut(&mut self.shared).proxy_authorization = mode;
+        self
+    }
+
+    /// Passes the verified token on as a [`CallerToken`](airlock_core::CallerToken)
+    /// in the request's extensions (its `Authorization` header is removed
+    /// all the same): for an upstream identity that acts on the caller's
+    /// behalf ([`TokenExchange`](airlock_core::TokenExchange)). Off by default.
+    #[must_use]
+    pub fn keep_caller_token(mut self, keep: bool) -> Self {
+        Arc::make_mut(&mut self.shared).keep_caller_token = keep;
         self
     }
 }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use airlock_core::{AirlockBody, AirlockError, AuditDraft, BoxError, BoxFuture, Principal};
+use airlock_core::{
+    AirlockBody, AirlockError, AuditDraft, BoxError, BoxFuture, CallerToken, Principal,
+};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, PROXY_AUTHORIZATION};
 use http::{Method, Request, Response};
@@ -53,24 +55,41 @@ where
         {
             return Box::pin(connect(inner, shared, request));
         }
+        let mut request = request;
         Box::pin(async move {
             let audience = shared.validator.audience().unwrap_or("this gateway");
             // Inside a tunnel opened with Proxy-Authorization, its token
             // identifies every request.
             let tunnel = request.extensions().get::<TunnelToken>().cloned();
+            // The caller's token, kept for an upstream identity that acts
+            // on the caller's behalf, and only then.
+            let keep = |token: &str| shared.keep_caller_token.then(|| CallerToken::new(token));
             let verified = match &tunnel {
-                Some(token) => shared.validator.validate(token.as_str()).await,
+                Some(token) => shared
+                    .validator
+                    .validate(token.as_str())
+                    .await
+                    .map(|principal| (principal, keep(token.as_str()))),
                 None => match bearer_token(
                     request.headers(),
                     shared.validator.max_token_bytes(),
                     audience,
                 ) {
-                    Ok(token) => shared.validator.validate(token).await,
+                    Ok(token) => shared
+                        .validator
+                        .validate(token)
+                        .await
+                        .map(|principal| (principal, keep(token))),
                     Err(error) => Err(error),
                 },
             };
             match verified {
-                Ok(principal) => admit(inner, request, principal).await,
+                Ok((principal, caller)) => {
+                    if let Some(caller) = caller {
+                        request.extensions_mut().insert(caller);
+                    }
+                    admit(inner, request, principal).await
+                }
                 Err(error) => {
                     let error = refusal(error, &shared, &request);
                     let error = if tunnel.is_some() {

@@ -381,7 +381,7 @@ impl Policy {
                     line: Some(rule.line),
                     rule: Some(rule.name.clone()),
                     problem: format!(
-                        "approval.elevate_to = '{identity}' is not an upstream identity; add an [[upstream.identities]] entry named '{identity}' to the gateway's configuration, or fix the name"
+                        "approval.elevate_to = '{identity}' is not an upstream identity the gateway holds a credential for; add an [[upstream.identities]] entry named '{identity}' (not on_behalf_of: that one acts as the caller) to the gateway's configuration, or fix the name"
                     ),
                 });
             }

@@ -146,6 +146,14 @@ pub struct IdentityConfig {
     /// secret is best given as `client_secret_file` or the variable
     /// `AIRLOCK_UPSTREAM_<NAME>_CLIENT_SECRET` (`<NAME>` upper-cased, `-` as `_`).
     pub credential: CredentialConfig,
+    /// Act as the caller: the principals it serves (people, and agents
+    /// acting for people) reach Azure with their own token, which this
+    /// identity's app registration (`credential.kind = "client_secret"`,
+    /// the gateway's app that callers get tokens for) exchanges through
+    /// Entra's on-behalf-of grant; Azure's RBAC applies their own roles and
+    /// the Activity Log names them. Never an `elevate_to` target.
+    #[serde(default)]
+    pub on_behalf_of: bool,
 }
 
 impl IdentityConfig {
@@ -996,6 +1004,9 @@ impl UpstreamConfig {
                     "give each identity its own name of letters, digits, '-' and '_'; rules name it in elevate_to, audit events record it",
                 ));
             }
+            if identity.on_behalf_of {
+                check_on_behalf_of(identity)?;
+            }
             if let Some(serves) = &identity.serves {
                 serves
                     .validate(&format!("upstream.identities.serves of '{name}'"))
@@ -1115,4 +1126,37 @@ fn default_connect_timeout() -> Duration {
 }
 fn default_read_timeout() -> Duration {
     Duration::from_secs(60)
+}
+
+/// An on-behalf-of identity exchanges with a client secret (the gateway's
+/// app registration, which callers' tokens are issued to) and serves only
+/// principals whose tokens are delegated: the grant refuses app-only tokens,
+/// so a selector that could choose one would send those callers nowhere.
+fn check_on_behalf_of(identity: &IdentityConfig) -> Result<(), InvalidConfig> {
+    let name = &identity.name;
+    if !matches!(identity.credential, CredentialConfig::ClientSecret { .. }) {
+        return Err(invalid(
+            "upstream.identities.on_behalf_of",
+            format!(
+                "identity '{name}' acts on the caller's behalf but its credential is not a client secret"
+            ),
+            "give it credential.kind = \"client_secret\" of the gateway's own app registration (the one agents get tokens for)",
+        ));
+    }
+    let delegated = ["user", "agent_for_user", "agent_user"];
+    let kinds = identity
+        .serves
+        .as_ref()
+        .map(|s| s.kinds.as_slice())
+        .unwrap_or_default();
+    if kinds.is_empty() || kinds.iter().any(|k| !delegated.contains(&k.as_str())) {
+        return Err(invalid(
+            "upstream.identities.serves",
+            format!(
+                "identity '{name}' acts on the caller's behalf, so it can serve only callers with delegated tokens"
+            ),
+            "add serves.kinds with only \"user\", \"agent_for_user\" and \"agent_user\" (applications, managed identities and agents alone have no user to act for)",
+        ));
+    }
+    Ok(())
 }

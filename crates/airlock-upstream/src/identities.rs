@@ -7,7 +7,10 @@
 
 use std::sync::Arc;
 
-use airlock_core::{AirlockError, Elevation, Principal, PrincipalSelector, TokenProvider};
+use airlock_core::{
+    AccessToken, AirlockError, CallerToken, Elevation, Principal, PrincipalSelector, TokenExchange,
+    TokenProvider,
+};
 
 /// The name of the identity `[upstream.credential]` configures.
 pub const DEFAULT_IDENTITY: &str = "default";
@@ -47,7 +50,16 @@ struct Named {
     name: String,
     /// `None`: serves no one by mapping (an elevation target only).
     serves: Option<PrincipalSelector>,
-    tokens: Arc<dyn TokenProvider>,
+    tokens: Tokens,
+}
+
+/// Where an identity's tokens come from.
+#[derive(Clone)]
+enum Tokens {
+    /// The gateway holds the credential.
+    Gateway(Arc<dyn TokenProvider>),
+    /// The caller's own token, exchanged (on-behalf-of).
+    Caller(Arc<dyn TokenExchange>),
 }
 
 /// The identity chosen for one request.
@@ -66,9 +78,39 @@ impl Selected<'_> {
     pub fn elevated(&self) -> bool {
         self.elevated
     }
-    /// Where its tokens come from.
-    pub fn tokens(&self) -> &Arc<dyn TokenProvider> {
-        &self.named.tokens
+    /// Whether it acts as the caller ([`UpstreamIdentities::with_on_behalf_of`]).
+    pub fn on_behalf_of(&self) -> bool {
+        matches!(self.named.tokens, Tokens::Caller(_))
+    }
+
+    /// A token for `audience`: the gateway's own, or the caller's (its
+    /// [`CallerToken`] in `extensions`, exchanged).
+    ///
+    /// # Errors
+    ///
+    /// A `502 AirlockUpstreamCredential` naming the identity and why: the
+    /// provider's or exchange's error, or no caller token to exchange (the
+    /// identity layer keeps it only when told to): nothing is sent then.
+    pub async fn token(
+        &self,
+        extensions: &http::Extensions,
+        audience: &str,
+    ) -> Result<AccessToken, AirlockError> {
+        let failed = |e: &dyn std::fmt::Display| {
+            AirlockError::UpstreamCredential(format!("upstream identity '{}': {e}", self.name()))
+        };
+        match &self.named.tokens {
+            Tokens::Gateway(tokens) => tokens.token(audience).await.map_err(|e| failed(&e)),
+            Tokens::Caller(exchange) => {
+                let caller = extensions.get::<CallerToken>().ok_or_else(|| {
+                    failed(&"it acts on the caller's behalf, but the request carries no caller token; keep it with IdentityLayer::keep_caller_token")
+                })?;
+                exchange
+                    .exchange(caller, audience)
+                    .await
+                    .map_err(|e| failed(&e))
+            }
+        }
     }
 }
 
@@ -79,7 +121,7 @@ impl UpstreamIdentities {
             named: Arc::new(vec![Named {
                 name: DEFAULT_IDENTITY.to_owned(),
                 serves: None,
-                tokens: default,
+                tokens: Tokens::Gateway(default),
             }]),
         }
     }
@@ -97,9 +139,44 @@ impl UpstreamIdentities {
         Arc::make_mut(&mut self.named).push(Named {
             name: name.into(),
             serves,
-            tokens,
+            tokens: Tokens::Gateway(tokens),
         });
         self
+    }
+
+    /// Adds identity `name` that acts as the caller: the principals `serves`
+    /// selects reach Azure with their own token, exchanged by `exchange`
+    /// (Entra's on-behalf-of grant), so that Azure applies their own roles.
+    /// Never an elevation target ([`is_gateway_held`](Self::is_gateway_held)).
+    #[must_use]
+    pub fn with_on_behalf_of(
+        mut self,
+        name: impl Into<String>,
+        exchange: Arc<dyn TokenExchange>,
+        serves: PrincipalSelector,
+    ) -> Self {
+        Arc::make_mut(&mut self.named).push(Named {
+            name: name.into(),
+            serves: Some(serves),
+            tokens: Tokens::Caller(exchange),
+        });
+        self
+    }
+
+    /// Whether an identity of this name exists and the gateway holds its
+    /// credential (what `elevate_to` may name).
+    pub fn is_gateway_held(&self, name: &str) -> bool {
+        self.named
+            .iter()
+            .any(|n| n.name == name && matches!(n.tokens, Tokens::Gateway(_)))
+    }
+
+    /// Whether some identity acts as the caller, so that the identity layer
+    /// must keep the caller's token.
+    pub fn needs_caller_token(&self) -> bool {
+        self.named
+            .iter()
+            .any(|n| matches!(n.tokens, Tokens::Caller(_)))
     }
 
     /// Whether an identity of this name exists (`default` always does).
@@ -242,5 +319,44 @@ mod tests {
         let error = identities().select(&extensions).err().unwrap();
         assert!(error.to_string().contains("'root'"), "{error}");
         assert!(error.to_string().contains("a-9"), "{error}");
+    }
+
+    /// Exchanges a caller token `c` for `c@audience`.
+    struct Echo;
+    impl TokenExchange for Echo {
+        fn exchange<'a>(
+            &'a self,
+            caller: &'a CallerToken,
+            audience: &'a str,
+        ) -> airlock_core::BoxFuture<'a, Result<AccessToken, airlock_core::TokenError>> {
+            let token = format!("{}@{audience}", caller.as_str());
+            Box::pin(async move { Ok(AccessToken::new(token, None)) })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_identity_acting_as_the_caller_exchanges_their_token_or_fails_closed() {
+        let people = PrincipalSelector {
+            kinds: vec!["user".into()],
+            ..Default::default()
+        };
+        let ids = identities().with_on_behalf_of("as-caller", Arc::new(Echo), people);
+        assert!(ids.needs_caller_token() && !identities().needs_caller_token());
+        assert!(ids.is_gateway_held("admin") && !ids.is_gateway_held("as-caller"));
+        let mut extensions = with_principal(Principal::builder("z", PrincipalKind::User).build());
+        let chosen = ids.select(&extensions).unwrap();
+        assert!(chosen.on_behalf_of());
+        let error = chosen
+            .token(&extensions, "https://management.azure.com")
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("no caller token"), "{error}");
+        extensions.insert(CallerToken::new("alice-token"));
+        let chosen = ids.select(&extensions).unwrap();
+        let token = chosen
+            .token(&extensions, "https://management.azure.com")
+            .await
+            .unwrap();
+        assert_eq!(token.secret(), "alice-token@https://management.azure.com");
     }
 }

@@ -234,15 +234,8 @@ impl Inner {
             None => {
                 let identity = self.identities.select(&parts.extensions)?;
                 let token = identity
-                    .tokens()
-                    .token(self.routes.audience(&endpoint))
-                    .await
-                    .map_err(|e| {
-                        AirlockError::UpstreamCredential(format!(
-                            "upstream identity '{}': {e}",
-                            identity.name()
-                        ))
-                    })?;
+                    .token(&parts.extensions, self.routes.audience(&endpoint))
+                    .await?;
                 let bearer =
                     HeaderValue::try_from(format!("Bearer {}", token.secret())).map_err(|_| {
                         AirlockError::UpstreamCredential(

@@ -216,8 +216,10 @@ async fn only_the_approved_request_runs_elevated() {
     assert_eq!(acted_as(&h, &Method::POST, "listKeys"), [READER_APP]);
     assert_eq!(acted_as(&h, &Method::GET, vm), [READER_APP]);
 
-    // The audit trail says which identity acted; one event, the approved
-    // delete (sent by the agent's poll), was elevated.
+    // The audit trail says which identity acted: the approved delete (sent
+    // by the agent's poll) and the polls following Azure's operation for it
+    // (the operation belongs to the identity that started it) ran elevated,
+    // for that approval only.
     let trail = h.audit_trail().await;
     let upstream: Vec<_> = trail
         .iter()
@@ -226,15 +228,12 @@ async fn only_the_approved_request_runs_elevated() {
         .collect();
     let (elevated, everyday): (Vec<&airlock_recorder::AuditEvent>, Vec<_>) =
         upstream.iter().copied().partition(|e| e.elevated);
-    assert_eq!(elevated.len(), 1, "{upstream:#?}");
-    assert_eq!(
-        elevated[0].upstream_identity.as_deref(),
-        Some("contributor")
-    );
-    assert_eq!(
-        elevated[0].approval_id.as_deref(),
-        Some(elevated_id.as_str())
-    );
+    assert!(!elevated.is_empty(), "{upstream:#?}");
+    for event in &elevated {
+        assert_eq!(event.upstream_identity.as_deref(), Some("contributor"));
+        assert_eq!(event.approval_id.as_deref(), Some(elevated_id.as_str()));
+        assert!(event.path.starts_with("/airlock/operations/"), "{event:#?}");
+    }
     assert!(
         everyday.len() >= 2
             && everyday
@@ -249,25 +248,229 @@ async fn only_the_approved_request_runs_elevated() {
 async fn an_elevation_to_an_identity_the_gateway_lacks_stops_the_start() {
     let sim = airlock_sim::SimAzure::builder().start().await.unwrap();
     let issuer = airlock_sim::DevIssuer::start(TENANT_ID).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("policy.toml"),
-        policy().replace("\"contributor\"", "\"owner\""),
-    )
-    .unwrap();
-    let text = airlock_demo::LocalConfig::new(&sim, &issuer, dir.path(), "static-token")
-        .extra_toml(identities(&issuer, dir.path()))
-        .render();
-    let config = airlock_gateway::Config::parse(&text, "airlock.toml", |_| None).unwrap();
-    let error = airlock_gateway::Gateway::start(config)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains("rule 'vm-deletes-run-as-contributor'")
-            && error.contains("elevate_to = 'owner' is not an upstream identity"),
-        "{error}"
-    );
+    // An identity that does not exist, and one that acts as the caller.
+    for target in ["owner", "as-caller"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("policy.toml"),
+            policy().replace("\"contributor\"", &format!("\"{target}\"")),
+        )
+        .unwrap();
+        let text = airlock_demo::LocalConfig::new(&sim, &issuer, dir.path(), "static-token")
+            .extra_toml(caller_identities(&issuer, dir.path()))
+            .render();
+        let config = airlock_gateway::Config::parse(&text, "airlock.toml", |_| None).unwrap();
+        let error = airlock_gateway::Gateway::start(config)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("rule 'vm-deletes-run-as-contributor'")
+                && error.contains(&format!(
+                    "elevate_to = '{target}' is not an upstream identity the gateway holds"
+                )),
+            "{error}"
+        );
+    }
     sim.shutdown().await;
     issuer.shutdown().await;
+}
+
+const GATEWAY_APP: &str = "airlock-gateway-app";
+const BOT_APP: &str = "7d1c0000-0000-0000-0000-0000000000c2";
+
+/// People and agents acting for people reach Azure as themselves (the
+/// gateway's app exchanges their token on their behalf); the contributor
+/// serves only elevations.
+fn caller_identities(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
+    let secret = "gateway-app-secret";
+    issuer.register_on_behalf_of_client(GATEWAY_APP, secret, "api://airlock");
+    let file = dir.join(GATEWAY_APP);
+    std::fs::write(&file, secret).unwrap();
+    format!(
+        r#"
+[[upstream.identities]]
+name = "as-caller"
+on_behalf_of = true
+serves = {{ kinds = ["user", "agent_for_user"] }}
+credential = {{ kind = "client_secret", tenant_id = "{TENANT_ID}", client_id = "{GATEWAY_APP}", client_secret_file = "{}", authority_host = "http://{}" }}
+
+[[upstream.identities]]
+name = "contributor"
+credential = {{ {} }}
+"#,
+        file.display(),
+        issuer.addr(),
+        signing_in_as(issuer, dir, CONTRIBUTOR_APP)
+    )
+}
+
+/// Whose token (`oid`, `azp`) Azure received with each request matching.
+fn callers(h: &Harness, method: &Method, path_part: &str) -> Vec<(String, String)> {
+    let verifier = h.issuer.verifier();
+    h.sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == *method && r.uri.path().to_ascii_lowercase().contains(path_part))
+        .map(|r| {
+            let bearer = r.headers["authorization"].to_str().unwrap();
+            let claims = verifier
+                .verify(
+                    bearer.strip_prefix("Bearer ").unwrap(),
+                    "https://management.azure.com",
+                )
+                .unwrap();
+            (
+                claims["oid"].as_str().unwrap().to_owned(),
+                claims["azp"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// An agent acting for Alice keeps Alice's own narrow Azure role (Reader on
+/// the group): it reads as Alice, Azure itself refuses its write with 403
+/// `AuthorizationFailed`, one approved delete runs elevated as the
+/// contributor, and its next write is refused by Azure again.
+#[tokio::test]
+async fn an_agent_for_a_user_keeps_the_users_own_azure_role_and_one_approval_elevates() {
+    let h = Harness::start_with(Options {
+        policy: Some(format!(
+            "{}\n[[rule]]\nname = \"storage-writes\"\neffect = \"allow\"\nactions = [\"Microsoft.Storage/storageAccounts/write\"]\n",
+            policy()
+        )),
+        credential: Some(default_identity),
+        upstream_identities: Some(caller_identities),
+        ..Options::default()
+    })
+    .await;
+    let alice = TokenSpec::approver();
+    h.sim
+        .assign_role(&alice.object_id, airlock_sim::Role::Reader, &rg_path());
+    let bot = h.client(Some(
+        &h.issuer
+            .mint(&TokenSpec::agent_for_user(alice.clone(), BOT_APP)),
+    ));
+
+    let read = bot
+        .get(&format!("{}?api-version=2021-04-01", rg_path()))
+        .await
+        .unwrap();
+    assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+    assert_eq!(
+        callers(&h, &Method::GET, "resourcegroups"),
+        [(alice.object_id.clone(), BOT_APP.to_owned())],
+        "Azure saw Alice, through her agent"
+    );
+    let account = format!(
+        "{}/providers/Microsoft.Storage/storageAccounts/botacct?api-version=2023-05-01",
+        rg_path()
+    );
+    let body = Bytes::from_static(
+        br#"{"location":"westeurope","sku":{"name":"Standard_LRS"},"kind":"StorageV2"}"#,
+    );
+    let write = bot
+        .send(Method::PUT, &account, &[], Some(body.clone()))
+        .await
+        .unwrap();
+    assert_eq!(write.status, StatusCode::FORBIDDEN, "{:?}", write.body);
+    assert_eq!(
+        write.json()["error"]["code"],
+        "AuthorizationFailed",
+        "Azure's own refusal"
+    );
+
+    // One delete, approved by someone else, runs as the contributor.
+    let vm = format!(
+        "{}/providers/Microsoft.Compute/virtualMachines/vm1?api-version=2024-07-01",
+        rg_path()
+    );
+    let deleting = {
+        let bot = bot.clone();
+        let vm = vm.clone();
+        tokio::spawn(async move {
+            bot.long_running(Method::DELETE, &vm, &[], None, Duration::from_secs(30))
+                .await
+        })
+    };
+    let approval = pending(&h).await;
+    let bob = h.admin(Some(&h.issuer.mint(
+        &TokenSpec::approver().object_id("00000000-0000-0000-0000-0000000000b9"),
+    )));
+    let approved = bob
+        .send(
+            Method::POST,
+            &format!(
+                "/api/approvals/{}/approve",
+                approval["id"].as_str().unwrap()
+            ),
+            &[],
+            Some(Bytes::from_static(br#"{"comment":"once"}"#)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+    let run = deleting.await.unwrap().unwrap();
+    assert!(run.succeeded(), "{:?}", run.error);
+    assert_eq!(
+        acted_as(&h, &Method::DELETE, "virtualMachines/vm1"),
+        [CONTRIBUTOR_APP]
+    );
+
+    // And then Azure refuses the agent's next write again.
+    let again = bot
+        .send(Method::PUT, &account, &[], Some(body))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.json()["error"]["code"],
+        "AuthorizationFailed",
+        "{:?}",
+        again.body
+    );
+    let trail = h.audit_trail().await;
+    assert!(
+        trail.iter().any(
+            |e| e.event.upstream_identity.as_deref() == Some("as-caller") && !e.event.elevated
+        ),
+        "recorded as the caller's own identity"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_on_behalf_of_identity_serves_only_delegated_callers_with_a_client_secret() {
+    use airlock_gateway::Config;
+    let base = "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"policy.toml\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n";
+    let with = |identity: &str| {
+        Config::parse(
+            &format!(
+                "{base}[[upstream.identities]]\nname = \"as-caller\"\non_behalf_of = true\n{identity}"
+            ),
+            "airlock.toml",
+            |_| None,
+        )
+    };
+    let secret = "credential = { kind = \"client_secret\", tenant_id = \"t1\", client_id = \"c1\", client_secret = \"s\" }\n";
+    assert!(
+        with(&format!(
+            "serves = {{ kinds = [\"user\", \"agent_for_user\"] }}\n{secret}"
+        ))
+        .is_ok()
+    );
+    for (identity, problem) in [
+        (
+            format!("serves = {{ kinds = [\"user\", \"managed_identity\"] }}\n{secret}"),
+            "only callers with delegated tokens",
+        ),
+        (secret.to_owned(), "only callers with delegated tokens"),
+        (
+            "serves = { kinds = [\"user\"] }\ncredential = { kind = \"static\", token = \"t\" }\n"
+                .to_owned(),
+            "not a client secret",
+        ),
+    ] {
+        let message = with(&identity).unwrap_err().to_string();
+        assert!(message.contains(problem), "{identity}: {message}");
+    }
 }
