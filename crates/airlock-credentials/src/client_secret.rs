@@ -81,12 +81,35 @@ impl ClientSecret {
         &self.token_url
     }
 
-    /// `text` with every copy of the secret cut out.
-    fn scrub(&self, text: &str) -> String {
-        if self.secret.is_empty() {
-            return text.to_owned();
-        }
-        text.replace(&self.secret, "<redacted>")
+    /// Its application (client) id.
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// POSTs `grant` (the grant's own fields) with this client's id and
+    /// secret to the token endpoint; the secret, and `also_hidden` when
+    /// given (a caller's token), are cut out of any message.
+    pub(crate) async fn request(
+        &self,
+        grant: &[(&str, &str)],
+        also_hidden: Option<(&str, &str)>,
+    ) -> Result<FetchedToken, SourceError> {
+        let mut form = vec![
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.secret.as_str()),
+        ];
+        form.extend_from_slice(grant);
+        let scrub = |text: &str| {
+            let mut text = text.to_owned();
+            if !self.secret.is_empty() {
+                text = text.replace(&self.secret, "<redacted>");
+            }
+            if let Some((hidden, shown)) = also_hidden {
+                text = text.replace(hidden, shown);
+            }
+            text
+        };
+        entra::request_token(&*self.http, &self.token_url, &form, scrub).await
     }
 }
 
@@ -98,13 +121,14 @@ impl TokenSource for ClientSecret {
     fn fetch<'a>(&'a self, audience: &'a str) -> BoxFuture<'a, Result<FetchedToken, SourceError>> {
         Box::pin(async move {
             let scope = entra::scope(audience);
-            let form = [
-                ("grant_type", "client_credentials"),
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", self.secret.as_str()),
-                ("scope", scope.as_str()),
-            ];
-            entra::request_token(&*self.http, &self.token_url, &form, |text| self.scrub(text)).await
+            self.request(
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("scope", scope.as_str()),
+                ],
+                None,
+            )
+            .await
         })
     }
 }

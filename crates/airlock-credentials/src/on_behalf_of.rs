@@ -4,14 +4,13 @@
 //! ARM or Key Vault).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use airlock_core::{AccessToken, BoxFuture, CallerToken, HttpClient, TokenError, TokenExchange};
 use sha2::{Digest, Sha256};
 
-use crate::{SourceError, entra};
+use crate::{ClientSecret, SourceError, entra};
 
 /// Tokens are not handed out closer than this to their expiry.
 const MARGIN: Duration = Duration::from_secs(60);
@@ -30,23 +29,12 @@ const MARGIN: Duration = Duration::from_secs(60);
 /// Neither the secret nor a caller's token ever appears in `Debug` output,
 /// logs or errors. Concurrent first requests with one token may each
 /// exchange it (Entra answers both).
+#[derive(Debug)]
 pub struct OnBehalfOf {
-    http: Arc<dyn HttpClient>,
-    token_url: String,
-    client_id: String,
-    secret: String,
+    /// The gateway's app registration, which callers' tokens are issued to.
+    client: ClientSecret,
     capacity: usize,
     cache: Mutex<HashMap<([u8; 32], String), AccessToken>>,
-}
-
-impl fmt::Debug for OnBehalfOf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OnBehalfOf")
-            .field("token_url", &self.token_url)
-            .field("client_id", &self.client_id)
-            .field("secret", &"<redacted>")
-            .finish_non_exhaustive()
-    }
 }
 
 impl OnBehalfOf {
@@ -60,10 +48,7 @@ impl OnBehalfOf {
         secret: impl Into<String>,
     ) -> Self {
         Self {
-            http,
-            token_url: entra::token_url(authority_host, tenant_id),
-            client_id: client_id.to_owned(),
-            secret: secret.into(),
+            client: ClientSecret::new(http, authority_host, tenant_id, client_id, secret),
             capacity: 10_000,
             cache: Mutex::default(),
         }
@@ -98,27 +83,21 @@ impl OnBehalfOf {
             return Ok(token.clone());
         }
         let scope = entra::scope(audience);
-        let form = [
+        let grant = [
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             ("requested_token_use", "on_behalf_of"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.secret.as_str()),
             ("assertion", caller_token),
             ("scope", scope.as_str()),
         ];
-        let scrub = |text: &str| {
-            let mut text = text.replace(caller_token, "<caller token>");
-            if !self.secret.is_empty() {
-                text = text.replace(&self.secret, "<redacted>");
-            }
-            text
-        };
-        let fetched = entra::request_token(&*self.http, &self.token_url, &form, scrub)
+        let fetched = self
+            .client
+            .request(&grant, Some((caller_token, "<caller token>")))
             .await
             .map_err(|e| SourceError {
                 message: format!(
                     "on-behalf-of exchange as client {}: {}",
-                    self.client_id, e.message
+                    self.client.client_id(),
+                    e.message
                 ),
                 transient: e.transient,
             })?;
