@@ -25,35 +25,46 @@ pub(crate) async fn identities(
 ) -> Result<UpstreamIdentities, StartError> {
     let mut identities = UpstreamIdentities::new(default);
     for identity in &config.identities {
-        if identity.on_behalf_of {
-            identities = identities.with_on_behalf_of(
-                &identity.name,
-                Arc::new(on_behalf_of(&identity.credential, http.clone())?),
-                identity.serves.clone().unwrap_or_default(),
-            );
-            continue;
-        }
-        let tokens = provider(
-            &identity.credential,
-            &config.arm_audience,
-            http.clone(),
-            metrics,
-        )
-        .await
-        .map_err(|error| match error {
-            StartError::Config(ConfigError::Invalid { key, problem, fix }) => {
-                StartError::Config(ConfigError::Invalid {
-                    key: "upstream.identities.credential",
-                    problem: format!(
-                        "identity '{}': {}: {problem}",
-                        identity.name,
-                        key.replacen("upstream.credential", "credential", 1)
-                    ),
-                    fix,
-                })
+        let serves = identity.serves.clone().unwrap_or_default();
+        let credential = match (&identity.credential, identity.forward_caller_token) {
+            (_, true) => {
+                identities = identities.with_caller_token(&identity.name, serves);
+                continue;
             }
-            other => other,
-        })?;
+            (Some(credential), _) if identity.on_behalf_of => {
+                identities = identities.with_on_behalf_of(
+                    &identity.name,
+                    Arc::new(on_behalf_of(credential, http.clone())?),
+                    serves,
+                );
+                continue;
+            }
+            (Some(credential), _) => credential,
+            (None, false) => {
+                return Err(ConfigError::Invalid {
+                    key: "upstream.identities.credential",
+                    problem: format!("identity '{}' has no credential", identity.name),
+                    fix: "add credential = { kind = … }".into(),
+                }
+                .into());
+            }
+        };
+        let tokens = provider(credential, &config.arm_audience, http.clone(), metrics)
+            .await
+            .map_err(|error| match error {
+                StartError::Config(ConfigError::Invalid { key, problem, fix }) => {
+                    StartError::Config(ConfigError::Invalid {
+                        key: "upstream.identities.credential",
+                        problem: format!(
+                            "identity '{}': {}: {problem}",
+                            identity.name,
+                            key.replacen("upstream.credential", "credential", 1)
+                        ),
+                        fix,
+                    })
+                }
+                other => other,
+            })?;
         identities = identities.with(&identity.name, tokens, identity.serves.clone());
     }
     Ok(identities)

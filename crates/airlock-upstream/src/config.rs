@@ -145,7 +145,9 @@ pub struct IdentityConfig {
     /// How it authenticates; every kind of `[upstream.credential]`. A
     /// secret is best given as `client_secret_file` or the variable
     /// `AIRLOCK_UPSTREAM_<NAME>_CLIENT_SECRET` (`<NAME>` upper-cased, `-` as `_`).
-    pub credential: CredentialConfig,
+    /// Required, except with `forward_caller_token`.
+    #[serde(default)]
+    pub credential: Option<CredentialConfig>,
     /// Act as the caller: the principals it serves (people, and agents
     /// acting for people) reach Azure with their own token, which this
     /// identity's app registration (`credential.kind = "client_secret"`,
@@ -154,6 +156,12 @@ pub struct IdentityConfig {
     /// the Activity Log names them. Never an `elevate_to` target.
     #[serde(default)]
     pub on_behalf_of: bool,
+    /// Act as the caller by forwarding their own token unchanged, after
+    /// every check: forward-proxy clients (`az`, the Azure SDKs) already get
+    /// tokens for Azure's audience. A token issued for another audience
+    /// than the destination's is refused, never forwarded. No credential.
+    #[serde(default)]
+    pub forward_caller_token: bool,
 }
 
 impl IdentityConfig {
@@ -572,7 +580,9 @@ impl UpstreamConfig {
                 identity.env_name("TOKEN"),
                 identity.env_name("CLIENT_SECRET"),
             );
-            identity.credential.apply_env(&env, &token, &secret);
+            if let Some(credential) = &mut identity.credential {
+                credential.apply_env(&env, &token, &secret);
+            }
         }
         for key in self.storage.shared_keys.values_mut() {
             if let Some(name) = &key.key_env {
@@ -616,8 +626,11 @@ impl UpstreamConfig {
             cloud.key_vault_audience,
         );
         retarget(&mut self.storage.blob_endpoint, public.blob, cloud.blob);
-        let credentials = std::iter::once(&mut self.credential)
-            .chain(self.identities.iter_mut().map(|i| &mut i.credential));
+        let credentials = std::iter::once(&mut self.credential).chain(
+            self.identities
+                .iter_mut()
+                .filter_map(|i| i.credential.as_mut()),
+        );
         for credential in credentials {
             match credential {
                 CredentialConfig::ClientSecret { authority_host, .. }
@@ -1004,9 +1017,7 @@ impl UpstreamConfig {
                     "give each identity its own name of letters, digits, '-' and '_'; rules name it in elevate_to, audit events record it",
                 ));
             }
-            if identity.on_behalf_of {
-                check_on_behalf_of(identity)?;
-            }
+            check_acting_as_caller(identity)?;
             if let Some(serves) = &identity.serves {
                 serves
                     .validate(&format!("upstream.identities.serves of '{name}'"))
@@ -1018,8 +1029,11 @@ impl UpstreamConfig {
                         )
                     })?;
             }
+            let Some(credential) = &identity.credential else {
+                continue;
+            };
             self.validate_credential(
-                &identity.credential,
+                credential,
                 &identity.env_name("TOKEN"),
                 &identity.env_name("CLIENT_SECRET"),
             )
@@ -1128,20 +1142,47 @@ fn default_read_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
-/// An on-behalf-of identity exchanges with a client secret (the gateway's
-/// app registration, which callers' tokens are issued to) and serves only
-/// principals whose tokens are delegated: the grant refuses app-only tokens,
-/// so a selector that could choose one would send those callers nowhere.
-fn check_on_behalf_of(identity: &IdentityConfig) -> Result<(), InvalidConfig> {
+/// An identity acting as the caller serves only principals whose tokens are
+/// delegated (the on-behalf-of grant refuses app-only tokens; forwarding is
+/// for people's tools), and needs a credential exactly when it exchanges:
+/// a client secret for on-behalf-of, none for forwarding; one that holds
+/// its own credential needs one.
+fn check_acting_as_caller(identity: &IdentityConfig) -> Result<(), InvalidConfig> {
     let name = &identity.name;
-    if !matches!(identity.credential, CredentialConfig::ClientSecret { .. }) {
-        return Err(invalid(
+    let credential_problem = match (
+        identity.on_behalf_of,
+        identity.forward_caller_token,
+        &identity.credential,
+    ) {
+        (true, true, _) => Some((
+            "upstream.identities.forward_caller_token",
+            format!(
+                "identity '{name}' both exchanges (on_behalf_of) and forwards the caller's token"
+            ),
+            "keep one of on_behalf_of and forward_caller_token",
+        )),
+        (true, false, Some(CredentialConfig::ClientSecret { .. })) | (false, true, None) => None,
+        (true, false, _) => Some((
             "upstream.identities.on_behalf_of",
             format!(
                 "identity '{name}' acts on the caller's behalf but its credential is not a client secret"
             ),
             "give it credential.kind = \"client_secret\" of the gateway's own app registration (the one agents get tokens for)",
-        ));
+        )),
+        (false, true, Some(_)) => Some((
+            "upstream.identities.credential",
+            format!("identity '{name}' forwards the caller's own token, so it takes no credential"),
+            "remove its credential",
+        )),
+        (false, false, None) => Some((
+            "upstream.identities.credential",
+            format!("identity '{name}' has no credential"),
+            "add credential = { kind = … } (as [upstream.credential] takes), or act as the caller with on_behalf_of or forward_caller_token",
+        )),
+        (false, false, Some(_)) => return Ok(()),
+    };
+    if let Some((key, problem, fix)) = credential_problem {
+        return Err(invalid(key, problem, fix));
     }
     let delegated = ["user", "agent_for_user", "agent_user"];
     let kinds = identity
@@ -1153,7 +1194,7 @@ fn check_on_behalf_of(identity: &IdentityConfig) -> Result<(), InvalidConfig> {
         return Err(invalid(
             "upstream.identities.serves",
             format!(
-                "identity '{name}' acts on the caller's behalf, so it can serve only callers with delegated tokens"
+                "identity '{name}' acts as the caller, so it can serve only callers with delegated tokens"
             ),
             "add serves.kinds with only \"user\", \"agent_for_user\" and \"agent_user\" (applications, managed identities and agents alone have no user to act for)",
         ));

@@ -60,6 +60,9 @@ enum Tokens {
     Gateway(Arc<dyn TokenProvider>),
     /// The caller's own token, exchanged (on-behalf-of).
     Caller(Arc<dyn TokenExchange>),
+    /// The caller's own token as it is: issued for the destination already
+    /// (forward-proxy clients ask Entra for Azure's audience themselves).
+    Forward,
 }
 
 /// The identity chosen for one request.
@@ -78,9 +81,10 @@ impl Selected<'_> {
     pub fn elevated(&self) -> bool {
         self.elevated
     }
-    /// Whether it acts as the caller ([`UpstreamIdentities::with_on_behalf_of`]).
+    /// Whether it acts as the caller ([`UpstreamIdentities::with_on_behalf_of`],
+    /// [`UpstreamIdentities::with_caller_token`]).
     pub fn on_behalf_of(&self) -> bool {
-        matches!(self.named.tokens, Tokens::Caller(_))
+        matches!(self.named.tokens, Tokens::Caller(_) | Tokens::Forward)
     }
 
     /// A token for `audience`: the gateway's own, or the caller's (its
@@ -102,13 +106,29 @@ impl Selected<'_> {
         match &self.named.tokens {
             Tokens::Gateway(tokens) => tokens.token(audience).await.map_err(|e| failed(&e)),
             Tokens::Caller(exchange) => {
-                let caller = extensions.get::<CallerToken>().ok_or_else(|| {
-                    failed(&"it acts on the caller's behalf, but the request carries no caller token; keep it with IdentityLayer::keep_caller_token")
-                })?;
+                let caller = caller_token(extensions).map_err(|e| failed(&e))?;
                 exchange
                     .exchange(caller, audience)
                     .await
                     .map_err(|e| failed(&e))
+            }
+            Tokens::Forward => {
+                let caller = caller_token(extensions).map_err(|e| failed(&e))?;
+                let issued_for = extensions
+                    .get::<Principal>()
+                    .and_then(|p| p.raw_claims().get("aud"))
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                if issued_for.trim_end_matches('/') != audience.trim_end_matches('/') {
+                    return Err(AirlockError::Forbidden {
+                        code: "AirlockCallerTokenAudience",
+                        message: format!(
+                            "upstream identity '{}' forwards the caller's own token, which was issued for '{issued_for}', not for '{audience}', where this request goes; through the gateway's forward proxy, get a token for {audience} (as az and the Azure SDKs do when they reach Azure's own host names)",
+                            self.name()
+                        ),
+                    });
+                }
+                Ok(AccessToken::new(caller.as_str(), None))
             }
         }
     }
@@ -163,6 +183,21 @@ impl UpstreamIdentities {
         self
     }
 
+    /// Adds identity `name` that forwards the caller's own token, unchanged,
+    /// for the principals `serves` selects: for forward-proxy clients whose
+    /// tokens are issued for Azure's audience already. A token issued for
+    /// any other audience than the request's destination is refused (403
+    /// `AirlockCallerTokenAudience`), never forwarded.
+    #[must_use]
+    pub fn with_caller_token(mut self, name: impl Into<String>, serves: PrincipalSelector) -> Self {
+        Arc::make_mut(&mut self.named).push(Named {
+            name: name.into(),
+            serves: Some(serves),
+            tokens: Tokens::Forward,
+        });
+        self
+    }
+
     /// Whether an identity of this name exists and the gateway holds its
     /// credential (what `elevate_to` may name).
     pub fn is_gateway_held(&self, name: &str) -> bool {
@@ -176,7 +211,7 @@ impl UpstreamIdentities {
     pub fn needs_caller_token(&self) -> bool {
         self.named
             .iter()
-            .any(|n| matches!(n.tokens, Tokens::Caller(_)))
+            .any(|n| matches!(n.tokens, Tokens::Caller(_) | Tokens::Forward))
     }
 
     /// Whether an identity of this name exists (`default` always does).
@@ -227,6 +262,13 @@ impl UpstreamIdentities {
             elevated: false,
         })
     }
+}
+
+/// The caller's token the identity layer kept, or why there is none.
+fn caller_token(extensions: &http::Extensions) -> Result<&CallerToken, &'static str> {
+    extensions.get::<CallerToken>().ok_or(
+        "it acts as the caller, but the request carries no caller token; keep it with IdentityLayer::keep_caller_token",
+    )
 }
 
 impl std::fmt::Debug for Named {
@@ -358,5 +400,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(token.secret(), "alice-token@https://management.azure.com");
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_caller_token_goes_only_where_it_was_issued_for() {
+        let people = PrincipalSelector {
+            kinds: vec!["user".into()],
+            ..Default::default()
+        };
+        let ids = identities().with_caller_token("as-caller", people);
+        assert!(ids.needs_caller_token() && !ids.is_gateway_held("as-caller"));
+        let for_arm = |aud: &str| {
+            let mut claims = serde_json::Map::new();
+            claims.insert("aud".into(), aud.into());
+            let mut extensions = with_principal(
+                Principal::builder("z", PrincipalKind::User)
+                    .raw_claims(claims)
+                    .build(),
+            );
+            extensions.insert(CallerToken::new("alice-arm-token"));
+            extensions
+        };
+        let arm = "https://management.azure.com";
+        let extensions = for_arm("https://management.azure.com/");
+        let token = ids
+            .select(&extensions)
+            .unwrap()
+            .token(&extensions, arm)
+            .await
+            .unwrap();
+        assert_eq!(token.secret(), "alice-arm-token");
+        let extensions = for_arm("api://airlock");
+        let refused = ids
+            .select(&extensions)
+            .unwrap()
+            .token(&extensions, arm)
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("issued for 'api://airlock', not for 'https://management.azure.com'"),
+            "{refused}"
+        );
     }
 }

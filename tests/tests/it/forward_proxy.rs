@@ -742,3 +742,96 @@ async fn the_azure_cli_works_unchanged_through_the_proxy() {
     }));
     h.shutdown().await;
 }
+
+/// `forward_caller_token`: through the forward proxy a person's tool (here
+/// curl with Alice's token for ARM) reaches Azure with Alice's own token,
+/// after every check, so Azure applies her own Reader role: her read goes
+/// through, Azure itself refuses her write. Her token for the gateway's
+/// audience, sent to the gateway's own address, is refused, never forwarded.
+#[tokio::test]
+async fn a_callers_own_azure_token_is_forwarded_only_where_it_was_issued_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start_with(Options {
+        extra_toml: format!(
+            "{}\n[[upstream.identities]]\nname = \"as-caller\"\nforward_caller_token = true\nserves = {{ kinds = [\"user\"] }}\n",
+            forward_proxy_toml(dir.path(), "127.0.0.1:9".parse().unwrap(), "")
+        ),
+        audiences: vec!["https://management.azure.com".into()],
+        policy: Some(format!(
+            "{POLICY}\n[[rule]]\nname = \"storage-writes\"\neffect = \"allow\"\nactions = [\"Microsoft.Storage/storageAccounts/write\"]\n"
+        )),
+        ..Options::default()
+    })
+    .await;
+    let p = Proxied {
+        h,
+        ca: dir.path().join("proxy-ca.pem"),
+        _dir: dir,
+    };
+    let alice = airlock_sim::TokenSpec::approver();
+    let rg = format!("/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/demo-rg");
+    p.h.sim
+        .assign_role(&alice.object_id, airlock_sim::Role::Reader, &rg);
+    let token =
+        p.h.issuer
+            .mint(&alice.clone().audience("https://management.azure.com"));
+    let authorization = format!("Authorization: Bearer {token}");
+
+    let (status, body) = p
+        .curl_with(
+            &["-H", &authorization],
+            &format!("https://management.azure.com{rg}?api-version=2021-04-01"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sent = p.h.sim.requests();
+    assert_eq!(
+        sent[0].headers["authorization"].to_str().unwrap(),
+        format!("Bearer {token}"),
+        "Azure got Alice's own token"
+    );
+    let (status, body) = p
+        .curl_with(
+            &[
+                "-H",
+                &authorization,
+                "-X",
+                "PUT",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                r#"{"location":"westeurope","sku":{"name":"Standard_LRS"},"kind":"StorageV2"}"#,
+            ],
+            &format!(
+                "https://management.azure.com{rg}/providers/Microsoft.Storage/storageAccounts/alicesacct?api-version=2023-05-01"
+            ),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("AuthorizationFailed"),
+        "Azure's own refusal: {body}"
+    );
+
+    // Her token for the gateway, at the gateway's own address: not forwarded.
+    let for_gateway = p.h.issuer.mint(&alice);
+    let direct =
+        p.h.client(Some(&for_gateway))
+            .get(&format!("{rg}?api-version=2021-04-01"))
+            .await
+            .unwrap();
+    let json = airlock_tests::assert_airlock_error(
+        &direct,
+        http::StatusCode::FORBIDDEN,
+        "AirlockCallerTokenAudience",
+    );
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("issued for 'api://airlock'"),
+        "{json}"
+    );
+    assert_eq!(p.h.sim.requests().len(), 2, "nothing else reached Azure");
+    p.h.shutdown().await;
+}

@@ -92,27 +92,9 @@ async fn harness() -> Harness {
 
 /// Whose token (its `azp`) Azure received with each request matching `method` and `path_part`.
 fn acted_as(h: &Harness, method: &Method, path_part: &str) -> Vec<String> {
-    let verifier = h.issuer.verifier();
-    h.sim
-        .requests()
-        .iter()
-        .filter(|r| {
-            r.method == *method
-                && r.uri
-                    .path()
-                    .to_ascii_lowercase()
-                    .contains(&path_part.to_ascii_lowercase())
-        })
-        .map(|r| {
-            let bearer = r.headers["authorization"].to_str().unwrap();
-            let claims = verifier
-                .verify(
-                    bearer.strip_prefix("Bearer ").unwrap(),
-                    "https://management.azure.com",
-                )
-                .unwrap();
-            claims["azp"].as_str().unwrap().to_owned()
-        })
+    callers(h, method, path_part)
+        .into_iter()
+        .map(|(_, azp)| azp)
         .collect()
 }
 
@@ -305,13 +287,15 @@ credential = {{ {} }}
     )
 }
 
-/// Whose token (`oid`, `azp`) Azure received with each request matching.
+/// Whose token (`oid`, `azp`) Azure received with each request matching
+/// `method` and `path_part` (any case).
 fn callers(h: &Harness, method: &Method, path_part: &str) -> Vec<(String, String)> {
     let verifier = h.issuer.verifier();
+    let part = path_part.to_ascii_lowercase();
     h.sim
         .requests()
         .iter()
-        .filter(|r| r.method == *method && r.uri.path().to_ascii_lowercase().contains(path_part))
+        .filter(|r| r.method == *method && r.uri.path().to_ascii_lowercase().contains(&part))
         .map(|r| {
             let bearer = r.headers["authorization"].to_str().unwrap();
             let claims = verifier
@@ -439,7 +423,7 @@ async fn an_agent_for_a_user_keeps_the_users_own_azure_role_and_one_approval_ele
 }
 
 #[tokio::test]
-async fn an_on_behalf_of_identity_serves_only_delegated_callers_with_a_client_secret() {
+async fn identities_acting_as_the_caller_serve_only_delegated_callers_with_the_right_credential() {
     use airlock_gateway::Config;
     let base = "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"policy.toml\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n";
     let with = |identity: &str| {
@@ -473,4 +457,67 @@ async fn an_on_behalf_of_identity_serves_only_delegated_callers_with_a_client_se
         let message = with(&identity).unwrap_err().to_string();
         assert!(message.contains(problem), "{identity}: {message}");
     }
+
+    // Forwarding the caller's own token: no credential, the forward proxy,
+    // an Azure audience accepted.
+    let forwarding = |identity: &str, rest: &str| {
+        Config::parse(
+            &format!(
+                "{}{rest}[[upstream.identities]]\nname = \"as-caller\"\n{identity}",
+                base.replace(
+                    "[\"api://airlock\"]",
+                    "[\"api://airlock\", \"https://management.azure.com\"]"
+                )
+            ),
+            "airlock.toml",
+            |_| None,
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["ca.pem", "ca-key.pem"] {
+        std::fs::write(dir.path().join(file), "").unwrap();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let key = dir.path().join("ca-key.pem");
+        std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let proxy = format!(
+        "[forward_proxy]\nenabled = true\nca_cert_file = \"{}\"\nca_key_file = \"{}\"\n",
+        dir.path().join("ca.pem").display(),
+        dir.path().join("ca-key.pem").display()
+    );
+    let proxy = proxy.as_str();
+    let user = "forward_caller_token = true\nserves = { kinds = [\"user\"] }\n";
+    for (identity, rest, problem) in [
+        (user.to_owned(), "", "the forward proxy is off"),
+        (
+            format!("{user}on_behalf_of = true\n{secret}"),
+            proxy,
+            "both exchanges",
+        ),
+        (format!("{user}{secret}"), proxy, "takes no credential"),
+        (
+            "serves = { kinds = [\"user\"] }\n".to_owned(),
+            proxy,
+            "has no credential",
+        ),
+        (
+            "forward_caller_token = true\nserves = { kinds = [\"application\"] }\n".to_owned(),
+            proxy,
+            "only callers with delegated tokens",
+        ),
+    ] {
+        let message = forwarding(&identity, rest).unwrap_err().to_string();
+        assert!(message.contains(problem), "{identity}: {message}");
+    }
+    let message = Config::parse(
+        &format!("{base}{proxy}[[upstream.identities]]\nname = \"as-caller\"\n{user}"),
+        "airlock.toml",
+        |_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(message.contains("accepts no Azure audience"), "{message}");
 }

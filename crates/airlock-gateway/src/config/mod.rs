@@ -314,6 +314,48 @@ fn invalid(key: &'static str, problem: impl Into<String>, fix: impl Into<String>
 }
 
 impl Config {
+    /// An identity that forwards callers' own tokens needs the forward
+    /// proxy (where clients reach Azure's own hosts with tokens for them)
+    /// and some Azure audience among `[identity].audiences`: otherwise every
+    /// token it could forward was issued for the gateway, not for Azure.
+    fn check_forwarded_caller_tokens(&self) -> Result<(), ConfigError> {
+        let Some(identity) = self
+            .upstream
+            .identities
+            .iter()
+            .find(|i| i.forward_caller_token)
+        else {
+            return Ok(());
+        };
+        let name = &identity.name;
+        if !self.forward_proxy.enabled {
+            return Err(invalid(
+                "upstream.identities.forward_caller_token",
+                format!(
+                    "identity '{name}' forwards callers' own tokens, but the forward proxy is off: clients addressing the gateway get tokens for the gateway, which Azure must never be sent"
+                ),
+                "enable [forward_proxy], or act as the caller with on_behalf_of instead",
+            ));
+        }
+        let azure = self.upstream.azure_audiences();
+        let accepted = |audience: &str| {
+            self.identity
+                .audiences
+                .iter()
+                .any(|a| a.trim_end_matches('/') == audience.trim_end_matches('/'))
+        };
+        if !azure.iter().any(|(_, audience)| accepted(audience)) {
+            return Err(invalid(
+                "upstream.identities.forward_caller_token",
+                format!(
+                    "identity '{name}' forwards callers' own tokens, but identity.audiences accepts no Azure audience, so no token it could forward was issued for Azure"
+                ),
+                "add the audiences forward-proxy clients ask for, e.g. \"https://management.azure.com\"",
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads, parses, applies environment overrides and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -374,6 +416,7 @@ impl Config {
         }
         self.upstream.validate()?;
         self.forward_proxy.validate()?;
+        self.check_forwarded_caller_tokens()?;
         for (key, value) in [
             ("limits.request_timeout", self.limits.request_timeout),
             (
