@@ -748,8 +748,11 @@ async fn the_azure_cli_works_unchanged_through_the_proxy() {
 /// after every check, so Azure applies her own Reader role: her read goes
 /// through, Azure itself refuses her write. Her token for the gateway's
 /// audience, sent to the gateway's own address, is refused, never forwarded.
-#[tokio::test]
-async fn a_callers_own_azure_token_is_forwarded_only_where_it_was_issued_for() {
+/// A forward proxy whose people (users) reach Azure with their own token
+/// (`forward_caller_token`), policy allowing reads and storage and group
+/// writes; Alice holds Reader on demo-rg in the simulated Azure. Also her
+/// token for Azure.
+async fn forwarding_callers() -> (Proxied, String) {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start_with(Options {
         extra_toml: format!(
@@ -757,24 +760,32 @@ async fn a_callers_own_azure_token_is_forwarded_only_where_it_was_issued_for() {
             forward_proxy_toml(dir.path(), "127.0.0.1:9".parse().unwrap(), "")
         ),
         audiences: vec!["https://management.azure.com".into()],
-        policy: Some(format!(
-            "{POLICY}\n[[rule]]\nname = \"storage-writes\"\neffect = \"allow\"\nactions = [\"Microsoft.Storage/storageAccounts/write\"]\n"
-        )),
+        policy: Some(
+            "[[rule]]\nname = \"reads\"\neffect = \"allow\"\nactions = [\"*/read\"]\n\n[[rule]]\nname = \"writes\"\neffect = \"allow\"\nactions = [\"Microsoft.Storage/storageAccounts/write\", \"Microsoft.Resources/subscriptions/resourceGroups/write\"]\n".into(),
+        ),
         ..Options::default()
     })
     .await;
+    let alice = airlock_sim::TokenSpec::approver();
+    let rg = format!("/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/demo-rg");
+    h.sim
+        .assign_role(&alice.object_id, airlock_sim::Role::Reader, &rg);
+    let token = h
+        .issuer
+        .mint(&alice.audience("https://management.azure.com"));
     let p = Proxied {
         h,
         ca: dir.path().join("proxy-ca.pem"),
         _dir: dir,
     };
+    (p, token)
+}
+
+#[tokio::test]
+async fn a_callers_own_azure_token_is_forwarded_only_where_it_was_issued_for() {
+    let (p, token) = forwarding_callers().await;
     let alice = airlock_sim::TokenSpec::approver();
     let rg = format!("/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/demo-rg");
-    p.h.sim
-        .assign_role(&alice.object_id, airlock_sim::Role::Reader, &rg);
-    let token =
-        p.h.issuer
-            .mint(&alice.clone().audience("https://management.azure.com"));
     let authorization = format!("Authorization: Bearer {token}");
 
     let (status, body) = p
@@ -833,5 +844,63 @@ async fn a_callers_own_azure_token_is_forwarded_only_where_it_was_issued_for() {
         "{json}"
     );
     assert_eq!(p.h.sim.requests().len(), 2, "nothing else reached Azure");
+    p.h.shutdown().await;
+}
+
+/// The Python Azure SDK with Alice's own token for Azure, through the proxy:
+/// it reads her resource group, and her write is refused by Azure itself
+/// (her Reader role), not by Airlock's policy, which allows it.
+#[tokio::test]
+async fn the_python_sdk_meets_the_callers_own_azure_role() {
+    let (p, token) = forwarding_callers().await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join("target/ci-cache/python/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `cargo xtask ci` (its test-tools step installs tests/python/requirements.txt)",
+        python.display()
+    );
+    let output = tokio::process::Command::new(&python)
+        .arg(root.join("tests/python/sdk_own_role.py"))
+        .env(
+            "HTTPS_PROXY",
+            format!("http://{}", p.h.gateway.local_addr()),
+        )
+        .env("REQUESTS_CA_BUNDLE", &p.ca)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env("AIRLOCK_AGENT_TOKEN", &token)
+        .env("AIRLOCK_SUBSCRIPTION", SUBSCRIPTION_ID)
+        .env("AIRLOCK_GROUP", "demo-rg")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["group"], "demo-rg", "{seen}");
+    assert_eq!(
+        seen["write"],
+        serde_json::json!({"status": 403, "code": "AuthorizationFailed"}),
+        "{seen}"
+    );
+    let trail = p.h.audit_trail().await;
+    let write = trail
+        .iter()
+        .map(|e| &e.event)
+        .find(|e| e.method == "PUT")
+        .expect("the write was recorded");
+    assert_eq!(
+        (
+            write.decision.as_deref(),
+            write.upstream_status,
+            write.upstream_identity.as_deref()
+        ),
+        (Some("allow"), Some(403), Some("as-caller")),
+        "policy allowed it; Azure refused it, to Alice herself"
+    );
     p.h.shutdown().await;
 }
