@@ -33,6 +33,12 @@ pub const GATEWAY_CLIENT_ID: &str = "airlock-demo-gateway";
 /// that its rule elevates (`elevate_to = "contributor"`).
 pub const CONTRIBUTOR_CLIENT_ID: &str = "airlock-demo-contributor";
 
+/// The release bot: an Entra Agent ID agent identity that acts for people
+/// (its tokens are Alice's, with the bot as actor).
+pub const RELEASE_BOT_APP: &str = "7d1c0000-0000-0000-0000-0000000000c2";
+/// The agent identity blueprint the release bot was made from.
+pub const RELEASE_BOT_BLUEPRINT: &str = "b1000000-0000-0000-0000-0000000000b1";
+
 /// The approver app registration people sign in to the approval page with.
 pub const SIGN_IN_CLIENT_ID: &str = "airlock-demo-approvers";
 /// How long the simulated Entra's tokens for the gateway live in the demo:
@@ -93,11 +99,27 @@ impl DemoEnvironment {
             (SIGN_IN_CLIENT_ID, "sign-in-secret"),
         ] {
             let secret = uuid::Uuid::new_v4().to_string();
-            issuer.register_client(client_id, &secret);
+            if client_id == GATEWAY_CLIENT_ID {
+                // People's and their agents' tokens are issued to it: it may
+                // trade them for their own tokens for Azure (on-behalf-of).
+                issuer.register_on_behalf_of_client(client_id, &secret, AUDIENCE);
+            } else {
+                issuer.register_client(client_id, &secret);
+            }
             std::fs::write(dir.path().join(file), &secret)
                 .context("writing the gateway's client secrets")?;
         }
         issuer.set_app_token_lifetime(GATEWAY_TOKEN_LIFETIME);
+        // Alice's own Azure role: Reader on the demo group, no more.
+        sim.assign_role(
+            &TokenSpec::approver().object_id,
+            airlock_sim::Role::Reader,
+            &format!(
+                "/subscriptions/{}/resourceGroups/{}",
+                airlock_sim::SUBSCRIPTION_ID,
+                airlock_sim::RESOURCE_GROUP
+            ),
+        );
         let proxy_ca_pem = write_proxy_ca(dir.path())?;
         let config_text = demo_config(&sim, &issuer, dir.path());
         std::fs::write(dir.path().join("airlock.toml"), &config_text)?;
@@ -139,6 +161,15 @@ impl DemoEnvironment {
     pub fn agent(&self) -> anyhow::Result<AgentClient> {
         Ok(AgentClient::new(self.gateway.url(), Some(&self.ca_pem))?
             .with_token(self.issuer.mint(&TokenSpec::agent())))
+    }
+
+    /// A client for the gateway as the release bot acting for Alice.
+    pub fn release_bot_for_alice(&self) -> anyhow::Result<AgentClient> {
+        let token = self.issuer.mint(
+            &TokenSpec::agent_for_user(TokenSpec::approver(), RELEASE_BOT_APP)
+                .blueprint(RELEASE_BOT_BLUEPRINT),
+        );
+        Ok(AgentClient::new(self.gateway.url(), Some(&self.ca_pem))?.with_token(token))
     }
 
     /// A client for the approval API, trusting the demo CA, carrying `token`.
@@ -191,11 +222,20 @@ fn demo_config(sim: &SimHandle, issuer: &IssuerHandle, dir: &std::path::Path) ->
 # this app registration, and only they.
 [[upstream.identities]]
 name = "contributor"
-credential = {{ kind = "client_secret", tenant_id = "{}", client_id = "{CONTRIBUTOR_CLIENT_ID}", client_secret_file = "{}", authority_host = "http://{}" }}
+credential = {{ kind = "client_secret", tenant_id = "{tenant}", client_id = "{CONTRIBUTOR_CLIENT_ID}", client_secret_file = "{}", authority_host = "http://{authority}" }}
+
+# Agents acting for people reach Azure as those people, with their own token
+# (the gateway's app trades it, on-behalf-of): Azure applies their own roles.
+[[upstream.identities]]
+name = "as-the-person"
+on_behalf_of = true
+serves = {{ kinds = ["agent_for_user"] }}
+credential = {{ kind = "client_secret", tenant_id = "{tenant}", client_id = "{GATEWAY_CLIENT_ID}", client_secret_file = "{}", authority_host = "http://{authority}" }}
 "#,
-        issuer.tenant_id(),
         dir.join("contributor-secret").display(),
-        issuer.addr()
+        dir.join("client-secret").display(),
+        tenant = issuer.tenant_id(),
+        authority = issuer.addr()
     );
     let forward_proxy = format!(
         r#"

@@ -191,7 +191,150 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
     forward_proxy_steps(env, &mut report).await?;
     credential_step(env, &agent, &mut report).await?;
     audit_step(env, &mut report).await?;
+    agent_for_person_steps(env, &mut report).await?;
     Ok(report)
+}
+
+/// The release bot, an Entra Agent ID agent acting for Alice, whose own
+/// Azure role is Reader on the demo group: it reads as Alice (her own token,
+/// traded on her behalf); its storage write waits for Alice to confirm it
+/// and then runs once, elevated; its next write Azure itself refuses.
+async fn agent_for_person_steps(env: &DemoEnvironment, report: &mut Report) -> anyhow::Result<()> {
+    let bot = env.release_bot_for_alice()?;
+    let rg = format!("/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}");
+    let verifier = env.issuer.verifier();
+    // Whose token Azure got (`oid`, `azp`) with each request whose path
+    // ends in `path_part`.
+    let seen = |method: Method, path_part: &str| -> Vec<(String, String)> {
+        env.sim
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == method
+                    && r.uri
+                        .path()
+                        .to_ascii_lowercase()
+                        .ends_with(&path_part.to_ascii_lowercase())
+            })
+            .filter_map(|r| {
+                let token = r.headers.get("authorization")?.to_str().ok()?;
+                let claims = verifier
+                    .verify(
+                        token.strip_prefix("Bearer ")?,
+                        "https://management.azure.com",
+                    )
+                    .ok()?;
+                Some((
+                    claims["oid"].as_str()?.to_owned(),
+                    claims["azp"].as_str()?.to_owned(),
+                ))
+            })
+            .collect()
+    };
+    let alice_id = TokenSpec::approver().object_id;
+
+    let read = bot.get(&format!("{rg}?api-version=2021-04-01")).await?;
+    let as_alice = seen(Method::GET, &format!("/resourceGroups/{RESOURCE_GROUP}"))
+        == [(alice_id.clone(), crate::RELEASE_BOT_APP.to_owned())];
+    report.step(
+        "release-bot (an Entra agent) acting for Alice: GET resource group demo-rg",
+        format!(
+            "{} — Azure got Alice's own token (traded on her behalf), the bot as its actor{}",
+            read.status.as_u16(),
+            if as_alice { "" } else { " — NOT as Alice" }
+        ),
+        read.status == StatusCode::OK && as_alice,
+    );
+
+    let path = format!("{rg}/providers/Microsoft.Storage/storageAccounts/alicelogs?{ARM_API}");
+    let sdk = bot.clone();
+    let create = tokio::spawn(async move {
+        sdk.long_running(
+            Method::PUT,
+            &path,
+            &[],
+            Some(Bytes::from_static(
+                br#"{"location":"westeurope","sku":{"name":"Standard_LRS"},"kind":"StorageV2"}"#,
+            )),
+            Duration::from_secs(60),
+        )
+        .await
+    });
+    let alice = env.approver()?;
+    let approval = wait_for_pending(&alice).await?;
+    let id = approval["id"].as_str().unwrap_or_default().to_owned();
+    let requester = &approval["requester"];
+    report.step(
+        "release-bot for Alice: PUT storage account alicelogs",
+        format!(
+            "202: waits for approval {id} (rule '{}'), which Alice herself may confirm; the approver sees agent {} (blueprint {}) acting for {}",
+            approval["rule"].as_str().unwrap_or("?"),
+            requester["agent"]["appId"].as_str().unwrap_or("?"),
+            requester["agent"]["blueprint"].as_str().unwrap_or("?"),
+            requester["displayName"].as_str().unwrap_or("?"),
+        ),
+        approval["approvers"]["actingUser"] == true
+            && requester["kind"] == "agent_for_user"
+            && approval["elevateTo"] == "contributor",
+    );
+    let confirmed = alice
+        .send(
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            &[],
+            Some(Bytes::from_static(
+                br#"{"comment":"yes, my release needs it"}"#,
+            )),
+        )
+        .await?;
+    let confirmed_json = confirmed.json();
+    report.step(
+        "Alice confirms what her agent asked for",
+        format!(
+            "{} state {}, recorded as her confirmation (not an approval)",
+            confirmed.status.as_u16(),
+            confirmed_json["state"]
+        ),
+        confirmed.status == StatusCode::OK
+            && confirmed_json["decisions"][0]["confirmation"] == true,
+    );
+    let created = create.await??;
+    let elevated = seen(Method::PUT, "/alicelogs")
+        .iter()
+        .map(|(_, azp)| azp.as_str())
+        .collect::<Vec<_>>()
+        == [crate::CONTRIBUTOR_CLIENT_ID];
+    report.step(
+        "the bot's write runs once, elevated",
+        format!(
+            "{}; Azure got the PUT once, as '{}'{}",
+            created.status,
+            crate::CONTRIBUTOR_CLIENT_ID,
+            if elevated { "" } else { " — NOT as expected" }
+        ),
+        created.succeeded() && elevated,
+    );
+
+    let again = bot
+        .send(
+            Method::PUT,
+            &format!("{rg}?api-version=2021-04-01"),
+            &[],
+            Some(Bytes::from_static(
+                br#"{"location":"westeurope","tags":{"release":"4.2"}}"#,
+            )),
+        )
+        .await?;
+    report.check(
+        "release-bot for Alice: PUT resource group demo-rg (tags; Airlock's policy allows it)",
+        &again,
+        StatusCode::FORBIDDEN,
+        format!(
+            "{} from Azure itself: Alice's own role is Reader",
+            again.json()["error"]["code"]
+        ),
+    );
+    Ok(())
 }
 
 /// The same gateway as a forward proxy (`HTTPS_PROXY`): the agent calls

@@ -148,7 +148,7 @@ fn policy_check_reports_rules_and_the_line_of_a_problem() {
     std::fs::write(&good, airlock_demo::DEMO_POLICY).unwrap();
     let output = airlock(&["policy", "check", good.to_str().unwrap()]);
     assert!(output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout).ends_with(": ok, 4 rules\n"));
+    assert!(String::from_utf8_lossy(&output.stdout).ends_with(": ok, 8 rules\n"));
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(
