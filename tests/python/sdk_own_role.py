@@ -1,8 +1,8 @@
-"""The Azure SDK for Python through Airlock's forward proxy, with a person's
+"""The Azure SDK for Python through Airlock's forward proxy, with a caller's
 own token for Azure (AIRLOCK_AGENT_TOKEN), which the gateway forwards as it
-is (`forward_caller_token`): Azure applies that person's own role. Reads
-resource group AIRLOCK_GROUP, then tries to write it. Prints one JSON
-object: what the SDK saw.
+is (`forward_caller_token`): Azure applies that caller's own role, an
+agent's or a person's. Reads resource group AIRLOCK_GROUP, then tries to
+write it. Prints one JSON object: what the SDK saw.
 """
 
 import json
@@ -16,7 +16,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 
 
 class OwnToken:
-    """A TokenCredential that returns the person's token for every scope."""
+    """A TokenCredential that returns the caller's token for every scope."""
 
     def __init__(self, token):
         self.token = token

@@ -1142,11 +1142,11 @@ fn default_read_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
-/// An identity acting as the caller serves only principals whose tokens are
-/// delegated (the on-behalf-of grant refuses app-only tokens; forwarding is
-/// for people's tools), and needs a credential exactly when it exchanges:
-/// a client secret for on-behalf-of, none for forwarding; one that holds
-/// its own credential needs one.
+/// An identity acting as the caller needs a credential exactly when it
+/// exchanges: a client secret for on-behalf-of, none for forwarding; one
+/// that holds its own credential needs one. On-behalf-of serves only
+/// principals whose tokens are delegated (the grant refuses app-only
+/// tokens); forwarding serves whom `serves` names.
 fn check_acting_as_caller(identity: &IdentityConfig) -> Result<(), InvalidConfig> {
     let name = &identity.name;
     let credential_problem = match (
@@ -1184,6 +1184,18 @@ fn check_acting_as_caller(identity: &IdentityConfig) -> Result<(), InvalidConfig
     if let Some((key, problem, fix)) = credential_problem {
         return Err(invalid(key, problem, fix));
     }
+    if identity.forward_caller_token {
+        // Any caller's own token for Azure may go on (an agent's or a
+        // managed identity's too); but it acts only for whom it serves.
+        if identity.serves.is_none() {
+            return Err(invalid(
+                "upstream.identities.serves",
+                format!("identity '{name}' forwards callers' own tokens but serves no one"),
+                "add serves (e.g. kinds = [\"agent\", \"user\"]): it is never an elevation target",
+            ));
+        }
+        return Ok(());
+    }
     let delegated = ["user", "agent_for_user", "agent_user"];
     let kinds = identity
         .serves
@@ -1194,9 +1206,9 @@ fn check_acting_as_caller(identity: &IdentityConfig) -> Result<(), InvalidConfig
         return Err(invalid(
             "upstream.identities.serves",
             format!(
-                "identity '{name}' acts as the caller, so it can serve only callers with delegated tokens"
+                "identity '{name}' acts on the caller's behalf (on-behalf-of), so it can serve only callers with delegated tokens"
             ),
-            "add serves.kinds with only \"user\", \"agent_for_user\" and \"agent_user\" (applications, managed identities and agents alone have no user to act for)",
+            "add serves.kinds with only \"user\", \"agent_for_user\" and \"agent_user\" (applications, managed identities and agents alone have no user to act for; forward_caller_token can forward their own tokens)",
         ));
     }
     Ok(())

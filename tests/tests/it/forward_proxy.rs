@@ -756,7 +756,7 @@ async fn forwarding_callers() -> (Proxied, String) {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start_with(Options {
         extra_toml: format!(
-            "{}\n[[upstream.identities]]\nname = \"as-caller\"\nforward_caller_token = true\nserves = {{ kinds = [\"user\"] }}\n",
+            "{}\n[[upstream.identities]]\nname = \"as-caller\"\nforward_caller_token = true\nserves = {{ kinds = [\"user\", \"agent\"] }}\n",
             forward_proxy_toml(dir.path(), "127.0.0.1:9".parse().unwrap(), "")
         ),
         audiences: vec!["https://management.azure.com".into()],
@@ -847,12 +847,26 @@ async fn a_callers_own_azure_token_is_forwarded_only_where_it_was_issued_for() {
     p.h.shutdown().await;
 }
 
-/// The Python Azure SDK with Alice's own token for Azure, through the proxy:
-/// it reads her resource group, and her write is refused by Azure itself
-/// (her Reader role), not by Airlock's policy, which allows it.
+/// The Python Azure SDK as an agent (an Entra Agent ID agent identity,
+/// acting alone) with its own token for Azure and its own narrow role,
+/// Reader on demo-rg, through the proxy: it reads the group, and its write
+/// is refused by Azure itself, not by Airlock's policy, which allows it.
 #[tokio::test]
-async fn the_python_sdk_meets_the_callers_own_azure_role() {
-    let (p, token) = forwarding_callers().await;
+async fn the_python_sdk_meets_the_agents_own_azure_role() {
+    let (p, _) = forwarding_callers().await;
+    let bot = airlock_sim::TokenSpec::agent_identity(
+        "release-bot",
+        "7d1c0000-0000-0000-0000-0000000000c3",
+        "7d1c0000-0000-0000-0000-0000000000c2",
+    );
+    p.h.sim.assign_role(
+        &bot.object_id,
+        airlock_sim::Role::Reader,
+        &format!("/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/demo-rg"),
+    );
+    let token =
+        p.h.issuer
+            .mint(&bot.audience("https://management.azure.com"));
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join("target/ci-cache/python/bin/python");
     assert!(
@@ -900,7 +914,7 @@ async fn the_python_sdk_meets_the_callers_own_azure_role() {
             write.upstream_identity.as_deref()
         ),
         (Some("allow"), Some(403), Some("as-caller")),
-        "policy allowed it; Azure refused it, to Alice herself"
+        "policy allowed it; Azure refused it, to the agent itself"
     );
     p.h.shutdown().await;
 }

@@ -504,9 +504,9 @@ async fn identities_acting_as_the_caller_serve_only_delegated_callers_with_the_r
             "has no credential",
         ),
         (
-            "forward_caller_token = true\nserves = { kinds = [\"application\"] }\n".to_owned(),
+            "forward_caller_token = true\n".to_owned(),
             proxy,
-            "only callers with delegated tokens",
+            "serves no one",
         ),
     ] {
         let message = forwarding(&identity, rest).unwrap_err().to_string();
