@@ -50,12 +50,13 @@ pub(crate) struct Layers {
 
 /// Stacks the layers in front of the upstream service:
 /// request id → trace → recorder → metrics → ARM-shaped errors → timeout (504) → request-body
-/// timeout (408) → identity (401; 407 on CONNECT) → CONNECT (forward proxy) → body limit (413) → approval polls
-/// (polls of `/airlock/operations/…`) → classify (400) → policy (403) →
+/// timeout (408) → identity (401; 407 on CONNECT) → CONNECT (forward proxy) → body limit → approval polls
+/// (polls of `/airlock/operations/…`) → classify (400, 413) → policy (403) →
 /// approval (held / 202) → masking (502) → upstream.
 pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let limits = &config.limits;
+    let body_limit = usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX);
     let core = ServiceBuilder::new()
         .layer(ArmErrorsLayer::new(
             limits.request_timeout,
@@ -74,14 +75,18 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
         // Proxy-Authorization (or passes it on unidentified): decided, and
         // recorded, here.
         .layer(layers.connect)
-        // After identity (which never reads the body), so a refused
-        // oversized body is recorded with the principal who sent it.
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
-        ))
+        // The body limit: classify refuses a body over it with an
+        // ARM-shaped 413 (a declared length before reading a byte), after
+        // identity, so the refusal is recorded with the principal who sent
+        // it. `Limited` bounds any other reader too. Not tower-http's
+        // `RequestBodyLimitLayer`: it wraps every response body in a type of
+        // its own, which hides a buffered answer from the recorder (that
+        // then holds back its end instead of its head: two writes, not one).
         // The poll layer may send a stored request inward: from here on,
-        // requests carry Airlock's body type (wrapping one is a no-op).
-        .map_request(|request: Request<_>| request.map(AirlockBody::new))
+        // requests carry Airlock's body type.
+        .map_request(move |request: Request<_>| {
+            request.map(|body| AirlockBody::new(http_body_util::Limited::new(body, body_limit)))
+        })
         .layer(layers.approval.poll_layer())
         .layer(layers.classify)
         .layer(layers.policy)

@@ -25,9 +25,12 @@ use crate::service::RecorderService;
 /// frame, or the end of the body) until the sink has acknowledged the
 /// append holding its event; if that append fails, the body ends with an
 /// error instead, so the client sees a broken response, never a complete
-/// one. A response without a body (`HEAD`, 1xx, 204, 304, an empty body) is
-/// held before its head is sent and becomes `503 AirlockAuditUnavailable` if
-/// its event cannot be stored.
+/// one. A response without a body (`HEAD`, 1xx, 204, 304, an empty body),
+/// or whose body is already whole in memory (a buffered
+/// [`AirlockBody`](airlock_core::AirlockBody): every answer the masking
+/// layer read, Airlock's own errors), is held before its head is sent and
+/// becomes `503 AirlockAuditUnavailable` if its event cannot be stored; its
+/// head and body then leave in one write.
 ///
 /// While the sink is failing (or the queue is full, or the recorder has shut
 /// down), new requests are refused with `503 AirlockAuditUnavailable`

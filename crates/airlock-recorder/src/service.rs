@@ -1,10 +1,13 @@
 //! [`RecorderService`]: the per-request work of the recorder layer.
 
+use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 
-use airlock_core::{AirlockBody, AuditDraft, BoxError, BoxFuture, ErrorContext, declared_length};
+use airlock_core::{
+    AirlockBody, AuditDraft, BoxError, BoxFuture, ErrorContext, declared_length, full,
+};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -90,11 +93,31 @@ where
                 }
                 return Ok(response.map(|body| AirlockBody::new(ResponseBody::recorded(body))));
             }
+            if let Some(bytes) = buffered(response.body()) {
+                // Already whole in memory (every answer the masking layer
+                // read, Airlock's own errors): stored before the head leaves,
+                // so head and body go out in one write, not two.
+                exchange.sent(bytes.len());
+                if let Some(stored) = exchange.finish(Outcome::Completed)
+                    && let Err(problem) = stored.await
+                {
+                    return Ok(refuse(problem, &context));
+                }
+                return Ok(Response::from_parts(response.into_parts().0, full(bytes)));
+            }
             let declared =
                 declared_length(response.headers()).or_else(|| response.body().size_hint().exact());
             Ok(response.map(|body| AirlockBody::new(ResponseBody::new(body, exchange, declared))))
         })
     }
+}
+
+/// The bytes of a body already whole in memory (a buffered [`AirlockBody`]).
+fn buffered<B: 'static>(body: &B) -> Option<Bytes> {
+    (body as &dyn Any)
+        .downcast_ref::<AirlockBody>()
+        .and_then(AirlockBody::buffered)
+        .cloned()
 }
 
 /// Statuses whose responses carry no body.

@@ -11,6 +11,7 @@ use airlock_core::full;
 use airlock_recorder::{Outcome, Recorder, RecorderConfig, RecorderError, RecorderStats, chain};
 use bytes::Bytes;
 use http::Response;
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -23,12 +24,13 @@ fn fail_open() -> RecorderConfig {
     }
 }
 
-/// An inner service that counts its calls and answers with `body`.
+/// An inner service that counts its calls and answers "served", streamed.
 fn counting(calls: &Arc<AtomicUsize>) -> impl Fn(InnerRequest) -> Ready + Clone + Send + 'static {
     let calls = Arc::clone(calls);
-    move |_| {
+    let served = streamed("served");
+    move |request| {
         calls.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(Ok(Response::new(full("served"))))
+        served(request)
     }
 }
 
@@ -364,6 +366,45 @@ async fn a_recorder_cannot_start_on_a_sink_that_cannot_say_where_its_chain_ends(
 }
 
 #[tokio::test]
+async fn a_buffered_answer_is_stored_before_its_head_leaves() {
+    let (sink, recorder) = start(RecorderConfig::default()).await;
+    sink.set_delay(Duration::from_millis(50));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let gateway = gateway(&recorder, move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok::<_, airlock_core::BoxError>(Response::new(full(
+            "whole",
+        ))))
+    });
+    // The head arrives only once the event is stored: the sink holds it
+    // before the body has been read at all.
+    let response = gateway.clone().oneshot(get("/whole")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(sink.len(), 1);
+    let event = &sink.events()[0].event;
+    assert_eq!((event.outcome, event.bytes_out), (Outcome::Completed, 5));
+    // Still in memory, whole: hyper writes head and body at once.
+    assert_eq!(response.body().size_hint().exact(), Some(5));
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "whole"
+    );
+
+    // A failing sink: the client gets a clean 503, never a broken 200.
+    sink.set_failing(true);
+    let response = gateway.clone().oneshot(get("/lost")).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.headers()["x-ms-error-code"],
+        "AirlockAuditUnavailable"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let stats = recorder.shutdown().await;
+    assert_eq!((stats.recorded, stats.dropped), (1, 1));
+}
+
+#[tokio::test]
 async fn a_panicking_sink_counts_as_a_failing_one() {
     struct Panicking;
     impl airlock_recorder::AuditSink for Panicking {
@@ -385,7 +426,7 @@ async fn a_panicking_sink_counts_as_a_failing_one() {
     let recorder = Recorder::start(Arc::new(Panicking), RecorderConfig::default())
         .await
         .unwrap();
-    let gateway = gateway(&recorder, ok("served"));
+    let gateway = gateway(&recorder, streamed("served"));
     let (_, body) = send(&gateway, get("/x")).await;
     assert!(body.is_err());
     let stats = recorder.shutdown().await;
@@ -397,11 +438,13 @@ async fn a_panicking_sink_counts_as_a_failing_one() {
 async fn a_client_gone_while_the_end_is_held_back_still_has_its_event_stored() {
     let (sink, recorder) = start(RecorderConfig::default()).await;
     sink.set_delay(Duration::from_millis(200));
-    let gateway = gateway(&recorder, ok("held"));
+    let gateway = gateway(&recorder, streamed("held"));
     let response = gateway.clone().oneshot(get("/held")).await.unwrap();
     let mut body = response.into_body();
-    // Ask for the (only, so last) frame once: the layer starts storing the
-    // event and holds the frame back.
+    let first = body.frame().await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "held");
+    // Ask for the end once: the layer starts storing the event and holds
+    // the end back.
     tokio::select! {
         biased;
         _ = body.frame() => panic!("the end is held back until the event is stored"),

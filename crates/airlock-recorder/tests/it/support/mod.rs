@@ -53,6 +53,18 @@ pub fn ok(body: &'static str) -> impl Fn(InnerRequest) -> Ready + Clone + Send +
     move |_| std::future::ready(Ok(Response::new(full(body))))
 }
 
+/// An inner service answering 200 with `body` streamed: one frame, not
+/// buffered, so the recorder holds back its end rather than its head.
+pub fn streamed(body: &'static str) -> impl Fn(InnerRequest) -> Ready + Clone + Send + 'static {
+    move |_| {
+        let (feeder, streamed) = fed();
+        feeder
+            .send(Ok(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        std::future::ready(Ok(Response::new(streamed)))
+    }
+}
+
 pub type Ready = std::future::Ready<Result<Response<AirlockBody>, BoxError>>;
 
 /// A GET of `path`.
