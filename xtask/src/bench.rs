@@ -1,8 +1,11 @@
 //! `cargo xtask bench`: one loopback run that puts the same load on
-//! (a) `airlock-sim` directly, (b) `bare-proxy` in front of it, and
-//! (c) the Airlock gateway in front of it, then prints a table and the
-//! gateway/bare ratios: the cost of the gateway over the least any proxy
-//! must do.
+//! (a) `airlock-sim` directly, (b) `bare-proxy` in front of it, (c) nginx
+//! `proxy_pass` in front of it, and (d) the Airlock gateway in front of it,
+//! in interleaved rounds, with the load generator and the servers pinned to
+//! separate CPUs; then prints a table and the ratios (the cost of the
+//! gateway over the least any proxy must do, and over nginx) and writes
+//! `BENCHMARKS.md`. `--quick` is CI's smoke test: every target starts and
+//! serves, nothing is timed.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -14,9 +17,10 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 use xshell::{Shell, cmd};
 
-use crate::duration;
-use crate::load::{Generator, GeneratorChoice, LoadResult, LoadSpec};
+use crate::load::{Generator, GeneratorChoice, LoadSpec};
 use crate::process::{Children, free_loopback_port};
+use crate::report::{self, Comparison, Measured, RunInfo};
+use crate::{apt, duration, project_root};
 
 /// The request every target is asked, the same for all three.
 pub(crate) const REQUEST_PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore?api-version=2023-05-01";
@@ -44,8 +48,82 @@ actions = ["Microsoft.Compute/virtualMachines/delete"]
 "#;
 
 /// Each target gets this much load first, unmeasured, so connection pools
-/// and caches are warm for all three alike.
+/// and caches are warm for all alike.
 const WARM_UP: Duration = Duration::from_secs(1);
+
+/// `--quick`: how long each target is loaded (and warmed up) in CI's smoke run.
+const QUICK: Duration = Duration::from_millis(500);
+
+/// The comparisons the report states, with the performance goals' least
+/// throughput ratios.
+const COMPARISONS: &[Comparison] = &[
+    Comparison {
+        numerator: Target::Nginx.label(),
+        denominator: Target::Bare.label(),
+        label: "nginx / bare",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::Gateway.label(),
+        denominator: Target::Bare.label(),
+        label: "gateway / bare",
+        goal: Some(0.8),
+    },
+    Comparison {
+        numerator: Target::Gateway.label(),
+        denominator: Target::Nginx.label(),
+        label: "gateway / nginx",
+        goal: Some(1.0),
+    },
+    Comparison {
+        numerator: Target::GatewayUnrecorded.label(),
+        denominator: Target::Bare.label(),
+        label: "no recording / bare",
+        goal: Some(0.9),
+    },
+    Comparison {
+        numerator: Target::Gateway.label(),
+        denominator: Target::GatewayUnrecorded.label(),
+        label: "recording on / off",
+        goal: Some(0.85),
+    },
+    Comparison {
+        numerator: Target::GatewayTunnel.label(),
+        denominator: Target::GatewayTls.label(),
+        label: "tunnel / base URL, TLS",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::GatewayPg.label(),
+        denominator: Target::Gateway.label(),
+        label: "PostgreSQL / SQLite",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::GatewayPgPair.label(),
+        denominator: Target::GatewayPg.label(),
+        label: "2 replicas / 1",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::Baseline.label(),
+        denominator: Target::Bare.label(),
+        label: "baseline / bare",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::Gateway.label(),
+        denominator: Target::Baseline.label(),
+        label: "gateway / baseline",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::GatewayUnrecorded.label(),
+        denominator: Target::Baseline.label(),
+        label: "no recording / baseline",
+        goal: None,
+    },
+];
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -60,9 +138,25 @@ pub(crate) struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "sim,bare,gateway,gateway-unrecorded,gateway-tls,gateway-tunnel"
+        default_value = "sim,bare,nginx,gateway,gateway-unrecorded,gateway-tls,gateway-tunnel"
     )]
     targets: Vec<Target>,
+    /// Interleaved rounds: every target once per round, so drift between
+    /// targets shows as spread instead of as a difference.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// Let the load generator and the servers share every CPU (by default
+    /// the generator runs on CPU 0 and the servers on the others).
+    #[arg(long)]
+    no_pin: bool,
+    /// CI's smoke test: dev-profile binaries, one short round per target,
+    /// each must serve without errors; nothing is timed or written.
+    #[arg(long)]
+    quick: bool,
+    /// Where the report goes (its chart in `docs/bench/` beside it); not
+    /// written by `--quick` runs.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    report: PathBuf,
     /// Use the release binaries already in the target directory instead of
     /// building them first.
     #[arg(long)]
@@ -87,6 +181,8 @@ enum Target {
     Sim,
     /// `bare-proxy` in front of the sim: the least any proxy must do.
     Bare,
+    /// nginx `proxy_pass` in front of the sim, keep-alive to the upstream.
+    Nginx,
     /// The Airlock gateway in front of the sim, recording every request
     /// (SQLite, fail-closed: no response finishes before its event is stored).
     Gateway,
@@ -111,10 +207,11 @@ enum Target {
 }
 
 impl Target {
-    fn label(self) -> &'static str {
+    const fn label(self) -> &'static str {
         match self {
             Target::Sim => "airlock-sim (direct)",
             Target::Bare => "bare-proxy",
+            Target::Nginx => "nginx proxy_pass",
             Target::Gateway => "airlock gateway",
             Target::GatewayUnrecorded => "gateway, no recording",
             Target::GatewayTls => "gateway, base URL, TLS",
@@ -122,6 +219,34 @@ impl Target {
             Target::GatewayPg => "gateway, PostgreSQL",
             Target::GatewayPgPair => "2 replicas, PostgreSQL",
             Target::Baseline => "baseline gateway",
+        }
+    }
+
+    /// What the target is, for the report.
+    fn about(self) -> &'static str {
+        match self {
+            Target::Sim => "the simulated Azure answering directly: the upstream's own cost",
+            Target::Bare => {
+                "a hyper-util pass-through proxy (`xtask/bench/src/bin/bare-proxy.rs`) that swaps the credential: the least any proxy must do"
+            }
+            Target::Nginx => {
+                "nginx `proxy_pass` with keep-alive to the upstream, one process (`master_process off`), access log off, swapping the `Authorization` header"
+            }
+            Target::Gateway => {
+                "`airlock serve` as shipped: identity (cached token), classification, policy, masking (the answer is JSON), URL rewriting, recording on SQLite, fail-closed (no response completes before its event is stored)"
+            }
+            Target::GatewayUnrecorded => "the same gateway with `[audit] enabled = false`",
+            Target::GatewayTls => "the gateway, recording, behind its TLS listener (HTTPS load)",
+            Target::GatewayTunnel => {
+                "the gateway, recording, as a forward proxy: one `CONNECT` tunnel per connection, HTTPS inside"
+            }
+            Target::GatewayPg => "the gateway, recording on PostgreSQL",
+            Target::GatewayPgPair => {
+                "two gateway replicas on one PostgreSQL, half the connections each"
+            }
+            Target::Baseline => {
+                "another `airlock` binary (`--baseline`), configured like `gateway`"
+            }
         }
     }
 }
@@ -144,27 +269,73 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     {
         packages.extend(["-p", "airlock-cli"]);
     }
-    if args.no_build {
-        println!("--no-build: using the release binaries already built");
+    // The smoke run uses the dev profile, which the tests have built already.
+    let (profile, release): (&str, &[&str]) = if args.quick {
+        ("debug", &[])
     } else {
-        cmd!(sh, "cargo build --release --locked {packages...} --bins")
+        ("release", &["--release"])
+    };
+    if args.no_build {
+        println!("--no-build: using the {profile} binaries already built");
+    } else {
+        cmd!(sh, "cargo build {release...} --locked {packages...} --bins")
             .run()
-            .context("building the release binaries failed")?;
+            .with_context(|| format!("building the {profile} binaries failed"))?;
     }
-    let bin_dir = target_dir(sh)?.join("release");
+    let bin_dir = target_dir(sh)?.join(profile);
+    let nginx = if targets.contains(&Target::Nginx) {
+        if apt::find_program("nginx").is_none() {
+            apt::install(sh, &["nginx"])?;
+        }
+        Some(apt::find_program("nginx").ok_or_else(|| anyhow!("nginx is not installed"))?)
+    } else {
+        None
+    };
+
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let (generator_cpus, server_cpus) = if args.no_pin || cpus < 2 {
+        (None, None)
+    } else {
+        anyhow::ensure!(
+            apt::find_program("taskset").is_some(),
+            "taskset (util-linux) is not installed: install it, or pass --no-pin"
+        );
+        let servers = if cpus == 2 {
+            String::from("1")
+        } else {
+            format!("1-{}", cpus - 1)
+        };
+        (Some(String::from("0")), Some(servers))
+    };
+    let pinning = match (&generator_cpus, &server_cpus) {
+        (Some(generator), Some(servers)) => format!(
+            "load generator on CPU {generator} (one wrk thread), every server on CPU {servers} (`taskset -c`)"
+        ),
+        _ => format!("none: the load generator and the servers share {cpus} CPUs"),
+    };
+    let (warm_up, duration, rounds) = if args.quick {
+        (QUICK, QUICK, 1)
+    } else {
+        (WARM_UP, args.duration, args.rounds)
+    };
 
     let generator = Generator::choose(args.generator, &bin_dir)?;
     // HTTPS and CONNECT: only the in-repo generator speaks both alike.
     let loadgen = Generator::choose(GeneratorChoice::Loadgen, &bin_dir)?;
     println!("load generator: {}", generator.describe());
-    println!(
-        "load: {} connections for {:?} per target (after a {:?} warm-up), GET {REQUEST_PATH}",
-        args.connections, args.duration, WARM_UP
+    println!("pinning: {pinning}");
+    let load = format!(
+        "`GET {REQUEST_PATH}` with a real token from the development issuer, {} keep-alive connections, {rounds} interleaved round(s) of {} per target after a {} warm-up, plain HTTP on loopback unless the target says otherwise",
+        args.connections,
+        duration::describe(duration),
+        duration::describe(warm_up)
     );
+    println!("load: {load}");
 
     // Declared before `children` so it is removed after they are killed.
     let work_dir = sh.create_temp_dir()?;
     let mut children = Children::default();
+    children.cpus = server_cpus;
 
     let (sim_url, issuer) = start_sim(&mut children, &bin_dir, work_dir.path())?;
     let postgres = if targets
@@ -217,6 +388,17 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
             Target::Sim => LoadSpec::new(&sim_url, format!("Bearer {UPSTREAM_TOKEN}")),
             Target::Bare => LoadSpec::new(
                 &start_bare_proxy(&mut children, &bin_dir, work_dir.path(), &sim_url)?,
+                client_authorization.clone(),
+            ),
+            Target::Nginx => LoadSpec::new(
+                &start_nginx(
+                    &mut children,
+                    nginx
+                        .as_deref()
+                        .ok_or_else(|| anyhow!("nginx was not found"))?,
+                    &work_dir.path().join("nginx"),
+                    &sim_url,
+                )?,
                 client_authorization.clone(),
             ),
             Target::Gateway => LoadSpec::new(
@@ -282,36 +464,108 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
         endpoints.push((target, spec));
     }
 
-    let mut results = Vec::new();
-    let mut tunnel = None;
-    for (target, mut spec) in endpoints {
-        let generator = if spec.ca.is_some() {
+    let pick = |spec: &LoadSpec| {
+        if spec.ca.is_some() {
             &loadgen
         } else {
             &generator
-        };
+        }
+    };
+    let mut measured: Vec<Measured> = endpoints
+        .iter()
+        .map(|(target, _)| Measured {
+            label: target.label(),
+            about: target.about(),
+            rounds: Vec::new(),
+        })
+        .collect();
+    for (target, spec) in &mut endpoints {
         spec.connections = args.connections;
-        spec.duration = WARM_UP;
-        println!("loading {} ...", target.label());
-        generator
-            .run_split(&spec)
+        spec.cpus.clone_from(&generator_cpus);
+        spec.duration = warm_up;
+        println!("warming up {} ...", target.label());
+        pick(spec)
+            .run_split(spec)
             .with_context(|| format!("warm-up of {} failed", target.label()))?;
-        spec.duration = args.duration;
-        let result = generator
-            .run_split(&spec)
-            .with_context(|| format!("load on {} failed", target.label()))?;
-        children.check_all_running()?;
-        results.push((target, result));
-        if target == Target::GatewayTunnel {
-            tunnel = Some(spec);
+    }
+    for round in 1..=rounds {
+        for ((target, spec), measured) in endpoints.iter_mut().zip(&mut measured) {
+            spec.duration = duration;
+            println!("round {round}/{rounds}: loading {} ...", target.label());
+            let result = pick(spec)
+                .run_split(spec)
+                .with_context(|| format!("load on {} failed", target.label()))?;
+            children.check_all_running()?;
+            if args.quick {
+                anyhow::ensure!(
+                    result.requests > 0 && result.errors == 0,
+                    "{} did not serve: {} requests, {} errors",
+                    target.label(),
+                    result.requests,
+                    result.errors
+                );
+            }
+            measured.rounds.push(result);
         }
     }
 
-    print_report(&results, args.baseline_unrecorded);
-    if let Some(tunnel) = tunnel {
-        mint_probe(&loadgen, &tunnel)?;
+    // The smoke run's numbers mean nothing: no ratios, no goals.
+    report::print(&measured, if args.quick { &[] } else { COMPARISONS });
+    if args.quick {
+        println!("--quick: every target started and served; nothing timed, no report written");
+        return Ok(());
     }
-    Ok(())
+    if let Some((_, tunnel)) = endpoints
+        .iter()
+        .find(|(target, _)| *target == Target::GatewayTunnel)
+    {
+        mint_probe(&loadgen, tunnel)?;
+    }
+    let info = RunInfo {
+        command: format!(
+            "cargo xtask {}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        ),
+        date: cmd!(sh, "date -u +%Y-%m-%d").quiet().read()?,
+        machine: machine(),
+        generator: format!(
+            "{} (HTTPS and CONNECT targets: the in-repo loadgen)",
+            generator.describe()
+        ),
+        pinning,
+        load,
+    };
+    let report = project_root().join(&args.report);
+    report::write(&report, &info, &measured, COMPARISONS)
+}
+
+/// The CPU model, CPU count, memory and kernel, read from `/proc`.
+fn machine() -> String {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| String::from("unknown CPU"));
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let memory_gib = read("/proc/meminfo")
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or_else(String::new, |kib| {
+            format!(", {:.0} GiB memory", kib / 1_048_576.0)
+        });
+    format!(
+        "{model}, {cpus} CPUs{memory_gib}, Linux {}",
+        read("/proc/sys/kernel/osrelease").trim()
+    )
 }
 
 /// How much a new host costs a forward proxy: one request at a time, each
@@ -436,6 +690,67 @@ fn start_bare_proxy(
         "listening on",
     )?;
     url_in_line(&line)
+}
+
+/// Starts nginx (`proxy_pass`, keep-alive to the sim) in `work_dir`;
+/// returns its base URL. One process (`master_process off`), so killing it
+/// leaves no worker behind; with one worker, as fast as a master and one
+/// worker.
+fn start_nginx(
+    children: &mut Children,
+    nginx: &Path,
+    work_dir: &Path,
+    sim_url: &str,
+) -> anyhow::Result<String> {
+    std::fs::create_dir_all(work_dir)
+        .with_context(|| format!("cannot create {}", work_dir.display()))?;
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_loopback_port()?));
+    let upstream = sim_url.trim_start_matches("http://");
+    let temp = work_dir.display();
+    let config = format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {temp}/nginx.pid;
+error_log {temp}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    upstream sim {{
+        server {upstream};
+        keepalive 128;
+    }}
+    server {{
+        listen {address};
+        location / {{
+            proxy_pass http://sim;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Authorization "Bearer {UPSTREAM_TOKEN}";
+        }}
+    }}
+}}
+"#
+    );
+    let config_path = work_dir.join("nginx.conf");
+    std::fs::write(&config_path, config)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    let log = work_dir.join("nginx.log");
+    let mut command = Command::new(nginx);
+    command
+        .arg("-p")
+        .arg(work_dir)
+        .arg("-c")
+        .arg(&config_path)
+        .args(["-e", "stderr"]);
+    children.spawn_logged("nginx", command, &log)?;
+    children.wait_for_http_ok("nginx", address, REQUEST_PATH, &log)?;
+    Ok(format!("http://{address}"))
 }
 
 /// How a bench gateway listens.
@@ -632,81 +947,6 @@ fn target_dir(sh: &Shell) -> anyhow::Result<PathBuf> {
         .and_then(Value::as_str)
         .map(PathBuf::from)
         .ok_or_else(|| anyhow!("`cargo metadata` names no target_directory"))
-}
-
-fn print_report(results: &[(Target, LoadResult)], baseline_unrecorded: bool) {
-    println!();
-    println!(
-        "{:<22} {:>12} {:>10} {:>10} {:>8}",
-        "target", "requests/s", "p50 ms", "p99 ms", "errors"
-    );
-    for (target, result) in results {
-        println!(
-            "{:<22} {:>12.0} {:>10.3} {:>10.3} {:>8}",
-            target.label(),
-            result.requests_per_second,
-            result.p50_ms,
-            result.p99_ms,
-            result.errors
-        );
-    }
-    for (target, result) in results {
-        if result.errors > 0 {
-            println!(
-                "warning: {} had {} errors in {} requests (non-2xx or failed): its numbers are not all the success path",
-                target.label(),
-                result.errors,
-                result.requests
-            );
-        }
-    }
-
-    let find = |wanted: Target| {
-        results
-            .iter()
-            .find(|(target, _)| *target == wanted)
-            .map(|(_, result)| result)
-    };
-    println!();
-    for (numerator, denominator, label) in [
-        (Target::Gateway, Target::Bare, "gateway / bare"),
-        (
-            Target::GatewayUnrecorded,
-            Target::Bare,
-            "no recording / bare",
-        ),
-        (
-            Target::Gateway,
-            Target::GatewayUnrecorded,
-            "recording on / off",
-        ),
-        (
-            Target::GatewayTunnel,
-            Target::GatewayTls,
-            "tunnel / base URL, TLS",
-        ),
-        (Target::GatewayPg, Target::Gateway, "PostgreSQL / SQLite"),
-        (Target::GatewayPgPair, Target::GatewayPg, "2 replicas / 1"),
-        (Target::Baseline, Target::Bare, "baseline / bare"),
-        if baseline_unrecorded {
-            (
-                Target::GatewayUnrecorded,
-                Target::Baseline,
-                "gateway / baseline",
-            )
-        } else {
-            (Target::Gateway, Target::Baseline, "gateway / baseline")
-        },
-    ] {
-        if let (Some(a), Some(b)) = (find(numerator), find(denominator)) {
-            println!(
-                "{label:<24} throughput {}, p50 {}, p99 {}",
-                ratio(a.requests_per_second, b.requests_per_second),
-                ratio(a.p50_ms, b.p50_ms),
-                ratio(a.p99_ms, b.p99_ms)
-            );
-        }
-    }
 }
 
 fn ratio(numerator: f64, denominator: f64) -> String {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use xshell::{Shell, cmd};
 
-use crate::{format_elapsed, project_root};
+use crate::{apt, format_elapsed, project_root};
 
 /// One CI step: a name for messages and the work it does.
 struct Step {
@@ -39,6 +39,10 @@ const STEPS: &[Step] = &[
     Step {
         name: "examples",
         run: examples,
+    },
+    Step {
+        name: "bench smoke",
+        run: bench_smoke,
     },
     Step {
         name: "cargo-deny",
@@ -102,10 +106,11 @@ fn clippy(sh: &Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The system tools the tests use, Debian's packages installed with apt-get
-/// when missing (as root, or through sudo): Chromium, for the session replay
-/// and approval pages, and PostgreSQL's server, for the scale-out store
-/// (each test starts a throwaway cluster of its own: `airlock_store::testing`).
+/// The system tools the tests use, Debian's packages installed when missing
+/// ([`apt::install`]): Chromium, for the session replay and approval pages;
+/// PostgreSQL's server, for the scale-out store (each test starts a
+/// throwaway cluster of its own: `airlock_store::testing`); nginx and wrk,
+/// for the bench's smoke run (`cargo xtask bench --quick`).
 fn test_tools(sh: &Shell) -> anyhow::Result<()> {
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
@@ -115,36 +120,18 @@ fn test_tools(sh: &Shell) -> anyhow::Result<()> {
         .flatten()
         .flatten()
         .any(|version| version.path().join("bin/initdb").exists());
-    let missing: Vec<&str> = [(!chromium, "chromium"), (!postgres, "postgresql")]
-        .into_iter()
-        .filter_map(|(missing, package)| missing.then_some(package))
-        .collect();
-    if !missing.is_empty() {
-        println!(
-            "not installed: {}; installing Debian's packages with apt-get (a minute or two)",
-            missing.join(", ")
-        );
-        let root = cmd!(sh, "id -u").read().is_ok_and(|id| id.trim() == "0");
-        let (program, prefix): (&str, &[&str]) = if root {
-            ("apt-get", &[])
-        } else {
-            ("sudo", &["apt-get"])
-        };
-        let by_hand = format!(
-            "install them by hand (apt-get install {})",
-            missing.join(" ")
-        );
-        let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
-        cmd!(sh, "{program} {prefix...} update -qq")
-            .run()
-            .with_context(|| format!("apt-get update failed; {by_hand}"))?;
-        cmd!(
-            sh,
-            "{program} {prefix...} install -y -qq --no-install-recommends {missing...}"
-        )
-        .run()
-        .with_context(|| format!("installing failed; {by_hand}"))?;
-    }
+    let nginx = apt::find_program("nginx").is_some();
+    let wrk = apt::find_program("wrk").is_some();
+    let missing: Vec<&str> = [
+        (!chromium, "chromium"),
+        (!postgres, "postgresql"),
+        (!nginx, "nginx"),
+        (!wrk, "wrk"),
+    ]
+    .into_iter()
+    .filter_map(|(missing, package)| missing.then_some(package))
+    .collect();
+    apt::install(sh, &missing)?;
     cmd!(sh, "chromium --version").run()?;
     python_sdk(sh)
 }
@@ -219,6 +206,13 @@ fn examples(sh: &Shell) -> anyhow::Result<()> {
         )
         .run()?;
     }
+    Ok(())
+}
+
+/// `cargo xtask bench --quick`: every bench target (nginx included) starts
+/// and serves without errors. Nothing is timed: CI machines are shared.
+fn bench_smoke(sh: &Shell) -> anyhow::Result<()> {
+    cmd!(sh, "cargo xtask bench --quick").run()?;
     Ok(())
 }
 

@@ -39,6 +39,15 @@ pub(crate) fn to_wrk_arg(duration: Duration) -> String {
     format!("{seconds}s")
 }
 
+/// For reading: `10 s`, `500 ms`.
+pub(crate) fn describe(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 && duration.as_secs() > 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{} ms", duration.as_millis())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +74,7 @@ mod tests {
         assert_eq!(to_wrk_arg(Duration::from_millis(2500)), "3s");
         assert_eq!(to_wrk_arg(Duration::from_secs(10)), "10s");
         assert_eq!(to_wrk_arg(Duration::from_millis(200)), "1s");
+        assert_eq!(describe(Duration::from_secs(10)), "10 s");
+        assert_eq!(describe(Duration::from_millis(500)), "500 ms");
     }
 }

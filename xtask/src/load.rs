@@ -11,6 +11,7 @@ use clap::ValueEnum;
 use serde_json::Value;
 
 use crate::duration;
+use crate::process::pinned;
 
 /// Which generator `cargo xtask bench --generator` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,6 +54,9 @@ pub(crate) struct LoadSpec {
     /// A second server answering the same request (another replica): see
     /// [`Generator::run_split`].
     pub(crate) also: Option<String>,
+    /// The CPUs the generator is pinned to (`taskset -c`); pinned, `wrk`
+    /// runs one thread.
+    pub(crate) cpus: Option<String>,
 }
 
 impl LoadSpec {
@@ -67,6 +71,7 @@ impl LoadSpec {
             proxy: None,
             connection_per_request: false,
             also: None,
+            cpus: None,
         }
     }
 }
@@ -150,10 +155,14 @@ impl Generator {
     pub(crate) fn run(&self, spec: &LoadSpec) -> anyhow::Result<LoadResult> {
         let authorization = format!("Authorization: {}", spec.authorization);
         let connections = spec.connections.to_string();
-        let mut command = match self {
+        let command = match self {
             Generator::Wrk(program) => {
                 let mut command = Command::new(program);
-                let threads = spec.connections.clamp(1, 2).to_string();
+                let threads = if spec.cpus.is_some() {
+                    String::from("1")
+                } else {
+                    spec.connections.clamp(1, 2).to_string()
+                };
                 command
                     .args(["-t", &threads, "-c", &connections])
                     .args(["-d", &duration::to_wrk_arg(spec.duration), "--latency"])
@@ -192,6 +201,7 @@ impl Generator {
                 command
             }
         };
+        let mut command = pinned(command, spec.cpus.as_deref());
         let output = command
             .output()
             .with_context(|| format!("cannot run {command:?}"))?;

@@ -3,16 +3,20 @@
 //!
 //! - `ci`: every check CI runs, in order, stopping at the first failure;
 //! - `bench`: loopback load against the simulated Azure directly, a bare
-//!   pass-through proxy, and the Airlock gateway, with ratios;
+//!   pass-through proxy, nginx and the Airlock gateway, in pinned,
+//!   interleaved rounds; writes `BENCHMARKS.md` (`--quick`: CI's smoke test);
 //! - `fuzz`: the cargo-fuzz target in `fuzz/`, on stable, for a fixed time;
 //! - `demo`: `airlock demo`, built in release mode.
 
+mod apt;
 mod bench;
+mod chart;
 mod ci;
 mod duration;
 mod fuzz;
 mod load;
 mod process;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,9 +37,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every CI check: fmt, clippy, tests, doc tests, cargo-deny.
+    /// Run every CI check: fmt, clippy, tests, doc tests, examples, bench smoke, cargo-deny.
     Ci,
-    /// Compare throughput and latency: simulated Azure, bare proxy, gateway.
+    /// Compare throughput and latency: simulated Azure, bare proxy, nginx, gateway.
     Bench(bench::BenchArgs),
     /// Fuzz the bearer-token path (cargo-fuzz, stable with RUSTC_BOOTSTRAP=1).
     Fuzz(fuzz::FuzzArgs),

@@ -20,6 +20,8 @@ pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub(crate) struct Children {
     running: Vec<Running>,
+    /// The CPUs every child is pinned to (`taskset -c`), if any.
+    pub(crate) cpus: Option<String>,
 }
 
 /// One started child, with the log its output goes to.
@@ -37,12 +39,13 @@ impl Children {
     pub(crate) fn spawn_and_read_line(
         &mut self,
         name: &str,
-        mut command: Command,
+        command: Command,
         stderr_log: &Path,
         marker: &str,
     ) -> anyhow::Result<String> {
         let log = File::create(stderr_log)
             .with_context(|| format!("cannot create {}", stderr_log.display()))?;
+        let mut command = pinned(command, self.cpus.as_deref());
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -99,12 +102,13 @@ impl Children {
     pub(crate) fn spawn_logged(
         &mut self,
         name: &str,
-        mut command: Command,
+        command: Command,
         log: &Path,
     ) -> anyhow::Result<()> {
         let stdout =
             File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
         let stderr = stdout.try_clone()?;
+        let mut command = pinned(command, self.cpus.as_deref());
         command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         let child = command
             .spawn()
@@ -232,6 +236,29 @@ impl Drop for Children {
             let _ = running.child.wait();
         }
     }
+}
+
+/// `command` run under `taskset -c {cpus}` (its environment and working
+/// directory kept), or as it is without `cpus`.
+pub(crate) fn pinned(command: Command, cpus: Option<&str>) -> Command {
+    let Some(cpus) = cpus else {
+        return command;
+    };
+    let mut wrapped = Command::new("taskset");
+    wrapped
+        .args(["-c", cpus])
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
 }
 
 /// A loopback port that was free a moment ago: bind port 0, read the port,

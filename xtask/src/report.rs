@@ -1,0 +1,369 @@
+//! What a bench run found, summarised over its rounds: the console table,
+//! the ratios against the bare proxy and nginx, the goals of the
+//! performance issue, and `BENCHMARKS.md` with its charts.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::chart::{self, Bar};
+use crate::load::LoadResult;
+
+/// One target's rounds.
+#[derive(Debug, Clone)]
+pub(crate) struct Measured {
+    /// The name in tables and charts.
+    pub(crate) label: &'static str,
+    /// What the target is, for the report.
+    pub(crate) about: &'static str,
+    /// One result per round, in order.
+    pub(crate) rounds: Vec<LoadResult>,
+}
+
+/// A target's rounds summarised: medians, and the range of throughput.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Summary {
+    pub(crate) rps: f64,
+    pub(crate) rps_low: f64,
+    pub(crate) rps_high: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+}
+
+impl Measured {
+    pub(crate) fn summary(&self) -> Summary {
+        let rps: Vec<f64> = self.rounds.iter().map(|r| r.requests_per_second).collect();
+        Summary {
+            rps: median(&rps),
+            rps_low: rps.iter().copied().fold(f64::INFINITY, f64::min),
+            rps_high: rps.iter().copied().fold(0.0, f64::max),
+            p50_ms: median(&self.rounds.iter().map(|r| r.p50_ms).collect::<Vec<_>>()),
+            p99_ms: median(&self.rounds.iter().map(|r| r.p99_ms).collect::<Vec<_>>()),
+            requests: self.rounds.iter().map(|r| r.requests).sum(),
+            errors: self.rounds.iter().map(|r| r.errors).sum(),
+        }
+    }
+}
+
+/// A ratio of two targets taken round by round (each pair loaded minutes
+/// apart at most, so drift cancels): the median and the range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Ratio {
+    pub(crate) median: f64,
+    pub(crate) low: f64,
+    pub(crate) high: f64,
+}
+
+impl Ratio {
+    /// `numerator`'s value over `denominator`'s, round by round, of `value`.
+    pub(crate) fn of(
+        numerator: &Measured,
+        denominator: &Measured,
+        value: fn(&LoadResult) -> f64,
+    ) -> Option<Ratio> {
+        let ratios: Vec<f64> = numerator
+            .rounds
+            .iter()
+            .zip(&denominator.rounds)
+            .filter(|(_, b)| value(b) > 0.0)
+            .map(|(a, b)| value(a) / value(b))
+            .collect();
+        if ratios.is_empty() {
+            return None;
+        }
+        Some(Ratio {
+            median: median(&ratios),
+            low: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            high: ratios.iter().copied().fold(0.0, f64::max),
+        })
+    }
+}
+
+impl std::fmt::Display for Ratio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.high > self.low {
+            write!(f, "{:.2}x ({:.2}–{:.2})", self.median, self.low, self.high)
+        } else {
+            write!(f, "{:.2}x", self.median)
+        }
+    }
+}
+
+/// One comparison the report states: `numerator / denominator`, with the
+/// goal it is held to, if any.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Comparison {
+    pub(crate) numerator: &'static str,
+    pub(crate) denominator: &'static str,
+    pub(crate) label: &'static str,
+    /// The least throughput ratio the performance goals ask for.
+    pub(crate) goal: Option<f64>,
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
+    }
+}
+
+/// The console table and ratios.
+pub(crate) fn print(measured: &[Measured], comparisons: &[Comparison]) {
+    println!();
+    println!(
+        "{:<26} {:>11} {:>17} {:>9} {:>9} {:>7}",
+        "target", "requests/s", "rounds (low-high)", "p50 ms", "p99 ms", "errors"
+    );
+    for target in measured {
+        let s = target.summary();
+        println!(
+            "{:<26} {:>11.0} {:>17} {:>9.3} {:>9.3} {:>7}",
+            target.label,
+            s.rps,
+            format!("{:.0}-{:.0}", s.rps_low, s.rps_high),
+            s.p50_ms,
+            s.p99_ms,
+            s.errors
+        );
+        if s.errors > 0 {
+            println!(
+                "  warning: {} errors in {} requests (non-2xx or failed): not all the success path",
+                s.errors, s.requests
+            );
+        }
+    }
+    println!();
+    for (comparison, throughput, p99) in ratios(measured, comparisons) {
+        let goal = comparison
+            .goal
+            .map(|goal| {
+                let met = if throughput.median >= goal {
+                    "met"
+                } else {
+                    "MISSED"
+                };
+                format!(" [goal >= {goal:.2}x: {met}]")
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<28} throughput {throughput}, p99 {:.2}x{goal}",
+            comparison.label, p99.median
+        );
+    }
+}
+
+/// Every comparison whose two targets were both loaded: throughput and p99 ratios.
+fn ratios<'a>(
+    measured: &'a [Measured],
+    comparisons: &'a [Comparison],
+) -> impl Iterator<Item = (&'a Comparison, Ratio, Ratio)> + 'a {
+    let find = |label: &str| measured.iter().find(|m| m.label == label);
+    comparisons.iter().filter_map(move |comparison| {
+        let (a, b) = (find(comparison.numerator)?, find(comparison.denominator)?);
+        Some((
+            comparison,
+            Ratio::of(a, b, |r| r.requests_per_second)?,
+            Ratio::of(a, b, |r| r.p99_ms)?,
+        ))
+    })
+}
+
+/// How the run was made, for the report's head.
+#[derive(Debug)]
+pub(crate) struct RunInfo {
+    pub(crate) command: String,
+    pub(crate) date: String,
+    pub(crate) machine: String,
+    pub(crate) generator: String,
+    pub(crate) pinning: String,
+    pub(crate) load: String,
+}
+
+/// Writes `BENCHMARKS.md` at `path`, its chart beside it in `docs/bench/`,
+/// and the hand-written analysis from `docs/bench/notes.md` (if present)
+/// at its end.
+pub(crate) fn write(
+    path: &Path,
+    info: &RunInfo,
+    measured: &[Measured],
+    comparisons: &[Comparison],
+) -> anyhow::Result<()> {
+    let root = path.parent().unwrap_or_else(|| Path::new("."));
+    let charts = root.join("docs/bench");
+    std::fs::create_dir_all(&charts)
+        .with_context(|| format!("cannot create {}", charts.display()))?;
+    let bars: Vec<Bar> = measured
+        .iter()
+        .map(|target| {
+            let s = target.summary();
+            Bar {
+                label: target.label.to_owned(),
+                value: s.rps,
+                low: s.rps_low,
+                high: s.rps_high,
+            }
+        })
+        .collect();
+    let chart = charts.join("throughput.svg");
+    std::fs::write(
+        &chart,
+        chart::bars("Throughput, median of rounds", "requests/s", &bars),
+    )
+    .with_context(|| format!("cannot write {}", chart.display()))?;
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Written by `{}` on {}. Every number below comes from that one run; run it again rather than editing this file (the analysis at the end is `docs/bench/notes.md`).\n",
+        info.command, info.date
+    );
+    let _ = writeln!(md, "- **Machine**: {}", info.machine);
+    let _ = writeln!(md, "- **Load generator**: {}", info.generator);
+    let _ = writeln!(md, "- **Pinning**: {}", info.pinning);
+    let _ = writeln!(md, "- **Load**: {}\n", info.load);
+    let _ = writeln!(md, "## Targets\n");
+    for target in measured {
+        let _ = writeln!(md, "- **{}**: {}", target.label, target.about);
+    }
+    let _ = writeln!(md, "\n## Results\n");
+    let _ = writeln!(
+        md,
+        "| target | requests/s (median) | rounds, low–high | p50 ms | p99 ms | errors |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    for target in measured {
+        let s = target.summary();
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {:.0}–{:.0} | {:.2} | {:.2} | {} |",
+            target.label, s.rps, s.rps_low, s.rps_high, s.p50_ms, s.p99_ms, s.errors
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n![throughput per target](docs/bench/throughput.svg)\n"
+    );
+    let _ = writeln!(md, "## Ratios\n");
+    let _ = writeln!(
+        md,
+        "Taken round by round (the two targets of a pair were loaded within one round), then the median and the range over rounds.\n"
+    );
+    let _ = writeln!(md, "| comparison | throughput | p99 | goal |");
+    let _ = writeln!(md, "|---|---:|---:|---|");
+    for (comparison, throughput, p99) in ratios(measured, comparisons) {
+        let goal = comparison.goal.map_or_else(String::new, |goal| {
+            let met = if throughput.median >= goal {
+                "met"
+            } else {
+                "**missed**"
+            };
+            format!("≥ {goal:.2}x: {met}")
+        });
+        let _ = writeln!(
+            md,
+            "| {} | {throughput} | {:.2}x | {goal} |",
+            comparison.label, p99.median
+        );
+    }
+    let notes = root.join("docs/bench/notes.md");
+    if let Ok(text) = std::fs::read_to_string(&notes) {
+        let _ = writeln!(md, "\n{}", text.trim_end());
+    }
+    std::fs::write(path, md).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {} and {}", path.display(), chart.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(rps: f64, p99_ms: f64) -> LoadResult {
+        LoadResult {
+            requests: 10,
+            errors: 0,
+            requests_per_second: rps,
+            p50_ms: p99_ms / 2.0,
+            p99_ms,
+        }
+    }
+
+    fn target(label: &'static str, rounds: &[(f64, f64)]) -> Measured {
+        Measured {
+            label,
+            about: "a target",
+            rounds: rounds.iter().map(|&(rps, p99)| result(rps, p99)).collect(),
+        }
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < 1e-12);
+        assert!((median(&[4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < 1e-12);
+        assert!(median(&[]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ratios_are_taken_round_by_round() {
+        // Drift: both halve in round 2; per-round ratios stay 0.5.
+        let bare = target("bare", &[(1000.0, 2.0), (500.0, 4.0), (1000.0, 2.0)]);
+        let gateway = target("gateway", &[(500.0, 4.0), (250.0, 8.0), (500.0, 4.0)]);
+        let ratio = Ratio::of(&gateway, &bare, |r| r.requests_per_second).unwrap();
+        assert!((ratio.median - 0.5).abs() < 1e-12);
+        assert!((ratio.low - 0.5).abs() < 1e-12 && (ratio.high - 0.5).abs() < 1e-12);
+        assert_eq!(ratio.to_string(), "0.50x");
+        let summary = gateway.summary();
+        assert!((summary.rps - 500.0).abs() < 1e-12);
+        assert!((summary.rps_low - 250.0).abs() < 1e-12);
+        assert_eq!(summary.requests, 30);
+    }
+
+    #[test]
+    fn writes_the_report_with_goals_and_the_chart() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("xtask-report-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("docs/bench"))?;
+        std::fs::write(dir.join("docs/bench/notes.md"), "## Notes\n\nProfiled.\n")?;
+        let measured = [
+            target("bare", &[(1000.0, 2.0), (900.0, 2.0)]),
+            target("gateway", &[(850.0, 3.0), (700.0, 3.0)]),
+        ];
+        let comparisons = [Comparison {
+            numerator: "gateway",
+            denominator: "bare",
+            label: "gateway / bare",
+            goal: Some(0.8),
+        }];
+        let info = RunInfo {
+            command: "cargo xtask bench".into(),
+            date: "2026-12-04".into(),
+            machine: "2 CPUs".into(),
+            generator: "wrk".into(),
+            pinning: "none".into(),
+            load: "64 connections".into(),
+        };
+        let path = dir.join("BENCHMARKS.md");
+        write(&path, &info, &measured, &comparisons)?;
+        let md = std::fs::read_to_string(&path)?;
+        std::fs::remove_dir_all(&dir)?;
+        assert!(
+            md.contains("| gateway | 775 | 700–850 | 1.50 | 3.00 | 0 |"),
+            "{md}"
+        );
+        // Round ratios 0.85 and 0.78: median 0.81, the goal met.
+        assert!(
+            md.contains("| gateway / bare | 0.81x (0.78–0.85) | 1.50x | ≥ 0.80x: met |"),
+            "{md}"
+        );
+        assert!(md.contains("![throughput per target](docs/bench/throughput.svg)"));
+        assert!(md.trim_end().ends_with("Profiled."));
+        Ok(())
+    }
+}
