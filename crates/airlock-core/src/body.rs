@@ -5,11 +5,15 @@ use std::any::Any;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes, BytesMut};
 use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited, combinators::UnsyncBoxBody};
+
+/// The slices a buffered body that holds something is handed out in
+/// (see [`AirlockBody::hold`]).
+const HELD_SLICE: usize = 64 * 1024;
 
 /// A boxed error, as bodies and services in the tower ecosystem use.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -33,6 +37,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 pub struct AirlockBody {
     kind: Kind,
+    /// Kept alive as long as the body: see [`AirlockBody::hold`].
+    guard: Option<Box<dyn Any + Send>>,
 }
 
 enum Kind {
@@ -61,9 +67,42 @@ impl AirlockBody {
         match slot {
             Some(body) => Self {
                 kind: Kind::Streaming(body.map_err(Into::into).boxed_unsync()),
+                guard: None,
             },
             None => Self::default(),
         }
+    }
+
+    /// Keeps `guard` alive until the body is dropped (after it was sent, or
+    /// when the client went away): a share of a memory budget, say, that
+    /// must last as long as the bytes it accounts for. The body stays as it
+    /// was (a buffered one still buffered), but a buffered one is then read
+    /// in copied 64 KiB slices, so that a writer that queues what it reads
+    /// cannot take it all and drop the body long before it has sent it, nor
+    /// keep the whole allocation alive through the last slices it queued.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use airlock_core::full;
+    ///
+    /// let budget = Arc::new(tokio::sync::Semaphore::new(10));
+    /// let share = Arc::clone(&budget).try_acquire_many_owned(4).unwrap();
+    /// let body = full("held").hold(share);
+    /// assert!(body.buffered().is_some());
+    /// assert_eq!(budget.available_permits(), 6);
+    /// drop(body);
+    /// assert_eq!(budget.available_permits(), 10);
+    /// ```
+    #[must_use]
+    pub fn hold(mut self, guard: impl Any + Send) -> Self {
+        self.guard = Some(Box::new(guard));
+        self
+    }
+
+    /// Takes what the body holds (see [`hold`](Self::hold)), for a layer
+    /// that replaces a body in memory by another to hand it on.
+    pub fn take_hold(&mut self) -> Option<Box<dyn Any + Send>> {
+        self.guard.take()
     }
 
     /// The whole body, when it is in memory and not yet consumed.
@@ -86,6 +125,7 @@ impl From<Bytes> for AirlockBody {
     fn from(bytes: Bytes) -> Self {
         Self {
             kind: Kind::Buffered { bytes, done: false },
+            guard: None,
         }
     }
 }
@@ -111,11 +151,21 @@ impl Body for AirlockBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match &mut self.get_mut().kind {
+        let this = self.get_mut();
+        match &mut this.kind {
             Kind::Buffered { bytes, done } => {
                 if *done || bytes.is_empty() {
                     *done = true;
                     return Poll::Ready(None);
+                }
+                // A body holding a memory share hands its bytes out in
+                // copied slices: it (and the share) lives until the writer
+                // has taken nearly all of them, and what the writer still
+                // holds then is its few slices, not the whole allocation.
+                if this.guard.is_some() && bytes.len() > HELD_SLICE {
+                    let slice = Bytes::copy_from_slice(&bytes[..HELD_SLICE]);
+                    bytes.advance(HELD_SLICE);
+                    return Poll::Ready(Some(Ok(Frame::data(slice))));
                 }
                 *done = true;
                 Poll::Ready(Some(Ok(Frame::data(std::mem::take(bytes)))))
@@ -215,6 +265,11 @@ where
         };
     }
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    if let Some(length) = declared_length(headers) {
+        // Known length: one allocation of that size, filled frame by frame
+        // (collecting the frames, then joining them, would hold it twice).
+        return collect_declared(body, length, limit).await;
+    }
     match Limited::new(body, limit_usize).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
@@ -222,6 +277,27 @@ where
         }
         Err(error) => Err(BodyError::Read(error)),
     }
+}
+
+/// Reads a body that declared `length` (at most `limit`) into one
+/// allocation; a body longer than declared is still cut at `limit`.
+async fn collect_declared<B>(body: B, length: u64, limit: u64) -> Result<Bytes, BodyError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut collected = BytesMut::with_capacity(usize::try_from(length).unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| BodyError::Read(error.into()))?;
+        if let Ok(data) = frame.into_data() {
+            if (collected.len() + data.len()) as u64 > limit {
+                return Err(BodyError::TooLarge { limit });
+            }
+            collected.extend_from_slice(&data);
+        }
+    }
+    Ok(collected.freeze())
 }
 
 /// The `Content-Length` a message declares, if it declares a valid one.
@@ -273,6 +349,38 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, BodyError::TooLarge { limit: 9 }));
+    }
+
+    #[tokio::test]
+    async fn a_held_body_lives_until_its_last_slice_is_taken() {
+        struct Flag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let bytes = Bytes::from(vec![7u8; HELD_SLICE * 2 + 10]);
+        let mut body = full(bytes.clone()).hold(Flag(dropped.clone()));
+        assert_eq!(body.buffered(), Some(&bytes), "still buffered");
+        let mut slices = Vec::new();
+        while let Some(frame) = body.frame().await {
+            slices.push(frame.unwrap().into_data().unwrap());
+            assert!(!dropped.load(std::sync::atomic::Ordering::SeqCst));
+        }
+        assert_eq!(
+            slices.iter().map(Bytes::len).collect::<Vec<_>>(),
+            [HELD_SLICE, HELD_SLICE, 10]
+        );
+        assert_eq!(slices.concat(), bytes);
+        drop(body);
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+        // Without a hold: one frame, as before.
+        let mut plain = full(bytes.clone());
+        assert_eq!(
+            plain.frame().await.unwrap().unwrap().into_data().unwrap(),
+            bytes
+        );
     }
 
     #[tokio::test]

@@ -173,6 +173,16 @@ pub enum AirlockError {
     /// compressed in a way Airlock cannot read): it is withheld, not passed on.
     #[error("Azure's response could not be masked, so it is withheld: {0}")]
     MaskingFailed(String),
+    /// Answers read whole (to rewrite links, to mask) already use all the
+    /// memory allowed for them at once, and this answer (of undeclared
+    /// length) cannot wait for a share without risking a deadlock: retry.
+    #[error(
+        "Airlock reads Azure's answers whole (to rewrite their links and mask their secrets) within {budget} bytes of memory at once, and that budget is in use; retry shortly, or ask for less (e.g. with $top). The operator can raise [masking].max_buffered_bytes"
+    )]
+    MemoryBusy {
+        /// The budget in bytes.
+        budget: u64,
+    },
     /// The gateway could not obtain its own Azure credential.
     #[error("Airlock could not obtain its Azure credential: {0}")]
     UpstreamCredential(String),
@@ -252,9 +262,9 @@ impl AirlockError {
             | AirlockError::ApprovalPending { .. }
             | AirlockError::ApprovalUnavailable { .. } => StatusCode::FORBIDDEN,
             AirlockError::JustificationRequired { .. } => StatusCode::PRECONDITION_REQUIRED,
-            AirlockError::IdentityUnavailable(_) | AirlockError::AuditUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            AirlockError::IdentityUnavailable(_)
+            | AirlockError::AuditUnavailable(_)
+            | AirlockError::MemoryBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AirlockError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AirlockError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             AirlockError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -291,6 +301,7 @@ impl AirlockError {
             AirlockError::UpstreamUnavailable(_) => "AirlockUpstreamUnavailable",
             AirlockError::UpstreamCredential(_) => "AirlockUpstreamCredentialFailed",
             AirlockError::MaskingFailed(_) => "AirlockMaskingFailed",
+            AirlockError::MemoryBusy { .. } => "AirlockMemoryBusy",
             AirlockError::UpstreamResponseTooLarge { .. } => "AirlockUpstreamResponseTooLarge",
             AirlockError::Internal(_) => "AirlockInternalError",
             AirlockError::Custom { code, .. } => code,
@@ -307,6 +318,7 @@ impl AirlockError {
             AirlockError::RequestTimeout(_)
                 | AirlockError::IdentityUnavailable(_)
                 | AirlockError::AuditUnavailable(_)
+                | AirlockError::MemoryBusy { .. }
                 | AirlockError::UpstreamTimeout(_)
                 | AirlockError::UpstreamUnavailable(_)
                 | AirlockError::UpstreamCredential(_)
@@ -542,6 +554,7 @@ mod tests {
                 false,
             ),
             (AirlockError::PayloadTooLarge { limit: 10 }, 413, false),
+            (AirlockError::MemoryBusy { budget: 10 }, 503, true),
             (
                 AirlockError::RequestTimeout(Duration::from_secs(1)),
                 408,

@@ -10,7 +10,9 @@ use crate::{ConfigError, StartError};
 
 /// Builds the layer around `masker`; the request and response excerpts it
 /// keeps for the audit record are as long as `[audit] max_body_chars` asks
-/// (one setting: the excerpt is not capped a second time here).
+/// (one setting: the excerpt is not capped a second time here). Its memory
+/// budget (`max_buffered_bytes`) is shared with the upstream: the caller
+/// sets it.
 pub(crate) fn layer(
     config: &MaskingConfig,
     masker: Arc<JsonMasker>,

@@ -162,7 +162,11 @@ impl Gateway {
             .notifications(approvals.notifications.clone())
             .store(database.audit_sink())
             .registry(metrics.registry(&approvals.metrics));
+        // One bound on the answers read whole, by the upstream (links) and
+        // masking alike.
+        let memory = airlock_core::MemoryBudget::new(config.masking.max_buffered_bytes);
         let upstream = Upstream::new(routes.clone(), client, tokens)
+            .memory_budget(memory.clone())
             .identities(identities)
             .shared_keys(shared_keys)
             .read_timeout(config.upstream.read_timeout)
@@ -200,6 +204,7 @@ impl Gateway {
             policy: PolicyLayer::new(policy.clone()),
             approval: approvals.layer.clone(),
             masking: masking::layer(&config.masking, masker, config.audit.max_body_chars)
+                .memory_budget(memory)
                 .metrics(metrics.masking.clone()),
             connect,
             metrics: airlock_metrics::MetricsLayer::new(metrics.requests.clone()),

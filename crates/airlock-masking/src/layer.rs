@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use airlock_core::MemoryBudget;
+
 use tower::Layer;
 
 use crate::excerpt::DEFAULT_EXCERPT_BYTES;
@@ -9,6 +11,10 @@ use crate::{Masker, MaskingService};
 
 /// The default bound on a body the layer reads to mask: 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The default bound on all the answers the layer holds in memory at once
+/// to mask them: 64 MiB.
+pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Masks responses with a [`Masker`] before they reach the client, and puts
 /// masked copies of the request and response bodies in the
@@ -27,6 +33,7 @@ pub struct MaskingLayer {
 pub(crate) struct Shared {
     pub(crate) masker: Arc<dyn Masker>,
     pub(crate) max_body_bytes: u64,
+    pub(crate) budget: MemoryBudget,
     pub(crate) excerpt_bytes: usize,
     pub(crate) metrics: Option<Arc<crate::MaskingMetrics>>,
 }
@@ -35,6 +42,7 @@ impl std::fmt::Debug for MaskingLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MaskingLayer")
             .field("max_body_bytes", &self.shared.max_body_bytes)
+            .field("max_buffered_bytes", &self.shared.budget.bytes())
             .field("excerpt_bytes", &self.shared.excerpt_bytes)
             .finish_non_exhaustive()
     }
@@ -47,6 +55,7 @@ impl MaskingLayer {
             shared: Arc::new(Shared {
                 masker: Arc::new(masker),
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                budget: MemoryBudget::new(DEFAULT_MAX_BUFFERED_BYTES),
                 excerpt_bytes: DEFAULT_EXCERPT_BYTES,
                 metrics: None,
             }),
@@ -59,6 +68,27 @@ impl MaskingLayer {
     #[must_use]
     pub fn max_body_bytes(mut self, limit: u64) -> Self {
         Arc::make_mut(&mut self.shared).max_body_bytes = limit;
+        self
+    }
+
+    /// The most memory the answers being masked may take at once, all
+    /// requests together (default [`DEFAULT_MAX_BUFFERED_BYTES`]), so memory
+    /// is bounded by configuration, not by answer size times concurrency.
+    /// An answer of known length waits for its share (the request timeout
+    /// bounds the wait); one of unknown length is refused with
+    /// `503 AirlockMemoryBusy` (retryable) when the budget is spent. Keep
+    /// it at least [`max_body_bytes`](Self::max_body_bytes). An answer an
+    /// inner layer already holds in memory keeps the share it came with.
+    #[must_use]
+    pub fn max_buffered_bytes(self, budget: u64) -> Self {
+        self.memory_budget(MemoryBudget::new(budget))
+    }
+
+    /// Shares `budget` with other layers (the upstream's link rewriting),
+    /// instead of a budget of its own: see [`max_buffered_bytes`](Self::max_buffered_bytes).
+    #[must_use]
+    pub fn memory_budget(mut self, budget: MemoryBudget) -> Self {
+        Arc::make_mut(&mut self.shared).budget = budget;
         self
     }
 

@@ -102,7 +102,7 @@ pub use error::MaskError;
 pub use excerpt::{DEFAULT_EXCERPT_BYTES, request_excerpt};
 pub use json_masker::{JsonMasker, JsonMaskerBuilder};
 pub use key_file::KeyFileError;
-pub use layer::{DEFAULT_MAX_BODY_BYTES, MaskingLayer};
+pub use layer::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED_BYTES, MaskingLayer};
 pub use masker::{MaskContext, MaskOutcome, Masker};
 pub use metrics::MaskingMetrics;
 pub use rule::MaskRule;

@@ -1,11 +1,13 @@
 //! [`MaskingService`]: the per-request work of the masking layer.
 
+use std::any::Any;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use airlock_core::{
-    AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, ErrorContext, Operation,
-    Principal, collect_limited, full,
+    AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, ErrorContext,
+    MemoryBudget, Operation, Principal, Uncollected, collect_limited, collect_within,
+    declared_length, full,
 };
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -155,9 +157,45 @@ impl Exchange<'_> {
             // Binary content no rule covers: streamed through, never buffered.
             return response.map(AirlockBody::new);
         }
-        let (mut parts, body) = response.into_parts();
+        let (mut parts, mut body) = response.into_parts();
         let limit = self.shared.max_body_bytes;
-        let bytes = match collect_limited(body, &parts.headers, limit).await {
+        let budget = &self.shared.budget;
+        // An answer already in memory (the upstream read it to rewrite its
+        // links) comes with its share: kept with the masked answer.
+        let inherited = (&mut body as &mut dyn Any)
+            .downcast_mut::<AirlockBody>()
+            .filter(|body| body.buffered().is_some())
+            .and_then(AirlockBody::take_hold);
+        let known = declared_length(&parts.headers).or_else(|| body.size_hint().exact());
+        let (collected, mut share) = match known {
+            Some(_) if inherited.is_some() => (
+                collect_limited(body, &parts.headers, limit).await,
+                MemoryBudget::empty(),
+            ),
+            // Known: wait for the whole share first (one over the limit is
+            // refused unread, and needs none).
+            Some(length) => {
+                let share = if length <= limit {
+                    budget.wait_for(length).await
+                } else {
+                    MemoryBudget::empty()
+                };
+                (collect_limited(body, &parts.headers, limit).await, share)
+            }
+            None => {
+                let mut share = MemoryBudget::empty();
+                match collect_within(body, limit, budget, &mut share).await {
+                    Ok(bytes) => (Ok(bytes), share),
+                    Err(Uncollected::Body(error)) => (Err(error), share),
+                    Err(Uncollected::Busy) => {
+                        return self.refuse(AirlockError::MemoryBusy {
+                            budget: budget.bytes(),
+                        });
+                    }
+                }
+            }
+        };
+        let bytes = match collected {
             Ok(bytes) => bytes,
             Err(BodyError::TooLarge { .. }) => {
                 return self.refuse(AirlockError::MaskingFailed(format!(
@@ -173,7 +211,14 @@ impl Exchange<'_> {
         let (bytes, decoded) = match content_encoding(&parts.headers) {
             Encoding::Identity => (bytes, false),
             Encoding::Gzip => match gunzip(&bytes, limit) {
-                Ok(plain) => (Bytes::from(plain), true),
+                Ok(plain) if budget.grow(&mut share, (bytes.len() + plain.len()) as u64) => {
+                    (Bytes::from(plain), true)
+                }
+                Ok(_) => {
+                    return self.refuse(AirlockError::MemoryBusy {
+                        budget: budget.bytes(),
+                    });
+                }
                 Err(GunzipError::TooLarge) => {
                     return self.refuse(AirlockError::MaskingFailed(format!(
                         "it inflates beyond the {limit}-byte limit Airlock reads to mask responses"
@@ -223,7 +268,8 @@ impl Exchange<'_> {
                 record.response_excerpt = Some(copy);
             });
         }
-        Response::from_parts(parts, full(body))
+        // The share is returned once the answer has been sent.
+        Response::from_parts(parts, full(body).hold((inherited, share)))
     }
 
     fn refuse(&self, error: AirlockError) -> Response<AirlockBody> {

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 
-use airlock_core::{
-    AirlockBody, AuditDraft, BoxError, BoxFuture, ErrorContext, declared_length, full,
-};
+use airlock_core::{AirlockBody, AuditDraft, BoxError, BoxFuture, ErrorContext, declared_length};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -93,17 +91,19 @@ where
                 }
                 return Ok(response.map(|body| AirlockBody::new(ResponseBody::recorded(body))));
             }
-            if let Some(bytes) = buffered(response.body()) {
+            if let Some(length) = buffered_length(response.body()) {
                 // Already whole in memory (every answer the masking layer
                 // read, Airlock's own errors): stored before the head leaves,
                 // so head and body go out in one write, not two.
-                exchange.sent(bytes.len());
+                exchange.sent(length);
                 if let Some(stored) = exchange.finish(Outcome::Completed)
                     && let Err(problem) = stored.await
                 {
                     return Ok(refuse(problem, &context));
                 }
-                return Ok(Response::from_parts(response.into_parts().0, full(bytes)));
+                // As it is (an `AirlockBody` is not boxed again), with
+                // whatever it holds until it is sent.
+                return Ok(response.map(AirlockBody::new));
             }
             let declared =
                 declared_length(response.headers()).or_else(|| response.body().size_hint().exact());
@@ -112,12 +112,12 @@ where
     }
 }
 
-/// The bytes of a body already whole in memory (a buffered [`AirlockBody`]).
-fn buffered<B: 'static>(body: &B) -> Option<Bytes> {
+/// The length of a body already whole in memory (a buffered [`AirlockBody`]).
+fn buffered_length<B: 'static>(body: &B) -> Option<usize> {
     (body as &dyn Any)
         .downcast_ref::<AirlockBody>()
         .and_then(AirlockBody::buffered)
-        .cloned()
+        .map(Bytes::len)
 }
 
 /// Statuses whose responses carry no body.

@@ -1,6 +1,9 @@
 //! Rewrites Azure's answer so that absolute URLs point back at the gateway.
 
-use airlock_core::{AirlockBody, AirlockError, BodyError, boxed, collect_limited, full};
+use airlock_core::{
+    AirlockBody, AirlockError, BodyError, MemoryBudget, Uncollected, boxed, collect_limited,
+    collect_within, declared_length, full,
+};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
 use http::{HeaderMap, Response};
@@ -27,6 +30,7 @@ pub(crate) async fn response(
     routes: &Routes,
     face: Face,
     max_rewrite: u64,
+    budget: Option<&MemoryBudget>,
 ) -> Result<Response<AirlockBody>, AirlockError> {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -36,14 +40,44 @@ pub(crate) async fn response(
     if !is_json(&parts.headers) {
         return Ok(Response::from_parts(parts, boxed(body)));
     }
-    let bytes = collect_limited(body, &parts.headers, max_rewrite)
-        .await
-        .map_err(|e| match e {
-            BodyError::TooLarge { limit } => AirlockError::UpstreamResponseTooLarge { limit },
-            BodyError::Read(source) => {
-                AirlockError::UpstreamUnavailable(format!("the response body broke off: {source}"))
-            }
-        })?;
+    let unreadable = |e| match e {
+        BodyError::TooLarge { limit } => AirlockError::UpstreamResponseTooLarge { limit },
+        BodyError::Read(source) => {
+            AirlockError::UpstreamUnavailable(format!("the response body broke off: {source}"))
+        }
+    };
+    let (bytes, share) = match (budget, declared_length(&parts.headers)) {
+        (None, _) => (
+            collect_limited(body, &parts.headers, max_rewrite)
+                .await
+                .map_err(unreadable)?,
+            None,
+        ),
+        // Known length: its whole share first (over the limit: refused unread).
+        (Some(budget), Some(length)) => {
+            let share = if length <= max_rewrite {
+                Some(budget.wait_for(length).await)
+            } else {
+                None
+            };
+            let bytes = collect_limited(body, &parts.headers, max_rewrite)
+                .await
+                .map_err(unreadable)?;
+            (bytes, share)
+        }
+        (Some(budget), None) => {
+            let mut share = MemoryBudget::empty();
+            let bytes = collect_within(body, max_rewrite, budget, &mut share)
+                .await
+                .map_err(|e| match e {
+                    Uncollected::Body(e) => unreadable(e),
+                    Uncollected::Busy => AirlockError::MemoryBusy {
+                        budget: budget.bytes(),
+                    },
+                })?;
+            (bytes, Some(share))
+        }
+    };
     let linked = rewrite_next_link(&bytes, routes, face);
     let rewritten = routes
         .rewrite_bases(linked.as_ref().unwrap_or(&bytes), face)
@@ -56,7 +90,11 @@ pub(crate) async fn response(
         }
         None => bytes,
     };
-    Ok(Response::from_parts(parts, full(bytes)))
+    let body = match share {
+        Some(share) => full(bytes).hold(share),
+        None => full(bytes),
+    };
+    Ok(Response::from_parts(parts, body))
 }
 
 fn rewrite_header(headers: &mut HeaderMap, name: &HeaderName, routes: &Routes, face: Face) {

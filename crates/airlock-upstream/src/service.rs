@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use airlock_azure::AzureEndpoint;
 use airlock_core::{
     AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, Decision, ErrorContext,
-    REQUEST_ID_HEADER, TokenProvider, collect_limited,
+    MemoryBudget, REQUEST_ID_HEADER, TokenProvider, collect_limited,
 };
 use airlock_http::PooledClient;
 use bytes::Bytes;
@@ -65,6 +65,8 @@ struct Inner {
     body_timeout: Duration,
     max_request_body: u64,
     max_response_rewrite: u64,
+    /// What the JSON answers read whole may take at once; none by default.
+    budget: Option<MemoryBudget>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -89,6 +91,7 @@ impl Upstream {
                 body_timeout: Duration::from_secs(30),
                 max_request_body: 4 << 20,
                 max_response_rewrite: 16 << 20,
+                budget: None,
             }),
         }
     }
@@ -133,6 +136,15 @@ impl Upstream {
     #[must_use]
     pub fn max_response_rewrite_bytes(self, limit: u64) -> Self {
         self.with(|inner| inner.max_response_rewrite = limit)
+    }
+
+    /// Reads JSON answers (to rewrite their links) within `budget`, shared
+    /// with the masking layer: one of known length waits for its share,
+    /// one of unknown length is refused `503 AirlockMemoryBusy` when it is
+    /// spent, and the share goes on with the answer until it is sent.
+    #[must_use]
+    pub fn memory_budget(self, budget: MemoryBudget) -> Self {
+        self.with(|inner| inner.budget = Some(budget))
     }
 
     fn with(self, change: impl FnOnce(&mut Inner)) -> Self {
@@ -306,8 +318,14 @@ impl Inner {
                 self.routes.audience(&endpoint)
             )));
         }
-        let mut response =
-            rewrite::response(response, &self.routes, face, self.max_response_rewrite).await?;
+        let mut response = rewrite::response(
+            response,
+            &self.routes,
+            face,
+            self.max_response_rewrite,
+            self.budget.as_ref(),
+        )
+        .await?;
         response.extensions_mut().insert(FromUpstream);
         Ok(response)
     }
@@ -345,6 +363,108 @@ mod tests {
     use crate::{Endpoint, GatewayHosts, UpstreamConfig};
     use airlock_core::{StaticTokenProvider, empty};
     use tower::ServiceExt as _;
+
+    /// A JSON answer of `len` bytes at `/big`: with its length, or chunked
+    /// (in 1 KiB frames, no length) at `/chunked`. Returns the base URL.
+    async fn json_server(len: usize) -> String {
+        use http_body_util::{BodyExt as _, StreamBody};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |request: Request<_>| async move {
+                    let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(len - 10));
+                    let builder =
+                        http::Response::builder().header("content-type", "application/json");
+                    let response = if request.uri().path().starts_with("/chunked") {
+                        let frames: Vec<Result<_, std::convert::Infallible>> = body
+                            .into_bytes()
+                            .chunks(1024)
+                            .map(|c| Ok(http_body::Frame::data(bytes::Bytes::copy_from_slice(c))))
+                            .collect();
+                        builder.body(StreamBody::new(futures_util::stream::iter(frames)).boxed())
+                    } else {
+                        builder.body(
+                            http_body_util::Full::new(bytes::Bytes::from(body))
+                                .map_err(|e| match e {})
+                                .boxed(),
+                        )
+                    };
+                    Ok::<_, std::convert::Infallible>(response.unwrap())
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        format!("http://{address}")
+    }
+
+    fn upstream_to(base: &str) -> Upstream {
+        let config: UpstreamConfig = toml::from_str(&format!(
+            "arm_url = \"{base}\"\nallow_insecure_http = true\ncredential = {{ kind = \"static\", token = \"t\" }}"
+        ))
+        .unwrap();
+        let routes = crate::Routes::new(
+            &config,
+            &GatewayHosts::new(Endpoint::parse("https://gw.example").unwrap()),
+        )
+        .unwrap();
+        let client = airlock_http::ClientBuilder::new(airlock_http::TrustRoots::none())
+            .allow_http(true)
+            .build()
+            .unwrap();
+        Upstream::new(routes, client, Arc::new(StaticTokenProvider::new("t")))
+    }
+
+    fn get(path: &str) -> Request<airlock_core::AirlockBody> {
+        Request::get(format!("{path}?api-version=2021-04-01"))
+            .header(http::header::HOST, "gw.example")
+            .extension(Decision::Allow {
+                rule: "test".into(),
+            })
+            .body(empty())
+            .unwrap()
+    }
+
+    /// JSON answers read whole (to rewrite their links) share one memory
+    /// budget: a known length waits for room, a chunked answer past it is
+    /// refused, and the answer holds its share until it is dropped.
+    #[tokio::test]
+    async fn answers_read_whole_stay_within_the_memory_budget() {
+        let base = json_server(6 * 1024).await;
+        let budget = MemoryBudget::new(8 * 1024);
+        let upstream = upstream_to(&base).memory_budget(budget.clone());
+        let held = upstream.clone().oneshot(get("/big")).await.unwrap();
+        assert_eq!(held.status(), StatusCode::OK);
+        assert!(held.body().buffered().is_some());
+
+        let busy = upstream.clone().oneshot(get("/chunked")).await.unwrap();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()["x-ms-error-code"], "AirlockMemoryBusy");
+
+        let waiting = tokio::spawn(upstream.clone().oneshot(get("/big")));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "6 KiB do not fit beside 6 of 8 KiB");
+        drop(held);
+        let waited = waiting.await.unwrap().unwrap();
+        assert_eq!(waited.status(), StatusCode::OK);
+        drop(waited);
+        let chunked = upstream.oneshot(get("/chunked")).await.unwrap();
+        assert_eq!(chunked.status(), StatusCode::OK);
+        assert_eq!(
+            http_body_util::BodyExt::collect(chunked.into_body())
+                .await
+                .unwrap()
+                .to_bytes()
+                .len(),
+            6 * 1024
+        );
+    }
 
     /// An endpoint an earlier layer put in the extensions is forwarded to
     /// only if the routing table lists it: the allowlist holds whatever an

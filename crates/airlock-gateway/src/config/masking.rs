@@ -24,6 +24,12 @@ pub struct MaskingConfig {
     /// The largest answer read to mask it; a larger one that must be masked is withheld (502).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: u64,
+    /// The most memory all answers being masked may take at once: one of
+    /// known length waits for its share, one of unknown length is refused
+    /// (503 `AirlockMemoryBusy`, retryable) when it is spent. At least
+    /// `max_body_bytes`; default 64 MiB.
+    #[serde(default = "default_max_buffered")]
+    pub max_buffered_bytes: u64,
     /// The built-in Azure pack (Key Vault secrets, storage keys, connection strings, …).
     #[serde(default = "yes")]
     pub default_pack: bool,
@@ -54,6 +60,7 @@ impl Default for MaskingConfig {
         Self {
             key_file: default_key_file(),
             max_body_bytes: default_max_body(),
+            max_buffered_bytes: default_max_buffered(),
             default_pack: true,
             rule: Vec::new(),
         }
@@ -66,6 +73,9 @@ fn default_key_file() -> PathBuf {
 fn default_max_body() -> u64 {
     16 * 1024 * 1024
 }
+fn default_max_buffered() -> u64 {
+    airlock_masking::DEFAULT_MAX_BUFFERED_BYTES
+}
 fn yes() -> bool {
     true
 }
@@ -77,6 +87,16 @@ impl MaskingConfig {
                 "masking.max_body_bytes",
                 "must be above zero",
                 "give a size in bytes, e.g. 16777216",
+            ));
+        }
+        if self.max_buffered_bytes < self.max_body_bytes {
+            return Err(invalid(
+                "masking.max_buffered_bytes",
+                format!(
+                    "is {} bytes, below masking.max_body_bytes ({}): the largest answer could never be masked",
+                    self.max_buffered_bytes, self.max_body_bytes
+                ),
+                "make it at least masking.max_body_bytes, e.g. four times it",
             ));
         }
         if let Some(empty) = self.rule.iter().position(|r| r.operations.is_empty()) {

@@ -1006,6 +1006,7 @@ mod tests {
             (MINIMAL.replace("address = \"127.0.0.1:8443\"", "address = \"127.0.0.1:8443\"\n[listen.tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\""), "listen.tls.cert_file"),
             (format!("{MINIMAL}[approval]\nmax_pending = 0\n"), "approval.max_pending"),
             (format!("{MINIMAL}[approval]\nmax_pending = 5\nmax_pending_per_principal = 6\n"), "approval.max_pending_per_principal"),
+            (format!("{MINIMAL}[masking]\nmax_body_bytes = 2048\nmax_buffered_bytes = 1024\n"), "masking.max_buffered_bytes"),
         ];
         for (text, key) in cases {
             let message = error_of(&text);

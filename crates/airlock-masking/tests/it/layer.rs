@@ -694,3 +694,61 @@ async fn masked_values_are_counted_by_detector() {
         );
     }
 }
+
+#[tokio::test]
+async fn answers_held_at_once_stay_within_the_memory_budget() {
+    // 8 KiB for every answer being masked, all requests together.
+    let layer = layer()
+        .max_body_bytes(8 * 1024)
+        .max_buffered_bytes(8 * 1024);
+    let sized = |padding: usize| json!({"keys": [{"value": KEY1, "padding": "x".repeat(padding)}]});
+    let read = || Request::get("/st").body(empty()).unwrap();
+    let list = || Some(op("Microsoft.Storage/storageAccounts/read"));
+
+    // A 6 KiB answer of known length, masked and not yet sent: it holds its share.
+    let (held, _) = exchange(
+        layer.clone(),
+        list(),
+        None,
+        read(),
+        Reply::json(&sized(6000)),
+    )
+    .await;
+    assert_eq!(held.status(), StatusCode::OK);
+
+    // Chunked (no length), 3 KiB more than is left: refused at once, not forwarded.
+    let chunked = Reply::raw("application/json", sized(3000).to_string()).in_frames_of(500);
+    let (busy, _) = exchange(layer.clone(), list(), None, read(), chunked.clone()).await;
+    assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(busy.headers()["x-ms-error-code"], "AirlockMemoryBusy");
+    let body: Value = serde_json::from_str(&text(busy).await).unwrap();
+    assert_eq!(body["error"]["airlock"]["retryable"], true);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("within 8192 bytes of memory at once"),
+        "{body}"
+    );
+
+    // Known length, 3 KiB: waits for room instead of failing.
+    let waiting = tokio::spawn(exchange(
+        layer.clone(),
+        list(),
+        None,
+        read(),
+        Reply::json(&sized(3000)),
+    ));
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!waiting.is_finished(), "waits while 6 of 8 KiB are held");
+    // The held answer is sent (its body read and dropped): its share returns.
+    assert!(text(held).await.contains("padding"));
+    let (waited, _) = waiting.await.unwrap();
+    assert_eq!(waited.status(), StatusCode::OK);
+    drop(waited);
+    // And the chunked answer now fits.
+    let (fits, _) = exchange(layer, list(), None, read(), chunked).await;
+    assert_eq!(fits.status(), StatusCode::OK);
+}
