@@ -20,12 +20,12 @@ use xshell::{Shell, cmd};
 use crate::load::{Generator, GeneratorChoice, LoadSpec};
 use crate::process::{Children, free_loopback_port};
 use crate::report::{self, Comparison, Measured, RunInfo};
-use crate::{apt, duration, project_root};
+use crate::{apt, duration, memory, project_root};
 
 /// The request every target is asked, the same for all three.
 pub(crate) const REQUEST_PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore?api-version=2023-05-01";
 /// The credential the simulated Azure accepts; proxies inject it upstream.
-const UPSTREAM_TOKEN: &str = "bench-upstream-token";
+pub(crate) const UPSTREAM_TOKEN: &str = "bench-upstream-token";
 /// The gateway's policy under load: reads allowed (the request is a read),
 /// and a realistic handful of other rules to look through.
 const BENCH_POLICY: &str = r#"
@@ -337,7 +337,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     let mut children = Children::default();
     children.cpus = server_cpus;
 
-    let (sim_url, issuer) = start_sim(&mut children, &bin_dir, work_dir.path())?;
+    let (sim_url, issuer) = start_sim(&mut children, &bin_dir, work_dir.path(), &[])?;
     let postgres = if targets
         .iter()
         .any(|t| matches!(t, Target::GatewayPg | Target::GatewayPgPair))
@@ -521,6 +521,20 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     {
         mint_probe(&loadgen, tunnel)?;
     }
+    println!(
+        "memory probe: {} connections reading an 8 MiB list through the masker ...",
+        args.connections
+    );
+    let memory = memory::probe(
+        &mut children,
+        &bin_dir,
+        &work_dir.path().join("memory"),
+        &generator,
+        args.connections,
+        duration,
+        generator_cpus.clone(),
+    )?;
+    println!("{}", memory.describe());
     let info = RunInfo {
         command: format!(
             "cargo xtask {}",
@@ -536,7 +550,13 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
         load,
     };
     let report = project_root().join(&args.report);
-    report::write(&report, &info, &measured, COMPARISONS)
+    report::write(
+        &report,
+        &info,
+        &measured,
+        COMPARISONS,
+        &[("Memory under large answers", memory.describe())],
+    )
 }
 
 /// The CPU model, CPU count, memory and kernel, read from `/proc`.
@@ -601,17 +621,18 @@ fn mint_probe(loadgen: &Generator, tunnel: &LoadSpec) -> anyhow::Result<()> {
 
 /// The development issuer the sim runs beside it (`--issuer-file`).
 #[derive(Debug, serde::Deserialize)]
-struct Issuer {
+pub(crate) struct Issuer {
     issuer: String,
     tenant: String,
-    agent_token: String,
+    pub(crate) agent_token: String,
 }
 
 /// Starts the simulated Azure and its token issuer; returns the sim's base URL and the issuer.
-fn start_sim(
+pub(crate) fn start_sim(
     children: &mut Children,
     bin_dir: &Path,
     work_dir: &Path,
+    extra_args: &[&str],
 ) -> anyhow::Result<(String, Issuer)> {
     let issuer_file = work_dir.join("issuer.json");
     let mut command = Command::new(bin_dir.join("airlock-sim"));
@@ -619,6 +640,7 @@ fn start_sim(
         .args(["--listen", "127.0.0.1:0", "--token", UPSTREAM_TOKEN])
         .arg("--issuer-file")
         .arg(&issuer_file)
+        .args(extra_args)
         .env("RUST_LOG", "warn");
     let line = children.spawn_and_read_line(
         "airlock-sim",
@@ -656,7 +678,7 @@ fn start_postgres(
 
 /// Where a bench gateway keeps approvals and audit events.
 #[derive(Clone, Debug)]
-enum Store {
+pub(crate) enum Store {
     /// Its own SQLite file (the default).
     Sqlite,
     /// A shared PostgreSQL database, as one named replica.
@@ -755,7 +777,7 @@ http {{
 
 /// How a bench gateway listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// Plain HTTP, base-URL mode.
     Plain,
     /// TLS (a throwaway CA from `dev-certs`), base-URL mode.
@@ -766,8 +788,8 @@ enum Mode {
 
 /// A bench gateway: its URL, and the CA its clients trust (TLS and
 /// forward-proxy modes).
-struct Started {
-    url: String,
+pub(crate) struct Started {
+    pub(crate) url: String,
     ca: Option<PathBuf>,
 }
 
@@ -781,7 +803,7 @@ const PROBE_VAULTS: usize = 3000;
     clippy::too_many_arguments,
     reason = "one call site per mode, all named"
 )]
-fn start_gateway(
+pub(crate) fn start_gateway(
     children: &mut Children,
     binary: &Path,
     work_dir: &Path,

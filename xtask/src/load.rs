@@ -57,6 +57,9 @@ pub(crate) struct LoadSpec {
     /// The CPUs the generator is pinned to (`taskset -c`); pinned, `wrk`
     /// runs one thread.
     pub(crate) cpus: Option<String>,
+    /// How long one request may take before the generator counts it as an
+    /// error (`wrk --timeout`; its default is 2 s).
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl LoadSpec {
@@ -72,6 +75,7 @@ impl LoadSpec {
             connection_per_request: false,
             also: None,
             cpus: None,
+            timeout: None,
         }
     }
 }
@@ -163,10 +167,15 @@ impl Generator {
                 } else {
                     spec.connections.clamp(1, 2).to_string()
                 };
-                command
-                    .args(["-t", &threads, "-c", &connections])
-                    .args(["-d", &duration::to_wrk_arg(spec.duration), "--latency"])
-                    .args(["-H", &authorization, &spec.url]);
+                command.args(["-t", &threads, "-c", &connections]).args([
+                    "-d",
+                    &duration::to_wrk_arg(spec.duration),
+                    "--latency",
+                ]);
+                if let Some(timeout) = spec.timeout {
+                    command.args(["--timeout", &duration::to_wrk_arg(timeout)]);
+                }
+                command.args(["-H", &authorization, &spec.url]);
                 command
             }
             Generator::Oha { program, json_args } => {

@@ -15,6 +15,7 @@ mod ci;
 mod duration;
 mod fuzz;
 mod load;
+mod memory;
 mod process;
 mod report;
 

@@ -98,6 +98,15 @@ impl Children {
         }
     }
 
+    /// The process id of the child last started as `name`.
+    pub(crate) fn last_pid(&self, name: &str) -> Option<u32> {
+        self.running
+            .iter()
+            .rev()
+            .find(|running| running.name == name)
+            .map(|running| running.child.id())
+    }
+
     /// Starts `command` with stdout and stderr both going to `log`.
     pub(crate) fn spawn_logged(
         &mut self,

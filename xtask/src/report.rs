@@ -194,6 +194,7 @@ pub(crate) fn write(
     info: &RunInfo,
     measured: &[Measured],
     comparisons: &[Comparison],
+    sections: &[(&str, String)],
 ) -> anyhow::Result<()> {
     let root = path.parent().unwrap_or_else(|| Path::new("."));
     let charts = root.join("docs/bench");
@@ -273,6 +274,9 @@ pub(crate) fn write(
             comparison.label, p99.median
         );
     }
+    for (title, text) in sections {
+        let _ = writeln!(md, "\n## {title}\n\n{text}");
+    }
     let notes = root.join("docs/bench/notes.md");
     if let Ok(text) = std::fs::read_to_string(&notes) {
         let _ = writeln!(md, "\n{}", text.trim_end());
@@ -350,7 +354,13 @@ mod tests {
             load: "64 connections".into(),
         };
         let path = dir.join("BENCHMARKS.md");
-        write(&path, &info, &measured, &comparisons)?;
+        write(
+            &path,
+            &info,
+            &measured,
+            &comparisons,
+            &[("Memory", "Bounded.".into())],
+        )?;
         let md = std::fs::read_to_string(&path)?;
         std::fs::remove_dir_all(&dir)?;
         assert!(
@@ -363,6 +373,7 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("![throughput per target](docs/bench/throughput.svg)"));
+        assert!(md.contains("## Memory\n\nBounded.\n"), "{md}");
         assert!(md.trim_end().ends_with("Profiled."));
         Ok(())
     }
