@@ -20,7 +20,7 @@ use xshell::{Shell, cmd};
 use crate::load::{Generator, GeneratorChoice, LoadSpec};
 use crate::process::{Children, free_loopback_port};
 use crate::report::{self, Comparison, Measured, RunInfo};
-use crate::{apt, duration, memory, project_root};
+use crate::{apt, duration, footprint, memory, project_root};
 
 /// The request every target is asked, the same for all three.
 pub(crate) const REQUEST_PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore?api-version=2023-05-01";
@@ -369,6 +369,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                     record,
                     mode,
                     &store,
+                    "",
                 )
             }
         };
@@ -535,6 +536,18 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
         generator_cpus.clone(),
     )?;
     println!("{}", memory.describe());
+    println!(
+        "footprint probe: start-up time, and {} idle connections ...",
+        1_000
+    );
+    let footprint = footprint::probe(
+        &mut children,
+        &bin_dir,
+        &work_dir.path().join("footprint"),
+        &sim_url,
+        &issuer,
+    )?;
+    println!("{}", footprint.describe());
     let info = RunInfo {
         command: format!(
             "cargo xtask {}",
@@ -555,7 +568,10 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
         &info,
         &measured,
         COMPARISONS,
-        &[("Memory under large answers", memory.describe())],
+        &[
+            ("Memory under large answers", memory.describe()),
+            ("Start-up and idle connections", footprint.describe()),
+        ],
     )
 }
 
@@ -813,6 +829,7 @@ pub(crate) fn start_gateway(
     record: bool,
     mode: Mode,
     store: &Store,
+    extra_config: &str,
 ) -> anyhow::Result<Started> {
     std::fs::create_dir_all(work_dir)
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
@@ -905,7 +922,8 @@ vaults = [{vaults}]
 kind = "static"
 token = "{UPSTREAM_TOKEN}"
 
-{forward_proxy}"#,
+{forward_proxy}
+{extra_config}"#,
         vaults = vaults.join(", "),
         tenant = issuer.tenant,
         discovery = issuer.issuer,

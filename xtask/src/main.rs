@@ -13,6 +13,7 @@ mod bench;
 mod chart;
 mod ci;
 mod duration;
+mod footprint;
 mod fuzz;
 mod load;
 mod memory;

@@ -72,6 +72,7 @@ pub(crate) fn probe(
         true,
         Mode::Plain,
         &Store::Sqlite,
+        "",
     )?;
     let pid = children
         .last_pid("airlock")
@@ -135,7 +136,7 @@ fn put_big_group(sim_url: &str) -> anyhow::Result<usize> {
 }
 
 /// A `/proc/{pid}/status` line in kB, as MiB.
-fn status_mib(pid: u32, key: &str) -> anyhow::Result<f64> {
+pub(crate) fn status_mib(pid: u32, key: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("cannot read /proc/{pid}/status"))?;
     status

@@ -153,7 +153,8 @@ impl Children {
                 Ok(status) => last_problem = format!("GET {path} answered {status}"),
                 Err(error) => last_problem = format!("GET {path}: {error}"),
             }
-            thread::sleep(Duration::from_millis(50));
+            // Short: the bench times start-up by this wait.
+            thread::sleep(Duration::from_millis(2));
         }
         bail!(
             "{name} was not ready within {}s (last: {last_problem}); its log:\n{}",
