@@ -20,7 +20,7 @@ use xshell::{Shell, cmd};
 use crate::load::{Generator, GeneratorChoice, LoadSpec};
 use crate::process::{Children, free_loopback_port};
 use crate::report::{self, Comparison, Measured, RunInfo};
-use crate::{apt, duration, footprint, memory, project_root};
+use crate::{apt, duration, footprint, memory, open_loop, project_root};
 
 /// The request every target is asked, the same for all three.
 pub(crate) const REQUEST_PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore?api-version=2023-05-01";
@@ -61,6 +61,36 @@ const COMPARISONS: &[Comparison] = &[
         numerator: Target::Nginx.label(),
         denominator: Target::Bare.label(),
         label: "nginx / bare",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::LayeredIdentity.label(),
+        denominator: Target::Bare.label(),
+        label: "layers: identity / bare",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::LayeredPolicy.label(),
+        denominator: Target::Bare.label(),
+        label: "layers: + policy / bare",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::LayeredMasking.label(),
+        denominator: Target::Bare.label(),
+        label: "layers: + masking / bare",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::LayeredRecording.label(),
+        denominator: Target::Bare.label(),
+        label: "layers: + recording / bare",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::Gateway.label(),
+        denominator: Target::LayeredRecording.label(),
+        label: "gateway / layers: + recording",
         goal: None,
     },
     Comparison {
@@ -138,7 +168,7 @@ pub(crate) struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "sim,bare,nginx,gateway,gateway-unrecorded,gateway-tls,gateway-tunnel"
+        default_value = "sim,bare,nginx,layered-identity,layered-policy,layered-masking,layered-recording,gateway,gateway-unrecorded,gateway-tls,gateway-tunnel"
     )]
     targets: Vec<Target>,
     /// Interleaved rounds: every target once per round, so drift between
@@ -183,6 +213,14 @@ enum Target {
     Bare,
     /// nginx `proxy_pass` in front of the sim, keep-alive to the upstream.
     Nginx,
+    /// `layered --layers identity`: token verification only, by hand.
+    LayeredIdentity,
+    /// `layered --layers policy`: + classification and policy.
+    LayeredPolicy,
+    /// `layered --layers masking`: + masking.
+    LayeredMasking,
+    /// `layered --layers recording`: + recording on SQLite, fail-closed.
+    LayeredRecording,
     /// The Airlock gateway in front of the sim, recording every request
     /// (SQLite, fail-closed: no response finishes before its event is stored).
     Gateway,
@@ -212,6 +250,10 @@ impl Target {
             Target::Sim => "airlock-sim (direct)",
             Target::Bare => "bare-proxy",
             Target::Nginx => "nginx proxy_pass",
+            Target::LayeredIdentity => "layers: identity",
+            Target::LayeredPolicy => "layers: + classify, policy",
+            Target::LayeredMasking => "layers: + masking",
+            Target::LayeredRecording => "layers: + recording",
             Target::Gateway => "airlock gateway",
             Target::GatewayUnrecorded => "gateway, no recording",
             Target::GatewayTls => "gateway, base URL, TLS",
@@ -231,6 +273,14 @@ impl Target {
             }
             Target::Nginx => {
                 "nginx `proxy_pass` with keep-alive to the upstream, one process (`master_process off`), access log off, swapping the `Authorization` header"
+            }
+            Target::LayeredIdentity => {
+                "Airlock's layers stacked by hand in front of airlock-upstream (`xtask/bench/src/bin/layered.rs`), none of the gateway's own: the identity layer only (token verified, cached)"
+            }
+            Target::LayeredPolicy => "the same, + the classify and policy layers",
+            Target::LayeredMasking => "the same, + the masking layer (the answer is JSON: scanned)",
+            Target::LayeredRecording => {
+                "the same, + the recorder on SQLite, fail-closed; the shipped gateway adds request ids, tracing, timeouts, ARM-shaped errors and metrics to this"
             }
             Target::Gateway => {
                 "`airlock serve` as shipped: identity (cached token), classification, policy, masking (the answer is JSON), URL rewriting, recording on SQLite, fail-closed (no response completes before its event is stored)"
@@ -391,6 +441,20 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                 &start_bare_proxy(&mut children, &bin_dir, work_dir.path(), &sim_url)?,
                 client_authorization.clone(),
             ),
+            Target::LayeredIdentity
+            | Target::LayeredPolicy
+            | Target::LayeredMasking
+            | Target::LayeredRecording => LoadSpec::new(
+                &start_layered(
+                    &mut children,
+                    &bin_dir,
+                    &work_dir.path().join(format!("{target:?}")),
+                    &sim_url,
+                    &issuer,
+                    target,
+                )?,
+                client_authorization.clone(),
+            ),
             Target::Nginx => LoadSpec::new(
                 &start_nginx(
                     &mut children,
@@ -522,6 +586,26 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     {
         mint_probe(&loadgen, tunnel)?;
     }
+    let bare_rps = measured
+        .iter()
+        .find(|m| m.label == Target::Bare.label())
+        .map(|m| m.summary().rps);
+    let open_loop = match bare_rps {
+        Some(rps) if rps > 0.0 => {
+            let at_rate: Vec<(&'static str, LoadSpec)> = endpoints
+                .iter()
+                .filter(|(target, spec)| {
+                    matches!(target, Target::Bare | Target::Nginx | Target::Gateway)
+                        && spec.ca.is_none()
+                })
+                .map(|(target, spec)| (target.label(), spec.clone()))
+                .collect();
+            let probe = open_loop::probe(&loadgen, &at_rate, rps / 2.0, duration)?;
+            println!("{}", probe.describe());
+            Some(probe)
+        }
+        _ => None,
+    };
     println!(
         "memory probe: {} connections reading an 8 MiB list through the masker ...",
         args.connections
@@ -569,6 +653,13 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
         &measured,
         COMPARISONS,
         &[
+            (
+                "Latency at half the bare proxy's saturation",
+                open_loop.map_or_else(
+                    || String::from("Not measured: the bare proxy was not among the targets."),
+                    |probe| probe.describe(),
+                ),
+            ),
             ("Memory under large answers", memory.describe()),
             ("Start-up and idle connections", footprint.describe()),
         ],
@@ -585,16 +676,7 @@ fn machine() -> String {
         .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
         .unwrap_or_else(|| String::from("unknown CPU"));
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    let memory_gib = read("/proc/meminfo")
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
+    let memory_gib = memory::kib_field(&read("/proc/meminfo"), "MemTotal:")
         .map_or_else(String::new, |kib| {
             format!(", {:.0} GiB memory", kib / 1_048_576.0)
         });
@@ -725,6 +807,46 @@ fn start_bare_proxy(
         "bare-proxy",
         command,
         &work_dir.join("bare-proxy.log"),
+        "listening on",
+    )?;
+    url_in_line(&line)
+}
+
+/// Starts `layered` with the layers `target` names in front of the sim;
+/// returns its base URL.
+fn start_layered(
+    children: &mut Children,
+    bin_dir: &Path,
+    work_dir: &Path,
+    sim_url: &str,
+    issuer: &Issuer,
+    target: Target,
+) -> anyhow::Result<String> {
+    std::fs::create_dir_all(work_dir)
+        .with_context(|| format!("cannot create {}", work_dir.display()))?;
+    let policy = work_dir.join("policy.toml");
+    std::fs::write(&policy, BENCH_POLICY)
+        .with_context(|| format!("cannot write {}", policy.display()))?;
+    let layers = match target {
+        Target::LayeredIdentity => "identity",
+        Target::LayeredPolicy => "policy",
+        Target::LayeredMasking => "masking",
+        _ => "recording",
+    };
+    let mut command = Command::new(bin_dir.join("layered"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--upstream", sim_url])
+        .args(["--token", UPSTREAM_TOKEN, "--issuer", &issuer.issuer])
+        .args(["--tenant", &issuer.tenant, "--layers", layers])
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--database")
+        .arg(work_dir.join("audit.db"))
+        .env("RUST_LOG", "warn");
+    let line = children.spawn_and_read_line(
+        "layered",
+        command,
+        &work_dir.join("layered.log"),
         "listening on",
     )?;
     url_in_line(&line)

@@ -60,6 +60,8 @@ pub(crate) struct LoadSpec {
     /// How long one request may take before the generator counts it as an
     /// error (`wrk --timeout`; its default is 2 s).
     pub(crate) timeout: Option<Duration>,
+    /// Open-loop at this many requests a second in all (`loadgen` only).
+    pub(crate) rate: Option<f64>,
 }
 
 impl LoadSpec {
@@ -76,6 +78,7 @@ impl LoadSpec {
             also: None,
             cpus: None,
             timeout: None,
+            rate: None,
         }
     }
 }
@@ -206,6 +209,9 @@ impl Generator {
                 }
                 if spec.connection_per_request {
                     command.arg("--connection-per-request");
+                }
+                if let Some(rate) = spec.rate {
+                    command.args(["--rate", &format!("{rate:.0}")]);
                 }
                 command
             }

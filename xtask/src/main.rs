@@ -17,6 +17,7 @@ mod footprint;
 mod fuzz;
 mod load;
 mod memory;
+mod open_loop;
 mod process;
 mod report;
 

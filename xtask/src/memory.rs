@@ -139,16 +139,27 @@ fn put_big_group(sim_url: &str) -> anyhow::Result<usize> {
 pub(crate) fn status_mib(pid: u32, key: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("cannot read /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
+    kib_field(&status, key)
         .map(|kib| kib / 1024.0)
         .ok_or_else(|| anyhow!("no {key} in /proc/{pid}/status"))
+}
+
+/// The value of a `Key:   1234 kB` line of a `/proc` file, in KiB.
+pub(crate) fn kib_field(text: &str, key: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_kib_fields_of_proc_files() {
+        let status = "Name:\tairlock\nVmHWM:\t  123456 kB\nVmRSS:\t   20480 kB\n";
+        assert_eq!(kib_field(status, "VmRSS:"), Some(20_480.0));
+        assert_eq!(kib_field(status, "VmHWM:"), Some(123_456.0));
+        assert_eq!(kib_field(status, "VmSwap:"), None);
+    }
 }

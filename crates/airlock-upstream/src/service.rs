@@ -404,11 +404,9 @@ mod tests {
         format!("http://{address}")
     }
 
-    fn upstream_to(base: &str) -> Upstream {
-        let config: UpstreamConfig = toml::from_str(&format!(
-            "arm_url = \"{base}\"\nallow_insecure_http = true\ncredential = {{ kind = \"static\", token = \"t\" }}"
-        ))
-        .unwrap();
+    /// An upstream from `config` (TOML), the gateway named `gw.example`.
+    fn upstream_with(config: &str) -> Upstream {
+        let config: UpstreamConfig = toml::from_str(config).unwrap();
         let routes = crate::Routes::new(
             &config,
             &GatewayHosts::new(Endpoint::parse("https://gw.example").unwrap()),
@@ -438,7 +436,10 @@ mod tests {
     async fn answers_read_whole_stay_within_the_memory_budget() {
         let base = json_server(6 * 1024).await;
         let budget = MemoryBudget::new(8 * 1024);
-        let upstream = upstream_to(&base).memory_budget(budget.clone());
+        let upstream = upstream_with(&format!(
+            "arm_url = \"{base}\"\nallow_insecure_http = true\ncredential = {{ kind = \"static\", token = \"t\" }}"
+        ))
+        .memory_budget(budget.clone());
         let held = upstream.clone().oneshot(get("/big")).await.unwrap();
         assert_eq!(held.status(), StatusCode::OK);
         assert!(held.body().buffered().is_some());
@@ -471,19 +472,9 @@ mod tests {
     /// embedder's classify step resolved.
     #[tokio::test]
     async fn an_unlisted_vault_or_account_from_the_extensions_is_refused_unsent() {
-        let config: UpstreamConfig = toml::from_str(
+        let upstream = upstream_with(
             "key_vault.vaults = [\"kv1\"]\nstorage.accounts = [\"logs1\"]\ncredential = { kind = \"static\", token = \"t\" }",
-        )
-        .unwrap();
-        let routes = crate::Routes::new(
-            &config,
-            &GatewayHosts::new(Endpoint::parse("https://gw.example").unwrap()),
-        )
-        .unwrap();
-        let client = airlock_http::ClientBuilder::new(airlock_http::TrustRoots::none())
-            .build()
-            .unwrap();
-        let upstream = Upstream::new(routes, client, Arc::new(StaticTokenProvider::new("t")));
+        );
         // A vault, and a storage account, other than the listed one the host names.
         for (host, endpoint) in [
             (

@@ -15,6 +15,13 @@
 //! counts non-2xx responses plus connection and protocol failures. A request
 //! still in flight when the duration ends is abandoned and counted as neither.
 //!
+//! With `--rate R` the load is open-loop instead: R requests a second in
+//! all, each connection sending on its own fixed schedule (staggered across
+//! connections), whether or not its previous answer came back in time. A
+//! request's latency is measured from when it was *scheduled*, so a server
+//! that stalls is charged for the requests that queued behind the stall
+//! (no coordinated omission, as in wrk2).
+//!
 //! `https://` URLs are spoken over TLS trusting `--ca`; with `--proxy`, each
 //! connection is a `CONNECT` tunnel through that forward proxy first (the
 //! way `HTTPS_PROXY` clients reach Airlock's forward-proxy mode). With
@@ -70,6 +77,9 @@ struct Args {
     /// A new connection for every request, instead of keep-alive.
     #[arg(long)]
     connection_per_request: bool,
+    /// Open-loop: this many requests a second in all, on a fixed schedule.
+    #[arg(long, conflicts_with = "connection_per_request")]
+    rate: Option<f64>,
 }
 
 /// The request every connection sends, prepared once.
@@ -127,8 +137,29 @@ async fn main() -> anyhow::Result<()> {
 
     let start = Instant::now();
     let deadline = start + args.duration;
-    let tasks: Vec<_> = (0..args.connections)
-        .map(|_| tokio::spawn(run_connection(target.clone(), deadline)))
+    let schedule = match args.rate {
+        Some(rate) if rate > 0.0 && rate.is_finite() => {
+            // Each connection sends every `interval`; they are staggered.
+            #[allow(clippy::cast_precision_loss, reason = "connection counts are small")]
+            let interval = Duration::from_secs_f64(args.connections as f64 / rate);
+            Some(interval)
+        }
+        Some(_) => bail!("--rate must be a positive number of requests a second"),
+        None => None,
+    };
+    let connections = args.connections;
+    let tasks: Vec<_> = (0..connections)
+        .map(|i| {
+            let schedule = schedule.map(|interval| Schedule {
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    reason = "connection counts are small"
+                )]
+                next: start + interval.mul_f64(i as f64 / connections as f64),
+                interval,
+            });
+            tokio::spawn(run_connection(target.clone(), deadline, schedule))
+        })
         .collect();
 
     let mut latencies_ns = Vec::new();
@@ -222,8 +253,20 @@ fn tls_connector(ca: Option<&std::path::Path>) -> anyhow::Result<TlsConnector> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-/// Sends requests back to back on one keep-alive connection until `deadline`.
-async fn run_connection(target: Target, deadline: Instant) -> ConnectionTally {
+/// When an open-loop connection sends its next request.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    next: Instant,
+    interval: Duration,
+}
+
+/// Sends requests on one keep-alive connection until `deadline`: back to
+/// back, or on `schedule` (open-loop).
+async fn run_connection(
+    target: Target,
+    deadline: Instant,
+    mut schedule: Option<Schedule>,
+) -> ConnectionTally {
     let mut tally = ConnectionTally::default();
     while Instant::now() < deadline {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -244,7 +287,16 @@ async fn run_connection(target: Target, deadline: Instant) -> ConnectionTally {
             if !first && target.connection_per_request {
                 break;
             }
-            let sent = if target.connection_per_request {
+            let sent = if let Some(schedule) = &mut schedule {
+                // Charged from when it should have gone, not when it went.
+                let scheduled = schedule.next;
+                schedule.next += schedule.interval;
+                if scheduled >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(scheduled).await;
+                scheduled
+            } else if target.connection_per_request {
                 connecting
             } else {
                 Instant::now()

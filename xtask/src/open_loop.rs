@@ -1,0 +1,119 @@
+//! The open-loop latency probe of `cargo xtask bench`: the bare proxy,
+//! nginx and the gateway each loaded at one fixed rate, half the bare
+//! proxy's saturation, and their p99 compared (the goal: the gateway adds
+//! at most 1 ms). Closed-loop generators (wrk) hide a stall by sending
+//! less; `loadgen --rate` charges every request from when it was due.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::load::{Generator, LoadResult, LoadSpec};
+
+/// One target's p99 at the probe's rate.
+#[derive(Debug)]
+pub(crate) struct AtRate {
+    pub(crate) label: &'static str,
+    pub(crate) result: LoadResult,
+}
+
+/// What the probe measured.
+#[derive(Debug)]
+pub(crate) struct OpenLoop {
+    pub(crate) rate: f64,
+    pub(crate) targets: Vec<AtRate>,
+}
+
+impl OpenLoop {
+    pub(crate) fn describe(&self) -> String {
+        let mut text = format!(
+            "Open-loop at {:.0} requests/s (half the bare proxy's median throughput above), `loadgen --rate`, latency charged from each request's scheduled time:\n\n| target | served/s | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|\n",
+            self.rate
+        );
+        for target in &self.targets {
+            let _ = writeln!(
+                text,
+                "| {} | {:.0} | {:.2} | {:.2} | {} |",
+                target.label,
+                target.result.requests_per_second,
+                target.result.p50_ms,
+                target.result.p99_ms,
+                target.result.errors
+            );
+        }
+        let p99 = |label: &str| {
+            self.targets
+                .iter()
+                .find(|t| t.label == label)
+                .map(|t| t.result.p99_ms)
+        };
+        if let (Some(bare), Some(gateway)) = (p99("bare-proxy"), p99("airlock gateway")) {
+            let added = gateway - bare;
+            let _ = write!(
+                text,
+                "\nThe gateway adds {added:.2} ms at p99 over the bare proxy (goal ≤ 1 ms: {}).",
+                if added <= 1.0 { "met" } else { "**missed**" }
+            );
+        }
+        text
+    }
+}
+
+/// Loads each of `targets` (label, spec) at `rate` for `duration` with
+/// `loadgen`.
+pub(crate) fn probe(
+    loadgen: &Generator,
+    targets: &[(&'static str, LoadSpec)],
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<OpenLoop> {
+    let mut measured = Vec::with_capacity(targets.len());
+    for (label, spec) in targets {
+        println!("open-loop at {rate:.0} requests/s: {label} ...");
+        let result = loadgen
+            .run(&LoadSpec {
+                rate: Some(rate),
+                duration,
+                ..spec.clone()
+            })
+            .with_context(|| format!("the open-loop load on {label} failed"))?;
+        measured.push(AtRate { label, result });
+    }
+    Ok(OpenLoop {
+        rate,
+        targets: measured,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_the_p99_added_over_the_bare_proxy() {
+        let at = |label, p99_ms| AtRate {
+            label,
+            result: LoadResult {
+                requests: 100,
+                errors: 0,
+                requests_per_second: 5_000.0,
+                p50_ms: 1.0,
+                p99_ms,
+            },
+        };
+        let probe = OpenLoop {
+            rate: 5_000.0,
+            targets: vec![at("bare-proxy", 2.0), at("airlock gateway", 3.5)],
+        };
+        let text = probe.describe();
+        assert!(
+            text.contains("| airlock gateway | 5000 | 1.00 | 3.50 | 0 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("adds 1.50 ms at p99 over the bare proxy (goal ≤ 1 ms: **missed**)"),
+            "{text}"
+        );
+    }
+}
