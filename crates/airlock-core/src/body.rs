@@ -286,18 +286,42 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
+    let capacity = usize::try_from(length).unwrap_or(0);
+    collect_frames(body, capacity, limit, |_| true)
+        .await?
+        .ok_or_else(|| BodyError::Read("the body was refused while it was read".into()))
+}
+
+/// Reads `body` frame by frame into one buffer (starting at `capacity`
+/// bytes), refusing it past `limit`. Before a frame is kept, `admit` is
+/// asked with the total it would make; `Ok(None)` when it says no.
+pub(crate) async fn collect_frames<B>(
+    body: B,
+    capacity: usize,
+    limit: u64,
+    mut admit: impl FnMut(u64) -> bool,
+) -> Result<Option<Bytes>, BodyError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let mut body = std::pin::pin!(body);
-    let mut collected = BytesMut::with_capacity(usize::try_from(length).unwrap_or(0));
+    let mut collected = BytesMut::with_capacity(capacity);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| BodyError::Read(error.into()))?;
-        if let Ok(data) = frame.into_data() {
-            if (collected.len() + data.len()) as u64 > limit {
-                return Err(BodyError::TooLarge { limit });
-            }
-            collected.extend_from_slice(&data);
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let total = (collected.len() + data.len()) as u64;
+        if total > limit {
+            return Err(BodyError::TooLarge { limit });
         }
+        if !admit(total) {
+            return Ok(None);
+        }
+        collected.extend_from_slice(&data);
     }
-    Ok(collected.freeze())
+    Ok(Some(collected.freeze()))
 }
 
 /// The `Content-Length` a message declares, if it declares a valid one.

@@ -41,7 +41,7 @@ pub use decision::{ApprovalWait, Approvers, Decision, Elevation};
 pub use error::{AirlockError, ErrorContext, REQUEST_ID_HEADER};
 pub use html::escape_html;
 pub use http_client::{HttpClient, HttpClientError};
-pub use memory_budget::{MemoryBudget, Share, Uncollected, collect_within};
+pub use memory_budget::{MemoryBudget, Share, Uncollected};
 pub use operation::{Operation, Plane, ResourceScope};
 pub use operation_pattern::{OperationPattern, PatternError};
 pub use principal::{Principal, PrincipalBuilder, PrincipalKind};

@@ -28,11 +28,13 @@
 
 use std::sync::Arc;
 
-use crate::{BodyError, BoxError};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use http::HeaderMap;
 use http_body::Body;
-use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::body::collect_frames;
+use crate::{BodyError, BoxError, collect_limited, declared_length};
 
 /// Shares are counted in KiB, so a budget of terabytes fits the
 /// semaphore's `u32` acquisitions.
@@ -118,7 +120,7 @@ impl MemoryBudget {
     }
 }
 
-/// Why [`collect_within`] read no whole body.
+/// Why [`MemoryBudget::collect`] read no whole body.
 #[derive(Debug)]
 pub enum Uncollected {
     /// Too large, or unreadable.
@@ -127,40 +129,50 @@ pub enum Uncollected {
     Busy,
 }
 
-/// Reads a body of unknown length within `limit`, growing `share` frame by
-/// frame.
-///
-/// # Errors
-///
-/// [`Uncollected::Body`] when it is over `limit` or cannot be read,
-/// [`Uncollected::Busy`] when the budget has no room for it.
-pub async fn collect_within<B>(
-    body: B,
-    limit: u64,
-    budget: &MemoryBudget,
-    share: &mut Share,
-) -> Result<Bytes, Uncollected>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    let mut body = std::pin::pin!(body);
-    let mut collected = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|error| Uncollected::Body(BodyError::Read(error.into())))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let total = (collected.len() + data.len()) as u64;
-        if total > limit {
-            return Err(Uncollected::Body(BodyError::TooLarge { limit }));
+impl MemoryBudget {
+    /// Reads `body` whole, within `limit` and within this budget, and
+    /// returns it with the share that accounts for it (hold it with the body
+    /// made from the bytes: [`AirlockBody::hold`](crate::AirlockBody::hold)).
+    /// A known length (declared, or the body's exact size) waits for its
+    /// whole share first (one over `limit` is refused unread and needs
+    /// none); an unknown one grows its share frame by frame.
+    ///
+    /// # Errors
+    ///
+    /// [`Uncollected::Body`] when it is over `limit` or cannot be read,
+    /// [`Uncollected::Busy`] when an unknown length finds no room.
+    pub async fn collect<B>(
+        &self,
+        body: B,
+        headers: &HeaderMap,
+        limit: u64,
+    ) -> Result<(Bytes, Share), Uncollected>
+    where
+        B: Body<Data = Bytes> + 'static,
+        B::Error: Into<BoxError>,
+    {
+        match declared_length(headers).or_else(|| body.size_hint().exact()) {
+            Some(length) => {
+                let share = if length <= limit {
+                    self.wait_for(length).await
+                } else {
+                    Self::empty()
+                };
+                let bytes = collect_limited(body, headers, limit)
+                    .await
+                    .map_err(Uncollected::Body)?;
+                Ok((bytes, share))
+            }
+            None => {
+                let mut share = Self::empty();
+                let bytes = collect_frames(body, 0, limit, |total| self.grow(&mut share, total))
+                    .await
+                    .map_err(Uncollected::Body)?
+                    .ok_or(Uncollected::Busy)?;
+                Ok((bytes, share))
+            }
         }
-        if !budget.grow(share, total) {
-            return Err(Uncollected::Busy);
-        }
-        collected.extend_from_slice(&data);
     }
-    Ok(collected.freeze())
 }
 
 fn units(bytes: u64) -> u64 {

@@ -6,8 +6,7 @@ use std::task::{Context, Poll};
 
 use airlock_core::{
     AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, ErrorContext,
-    MemoryBudget, Operation, Principal, Uncollected, collect_limited, collect_within,
-    declared_length, full,
+    MemoryBudget, Operation, Principal, Uncollected, collect_limited, full,
 };
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -166,32 +165,19 @@ impl Exchange<'_> {
             .downcast_mut::<AirlockBody>()
             .filter(|body| body.buffered().is_some())
             .and_then(AirlockBody::take_hold);
-        let known = declared_length(&parts.headers).or_else(|| body.size_hint().exact());
-        let (collected, mut share) = match known {
-            Some(_) if inherited.is_some() => (
+        let (collected, mut share) = if inherited.is_some() {
+            (
                 collect_limited(body, &parts.headers, limit).await,
                 MemoryBudget::empty(),
-            ),
-            // Known: wait for the whole share first (one over the limit is
-            // refused unread, and needs none).
-            Some(length) => {
-                let share = if length <= limit {
-                    budget.wait_for(length).await
-                } else {
-                    MemoryBudget::empty()
-                };
-                (collect_limited(body, &parts.headers, limit).await, share)
-            }
-            None => {
-                let mut share = MemoryBudget::empty();
-                match collect_within(body, limit, budget, &mut share).await {
-                    Ok(bytes) => (Ok(bytes), share),
-                    Err(Uncollected::Body(error)) => (Err(error), share),
-                    Err(Uncollected::Busy) => {
-                        return self.refuse(AirlockError::MemoryBusy {
-                            budget: budget.bytes(),
-                        });
-                    }
+            )
+        } else {
+            match budget.collect(body, &parts.headers, limit).await {
+                Ok((bytes, share)) => (Ok(bytes), share),
+                Err(Uncollected::Body(error)) => (Err(error), MemoryBudget::empty()),
+                Err(Uncollected::Busy) => {
+                    return self.refuse(AirlockError::MemoryBusy {
+                        budget: budget.bytes(),
+                    });
                 }
             }
         };

@@ -1,8 +1,7 @@
 //! Rewrites Azure's answer so that absolute URLs point back at the gateway.
 
 use airlock_core::{
-    AirlockBody, AirlockError, BodyError, MemoryBudget, Uncollected, boxed, collect_limited,
-    collect_within, declared_length, full,
+    AirlockBody, AirlockError, BodyError, MemoryBudget, Uncollected, boxed, collect_limited, full,
 };
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
@@ -46,28 +45,16 @@ pub(crate) async fn response(
             AirlockError::UpstreamUnavailable(format!("the response body broke off: {source}"))
         }
     };
-    let (bytes, share) = match (budget, declared_length(&parts.headers)) {
-        (None, _) => (
+    let (bytes, share) = match budget {
+        None => (
             collect_limited(body, &parts.headers, max_rewrite)
                 .await
                 .map_err(unreadable)?,
             None,
         ),
-        // Known length: its whole share first (over the limit: refused unread).
-        (Some(budget), Some(length)) => {
-            let share = if length <= max_rewrite {
-                Some(budget.wait_for(length).await)
-            } else {
-                None
-            };
-            let bytes = collect_limited(body, &parts.headers, max_rewrite)
-                .await
-                .map_err(unreadable)?;
-            (bytes, share)
-        }
-        (Some(budget), None) => {
-            let mut share = MemoryBudget::empty();
-            let bytes = collect_within(body, max_rewrite, budget, &mut share)
+        Some(budget) => {
+            let (bytes, share) = budget
+                .collect(body, &parts.headers, max_rewrite)
                 .await
                 .map_err(|e| match e {
                     Uncollected::Body(e) => unreadable(e),
