@@ -17,6 +17,7 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 use xshell::{Shell, cmd};
 
+use crate::curves;
 use crate::load::{Generator, GeneratorChoice, LoadSpec};
 use crate::process::{Children, free_loopback_port};
 use crate::report::{self, Comparison, Measured, RunInfo};
@@ -199,6 +200,10 @@ pub(crate) struct BenchArgs {
     /// the report then shows the change's effect beside the bare proxy.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// Skip the curves of how cost grows (concurrency, answer size, policy
+    /// size, identities).
+    #[arg(long)]
+    no_curves: bool,
     /// Run the `--baseline` binary with `[audit] enabled = false`, to set
     /// it beside `gateway-unrecorded` instead of `gateway`.
     #[arg(long, requires = "baseline")]
@@ -419,7 +424,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                     record,
                     mode,
                     &store,
-                    "",
+                    &Extra::default(),
                 )
             }
         };
@@ -576,7 +581,20 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
 
     // The smoke run's numbers mean nothing: no ratios, no goals.
     report::print(&measured, if args.quick { &[] } else { COMPARISONS });
+    let curve_dir = work_dir.path().join("curves");
+    let curve_bench = curves::Bench {
+        bin_dir: &bin_dir,
+        work_dir: &curve_dir,
+        generator: &generator,
+        cpus: generator_cpus.clone(),
+        warm_up,
+        duration,
+        quick: args.quick,
+    };
     if args.quick {
+        if !args.no_curves {
+            curves::run(&mut children, &curve_bench)?;
+        }
         println!("--quick: every target started and served; nothing timed, no report written");
         return Ok(());
     }
@@ -632,6 +650,11 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
         &issuer,
     )?;
     println!("{}", footprint.describe());
+    let curves = if args.no_curves {
+        Vec::new()
+    } else {
+        curves::run(&mut children, &curve_bench)?
+    };
     let info = RunInfo {
         command: format!(
             "cargo xtask {}",
@@ -663,6 +686,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
             ("Memory under large answers", memory.describe()),
             ("Start-up and idle connections", footprint.describe()),
         ],
+        &curves,
     )
 }
 
@@ -788,7 +812,7 @@ pub(crate) enum Store {
 }
 
 /// Starts the bare proxy in front of the sim; returns its base URL.
-fn start_bare_proxy(
+pub(crate) fn start_bare_proxy(
     children: &mut Children,
     bin_dir: &Path,
     work_dir: &Path,
@@ -937,6 +961,15 @@ const PROBE_VAULTS: usize = 3000;
 
 /// Writes the gateway's config, starts `airlock serve` and waits until it
 /// serves; returns its URL.
+/// What one benchmark gateway has beyond the configuration all share.
+#[derive(Debug, Default)]
+pub(crate) struct Extra<'a> {
+    /// TOML appended to the configuration (e.g. a `[limits]` table).
+    pub(crate) config: &'a str,
+    /// The policy file's text instead of the benchmark's own.
+    pub(crate) policy: Option<&'a str>,
+}
+
 #[allow(
     clippy::too_many_arguments,
     reason = "one call site per mode, all named"
@@ -951,7 +984,7 @@ pub(crate) fn start_gateway(
     record: bool,
     mode: Mode,
     store: &Store,
-    extra_config: &str,
+    extra: &Extra<'_>,
 ) -> anyhow::Result<Started> {
     std::fs::create_dir_all(work_dir)
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
@@ -962,7 +995,7 @@ pub(crate) fn start_gateway(
         .next()
         .ok_or_else(|| anyhow!("no port in the sim's URL {sim_url}"))?;
     let policy_path = work_dir.join("policy.toml");
-    std::fs::write(&policy_path, BENCH_POLICY)
+    std::fs::write(&policy_path, extra.policy.unwrap_or(BENCH_POLICY))
         .with_context(|| format!("cannot write {}", policy_path.display()))?;
     let mut vaults = vec![String::from("\"demo-vault\"")];
     let (listen_tls, forward_proxy, ca) = match mode {
@@ -1046,6 +1079,7 @@ token = "{UPSTREAM_TOKEN}"
 
 {forward_proxy}
 {extra_config}"#,
+        extra_config = extra.config,
         vaults = vaults.join(", "),
         tenant = issuer.tenant,
         discovery = issuer.issuer,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 
-use crate::bench::{Issuer, Mode, REQUEST_PATH, Store, start_gateway};
+use crate::bench::{Extra, Issuer, Mode, REQUEST_PATH, Store, start_gateway};
 use crate::memory::status_mib;
 use crate::process::Children;
 use crate::report::median;
@@ -68,7 +68,10 @@ pub(crate) fn probe(
             true,
             Mode::Plain,
             &Store::Sqlite,
-            "[limits]\nmax_connections_per_client = 2000\n",
+            &Extra {
+                config: "[limits]\nmax_connections_per_client = 2000\n",
+                ..Extra::default()
+            },
         )?;
         let address: SocketAddr = gateway
             .url

@@ -62,6 +62,10 @@ pub(crate) struct LoadSpec {
     pub(crate) timeout: Option<Duration>,
     /// Open-loop at this many requests a second in all (`loadgen` only).
     pub(crate) rate: Option<f64>,
+    /// A file of `Authorization` values, one per line, sent in turn
+    /// instead of `authorization` (many identities; `wrk` runs a Lua
+    /// script for it, which costs the generator a little per request).
+    pub(crate) authorizations: Option<PathBuf>,
 }
 
 impl LoadSpec {
@@ -79,6 +83,7 @@ impl LoadSpec {
             cpus: None,
             timeout: None,
             rate: None,
+            authorizations: None,
         }
     }
 }
@@ -178,8 +183,26 @@ impl Generator {
                 if let Some(timeout) = spec.timeout {
                     command.args(["--timeout", &duration::to_wrk_arg(timeout)]);
                 }
-                command.args(["-H", &authorization, &spec.url]);
+                match &spec.authorizations {
+                    Some(file) => {
+                        let script = file.with_extension("lua");
+                        std::fs::write(&script, WRK_ROTATE_AUTHORIZATION)
+                            .with_context(|| format!("cannot write {}", script.display()))?;
+                        command
+                            .arg("-s")
+                            .arg(script)
+                            .arg(&spec.url)
+                            .arg("--")
+                            .arg(file);
+                    }
+                    None => {
+                        command.args(["-H", &authorization, &spec.url]);
+                    }
+                }
                 command
+            }
+            Generator::Oha { .. } if spec.authorizations.is_some() => {
+                bail!("oha cannot send a different Authorization per request: use wrk or loadgen")
             }
             Generator::Oha { program, json_args } => {
                 let mut command = Command::new(program);
@@ -199,8 +222,11 @@ impl Generator {
                 let mut command = Command::new(program);
                 command
                     .args(["--url", &spec.url, "--connections", &connections])
-                    .args(["--duration", &duration::to_millis_arg(spec.duration)])
-                    .args(["--header", &authorization]);
+                    .args(["--duration", &duration::to_millis_arg(spec.duration)]);
+                match &spec.authorizations {
+                    Some(file) => command.arg("--authorization-file").arg(file),
+                    None => command.args(["--header", &authorization]),
+                };
                 if let Some(ca) = &spec.ca {
                     command.arg("--ca").arg(ca);
                 }
@@ -236,6 +262,23 @@ impl Generator {
         parsed.with_context(|| format!("cannot read the output of {command:?}:\n{stdout}"))
     }
 }
+
+/// `wrk -s`: the file named after `--` holds one `Authorization` value per
+/// line; each thread starts at its own line and sends them in turn.
+const WRK_ROTATE_AUTHORIZATION: &str = r#"local values = {}
+local next_value = 1
+function init(args)
+  for line in io.lines(args[1]) do
+    if line ~= "" then values[#values + 1] = line end
+  end
+  if #values == 0 then error("no Authorization values in " .. args[1]) end
+  next_value = math.random(#values)
+end
+function request()
+  next_value = next_value % #values + 1
+  return wrk.format(nil, nil, { ["Authorization"] = values[next_value] })
+end
+"#;
 
 /// oha 1.5 and later take `--output-format json`, earlier ones `-j`.
 fn oha_generator(program: PathBuf) -> Generator {

@@ -12,6 +12,7 @@ mod apt;
 mod bench;
 mod chart;
 mod ci;
+mod curves;
 mod duration;
 mod footprint;
 mod fuzz;

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 
-use crate::bench::{Mode, Store, UPSTREAM_TOKEN, start_gateway, start_sim};
+use crate::bench::{Extra, Mode, Store, UPSTREAM_TOKEN, start_gateway, start_sim};
 use crate::load::{Generator, LoadResult, LoadSpec};
 use crate::process::Children;
 
 /// The subscription of the simulated Azure.
-const SUBSCRIPTION: &str = "11111111-1111-1111-1111-111111111111";
+pub(crate) const SUBSCRIPTION: &str = "11111111-1111-1111-1111-111111111111";
 /// Tags on the probe's resource group: this many values of [`TAG_BYTES`].
 const TAGS: usize = 8 * 1024;
 const TAG_BYTES: usize = 1024;
@@ -60,7 +60,7 @@ pub(crate) fn probe(
 ) -> anyhow::Result<MemoryProbe> {
     std::fs::create_dir_all(work_dir)?;
     let (sim_url, issuer) = start_sim(children, bin_dir, work_dir, &[])?;
-    let answer_bytes = put_big_group(&sim_url)?;
+    let answer_bytes = put_group(&sim_url, "big", TAGS * TAG_BYTES)?;
     let gateway = start_gateway(
         children,
         &std::env::var_os("AIRLOCK_BENCH_PROBE_BINARY")
@@ -72,7 +72,7 @@ pub(crate) fn probe(
         true,
         Mode::Plain,
         &Store::Sqlite,
-        "",
+        &Extra::default(),
     )?;
     let pid = children
         .last_pid("airlock")
@@ -101,11 +101,13 @@ pub(crate) fn probe(
     })
 }
 
-/// PUTs the resource group `big` with [`TAGS`] tags straight to the sim;
-/// returns about how large the list answer holding it is.
-fn put_big_group(sim_url: &str) -> anyhow::Result<usize> {
-    let value = "v".repeat(TAG_BYTES);
-    let tags: serde_json::Map<String, serde_json::Value> = (0..TAGS)
+/// PUTs the resource group `name` straight to the sim, with tags of
+/// [`TAG_BYTES`] (fewer for less) adding up to about `bytes`; returns how
+/// large its JSON is, about what a `GET` of it or a list holding it answers.
+pub(crate) fn put_group(sim_url: &str, name: &str, bytes: usize) -> anyhow::Result<usize> {
+    let value = "v".repeat(TAG_BYTES.min(bytes.saturating_sub(128)).max(1));
+    let count = bytes.div_ceil(TAG_BYTES);
+    let tags: serde_json::Map<String, serde_json::Value> = (0..count)
         .map(|i| {
             (
                 format!("tag{i:05}"),
@@ -120,7 +122,7 @@ fn put_big_group(sim_url: &str) -> anyhow::Result<usize> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
-        "PUT /subscriptions/{SUBSCRIPTION}/resourcegroups/big?api-version=2021-04-01 HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {UPSTREAM_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "PUT /subscriptions/{SUBSCRIPTION}/resourcegroups/{name}?api-version=2021-04-01 HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {UPSTREAM_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     let mut answer = String::new();

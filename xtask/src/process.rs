@@ -107,6 +107,19 @@ impl Children {
             .map(|running| running.child.id())
     }
 
+    /// Stops the child last started as `name`, as dropping all of them
+    /// would, before the run goes on.
+    pub(crate) fn stop_last(&mut self, name: &str) -> anyhow::Result<()> {
+        let index = self
+            .running
+            .iter()
+            .rposition(|running| running.name == name)
+            .ok_or_else(|| anyhow::anyhow!("no child named {name} to stop"))?;
+        let mut stopped = self.running.remove(index);
+        stop(std::slice::from_mut(&mut stopped));
+        Ok(())
+    }
+
     /// Starts `command` with stdout and stderr both going to `log`.
     pub(crate) fn spawn_logged(
         &mut self,
@@ -229,7 +242,14 @@ impl Drop for Children {
     /// stops its cluster and removes its files), waits up to [`STOP_GRACE`],
     /// then kills whatever still runs.
     fn drop(&mut self) {
-        for running in &mut self.running {
+        stop(&mut self.running);
+    }
+}
+
+/// SIGTERM to each of `running`, up to [`STOP_GRACE`] to exit, then kill.
+fn stop(running: &mut [Running]) {
+    {
+        for running in running.iter_mut() {
             let _ = Command::new("kill")
                 .args(["-TERM", &running.child.id().to_string()])
                 .stdout(Stdio::null())
@@ -237,7 +257,7 @@ impl Drop for Children {
                 .status();
         }
         let deadline = Instant::now() + STOP_GRACE;
-        for running in &mut self.running {
+        for running in running.iter_mut() {
             while Instant::now() < deadline && matches!(running.child.try_wait(), Ok(None)) {
                 thread::sleep(Duration::from_millis(20));
             }

@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::chart::{self, Bar};
+use crate::curves::Curve;
 use crate::load::LoadResult;
 
 /// One target's rounds.
@@ -195,6 +196,7 @@ pub(crate) fn write(
     measured: &[Measured],
     comparisons: &[Comparison],
     sections: &[(&str, String)],
+    curves: &[Curve],
 ) -> anyhow::Result<()> {
     let root = path.parent().unwrap_or_else(|| Path::new("."));
     let charts = root.join("docs/bench");
@@ -276,6 +278,26 @@ pub(crate) fn write(
     }
     for (title, text) in sections {
         let _ = writeln!(md, "\n## {title}\n\n{text}");
+    }
+    if !curves.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## How cost grows\n\nEach point is one load of the run's length after a warm-up, the targets loaded one after the other; what bends each curve is discussed at the end."
+        );
+    }
+    for curve in curves {
+        let file = format!("growth-{}.svg", curve.slug);
+        std::fs::write(charts.join(&file), curve.svg())
+            .with_context(|| format!("cannot write {}", charts.join(&file).display()))?;
+        let _ = writeln!(
+            md,
+            "\n### {}\n\n{}\n\n![{}](docs/bench/{file})\n\n{}\n{}",
+            curve.title,
+            curve.about,
+            curve.title.to_lowercase(),
+            curve.table(),
+            curve.summary()
+        );
     }
     let notes = root.join("docs/bench/notes.md");
     if let Ok(text) = std::fs::read_to_string(&notes) {
@@ -360,9 +382,25 @@ mod tests {
             &measured,
             &comparisons,
             &[("Memory", "Bounded.".into())],
+            &[Curve {
+                slug: "concurrency",
+                title: "Against concurrency",
+                x_label: "connections",
+                about: "More connections.".into(),
+                points: vec![(1.0, "1".into()), (16.0, "16".into())],
+                series: vec![("gateway", vec![result(100.0, 1.0), result(400.0, 2.0)])],
+            }],
         )?;
         let md = std::fs::read_to_string(&path)?;
+        let svg = std::fs::read_to_string(dir.join("docs/bench/growth-concurrency.svg"))?;
         std::fs::remove_dir_all(&dir)?;
+        assert!(svg.contains("<polyline"), "{svg}");
+        assert!(
+            md.contains("### Against concurrency\n\nMore connections.\n\n![against concurrency](docs/bench/growth-concurrency.svg)"),
+            "{md}"
+        );
+        assert!(md.contains("| 16 | 400 | 2.00 | 0 |"), "{md}");
+        assert!(md.contains("gateway: 100 → 400 req/s (+300%)"), "{md}");
         assert!(
             md.contains("| gateway | 775 | 700–850 | 1.50 | 3.00 | 0 |"),
             "{md}"

@@ -45,6 +45,15 @@ struct Args {
     /// another name than its address (e.g. `http://sim:8090` in compose).
     #[arg(long)]
     issuer_url: Option<String>,
+    /// With `--issuer-file`: also write this many tokens of distinct agents
+    /// (managed identities in the agents group, each its own object id),
+    /// one `Bearer …` header value per line, to `--agent-tokens-file`. For
+    /// loading a gateway with many identities (its token cache's working set).
+    #[arg(long, default_value_t = 0, requires = "agent_tokens_file")]
+    agent_tokens: usize,
+    /// Where `--agent-tokens` go.
+    #[arg(long, requires = "issuer_file")]
+    agent_tokens_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -87,6 +96,13 @@ async fn main() -> anyhow::Result<()> {
             });
             std::fs::write(path, about.to_string())
                 .with_context(|| format!("writing {}", path.display()))?;
+            if let Some(tokens_path) = &args.agent_tokens_file {
+                let lines: String = (0..args.agent_tokens)
+                    .map(|i| format!("Bearer {}\n", issuer.mint(&numbered_agent(i))))
+                    .collect();
+                std::fs::write(tokens_path, lines)
+                    .with_context(|| format!("writing {}", tokens_path.display()))?;
+            }
             Some(issuer)
         }
         None => None,
@@ -104,6 +120,14 @@ async fn main() -> anyhow::Result<()> {
         issuer.shutdown().await;
     }
     Ok(())
+}
+
+/// The demo agent's `i`th sibling: its own name and object id, a day's token.
+fn numbered_agent(i: usize) -> TokenSpec {
+    TokenSpec::agent()
+        .name(format!("bench-agent-{i}"))
+        .object_id(format!("00000000-0000-4000-8000-{i:012}"))
+        .lifetime(std::time::Duration::from_secs(24 * 3600))
 }
 
 /// Resolves on Ctrl-C, or SIGTERM on Unix.

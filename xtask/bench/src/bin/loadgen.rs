@@ -37,7 +37,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use clap::Parser;
-use http::header::{HOST, HeaderName, HeaderValue};
+use http::header::{AUTHORIZATION, HOST, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::{BodyExt as _, Empty};
 use hyper::client::conn::http1;
@@ -77,6 +77,10 @@ struct Args {
     /// A new connection for every request, instead of keep-alive.
     #[arg(long)]
     connection_per_request: bool,
+    /// A file of `Authorization` values, one per line: request `n` sends
+    /// line `n` modulo their count (many identities, round robin).
+    #[arg(long)]
+    authorization_file: Option<std::path::PathBuf>,
     /// Open-loop: this many requests a second in all, on a fixed schedule.
     #[arg(long, conflicts_with = "connection_per_request")]
     rate: Option<f64>,
@@ -96,6 +100,8 @@ struct Target {
     connection_per_request: bool,
     uri: Uri,
     headers: HeaderMap,
+    /// `--authorization-file`'s values, taken in turn.
+    authorizations: std::sync::Arc<[HeaderValue]>,
 }
 
 impl Target {
@@ -107,6 +113,9 @@ impl Target {
 
 /// A per-request counter shared by every connection task.
 static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// Which of `--authorization-file`'s values the next request sends.
+static NEXT_AUTHORIZATION: AtomicU64 = AtomicU64::new(0);
 
 /// The one line printed at the end, fields in this order.
 #[derive(Debug, Serialize)]
@@ -221,8 +230,19 @@ fn target_from_args(args: &Args) -> anyhow::Result<Target> {
     for (name, value) in &args.headers {
         headers.append(name.clone(), value.clone());
     }
+    let authorizations = match &args.authorization_file {
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| HeaderValue::try_from(line.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .context("--authorization-file holds a line that is no header value")?,
+        None => Vec::new(),
+    };
     let path = if path.is_empty() { "/" } else { path };
     Ok(Target {
+        authorizations: authorizations.into(),
         address,
         authority: format!("{host}:{port}"),
         tls,
@@ -391,6 +411,15 @@ async fn send_one(
     *request.method_mut() = Method::GET;
     *request.uri_mut() = target.uri.clone();
     *request.headers_mut() = target.headers.clone();
+    if !target.authorizations.is_empty() {
+        let n = NEXT_AUTHORIZATION.fetch_add(1, Ordering::Relaxed);
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "the remainder is below the count, a usize"
+        )]
+        let value = &target.authorizations[(n % target.authorizations.len() as u64) as usize];
+        request.headers_mut().insert(AUTHORIZATION, value.clone());
+    }
     let host = match &target.tls {
         Some(_) => authority.strip_suffix(":443").unwrap_or(authority),
         None => authority.strip_suffix(":80").unwrap_or(authority),
