@@ -201,7 +201,9 @@ pub(crate) fn lines(
 
 /// `12 345` for large values, `1.23` for small ones.
 fn format_value(value: f64) -> String {
-    if value >= 100.0 {
+    if value == 0.0 {
+        String::from("0")
+    } else if value >= 100.0 {
         let whole = format!("{value:.0}");
         let mut grouped = String::new();
         for (index, digit) in whole.chars().enumerate() {
@@ -308,5 +310,6 @@ mod tests {
         assert_eq!(format_value(12_345.4), "12\u{2009}345");
         assert_eq!(format_value(0.8), "0.80");
         assert_eq!(format_value(999.0), "999");
+        assert_eq!(format_value(0.0), "0");
     }
 }

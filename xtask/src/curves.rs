@@ -287,6 +287,12 @@ fn answer_size(children: &mut Children, bench: &Bench<'_>) -> anyhow::Result<Cur
     })
 }
 
+/// The policy-size curve's two shapes of policy.
+const POLICY_SHAPES: [(&str, Shape); 2] = [
+    ("gateway, every rule on */read", Shape::SameOperation),
+    ("gateway, rules of other providers", Shape::OtherProviders),
+];
+
 fn policy_size(children: &mut Children, bench: &Bench<'_>) -> anyhow::Result<Curve> {
     println!("curve: policy size");
     let dir = bench.work_dir.join("policy-size");
@@ -294,36 +300,41 @@ fn policy_size(children: &mut Children, bench: &Bench<'_>) -> anyhow::Result<Cur
     let (sim_url, issuer) = start_sim(children, bench.bin_dir, &dir, &[])?;
     let authorization = format!("Bearer {}", issuer.agent_token);
     let sizes = bench.points(&[10_usize, 100, 1_000, 10_000]);
-    let mut series = vec![(GATEWAY, Vec::new())];
+    let mut series: Vec<_> = POLICY_SHAPES
+        .iter()
+        .map(|(label, _)| (*label, Vec::new()))
+        .collect();
     for &rules in &sizes {
-        let policy = policy_of(rules);
-        let gateway = start_gateway(
-            children,
-            &bench.bin_dir.join("airlock"),
-            &dir.join(format!("rules-{rules}")),
-            bench.bin_dir,
-            &sim_url,
-            &issuer,
-            true,
-            Mode::Plain,
-            &Store::Sqlite,
-            &Extra {
-                policy: Some(&policy),
-                ..Extra::default()
-            },
-        )?;
-        let mut spec = LoadSpec::new(&gateway.url, authorization.clone());
-        spec.connections = 64;
-        let result = bench.load(&format!("{GATEWAY}, {rules} rules"), spec)?;
-        push(&mut series, GATEWAY, result);
-        children.stop_last("airlock")?;
+        for (label, shape) in POLICY_SHAPES {
+            let policy = policy_of(rules, shape);
+            let gateway = start_gateway(
+                children,
+                &bench.bin_dir.join("airlock"),
+                &dir.join(format!("rules-{rules}-{shape:?}")),
+                bench.bin_dir,
+                &sim_url,
+                &issuer,
+                true,
+                Mode::Plain,
+                &Store::Sqlite,
+                &Extra {
+                    policy: Some(&policy),
+                    ..Extra::default()
+                },
+            )?;
+            let mut spec = LoadSpec::new(&gateway.url, authorization.clone());
+            spec.connections = 64;
+            let result = bench.load(&format!("{label}, {rules} rules"), spec)?;
+            push(&mut series, label, result);
+            children.stop_last("airlock")?;
+        }
     }
     Ok(Curve {
         slug: "policy-size",
         title: "Against policy size",
         x_label: "rules",
         about: String::from(
-            "The small ARM GET, 64 connections, through a gateway whose policy has this many rules: all but one deny `*/read` to another principal (each matches the request's operation, none its principal), and the last allows reads. A gateway per size; the bare proxy has no policy.",
+            "The small ARM GET, 64 connections, through a gateway (one per point) whose policy has this many rules; the last allows reads, the others deny to other principals either `*/read` (every rule matches the request's operation, none its principal: the worst case) or a read of a provider of their own (`Microsoft.Bench{n}/things/read`: what the rule index skips). The bare proxy has no policy.",
         ),
         points: sizes.iter().map(|&n| (n as f64, n.to_string())).collect(),
         series,
@@ -405,14 +416,27 @@ fn size_label(bytes: usize) -> String {
     }
 }
 
-/// A policy of `rules` rules: `rules - 1` that deny `*/read` to other
-/// principals, then the one that allows reads.
-fn policy_of(rules: usize) -> String {
+/// What the policy-size curve's filler rules name.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// `*/read`: every rule is a candidate for the request.
+    SameOperation,
+    /// A provider namespace of their own each: no rule is.
+    OtherProviders,
+}
+
+/// A policy of `rules` rules: `rules - 1` that deny reads to other
+/// principals, shaped as `shape` says, then the one that allows reads.
+fn policy_of(rules: usize, shape: Shape) -> String {
     let mut policy = String::new();
     for i in 1..rules {
+        let action = match shape {
+            Shape::SameOperation => String::from("*/read"),
+            Shape::OtherProviders => format!("Microsoft.Bench{i}/things/read"),
+        };
         let _ = writeln!(
             policy,
-            "[[rule]]\nname = \"deny-reads-{i}\"\neffect = \"deny\"\nactions = [\"*/read\"]\n[rule.principals]\nids = [\"00000000-0000-4000-9000-{i:012}\"]\n"
+            "[[rule]]\nname = \"deny-reads-{i}\"\neffect = \"deny\"\nactions = [\"{action}\"]\n[rule.principals]\nids = [\"00000000-0000-4000-9000-{i:012}\"]\n"
         );
     }
     policy.push_str("[[rule]]\nname = \"reads\"\neffect = \"allow\"\nactions = [\"*/read\"]\n");
@@ -436,13 +460,16 @@ mod tests {
     #[test]
     fn policies_have_the_asked_number_of_rules_the_last_allowing() {
         for rules in [1, 10, 1_000] {
-            let text = policy_of(rules);
+            let text = policy_of(rules, Shape::SameOperation);
             assert_eq!(text.matches("[[rule]]").count(), rules);
             assert_eq!(text.matches("effect = \"deny\"").count(), rules - 1);
             assert!(
                 text.trim_end().ends_with("actions = [\"*/read\"]"),
                 "{text}"
             );
+            let other = policy_of(rules, Shape::OtherProviders);
+            assert_eq!(other.matches("*/read").count(), 1, "{other}");
+            assert_eq!(other.matches("[[rule]]").count(), rules);
         }
     }
 
