@@ -10,6 +10,8 @@
 //! event changes its hash; deleting or reordering events breaks `seq` or the
 //! next `prev_hash`. [`verify`] walks a chain and names the first break.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -22,7 +24,7 @@ pub const CHAIN_VERSION: &str = "airlock-audit-chain-v1";
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// An event with its place in the chain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChainedEvent {
     /// Position in the chain, from 1.
@@ -33,7 +35,36 @@ pub struct ChainedEvent {
     pub hash: String,
     /// The event.
     pub event: AuditEvent,
+    /// The event's JSON exactly as [`ChainHead::link`] hashed it, for a
+    /// sink to store without encoding the event again; `None` for events
+    /// read back or built by hand ([`ChainedEvent::event_json`] encodes
+    /// them). Not part of equality.
+    #[serde(skip)]
+    pub encoded: Option<Arc<str>>,
 }
+
+impl ChainedEvent {
+    /// The event's JSON: the encoding [`ChainHead::link`] made, or a new one.
+    pub fn event_json(&self) -> Result<Arc<str>, serde_json::Error> {
+        match &self.encoded {
+            Some(encoded) => Ok(Arc::clone(encoded)),
+            None => serde_json::to_string(&self.event).map(Arc::from),
+        }
+    }
+}
+
+/// Two events are equal when their places in the chain and their contents
+/// are; whether one carries its encoding does not matter.
+impl PartialEq for ChainedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+            && self.prev_hash == other.prev_hash
+            && self.hash == other.hash
+            && self.event == other.event
+    }
+}
+
+impl Eq for ChainedEvent {}
 
 /// Where a chain ends: the next event continues from here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,24 +87,28 @@ impl Default for ChainHead {
 
 /// The hash of `event` at `seq` after `prev_hash`.
 pub fn link_hash(seq: u64, prev_hash: &str, event: &AuditEvent) -> String {
-    #[derive(Serialize)]
-    struct Canonical<'a> {
-        version: &'a str,
-        seq: u64,
-        prev_hash: &'a str,
-        event: &'a AuditEvent,
-    }
     // Serializing a struct of strings, numbers and vectors cannot fail.
-    let encoded = serde_json::to_vec(&Canonical {
-        version: CHAIN_VERSION,
+    hash_encoded(
         seq,
         prev_hash,
-        event,
-    })
-    .unwrap_or_default();
+        &serde_json::to_string(event).unwrap_or_default(),
+    )
+}
+
+/// [`link_hash`] of an event already encoded as `event_json`: the canonical
+/// form is the compact JSON of `{version, seq, prev_hash, event}` in that
+/// order, which is these pieces around the event's own compact JSON.
+fn hash_encoded(seq: u64, prev_hash: &str, event_json: &str) -> String {
+    // A JSON string of `prev_hash` (hex, so nothing to escape in practice).
+    let prev = serde_json::Value::from(prev_hash).to_string();
+    let head =
+        format!("{{\"version\":\"{CHAIN_VERSION}\",\"seq\":{seq},\"prev_hash\":{prev},\"event\":");
+    let len = head.len() + event_json.len() + 1;
     let mut hasher = Sha256::new();
-    hasher.update((encoded.len() as u64).to_be_bytes());
-    hasher.update(&encoded);
+    hasher.update((len as u64).to_be_bytes());
+    hasher.update(head.as_bytes());
+    hasher.update(event_json.as_bytes());
+    hasher.update(b"}");
     hex::encode(hasher.finalize())
 }
 
@@ -90,12 +125,15 @@ impl ChainHead {
     /// ```
     pub fn link(&mut self, event: AuditEvent) -> ChainedEvent {
         let seq = self.seq + 1;
-        let hash = link_hash(seq, &self.hash, &event);
+        // Encoded once: hashed here, stored as it is by the sink.
+        let encoded: Arc<str> = serde_json::to_string(&event).unwrap_or_default().into();
+        let hash = hash_encoded(seq, &self.hash, &encoded);
         let chained = ChainedEvent {
             seq,
             prev_hash: std::mem::replace(&mut self.hash, hash.clone()),
             hash,
             event,
+            encoded: Some(encoded),
         };
         self.seq = seq;
         chained
@@ -178,6 +216,45 @@ mod tests {
         (0..n)
             .map(|i| head.link(event(&format!("/p{i}"))))
             .collect()
+    }
+
+    #[test]
+    fn the_hash_is_of_the_canonical_struct_and_the_encoding_is_the_event_json() {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            version: &'a str,
+            seq: u64,
+            prev_hash: &'a str,
+            event: &'a AuditEvent,
+        }
+        let e = event("/subscriptions/s/resourcegroups/rg");
+        let canonical = serde_json::to_vec(&Canonical {
+            version: CHAIN_VERSION,
+            seq: 7,
+            prev_hash: GENESIS,
+            event: &e,
+        })
+        .unwrap();
+        let mut hasher = Sha256::new();
+        hasher.update((canonical.len() as u64).to_be_bytes());
+        hasher.update(&canonical);
+        assert_eq!(link_hash(7, GENESIS, &e), hex::encode(hasher.finalize()));
+
+        let mut head = ChainHead {
+            seq: 6,
+            hash: GENESIS.into(),
+        };
+        let linked = head.link(e.clone());
+        assert_eq!(linked.hash, link_hash(7, GENESIS, &e));
+        let encoded = linked.encoded.clone().unwrap();
+        assert_eq!(&*encoded, serde_json::to_string(&e).unwrap());
+        // Read back without its encoding, it is the same event and encodes alike.
+        let read_back = ChainedEvent {
+            encoded: None,
+            ..linked.clone()
+        };
+        assert_eq!(read_back, linked);
+        assert_eq!(read_back.event_json().unwrap(), encoded);
     }
 
     #[test]

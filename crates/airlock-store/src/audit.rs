@@ -149,11 +149,14 @@ impl StoredEvent {
     /// The row for `chained`: its event serialized, the index columns copied.
     pub(crate) fn new(chained: &ChainedEvent, path: &Path) -> Result<Self, StoreError> {
         let event = &chained.event;
-        let doc = serde_json::to_string(event).map_err(|error| StoreError::AuditCorrupt {
-            path: path.to_path_buf(),
-            seq: chained.seq,
-            reason: error.to_string(),
-        })?;
+        let doc = chained
+            .event_json()
+            .map_err(|error| StoreError::AuditCorrupt {
+                path: path.to_path_buf(),
+                seq: chained.seq,
+                reason: error.to_string(),
+            })?
+            .to_string();
         Ok(Self {
             seq: chained.seq,
             id: event.id.clone(),
@@ -196,6 +199,7 @@ impl StoredEvent {
             prev_hash: self.prev_hash,
             hash: self.hash,
             event,
+            encoded: None,
         })
     }
 }

@@ -303,6 +303,7 @@ fn verify_row(head: &mut ChainHead, row: StoredEvent) -> Result<(), AuditProblem
         prev_hash: row.prev_hash,
         hash: row.hash,
         event,
+        encoded: None,
     };
     *head = chain::verify(head, [&chained])?;
     columns.check(&chained)
