@@ -165,7 +165,7 @@ impl DatabaseArgs {
     /// Opens the database: PostgreSQL when the configuration's `[store]`
     /// has a `url` (its password from the environment or file it names),
     /// else the SQLite file, which must exist.
-    async fn open(&self) -> anyhow::Result<Store> {
+    pub(crate) async fn open(&self) -> anyhow::Result<Store> {
         let config = self.store_config()?;
         if config.url.is_none() && !config.database.exists() {
             bail!(
@@ -343,7 +343,7 @@ fn parse_checkpoint(text: &str) -> anyhow::Result<Checkpoint> {
 }
 
 /// An RFC 3339 time, or a duration back from `now`.
-fn parse_since(text: &str, now: SystemTime) -> anyhow::Result<SystemTime> {
+pub(crate) fn parse_since(text: &str, now: SystemTime) -> anyhow::Result<SystemTime> {
     if let Ok(time) = humantime::parse_rfc3339_weak(text) {
         return Ok(time);
     }

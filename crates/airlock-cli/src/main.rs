@@ -88,6 +88,9 @@ enum PolicyCommand {
         #[arg(long)]
         body: Option<PathBuf>,
     },
+    /// Decide every recorded request again under a candidate policy and
+    /// report what would change; exit 0 if nothing, 1 if something, 2 on error.
+    Replay(airlock_cli::replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -143,7 +146,10 @@ fn default_log_filter(command: &Command) -> &'static str {
         // The demo's upstream is a local plain-HTTP double: its warning is expected noise.
         Command::Demo { serve: false } => "error",
         // A client: its output is the answer, not the gateway's logs.
-        Command::Approvals(_) | Command::Audit(_) | Command::Sessions(_) => "warn",
+        Command::Approvals(_)
+        | Command::Audit(_)
+        | Command::Sessions(_)
+        | Command::Policy(PolicyCommand::Replay(_)) => "warn",
         _ => "info",
     }
 }
@@ -193,6 +199,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Policy(PolicyCommand::Replay(args)) => Ok(airlock_cli::replay::run(args).await),
         Command::Ca(CaCommand::Init { dir, name }) => {
             let (cert, key) = airlock_cli::ca::init(&dir, &name)?;
             println!(

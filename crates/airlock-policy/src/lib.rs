@@ -79,6 +79,7 @@ mod future;
 mod layer;
 mod policy;
 mod reload;
+pub mod replay;
 mod rule;
 mod scope_pattern;
 mod service;

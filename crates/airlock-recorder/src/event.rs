@@ -90,6 +90,27 @@ pub struct AuditEvent {
     /// where a rule let the acting user confirm instead of approvers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmed_by: Option<String>,
+    /// Each classified operation with its plane and scope, depth first (the
+    /// first is the request's own): what `airlock policy replay` decides
+    /// again. Empty in events recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classified: Vec<RecordedOperation>,
+}
+
+/// One classified operation, as the trail keeps it for deciding it again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedOperation {
+    /// The RBAC operation (`Microsoft.Storage/storageAccounts/read`).
+    pub name: String,
+    /// A data action (Key Vault, Storage data), not a management one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub data: bool,
+    /// The resource id or scope it acts on.
+    pub scope: String,
+    /// The classifier did not understand the request (`name` is a placeholder).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
 }
 
 /// The verified caller, as kept in the audit trail.
@@ -112,6 +133,13 @@ pub struct EventPrincipal {
     /// acted for them) and `agent_user`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<airlock_core::Agent>,
+    /// Entra group object ids the token carried (for deciding the request
+    /// again: `airlock policy replay`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// App roles the token carried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 impl EventPrincipal {
@@ -136,4 +164,92 @@ pub enum Outcome {
     Failed,
     /// The client went away before the response was sent in full.
     ClientGone,
+}
+
+impl RecordedOperation {
+    /// What the trail keeps of `operation` (not the operations it carries).
+    pub fn of(operation: &airlock_core::Operation) -> Self {
+        Self {
+            name: operation.name().to_owned(),
+            data: operation.plane() == airlock_core::Plane::Data,
+            scope: operation.scope().as_str().to_owned(),
+            unknown: operation.is_unknown(),
+        }
+    }
+
+    fn to_operation(&self) -> airlock_core::Operation {
+        let plane = if self.data {
+            airlock_core::Plane::Data
+        } else {
+            airlock_core::Plane::Management
+        };
+        let scope = airlock_core::ResourceScope::new(self.scope.as_str());
+        if self.unknown {
+            airlock_core::Operation::unknown(self.name.as_str(), plane, scope)
+        } else {
+            airlock_core::Operation::new(self.name.as_str(), plane, scope)
+        }
+    }
+}
+
+impl AuditEvent {
+    /// The request as policy saw it, to decide it again (`airlock policy
+    /// replay`): who asked and the operation with every operation it
+    /// carried, in the order policy walked them. `None` when the event does
+    /// not hold them: no verified caller, no classification (refused
+    /// before policy), or recorded before operations were kept this way.
+    ///
+    /// ```
+    /// # let mut event: airlock_recorder::AuditEvent = serde_json::from_str(airlock_recorder::chain::EXAMPLE_EVENT).unwrap();
+    /// use airlock_recorder::{EventPrincipal, RecordedOperation};
+    /// event.principal = Some(EventPrincipal {
+    ///     id: "oid-1".into(),
+    ///     tenant_id: "t".into(),
+    ///     kind: "managed_identity".into(),
+    ///     display_name: None,
+    ///     app_id: None,
+    ///     agent: None,
+    ///     groups: vec!["agents".into()],
+    ///     roles: Vec::new(),
+    /// });
+    /// event.classified = vec![RecordedOperation {
+    ///     name: "Microsoft.Resources/subscriptions/resourceGroups/delete".into(),
+    ///     data: false,
+    ///     scope: "/subscriptions/s/resourcegroups/rg".into(),
+    ///     unknown: false,
+    /// }];
+    /// let (principal, operation) = event.decided_request().unwrap();
+    /// assert!(principal.id() == "oid-1" && principal.in_group("agents"));
+    /// assert_eq!(operation.name(), "Microsoft.Resources/subscriptions/resourceGroups/delete");
+    /// ```
+    pub fn decided_request(&self) -> Option<(airlock_core::Principal, airlock_core::Operation)> {
+        let principal = self.principal.as_ref()?.to_principal()?;
+        let (first, carried) = self.classified.split_first()?;
+        let operation = carried.iter().fold(first.to_operation(), |root, op| {
+            root.with_child(op.to_operation())
+        });
+        Some((principal, operation))
+    }
+}
+
+impl EventPrincipal {
+    /// The principal again, as far as the trail kept it (no raw claims);
+    /// `None` for a kind this build does not know.
+    pub fn to_principal(&self) -> Option<airlock_core::Principal> {
+        let kind = airlock_core::PrincipalKind::parse(&self.kind)?;
+        let mut builder = airlock_core::Principal::builder(self.id.as_str(), kind)
+            .tenant_id(self.tenant_id.as_str())
+            .groups(self.groups.iter().map(String::as_str))
+            .roles(self.roles.iter().map(String::as_str));
+        if let Some(app_id) = &self.app_id {
+            builder = builder.app_id(app_id.as_str());
+        }
+        if let Some(name) = &self.display_name {
+            builder = builder.display_name(name.as_str());
+        }
+        if let Some(agent) = &self.agent {
+            builder = builder.agent(agent.clone());
+        }
+        Some(builder.build())
+    }
 }

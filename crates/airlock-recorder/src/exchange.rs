@@ -12,7 +12,7 @@ use http::{HeaderMap, StatusCode};
 
 use crate::facts::RequestFacts;
 use crate::queue::{Entry, Queue};
-use crate::{AuditEvent, EventPrincipal, Outcome, RecorderError};
+use crate::{AuditEvent, EventPrincipal, Outcome, RecordedOperation, RecorderError};
 
 /// The status recorded when the client went away before a response existed
 /// (nginx's "client closed request").
@@ -136,16 +136,16 @@ impl Exchange {
     fn event(&mut self, record: AuditRecord, outcome: Outcome) -> AuditEvent {
         let cap = self.queue.config.max_body_chars;
         let facts = std::mem::take(&mut self.facts);
-        let (operations, scope) = match &record.operation {
-            Some(operation) => (
-                operation
-                    .flatten()
-                    .iter()
-                    .map(|op| op.name().to_owned())
-                    .collect(),
-                Some(operation.scope().as_str().to_owned()),
-            ),
-            None => (Vec::new(), None),
+        let (operations, scope, classified) = match &record.operation {
+            Some(operation) => {
+                let flat = operation.flatten();
+                (
+                    flat.iter().map(|op| op.name().to_owned()).collect(),
+                    Some(operation.scope().as_str().to_owned()),
+                    flat.iter().map(|op| RecordedOperation::of(op)).collect(),
+                )
+            }
+            None => (Vec::new(), None, Vec::new()),
         };
         let (decision, rule) = match &record.decision {
             Some(decision) => (
@@ -172,6 +172,8 @@ impl Exchange {
                 display_name: p.display_name().map(str::to_owned),
                 app_id: p.app_id().map(str::to_owned),
                 agent: p.agent().cloned(),
+                groups: p.groups().to_vec(),
+                roles: p.roles().to_vec(),
             }),
             operations,
             scope,
@@ -202,6 +204,7 @@ impl Exchange {
             replica: self.queue.config.replica.clone(),
             confirmed_by: record.confirmed_by,
             elevated: record.elevated,
+            classified,
         }
     }
 }

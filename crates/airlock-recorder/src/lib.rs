@@ -77,7 +77,7 @@ pub use body::{RequestBody, ResponseBody};
 pub use chain::{ChainBreak, ChainHead, ChainedEvent};
 pub use config::RecorderConfig;
 pub use error::RecorderError;
-pub use event::{AuditEvent, EventPrincipal, Outcome};
+pub use event::{AuditEvent, EventPrincipal, Outcome, RecordedOperation};
 pub use layer::RecorderLayer;
 pub use memory::MemorySink;
 pub use monitor::RecorderMonitor;

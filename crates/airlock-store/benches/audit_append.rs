@@ -33,6 +33,8 @@ fn event(n: usize) -> AuditEvent {
             display_name: Some("deploy-agent".into()),
             app_id: Some("22222222-2222-2222-2222-222222222222".into()),
             agent: None,
+            groups: Vec::new(),
+            roles: Vec::new(),
         }),
         operations: vec!["Microsoft.KeyVault/vaults/secrets/getSecret/action".into()],
         scope: Some(
@@ -63,6 +65,7 @@ fn event(n: usize) -> AuditEvent {
         elevated: false,
         replica: None,
         confirmed_by: None,
+        classified: Vec::new(),
     }
 }
 

@@ -463,6 +463,8 @@ fn the_audit_and_sessions_commands_read_export_verify_and_catch_tampering() {
                     display_name: Some("deploy-agent".into()),
                     app_id: None,
                     agent: None,
+                    groups: Vec::new(),
+                    roles: Vec::new(),
                 });
                 if n == 2 {
                     event.method = "DELETE".into();

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,36 +37,9 @@ async fn every_completed_response_survives_a_sigkill_of_the_gateway() {
         .admin(format!("127.0.0.1:{}", free_port()))
         .render();
     std::fs::write(file("airlock.toml"), config).unwrap();
-    let log = std::fs::File::create(file("airlock.log")).unwrap();
-    let mut gateway = Gateway(
-        Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["serve", "--config"])
-            .arg(file("airlock.toml"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
     let url = format!("http://127.0.0.1:{port}");
     let log_text = || std::fs::read_to_string(file("airlock.log")).unwrap_or_default();
-
-    let probe = AgentClient::new(&url, None).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(ready) = probe.get("/readyz").await
-            && ready.status == StatusCode::OK
-        {
-            break;
-        }
-        assert!(
-            gateway.0.try_wait().unwrap().is_none(),
-            "the gateway exited:\n{}",
-            log_text()
-        );
-        assert!(Instant::now() < deadline, "not ready:\n{}", log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut gateway = Gateway::serve(dir.path(), &url).await;
 
     // Eight agents keep sending; each response read to its end is noted.
     let agent = AgentClient::new(&url, None)

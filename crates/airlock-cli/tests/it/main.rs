@@ -6,5 +6,6 @@
 mod cli;
 mod crash;
 mod logs;
+mod replay;
 mod replicas;
 mod support;

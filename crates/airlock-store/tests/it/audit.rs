@@ -35,6 +35,8 @@ fn event(session: &str, time: SystemTime, n: usize) -> AuditEvent {
         display_name: Some(format!("agent {session}")),
         app_id: None,
         agent: None,
+        groups: Vec::new(),
+        roles: Vec::new(),
     });
     event
 }
