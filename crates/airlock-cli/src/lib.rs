@@ -1,5 +1,5 @@
 //! The `airlock` command line, beside the gateway it runs: the clients an
-//! operator uses (`approvals`, `audit`, `sessions`, `policy explain`, `policy replay`).
+//! operator uses (`approvals`, `audit`, `sessions`, `policy explain`, `policy replay`, `roles suggest`).
 //!
 //! The binary lives in this crate, not in `airlock-gateway`, because it also
 //! runs the demo (`airlock-demo`, which starts a gateway in front of the
@@ -11,3 +11,4 @@ pub mod audit;
 pub mod ca;
 pub mod explain;
 pub mod replay;
+pub mod roles;

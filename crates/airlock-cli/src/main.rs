@@ -48,6 +48,8 @@ enum Command {
     Audit(airlock_cli::audit::AuditArgs),
     /// List, show or export recorded sessions (reads the database file).
     Sessions(airlock_cli::audit::SessionsArgs),
+    /// Draft least-privilege roles from the recorded trail.
+    Roles(airlock_cli::roles::RolesArgs),
     /// The CA forward-proxy mode mints certificates from.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -149,6 +151,7 @@ fn default_log_filter(command: &Command) -> &'static str {
         Command::Approvals(_)
         | Command::Audit(_)
         | Command::Sessions(_)
+        | Command::Roles(_)
         | Command::Policy(PolicyCommand::Replay(_)) => "warn",
         _ => "info",
     }
@@ -200,6 +203,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy(PolicyCommand::Replay(args)) => Ok(airlock_cli::replay::run(args).await),
+        Command::Roles(args) => airlock_cli::roles::run(args).await,
         Command::Ca(CaCommand::Init { dir, name }) => {
             let (cert, key) = airlock_cli::ca::init(&dir, &name)?;
             println!(

@@ -114,9 +114,14 @@ fn selected(args: &ReplayArgs, event: &AuditEvent) -> bool {
     {
         return false;
     }
-    let Some(wanted) = &args.principal else {
-        return true;
-    };
+    args.principal
+        .as_deref()
+        .is_none_or(|wanted| principal_matches(wanted, event))
+}
+
+/// Whether `event`'s caller is `wanted`: an object id, or `group:ID` for
+/// any member of that group.
+pub(crate) fn principal_matches(wanted: &str, event: &AuditEvent) -> bool {
     let Some(principal) = &event.principal else {
         return false;
     };

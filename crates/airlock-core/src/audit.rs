@@ -56,6 +56,10 @@ pub struct AuditRecord {
     /// client, to the client): the event's `bytesIn` and `bytesOut`.
     #[serde(skip)]
     pub tunnel_bytes: Option<(u64, u64)>,
+    /// Observe mode: what the policy would have decided had its
+    /// observe-only rules enforced (stricter than `decision`, which the
+    /// request went on with).
+    pub would_have: Option<Decision>,
 }
 
 /// A cheap, cloneable handle to the [`AuditRecord`] of one request.

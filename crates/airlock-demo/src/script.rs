@@ -192,8 +192,80 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
     credential_step(env, &agent, &mut report).await?;
     audit_step(env, &mut report).await?;
     agent_for_person_steps(env, &mut report).await?;
+    least_privilege_step(env, &mut report).await?;
     Ok(report)
 }
+
+/// Least privilege from the trail: the role the build agent needs, drafted
+/// from what it just did (`airlock roles suggest`), and what a stricter
+/// policy, one that refuses secret reads, would have changed (`airlock
+/// policy replay`).
+async fn least_privilege_step(env: &DemoEnvironment, report: &mut Report) -> anyhow::Result<()> {
+    use airlock_policy::replay::{Replay, Verdict};
+    use airlock_policy::suggest::Evidence;
+
+    let store = airlock_store::SqliteStore::open(env.dir.path().join("airlock.db")).await?;
+    let stricter = airlock_policy::Policy::parse(
+        &format!("{NO_SECRET_READS}\n{}", crate::DEMO_POLICY),
+        "stricter.toml",
+    )?;
+    let agent = TokenSpec::agent();
+    let mut evidence = Evidence::default();
+    let mut replay = Replay::new(&stricter);
+    let mut pages = store.events_since(std::time::UNIX_EPOCH);
+    while let Some(page) = pages.next_page().await? {
+        for chained in page {
+            let event = &chained.event;
+            if event.principal.as_ref().map(|p| p.id.as_str()) != Some(agent.object_id.as_str()) {
+                continue;
+            }
+            let (Some(decision), Some((principal, operation))) = (
+                event.decision.as_deref().and_then(Verdict::parse),
+                event.decided_request(),
+            ) else {
+                continue;
+            };
+            if decision == Verdict::Allow {
+                evidence.allowed(&operation, event.time, &event.session_id);
+            } else {
+                evidence.not_allowed();
+            }
+            replay.add(&principal, &operation, decision, String::new);
+        }
+    }
+    let replayed = replay.finish();
+    let suggested = evidence.suggest("build-agent least privilege", &[]);
+    let (role, ok) = match &suggested {
+        Some(s) => (
+            format!(
+                "{} actions, {} data actions, assignable at {}",
+                s.role.actions.len(),
+                s.role.data_actions.len(),
+                s.role.assignable_scopes.join(", ")
+            ),
+            !s.role.actions.is_empty(),
+        ),
+        None => ("nothing used".to_owned(), false),
+    };
+    report.step(
+        "Least privilege from the trail (airlock roles suggest, policy replay)",
+        format!(
+            "build-agent's {} allowed requests need a custom role of {role}; a policy refusing secret reads would change {} of {} requests",
+            evidence.requests,
+            replayed.changed(),
+            replayed.replayed
+        ),
+        ok && replayed.changed() > 0,
+    );
+    Ok(())
+}
+
+/// The stricter policy the demo replays: no secret reads for anyone.
+const NO_SECRET_READS: &str = r#"[[rule]]
+name = "no-secret-reads"
+effect = "deny"
+data_actions = ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]
+"#;
 
 /// The release bot, an Entra Agent ID agent acting for Alice, whose own
 /// Azure role is Reader on the demo group: it reads as Alice (her own token,

@@ -23,6 +23,7 @@ use airlock_recorder::{Recorder, RecorderConfig, RecorderStats};
 use airlock_http::{ClientBuilder, HttpsClient, TrustRoots};
 use airlock_upstream::Upstream;
 
+use crate::config::PolicyMode;
 use crate::connections::ConnectionLimits;
 use crate::forward_proxy::{ConnectLayer, Minter, ProxyContext, Targets};
 use crate::health::Health;
@@ -119,6 +120,10 @@ impl Gateway {
                 policy.check_elevations(|name| known.is_gateway_held(name))
             })
             .map_err(StartError::Policy)?
+        };
+        let policy = match config.policy.mode {
+            PolicyMode::Enforce => policy,
+            PolicyMode::Observe => policy.observing_all(),
         };
         policy.watch(config.policy.reload_interval);
         let routes = config.routes()?;

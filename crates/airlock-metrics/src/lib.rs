@@ -13,7 +13,9 @@
 //! - `airlock_request_duration_seconds{decision}`: arrival to response head;
 //! - `airlock_upstream_duration_seconds`: Azure's part of it;
 //! - `airlock_upstream_errors_total{code}`: Airlock's `AirlockUpstream…`
-//!   refusals (Azure unreachable, timed out, rejected the credential).
+//!   refusals (Azure unreachable, timed out, rejected the credential);
+//! - `airlock_policy_observed_total{would_have}`: observe mode, requests a
+//!   rule would have refused (`deny`) or held (`approve`) had it enforced.
 //!
 //! No label carries a resource id, a principal or a path.
 //!
@@ -171,7 +173,23 @@ pub struct RequestMetrics {
     duration: Family<DecisionLabel, Histogram>,
     upstream_duration: Histogram,
     upstream_errors: Family<CodeLabel, Counter>,
+    observed: Family<WouldHaveLabel, Counter>,
     providers: BoundedLabels,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WouldHaveLabel {
+    would_have: &'static str,
+}
+
+/// A decision as a label value.
+fn label(decision: Option<&Decision>) -> &'static str {
+    match decision {
+        Some(Decision::Allow { .. }) => "allow",
+        Some(Decision::Deny { .. }) => "deny",
+        Some(Decision::RequireApproval { .. }) => "approve",
+        None => "none",
+    }
 }
 
 /// Buckets from 1 ms to about 33 s (held approvals are long).
@@ -187,6 +205,7 @@ impl RequestMetrics {
             duration: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
             upstream_duration: Histogram::new(latency_buckets()),
             upstream_errors: Family::default(),
+            observed: Family::default(),
             providers: BoundedLabels::new(MAX_PROVIDERS),
         })
     }
@@ -215,16 +234,23 @@ impl RequestMetrics {
             "Requests Azure could not answer (unreachable, timed out, credential rejected), by error code",
             self.upstream_errors.clone(),
         );
+        registry.register(
+            "airlock_policy_observed",
+            "Requests an observe-mode rule would have refused (deny) or held (approve) had it enforced; they went on as decided",
+            self.observed.clone(),
+        );
     }
 
     /// Counts one answered request.
     fn observe(&self, record: &AuditRecord, status: http::StatusCode, elapsed: f64) {
-        let decision = match &record.decision {
-            Some(Decision::Allow { .. }) => "allow",
-            Some(Decision::Deny { .. }) => "deny",
-            Some(Decision::RequireApproval { .. }) => "approve",
-            None => "none",
-        };
+        let decision = label(record.decision.as_ref());
+        if record.would_have.is_some() {
+            self.observed
+                .get_or_create(&WouldHaveLabel {
+                    would_have: label(record.would_have.as_ref()),
+                })
+                .inc();
+        }
         let provider = record
             .operation
             .as_ref()
@@ -373,6 +399,31 @@ mod tests {
             "Microsoft.Storage",
             "seen before the cap: kept"
         );
+    }
+
+    #[test]
+    fn observe_mode_counts_what_a_rule_would_have_done() {
+        let metrics = RequestMetrics::new();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let record = AuditRecord {
+            decision: Some(Decision::Allow {
+                rule: "reads".into(),
+            }),
+            would_have: Some(Decision::Deny {
+                rule: "no-deletes".into(),
+                reason: "no".into(),
+            }),
+            ..AuditRecord::default()
+        };
+        metrics.observe(&record, http::StatusCode::OK, 0.01);
+        metrics.observe(&AuditRecord::default(), http::StatusCode::OK, 0.01);
+        let text = encode(&registry);
+        assert!(
+            text.contains(r#"airlock_policy_observed_total{would_have="deny"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"would_have="none""#), "{text}");
     }
 
     #[test]

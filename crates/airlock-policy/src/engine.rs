@@ -31,10 +31,34 @@ use airlock_core::{Decision, Operation, Principal};
 pub trait PolicyEngine: Send + Sync + 'static {
     /// The decision for `operation` (and every operation it carries).
     fn decide(&self, principal: &Principal, operation: &Operation) -> Decision;
+
+    /// Observe mode: what the engine would have decided had its
+    /// observe-only rules enforced, when that is stricter than `decided`
+    /// (what [`decide`](Self::decide) said). The policy layer records it
+    /// as `would_have` and lets the request go on as decided. Engines
+    /// without an observe mode keep this default: `None`.
+    fn observed(
+        &self,
+        principal: &Principal,
+        operation: &Operation,
+        decided: &Decision,
+    ) -> Option<Decision> {
+        let _ = (principal, operation, decided);
+        None
+    }
 }
 
 impl<E: PolicyEngine + ?Sized> PolicyEngine for Arc<E> {
     fn decide(&self, principal: &Principal, operation: &Operation) -> Decision {
         (**self).decide(principal, operation)
+    }
+
+    fn observed(
+        &self,
+        principal: &Principal,
+        operation: &Operation,
+        decided: &Decision,
+    ) -> Option<Decision> {
+        (**self).observed(principal, operation, decided)
     }
 }

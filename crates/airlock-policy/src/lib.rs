@@ -83,12 +83,13 @@ pub mod replay;
 mod rule;
 mod scope_pattern;
 mod service;
+pub mod suggest;
 
 pub use engine::PolicyEngine;
 pub use error::PolicyError;
 pub use future::ResponseFuture;
 pub use layer::PolicyLayer;
-pub use policy::{Explanation, Facet, NO_MATCHING_RULE, Policy, RuleTrace};
+pub use policy::{Explanation, Facet, NO_MATCHING_RULE, OBSERVE_MODE, Policy, RuleTrace};
 pub use reload::PolicyFile;
 pub use rule::{Effect, Skip};
 pub use service::PolicyService;

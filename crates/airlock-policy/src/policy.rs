@@ -27,8 +27,17 @@ pub struct Policy {
     origin: String,
     rules: Vec<Rule>,
     warnings: Vec<String>,
+    /// The rules that enforce.
     index: RuleIndex,
+    /// Every rule, observe-mode ones as if they enforced: only when some
+    /// rule observes, or the whole policy does.
+    observed: Option<RuleIndex>,
+    /// `[policy] mode = "observe"`: nothing enforces.
+    observe_all: bool,
 }
+
+/// The rule an observe-mode policy allows every request by.
+pub const OBSERVE_MODE: &str = "observe mode";
 
 /// Which rules can apply to an operation of a provider namespace, in rule
 /// order, so a decision looks at a handful of rules, not all of them.
@@ -43,13 +52,14 @@ struct RuleIndex {
 }
 
 impl RuleIndex {
-    fn build(rules: &[Rule]) -> Self {
+    /// The index of the rules `include` keeps.
+    fn build(rules: &[Rule], include: impl Fn(&Rule) -> bool) -> Self {
         let mut index = RuleIndex {
-            all: (0..rules.len()).collect(),
+            all: (0..rules.len()).filter(|&i| include(&rules[i])).collect(),
             ..Self::default()
         };
         let mut named: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, rule) in rules.iter().enumerate() {
+        for (i, rule) in rules.iter().enumerate().filter(|(_, rule)| include(rule)) {
             match rule.namespaces() {
                 None => index.any_namespace.push(i),
                 Some(namespaces) => {
@@ -166,6 +176,18 @@ struct RawRule {
     scopes: Vec<String>,
     principals: Option<PrincipalSelector>,
     approval: Option<RawApproval>,
+    /// `enforce` (the default) or `observe`.
+    #[serde(default)]
+    mode: RuleMode,
+}
+
+/// Whether a rule enforces or only records what it would have done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RuleMode {
+    #[default]
+    Enforce,
+    Observe,
 }
 
 #[derive(Deserialize)]
@@ -278,8 +300,49 @@ impl Policy {
             );
             policy.rules.push(rule);
         }
-        policy.index = RuleIndex::build(&policy.rules);
+        policy.index = RuleIndex::build(&policy.rules, |rule| !rule.observe);
+        if policy.rules.iter().any(|rule| rule.observe) {
+            policy.observed = Some(RuleIndex::build(&policy.rules, |_| true));
+        }
         Ok(policy)
+    }
+
+    /// The whole policy in observe mode (`[policy] mode = "observe"`, for a
+    /// first rollout): every request is allowed (by [`OBSERVE_MODE`]), and
+    /// what the rules would have done is [observed](PolicyEngine::observed).
+    ///
+    /// ```
+    /// use airlock_core::{Decision, Operation, Plane, Principal, PrincipalKind, ResourceScope};
+    /// use airlock_policy::{Policy, PolicyEngine};
+    /// let policy = Policy::parse(r#"
+    ///     [[rule]]
+    ///     name = "reads"
+    ///     effect = "allow"
+    ///     actions = ["*/read"]
+    /// "#, "policy.toml").unwrap().observing_all();
+    /// let agent = Principal::builder("oid", PrincipalKind::ManagedIdentity).build();
+    /// let delete = Operation::new("Microsoft.Compute/virtualMachines/delete", Plane::Management, ResourceScope::new("/subscriptions/s"));
+    /// let decided = policy.decide(&agent, &delete);
+    /// assert_eq!(decided.rule(), "observe mode");
+    /// let would = policy.observed(&agent, &delete, &decided).unwrap();
+    /// assert!(matches!(would, Decision::Deny { .. }));
+    /// ```
+    #[must_use]
+    pub fn observing_all(mut self) -> Self {
+        if !self.observe_all {
+            self.observe_all = true;
+            self.observed = Some(RuleIndex::build(&self.rules, |_| true));
+            self.warnings.push(format!(
+                "{}: the whole policy is in observe mode ([policy] mode = \"observe\"): every request is allowed, and what the rules would have done is only recorded (would_have)",
+                self.origin
+            ));
+        }
+        self
+    }
+
+    /// Whether anything is in observe mode (a rule, or the whole policy).
+    pub fn is_observing(&self) -> bool {
+        self.observed.is_some()
     }
 
     /// Things that are allowed but probably not meant.
@@ -431,11 +494,21 @@ impl Policy {
     /// allows, else an approval either asks for (the agent's rule first),
     /// else allowed by both.
     fn decide_facets(&self, principal: &Principal, operation: &Operation) -> (Decision, Facet) {
+        self.decide_facets_by(&self.index, principal, operation)
+    }
+
+    /// [`decide_facets`](Self::decide_facets) by the rules of `index`.
+    fn decide_facets_by(
+        &self,
+        index: &RuleIndex,
+        principal: &Principal,
+        operation: &Operation,
+    ) -> (Decision, Facet) {
         let Some(user) = principal.acting_user() else {
-            return (self.evaluate(principal, operation), Facet::Principal);
+            return (self.evaluate(index, principal, operation), Facet::Principal);
         };
-        let agent = self.evaluate(principal, operation);
-        let user = self.evaluate(&user, operation);
+        let agent = self.evaluate(index, principal, operation);
+        let user = self.evaluate(index, &user, operation);
         let explicit =
             |d: &Decision| matches!(d, Decision::Deny { rule, .. } if rule != NO_MATCHING_RULE);
         let for_user = |rule, reason| Decision::Deny {
@@ -463,7 +536,12 @@ impl Policy {
         }
     }
 
-    fn evaluate(&self, principal: &Principal, operation: &Operation) -> Decision {
+    fn evaluate(
+        &self,
+        rules: &RuleIndex,
+        principal: &Principal,
+        operation: &Operation,
+    ) -> Decision {
         let mut approval: Option<&Rule> = None;
         let mut root_allow: Option<&Rule> = None;
         // An explicit deny anywhere says more than "nothing allows X", so the
@@ -473,12 +551,7 @@ impl Policy {
             let candidate = Candidate::new(op);
             let mut granted: Option<&Rule> = None;
             let mut asks: Option<&Rule> = None;
-            for rule in self
-                .index
-                .rules_for(&candidate)
-                .iter()
-                .map(|&i| &self.rules[i])
-            {
+            for rule in rules.rules_for(&candidate).iter().map(|&i| &self.rules[i]) {
                 if rule
                     .applies(principal, &candidate, reach_of(rule.effect))
                     .is_err()
@@ -578,7 +651,34 @@ fn require_approval(rule: &Rule) -> Decision {
 
 impl PolicyEngine for Policy {
     fn decide(&self, principal: &Principal, operation: &Operation) -> Decision {
+        if self.observe_all {
+            return Decision::Allow {
+                rule: OBSERVE_MODE.into(),
+            };
+        }
         self.decide_facets(principal, operation).0
+    }
+
+    /// Decides again with observe-mode rules enforcing; the decision when
+    /// it is stricter than `decided` (approval over allow, deny over both).
+    fn observed(
+        &self,
+        principal: &Principal,
+        operation: &Operation,
+        decided: &Decision,
+    ) -> Option<Decision> {
+        let observed = self.observed.as_ref()?;
+        let would = self.decide_facets_by(observed, principal, operation).0;
+        (strictness(&would) > strictness(decided)).then_some(would)
+    }
+}
+
+/// Allow < approval < deny.
+fn strictness(decision: &Decision) -> u8 {
+    match decision {
+        Decision::Allow { .. } => 0,
+        Decision::RequireApproval { .. } => 1,
+        Decision::Deny { .. } => 2,
     }
 }
 
@@ -599,9 +699,15 @@ fn patterns(list: &[String], key: &str) -> Result<Vec<OperationPattern>, String>
 /// Validates one rule; returns it and its warnings.
 fn compile(raw: &RawRule, line: usize) -> Result<(Rule, Vec<String>), String> {
     check_operations(raw)?;
+    if raw.mode == RuleMode::Observe && raw.effect == Effect::Allow {
+        return Err("mode = \"observe\" is for deny and approve rules (it records what they would have refused or held); an allow rule in observe mode would only take a grant away: remove the rule, or make it deny or approve".into());
+    }
     let principals = compile_principals(raw.principals.as_ref())?;
     let mut warnings = Vec::new();
     let approval = compile_approval(raw, &principals, &mut warnings)?;
+    if raw.mode == RuleMode::Observe {
+        warnings.push("in observe mode: it does not enforce; what it would have done is recorded (would_have)".into());
+    }
     let scopes = raw
         .scopes
         .iter()
@@ -620,6 +726,7 @@ fn compile(raw: &RawRule, line: usize) -> Result<(Rule, Vec<String>), String> {
             principals,
             approval,
             line,
+            observe: raw.mode == RuleMode::Observe,
         },
         warnings,
     ))

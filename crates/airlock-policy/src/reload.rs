@@ -26,6 +26,8 @@ pub struct PolicyFile {
     path: Arc<PathBuf>,
     current: Arc<ArcSwap<Policy>>,
     check: Arc<Check>,
+    /// Every version of the file in observe mode.
+    observe_all: bool,
 }
 
 /// A check of the embedder's, run on every version of the file before it is used.
@@ -69,7 +71,21 @@ impl PolicyFile {
             path: Arc::new(path),
             current: Arc::new(ArcSwap::from_pointee(policy)),
             check: Arc::new(check),
+            observe_all: false,
         })
+    }
+
+    /// Puts this and every later version of the file in observe mode
+    /// ([`Policy::observing_all`]; `[policy] mode = "observe"`).
+    #[must_use]
+    pub fn observing_all(mut self) -> Self {
+        self.observe_all = true;
+        let policy = Policy::clone(&self.current.load()).observing_all();
+        if let Some(warning) = policy.warnings().last() {
+            tracing::warn!("{warning}");
+        }
+        self.current.store(Arc::new(policy));
+        self
     }
 
     /// The policy in force.
@@ -84,7 +100,14 @@ impl PolicyFile {
     ///
     /// The new file's error (also logged); the running policy is unchanged.
     pub fn reload(&self) -> Result<(), PolicyError> {
-        match Policy::load(&self.path).and_then(|policy| (self.check)(&policy).map(|()| policy)) {
+        let loaded = Policy::load(&self.path).map(|policy| {
+            if self.observe_all {
+                policy.observing_all()
+            } else {
+                policy
+            }
+        });
+        match loaded.and_then(|policy| (self.check)(&policy).map(|()| policy)) {
             Ok(policy) => {
                 log_warnings(&policy);
                 tracing::info!(file = %self.path.display(), rules = policy.len(), "policy reloaded");
@@ -103,6 +126,7 @@ impl PolicyFile {
     pub fn watch(&self, interval: Duration) {
         let path = self.path.clone();
         let check = self.check.clone();
+        let observe_all = self.observe_all;
         let weak = Arc::downgrade(&self.current);
         let mut seen = fingerprint(&path);
         tokio::spawn(async move {
@@ -118,6 +142,7 @@ impl PolicyFile {
                         path: path.clone(),
                         current,
                         check: check.clone(),
+                        observe_all,
                     };
                     let _ = file.reload();
                 }
@@ -140,5 +165,14 @@ fn log_warnings(policy: &Policy) {
 impl PolicyEngine for PolicyFile {
     fn decide(&self, principal: &Principal, operation: &Operation) -> Decision {
         self.current.load().decide(principal, operation)
+    }
+
+    fn observed(
+        &self,
+        principal: &Principal,
+        operation: &Operation,
+        decided: &Decision,
+    ) -> Option<Decision> {
+        self.current.load().observed(principal, operation, decided)
     }
 }

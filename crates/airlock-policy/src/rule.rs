@@ -57,6 +57,8 @@ pub(crate) struct Rule {
     pub(crate) approval: Option<Approval>,
     /// Where the rule starts in its file (1-based), for messages.
     pub(crate) line: usize,
+    /// `mode = "observe"`: what it would do is recorded, not done.
+    pub(crate) observe: bool,
 }
 
 /// Why a rule did not apply to an operation (for `airlock policy explain`).

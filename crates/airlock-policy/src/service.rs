@@ -53,8 +53,20 @@ where
             return ResponseFuture::refused(AirlockError::NotDecided.into_response_for(&request));
         };
         let decision = self.engine.decide(principal, operation);
+        let would_have = self.engine.observed(principal, operation, &decision);
+        if let Some(would) = &would_have {
+            tracing::info!(
+                operation = %operation,
+                rule = would.rule(),
+                decided = decision.rule(),
+                "observe mode: a rule would have refused or held this request; it goes on as decided"
+            );
+        }
         if let Some(draft) = extensions.get::<AuditDraft>() {
-            draft.update(|record| record.decision = Some(decision.clone()));
+            draft.update(|record| {
+                record.decision = Some(decision.clone());
+                record.would_have = would_have;
+            });
         }
         tracing::Span::current().record("rule", decision.rule());
         // Only a denial needs its text: allowed requests pay for no formatting.

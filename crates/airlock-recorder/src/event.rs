@@ -95,6 +95,13 @@ pub struct AuditEvent {
     /// again. Empty in events recorded before it was kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classified: Vec<RecordedOperation>,
+    /// Observe mode: what a rule would have done had it enforced (`deny`
+    /// or `requireApproval`), while the request went on as `decision` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would_have: Option<String>,
+    /// The observe-mode rule behind [`would_have`](Self::would_have).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would_have_rule: Option<String>,
 }
 
 /// One classified operation, as the trail keeps it for deciding it again.

@@ -205,6 +205,8 @@ impl Exchange {
             confirmed_by: record.confirmed_by,
             elevated: record.elevated,
             classified,
+            would_have: record.would_have.as_ref().map(|d| effect(d).to_owned()),
+            would_have_rule: record.would_have.as_ref().map(|d| d.rule().to_owned()),
         }
     }
 }

@@ -14,7 +14,8 @@ use crate::reply::Reply;
 use crate::routing::{PathSegments, query_pairs, query_value};
 use crate::state::SimState;
 use crate::{
-    SUBSCRIPTION_ID, compute, deployments, operations, resource_groups, storage, subscriptions,
+    SUBSCRIPTION_ID, compute, deployments, operations, resource_groups, role_definitions, storage,
+    subscriptions,
 };
 
 /// A parsed ARM request, as handlers see it.
@@ -103,6 +104,16 @@ const ROUTES: &[Route] = &[
         pattern: "subscriptions/{subscription}/resourceGroups/{group}",
         methods: &[Method::GET, Method::HEAD, Method::PUT, Method::DELETE],
         handler: resource_groups::group,
+    },
+    Route {
+        pattern: "subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{id}",
+        methods: &[Method::GET, Method::PUT],
+        handler: role_definitions::definition,
+    },
+    Route {
+        pattern: "subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Authorization/roleDefinitions/{id}",
+        methods: &[Method::GET, Method::PUT],
+        handler: role_definitions::definition,
     },
     Route {
         pattern: "subscriptions/{subscription}/operationResults/{operation}",

@@ -55,6 +55,7 @@ mod rbac;
 mod recorded;
 mod reply;
 mod resource_groups;
+mod role_definitions;
 mod routing;
 mod server;
 mod sign_in;

@@ -66,6 +66,8 @@ pub(crate) struct SimState {
     stopping: watch::Receiver<bool>,
     /// Role assignments ARM enforces.
     role_assignments: Mutex<Vec<crate::rbac::RoleAssignment>>,
+    /// Custom role definitions created, by lower-cased id.
+    role_definitions: Mutex<std::collections::HashMap<String, serde_json::Value>>,
 }
 
 /// Locks, carrying on after a panic elsewhere: the data stays usable for a simulator.
@@ -83,7 +85,20 @@ impl SimState {
             response_delay: Mutex::new(Duration::ZERO),
             stopping,
             role_assignments: Mutex::default(),
+            role_definitions: Mutex::default(),
         }
+    }
+
+    /// A custom role definition created earlier.
+    pub(crate) fn role_definition(&self, id: &str) -> Option<serde_json::Value> {
+        lock(&self.role_definitions)
+            .get(&id.to_ascii_lowercase())
+            .cloned()
+    }
+
+    /// Creates or replaces a custom role definition.
+    pub(crate) fn store_role_definition(&self, id: &str, definition: serde_json::Value) {
+        lock(&self.role_definitions).insert(id.to_ascii_lowercase(), definition);
     }
 
     /// The role assignments, as they stand.

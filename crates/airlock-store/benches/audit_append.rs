@@ -66,6 +66,8 @@ fn event(n: usize) -> AuditEvent {
         replica: None,
         confirmed_by: None,
         classified: Vec::new(),
+        would_have: None,
+        would_have_rule: None,
     }
 }
 

@@ -6,6 +6,7 @@
 mod cli;
 mod crash;
 mod logs;
+mod observe;
 mod replay;
 mod replicas;
 mod support;

@@ -1,10 +1,14 @@
-//! `airlock policy replay` over a trail recorded by a real gateway process:
+//! `airlock policy replay` and `airlock roles suggest` over a trail recorded
+//! by a real gateway process:
 //! two agents read and create resource groups through it, then candidate
 //! policies are replayed over what it stored.
 
 use std::process::Output;
 
+use airlock_core::{Decision, Operation, Plane, Principal, PrincipalKind, ResourceScope};
 use airlock_demo::{AgentClient, LocalConfig};
+use airlock_policy::suggest::RoleDefinition;
+use airlock_policy::{Policy, PolicyEngine};
 use airlock_sim::{AGENTS_GROUP, DevIssuer, SimAzure, TokenSpec};
 use airlock_store::SqliteStore;
 use bytes::Bytes;
@@ -99,8 +103,6 @@ async fn replay_finds_exactly_the_requests_a_candidate_would_change() {
         }
     }
     drop(gateway);
-    sim.shutdown().await;
-    issuer.shutdown().await;
 
     // What the store holds: the writes the candidate should find.
     let store = SqliteStore::open(dir.path().join("airlock.db"))
@@ -125,10 +127,7 @@ async fn replay_finds_exactly_the_requests_a_candidate_would_change() {
     assert_eq!(report["unchanged"], 10, "{report:#}");
     let changes = report["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 2, "{report:#}");
-    for (change, count, who) in [
-        (&changes[0], 3, BUILD_AGENT),
-        (&changes[1], 2, OPS_AGENT),
-    ] {
+    for (change, count, who) in [(&changes[0], 3, BUILD_AGENT), (&changes[1], 2, OPS_AGENT)] {
         assert_eq!(change["from"], "allow");
         assert_eq!(change["to"], "deny");
         assert_eq!(change["operation"], GROUP_WRITE);
@@ -195,4 +194,110 @@ async fn replay_finds_exactly_the_requests_a_candidate_would_change() {
         error.contains("candidate.toml") && error.contains("names no operations"),
         "{error}"
     );
+
+    // A least-privilege role for the build agent from the same trail.
+    let suggested = roles(
+        dir.path(),
+        &["--principal", BUILD_AGENT, "--format", "json"],
+    );
+    assert!(suggested.status.success(), "{suggested:?}");
+    let suggested = json(&suggested);
+    let role: RoleDefinition = serde_json::from_value(suggested["role"].clone()).unwrap();
+    assert_eq!(
+        role.actions,
+        vec![
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+            GROUP_WRITE
+        ]
+    );
+    assert!(role.data_actions.is_empty());
+    let subscription = format!("/subscriptions/{}", airlock_sim::SUBSCRIPTION_ID);
+    assert_eq!(role.assignable_scopes, vec![subscription.clone()]);
+    assert_eq!(suggested["requests"], 9);
+    let counts: Vec<u64> = suggested["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["covers"][0]["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, vec![6, 3]);
+
+    // Turned back into Airlock rules, it denies nothing the agent did...
+    let rules = suggested["rules"].as_str().unwrap();
+    let again = replay(dir.path(), rules, &["--principal", BUILD_AGENT]);
+    assert_eq!(again.status.code(), Some(0), "{again:?}\n{rules}");
+    // ...and a write it never made.
+    let policy = Policy::parse(rules, "suggested.toml").unwrap();
+    let agent = Principal::builder(BUILD_AGENT, PrincipalKind::ManagedIdentity).build();
+    let never = Operation::new(
+        "Microsoft.Storage/storageAccounts/write",
+        Plane::Management,
+        ResourceScope::new(format!(
+            "{subscription}/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/new"
+        )),
+    );
+    assert!(matches!(
+        policy.decide(&agent, &never),
+        Decision::Deny { .. }
+    ));
+
+    // ARM (the sim's roleDefinitions PUT) takes the role as drafted.
+    let arm = AgentClient::new(&sim.arm_url(), None)
+        .unwrap()
+        .with_token(UPSTREAM_TOKEN);
+    let created = arm
+        .send(
+            Method::PUT,
+            &format!(
+                "{subscription}/providers/Microsoft.Authorization/roleDefinitions/{}?api-version=2022-04-01",
+                uuid::Uuid::new_v4()
+            ),
+            &[],
+            Some(Bytes::from(role.arm_body().to_string())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+
+    // Against the role it has now: what it granted and what went unused.
+    let against = roles(
+        dir.path(),
+        &[
+            "--principal",
+            BUILD_AGENT,
+            "--against",
+            "Key Vault Secrets User",
+        ],
+    );
+    let text = String::from_utf8_lossy(&against.stdout);
+    assert!(against.status.success(), "{against:?}");
+    assert!(
+        text.contains(
+            "Microsoft.KeyVault/vaults/secrets/getSecret/action (dataActions): not used since"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("Evidence: 9 allowed request(s)"), "{text}");
+    let reader = roles(
+        dir.path(),
+        &["--principal", BUILD_AGENT, "--against", "reader"],
+    );
+    let text = String::from_utf8_lossy(&reader.stdout);
+    assert!(text.contains("*/read (actions): 6 use(s)"), "{text}");
+    sim.shutdown().await;
+    issuer.shutdown().await;
+}
+
+fn roles(dir: &std::path::Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["roles", "suggest", "--config"])
+        .arg(dir.join("airlock.toml"))
+        .args(args)
+        .output()
+        .unwrap()
 }

@@ -158,6 +158,23 @@ pub struct PolicyConfig {
     /// How often the file is checked for changes; SIGHUP reloads at once.
     #[serde(default = "default_policy_reload", with = "humantime_serde")]
     pub reload_interval: Duration,
+    /// `enforce` (the default), or `observe`: a first rollout where every
+    /// request is allowed and what the rules would have done is only
+    /// recorded (`would_have` in the audit trail, counted on `/metrics`).
+    /// Warned about at start; never the default.
+    #[serde(default)]
+    pub mode: PolicyMode,
+}
+
+/// `[policy] mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyMode {
+    /// Rules decide.
+    #[default]
+    Enforce,
+    /// Rules only record what they would have decided.
+    Observe,
 }
 
 fn default_policy_reload() -> Duration {

@@ -252,6 +252,13 @@ pub fn render_timeline(id: &str, events: &[ChainedEvent]) -> String {
             .map(|code| format!(" ({code})"))
             .unwrap_or_default();
         let _ = writeln!(out, "    decision   {decision}{error}");
+        if let Some(would) = &event.would_have {
+            let _ = writeln!(
+                out,
+                "    OBSERVED   would have been {would} by rule '{}' (observe mode: not enforced)",
+                event.would_have_rule.as_deref().unwrap_or("?")
+            );
+        }
         if let Some(approval) = &event.approval_id {
             let by = if event.approvers.is_empty() {
                 String::new()
