@@ -411,3 +411,61 @@ fn self_approval_by_the_requesters_group_is_warned_about() {
         p.warnings()
     );
 }
+
+/// Rules that name principals by object id only are looked up by id, not
+/// walked: the order of rules still decides, whoever they name.
+#[test]
+fn rules_naming_object_ids_decide_in_rule_order_for_their_principal_only() {
+    let mut text = String::new();
+    for n in 0..2_000 {
+        text.push_str(&format!(
+            "[[rule]]\nname = \"deny-{n}\"\neffect = \"deny\"\nactions = [\"*/read\"]\n[rule.principals]\nids = [\"other-{n}\"]\n\n"
+        ));
+    }
+    text.push_str(
+        r#"
+[[rule]]
+name = "agent-1-first"
+effect = "allow"
+actions = ["*/read"]
+[rule.principals]
+ids = ["AGENT-1"]
+
+[[rule]]
+name = "group-reads"
+effect = "allow"
+actions = ["*/read"]
+[rule.principals]
+groups = ["00000000-0000-0000-0000-0000000000c1"]
+
+[[rule]]
+name = "agent-1-no-vm-delete"
+effect = "deny"
+actions = ["Microsoft.Compute/virtualMachines/delete"]
+[rule.principals]
+ids = ["agent-1", "agent-2"]
+
+[[rule]]
+name = "everyone-deletes"
+effect = "allow"
+actions = ["*/delete"]
+"#,
+    );
+    let policy = policy(&text);
+    let read = op("Microsoft.Compute/virtualMachines/read", &vm("a"));
+    let delete = op("Microsoft.Compute/virtualMachines/delete", &vm("a"));
+    // The id rule comes first (ids compare without case).
+    assert_eq!(policy.decide(&agent(), &read).rule(), "agent-1-first");
+    assert_eq!(policy.decide(&agent(), &delete).rule(), "agent-1-no-vm-delete");
+    // Another member of the group: the group rule, and deletes allowed.
+    let other = Principal::builder("agent-9", PrincipalKind::ManagedIdentity)
+        .groups([AGENTS])
+        .build();
+    assert_eq!(policy.decide(&other, &read).rule(), "group-reads");
+    assert!(policy.decide(&other, &delete).is_allow());
+    // One of the 2 000: its own deny.
+    let denied = Principal::builder("other-1234", PrincipalKind::ManagedIdentity)
+        .groups([AGENTS])
+        .build();
+    assert_eq!(policy.decide(&denied, &read).rule(), "deny-1234");
+}
