@@ -21,7 +21,7 @@ use crate::curves;
 use crate::load::{Generator, GeneratorChoice, LoadSpec};
 use crate::process::{Children, free_loopback_port};
 use crate::report::{self, Comparison, Measured, RunInfo};
-use crate::{apt, duration, footprint, memory, open_loop, project_root};
+use crate::{apt, duration, footprint, memory, open_loop, project_root, replay_probe};
 
 /// The request every target is asked, the same for all three.
 pub(crate) const REQUEST_PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore?api-version=2023-05-01";
@@ -51,6 +51,9 @@ actions = ["Microsoft.Compute/virtualMachines/delete"]
 /// Each target gets this much load first, unmeasured, so connection pools
 /// and caches are warm for all alike.
 const WARM_UP: Duration = Duration::from_secs(1);
+
+/// `--quick`: the replay probe's trail (every replay path, in seconds).
+const QUICK_REPLAY_EVENTS: u64 = 20_000;
 
 /// `--quick`: how long each target is loaded (and warmed up) in CI's smoke run.
 const QUICK: Duration = Duration::from_millis(500);
@@ -200,6 +203,9 @@ pub(crate) struct BenchArgs {
     /// the report then shows the change's effect beside the bare proxy.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// Events in the trail `airlock policy replay` reads in the replay probe.
+    #[arg(long, default_value_t = 1_000_000)]
+    replay_events: u64,
     /// Skip the curves of how cost grows (concurrency, answer size, policy
     /// size, identities).
     #[arg(long)]
@@ -595,6 +601,12 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
         if !args.no_curves {
             curves::run(&mut children, &curve_bench)?;
         }
+        let replay = replay_probe::probe(
+            &bin_dir,
+            &work_dir.path().join("replay"),
+            QUICK_REPLAY_EVENTS,
+        )?;
+        println!("{}", replay.describe());
         println!("--quick: every target started and served; nothing timed, no report written");
         return Ok(());
     }
@@ -650,6 +662,16 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
         &issuer,
     )?;
     println!("{}", footprint.describe());
+    println!(
+        "replay probe: airlock policy replay over {} events ...",
+        args.replay_events
+    );
+    let replay = replay_probe::probe(
+        &bin_dir,
+        &work_dir.path().join("replay"),
+        args.replay_events,
+    )?;
+    println!("{}", replay.describe());
     let curves = if args.no_curves {
         Vec::new()
     } else {
@@ -685,6 +707,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
             ),
             ("Memory under large answers", memory.describe()),
             ("Start-up and idle connections", footprint.describe()),
+            ("Replaying a long trail", replay.describe()),
         ],
         &curves,
     )

@@ -20,6 +20,7 @@ mod load;
 mod memory;
 mod open_loop;
 mod process;
+mod replay_probe;
 mod report;
 
 use std::path::{Path, PathBuf};
