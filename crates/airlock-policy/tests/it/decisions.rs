@@ -456,7 +456,10 @@ actions = ["*/delete"]
     let delete = op("Microsoft.Compute/virtualMachines/delete", &vm("a"));
     // The id rule comes first (ids compare without case).
     assert_eq!(policy.decide(&agent(), &read).rule(), "agent-1-first");
-    assert_eq!(policy.decide(&agent(), &delete).rule(), "agent-1-no-vm-delete");
+    assert_eq!(
+        policy.decide(&agent(), &delete).rule(),
+        "agent-1-no-vm-delete"
+    );
     // Another member of the group: the group rule, and deletes allowed.
     let other = Principal::builder("agent-9", PrincipalKind::ManagedIdentity)
         .groups([AGENTS])
