@@ -194,20 +194,40 @@ fn sim_bare_gateway(
     std::fs::create_dir_all(dir)?;
     let (sim_url, issuer) = start_sim(children, bench.bin_dir, dir, &[])?;
     let bare = start_bare_proxy(children, bench.bin_dir, dir, &sim_url)?;
-    let gateway = start_gateway(
+    let gateway = recording_gateway(
         children,
-        &bench.bin_dir.join("airlock"),
+        bench,
         &dir.join("gateway"),
-        bench.bin_dir,
         &sim_url,
         &issuer,
+        extra,
+    )?;
+    Ok((sim_url, issuer, bare, gateway))
+}
+
+/// A gateway (recording, as shipped) in front of `sim_url`, started in
+/// `dir` with `extra`; its base URL.
+fn recording_gateway(
+    children: &mut Children,
+    bench: &Bench<'_>,
+    dir: &Path,
+    sim_url: &str,
+    issuer: &Issuer,
+    extra: &Extra<'_>,
+) -> anyhow::Result<String> {
+    Ok(start_gateway(
+        children,
+        &bench.bin_dir.join("airlock"),
+        dir,
+        bench.bin_dir,
+        sim_url,
+        issuer,
         true,
         Mode::Plain,
         &Store::Sqlite,
         extra,
     )?
-    .url;
-    Ok((sim_url, issuer, bare, gateway))
+    .url)
 }
 
 fn concurrency(children: &mut Children, bench: &Bench<'_>) -> anyhow::Result<Curve> {
@@ -307,22 +327,18 @@ fn policy_size(children: &mut Children, bench: &Bench<'_>) -> anyhow::Result<Cur
     for &rules in &sizes {
         for (label, shape) in POLICY_SHAPES {
             let policy = policy_of(rules, shape);
-            let gateway = start_gateway(
+            let gateway = recording_gateway(
                 children,
-                &bench.bin_dir.join("airlock"),
+                bench,
                 &dir.join(format!("rules-{rules}-{shape:?}")),
-                bench.bin_dir,
                 &sim_url,
                 &issuer,
-                true,
-                Mode::Plain,
-                &Store::Sqlite,
                 &Extra {
                     policy: Some(&policy),
                     ..Extra::default()
                 },
             )?;
-            let mut spec = LoadSpec::new(&gateway.url, authorization.clone());
+            let mut spec = LoadSpec::new(&gateway, authorization.clone());
             spec.connections = 64;
             let result = bench.load(&format!("{label}, {rules} rules"), spec)?;
             push(&mut series, label, result);
@@ -334,7 +350,7 @@ fn policy_size(children: &mut Children, bench: &Bench<'_>) -> anyhow::Result<Cur
         title: "Against policy size",
         x_label: "rules",
         about: String::from(
-            "The small ARM GET, 64 connections, through a gateway (one per point) whose policy has this many rules; the last allows reads, the others deny to other principals either `*/read` (every rule matches the request's operation, none its principal: the worst case) or a read of a provider of their own (`Microsoft.Bench{n}/things/read`: what the rule index skips). The bare proxy has no policy.",
+            "The small ARM GET, 64 connections, through a gateway (one per point) whose policy has this many rules; the last allows reads, the others deny to another principal (by object id) either `*/read` (every rule matches the request's operation, none its principal: the index by object id skips them) or a read of a provider of their own (`Microsoft.Bench{n}/things/read`: the namespace index skips them). The bare proxy has no policy.",
         ),
         points: sizes.iter().map(|&n| (n as f64, n.to_string())).collect(),
         series,
@@ -359,16 +375,12 @@ fn identities(children: &mut Children, bench: &Bench<'_>) -> anyhow::Result<Curv
             &all_tokens.display().to_string(),
         ],
     )?;
-    let gateway = start_gateway(
+    let gateway = recording_gateway(
         children,
-        &bench.bin_dir.join("airlock"),
+        bench,
         &dir.join("gateway"),
-        bench.bin_dir,
         &sim_url,
         &issuer,
-        true,
-        Mode::Plain,
-        &Store::Sqlite,
         &Extra::default(),
     )?;
     let tokens = std::fs::read_to_string(&all_tokens)
@@ -383,7 +395,7 @@ fn identities(children: &mut Children, bench: &Bench<'_>) -> anyhow::Result<Curv
             lines.len()
         );
         std::fs::write(&file, lines.join("\n") + "\n")?;
-        let mut spec = LoadSpec::new(&gateway.url, String::new());
+        let mut spec = LoadSpec::new(&gateway, String::new());
         spec.authorizations = Some(file);
         spec.connections = 64;
         let result = bench.load(&format!("{GATEWAY}, {count} identities"), spec)?;

@@ -10,36 +10,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use airlock_core::REQUEST_ID_HEADER;
-use airlock_demo::{AgentClient, LocalConfig};
-use airlock_sim::{DevIssuer, SimAzure, TokenSpec};
+use airlock_demo::AgentClient;
+use airlock_sim::TokenSpec;
 use airlock_store::SqliteStore;
 use http::StatusCode;
 
 const UPSTREAM_TOKEN: &str = "crash-test-upstream-token";
 const ALLOW_ALL: &str = "[[rule]]\nname = \"allow-all\"\neffect = \"allow\"\nactions = [\"*\"]\ndata_actions = [\"*\"]\n";
 
-use crate::support::{Gateway, free_port};
+use crate::support::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_completed_response_survives_a_sigkill_of_the_gateway() {
-    let sim = SimAzure::builder()
-        .expected_token(UPSTREAM_TOKEN)
-        .start()
-        .await
-        .unwrap();
-    let issuer = DevIssuer::start(airlock_sim::TENANT_ID).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = |name: &str| dir.path().join(name);
-    std::fs::write(file("policy.toml"), ALLOW_ALL).unwrap();
-    let port = free_port();
-    let config = LocalConfig::new(&sim, &issuer, dir.path(), UPSTREAM_TOKEN)
-        .listen(format!("127.0.0.1:{port}"))
-        .admin(format!("127.0.0.1:{}", free_port()))
-        .render();
-    std::fs::write(file("airlock.toml"), config).unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let log_text = || std::fs::read_to_string(file("airlock.log")).unwrap_or_default();
-    let mut gateway = Gateway::serve(dir.path(), &url).await;
+    let mut stack = Stack::start(UPSTREAM_TOKEN, ALLOW_ALL, |config| config).await;
+    let (url, issuer) = (stack.url.clone(), &stack.issuer);
+    let log_text = || std::fs::read_to_string(stack.file("airlock.log")).unwrap_or_default();
 
     // Eight agents keep sending; each response read to its end is noted.
     let agent = AgentClient::new(&url, None)
@@ -69,14 +54,13 @@ async fn every_completed_response_survives_a_sigkill_of_the_gateway() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // SIGKILL, mid-load: no drain, no flush, the WAL left as it is.
-    gateway.0.kill().unwrap();
-    gateway.0.wait().unwrap();
+    stack.kill_gateway();
     for worker in workers {
         worker.await.unwrap();
     }
     let completed = completed.lock().unwrap().clone();
 
-    let store = SqliteStore::open(file("airlock.db")).await.unwrap();
+    let store = SqliteStore::open(stack.file("airlock.db")).await.unwrap();
     let report = store.verify().await.unwrap();
     assert!(report.is_ok(), "{report:?}");
     let mut pages = store.events_since(std::time::UNIX_EPOCH);
@@ -99,6 +83,6 @@ async fn every_completed_response_survives_a_sigkill_of_the_gateway() {
         completed.len(),
         &missing[..missing.len().min(5)]
     );
-    sim.shutdown().await;
-    issuer.shutdown().await;
+    drop(store);
+    stack.shutdown().await;
 }

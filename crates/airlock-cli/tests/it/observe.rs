@@ -3,13 +3,13 @@
 //! records what it would have done (audit event, `sessions show`,
 //! `/metrics`, a warning at start).
 
-use airlock_demo::{AgentClient, LocalConfig};
-use airlock_sim::{DevIssuer, SimAzure, TokenSpec};
+use airlock_demo::AgentClient;
+use airlock_sim::TokenSpec;
 use airlock_store::SqliteStore;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::support::{Gateway, free_port};
+use crate::support::Stack;
 
 const UPSTREAM_TOKEN: &str = "observe-test-upstream-token";
 const OBSERVED_RULE: &str = "[[rule]]\nname = \"no-new-groups\"\neffect = \"deny\"\nmode = \"observe\"\nactions = [\"Microsoft.Resources/subscriptions/resourceGroups/write\"]\n\n[[rule]]\nname = \"allow-all\"\neffect = \"allow\"\nactions = [\"*\"]\n";
@@ -27,29 +27,19 @@ struct Run {
 /// Starts a gateway with `policy` (and `[policy] mode = "observe"` when
 /// `observe_all`), reads the groups, creates one, and collects the evidence.
 async fn run(policy: &str, observe_all: bool) -> Run {
-    let sim = SimAzure::builder()
-        .expected_token(UPSTREAM_TOKEN)
-        .start()
-        .await
-        .unwrap();
-    let issuer = DevIssuer::start(airlock_sim::TENANT_ID).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
-    let (port, admin) = (free_port(), free_port());
-    let mut config = LocalConfig::new(&sim, &issuer, dir.path(), UPSTREAM_TOKEN)
-        .listen(format!("127.0.0.1:{port}"))
-        .admin(format!("127.0.0.1:{admin}"))
-        .render();
-    if observe_all {
-        config = config.replacen("[policy]\n", "[policy]\nmode = \"observe\"\n", 1);
-    }
-    std::fs::write(dir.path().join("airlock.toml"), config).unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let gateway = Gateway::serve(dir.path(), &url).await;
+    let mut stack = Stack::start(UPSTREAM_TOKEN, policy, |config| {
+        if observe_all {
+            config.replacen("[policy]\n", "[policy]\nmode = \"observe\"\n", 1)
+        } else {
+            config
+        }
+    })
+    .await;
+    let url = stack.url.clone();
 
     let agent = AgentClient::new(&url, None)
         .unwrap()
-        .with_token(issuer.mint(&TokenSpec::agent()));
+        .with_token(stack.issuer.mint(&TokenSpec::agent()));
     let groups = format!(
         "/subscriptions/{}/resourcegroups",
         airlock_sim::SUBSCRIPTION_ID
@@ -74,19 +64,15 @@ async fn run(policy: &str, observe_all: bool) -> Run {
         created.status,
         String::from_utf8_lossy(&created.body)
     );
-    let metrics = AgentClient::new(&format!("http://127.0.0.1:{admin}"), None)
+    let metrics = AgentClient::new(&stack.admin_url, None)
         .unwrap()
         .get("/metrics")
         .await
         .unwrap();
     let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
-    drop(gateway);
-    sim.shutdown().await;
-    issuer.shutdown().await;
+    stack.kill_gateway();
 
-    let store = SqliteStore::open(dir.path().join("airlock.db"))
-        .await
-        .unwrap();
+    let store = SqliteStore::open(stack.file("airlock.db")).await.unwrap();
     let mut pages = store.events_since(std::time::UNIX_EPOCH);
     let mut events = Vec::new();
     let mut session = String::new();
@@ -100,15 +86,17 @@ async fn run(policy: &str, observe_all: bool) -> Run {
     drop(store);
     let shown = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args(["sessions", "show", &session, "--config"])
-        .arg(dir.path().join("airlock.toml"))
+        .arg(stack.file("airlock.toml"))
         .output()
         .unwrap();
     assert!(shown.status.success(), "{shown:?}");
+    let log = std::fs::read_to_string(stack.file("airlock.log")).unwrap_or_default();
+    stack.shutdown().await;
     Run {
         events,
         shown: String::from_utf8_lossy(&shown.stdout).into_owned(),
         metrics,
-        log: std::fs::read_to_string(dir.path().join("airlock.log")).unwrap_or_default(),
+        log,
     }
 }
 

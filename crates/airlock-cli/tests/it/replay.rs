@@ -6,15 +6,15 @@
 use std::process::Output;
 
 use airlock_core::{Decision, Operation, Plane, Principal, PrincipalKind, ResourceScope};
-use airlock_demo::{AgentClient, LocalConfig};
+use airlock_demo::AgentClient;
 use airlock_policy::suggest::RoleDefinition;
 use airlock_policy::{Policy, PolicyEngine};
-use airlock_sim::{AGENTS_GROUP, DevIssuer, SimAzure, TokenSpec};
+use airlock_sim::{AGENTS_GROUP, TokenSpec};
 use airlock_store::SqliteStore;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::support::{Gateway, free_port};
+use crate::support::Stack;
 
 const UPSTREAM_TOKEN: &str = "replay-test-upstream-token";
 const ALLOW_ALL: &str = "[[rule]]\nname = \"allow-all\"\neffect = \"allow\"\nactions = [\"*\"]\ndata_actions = [\"*\"]\n";
@@ -48,22 +48,8 @@ fn json(output: &Output) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_finds_exactly_the_requests_a_candidate_would_change() {
-    let sim = SimAzure::builder()
-        .expected_token(UPSTREAM_TOKEN)
-        .start()
-        .await
-        .unwrap();
-    let issuer = DevIssuer::start(airlock_sim::TENANT_ID).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.toml"), ALLOW_ALL).unwrap();
-    let port = free_port();
-    let config = LocalConfig::new(&sim, &issuer, dir.path(), UPSTREAM_TOKEN)
-        .listen(format!("127.0.0.1:{port}"))
-        .admin(format!("127.0.0.1:{}", free_port()))
-        .render();
-    std::fs::write(dir.path().join("airlock.toml"), config).unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let gateway = Gateway::serve(dir.path(), &url).await;
+    let mut stack = Stack::start(UPSTREAM_TOKEN, ALLOW_ALL, |config| config).await;
+    let (url, issuer) = (stack.url.clone(), &stack.issuer);
 
     // The build agent (in the agents group) and an ops agent (in none).
     let build = AgentClient::new(&url, None)
@@ -102,7 +88,8 @@ async fn replay_finds_exactly_the_requests_a_candidate_would_change() {
             assert!(answer.status.is_success(), "{}", answer.status);
         }
     }
-    drop(gateway);
+    stack.kill_gateway();
+    let dir = &stack.dir;
 
     // What the store holds: the writes the candidate should find.
     let store = SqliteStore::open(dir.path().join("airlock.db"))
@@ -242,7 +229,7 @@ async fn replay_finds_exactly_the_requests_a_candidate_would_change() {
     ));
 
     // ARM (the sim's roleDefinitions PUT) takes the role as drafted.
-    let arm = AgentClient::new(&sim.arm_url(), None)
+    let arm = AgentClient::new(&stack.sim.arm_url(), None)
         .unwrap()
         .with_token(UPSTREAM_TOKEN);
     let created = arm
@@ -289,8 +276,7 @@ async fn replay_finds_exactly_the_requests_a_candidate_would_change() {
     );
     let text = String::from_utf8_lossy(&reader.stdout);
     assert!(text.contains("*/read (actions): 6 use(s)"), "{text}");
-    sim.shutdown().await;
-    issuer.shutdown().await;
+    stack.shutdown().await;
 }
 
 fn roles(dir: &std::path::Path, args: &[&str]) -> Output {

@@ -58,3 +58,71 @@ impl Gateway {
         }
     }
 }
+
+/// A simulated Azure and its token issuer, and an `airlock serve` process
+/// in front of them, in a temporary directory with `policy`: what the
+/// process-level tests share.
+pub(crate) struct Stack {
+    pub(crate) sim: airlock_sim::SimHandle,
+    pub(crate) issuer: airlock_sim::IssuerHandle,
+    pub(crate) dir: tempfile::TempDir,
+    /// The gateway's base URL.
+    pub(crate) url: String,
+    /// Its admin listener's base URL (`/metrics`).
+    pub(crate) admin_url: String,
+    pub(crate) gateway: Gateway,
+}
+
+impl Stack {
+    /// Starts all three; `edit` may change the rendered configuration first.
+    pub(crate) async fn start(
+        upstream_token: &str,
+        policy: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
+        let sim = airlock_sim::SimAzure::builder()
+            .expected_token(upstream_token)
+            .start()
+            .await
+            .unwrap();
+        let issuer = airlock_sim::DevIssuer::start(airlock_sim::TENANT_ID)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+        let (port, admin) = (free_port(), free_port());
+        let config = airlock_demo::LocalConfig::new(&sim, &issuer, dir.path(), upstream_token)
+            .listen(format!("127.0.0.1:{port}"))
+            .admin(format!("127.0.0.1:{admin}"))
+            .render();
+        std::fs::write(dir.path().join("airlock.toml"), edit(config)).unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let gateway = Gateway::serve(dir.path(), &url).await;
+        Self {
+            sim,
+            issuer,
+            dir,
+            url,
+            admin_url: format!("http://127.0.0.1:{admin}"),
+            gateway,
+        }
+    }
+
+    /// A file in the stack's directory (`airlock.toml`, `airlock.db`, …).
+    pub(crate) fn file(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Kills the gateway process (no drain, no flush) and waits for it.
+    pub(crate) fn kill_gateway(&mut self) {
+        let _ = self.gateway.0.kill();
+        let _ = self.gateway.0.wait();
+    }
+
+    /// Stops the sim and the issuer; the gateway is killed with the stack.
+    pub(crate) async fn shutdown(mut self) {
+        self.kill_gateway();
+        self.sim.shutdown().await;
+        self.issuer.shutdown().await;
+    }
+}
