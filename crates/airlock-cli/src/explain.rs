@@ -10,6 +10,7 @@ use anyhow::{Context as _, anyhow, bail};
 use http::{HeaderMap, Method, Uri};
 
 use airlock_gateway::Config;
+use airlock_gateway::config::PolicyMode;
 
 /// Parses `id=…,kind=…,groups=a|b,roles=r|s,app_id=…,tenant=…,name=…`, and
 /// for the agent kinds `agent=<agent app id>,blueprint=…`.
@@ -127,7 +128,10 @@ pub fn explain(
         body,
     })
     .map_err(|e| anyhow!("the gateway would refuse this request with 400: {e}"))?;
-    let policy = Policy::load(&config.policy.file)?;
+    let policy = match config.policy.mode {
+        PolicyMode::Enforce => Policy::load(&config.policy.file)?,
+        PolicyMode::Observe => Policy::load(&config.policy.file)?.observing_all(),
+    };
     let explanation = policy.explain(principal, &operation);
     let (decision, trace) = (explanation.decision, explanation.trace);
 
@@ -146,6 +150,13 @@ pub fn explain(
         let _ = writeln!(out, "  carries  {child}");
     }
     let _ = writeln!(out, "decision   {}", render(&decision));
+    if let Some(would) = &explanation.would_have {
+        let _ = writeln!(
+            out,
+            "observed   would have been {} (observe mode: recorded as would_have, not enforced)",
+            render(would)
+        );
+    }
     if explanation.decided_by != Facet::Principal {
         let _ = writeln!(
             out,
@@ -164,9 +175,10 @@ pub fn explain(
             current = heading;
             let _ = writeln!(out, "  for {current}:");
         }
-        let verdict = match &line.outcome {
-            Ok(()) => "APPLIES".to_owned(),
-            Err(skip) => format!("skipped: {skip}"),
+        let verdict = match (&line.outcome, line.observe) {
+            (Ok(()), false) => "APPLIES".to_owned(),
+            (Ok(()), true) => "APPLIES (observe mode: not enforced)".to_owned(),
+            (Err(skip), _) => format!("skipped: {skip}"),
         };
         let _ = writeln!(
             out,

@@ -201,6 +201,9 @@ pub struct Explanation {
     pub decided_by: Facet,
     /// One line per rule and operation (and facet, for an agent acting for a user).
     pub trace: Vec<RuleTrace>,
+    /// Observe mode: what the rules would have decided had they all
+    /// enforced, when that is stricter than `decision`.
+    pub would_have: Option<Decision>,
 }
 
 /// What one rule made of one operation, for `airlock policy explain`.
@@ -219,6 +222,9 @@ pub struct RuleTrace {
     pub effect: Effect,
     /// `Ok` when it applied, else why not.
     pub outcome: Result<(), Skip>,
+    /// The rule is in observe mode (or the whole policy is): it records
+    /// what it would do and does not enforce.
+    pub observe: bool,
 }
 
 #[derive(Deserialize)]
@@ -547,15 +553,22 @@ impl Policy {
                         line: rule.line,
                         effect: rule.effect,
                         outcome: rule.applies(who, &candidate, reach_of(rule.effect)),
+                        observe: rule.observe || self.observe_all,
                     });
                 }
             }
         }
-        let (decision, decided_by) = self.decide_facets(principal, operation);
+        let (decision, decided_by) = if self.observe_all {
+            (self.decide(principal, operation), Facet::Principal)
+        } else {
+            self.decide_facets(principal, operation)
+        };
+        let would_have = self.observed(principal, operation, &decision);
         Explanation {
             decision,
             decided_by,
             trace,
+            would_have,
         }
     }
 

@@ -472,3 +472,60 @@ actions = ["*/delete"]
         .build();
     assert_eq!(policy.decide(&denied, &read).rule(), "deny-1234");
 }
+
+#[test]
+fn observe_mode_rules_do_not_enforce_but_explain_and_observe_say_what_they_would_do() {
+    let policy = policy(
+        r#"
+[[rule]]
+name = "no-vm-deletes"
+effect = "deny"
+mode = "observe"
+actions = ["Microsoft.Compute/virtualMachines/delete"]
+
+[[rule]]
+name = "all"
+effect = "allow"
+actions = ["*"]
+"#,
+    );
+    let delete = op("Microsoft.Compute/virtualMachines/delete", &vm("a"));
+    let decided = policy.decide(&agent(), &delete);
+    assert_eq!(decided.rule(), "all");
+    let would = policy.observed(&agent(), &delete, &decided).unwrap();
+    assert!(matches!(would, Decision::Deny { ref rule, .. } if rule == "no-vm-deletes"));
+    // Nothing to observe where the rule would not have changed the decision.
+    let read = op("Microsoft.Compute/virtualMachines/read", &vm("a"));
+    assert!(
+        policy
+            .observed(&agent(), &read, &policy.decide(&agent(), &read))
+            .is_none()
+    );
+    let explanation = policy.explain(&agent(), &delete);
+    assert!(explanation.decision.is_allow());
+    assert_eq!(explanation.would_have.unwrap().rule(), "no-vm-deletes");
+    assert!(
+        explanation
+            .trace
+            .iter()
+            .any(|t| t.rule == "no-vm-deletes" && t.observe && t.outcome.is_ok())
+    );
+    assert!(
+        policy
+            .warnings()
+            .iter()
+            .any(|w| w.contains("'no-vm-deletes'") && w.contains("observe mode"))
+    );
+    // An allow rule in observe mode could only take a grant away: refused.
+    let error = Policy::parse(
+        "[[rule]]\nname = \"x\"\neffect = \"allow\"\nmode = \"observe\"\nactions = [\"*\"]\n",
+        "policy.toml",
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("mode = \"observe\" is for deny and approve rules"),
+        "{error}"
+    );
+}
