@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+use airlock_policy::replay::Verdict;
 use airlock_policy::suggest::{Evidence, PermissionUse, RoleDefinition, Suggestion};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
@@ -112,12 +113,14 @@ async fn suggest(args: &SuggestArgs) -> anyhow::Result<ExitCode> {
             if !principal_matches(&args.principal, event) {
                 continue;
             }
-            match (event.decision.as_deref(), event.decided_request()) {
-                (Some("allow"), Some((_, operation))) => {
+            let allowed =
+                event.decision.as_deref().and_then(Verdict::parse) == Some(Verdict::Allow);
+            match (allowed, event.decided_request()) {
+                (true, Some((_, operation))) => {
                     evidence.allowed(&operation, event.time, &event.session_id);
                 }
-                (Some("allow"), None) => evidence.allowed_unreadable(),
-                _ => evidence.not_allowed(),
+                (true, None) => evidence.allowed_unreadable(),
+                (false, _) => evidence.not_allowed(),
             }
         }
     }

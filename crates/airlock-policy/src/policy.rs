@@ -8,6 +8,7 @@ use std::time::Duration;
 use airlock_core::{ApprovalWait, Approvers, Decision, Operation, Principal, PrincipalKind};
 use serde::Deserialize;
 
+use crate::replay::Verdict;
 use crate::rule::{Approval, Candidate, Effect, Reach, Rule, Skip};
 use crate::scope_pattern::ScopePattern;
 use crate::{PolicyEngine, PolicyError};
@@ -417,11 +418,6 @@ impl Policy {
         self
     }
 
-    /// Whether anything is in observe mode (a rule, or the whole policy).
-    pub fn is_observing(&self) -> bool {
-        self.observed.is_some()
-    }
-
     /// Things that are allowed but probably not meant.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -756,16 +752,8 @@ impl PolicyEngine for Policy {
     ) -> Option<Decision> {
         let observed = self.observed.as_ref()?;
         let would = self.decide_facets_by(observed, principal, operation).0;
-        (strictness(&would) > strictness(decided)).then_some(would)
-    }
-}
-
-/// Allow < approval < deny.
-fn strictness(decision: &Decision) -> u8 {
-    match decision {
-        Decision::Allow { .. } => 0,
-        Decision::RequireApproval { .. } => 1,
-        Decision::Deny { .. } => 2,
+        // Verdicts order allow < approval < deny.
+        (Verdict::of(&would) > Verdict::of(decided)).then_some(would)
     }
 }
 

@@ -16,7 +16,8 @@ use serde::Serialize;
 
 use crate::PolicyEngine;
 
-/// What a decision came to.
+/// What a decision came to, ordered from least to most strict (allow <
+/// approval < deny).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Verdict {
