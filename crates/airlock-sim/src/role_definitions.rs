@@ -86,8 +86,7 @@ pub(crate) fn definition(
                 ArmError::new(
                     StatusCode::NOT_FOUND,
                     "RoleDefinitionDoesNotExist",
-                    "The specified role definition with ID '{id}' does not exist."
-                        .replace("{id}", id),
+                    format!("The specified role definition with ID '{id}' does not exist."),
                 )
             });
     }

@@ -232,13 +232,14 @@ async fn replay_finds_exactly_the_requests_a_candidate_would_change() {
     let arm = AgentClient::new(&stack.sim.arm_url(), None)
         .unwrap()
         .with_token(UPSTREAM_TOKEN);
+    let definition = format!(
+        "{subscription}/providers/Microsoft.Authorization/roleDefinitions/{}?api-version=2022-04-01",
+        uuid::Uuid::new_v4()
+    );
     let created = arm
         .send(
             Method::PUT,
-            &format!(
-                "{subscription}/providers/Microsoft.Authorization/roleDefinitions/{}?api-version=2022-04-01",
-                uuid::Uuid::new_v4()
-            ),
+            &definition,
             &[],
             Some(Bytes::from(role.arm_body().to_string())),
         )
@@ -249,6 +250,13 @@ async fn replay_finds_exactly_the_requests_a_candidate_would_change() {
         StatusCode::CREATED,
         "{}",
         String::from_utf8_lossy(&created.body)
+    );
+    let stored = arm.get(&definition).await.unwrap();
+    assert_eq!(stored.status, StatusCode::OK);
+    assert_eq!(stored.json()["properties"]["roleName"], role.name);
+    assert_eq!(
+        stored.json()["properties"]["permissions"][0]["actions"],
+        serde_json::json!(role.actions)
     );
 
     // Against the role it has now: what it granted and what went unused.
