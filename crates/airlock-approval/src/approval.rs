@@ -315,6 +315,11 @@ pub struct ApprovalRequest {
     /// approvers before they decide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elevate_to: Option<String>,
+    /// An approval of a reveal (`x-airlock-reveal`): once approved, the
+    /// answer to this one request reaches the requester unmasked. `rule`
+    /// is then the reveal rule. Shown to approvers before they decide.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reveal: bool,
 }
 
 /// What Azure answered when the approved request of an async approval was

@@ -172,6 +172,7 @@ pub fn pending_request(requester: &Principal, wait: ApprovalWait) -> ApprovalReq
         execution: None,
         // Kept by every store: approvers saw it, the grant uses it.
         elevate_to: Some("contributor".into()),
+        reveal: false,
     }
 }
 

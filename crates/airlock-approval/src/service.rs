@@ -6,7 +6,8 @@ use std::time::SystemTime;
 
 use airlock_core::{
     AirlockBody, AirlockError, ApprovalWait, AuditDraft, BodyError, BoxFuture, Decision, Elevation,
-    ErrorContext, Operation, Plane, Principal, collect_limited, empty, full,
+    ErrorContext, Operation, Plane, Principal, RevealAsked, RevealGrant, collect_limited, empty,
+    full,
 };
 use http::{HeaderValue, Request, Response, StatusCode};
 use tokio::sync::watch;
@@ -222,7 +223,7 @@ async fn admit(
             }
             _ => {
                 wait_for_decision(config, id, hold, asked.draft.as_ref()).await?;
-                let_through(&mut parts, id, twin.elevate_to.as_deref());
+                let_through(&mut parts, id, Some(&twin));
                 Ok(Admission::Forward(parts, bytes))
             }
         };
@@ -237,7 +238,7 @@ async fn admit(
         hold,
     );
     let id = approval.id;
-    let elevate_to = approval.elevate_to.clone();
+    let granted = approval.clone();
     *ctx = std::mem::take(ctx).approval_id(id.to_string());
     let draft = asked.draft;
     let sealed = match operations {
@@ -261,7 +262,7 @@ async fn admit(
         None => {
             tracing::info!(approval_id = %id, hold = ?hold, "request held for approval");
             wait_for_decision(config, id, hold, draft.as_ref()).await?;
-            let_through(&mut parts, id, elevate_to.as_deref());
+            let_through(&mut parts, id, Some(&granted));
             Ok(Admission::Forward(parts, bytes))
         }
     }
@@ -398,6 +399,8 @@ struct Asked {
     /// The stored request of an async approval, sent once its grant was
     /// used (its justification was given, and kept, when it was asked for).
     approved: Option<ApprovedExecution>,
+    /// The approval asked for is of a reveal (`x-airlock-reveal`).
+    reveal: bool,
 }
 
 impl Asked {
@@ -427,13 +430,15 @@ impl Asked {
             return Err(AirlockError::NotDecided);
         };
         let draft = ext.get::<AuditDraft>().cloned();
+        let reveal = ext.get::<RevealAsked>().cloned();
         let justification = parts
             .headers
             .get(JUSTIFICATION_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|j| !j.is_empty())
-            .map(str::to_owned);
+            .map(str::to_owned)
+            .or_else(|| reveal.as_ref().map(|r| r.justification.clone()));
         if let (Some(draft), Some(j)) = (&draft, &justification) {
             draft.update(|r| r.justification = Some(j.clone()));
         }
@@ -451,6 +456,7 @@ impl Asked {
             elevate_to,
             draft,
             approved: parts.extensions.remove::<ApprovedExecution>(),
+            reveal: reveal.is_some(),
         })
     }
 
@@ -510,6 +516,7 @@ impl Asked {
             state: ApprovalState::Pending,
             execution: None,
             elevate_to: self.elevate_to.clone(),
+            reveal: self.reveal,
         }
     }
 }
@@ -597,11 +604,7 @@ async fn admit_stored(
     ) {
         draft.update(|r| r.justification = Some(j));
     }
-    let_through(
-        parts,
-        approved.id,
-        approval.as_ref().and_then(|a| a.elevate_to.as_deref()),
-    );
+    let_through(parts, approved.id, approval.as_ref());
     Ok(())
 }
 
@@ -618,11 +621,7 @@ async fn admit_retry(
             tracing::info!(approval_id = %id, "approved grant used by a matching retry");
             let approved = config.store.get(id).await.ok().flatten();
             record(draft, id, approved.as_ref());
-            let_through(
-                parts,
-                id,
-                approved.as_ref().and_then(|a| a.elevate_to.as_deref()),
-            );
+            let_through(parts, id, approved.as_ref());
             Ok(true)
         }
         Ok(None) => Ok(false),
@@ -742,16 +741,33 @@ async fn wait_decided(
     }
 }
 
-/// Lets approval `id`'s request through: an `Allow` naming the approval and,
-/// when its rule elevates, the [`Elevation`] for this one request. An
-/// elevation put there by anything else is taken out: only an approval grants one.
-/// (Should the approval's record be unreadable, the request runs unelevated:
-/// with less, never more, than was approved.)
-fn let_through(parts: &mut http::request::Parts, id: ApprovalId, elevate_to: Option<&str>) {
+/// Lets approval `id`'s request through: an `Allow` naming the approval;
+/// when its rule elevates, the [`Elevation`] for this one request; when it
+/// approved a reveal, the [`RevealGrant`] for this one answer. An elevation
+/// or a reveal grant put there by anything else is taken out: only an
+/// approval grants one. (Should the approval's record be unreadable, the
+/// request runs unelevated and masked: with less, never more, than was
+/// approved.)
+fn let_through(
+    parts: &mut http::request::Parts,
+    id: ApprovalId,
+    approval: Option<&ApprovalRequest>,
+) {
     parts.extensions.insert(Decision::Allow {
         rule: format!("approved:{id}"),
     });
-    match elevate_to {
+    match approval.filter(|a| a.reveal) {
+        Some(approval) => {
+            parts.extensions.insert(RevealGrant {
+                approval_id: id.to_string(),
+                rule: approval.rule.clone(),
+            });
+        }
+        None => {
+            parts.extensions.remove::<RevealGrant>();
+        }
+    }
+    match approval.and_then(|a| a.elevate_to.as_deref()) {
         Some(identity) => {
             parts.extensions.insert(Elevation {
                 identity: identity.to_owned(),

@@ -60,6 +60,11 @@ pub struct AuditRecord {
     /// observe-only rules enforced (stricter than `decision`, which the
     /// request went on with).
     pub would_have: Option<Decision>,
+    /// Where values reached the client in clear (paths, never values):
+    /// revealed by a reveal rule or an approval. The excerpts stay masked.
+    pub revealed: Vec<String>,
+    /// What revealed them: `rule '<name>'` or `approval <id> (rule '<name>')`.
+    pub revealed_by: Option<String>,
 }
 
 /// A cheap, cloneable handle to the [`AuditRecord`] of one request.

@@ -28,6 +28,8 @@ pub mod operation;
 pub mod operation_pattern;
 pub mod principal;
 pub mod principal_selector;
+pub mod reveal;
+pub mod scope_pattern;
 pub mod serde_time;
 pub mod token;
 
@@ -46,6 +48,8 @@ pub use operation::{Operation, Plane, ResourceScope};
 pub use operation_pattern::{OperationPattern, PatternError};
 pub use principal::{Principal, PrincipalBuilder, PrincipalKind};
 pub use principal_selector::{OnBehalfOf, PrincipalSelector};
+pub use reveal::{REVEAL_HEADER, REVEALED_HEADER, RevealAsked, RevealGrant};
+pub use scope_pattern::ScopePattern;
 pub use token::{
     AccessToken, BoxFuture, CallerToken, StaticTokenProvider, TokenError, TokenExchange,
     TokenProvider,

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use airlock_azure::SECRET_RESPONSES;
-use airlock_masking::{JsonMasker, KeyFileError, MaskRule, MaskingLayer, TokenKey};
+use airlock_core::Approvers;
+use airlock_masking::{
+    JsonMasker, KeyFileError, MaskRule, MaskingLayer, RevealApproval, RevealRule, TokenKey,
+};
 
 use crate::config::{MASKING_KEY_ENV, MaskingConfig};
 use crate::{ConfigError, StartError};
@@ -17,10 +20,45 @@ pub(crate) fn layer(
     config: &MaskingConfig,
     masker: Arc<JsonMasker>,
     excerpt_bytes: usize,
+    reveal: Vec<RevealRule>,
 ) -> MaskingLayer {
     MaskingLayer::new(masker)
         .max_body_bytes(config.max_body_bytes)
         .excerpt_bytes(excerpt_bytes)
+        .reveal(reveal)
+}
+
+/// The `[[masking.reveal]]` rules.
+pub(crate) fn reveal_rules(config: &MaskingConfig) -> Result<Vec<RevealRule>, ConfigError> {
+    config
+        .reveal
+        .iter()
+        .map(|reveal| {
+            let invalid = |e: airlock_masking::MaskError| ConfigError::Invalid {
+                key: "masking.reveal",
+                problem: format!("rule '{}': {e}", reveal.name),
+                fix: "name principals (ids, groups, …), operations as RBAC names (wildcards allowed) and scopes as resource-id prefixes".into(),
+            };
+            let mut rule = RevealRule::new(&reveal.name, &reveal.operations)
+                .and_then(|rule| rule.principals(reveal.principals.clone()))
+                .and_then(|rule| rule.scopes(&reveal.scopes))
+                .map_err(invalid)?
+                .detectors(reveal.detectors);
+            if let Some(approval) = &reveal.approval {
+                rule = rule.by_approval(RevealApproval {
+                    approvers: Approvers {
+                        groups: approval.groups.clone(),
+                        ids: approval.ids.clone(),
+                        acting_user: false,
+                    },
+                    min_approvals: approval.min_approvals,
+                    hold: approval.hold,
+                    ttl: approval.ttl,
+                });
+            }
+            Ok(rule)
+        })
+        .collect()
 }
 
 /// Builds the masker: the default pack (unless turned off) and the

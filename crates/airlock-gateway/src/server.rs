@@ -184,6 +184,11 @@ impl Gateway {
                 masker.clone(),
             )) as Arc<dyn airlock_approval::ChangePreview>
         });
+        let reveal = masking::reveal_rules(&config.masking)?;
+        let reveal_approvers = reveal
+            .iter()
+            .filter_map(|rule| rule.approvers().cloned())
+            .collect();
         let admin_app = admin::router(
             &approvals,
             &database,
@@ -191,9 +196,13 @@ impl Gateway {
             identity.clone(),
             sign_in.as_ref(),
             changes,
+            reveal_approvers,
         )
         .merge(health.admin_routes());
         let connect = ConnectLayer::new(connect_targets(&config, routes.clone()));
+        let masking = masking::layer(&config.masking, masker, config.audit.max_body_chars, reveal)
+            .memory_budget(memory)
+            .metrics(metrics.masking.clone());
         let layers = Layers {
             recorder: config.audit.enabled.then(|| recorder.layer()),
             identity: identity
@@ -208,9 +217,8 @@ impl Gateway {
             classify: classify::layer(&config, routes.clone()),
             policy: PolicyLayer::new(policy.clone()),
             approval: approvals.layer.clone(),
-            masking: masking::layer(&config.masking, masker, config.audit.max_body_chars)
-                .memory_budget(memory)
-                .metrics(metrics.masking.clone()),
+            masking: masking.clone(),
+            reveal: masking.reveal_layer(),
             connect,
             metrics: airlock_metrics::MetricsLayer::new(metrics.requests.clone()),
         };

@@ -7,7 +7,7 @@ use airlock_approval::ApprovalLayer;
 use airlock_azure::ClassifyLayer;
 use airlock_core::{AirlockBody, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
-use airlock_masking::MaskingLayer;
+use airlock_masking::{MaskingLayer, RevealLayer};
 use airlock_policy::PolicyLayer;
 use airlock_recorder::RecorderLayer;
 use http::{HeaderName, Request, Response};
@@ -40,6 +40,8 @@ pub(crate) struct Layers {
     pub(crate) policy: PolicyLayer,
     /// `RequireApproval` → held, or 202 and an operation to poll (403/428).
     pub(crate) approval: ApprovalLayer,
+    /// `x-airlock-reveal` → an approval of the reveal, or 400/403.
+    pub(crate) reveal: RevealLayer,
     /// Secrets in answers → masked tokens (502 when it cannot).
     pub(crate) masking: MaskingLayer,
     /// `CONNECT` → 200 and a tunnel, or 403 (405 when forward-proxy mode is off).
@@ -52,7 +54,9 @@ pub(crate) struct Layers {
 /// request id → trace → recorder → metrics → ARM-shaped errors → timeout (504) → request-body
 /// timeout (408) → identity (401; 407 on CONNECT) → CONNECT (forward proxy) → body limit → approval polls
 /// (polls of `/airlock/operations/…`) → classify (400, 413) → policy (403) →
-/// approval (held / 202) → masking (502) → upstream.
+/// reveal (`x-airlock-reveal`: 400/403, or an approval of the reveal) →
+/// approval (held / 202) → masking (502; reveals what a rule or approval
+/// allows) → upstream.
 pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let limits = &config.limits;
@@ -90,6 +94,7 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
         .layer(layers.approval.poll_layer())
         .layer(layers.classify)
         .layer(layers.policy)
+        .layer(layers.reveal)
         .layer(layers.approval)
         .layer(layers.masking)
         .service(upstream);

@@ -36,6 +36,9 @@ pub enum MaskError {
         /// What is wrong and what is supported.
         problem: String,
     },
+    /// A reveal rule is invalid.
+    #[error("{0}")]
+    Reveal(String),
     /// A rule names no operation.
     #[error("a masking rule needs at least one operation pattern")]
     NoOperations,

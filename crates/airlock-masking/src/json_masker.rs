@@ -33,6 +33,8 @@ use crate::{MaskContext, MaskError, MaskOutcome, MaskRule, Masker, TokenKey};
 ///   nothing: detectors look at text the agent may have written itself (a
 ///   tag, a URL echoed in an error), so a token there could confirm a guess.
 /// - A value that is already masked is never masked again.
+/// - With [`MaskContext::reveal`] (a reveal rule or approval), rule-selected
+///   values are left as they are; the detectors still run elsewhere.
 ///
 /// ```
 /// use airlock_core::{Operation, Plane, ResourceScope};
@@ -174,7 +176,8 @@ impl Masker for JsonMasker {
             return Ok(MaskOutcome::unchanged());
         };
         let content_type = context.content_type;
-        let plan = self.plan(context.operation);
+        let mut plan = self.plan(context.operation);
+        plan.reveal_selected = context.reveal;
         let must = plan.rule_matched;
         let masked = if is_json(content_type) || (must && matches!(first, b'{' | b'[')) {
             // Rule-selected values get tokens of this reader and resource.
@@ -198,7 +201,7 @@ impl Masker for JsonMasker {
                 });
             }
             let by_element = match (
-                must && !plan.xml_elements.is_empty(),
+                must && !plan.xml_elements.is_empty() && !plan.reveal_selected,
                 std::str::from_utf8(body),
             ) {
                 (true, Ok(text)) => {

@@ -35,6 +35,9 @@ pub(crate) struct Plan<'m> {
     pub(crate) rule_matched: bool,
     /// XML elements whose text the matching rules mask.
     pub(crate) xml_elements: Vec<&'m str>,
+    /// Rule-selected values stay in clear (a reveal), and are not scanned
+    /// by the detectors either.
+    pub(crate) reveal_selected: bool,
 }
 
 /// What masking did.
@@ -379,6 +382,9 @@ impl<'a> Scanner<'a, '_> {
                 &self.bytes[literal.range.start + 1..literal.range.end - 1],
             )
         {
+            return Ok(());
+        }
+        if selected && self.plan.reveal_selected {
             return Ok(());
         }
         let content = self.content(&literal)?;

@@ -7,7 +7,8 @@ use airlock_core::MemoryBudget;
 use tower::Layer;
 
 use crate::excerpt::DEFAULT_EXCERPT_BYTES;
-use crate::{Masker, MaskingService};
+use crate::reveal::RevealRules;
+use crate::{Masker, MaskingService, RevealLayer, RevealRule};
 
 /// The default bound on a body the layer reads to mask: 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
@@ -36,6 +37,7 @@ pub(crate) struct Shared {
     pub(crate) budget: MemoryBudget,
     pub(crate) excerpt_bytes: usize,
     pub(crate) metrics: Option<Arc<crate::MaskingMetrics>>,
+    pub(crate) reveal: Arc<RevealRules>,
 }
 
 impl std::fmt::Debug for MaskingLayer {
@@ -58,6 +60,7 @@ impl MaskingLayer {
                 budget: MemoryBudget::new(DEFAULT_MAX_BUFFERED_BYTES),
                 excerpt_bytes: DEFAULT_EXCERPT_BYTES,
                 metrics: None,
+                reveal: Arc::default(),
             }),
         }
     }
@@ -104,6 +107,26 @@ impl MaskingLayer {
     pub fn metrics(mut self, metrics: Arc<crate::MaskingMetrics>) -> Self {
         Arc::make_mut(&mut self.shared).metrics = Some(metrics);
         self
+    }
+}
+
+impl MaskingLayer {
+    /// Lets principals have answers in clear by these rules, in order
+    /// (see [`RevealRule`]): rules without approval reveal by themselves;
+    /// rules with one need the [`reveal_layer`](Self::reveal_layer) in
+    /// front of the approval layer.
+    #[must_use]
+    pub fn reveal(mut self, rules: impl IntoIterator<Item = RevealRule>) -> Self {
+        Arc::make_mut(&mut self.shared).reveal = Arc::new(RevealRules(rules.into_iter().collect()));
+        self
+    }
+
+    /// The request-side step of reveals by approval, sharing this layer's
+    /// reveal rules: stack it after policy and before approval.
+    pub fn reveal_layer(&self) -> RevealLayer {
+        RevealLayer {
+            rules: self.shared.reveal.clone(),
+        }
     }
 }
 

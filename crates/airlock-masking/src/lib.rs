@@ -72,6 +72,13 @@
 //!   rewrote the body, adds [`x-airlock-masked: <count>`](MASKED_HEADER) and
 //!   records the count, the paths and a masked excerpt in the audit draft.
 //!
+//! [`RevealRule`]s let named principals have named operations' answers in
+//! clear, by themselves or, with [`RevealRule::by_approval`], once a human
+//! approved the one request the agent sent with `x-airlock-reveal: <why>`
+//! (the [`RevealLayer`], before the approval layer, turns the header into
+//! that approval). The audit draft keeps the masked excerpt either way, and
+//! records where values were revealed and by what.
+//!
 //! It fails closed: a response it had to inspect and could not (larger than
 //! the limit, compressed other than gzip, not JSON when a rule says it must
 //! be masked) is withheld with `502 AirlockMaskingFailed`, in the ARM error
@@ -92,6 +99,8 @@ mod layer;
 mod masker;
 mod media_type;
 mod metrics;
+mod reveal;
+mod reveal_layer;
 mod rule;
 mod service;
 mod splice;
@@ -105,6 +114,8 @@ pub use key_file::KeyFileError;
 pub use layer::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED_BYTES, MaskingLayer};
 pub use masker::{MaskContext, MaskOutcome, Masker};
 pub use metrics::MaskingMetrics;
+pub use reveal::{RevealApproval, RevealRule};
+pub use reveal_layer::{RevealLayer, RevealService};
 pub use rule::MaskRule;
 pub use service::{MASKED_HEADER, MaskingService};
 pub use token::{REDACTED, TOKEN_PREFIX, TokenKey, TokenScope, is_masked_token};

@@ -91,6 +91,12 @@ pub struct MaskContext<'a> {
     pub principal: Option<&'a Principal>,
     /// The body's media type (`Content-Type`), when given.
     pub content_type: Option<&'a str>,
+    /// A reveal rule or approval lets the client have the values the
+    /// masker's rules select in clear: leave them (and only them) as they
+    /// are. The layer masks the body a second time without this for the
+    /// audit trail, and takes what differs as revealed, so a masker that
+    /// ignores it reveals nothing.
+    pub reveal: bool,
 }
 
 impl<'a> MaskContext<'a> {
@@ -100,6 +106,7 @@ impl<'a> MaskContext<'a> {
             operation,
             principal: None,
             content_type: None,
+            reveal: false,
         }
     }
 
@@ -114,6 +121,13 @@ impl<'a> MaskContext<'a> {
     #[must_use]
     pub fn content_type(mut self, content_type: Option<&'a str>) -> Self {
         self.content_type = content_type;
+        self
+    }
+
+    /// Leave rule-selected values in clear (see [`reveal`](Self::reveal)).
+    #[must_use]
+    pub fn revealing(mut self, reveal: bool) -> Self {
+        self.reveal = reveal;
         self
     }
 }

@@ -18,6 +18,11 @@ struct DetectorLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RevealLabel {
+    by: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -29,7 +34,9 @@ struct ResultLabel {
 ///   them: `rule` for a field a [`MaskRule`](crate::MaskRule) selected, else
 ///   the detector's label (`AccountKey`, `SharedAccessSignature`, `JWT`, …);
 /// - `airlock_masking_responses_total{result}`: responses inspected that
-///   were `masked`, `clean`, or `withheld` (`502 AirlockMaskingFailed`).
+///   were `masked`, `clean`, or `withheld` (`502 AirlockMaskingFailed`);
+/// - `airlock_revealed_values_total{by}`: values that reached the client in
+///   clear, by a reveal `rule` or an `approval`.
 ///
 /// ```
 /// use airlock_masking::MaskingMetrics;
@@ -43,6 +50,7 @@ struct ResultLabel {
 pub struct MaskingMetrics {
     values: Family<DetectorLabel, Counter>,
     responses: Family<ResultLabel, Counter>,
+    revealed: Family<RevealLabel, Counter>,
     detectors: BoundedLabels,
 }
 
@@ -52,11 +60,13 @@ impl MaskingMetrics {
         Arc::new(Self {
             values: Family::default(),
             responses: Family::default(),
+            revealed: Family::default(),
             detectors: BoundedLabels::new(MAX_DETECTORS),
         })
     }
 
-    /// Registers `airlock_masked_values_total` and `airlock_masking_responses_total`.
+    /// Registers `airlock_masked_values_total`, `airlock_masking_responses_total`
+    /// and `airlock_revealed_values_total`.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "airlock_masked_values",
@@ -67,6 +77,11 @@ impl MaskingMetrics {
             "airlock_masking_responses",
             "Responses masking inspected: masked, clean, or withheld because they could not be inspected",
             self.responses.clone(),
+        );
+        registry.register(
+            "airlock_revealed_values",
+            "Secret values that reached the client in clear, by what allowed it (a reveal rule, or an approval of that one answer)",
+            self.revealed.clone(),
         );
     }
 
@@ -79,6 +94,21 @@ impl MaskingMetrics {
                 .map_or_else(|| "rule".to_owned(), |label| self.detectors.admit(label));
             self.values.get_or_create(&DetectorLabel { detector }).inc();
         }
+    }
+
+    /// Counts values revealed in one answer, by rule or by approval.
+    pub(crate) fn revealed(&self, count: usize, revealing: Option<&crate::reveal::Revealing>) {
+        let Some(revealing) = revealing.filter(|_| count > 0) else {
+            return;
+        };
+        let by = if revealing.by.starts_with("approval") {
+            "approval"
+        } else {
+            "rule"
+        };
+        self.revealed
+            .get_or_create(&RevealLabel { by })
+            .inc_by(count as u64);
     }
 
     /// Counts one response withheld because it could not be masked.

@@ -6,7 +6,8 @@ use std::task::{Context, Poll};
 
 use airlock_core::{
     AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, ErrorContext,
-    MemoryBudget, Operation, Principal, Uncollected, collect_limited, full,
+    MemoryBudget, Operation, Principal, REVEALED_HEADER, RevealGrant, Uncollected, collect_limited,
+    full,
 };
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -14,11 +15,12 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use tower::Service;
 
-use crate::MaskContext;
 use crate::encoding::{Encoding, GunzipError, content_encoding, gunzip};
 use crate::excerpt::{excerpt, request_excerpt};
 use crate::layer::Shared;
 use crate::media_type::{is_json, is_text};
+use crate::reveal::{Revealing, difference};
+use crate::{MaskContext, MaskOutcome};
 
 /// The response header that says how many values Airlock masked in the body
 /// (`0` when it looked and found none). Absent on responses it did not read.
@@ -66,6 +68,13 @@ where
             return Box::pin(async move { Ok(response) });
         };
         let principal = request.extensions().get::<Principal>().cloned();
+        let revealing = principal.as_ref().and_then(|principal| {
+            match request.extensions().get::<RevealGrant>() {
+                // An approved reveal: the rule it was asked under decides how much.
+                Some(grant) => shared.reveal.granted(grant, principal, &operation),
+                None => shared.reveal.by_rule(principal, &operation),
+            }
+        });
         Box::pin(async move {
             let must_mask = shared.masker.must_mask(&operation);
             let (mut parts, body) = request.into_parts();
@@ -116,6 +125,7 @@ where
                 must_mask,
                 draft: draft.as_ref(),
                 context: &context,
+                revealing: revealing.as_ref(),
             };
             Ok(exchange.respond(response, head).await)
         })
@@ -130,6 +140,8 @@ struct Exchange<'a> {
     must_mask: bool,
     draft: Option<&'a AuditDraft>,
     context: &'a ErrorContext,
+    /// A reveal rule or approval lets this answer through in clear.
+    revealing: Option<&'a Revealing>,
 }
 
 impl Exchange<'_> {
@@ -229,33 +241,82 @@ impl Exchange<'_> {
             Ok(outcome) => outcome,
             Err(error) => return self.refuse(AirlockError::MaskingFailed(error.to_string())),
         };
-        let rewritten = outcome.body.is_some() || decoded;
-        let body = outcome.body.unwrap_or(bytes);
+        // The record always keeps the fully masked body.
+        let recorded = outcome.body.clone().unwrap_or_else(|| bytes.clone());
+        let (sent, revealed) = match self.revealing {
+            Some(revealing) if outcome.count > 0 => {
+                match self.reveal(revealing, &context, &bytes, &outcome) {
+                    Ok(sent) => sent,
+                    Err(error) => {
+                        return self.refuse(AirlockError::MaskingFailed(error.to_string()));
+                    }
+                }
+            }
+            _ => (outcome, Vec::new()),
+        };
+        let rewritten = sent.body.is_some() || decoded;
+        let body = sent.body.unwrap_or(bytes);
         if rewritten {
             parts.headers.remove(CONTENT_LENGTH);
             parts.headers.remove(CONTENT_ENCODING);
         }
         parts
             .headers
-            .insert(MASKED_HEADER, HeaderValue::from(outcome.count));
+            .insert(MASKED_HEADER, HeaderValue::from(sent.count));
         if let Some(metrics) = &self.shared.metrics {
-            metrics.inspected(&outcome.paths);
+            metrics.inspected(&sent.paths);
+            metrics.revealed(revealed.len(), self.revealing);
         }
-        if outcome.count > 0 {
-            tracing::info!(masked = outcome.count, paths = ?outcome.paths, "response masked");
+        if !revealed.is_empty() {
+            parts
+                .headers
+                .insert(REVEALED_HEADER, HeaderValue::from(revealed.len()));
+            let by = self.revealing.map(|r| r.by.as_str()).unwrap_or_default();
+            tracing::warn!(revealed = revealed.len(), paths = ?revealed, by, "response revealed in clear");
+        }
+        if sent.count > 0 {
+            tracing::info!(masked = sent.count, paths = ?sent.paths, "response masked");
         } else {
             tracing::debug!(masked = 0, "response inspected, nothing to mask");
         }
         if let Some(draft) = self.draft {
-            let copy = excerpt(&body, self.shared.excerpt_bytes);
+            let copy = excerpt(&recorded, self.shared.excerpt_bytes);
+            let by = self
+                .revealing
+                .filter(|_| !revealed.is_empty())
+                .map(|r| r.by.clone());
             draft.update(|record| {
-                record.masked_count = record.masked_count.saturating_add(outcome.count);
-                record.masked_paths.extend(outcome.paths);
+                record.masked_count = record.masked_count.saturating_add(sent.count);
+                record.masked_paths.extend(sent.paths);
                 record.response_excerpt = Some(copy);
+                record.revealed.extend(revealed);
+                if by.is_some() {
+                    record.revealed_by = by;
+                }
             });
         }
         // The share is returned once the answer has been sent.
         Response::from_parts(parts, full(body).hold((inherited, share)))
+    }
+
+    /// What the client gets of an answer a reveal applies to, and where
+    /// values were revealed: the original when the detectors' finds are
+    /// revealed too, else the body masked once more leaving rule-selected
+    /// values in clear.
+    fn reveal(
+        &self,
+        revealing: &Revealing,
+        context: &MaskContext<'_>,
+        bytes: &Bytes,
+        masked: &MaskOutcome,
+    ) -> Result<(MaskOutcome, Vec<String>), crate::MaskError> {
+        let sent = if revealing.detectors {
+            MaskOutcome::unchanged()
+        } else {
+            self.shared.masker.mask(&context.revealing(true), bytes)?
+        };
+        let revealed = difference(&masked.paths, &sent.paths);
+        Ok((sent, revealed))
     }
 
     fn refuse(&self, error: AirlockError) -> Response<AirlockBody> {

@@ -81,7 +81,6 @@ mod policy;
 mod reload;
 pub mod replay;
 mod rule;
-mod scope_pattern;
 mod service;
 pub mod suggest;
 

@@ -10,10 +10,10 @@ use serde::Deserialize;
 
 use crate::replay::Verdict;
 use crate::rule::{Approval, Candidate, Effect, Reach, Rule, Skip};
-use crate::scope_pattern::ScopePattern;
 use crate::{PolicyEngine, PolicyError};
 use airlock_core::OperationPattern;
 use airlock_core::PrincipalSelector;
+use airlock_core::ScopePattern;
 
 /// The rule name of the decision when no rule allows an operation.
 pub const NO_MATCHING_RULE: &str = "no-matching-rule";

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use airlock_core::{ApprovalWait, Approvers, Operation, Plane, Principal, PrincipalSelector};
 
-use crate::scope_pattern::ScopePattern;
 use airlock_core::OperationPattern;
+use airlock_core::ScopePattern;
 
 /// What a matching rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]

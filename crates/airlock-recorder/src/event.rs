@@ -102,6 +102,14 @@ pub struct AuditEvent {
     /// The observe-mode rule behind [`would_have`](Self::would_have).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub would_have_rule: Option<String>,
+    /// Where values reached the client in clear (paths, never values):
+    /// revealed by a reveal rule or an approval. The body excerpts above
+    /// stay masked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revealed: Vec<String>,
+    /// What revealed them: `rule '<name>'` or `approval <id> (rule '<name>')`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revealed_by: Option<String>,
 }
 
 /// One classified operation, as the trail keeps it for deciding it again.

@@ -207,6 +207,8 @@ impl Exchange {
             classified,
             would_have: record.would_have.as_ref().map(|d| effect(d).to_owned()),
             would_have_rule: record.would_have.as_ref().map(|d| d.rule().to_owned()),
+            revealed: record.revealed,
+            revealed_by: record.revealed_by,
         }
     }
 }

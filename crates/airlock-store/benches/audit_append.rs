@@ -68,6 +68,8 @@ fn event(n: usize) -> AuditEvent {
         classified: Vec::new(),
         would_have: None,
         would_have_rule: None,
+        revealed: Vec::new(),
+        revealed_by: None,
     }
 }
 

@@ -107,7 +107,7 @@ pub(crate) const WHY: (&str, &str) = (
 );
 
 /// Waits until the approver sees `count` pending approvals; returns them.
-async fn pending(h: &Harness, count: usize) -> Vec<Value> {
+pub(crate) async fn pending(h: &Harness, count: usize) -> Vec<Value> {
     let deadline = Instant::now() + WAIT;
     loop {
         let listed = h
@@ -128,7 +128,7 @@ async fn pending(h: &Harness, count: usize) -> Vec<Value> {
     }
 }
 
-async fn decide(h: &Harness, id: &str, verb: &str, comment: &str) -> Value {
+pub(crate) async fn decide(h: &Harness, id: &str, verb: &str, comment: &str) -> Value {
     let answer = h
         .approver()
         .send(

@@ -17,5 +17,6 @@ mod masking;
 mod policy;
 mod recording;
 mod refusals;
+mod reveal;
 mod storage;
 mod upstream_identities;

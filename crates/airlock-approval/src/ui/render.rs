@@ -182,6 +182,14 @@ pub(crate) fn card(
             )
         )
     );
+    if approval.reveal {
+        let _ = write!(
+            html,
+            "<dt>Reveals</dt><dd class=\"reveals\"><strong>the answer in clear</strong>, to the requester, for this one request: what {} returns for {} (the value is never shown here)</dd>",
+            esc(&approval.operation.name),
+            esc(&approval.operation.scope)
+        );
+    }
     let _ = write!(
         html,
         "<dt>Waiting</dt><dd><time class=\"age\" datetime=\"{}\">since {}</time> · <time class=\"expiry\" datetime=\"{}\">expires {}</time></dd></dl>",

@@ -60,6 +60,8 @@ pub struct ApprovalView {
     pub can_decide: bool,
     /// The upstream identity the approved request runs as (elevation).
     pub elevate_to: Option<String>,
+    /// An approval of a reveal: the answer reaches the requester in clear.
+    pub reveal: bool,
 }
 
 /// The HTTP request an approval is for.
@@ -228,11 +230,12 @@ pub fn render_list(
                 a.requester.label(),
                 clean(&a.operation.name),
                 keep_tail(&clean(&a.operation.scope), SCOPE_COLUMN),
-                match &a.elevate_to {
-                    Some(identity) => {
+                match (&a.elevate_to, a.reveal) {
+                    (Some(identity), _) => {
                         format!("{} (elevates to {})", clean(&a.rule), clean(identity))
                     }
-                    None => clean(&a.rule),
+                    (None, true) => format!("{} (reveals the answer)", clean(&a.rule)),
+                    (None, false) => clean(&a.rule),
                 },
                 a.created_at
                     .as_deref()
@@ -353,6 +356,12 @@ pub fn render_details(value: &Value, now: SystemTime) -> Result<String, Malforme
             None => "the requester's everyday upstream identity".to_owned(),
         },
     );
+    if a.reveal {
+        field(
+            "Reveals",
+            "THE ANSWER IN CLEAR, to the requester, for this one request (the value is never shown here)".to_owned(),
+        );
+    }
     if let Some(wait) = &a.wait {
         field("Wait", clean(wait));
     }

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use airlock_approval::{ApprovalApi, ApprovalPage, ChangePreview};
-use airlock_core::{AirlockBody, Principal, REQUEST_ID_HEADER};
+use airlock_core::{AirlockBody, Approvers, Principal, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
 use airlock_policy::PolicyFile;
 use airlock_signin::{SIGN_IN_PATH, SIGN_OUT_PATH, SignIn};
@@ -34,7 +34,7 @@ pub(crate) fn public_url(config: &Config) -> Result<String, StartError> {
 /// The approval page `/ui/approvals` (with the sign-in routes when
 /// `[admin.sign_in]` is set), the replay page `/sessions/{id}`, their assets,
 /// and `/api/approvals…` and `/api/sessions…` for principals the current
-/// policy names as approvers (re-read on every request, so a policy reload
+/// policy or a reveal rule names as approvers (re-read on every request, so a policy reload
 /// applies at once). The API takes a bearer token, or a signed-in browser's
 /// session with its CSRF token: the same rules apply to both.
 pub(crate) fn router(
@@ -44,19 +44,25 @@ pub(crate) fn router(
     identity: IdentityLayer,
     sign_in: Option<&SignIn>,
     changes: Option<Arc<dyn ChangePreview>>,
+    reveal_approvers: Vec<Approvers>,
 ) -> Router {
+    // Reveal rules' approvers (`[[masking.reveal]] approval`) approve too.
+    let reveal_approvers: Arc<[Approvers]> = reveal_approvers.into();
     let is_approver = {
         let policy = policy.clone();
-        move |principal: &Principal| policy.current().is_approver(principal)
+        move |principal: &Principal| {
+            policy.current().is_approver(principal)
+                || reveal_approvers.iter().any(|a| a.admits(principal))
+        }
     };
     // Approvals are for approvers, and for users whose agents' requests a
     // rule lets them confirm (each sees only their own agents'); recorded
     // sessions are for approvers only.
     let may_decide = {
         let policy = policy.clone();
+        let is_approver = is_approver.clone();
         move |principal: &Principal| {
-            let policy = policy.current();
-            policy.is_approver(principal) || policy.may_confirm(principal)
+            is_approver(principal) || policy.current().may_confirm(principal)
         }
     };
     let api = ApprovalApi::new(

@@ -2,6 +2,7 @@
 //! reach the agent.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -36,6 +37,65 @@ pub struct MaskingConfig {
     /// Extra rules.
     #[serde(default)]
     pub rule: Vec<MaskRuleConfig>,
+    /// Who may have which answers in clear, by rule or by approval.
+    #[serde(default)]
+    pub reveal: Vec<RevealConfig>,
+}
+
+/// `[[masking.reveal]]`: named principals receive the clear values of named
+/// operations' answers (everyone else still gets the mask); with
+/// `approval`, only for a request sent with `x-airlock-reveal: <why>`
+/// that a human approved, once.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevealConfig {
+    /// The rule's name, in audit events and approvals.
+    pub name: String,
+    /// Who (required: a reveal to everyone is masking turned off).
+    #[serde(default)]
+    pub principals: airlock_core::PrincipalSelector,
+    /// Operation patterns (role-definition wildcards).
+    pub operations: Vec<String>,
+    /// Resource-id prefixes the operations must lie in (segment globs allowed).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Also reveal what the detectors find elsewhere in the answer, not
+    /// only the values masking rules select.
+    #[serde(default)]
+    pub detectors: bool,
+    /// Reveal only by approval: who approves, and for how long.
+    pub approval: Option<RevealApprovalConfig>,
+}
+
+/// `[masking.reveal.approval]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevealApprovalConfig {
+    /// Entra group object ids whose members may approve.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Principal object ids that may approve.
+    #[serde(default)]
+    pub ids: Vec<String>,
+    /// How many distinct approvers must approve.
+    #[serde(default = "one")]
+    pub min_approvals: u32,
+    /// How long the request is held open waiting (default 5m).
+    #[serde(default = "default_hold", with = "humantime_serde")]
+    pub hold: Duration,
+    /// How long an approval stays usable by one retry (default 1h).
+    #[serde(default = "default_ttl", with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_hold() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_ttl() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// `[[masking.rule]]`: secrets at JSON paths in the answers to some operations.
@@ -63,6 +123,7 @@ impl Default for MaskingConfig {
             max_buffered_bytes: default_max_buffered(),
             default_pack: true,
             rule: Vec::new(),
+            reveal: Vec::new(),
         }
     }
 }
@@ -105,6 +166,36 @@ impl MaskingConfig {
                 format!("rule {} names no operations", empty + 1),
                 "list the operations whose answers hold the secrets, e.g. [\"Microsoft.Contoso/widgets/listSecrets/action\"]",
             ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for reveal in &self.reveal {
+            if !names.insert(reveal.name.as_str()) {
+                return Err(invalid(
+                    "masking.reveal",
+                    format!("two rules are named '{}'", reveal.name),
+                    "give every reveal rule its own name",
+                ));
+            }
+            if let Some(approval) = &reveal.approval {
+                if approval.groups.is_empty() && approval.ids.is_empty() {
+                    return Err(invalid(
+                        "masking.reveal.approval",
+                        format!("reveal rule '{}' names no approvers", reveal.name),
+                        "list approver ids or groups, e.g. approval = { groups = [\"<security group object id>\"] }",
+                    ));
+                }
+                if approval.min_approvals == 0 || approval.hold.is_zero() || approval.ttl.is_zero()
+                {
+                    return Err(invalid(
+                        "masking.reveal.approval",
+                        format!(
+                            "reveal rule '{}': min_approvals, hold and ttl must be above zero",
+                            reveal.name
+                        ),
+                        "e.g. min_approvals = 1, hold = \"2m\", ttl = \"10m\"",
+                    ));
+                }
+            }
         }
         Ok(())
     }

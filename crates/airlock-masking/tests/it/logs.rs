@@ -25,6 +25,27 @@ const SECRETS: [&str; 6] = [
     "set-secret-value-42",
 ];
 
+/// Everything this test binary logs at trace level, from the first call on.
+/// A global subscriber, not a scoped one: with a scoped one, a log line's
+/// interest could be cached as "never" by a test on another thread that ran
+/// it first with none, and the line went missing (a flaky failure). Every
+/// test's logs are then checked for secrets, not only this file's.
+fn captured() -> Buffer {
+    static BUFFER: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
+    BUFFER
+        .get_or_init(|| {
+            let buffer = Buffer::default();
+            let writer = buffer.clone();
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .init();
+            buffer
+        })
+        .clone()
+}
+
 /// A `MakeWriter` appending to a shared buffer.
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -88,18 +109,12 @@ async fn exchange(
 
 #[test]
 fn no_secret_reaches_the_logs() {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    let buffer = captured();
     let [key, storage_key, password, jwt, sig, set_value] = SECRETS;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let answers = tracing::subscriber::with_default(subscriber, || {
+    let answers = {
         runtime.block_on(async {
             let mut answers = Vec::new();
             // Masked by a rule.
@@ -115,17 +130,9 @@ fn no_secret_reaches_the_logs() {
             answers.push(exchange(op(LIST_KEYS), String::new(), ("application/json", format!(r#"{{"keys":[{{"value":"{key}"}}]}}"#), Some("br"))).await);
             answers
         })
-    });
+    };
     // The masker on its own, too.
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer({
-            let writer = buffer.clone();
-            move || writer.clone()
-        })
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    {
         let body = format!(r#"{{"a":"AccountKey={storage_key}", "b": [oops "{password}"]}}"#);
         masker()
             .mask(
@@ -140,7 +147,7 @@ fn no_secret_reaches_the_logs() {
                 body.as_bytes(),
             )
             .unwrap_err();
-    });
+    }
 
     for answer in &answers {
         for secret in SECRETS {

@@ -7,4 +7,5 @@ mod detectors;
 mod layer;
 mod logs;
 mod properties;
+mod reveal;
 mod rules;

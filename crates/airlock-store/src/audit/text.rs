@@ -259,6 +259,15 @@ pub fn render_timeline(id: &str, events: &[ChainedEvent]) -> String {
                 event.would_have_rule.as_deref().unwrap_or("?")
             );
         }
+        if !event.revealed.is_empty() {
+            let _ = writeln!(
+                out,
+                "    REVEALED   {} value(s) sent in clear by {}: {}",
+                event.revealed.len(),
+                event.revealed_by.as_deref().unwrap_or("?"),
+                event.revealed.join(", ")
+            );
+        }
         if let Some(approval) = &event.approval_id {
             let by = if event.approvers.is_empty() {
                 String::new()

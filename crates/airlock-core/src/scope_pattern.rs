@@ -4,11 +4,18 @@
 
 use std::fmt;
 
-use airlock_core::operation_pattern::glob_covers;
+use crate::operation_pattern::glob_covers;
 
-/// A compiled scope pattern.
+/// A compiled scope pattern: policy rules' and reveal rules' `scopes`.
+///
+/// ```
+/// use airlock_core::ScopePattern;
+/// let prod = ScopePattern::parse("/subscriptions/*/resourceGroups/prod-*").unwrap();
+/// assert!(prod.covers("/subscriptions/s1/resourcegroups/prod-eu/providers/microsoft.web/sites/a"));
+/// assert!(!prod.covers("/subscriptions/s1/resourcegroups/dev"));
+/// ```
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct ScopePattern {
+pub struct ScopePattern {
     text: String,
     segments: Vec<Box<[u8]>>,
 }
@@ -27,7 +34,11 @@ impl fmt::Display for ScopePattern {
 
 impl ScopePattern {
     /// Parses `/subscriptions/{s}/resourceGroups/{rg}` style prefixes; `/` is everything.
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+    ///
+    /// # Errors
+    ///
+    /// A pattern not starting with `/`, with an empty segment or `**`.
+    pub fn parse(text: &str) -> Result<Self, String> {
         if !text.starts_with('/') {
             return Err(format!(
                 "'{text}' must start with '/', like a resource id (/subscriptions/…)"
@@ -52,7 +63,7 @@ impl ScopePattern {
     }
 
     /// Whether `scope` (a lower-cased resource id) is at or beneath this pattern.
-    pub(crate) fn covers(&self, scope: &str) -> bool {
+    pub fn covers(&self, scope: &str) -> bool {
         let mut parts = segments(scope);
         self.segments.iter().all(|p| {
             parts
@@ -63,7 +74,7 @@ impl ScopePattern {
 
     /// Whether this pattern and `scope` lie on one branch: one contains the
     /// other. For operations on everything beneath a scope (`*/delete`).
-    pub(crate) fn overlaps(&self, scope: &str) -> bool {
+    pub fn overlaps(&self, scope: &str) -> bool {
         self.segments
             .iter()
             .zip(segments(scope))

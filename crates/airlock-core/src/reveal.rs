@@ -1,0 +1,50 @@
+//! Reveal: one answer that reaches the client unmasked, because a rule or
+//! a human allowed it.
+
+/// The request header with which an agent asks for one answer in clear,
+/// saying why: `x-airlock-reveal: <justification>`. Without a reveal rule
+/// that lets the request through (by itself or by approval), it is refused.
+pub const REVEAL_HEADER: &str = "x-airlock-reveal";
+
+/// The response header that says how many values reached the client in
+/// clear (absent when none did).
+pub const REVEALED_HEADER: &str = "x-airlock-revealed";
+
+/// Put in a request's extensions by the reveal step when the request asks
+/// for its answer in clear and the reveal rule says a human must agree: the
+/// approval layer marks the approval it opens as a reveal, and shows the
+/// justification to approvers.
+///
+/// ```
+/// use airlock_core::RevealAsked;
+/// let asked = RevealAsked { justification: "rotate the pipeline's connection string".into() };
+/// assert!(!asked.justification.is_empty());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevealAsked {
+    /// Why the agent needs the value (the header's text).
+    pub justification: String,
+}
+
+/// Put in an approved request's extensions by the approval layer when its
+/// approval was for a reveal: the masking layer sends this one answer in
+/// clear. A retry without a new approval gets the mask again.
+///
+/// ```
+/// use airlock_core::RevealGrant;
+/// let grant = RevealGrant { approval_id: "a-1".into(), rule: "pipeline-secrets".into() };
+/// assert_eq!(grant.to_string(), "approval a-1 (rule 'pipeline-secrets')");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevealGrant {
+    /// The approval that granted it.
+    pub approval_id: String,
+    /// The reveal rule the approval was asked under.
+    pub rule: String,
+}
+
+impl std::fmt::Display for RevealGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "approval {} (rule '{}')", self.approval_id, self.rule)
+    }
+}
