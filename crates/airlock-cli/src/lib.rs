@@ -1,5 +1,5 @@
 //! The `airlock` command line, beside the gateway it runs: the clients an
-//! operator uses (`approvals`, `audit`, `sessions`, `policy explain`, `policy replay`, `roles suggest`).
+//! operator uses (`approvals`, `audit`, `sessions`, `policy explain`, `policy replay`, `roles suggest`, `quota show`).
 //!
 //! The binary lives in this crate, not in `airlock-gateway`, because it also
 //! runs the demo (`airlock-demo`, which starts a gateway in front of the
@@ -10,5 +10,6 @@ pub mod approvals;
 pub mod audit;
 pub mod ca;
 pub mod explain;
+pub mod quota;
 pub mod replay;
 pub mod roles;

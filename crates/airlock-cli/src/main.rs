@@ -50,6 +50,8 @@ enum Command {
     Sessions(airlock_cli::audit::SessionsArgs),
     /// Draft least-privilege roles from the recorded trail.
     Roles(airlock_cli::roles::RolesArgs),
+    /// Show how much of each `[[quota]]` principals have used (reads the store).
+    Quota(airlock_cli::quota::QuotaArgs),
     /// The CA forward-proxy mode mints certificates from.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -152,6 +154,7 @@ fn default_log_filter(command: &Command) -> &'static str {
         | Command::Audit(_)
         | Command::Sessions(_)
         | Command::Roles(_)
+        | Command::Quota(_)
         | Command::Policy(PolicyCommand::Replay(_)) => "warn",
         _ => "info",
     }
@@ -204,6 +207,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Policy(PolicyCommand::Replay(args)) => Ok(airlock_cli::replay::run(args).await),
         Command::Roles(args) => airlock_cli::roles::run(args).await,
+        Command::Quota(args) => airlock_cli::quota::run(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Ca(CaCommand::Init { dir, name }) => {
             let (cert, key) = airlock_cli::ca::init(&dir, &name)?;
             println!(

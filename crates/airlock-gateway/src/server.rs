@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::util::BoxCloneSyncService;
 
 use airlock_approval::ExpirySweeper;
-use airlock_policy::{PolicyFile, PolicyLayer};
+use airlock_policy::{PolicyFile, PolicyLayer, QuotaLayer};
 use airlock_recorder::{Recorder, RecorderConfig, RecorderStats};
 
 use airlock_http::{ClientBuilder, HttpsClient, TrustRoots};
@@ -216,6 +216,10 @@ impl Gateway {
                 .keep_caller_token(keep_caller_token),
             classify: classify::layer(&config, routes.clone()),
             policy: PolicyLayer::new(policy.clone()),
+            quota: {
+                let policy = policy.clone();
+                QuotaLayer::new(move || policy.current().quotas(), database.quotas())
+            },
             approval: approvals.layer.clone(),
             masking: masking.clone(),
             reveal: masking.reveal_layer(),

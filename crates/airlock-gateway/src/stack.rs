@@ -8,7 +8,7 @@ use airlock_azure::ClassifyLayer;
 use airlock_core::{AirlockBody, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
 use airlock_masking::{MaskingLayer, RevealLayer};
-use airlock_policy::PolicyLayer;
+use airlock_policy::{PolicyLayer, QuotaLayer};
 use airlock_recorder::RecorderLayer;
 use http::{HeaderName, Request, Response};
 use tower::ServiceBuilder;
@@ -40,6 +40,8 @@ pub(crate) struct Layers {
     pub(crate) policy: PolicyLayer,
     /// `RequireApproval` → held, or 202 and an operation to poll (403/428).
     pub(crate) approval: ApprovalLayer,
+    /// `[[quota]]` → counted; past a limit 403, or an approval.
+    pub(crate) quota: QuotaLayer,
     /// `x-airlock-reveal` → an approval of the reveal, or 400/403.
     pub(crate) reveal: RevealLayer,
     /// Secrets in answers → masked tokens (502 when it cannot).
@@ -54,7 +56,7 @@ pub(crate) struct Layers {
 /// request id → trace → recorder → metrics → ARM-shaped errors → timeout (504) → request-body
 /// timeout (408) → identity (401; 407 on CONNECT) → CONNECT (forward proxy) → body limit → approval polls
 /// (polls of `/airlock/operations/…`) → classify (400, 413) → policy (403) →
-/// reveal (`x-airlock-reveal`: 400/403, or an approval of the reveal) →
+/// quotas (403, or an approval past a limit) → reveal (`x-airlock-reveal`: 400/403, or an approval of the reveal) →
 /// approval (held / 202) → masking (502; reveals what a rule or approval
 /// allows) → upstream.
 pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
@@ -94,6 +96,7 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
         .layer(layers.approval.poll_layer())
         .layer(layers.classify)
         .layer(layers.policy)
+        .layer(layers.quota)
         .layer(layers.reveal)
         .layer(layers.approval)
         .layer(layers.masking)

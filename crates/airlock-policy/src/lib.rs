@@ -78,6 +78,9 @@ mod error;
 mod future;
 mod layer;
 mod policy;
+mod quota;
+mod quota_layer;
+mod quota_store;
 mod reload;
 pub mod replay;
 mod rule;
@@ -89,6 +92,11 @@ pub use error::PolicyError;
 pub use future::ResponseFuture;
 pub use layer::PolicyLayer;
 pub use policy::{Explanation, Facet, NO_MATCHING_RULE, OBSERVE_MODE, Policy, RuleTrace};
+pub use quota::{Limit, Per, Quota};
+pub use quota_layer::{QuotaLayer, QuotaService};
+pub use quota_store::{
+    MemoryQuotaStore, QuotaError, QuotaKey, QuotaStore, Take, Taken, Usage, granted,
+};
 pub use reload::PolicyFile;
 pub use rule::{Effect, Skip};
 pub use service::PolicyService;

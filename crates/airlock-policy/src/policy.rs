@@ -3,11 +3,13 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_core::{ApprovalWait, Approvers, Decision, Operation, Principal, PrincipalKind};
 use serde::Deserialize;
 
+use crate::quota::{Limit, Per, Quota};
 use crate::replay::Verdict;
 use crate::rule::{Approval, Candidate, Effect, Reach, Rule, Skip};
 use crate::{PolicyEngine, PolicyError};
@@ -35,6 +37,8 @@ pub struct Policy {
     observed: Option<RuleIndex>,
     /// `[policy] mode = "observe"`: nothing enforces.
     observe_all: bool,
+    /// `[[quota]]`, in file order.
+    quotas: Arc<[Quota]>,
 }
 
 /// The rule an observe-mode policy allows every request by.
@@ -233,6 +237,46 @@ pub struct RuleTrace {
 struct RawPolicy {
     #[serde(default)]
     rule: Vec<toml::Spanned<RawRule>>,
+    #[serde(default)]
+    quota: Vec<toml::Spanned<RawQuota>>,
+}
+
+/// `[[quota]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuota {
+    name: String,
+    /// Operation patterns, either plane.
+    operations: Vec<String>,
+    principals: Option<PrincipalSelector>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    max_requests: Option<u64>,
+    max_bytes: Option<u64>,
+    #[serde(with = "humantime_serde")]
+    window: Duration,
+    #[serde(default)]
+    per: RawPer,
+    #[serde(default)]
+    on_exceed: OnExceed,
+    approval: Option<RawApproval>,
+}
+
+#[derive(Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawPer {
+    #[default]
+    Principal,
+    Group,
+}
+
+/// `on_exceed = "deny" | "approve"`.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum OnExceed {
+    #[default]
+    Deny,
+    Approve,
 }
 
 #[derive(Deserialize)]
@@ -378,6 +422,31 @@ impl Policy {
             );
             policy.rules.push(rule);
         }
+        let mut quotas = Vec::new();
+        let mut quota_names = HashSet::new();
+        for spanned in raw.quota {
+            let line = line_of(text, spanned.span().start);
+            let raw = spanned.into_inner();
+            let error = |problem: String| PolicyError {
+                origin: origin.to_owned(),
+                line: Some(line),
+                rule: Some(raw.name.clone()),
+                problem,
+            };
+            if raw.name.trim().is_empty() || !quota_names.insert(raw.name.to_ascii_lowercase()) {
+                return Err(error(
+                    "every quota needs a name of its own (it is shown in refusals and `airlock quota show`)".into(),
+                ));
+            }
+            let mut warnings = Vec::new();
+            quotas.push(compile_quota(&raw, &mut warnings).map_err(error)?);
+            policy.warnings.extend(
+                warnings
+                    .into_iter()
+                    .map(|w| format!("{origin}:{line}: quota '{}': {w}", raw.name)),
+            );
+        }
+        policy.quotas = quotas.into();
         policy.index = RuleIndex::build(&policy.rules, |rule| !rule.observe);
         if policy.rules.iter().any(|rule| rule.observe) {
             policy.observed = Some(RuleIndex::build(&policy.rules, |_| true));
@@ -447,10 +516,17 @@ impl Policy {
     /// assert!(!policy.is_approver(&agent));
     /// ```
     pub fn is_approver(&self, principal: &Principal) -> bool {
-        self.rules
-            .iter()
-            .filter_map(|rule| rule.approval.as_ref())
-            .any(|a| a.approvers.admits(principal))
+        let rules = self.rules.iter().filter_map(|rule| rule.approval.as_ref());
+        let quotas = self.quotas.iter().filter_map(Quota::approvers);
+        rules
+            .map(|a| &a.approvers)
+            .chain(quotas)
+            .any(|a| a.admits(principal))
+    }
+
+    /// The `[[quota]]` tables, in file order (the [`QuotaLayer`](crate::QuotaLayer) enforces them).
+    pub fn quotas(&self) -> Arc<[Quota]> {
+        self.quotas.clone()
     }
 
     /// Whether `principal` may confirm requests of an agent acting for them:
@@ -807,6 +883,67 @@ fn compile(raw: &RawRule, line: usize) -> Result<(Rule, Vec<String>), String> {
     ))
 }
 
+/// Validates one quota.
+fn compile_quota(raw: &RawQuota, warnings: &mut Vec<String>) -> Result<Quota, String> {
+    if raw.operations.is_empty() {
+        return Err("the quota names no operations; list the operations it counts, e.g. operations = [\"Microsoft.KeyVault/vaults/secrets/getSecret/action\"]".into());
+    }
+    let limit = match (raw.max_requests, raw.max_bytes) {
+        (Some(n), None) => Limit::Requests(n),
+        (None, Some(n)) => Limit::Bytes(n),
+        _ => {
+            return Err(
+                "give exactly one of max_requests (operations) and max_bytes (bytes of answers)"
+                    .into(),
+            );
+        }
+    };
+    if limit.max() == 0 {
+        return Err("a limit of 0 allows nothing: deny the operations with a rule instead".into());
+    }
+    if raw.window.is_zero() {
+        return Err("window must be longer than zero, e.g. window = \"1h\"".into());
+    }
+    let principals = compile_principals(raw.principals.as_ref())?;
+    let per = match raw.per {
+        RawPer::Principal => Per::Principal,
+        RawPer::Group if principals.groups.is_empty() => {
+            return Err("per = \"group\" counts per group of principals.groups, and it lists none; name the groups whose members share a count".into());
+        }
+        RawPer::Group => Per::Group,
+    };
+    let approval = match (raw.on_exceed, &raw.approval) {
+        (OnExceed::Approve, Some(a)) => Some(check_approval(a, &principals, warnings)?),
+        (OnExceed::Approve, None) => {
+            return Err(
+                "on_exceed = \"approve\" needs [quota.approval] with the approvers' groups or ids"
+                    .into(),
+            );
+        }
+        (OnExceed::Deny, Some(_)) => {
+            return Err(
+                "[quota.approval] only belongs to quotas with on_exceed = \"approve\"".into(),
+            );
+        }
+        (OnExceed::Deny, None) => None,
+    };
+    let scopes = raw
+        .scopes
+        .iter()
+        .map(|s| ScopePattern::parse(s).map_err(|e| format!("scopes: {e}")))
+        .collect::<Result<_, _>>()?;
+    Ok(Quota {
+        name: raw.name.clone(),
+        principals,
+        operations: patterns(&raw.operations, "operations")?,
+        scopes,
+        limit,
+        window: raw.window,
+        per,
+        approval,
+    })
+}
+
 /// A rule names operations, and every exclusion narrows something.
 fn check_operations(raw: &RawRule) -> Result<(), String> {
     if raw.actions.is_empty() && raw.data_actions.is_empty() {
@@ -851,6 +988,15 @@ fn compile_approval(
         }
         (_, None) => return Ok(None),
     };
+    check_approval(a, principals, warnings).map(Some)
+}
+
+/// An approval's settings: approvers who can approve, sane counts and times.
+fn check_approval(
+    a: &RawApproval,
+    principals: &PrincipalSelector,
+    warnings: &mut Vec<String>,
+) -> Result<Approval, String> {
     let acting_user = a.confirm_by == Some(ConfirmBy::ActingUser);
     let only_agents_for_users = !principals.kinds.is_empty()
         && principals
@@ -903,7 +1049,7 @@ fn compile_approval(
                 .into(),
         );
     }
-    Ok(Some(Approval {
+    Ok(Approval {
         approvers: Approvers {
             groups: a.groups.clone(),
             ids: a.ids.clone(),
@@ -919,5 +1065,5 @@ fn compile_approval(
             RawWait::Async => ApprovalWait::Async,
         },
         elevate_to: a.elevate_to.clone(),
-    }))
+    })
 }

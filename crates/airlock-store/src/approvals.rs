@@ -348,7 +348,7 @@ fn write(connection: &Connection, path: &Path, sql: &str, row: &Row) -> Result<u
         .map_err(sqlite(path))
 }
 
-fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+pub(crate) fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sqlite {
         path: path.to_path_buf(),
         source,

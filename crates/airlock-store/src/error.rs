@@ -170,6 +170,12 @@ impl From<StoreError> for airlock_recorder::SinkError {
     }
 }
 
+impl From<StoreError> for airlock_policy::QuotaError {
+    fn from(error: StoreError) -> Self {
+        airlock_policy::QuotaError(error.to_string())
+    }
+}
+
 impl From<StoreError> for ApprovalError {
     fn from(error: StoreError) -> Self {
         match error {

@@ -38,6 +38,7 @@ mod disk;
 mod error;
 pub mod har;
 mod postgres;
+mod quotas;
 mod sessions_api;
 mod sqlite;
 mod store;

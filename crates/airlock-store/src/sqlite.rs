@@ -62,6 +62,15 @@ const MIGRATIONS: &[&str] = &[
         public_key TEXT
     );
     CREATE INDEX audit_checkpoints_by_kind ON audit_checkpoints (kind, seq);",
+    // 3: quota use, one row per use (an operation, or an answer's bytes):
+    // a window sums the rows within it, so it slides.
+    "CREATE TABLE quota_uses (
+        quota TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        amount INTEGER NOT NULL
+    );
+    CREATE INDEX quota_uses_by_key ON quota_uses (quota, subject, at_ms);",
 ];
 
 /// The schema version this build writes, and the newest it can read.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use airlock_approval::ApprovalStore;
+use airlock_policy::QuotaStore;
 use airlock_recorder::{AuditSink, ChainedEvent};
 use aws_lc_rs::signature::Ed25519KeyPair;
 
@@ -47,6 +48,14 @@ impl From<PostgresStore> for Store {
 impl Store {
     /// The approvals kept here.
     pub fn approvals(&self) -> Arc<dyn ApprovalStore> {
+        match self {
+            Store::Sqlite(store) => Arc::new(store.clone()),
+            Store::Postgres(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// Quota use counted here (shared by replicas on PostgreSQL).
+    pub fn quotas(&self) -> Arc<dyn QuotaStore> {
         match self {
             Store::Sqlite(store) => Arc::new(store.clone()),
             Store::Postgres(store) => Arc::new(store.clone()),

@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod logs;
 mod observe;
+mod quota;
 mod replay;
 mod replicas;
 mod support;

@@ -6,4 +6,5 @@
 mod agents;
 mod decisions;
 mod layer;
+mod quotas;
 mod reload;

@@ -25,6 +25,7 @@ mod approvals;
 mod audit;
 mod events;
 mod listen;
+mod quotas;
 mod schema;
 
 use std::str::FromStr;

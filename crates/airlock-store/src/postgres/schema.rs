@@ -55,6 +55,14 @@ const MIGRATIONS: &[&str] = &[
         public_key text
     );
     CREATE INDEX audit_checkpoints_by_chain ON audit_checkpoints (chain, kind, seq);",
+    // 2: quota use, as in SQLite; replicas share the counts.
+    "CREATE TABLE quota_uses (
+        quota text NOT NULL,
+        subject text NOT NULL,
+        at_ms bigint NOT NULL,
+        amount bigint NOT NULL
+    );
+    CREATE INDEX quota_uses_by_key ON quota_uses (quota, subject, at_ms);",
 ];
 
 /// The advisory lock migrations run under (any constant; "airlock" in ASCII).

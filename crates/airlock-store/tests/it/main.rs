@@ -6,3 +6,4 @@
 mod approvals;
 mod audit;
 mod postgres;
+mod quotas;
