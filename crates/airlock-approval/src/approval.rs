@@ -320,6 +320,39 @@ pub struct ApprovalRequest {
     /// is then the reveal rule. Shown to approvers before they decide.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reveal: bool,
+    /// An approval of an *answer* (`[[answer]]`, the exfiltration guard):
+    /// Azure already answered, and the answer, sealed, waits for approvers,
+    /// who see this description of it (never its secrets). `rule` is then
+    /// the answer rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<HeldAnswer>,
+}
+
+/// What approvers see of a held answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldAnswer {
+    /// The status Azure answered with.
+    pub status: u16,
+    /// Its size in bytes, as it would be sent (masked).
+    pub bytes: u64,
+    /// Its media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// How many items its list holds, when it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<u64>,
+    /// The first items' names (`name`, else the last segment of `id`), up
+    /// to [`HeldAnswer::MAX_NAMES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// How many values masking masked in it.
+    pub masked: u32,
+}
+
+impl HeldAnswer {
+    /// The most item names kept.
+    pub const MAX_NAMES: usize = 20;
 }
 
 /// What Azure answered when the approved request of an async approval was

@@ -173,6 +173,7 @@ pub fn pending_request(requester: &Principal, wait: ApprovalWait) -> ApprovalReq
         // Kept by every store: approvers saw it, the grant uses it.
         elevate_to: Some("contributor".into()),
         reveal: false,
+        answer: None,
     }
 }
 

@@ -75,6 +75,27 @@ impl Fingerprint {
         field(body);
         Self(hasher.finalize().into())
     }
+    /// The fingerprint an approval of this request's *answer* is kept
+    /// under: another domain, so a retry admitted by a request approval can
+    /// never take an answer approval's grant, nor the other way round.
+    ///
+    /// ```
+    /// # use airlock_approval::Fingerprint;
+    /// # use airlock_core::{Operation, Plane, Principal, PrincipalKind, ResourceScope};
+    /// # let agent = Principal::builder("a", PrincipalKind::ManagedIdentity).build();
+    /// # let op = Operation::new("Microsoft.Storage/storageAccounts/read", Plane::Management, ResourceScope::new("/s"));
+    /// let request = Fingerprint::compute(&agent, &http::Method::GET, &op, None, b"");
+    /// assert_ne!(request.for_answer(), request);
+    /// assert_eq!(request.for_answer(), request.for_answer());
+    /// ```
+    #[must_use]
+    pub fn for_answer(&self) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"airlock-approval-answer-v1");
+        hasher.update(self.0);
+        Self(hasher.finalize().into())
+    }
+
     /// The raw digest.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

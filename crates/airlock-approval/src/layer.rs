@@ -6,7 +6,9 @@ use std::time::Duration;
 use airlock_core::{Operation, Principal};
 use tower::Layer;
 
-use crate::{ApprovalPollLayer, ApprovalService, ApprovalStore, Notifier, RequestSealer};
+use crate::{
+    AnswerLayer, ApprovalPollLayer, ApprovalService, ApprovalStore, Notifier, RequestSealer,
+};
 
 /// The most request body the layer reads to fingerprint by default (16 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
@@ -73,6 +75,7 @@ pub(crate) struct Config {
     pub(crate) opening: Arc<tokio::sync::Mutex<()>>,
     pub(crate) status_url_base: Option<String>,
     pub(crate) max_hold: Option<Duration>,
+    pub(crate) max_held_answer_bytes: u64,
     pub(crate) operations: Option<AsyncOperations>,
     pub(crate) preview: Option<Arc<Previewer>>,
     pub(crate) metrics: Option<Arc<crate::ApprovalMetrics>>,
@@ -125,6 +128,7 @@ impl ApprovalLayer {
                 opening: Arc::default(),
                 status_url_base: None,
                 max_hold: None,
+                max_held_answer_bytes: crate::DEFAULT_MAX_HELD_ANSWER_BYTES,
                 operations: None,
                 preview: None,
                 metrics: None,
@@ -219,6 +223,28 @@ impl ApprovalLayer {
         ApprovalPollLayer {
             config: self.config.clone(),
         }
+    }
+
+    /// The exfiltration guard: holds the answers `rules` (asked per
+    /// request) match for approval; it goes after this layer and before
+    /// masking. See [`AnswerLayer`].
+    pub fn answer_layer(
+        &self,
+        rules: impl Fn() -> Arc<[airlock_policy::AnswerRule]> + Send + Sync + 'static,
+    ) -> AnswerLayer {
+        AnswerLayer {
+            config: self.config.clone(),
+            rules: Arc::new(rules),
+        }
+    }
+
+    /// The largest answer the [`answer_layer`](Self::answer_layer) holds
+    /// (default [`DEFAULT_MAX_HELD_ANSWER_BYTES`](crate::DEFAULT_MAX_HELD_ANSWER_BYTES));
+    /// a larger one a rule would hold is refused.
+    #[must_use]
+    pub fn max_held_answer_bytes(mut self, limit: u64) -> Self {
+        self.config_mut().max_held_answer_bytes = limit;
+        self
     }
     fn config_mut(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)

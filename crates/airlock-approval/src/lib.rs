@@ -61,6 +61,7 @@
 //! # });
 //! ```
 
+mod answer;
 mod api;
 mod approval;
 #[cfg(feature = "conformance")]
@@ -83,10 +84,11 @@ pub mod ui;
 mod watchers;
 mod webhook;
 
+pub use answer::{AnswerLayer, AnswerService, DEFAULT_MAX_HELD_ANSWER_BYTES};
 pub use api::{ApprovalApi, DEFAULT_MAX_COMMENT_CHARS};
 pub use approval::{
     ApprovalId, ApprovalRequest, ApprovalState, ApproverDecision, Execution, FinalAnswer,
-    RequestLine, RequestedOperation, Requester, Tracking,
+    HeldAnswer, RequestLine, RequestedOperation, Requester, Tracking,
 };
 pub use delivery::{Delivery, DeliveryStats, Retry};
 pub use error::ApprovalError;
@@ -101,7 +103,7 @@ pub use notifier::{ApprovalEvent, LogNotifier, Notifier, Notifiers, RecordingNot
 pub(crate) use poll::RESULT_SUFFIX;
 pub use poll::{APPROVAL_ID_HEADER, ApprovalPollLayer, ApprovalPollService, OPERATIONS_PATH};
 pub use preview::{Change, ChangeKind, ChangePreview, Preview, ResourceChange, diff};
-pub use sealed::{RequestSealer, SealError, SealedRequest, StoredRequest};
+pub use sealed::{RequestSealer, SealError, SealedRequest, StoredAnswer, StoredRequest};
 pub use service::{ApprovalService, JUSTIFICATION_HEADER};
 pub use store::{ApprovalStore, Grant};
 pub use sweeper::ExpirySweeper;

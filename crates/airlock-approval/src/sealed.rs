@@ -72,12 +72,17 @@ impl StoredRequest {
     }
 
     fn encode(&self) -> Vec<u8> {
+        self.encode_with(self.method.as_str().as_bytes())
+    }
+
+    /// Encoded with `head` in the method's place.
+    fn encode_with(&self, head: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.body.len() + 512);
         let mut field = |bytes: &[u8]| {
             out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
             out.extend_from_slice(bytes);
         };
-        field(self.method.as_str().as_bytes());
+        field(head);
         field(self.uri.to_string().as_bytes());
         field(&(self.headers.len() as u32).to_be_bytes());
         for (name, value) in &self.headers {
@@ -88,7 +93,14 @@ impl StoredRequest {
         out
     }
 
-    fn decode(mut input: &[u8]) -> Option<Self> {
+    fn decode(input: &[u8]) -> Option<Self> {
+        let (method, mut request) = Self::decode_with(input)?;
+        request.method = Method::from_bytes(&method).ok()?;
+        Some(request)
+    }
+
+    /// Decoded with whatever is in the method's place, returned as is.
+    fn decode_with(mut input: &[u8]) -> Option<(Vec<u8>, Self)> {
         let mut field = || -> Option<&[u8]> {
             let (len, rest) = input.split_first_chunk::<4>()?;
             let len = u32::from_be_bytes(*len) as usize;
@@ -96,7 +108,7 @@ impl StoredRequest {
             input = rest;
             Some(value)
         };
-        let method = Method::from_bytes(field()?).ok()?;
+        let head = field()?.to_vec();
         let uri = Uri::try_from(field()?).ok()?;
         let count = u32::from_be_bytes(field()?.try_into().ok()?);
         let mut headers = HeaderMap::new();
@@ -106,14 +118,83 @@ impl StoredRequest {
             headers.append(name, value);
         }
         let body = Bytes::copy_from_slice(field()?);
-        Some(Self {
-            method,
-            uri,
+        Some((
+            head,
+            Self {
+                method: Method::GET,
+                uri,
+                headers,
+                body,
+            },
+        ))
+    }
+}
+
+/// An answer held for approval (`[[answer]]`): status, headers and body
+/// as they would reach the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAnswer {
+    /// The status.
+    pub status: http::StatusCode,
+    /// The headers (hop-by-hop ones and `Content-Length` dropped).
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl StoredAnswer {
+    /// Keeps `parts` and `body`, minus hop-by-hop headers and `Content-Length`.
+    pub fn from_parts(parts: &http::response::Parts, body: Bytes) -> Self {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &parts.headers {
+            let dropped = matches!(
+                name.as_str(),
+                "connection"
+                    | "keep-alive"
+                    | "te"
+                    | "trailer"
+                    | "transfer-encoding"
+                    | "upgrade"
+                    | "content-length"
+            );
+            if !dropped {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        Self {
+            status: parts.status,
             headers,
             body,
+        }
+    }
+
+    /// Encoded as a [`StoredRequest`] is: the status in the method's place,
+    /// a marker in the URI's.
+    fn encode(&self) -> Vec<u8> {
+        StoredRequest {
+            method: Method::GET,
+            uri: Uri::from_static(ANSWER_MARKER),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+        }
+        .encode_with(self.status.as_str().as_bytes())
+    }
+
+    fn decode(input: &[u8]) -> Option<Self> {
+        let (status, request) = StoredRequest::decode_with(input)?;
+        if request.uri != ANSWER_MARKER {
+            return None;
+        }
+        Some(Self {
+            status: http::StatusCode::from_bytes(&status).ok()?,
+            headers: request.headers,
+            body: request.body,
         })
     }
 }
+
+/// Where a stored answer's URI would be: no request has this path.
+const ANSWER_MARKER: &str = "/.airlock-held-answer";
 
 /// A [`StoredRequest`] encrypted with AES-256-GCM, bound to its approval's
 /// id: opaque bytes a store keeps and hands back.
@@ -197,9 +278,37 @@ impl RequestSealer {
         id: ApprovalId,
         request: &StoredRequest,
     ) -> Result<SealedRequest, SealError> {
+        self.seal_bytes(id, request.encode())
+    }
+
+    /// Decrypts the request sealed for approval `id`.
+    pub fn open(&self, id: ApprovalId, sealed: &SealedRequest) -> Result<StoredRequest, SealError> {
+        StoredRequest::decode(&self.open_bytes(id, sealed)?).ok_or(SealError::Open)
+    }
+
+    /// Encrypts an answer held for approval `id` (kept where a stored
+    /// request would be, and erased as one is).
+    pub fn seal_answer(
+        &self,
+        id: ApprovalId,
+        answer: &StoredAnswer,
+    ) -> Result<SealedRequest, SealError> {
+        self.seal_bytes(id, answer.encode())
+    }
+
+    /// Decrypts the answer held for approval `id`.
+    pub fn open_answer(
+        &self,
+        id: ApprovalId,
+        sealed: &SealedRequest,
+    ) -> Result<StoredAnswer, SealError> {
+        StoredAnswer::decode(&self.open_bytes(id, sealed)?).ok_or(SealError::Open)
+    }
+
+    /// A random nonce, then the ciphertext and tag, bound to `id`.
+    fn seal_bytes(&self, id: ApprovalId, mut data: Vec<u8>) -> Result<SealedRequest, SealError> {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| SealError::Random)?;
-        let mut data = request.encode();
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
@@ -212,8 +321,7 @@ impl RequestSealer {
         Ok(SealedRequest(out))
     }
 
-    /// Decrypts the request sealed for approval `id`.
-    pub fn open(&self, id: ApprovalId, sealed: &SealedRequest) -> Result<StoredRequest, SealError> {
+    fn open_bytes(&self, id: ApprovalId, sealed: &SealedRequest) -> Result<Vec<u8>, SealError> {
         let (nonce, data) = sealed
             .0
             .split_first_chunk::<NONCE_LEN>()
@@ -227,6 +335,8 @@ impl RequestSealer {
                 &mut data,
             )
             .map_err(|_| SealError::Open)?;
-        StoredRequest::decode(plain).ok_or(SealError::Open)
+        let length = plain.len();
+        data.truncate(length);
+        Ok(data)
     }
 }

@@ -280,7 +280,7 @@ fn stored_body_too_large(limit: u64, size: usize) -> AirlockError {
 }
 
 /// 415 for a compressed body: approvers must read what will run.
-fn check_not_encoded(headers: &http::HeaderMap) -> Result<(), AirlockError> {
+pub(crate) fn check_not_encoded(headers: &http::HeaderMap) -> Result<(), AirlockError> {
     let Some(coding) = headers.get(http::header::CONTENT_ENCODING) else {
         return Ok(());
     };
@@ -299,9 +299,9 @@ fn check_not_encoded(headers: &http::HeaderMap) -> Result<(), AirlockError> {
 }
 
 /// The pending approvals a new request is measured against.
-struct Pending {
+pub(crate) struct Pending {
     /// The principal's pending approval of this very request, if any.
-    twin: Option<ApprovalRequest>,
+    pub(crate) twin: Option<ApprovalRequest>,
     /// How many the principal has pending.
     mine: usize,
     /// How many are pending in all.
@@ -309,7 +309,7 @@ struct Pending {
 }
 
 impl Pending {
-    async fn of(
+    pub(crate) async fn of(
         config: &Config,
         principal: &Principal,
         fingerprint: &Fingerprint,
@@ -339,7 +339,7 @@ impl Pending {
     }
 
     /// 429 when one more would exceed a limit.
-    fn check(&self, limits: &PendingLimits) -> Result<(), AirlockError> {
+    pub(crate) fn check(&self, limits: &PendingLimits) -> Result<(), AirlockError> {
         let (count, limit, whose, key) = if self.mine >= limits.per_principal {
             (
                 self.mine,
@@ -365,7 +365,7 @@ impl Pending {
 
 /// Stores a new approval (with its sealed request, for an async one) and
 /// tells the notifier.
-async fn open(
+pub(crate) async fn open(
     config: &Config,
     approval: ApprovalRequest,
     sealed: Option<SealedRequest>,
@@ -517,6 +517,7 @@ impl Asked {
             execution: None,
             elevate_to: self.elevate_to.clone(),
             reveal: self.reveal,
+            answer: None,
         }
     }
 }
@@ -530,30 +531,38 @@ impl Asked {
         parts: &http::request::Parts,
         bytes: &bytes::Bytes,
     ) -> RequestLine {
-        let target = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string);
-        let target = match (&config.preview, parts.uri.query()) {
-            (Some(preview), Some(_)) => preview(
-                &self.operation,
-                &self.principal,
-                Some("text/plain"),
-                target.as_bytes(),
-            )
-            .unwrap_or(target),
-            _ => target,
-        };
-        RequestLine {
-            method: parts.method.to_string(),
-            target,
-            body_bytes: bytes.len() as u64,
-            content_type: parts
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+        request_line(config, &self.operation, &self.principal, parts, bytes)
+    }
+}
+
+/// The request as it will run, its query passed through the preview's
+/// masker (a SAS signature in a query is masked like one in a body).
+pub(crate) fn request_line(
+    config: &Config,
+    operation: &Operation,
+    principal: &Principal,
+    parts: &http::request::Parts,
+    bytes: &bytes::Bytes,
+) -> RequestLine {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string);
+    let target = match (&config.preview, parts.uri.query()) {
+        (Some(preview), Some(_)) => {
+            preview(operation, principal, Some("text/plain"), target.as_bytes()).unwrap_or(target)
         }
+        _ => target,
+    };
+    RequestLine {
+        method: parts.method.to_string(),
+        target,
+        body_bytes: bytes.len() as u64,
+        content_type: parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     }
 }
 
@@ -568,7 +577,7 @@ fn preview_of(body: &str) -> String {
 }
 
 /// The request body, within the layer's limit.
-async fn read_request_body(
+pub(crate) async fn read_request_body(
     body: AirlockBody,
     headers: &http::HeaderMap,
     limit: u64,
@@ -676,24 +685,27 @@ async fn wait_for_decision(
             Ok(None) => Err(pending),
             Err(error) => Err(store_failed(&error)),
         },
-        ApprovalState::Denied => {
-            let denial = decided.denial();
-            Err(AirlockError::ApprovalDenied {
-                approval_id: id.to_string(),
-                approver: denial.map_or_else(
-                    || "an approver".to_owned(),
-                    |d| d.approver_label().to_owned(),
-                ),
-                reason: denial.and_then(|d| d.comment.clone()),
-            })
-        }
+        ApprovalState::Denied => Err(denied(&decided)),
         _ => Err(pending),
+    }
+}
+
+/// The refusal of a request whose approval `decided` was denied.
+pub(crate) fn denied(decided: &ApprovalRequest) -> AirlockError {
+    let denial = decided.denial();
+    AirlockError::ApprovalDenied {
+        approval_id: decided.id.to_string(),
+        approver: denial.map_or_else(
+            || "an approver".to_owned(),
+            |d| d.approver_label().to_owned(),
+        ),
+        reason: denial.and_then(|d| d.comment.clone()),
     }
 }
 
 /// What a store failure answers (`ApprovalError::refusal`):
 /// 503 when it is out of space or unavailable (the request can come back), else 500.
-fn store_failed(error: &crate::ApprovalError) -> AirlockError {
+pub(crate) fn store_failed(error: &crate::ApprovalError) -> AirlockError {
     tracing::error!(%error, "approval store failed");
     error.refusal()
 }
@@ -722,7 +734,7 @@ fn accepted(operations: &AsyncOperations, id: ApprovalId) -> Response<AirlockBod
 }
 
 /// Waits until the state leaves `Pending`, up to `hold`; `None` on timeout.
-async fn wait_decided(
+pub(crate) async fn wait_decided(
     states: &mut watch::Receiver<ApprovalState>,
     hold: std::time::Duration,
 ) -> Option<ApprovalState> {
@@ -780,7 +792,11 @@ fn let_through(
     }
 }
 
-fn record(draft: Option<&AuditDraft>, id: ApprovalId, approval: Option<&ApprovalRequest>) {
+pub(crate) fn record(
+    draft: Option<&AuditDraft>,
+    id: ApprovalId,
+    approval: Option<&ApprovalRequest>,
+) {
     let Some(draft) = draft else { return };
     let confirmed_by = approval
         .and_then(ApprovalRequest::confirmation)

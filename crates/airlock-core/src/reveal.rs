@@ -1,6 +1,11 @@
 //! Reveal: one answer that reaches the client unmasked, because a rule or
 //! a human allowed it.
 
+/// The response header that says how many values the masking layer masked
+/// in the body (`0` when it looked and found none); absent on answers it
+/// did not read.
+pub const MASKED_HEADER: &str = "x-airlock-masked";
+
 /// The request header with which an agent asks for one answer in clear,
 /// saying why: `x-airlock-reveal: <justification>`. Without a reveal rule
 /// that lets the request through (by itself or by approval), it is refused.

@@ -71,6 +71,7 @@ pub(crate) fn build(
     let layer = ApprovalLayer::new(store.clone(), notifier.clone())
         .max_body_bytes(config.limits.max_request_body_bytes)
         .max_stored_body_bytes(config.approval.max_stored_body_bytes)
+        .max_held_answer_bytes(config.approval.max_held_answer_bytes)
         .pending_limits(PendingLimits {
             per_principal: config.approval.max_pending_per_principal,
             total: config.approval.max_pending,

@@ -221,6 +221,12 @@ impl Gateway {
                 QuotaLayer::new(move || policy.current().quotas(), database.quotas())
             },
             approval: approvals.layer.clone(),
+            answer: {
+                let policy = policy.clone();
+                approvals
+                    .layer
+                    .answer_layer(move || policy.current().answer_rules())
+            },
             masking: masking.clone(),
             reveal: masking.reveal_layer(),
             connect,

@@ -3,7 +3,7 @@
 use airlock_metrics::MetricsLayer;
 use std::convert::Infallible;
 
-use airlock_approval::ApprovalLayer;
+use airlock_approval::{AnswerLayer, ApprovalLayer};
 use airlock_azure::ClassifyLayer;
 use airlock_core::{AirlockBody, REQUEST_ID_HEADER};
 use airlock_identity::IdentityLayer;
@@ -44,6 +44,8 @@ pub(crate) struct Layers {
     pub(crate) quota: QuotaLayer,
     /// `x-airlock-reveal` → an approval of the reveal, or 400/403.
     pub(crate) reveal: RevealLayer,
+    /// `[[answer]]` → matching answers held, sealed, for approval (409 until released).
+    pub(crate) answer: AnswerLayer,
     /// Secrets in answers → masked tokens (502 when it cannot).
     pub(crate) masking: MaskingLayer,
     /// `CONNECT` → 200 and a tunnel, or 403 (405 when forward-proxy mode is off).
@@ -57,7 +59,7 @@ pub(crate) struct Layers {
 /// timeout (408) → identity (401; 407 on CONNECT) → CONNECT (forward proxy) → body limit → approval polls
 /// (polls of `/airlock/operations/…`) → classify (400, 413) → policy (403) →
 /// quotas (403, or an approval past a limit) → reveal (`x-airlock-reveal`: 400/403, or an approval of the reveal) →
-/// approval (held / 202) → masking (502; reveals what a rule or approval
+/// approval (held / 202) → answers (held for approval: 409 until released) → masking (502; reveals what a rule or approval
 /// allows) → upstream.
 pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> GatewayService {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
@@ -99,6 +101,7 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
         .layer(layers.quota)
         .layer(layers.reveal)
         .layer(layers.approval)
+        .layer(layers.answer)
         .layer(layers.masking)
         .service(upstream);
     // Boxed, so the recorder can be left out (`[audit] enabled = false`).

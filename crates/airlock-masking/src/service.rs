@@ -22,9 +22,7 @@ use crate::media_type::{is_json, is_text};
 use crate::reveal::{Revealing, difference};
 use crate::{MaskContext, MaskOutcome};
 
-/// The response header that says how many values Airlock masked in the body
-/// (`0` when it looked and found none). Absent on responses it did not read.
-pub const MASKED_HEADER: &str = "x-airlock-masked";
+pub use airlock_core::MASKED_HEADER;
 
 /// The masking middleware; see [`MaskingLayer`](crate::MaskingLayer).
 #[derive(Clone)]

@@ -73,6 +73,7 @@
 //! assert_eq!(policy.decide(&agent, &delete).rule(), "no-vm-delete");
 //! ```
 
+mod answer_rule;
 mod engine;
 mod error;
 mod future;
@@ -87,6 +88,7 @@ mod rule;
 mod service;
 pub mod suggest;
 
+pub use answer_rule::{AnswerFacts, AnswerRule};
 pub use engine::PolicyEngine;
 pub use error::PolicyError;
 pub use future::ResponseFuture;

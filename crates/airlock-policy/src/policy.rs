@@ -9,6 +9,7 @@ use std::time::Duration;
 use airlock_core::{ApprovalWait, Approvers, Decision, Operation, Principal, PrincipalKind};
 use serde::Deserialize;
 
+use crate::answer_rule::AnswerRule;
 use crate::quota::{Limit, Per, Quota};
 use crate::replay::Verdict;
 use crate::rule::{Approval, Candidate, Effect, Reach, Rule, Skip};
@@ -39,6 +40,8 @@ pub struct Policy {
     observe_all: bool,
     /// `[[quota]]`, in file order.
     quotas: Arc<[Quota]>,
+    /// `[[answer]]`, in file order.
+    answers: Arc<[AnswerRule]>,
 }
 
 /// The rule an observe-mode policy allows every request by.
@@ -239,6 +242,25 @@ struct RawPolicy {
     rule: Vec<toml::Spanned<RawRule>>,
     #[serde(default)]
     quota: Vec<toml::Spanned<RawQuota>>,
+    #[serde(default)]
+    answer: Vec<toml::Spanned<RawAnswer>>,
+}
+
+/// `[[answer]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnswer {
+    name: String,
+    operations: Vec<String>,
+    principals: Option<PrincipalSelector>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    min_bytes: Option<u64>,
+    min_items: Option<u64>,
+    min_masked: Option<u32>,
+    #[serde(default)]
+    content_types: Vec<String>,
+    approval: Option<RawApproval>,
 }
 
 /// `[[quota]]`.
@@ -447,6 +469,31 @@ impl Policy {
             );
         }
         policy.quotas = quotas.into();
+        let mut answers = Vec::new();
+        let mut answer_names = HashSet::new();
+        for spanned in raw.answer {
+            let line = line_of(text, spanned.span().start);
+            let raw = spanned.into_inner();
+            let error = |problem: String| PolicyError {
+                origin: origin.to_owned(),
+                line: Some(line),
+                rule: Some(raw.name.clone()),
+                problem,
+            };
+            if raw.name.trim().is_empty() || !answer_names.insert(raw.name.to_ascii_lowercase()) {
+                return Err(error(
+                    "every [[answer]] rule needs a name of its own (approvers see it)".into(),
+                ));
+            }
+            let mut warnings = Vec::new();
+            answers.push(compile_answer(&raw, &mut warnings).map_err(error)?);
+            policy.warnings.extend(
+                warnings
+                    .into_iter()
+                    .map(|w| format!("{origin}:{line}: answer rule '{}': {w}", raw.name)),
+            );
+        }
+        policy.answers = answers.into();
         policy.index = RuleIndex::build(&policy.rules, |rule| !rule.observe);
         if policy.rules.iter().any(|rule| rule.observe) {
             policy.observed = Some(RuleIndex::build(&policy.rules, |_| true));
@@ -518,10 +565,18 @@ impl Policy {
     pub fn is_approver(&self, principal: &Principal) -> bool {
         let rules = self.rules.iter().filter_map(|rule| rule.approval.as_ref());
         let quotas = self.quotas.iter().filter_map(Quota::approvers);
+        let answers = self.answers.iter().map(AnswerRule::approvers);
         rules
             .map(|a| &a.approvers)
             .chain(quotas)
+            .chain(answers)
             .any(|a| a.admits(principal))
+    }
+
+    /// The `[[answer]]` rules, in file order (the approval layer's answer
+    /// step enforces them).
+    pub fn answer_rules(&self) -> Arc<[AnswerRule]> {
+        self.answers.clone()
     }
 
     /// The `[[quota]]` tables, in file order (the [`QuotaLayer`](crate::QuotaLayer) enforces them).
@@ -881,6 +936,49 @@ fn compile(raw: &RawRule, line: usize) -> Result<(Rule, Vec<String>), String> {
         },
         warnings,
     ))
+}
+
+/// Validates one `[[answer]]` rule.
+fn compile_answer(raw: &RawAnswer, warnings: &mut Vec<String>) -> Result<AnswerRule, String> {
+    if raw.operations.is_empty() {
+        return Err(
+            "the rule names no operations; list the operations whose answers it looks at".into(),
+        );
+    }
+    if raw.min_bytes.is_none()
+        && raw.min_items.is_none()
+        && raw.min_masked.is_none()
+        && raw.content_types.is_empty()
+    {
+        return Err("the rule names no condition, so it would hold every answer; give min_bytes, min_items, min_masked or content_types (or require approval of the request with an approve rule)".into());
+    }
+    let principals = compile_principals(raw.principals.as_ref())?;
+    let Some(approval) = &raw.approval else {
+        return Err("an [[answer]] rule needs approval = { groups = [...] } or ids: who releases a held answer".into());
+    };
+    let mut approval = check_approval(approval, &principals, warnings)?;
+    if approval.elevate_to.is_some() {
+        return Err(
+            "approval.elevate_to is for requests; a held answer was already fetched".into(),
+        );
+    }
+    approval.wait = ApprovalWait::Hold;
+    let scopes = raw
+        .scopes
+        .iter()
+        .map(|s| ScopePattern::parse(s).map_err(|e| format!("scopes: {e}")))
+        .collect::<Result<_, _>>()?;
+    Ok(AnswerRule {
+        name: raw.name.clone(),
+        principals,
+        operations: patterns(&raw.operations, "operations")?,
+        scopes,
+        min_bytes: raw.min_bytes,
+        min_items: raw.min_items,
+        min_masked: raw.min_masked,
+        content_types: raw.content_types.clone(),
+        approval,
+    })
 }
 
 /// Validates one quota.

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod agents;
+mod answers;
 mod approval;
 mod approval_page;
 mod connections;

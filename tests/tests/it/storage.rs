@@ -14,10 +14,10 @@ use http::{Method, StatusCode};
 
 use crate::logs::{captured_logs, logged};
 
-const VERSION: (&str, &str) = ("x-ms-version", "2023-11-03");
-const BLOCK_BLOB: (&str, &str) = ("x-ms-blob-type", "BlockBlob");
+pub(crate) const VERSION: (&str, &str) = ("x-ms-version", "2023-11-03");
+pub(crate) const BLOCK_BLOB: (&str, &str) = ("x-ms-blob-type", "BlockBlob");
 
-fn policy() -> String {
+pub(crate) fn policy() -> String {
     format!(
         r#"
 [[rule]]
@@ -36,7 +36,7 @@ groups = ["{AGENTS_GROUP}"]
 }
 
 /// The gateway's app registration, for Storage as for ARM.
-fn client_secret(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
+pub(crate) fn client_secret(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
     issuer.register_client("airlock-storage-app", "storage-app-secret");
     let file = dir.join("secret");
     std::fs::write(&file, "storage-app-secret").unwrap();
@@ -58,7 +58,7 @@ async fn harness(extra_toml: String) -> Harness {
 }
 
 /// The agent's client for `{account}.blob.localhost:<gateway port>`.
-fn blobs(h: &Harness, account: &str) -> AgentClient {
+pub(crate) fn blobs(h: &Harness, account: &str) -> AgentClient {
     AgentClient::new(
         &format!(
             "http://{account}.blob.localhost:{}",

@@ -182,6 +182,29 @@ pub(crate) fn card(
             )
         )
     );
+    if let Some(answer) = &approval.answer {
+        let items = answer.items.map_or_else(String::new, |n| {
+            let names = if answer.names.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", esc(&answer.names.join(", ")))
+            };
+            format!(", a list of {n} item(s){names}")
+        });
+        let _ = write!(
+            html,
+            "<dt>Holds</dt><dd class=\"held-answer\"><strong>Azure's answer, not yet sent</strong>: status {}, {} bytes{}{}, {} value(s) masked in it (its contents are never shown here)</dd>",
+            answer.status,
+            answer.bytes,
+            answer
+                .content_type
+                .as_deref()
+                .map(|t| format!(" of {}", esc(t)))
+                .unwrap_or_default(),
+            items,
+            answer.masked
+        );
+    }
     if approval.reveal {
         let _ = write!(
             html,

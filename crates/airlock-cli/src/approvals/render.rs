@@ -62,6 +62,26 @@ pub struct ApprovalView {
     pub elevate_to: Option<String>,
     /// An approval of a reveal: the answer reaches the requester in clear.
     pub reveal: bool,
+    /// An approval of an answer Azure already gave, held until released.
+    pub answer: Option<HeldAnswerView>,
+}
+
+/// What approvers see of a held answer.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HeldAnswerView {
+    /// Azure's status.
+    pub status: u16,
+    /// Its size in bytes (masked).
+    pub bytes: u64,
+    /// Its media type.
+    pub content_type: Option<String>,
+    /// How many items its list holds.
+    pub items: Option<u64>,
+    /// The first items' names.
+    pub names: Vec<String>,
+    /// How many values were masked in it.
+    pub masked: u32,
 }
 
 /// The HTTP request an approval is for.
@@ -235,6 +255,9 @@ pub fn render_list(
                         format!("{} (elevates to {})", clean(&a.rule), clean(identity))
                     }
                     (None, true) => format!("{} (reveals the answer)", clean(&a.rule)),
+                    (None, false) if a.answer.is_some() => {
+                        format!("{} (holds an answer)", clean(&a.rule))
+                    }
                     (None, false) => clean(&a.rule),
                 },
                 a.created_at
@@ -356,6 +379,30 @@ pub fn render_details(value: &Value, now: SystemTime) -> Result<String, Malforme
             None => "the requester's everyday upstream identity".to_owned(),
         },
     );
+    if let Some(answer) = &a.answer {
+        let items = answer.items.map_or_else(String::new, |n| {
+            let names = if answer.names.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", clean(&answer.names.join(", ")))
+            };
+            format!(", a list of {n} item(s){names}")
+        });
+        field(
+            "Holds",
+            format!(
+                "AZURE'S ANSWER, NOT YET SENT: status {}, {} bytes{}{items}, {} value(s) masked in it",
+                answer.status,
+                answer.bytes,
+                answer
+                    .content_type
+                    .as_deref()
+                    .map(|t| format!(" of {}", clean(t)))
+                    .unwrap_or_default(),
+                answer.masked
+            ),
+        );
+    }
     if a.reveal {
         field(
             "Reveals",

@@ -36,6 +36,11 @@ pub struct ApprovalConfig {
     /// (default 1 MiB; 413 `AirlockApprovalBodyTooLarge` above it).
     #[serde(default = "default_max_stored_body_bytes")]
     pub max_stored_body_bytes: u64,
+    /// The largest answer an `[[answer]]` rule holds for approval (sealed,
+    /// in the store); a larger one it would hold is refused (403
+    /// `AirlockAnswerTooLargeToHold`). Default 256 MiB.
+    #[serde(default = "default_max_held_answer_bytes")]
+    pub max_held_answer_bytes: u64,
     /// Where approvers are told about approvals (`[[approval.notify]]`),
     /// besides the log.
     #[serde(default)]
@@ -147,6 +152,7 @@ impl Default for ApprovalConfig {
             max_pending_per_principal: default_max_pending_per_principal(),
             max_pending: default_max_pending(),
             max_stored_body_bytes: default_max_stored_body_bytes(),
+            max_held_answer_bytes: default_max_held_answer_bytes(),
             notify: Vec::new(),
             show_changes: true,
         }
@@ -158,6 +164,9 @@ fn default_max_pending_per_principal() -> usize {
 }
 fn default_max_pending() -> usize {
     airlock_approval::PendingLimits::default().total
+}
+fn default_max_held_answer_bytes() -> u64 {
+    airlock_approval::DEFAULT_MAX_HELD_ANSWER_BYTES
 }
 fn default_max_stored_body_bytes() -> u64 {
     airlock_approval::DEFAULT_MAX_STORED_BODY_BYTES

@@ -1,4 +1,4 @@
-//! `[[quota]]`: how the policy file states them (and refuses malformed
+//! `[[quota]]` and `[[answer]]`: how the policy file states them (and refuses malformed
 //! ones), and the `QuotaLayer` on a fake clock: the sixth of five stops,
 //! the window slides, batches count each operation, approvals instead of
 //! refusals, answer bytes.
@@ -372,4 +372,58 @@ async fn answer_bytes_count_once_sent_and_the_next_request_waits() {
     let (status, body) = send(&service, request("agent", secret("c"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "1200 of 1000 used");
     assert!(body.contains("1200 of 1000 bytes"), "{body}");
+}
+
+#[test]
+fn answer_rules_are_read_and_malformed_ones_refused() {
+    use airlock_policy::AnswerFacts;
+    let read = policy(
+        r#"
+        [[answer]]
+        name = "bulk-secret-lists"
+        operations = ["Microsoft.KeyVault/vaults/secrets/readMetadata/action"]
+        min_items = 100
+        content_types = ["application/json"]
+        approval = { groups = ["sec"] }
+        "#,
+    );
+    let rule = &read.answer_rules()[0];
+    let list = |items, content_type: &str| AnswerFacts {
+        bytes: 10,
+        items: Some(items),
+        masked: 0,
+        content_type: Some(content_type.into()),
+    };
+    assert!(rule.holds(&list(100, "application/json; charset=utf-8")));
+    assert!(
+        !rule.holds(&list(99, "application/json")),
+        "every condition must hold"
+    );
+    assert!(!rule.holds(&list(500, "text/plain")));
+    assert!(rule.counts_items());
+    let approver = Principal::builder("s1", PrincipalKind::User)
+        .groups(["sec"])
+        .build();
+    assert!(
+        read.is_approver(&approver),
+        "its approvers use the approval page"
+    );
+
+    let base = "[[answer]]\nname = \"a\"\noperations = [\"*/read\"]\n";
+    for (text, says) in [
+        (format!("{base}approval = {{ ids = [\"x\"] }}\n"), "names no condition"),
+        (format!("{base}min_bytes = 1\n"), "needs approval"),
+        (
+            format!("{base}min_bytes = 1\napproval = {{ ids = [\"x\"], elevate_to = \"admin\" }}\n"),
+            "elevate_to is for requests",
+        ),
+        (
+            "[[answer]]\nname = \"a\"\noperations = []\nmin_bytes = 1\napproval = { ids = [\"x\"] }\n"
+                .to_owned(),
+            "names no operations",
+        ),
+    ] {
+        let error = refused(&text);
+        assert!(error.contains(says), "{says}: {error}");
+    }
 }
