@@ -262,10 +262,22 @@ client_secret_file = "{}"
     let text = LocalConfig::new(sim, issuer, dir, "")
         .tls(true)
         .credential_toml(credential)
-        .extra_toml(format!("{contributor}{forward_proxy}{sign_in}"))
+        .extra_toml(format!("{contributor}{forward_proxy}{sign_in}{REVEAL}"))
         .render();
     format!("# Written by `airlock demo`.\n{text}")
 }
+
+/// The demo's reveal rule: an agent may have a Key Vault secret in clear,
+/// one answer at a time, when an approver agrees.
+const REVEAL: &str = r#"
+# An agent that needs a secret in clear asks with `x-airlock-reveal: <why>`;
+# an approver releases that one answer (everyone else, always: the mask).
+[[masking.reveal]]
+name = "agents-secrets-by-approval"
+principals = { groups = ["00000000-0000-0000-0000-0000000000c1"] }
+operations = ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]
+approval = { groups = ["00000000-0000-0000-0000-0000000000c2"], hold = "2m", ttl = "10m" }
+"#;
 
 /// Runs the demo. With `serve`, leaves everything running until `stop` resolves.
 pub async fn run(serve: bool, stop: impl Future<Output = ()>) -> anyhow::Result<ExitCode> {

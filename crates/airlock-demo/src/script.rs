@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use airlock_approval::JUSTIFICATION_HEADER;
 
-use airlock_core::REQUEST_ID_HEADER;
+use airlock_core::{REQUEST_ID_HEADER, REVEAL_HEADER, REVEALED_HEADER};
 use airlock_sim::{RESOURCE_GROUP, STORAGE_ACCOUNT, SUBSCRIPTION_ID, TokenSpec, VAULT};
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -192,6 +192,7 @@ pub(super) async fn run(env: &DemoEnvironment) -> anyhow::Result<Report> {
     credential_step(env, &agent, &mut report).await?;
     audit_step(env, &mut report).await?;
     agent_for_person_steps(env, &mut report).await?;
+    what_leaves_steps(env, &agent, &vault, &mut report).await?;
     least_privilege_step(env, &mut report).await?;
     Ok(report)
 }
@@ -256,6 +257,112 @@ async fn least_privilege_step(env: &DemoEnvironment, report: &mut Report) -> any
             replayed.replayed
         ),
         ok && replayed.changed() > 0,
+    );
+    Ok(())
+}
+
+/// What leaves the gateway: one secret revealed by approval (and masked
+/// again after), and a bulk read held until an approver releases it.
+async fn what_leaves_steps(
+    env: &DemoEnvironment,
+    agent: &AgentClient,
+    vault: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let alice = env.approver()?;
+    let secret_url = format!("{vault}/secrets/db-password?api-version=7.4");
+    let asking = {
+        let (agent, url) = (agent.clone(), secret_url.clone());
+        tokio::spawn(async move {
+            agent
+                .send(
+                    Method::GET,
+                    &url,
+                    &[(REVEAL_HEADER, "rotate the demo database password (DEMO-7)")],
+                    None,
+                )
+                .await
+        })
+    };
+    let approval = wait_for_pending(&alice).await?;
+    let id = approval["id"].as_str().unwrap_or_default().to_owned();
+    alice
+        .send(
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            &[],
+            Some(Bytes::from_static(br#"{"comment":"once, for DEMO-7"}"#)),
+        )
+        .await?;
+    let revealed = asking.await??;
+    let clear = revealed.json()["value"] == airlock_sim::SECRET_VALUE;
+    report.step(
+        "GET  db-password with x-airlock-reveal; Alice approves that one answer",
+        format!(
+            "{}: approval {id} (reveal: {}), the value came back in clear: {}, x-airlock-revealed: {}",
+            revealed.status,
+            approval["reveal"],
+            if clear { "yes" } else { "NO" },
+            revealed.header(REVEALED_HEADER).unwrap_or("none")
+        ),
+        revealed.status == StatusCode::OK && clear && approval["reveal"] == true,
+    );
+    let again = agent.get(&secret_url).await?;
+    masked_step(
+        report,
+        "GET  db-password again, without asking",
+        &again,
+        &again.json()["value"],
+    );
+
+    let list_url = format!("{vault}/secrets?api-version=7.4");
+    let held = agent.get(&list_url).await?;
+    let id = held.json()["error"]["airlock"]["approvalId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let approval = wait_for_pending(&alice).await?;
+    report.step(
+        "GET  the vault's secret list: the exfiltration guard holds the answer",
+        format!(
+            "{} {}: Alice sees a list of {} item(s) ({}), never its contents",
+            held.status,
+            held.json()["error"]["code"],
+            approval["answer"]["items"],
+            approval["answer"]["names"]
+        ),
+        held.status == StatusCode::CONFLICT && approval["id"] == id.as_str(),
+    );
+    alice
+        .send(
+            Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            &[],
+            Some(Bytes::from_static(
+                br#"{"comment":"inventory for the audit"}"#,
+            )),
+        )
+        .await?;
+    let released = agent.get(&list_url).await?;
+    let listed = released.json()["value"].as_array().map_or(0, Vec::len);
+    let asked = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == Method::GET && r.uri.path() == "/secrets")
+        .count();
+    report.step(
+        "Alice releases it; the agent sends the same request again",
+        format!(
+            "{} {listed} secret(s) listed, from the held answer (Azure asked {})",
+            released.status.as_u16(),
+            if asked == 1 {
+                "once".to_owned()
+            } else {
+                format!("{asked} times")
+            }
+        ),
+        released.status == StatusCode::OK && listed > 0 && asked == 1,
     );
     Ok(())
 }

@@ -355,3 +355,40 @@ async fn signing_out_ends_the_sessions_event_stream() {
         "the stream ends with the session"
     );
 }
+
+/// A reveal and a held answer say so on their cards, what they concern
+/// named as text, never a value.
+#[tokio::test]
+async fn reveals_and_held_answers_say_what_they_release() {
+    let page = page(true);
+    let agent = person("agent", "agent", &["agents"]);
+    let mut reveal = airlock_approval::conformance::pending_request(&agent, ApprovalWait::Hold);
+    reveal.approvers.groups = vec!["approvers".into()];
+    reveal.reveal = true;
+    page.store.create(reveal.clone(), None).await.unwrap();
+    let mut held = airlock_approval::conformance::pending_request(&agent, ApprovalWait::Hold);
+    held.approvers.groups = vec!["approvers".into()];
+    held.answer = Some(airlock_approval::HeldAnswer {
+        status: 200,
+        bytes: 52_428_801,
+        content_type: Some("application/json".into()),
+        items: Some(3),
+        names: vec!["db-password".into(), "<i>api-key</i>".into()],
+        masked: 2,
+    });
+    page.store.create(held.clone(), None).await.unwrap();
+    let alice = person("alice", "Alice", &["approvers"]);
+    let (status, _, html) = get(&page.router, "/ui/approvals", Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("<strong>the answer in clear</strong>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Azure&#39;s answer, not yet sent")
+            || html.contains("Azure's answer, not yet sent"),
+        "{html}"
+    );
+    assert!(html.contains("52428801 bytes of application/json, a list of 3 item(s): db-password, &lt;i&gt;api-key&lt;/i&gt;, 2 value(s) masked"), "{html}");
+    assert!(!html.contains("<i>api-key"));
+}

@@ -67,6 +67,11 @@ fn the_demo_runs_every_step_successfully() {
         "events checked (from genesis)",
         "The agent's session, as recorded:",
         "-> 403 deny (no-vm-delete) AirlockPolicyDenied",
+        "GET  db-password with x-airlock-reveal; Alice approves that one answer\n           -> 200 OK: approval",
+        "(reveal: true), the value came back in clear: yes, x-airlock-revealed: 1",
+        "GET  db-password again, without asking\n           -> 200 the agent sees \"***MASKED:",
+        "the exfiltration guard holds the answer\n           -> 409 Conflict \"AirlockAnswerHeld\": Alice sees a list of 1 item(s) ([\"db-password\"])",
+        "1 secret(s) listed, from the held answer (Azure asked once)",
         "steps behaved as expected",
     ] {
         assert!(
