@@ -82,20 +82,10 @@ impl RevealRule {
         O: IntoIterator,
         O::Item: AsRef<str>,
     {
-        let operations = operations
-            .into_iter()
-            .map(|op| {
-                OperationPattern::parse(op.as_ref())
-                    .map_err(|e| MaskError::Operation(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if operations.is_empty() {
-            return Err(MaskError::NoOperations);
-        }
         Ok(Self {
             name: name.into(),
             principals: PrincipalSelector::default(),
-            operations,
+            operations: crate::rule::operation_patterns(operations)?,
             scopes: Vec::new(),
             detectors: false,
             approval: None,

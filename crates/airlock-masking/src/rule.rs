@@ -36,6 +36,24 @@ pub struct MaskRule {
     pub(crate) xml_elements: Vec<String>,
 }
 
+/// Operation patterns of a masking or reveal rule: at least one, each valid.
+pub(crate) fn operation_patterns<O>(operations: O) -> Result<Vec<OperationPattern>, MaskError>
+where
+    O: IntoIterator,
+    O::Item: AsRef<str>,
+{
+    let operations = operations
+        .into_iter()
+        .map(|op| {
+            OperationPattern::parse(op.as_ref()).map_err(|e| MaskError::Operation(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if operations.is_empty() {
+        return Err(MaskError::NoOperations);
+    }
+    Ok(operations)
+}
+
 impl MaskRule {
     /// A rule for `operations` masking `json_paths`, detectors on.
     ///
@@ -50,16 +68,7 @@ impl MaskRule {
         P: IntoIterator,
         P::Item: AsRef<str>,
     {
-        let operations = operations
-            .into_iter()
-            .map(|op| {
-                OperationPattern::parse(op.as_ref())
-                    .map_err(|e| MaskError::Operation(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if operations.is_empty() {
-            return Err(MaskError::NoOperations);
-        }
+        let operations = operation_patterns(operations)?;
         let paths = json_paths
             .into_iter()
             .map(|path| JsonPath::parse(path.as_ref()))

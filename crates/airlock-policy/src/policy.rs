@@ -444,56 +444,25 @@ impl Policy {
             );
             policy.rules.push(rule);
         }
-        let mut quotas = Vec::new();
-        let mut quota_names = HashSet::new();
-        for spanned in raw.quota {
-            let line = line_of(text, spanned.span().start);
-            let raw = spanned.into_inner();
-            let error = |problem: String| PolicyError {
-                origin: origin.to_owned(),
-                line: Some(line),
-                rule: Some(raw.name.clone()),
-                problem,
-            };
-            if raw.name.trim().is_empty() || !quota_names.insert(raw.name.to_ascii_lowercase()) {
-                return Err(error(
-                    "every quota needs a name of its own (it is shown in refusals and `airlock quota show`)".into(),
-                ));
-            }
-            let mut warnings = Vec::new();
-            quotas.push(compile_quota(&raw, &mut warnings).map_err(error)?);
-            policy.warnings.extend(
-                warnings
-                    .into_iter()
-                    .map(|w| format!("{origin}:{line}: quota '{}': {w}", raw.name)),
-            );
-        }
-        policy.quotas = quotas.into();
-        let mut answers = Vec::new();
-        let mut answer_names = HashSet::new();
-        for spanned in raw.answer {
-            let line = line_of(text, spanned.span().start);
-            let raw = spanned.into_inner();
-            let error = |problem: String| PolicyError {
-                origin: origin.to_owned(),
-                line: Some(line),
-                rule: Some(raw.name.clone()),
-                problem,
-            };
-            if raw.name.trim().is_empty() || !answer_names.insert(raw.name.to_ascii_lowercase()) {
-                return Err(error(
-                    "every [[answer]] rule needs a name of its own (approvers see it)".into(),
-                ));
-            }
-            let mut warnings = Vec::new();
-            answers.push(compile_answer(&raw, &mut warnings).map_err(error)?);
-            policy.warnings.extend(
-                warnings
-                    .into_iter()
-                    .map(|w| format!("{origin}:{line}: answer rule '{}': {w}", raw.name)),
-            );
-        }
-        policy.answers = answers.into();
+        let file = Tables { text, origin };
+        policy.quotas = file
+            .compile(
+                raw.quota,
+                "quota",
+                |q| &q.name,
+                compile_quota,
+                &mut policy.warnings,
+            )?
+            .into();
+        policy.answers = file
+            .compile(
+                raw.answer,
+                "answer rule",
+                |a| &a.name,
+                compile_answer,
+                &mut policy.warnings,
+            )?
+            .into();
         policy.index = RuleIndex::build(&policy.rules, |rule| !rule.observe);
         if policy.rules.iter().any(|rule| rule.observe) {
             policy.observed = Some(RuleIndex::build(&policy.rules, |_| true));
@@ -936,6 +905,53 @@ fn compile(raw: &RawRule, line: usize) -> Result<(Rule, Vec<String>), String> {
         },
         warnings,
     ))
+}
+
+/// The policy file's text and name, for compiling its named tables.
+struct Tables<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Tables<'_> {
+    /// Compiles each table of one kind (`[[quota]]`, `[[answer]]`): names
+    /// unique (ignoring case) and non-empty, errors and warnings with the
+    /// file, line and name.
+    fn compile<R, T>(
+        &self,
+        tables: Vec<toml::Spanned<R>>,
+        kind: &str,
+        name: impl Fn(&R) -> &String,
+        compile: impl Fn(&R, &mut Vec<String>) -> Result<T, String>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<T>, PolicyError> {
+        let mut names = HashSet::new();
+        let mut compiled = Vec::with_capacity(tables.len());
+        for spanned in tables {
+            let line = line_of(self.text, spanned.span().start);
+            let raw = spanned.into_inner();
+            let name = name(&raw);
+            let error = |problem: String| PolicyError {
+                origin: self.origin.to_owned(),
+                line: Some(line),
+                rule: Some(name.clone()),
+                problem,
+            };
+            if name.trim().is_empty() || !names.insert(name.to_ascii_lowercase()) {
+                return Err(error(format!(
+                    "every {kind} needs a name of its own (refusals, approvals and `airlock quota show` name it)"
+                )));
+            }
+            let mut found = Vec::new();
+            compiled.push(compile(&raw, &mut found).map_err(error)?);
+            warnings.extend(
+                found
+                    .into_iter()
+                    .map(|w| format!("{}:{line}: {kind} '{name}': {w}", self.origin)),
+            );
+        }
+        Ok(compiled)
+    }
 }
 
 /// Validates one `[[answer]]` rule.
