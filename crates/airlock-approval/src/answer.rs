@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use airlock_core::{
     AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, Decision, ErrorContext,
-    MASKED_HEADER, Operation, Principal, collect_limited, full,
+    MASKED_HEADER, Operation, Principal, Share, Uncollected, full,
 };
 use airlock_policy::{AnswerFacts, AnswerRule};
 use bytes::Bytes;
@@ -61,7 +61,11 @@ pub const DEFAULT_MAX_HELD_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
 ///   it again once approved), and an approval that expires erases it;
 /// - an answer larger than the most it holds
 ///   ([`max_held_answer_bytes`](crate::ApprovalLayer::max_held_answer_bytes))
-///   is refused (`403 AirlockAnswerTooLargeToHold`), never sent.
+///   is refused (`403 AirlockAnswerTooLargeToHold`), never sent; all the
+///   answers it reads at once share that many bytes of memory (one of
+///   known length waits for room, one of unknown length finding none is
+///   refused `503 AirlockMemoryBusy`, retryable), so memory is bounded by
+///   configuration, not by answer size times concurrency.
 ///
 /// It needs [`ApprovalLayer::async_operations`](crate::ApprovalLayer::async_operations)
 /// (whose sealer it uses); without it, answers a rule holds are refused.
@@ -349,10 +353,16 @@ where
         return Ok(response.map(AirlockBody::new));
     }
     let (parts, body) = response.into_parts();
-    let limit = config.max_held_answer_bytes;
-    let bytes = match collect_limited(body, &parts.headers, limit).await {
-        Ok(bytes) => bytes,
-        Err(BodyError::TooLarge { .. }) => {
+    let budget = &config.answer_budget;
+    let limit = budget.bytes();
+    let (bytes, share) = match budget.collect(body, &parts.headers, limit).await {
+        Ok(read) => read,
+        Err(Uncollected::Busy) => {
+            return Err(AirlockError::MemoryBusy {
+                budget: budget.bytes(),
+            });
+        }
+        Err(Uncollected::Body(BodyError::TooLarge { .. })) => {
             return Err(AirlockError::Forbidden {
                 code: "AirlockAnswerTooLargeToHold",
                 message: format!(
@@ -361,7 +371,7 @@ where
                 ),
             });
         }
-        Err(BodyError::Read(error)) => {
+        Err(Uncollected::Body(BodyError::Read(error))) => {
             return Err(AirlockError::UpstreamUnavailable(format!(
                 "the response body could not be read: {error}"
             )));
@@ -374,9 +384,14 @@ where
         ..known
     };
     let Some(rule) = candidates.into_iter().find(|rule| rule.holds(&facts)) else {
-        return Ok(Response::from_parts(parts, full(bytes)));
+        return Ok(Response::from_parts(parts, full(bytes).hold(share)));
     };
-    hold(config, rule, asked, parts, bytes, &facts, names, context).await
+    let answer = Held {
+        parts,
+        bytes,
+        share,
+    };
+    hold(config, rule, asked, answer, &facts, names, context).await
 }
 
 /// A JSON list's item count and first names (`name`, else the last
@@ -408,18 +423,28 @@ fn list_of(content_type: Option<&str>, body: &[u8]) -> (Option<u64>, Vec<String>
     (Some(items.len() as u64), names)
 }
 
+/// An answer read to be held, with its share of the memory budget.
+struct Held {
+    parts: http::response::Parts,
+    bytes: Bytes,
+    share: Share,
+}
+
 /// Seals the answer with a new approval and holds the request for it.
-#[allow(clippy::too_many_arguments, reason = "the pieces of one held exchange")]
 async fn hold(
     config: &Config,
     rule: &AnswerRule,
     asked: &Asked,
-    parts: http::response::Parts,
-    bytes: Bytes,
+    answer: Held,
     facts: &AnswerFacts,
     names: Vec<String>,
     context: &mut ErrorContext,
 ) -> Result<Response<AirlockBody>, AirlockError> {
+    let Held {
+        parts,
+        bytes,
+        share,
+    } = answer;
     let Some(operations) = config.operations.as_ref() else {
         tracing::error!(
             rule = rule.name(),
@@ -508,7 +533,7 @@ async fn hold(
     }
     // Released: the copy in hand goes out, the stored one is erased.
     match take(config, id, asked.draft.as_ref()).await? {
-        Some(_) => Ok(Response::from_parts(parts, full(bytes))),
+        Some(_) => Ok(Response::from_parts(parts, full(bytes).hold(share))),
         None => Err(held(config, id)),
     }
 }

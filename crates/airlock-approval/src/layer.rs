@@ -75,7 +75,9 @@ pub(crate) struct Config {
     pub(crate) opening: Arc<tokio::sync::Mutex<()>>,
     pub(crate) status_url_base: Option<String>,
     pub(crate) max_hold: Option<Duration>,
-    pub(crate) max_held_answer_bytes: u64,
+    /// The largest answer the answer step holds, and the memory all the
+    /// answers it reads at once share.
+    pub(crate) answer_budget: airlock_core::MemoryBudget,
     pub(crate) operations: Option<AsyncOperations>,
     pub(crate) preview: Option<Arc<Previewer>>,
     pub(crate) metrics: Option<Arc<crate::ApprovalMetrics>>,
@@ -128,7 +130,9 @@ impl ApprovalLayer {
                 opening: Arc::default(),
                 status_url_base: None,
                 max_hold: None,
-                max_held_answer_bytes: crate::DEFAULT_MAX_HELD_ANSWER_BYTES,
+                answer_budget: airlock_core::MemoryBudget::new(
+                    crate::DEFAULT_MAX_HELD_ANSWER_BYTES,
+                ),
                 operations: None,
                 preview: None,
                 metrics: None,
@@ -239,11 +243,12 @@ impl ApprovalLayer {
     }
 
     /// The largest answer the [`answer_layer`](Self::answer_layer) holds
-    /// (default [`DEFAULT_MAX_HELD_ANSWER_BYTES`](crate::DEFAULT_MAX_HELD_ANSWER_BYTES));
-    /// a larger one a rule would hold is refused.
+    /// (default [`DEFAULT_MAX_HELD_ANSWER_BYTES`](crate::DEFAULT_MAX_HELD_ANSWER_BYTES)),
+    /// and the memory all the answers it reads at once share; a larger one
+    /// a rule would hold is refused.
     #[must_use]
     pub fn max_held_answer_bytes(mut self, limit: u64) -> Self {
-        self.config_mut().max_held_answer_bytes = limit;
+        self.config_mut().answer_budget = airlock_core::MemoryBudget::new(limit);
         self
     }
     fn config_mut(&mut self) -> &mut Config {

@@ -207,3 +207,42 @@ async fn an_answer_approved_during_the_hold_goes_out_at_once() {
     assert_eq!(sealed(&h, &id), None);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_answer_too_large_to_hold_is_refused_never_sent() {
+    let policy = format!(
+        "{}\n[[answer]]\nname = \"big-downloads\"\noperations = [\"Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read\"]\nmin_bytes = 1024\napproval = {{ groups = [\"{APPROVERS_GROUP}\"], hold = \"1s\" }}\n",
+        crate::storage::policy()
+    );
+    let h = Harness::start_with(Options {
+        policy: Some(policy),
+        credential: Some(client_secret),
+        approval_toml: "max_held_answer_bytes = 1048576\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let agent = blobs(&h, STORAGE_ACCOUNT);
+    upload(&agent).await;
+    let refused = agent
+        .send(Method::GET, "/logs/big.bin", &[VERSION], None)
+        .await
+        .unwrap();
+    let error = assert_airlock_error(
+        &refused,
+        StatusCode::FORBIDDEN,
+        "AirlockAnswerTooLargeToHold",
+    );
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the 1048576 bytes Airlock holds"),
+        "{error}"
+    );
+    let start = big_blob().slice(..64);
+    assert!(
+        !refused.body.windows(64).any(|w| w == &start[..]),
+        "nothing of the answer was sent"
+    );
+    h.shutdown().await;
+}

@@ -37,7 +37,8 @@ pub struct ApprovalConfig {
     #[serde(default = "default_max_stored_body_bytes")]
     pub max_stored_body_bytes: u64,
     /// The largest answer an `[[answer]]` rule holds for approval (sealed,
-    /// in the store); a larger one it would hold is refused (403
+    /// in the store), and the memory all answers read to be held share; a
+    /// larger one it would hold is refused (403
     /// `AirlockAnswerTooLargeToHold`). Default 256 MiB.
     #[serde(default = "default_max_held_answer_bytes")]
     pub max_held_answer_bytes: u64,
