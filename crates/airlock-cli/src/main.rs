@@ -185,7 +185,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             for warning in policy.warnings() {
                 println!("warning: {warning}");
             }
-            println!("{}: ok, {} rules", file.display(), policy.len());
+            println!(
+                "{}: ok, {} rules, {} quotas, {} answer rules",
+                file.display(),
+                policy.len(),
+                policy.quotas().len(),
+                policy.answer_rules().len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy(PolicyCommand::Explain {

@@ -123,6 +123,10 @@ fn bad_configs_are_refused_with_the_key_and_the_fix() {
             "allow_insecure_http",
         ),
         ("[listen\n", "airlock.toml"),
+        (
+            "[listen]\naddress = \"127.0.0.1:8443\"\n[identity]\ntenants = [\"t1\"]\naudiences = [\"api://airlock\"]\n[policy]\nfile = \"POLICY\"\n[upstream.credential]\nkind = \"static\"\ntoken = \"t\"\n[[masking.reveal]]\nname = \"everyone\"\noperations = [\"*\"]\n",
+            "reveal rule 'everyone' selects no principals, so it would reveal to everyone",
+        ),
     ];
     for (text, expected) in cases {
         let (ok, out) = check_config(text);
@@ -153,7 +157,10 @@ fn policy_check_reports_rules_and_the_line_of_a_problem() {
     std::fs::write(&good, airlock_demo::DEMO_POLICY).unwrap();
     let output = airlock(&["policy", "check", good.to_str().unwrap()]);
     assert!(output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout).ends_with(": ok, 8 rules\n"));
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .ends_with(": ok, 8 rules, 0 quotas, 1 answer rules\n")
+    );
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(

@@ -167,6 +167,8 @@ impl MaskingConfig {
                 "list the operations whose answers hold the secrets, e.g. [\"Microsoft.Contoso/widgets/listSecrets/action\"]",
             ));
         }
+        // Built once here, so `airlock check-config` finds what start would.
+        crate::masking::reveal_rules(self)?;
         let mut names = std::collections::HashSet::new();
         for reveal in &self.reveal {
             if !names.insert(reveal.name.as_str()) {
