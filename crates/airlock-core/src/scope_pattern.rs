@@ -82,6 +82,36 @@ impl ScopePattern {
     }
 }
 
+/// Whether one operation (not those it carries) is named by any of
+/// `operations` and lies within any of `scopes` (no scopes: anywhere): how
+/// reveal rules, quotas and answer rules pick operations.
+///
+/// ```
+/// use airlock_core::{Operation, OperationPattern, Plane, ResourceScope, ScopePattern, scope_pattern::names};
+/// let reads = [OperationPattern::parse("Microsoft.KeyVault/vaults/secrets/getSecret/action").unwrap()];
+/// let prod = [ScopePattern::parse("/providers/Microsoft.KeyVault/vaults/prod-*").unwrap()];
+/// let get = |vault: &str| Operation::new(
+///     "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+///     Plane::Data,
+///     ResourceScope::new(format!("/providers/Microsoft.KeyVault/vaults/{vault}/secrets/db")),
+/// );
+/// assert!(names(&reads, &prod, &get("prod-kv")));
+/// assert!(!names(&reads, &prod, &get("dev-kv")));
+/// assert!(names(&reads, &[], &get("dev-kv")));
+/// ```
+pub fn names(
+    operations: &[crate::OperationPattern],
+    scopes: &[ScopePattern],
+    operation: &crate::Operation,
+) -> bool {
+    let name = operation.name().to_lowercase();
+    operations.iter().any(|p| p.covers(name.as_bytes()))
+        && (scopes.is_empty()
+            || scopes
+                .iter()
+                .any(|s| s.covers(operation.scope().normalized())))
+}
+
 fn segments(id: &str) -> impl Iterator<Item = &str> {
     id.split('/').filter(|s| !s.is_empty())
 }

@@ -168,15 +168,7 @@ impl RevealRule {
         self.principals.matches(principal)
             && operation.flatten().into_iter().all(|op| {
                 !op.is_unknown()
-                    && self
-                        .operations
-                        .iter()
-                        .any(|p| p.covers(op.name().to_lowercase().as_bytes()))
-                    && (self.scopes.is_empty()
-                        || self
-                            .scopes
-                            .iter()
-                            .any(|s| s.covers(op.scope().normalized())))
+                    && airlock_core::scope_pattern::names(&self.operations, &self.scopes, op)
             })
     }
 

@@ -1,6 +1,7 @@
 //! [`AnswerRule`]: answers that wait for a human before they leave (the
 //! policy file's `[[answer]]`): the exfiltration guard.
 
+use airlock_core::scope_pattern::names;
 use airlock_core::{
     ApprovalWait, Decision, Operation, OperationPattern, Principal, PrincipalSelector, ScopePattern,
 };
@@ -71,15 +72,10 @@ impl AnswerRule {
     /// carries) for `principal`.
     pub fn applies(&self, principal: &Principal, operation: &Operation) -> bool {
         self.principals.matches(principal)
-            && operation.flatten().into_iter().any(|op| {
-                let name = op.name().to_lowercase();
-                self.operations.iter().any(|p| p.covers(name.as_bytes()))
-                    && (self.scopes.is_empty()
-                        || self
-                            .scopes
-                            .iter()
-                            .any(|s| s.covers(op.scope().normalized())))
-            })
+            && operation
+                .flatten()
+                .into_iter()
+                .any(|op| names(&self.operations, &self.scopes, op))
     }
 
     /// Whether it must count a list's items (the body must be read).

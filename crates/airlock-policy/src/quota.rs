@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use airlock_core::scope_pattern::names;
 use airlock_core::{
     Decision, Operation, OperationPattern, Principal, PrincipalSelector, ScopePattern,
 };
@@ -109,16 +110,10 @@ impl Quota {
         if !self.principals.matches(principal) || self.subject(principal).is_none() {
             return 0;
         }
-        let counted = operation.flatten().into_iter().filter(|op| {
-            let name = op.name().to_lowercase();
-            self.operations.iter().any(|p| p.covers(name.as_bytes()))
-                && (self.scopes.is_empty()
-                    || self
-                        .scopes
-                        .iter()
-                        .any(|s| s.covers(op.scope().normalized())))
-        });
-        counted.count() as u64
+        let counted = operation.flatten().into_iter();
+        counted
+            .filter(|op| names(&self.operations, &self.scopes, op))
+            .count() as u64
     }
 
     /// The key `principal`'s use is counted under: its object id, or for

@@ -358,17 +358,25 @@ async fn answer_bytes_count_once_sent_and_the_next_request_waits() {
         StatusCode::OK
     );
     // Counted once the body was sent, by a task of its own.
-    while used().await < 600 {
+    for _ in 0..10_000 {
+        if used().await >= 600 {
+            break;
+        }
         tokio::task::yield_now().await;
     }
+    assert_eq!(used().await, 600, "the answer's bytes were counted");
     assert_eq!(
         send(&service, request("agent", secret("b"))).await.0,
         StatusCode::OK,
         "600 of 1000 used: room left"
     );
-    while used().await < 1200 {
+    for _ in 0..10_000 {
+        if used().await >= 1200 {
+            break;
+        }
         tokio::task::yield_now().await;
     }
+    assert_eq!(used().await, 1200);
     let (status, body) = send(&service, request("agent", secret("c"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "1200 of 1000 used");
     assert!(body.contains("1200 of 1000 bytes"), "{body}");
