@@ -918,3 +918,114 @@ async fn the_python_sdk_meets_the_agents_own_azure_role() {
     );
     p.h.shutdown().await;
 }
+
+/// What leaves the gateway, with the Python SDK unchanged through the proxy
+/// (`tests/python/sdk_reveal.py`): a secret asked for in clear with
+/// `x-airlock-reveal` comes back in clear once an approver releases it,
+/// then masked; a listing the exfiltration guard holds is a 409 the SDK
+/// reports, and its retry gets the answer once released.
+#[tokio::test]
+async fn the_python_sdk_asks_for_a_reveal_and_meets_the_exfiltration_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let approvers = airlock_sim::APPROVERS_GROUP;
+    let agents = airlock_sim::AGENTS_GROUP;
+    let policy = format!(
+        "{POLICY}\n[[rule]]\nname = \"list-secrets\"\neffect = \"allow\"\ndata_actions = [\"Microsoft.KeyVault/vaults/secrets/readMetadata/action\"]\n\n[[answer]]\nname = \"secret-inventory\"\noperations = [\"Microsoft.KeyVault/vaults/secrets/readMetadata/action\"]\nmin_items = 1\napproval = {{ groups = [\"{approvers}\"], hold = \"1s\" }}\n"
+    );
+    let reveal = format!(
+        "[[masking.reveal]]\nname = \"secrets-by-approval\"\nprincipals = {{ groups = [\"{agents}\"] }}\noperations = [\"Microsoft.KeyVault/vaults/secrets/getSecret/action\"]\napproval = {{ groups = [\"{approvers}\"], hold = \"20s\" }}\n"
+    );
+    let h = Harness::start_with(Options {
+        extra_toml: format!(
+            "{}\n{reveal}",
+            forward_proxy_toml(dir.path(), "127.0.0.1:9".parse().unwrap(), "")
+        ),
+        audiences: vec!["https://vault.azure.net".into()],
+        policy: Some(policy),
+        ..Options::default()
+    })
+    .await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join("target/ci-cache/python/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `cargo xtask ci` (its test-tools step installs tests/python/requirements.txt)",
+        python.display()
+    );
+    let sdk = tokio::process::Command::new(&python)
+        .arg(root.join("tests/python/sdk_reveal.py"))
+        .env("HTTPS_PROXY", format!("http://{}", h.gateway.local_addr()))
+        .env("REQUESTS_CA_BUNDLE", dir.path().join("proxy-ca.pem"))
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env("AIRLOCK_AGENT_TOKEN", &h.agent_token)
+        .env("AIRLOCK_VAULT", VAULT)
+        .env("AIRLOCK_SECRET", airlock_sim::SECRET_NAME)
+        .kill_on_drop(true)
+        .output();
+    let sdk = tokio::spawn(sdk);
+    // The approver releases the reveal, then the held listing.
+    for rule in ["secrets-by-approval", "secret-inventory"] {
+        let id = eventually(
+            &format!("a pending approval by rule {rule}"),
+            Duration::from_secs(60),
+            || async {
+                let listed = h
+                    .approver()
+                    .get("/api/approvals?state=pending")
+                    .await
+                    .ok()?;
+                listed.json()["value"]
+                    .as_array()?
+                    .iter()
+                    .find(|a| a["rule"] == rule)
+                    .and_then(|a| a["id"].as_str().map(str::to_owned))
+            },
+        )
+        .await;
+        if rule == "secret-inventory" {
+            // Released only once the SDK was told it is held (its 409 is in
+            // the trail), so its retry is what gets the answer.
+            eventually(
+                "the held listing's 409",
+                Duration::from_secs(30),
+                || async {
+                    h.audit_trail()
+                        .await
+                        .iter()
+                        .any(|c| c.event.error_code.as_deref() == Some("AirlockAnswerHeld"))
+                        .then_some(())
+                },
+            )
+            .await;
+        }
+        let approved = h
+            .approver()
+            .send(
+                http::Method::POST,
+                &format!("/api/approvals/{id}/approve"),
+                &[],
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(approved.status, 200, "{:?}", approved.body);
+    }
+    let output = sdk.await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["revealed"], SECRET_VALUE, "{seen}");
+    assert!(
+        seen["again"].as_str().unwrap().starts_with("***MASKED:"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["listed"],
+        serde_json::json!([airlock_sim::SECRET_NAME]),
+        "{seen}"
+    );
+    assert_eq!(seen["refusals"][0]["status"], 409, "{seen}");
+    assert_eq!(seen["refusals"][0]["code"], "AirlockAnswerHeld", "{seen}");
+    h.shutdown().await;
+}
