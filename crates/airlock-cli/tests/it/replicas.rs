@@ -3,9 +3,10 @@
 //! Azure, behaving as one gateway: a request held on one is released by an
 //! approval made through the other; an async operation created on one is
 //! polled on the other; each writes its own audit chain and `airlock audit
-//! verify` checks both; the database stopped mid-traffic gives 503s and
-//! not-ready, and both recover by themselves when it returns, with every
-//! completed request's event stored exactly once.
+//! verify` checks both; a quota counts across both (`airlock quota show`
+//! reads it); the database stopped mid-traffic gives 503s and not-ready,
+//! and both recover by themselves when it returns, with every completed
+//! request's event stored exactly once.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -53,6 +54,12 @@ actions = ["Microsoft.Storage/storageAccounts/write"]
 [rule.approval]
 groups = ["{APPROVERS_GROUP}"]
 wait = "async"
+
+[[quota]]
+name = "vm-reads"
+operations = ["Microsoft.Compute/virtualMachines/read"]
+max_requests = 3
+window = "1h"
 "#
     )
 }
@@ -361,6 +368,30 @@ async fn two_replicas_on_one_database_behave_as_one_gateway() {
         by_replica.get("a").is_some_and(|n| *n > sent / 4)
             && by_replica.get("b").is_some_and(|n| *n >= sent / 2),
         "{by_replica:?}"
+    );
+
+    // A quota counted in the shared database: three VM reads in all,
+    // whichever replica serves them.
+    let vm = format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/{}?api-version=2024-07-01",
+        airlock_sim::SUBSCRIPTION_ID,
+        airlock_sim::RESOURCE_GROUP,
+        airlock_sim::VIRTUAL_MACHINES[0]
+    );
+    for agent in [&agent_a, &agent_b, &agent_a] {
+        let read = agent.get(&vm).await.unwrap();
+        assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+    }
+    for agent in [&agent_b, &agent_a] {
+        let refused = agent.get(&vm).await.unwrap();
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
+        assert_eq!(refused.json()["error"]["code"], "AirlockQuotaExceeded");
+    }
+    let (ok, shown) = cli(&b, &["quota", "show"]);
+    assert!(ok, "{shown}");
+    assert!(
+        shown.contains("vm-reads: 3 operations per 1h (sliding)") && shown.contains("3 / 3  FULL"),
+        "{shown}"
     );
 
     let (ok, report) = cli(&a, &["audit", "verify"]);
