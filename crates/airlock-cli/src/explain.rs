@@ -164,6 +164,24 @@ pub fn explain(
             explanation.decided_by
         );
     }
+    for quota in policy.quotas().iter() {
+        let counted = quota.counts(principal, &operation);
+        if counted > 0 {
+            let _ = writeln!(
+                out,
+                "quota      {quota} counts {counted} operation(s) of this request"
+            );
+        }
+    }
+    for rule in policy.answer_rules().iter() {
+        if rule.applies(principal, &operation) {
+            let _ = writeln!(
+                out,
+                "answer     rule '{}' looks at the answer: one meeting its conditions waits for approval",
+                rule.name()
+            );
+        }
+    }
     let _ = writeln!(out, "\nrules ({}):", config.policy.file.display());
     let mut current = String::new();
     for line in &trace {

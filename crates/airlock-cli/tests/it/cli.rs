@@ -181,7 +181,14 @@ fn policy_check_reports_rules_and_the_line_of_a_problem() {
 fn policy_explain_shows_operation_decision_and_every_rule() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, airlock_demo::DEMO_POLICY).unwrap();
+    std::fs::write(
+        &policy,
+        format!(
+            "{}\n[[quota]]\nname = \"vm-reads\"\noperations = [\"Microsoft.Compute/virtualMachines/read\"]\nmax_requests = 3\nwindow = \"1h\"\n\n[[answer]]\nname = \"big-vm-answers\"\noperations = [\"Microsoft.Compute/virtualMachines/read\"]\nmin_bytes = 1000000\napproval = {{ groups = [\"ops\"] }}\n",
+            airlock_demo::DEMO_POLICY
+        ),
+    )
+    .unwrap();
     let config = dir.path().join("airlock.toml");
     std::fs::write(
         &config,
@@ -234,6 +241,18 @@ fn policy_explain_shows_operation_decision_and_every_rule() {
     assert!(
         read.contains("decision   ALLOW by rule 'agents-read'"),
         "{read}"
+    );
+    assert!(
+        read.contains("quota      quota 'vm-reads' (3 operations per 1h per principal) counts 1 operation(s) of this request"),
+        "{read}"
+    );
+    assert!(
+        read.contains("answer     rule 'big-vm-answers' looks at the answer"),
+        "{read}"
+    );
+    assert!(
+        !denied.contains("quota ") && !denied.contains("answer  "),
+        "{denied}"
     );
 
     let output = airlock(&[
