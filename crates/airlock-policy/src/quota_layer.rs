@@ -194,12 +194,13 @@ where
                         return Ok(error.into_response_for(&request));
                     }
                 };
-                if !taken.granted {
-                    if let Some(refusal) = exceeded(&mut request, &applies, &taken.usage, now) {
-                        return Ok(refusal);
-                    }
-                    continue;
+                if !taken.granted
+                    && let Some(refusal) = exceeded(&mut request, &applies, &taken.usage, now)
+                {
+                    return Ok(refusal);
                 }
+                // An answer let through (an approval past the limit
+                // included) counts its bytes.
                 if matches!(applies.quota.limit, Limit::Bytes(_)) {
                     bytes.push(applies.key);
                 }

@@ -435,3 +435,43 @@ fn answer_rules_are_read_and_malformed_ones_refused() {
         assert!(error.contains(says), "{says}: {error}");
     }
 }
+
+#[tokio::test]
+async fn an_answer_approved_past_a_byte_quota_still_counts() {
+    let clock = Clock::new();
+    let policy = policy(
+        r#"
+        [[quota]]
+        name = "downloads-then-ask"
+        operations = ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]
+        max_bytes = 500
+        window = "1h"
+        on_exceed = "approve"
+        approval = { groups = ["sec"] }
+        "#,
+    );
+    let store = Arc::new(MemoryQuotaStore::default());
+    let service = service(policy, clock.clone(), 600, store.clone());
+    let used = || async {
+        let usage = store
+            .usage("downloads-then-ask", Duration::from_secs(3600), clock.now())
+            .await
+            .unwrap();
+        usage.first().map_or(0, |u| u.used)
+    };
+    let wait_for = |bytes: u64| async move {
+        for _ in 0..10_000 {
+            if used().await >= bytes {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(used().await, bytes);
+    };
+    send(&service, request("agent", secret("a"))).await;
+    wait_for(600).await;
+    // Past the limit: held for approval (here the stand-in answers), and
+    // what it sends counts all the same.
+    send(&service, request("agent", secret("b"))).await;
+    wait_for(1200).await;
+}
