@@ -437,11 +437,10 @@ async fn sign_in_hosts_are_tunnelled_blind() {
     p.h.shutdown().await;
 }
 
-/// The Python Azure SDK, unchanged, through `proxy` (`HTTPS_PROXY`), its
-/// credential answering `token` for every scope: what it saw
-/// (`tests/python/sdk_through_proxy.py`; `cargo xtask ci` installs the SDK
-/// into `target/ci-cache/python`).
-async fn python_sdk(p: &Proxied, proxy: &str, token: &str) -> serde_json::Value {
+/// `tests/python/{script}` on the Python `cargo xtask ci` installs into
+/// `target/ci-cache/python`, with `proxy` as `HTTPS_PROXY` and `bundle` as
+/// the CAs it trusts (and no `NO_PROXY` to get around it).
+fn python_script(script: &str, proxy: &str, bundle: &Path) -> tokio::process::Command {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join("target/ci-cache/python/bin/python");
     assert!(
@@ -449,6 +448,21 @@ async fn python_sdk(p: &Proxied, proxy: &str, token: &str) -> serde_json::Value 
         "{} is missing: run `cargo xtask ci` (its test-tools step installs tests/python/requirements.txt)",
         python.display()
     );
+    let mut command = tokio::process::Command::new(&python);
+    command
+        .arg(root.join("tests/python").join(script))
+        .env("HTTPS_PROXY", proxy)
+        .env("REQUESTS_CA_BUNDLE", bundle)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+    command
+}
+
+/// The Python Azure SDK, unchanged, through `proxy` (`HTTPS_PROXY`), its
+/// credential answering `token` for every scope: what it saw
+/// (`tests/python/sdk_through_proxy.py`; `cargo xtask ci` installs the SDK
+/// into `target/ci-cache/python`).
+async fn python_sdk(p: &Proxied, proxy: &str, token: &str) -> serde_json::Value {
     // With TLS to the proxy, one bundle trusts the listener and the proxy CA.
     let bundle = match &p.h.ca_pem {
         Some(listener_ca) => {
@@ -459,12 +473,7 @@ async fn python_sdk(p: &Proxied, proxy: &str, token: &str) -> serde_json::Value 
         }
         None => p.ca.clone(),
     };
-    let output = tokio::process::Command::new(&python)
-        .arg(root.join("tests/python/sdk_through_proxy.py"))
-        .env("HTTPS_PROXY", proxy)
-        .env("REQUESTS_CA_BUNDLE", &bundle)
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
+    let output = python_script("sdk_through_proxy.py", proxy, &bundle)
         .env("AIRLOCK_AGENT_TOKEN", token)
         .env("AIRLOCK_SUBSCRIPTION", SUBSCRIPTION_ID)
         .env("AIRLOCK_VAULT", VAULT)
@@ -867,22 +876,8 @@ async fn the_python_sdk_meets_the_agents_own_azure_role() {
     let token =
         p.h.issuer
             .mint(&bot.audience("https://management.azure.com"));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join("target/ci-cache/python/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `cargo xtask ci` (its test-tools step installs tests/python/requirements.txt)",
-        python.display()
-    );
-    let output = tokio::process::Command::new(&python)
-        .arg(root.join("tests/python/sdk_own_role.py"))
-        .env(
-            "HTTPS_PROXY",
-            format!("http://{}", p.h.gateway.local_addr()),
-        )
-        .env("REQUESTS_CA_BUNDLE", &p.ca)
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
+    let proxy = format!("http://{}", p.h.gateway.local_addr());
+    let output = python_script("sdk_own_role.py", &proxy, &p.ca)
         .env("AIRLOCK_AGENT_TOKEN", &token)
         .env("AIRLOCK_SUBSCRIPTION", SUBSCRIPTION_ID)
         .env("AIRLOCK_GROUP", "demo-rg")
@@ -945,19 +940,8 @@ async fn the_python_sdk_asks_for_a_reveal_and_meets_the_exfiltration_guard() {
         ..Options::default()
     })
     .await;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join("target/ci-cache/python/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `cargo xtask ci` (its test-tools step installs tests/python/requirements.txt)",
-        python.display()
-    );
-    let sdk = tokio::process::Command::new(&python)
-        .arg(root.join("tests/python/sdk_reveal.py"))
-        .env("HTTPS_PROXY", format!("http://{}", h.gateway.local_addr()))
-        .env("REQUESTS_CA_BUNDLE", dir.path().join("proxy-ca.pem"))
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
+    let proxy = format!("http://{}", h.gateway.local_addr());
+    let sdk = python_script("sdk_reveal.py", &proxy, &dir.path().join("proxy-ca.pem"))
         .env("AIRLOCK_AGENT_TOKEN", &h.agent_token)
         .env("AIRLOCK_VAULT", VAULT)
         .env("AIRLOCK_SECRET", airlock_sim::SECRET_NAME)
