@@ -136,6 +136,13 @@ impl Browser {
     /// Sends one DevTools command and waits for its answer (events that
     /// arrive meanwhile are skipped).
     pub async fn command(&mut self, method: &str, params: Value) -> Value {
+        self.try_command(method, params)
+            .await
+            .unwrap_or_else(|error| panic!("{method}: {error}"))
+    }
+
+    /// [`Browser::command`], handing back DevTools' error instead of panicking.
+    async fn try_command(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let message = json!({ "id": id, "method": method, "params": params }).to_string();
@@ -152,8 +159,10 @@ impl Browser {
         })
         .await
         .unwrap_or_else(|_| panic!("{method}: no answer within 30 s"));
-        assert!(answer.get("error").is_none(), "{method}: {answer}");
-        answer["result"].clone()
+        match answer.get("error") {
+            Some(error) => Err(error.clone()),
+            None => Ok(answer["result"].clone()),
+        }
     }
 
     /// Navigates and waits until the page (after any redirects) has loaded.
@@ -165,18 +174,26 @@ impl Browser {
 
     /// Evaluates `expression` in the page (awaiting a promise) and returns its value.
     pub async fn eval(&mut self, expression: &str) -> Value {
+        self.try_eval(expression)
+            .await
+            .unwrap_or_else(|error| panic!("Runtime.evaluate: {error}"))
+    }
+
+    /// [`Browser::eval`], handing back DevTools' error (e.g. the page
+    /// navigated while the expression ran) instead of panicking.
+    async fn try_eval(&mut self, expression: &str) -> Result<Value, Value> {
         let result = self
-            .command(
+            .try_command(
                 "Runtime.evaluate",
                 json!({ "expression": expression, "awaitPromise": true, "returnByValue": true }),
             )
-            .await;
+            .await?;
         assert!(
             result.get("exceptionDetails").is_none(),
             "{expression} threw: {}",
             result["exceptionDetails"]
         );
-        result["result"]["value"].clone()
+        Ok(result["result"]["value"].clone())
     }
 
     /// Waits (up to 30 s) until `condition` is truthy in the page; its value.
@@ -186,7 +203,13 @@ impl Browser {
             "(() => {{ try {{ return ({condition}); }} catch (e) {{ return false; }} }})()"
         );
         loop {
-            let value = self.eval(&guarded).await;
+            // A page that navigates (a form post, a redirect) while the
+            // condition is evaluated has no answer yet: ask the next page.
+            let value = match self.try_eval(&guarded).await {
+                Ok(value) => value,
+                Err(error) if navigated(&error) => Value::Null,
+                Err(error) => panic!("Runtime.evaluate: {error}"),
+            };
             if !matches!(value, Value::Null | Value::Bool(false))
                 && value != json!(0)
                 && value != json!("")
@@ -244,4 +267,17 @@ impl Browser {
             let _ = self.child.kill().await;
         }
     }
+}
+
+/// Whether DevTools refused an evaluation because the page went away under
+/// it (navigation, reload), which a later evaluation in the new page fixes.
+fn navigated(error: &Value) -> bool {
+    let message = error["message"].as_str().unwrap_or_default();
+    [
+        "Inspected target navigated or closed",
+        "Execution context was destroyed",
+        "Cannot find context with specified id",
+    ]
+    .iter()
+    .any(|known| message.contains(known))
 }
