@@ -21,7 +21,7 @@ use crate::curves;
 use crate::load::{Generator, GeneratorChoice, LoadSpec};
 use crate::process::{Children, free_loopback_port};
 use crate::report::{self, Comparison, Measured, RunInfo};
-use crate::{apt, duration, footprint, memory, open_loop, project_root, replay_probe};
+use crate::{apt, cpu, duration, footprint, memory, open_loop, project_root, replay_probe};
 
 /// The request every target is asked, the same for all three.
 pub(crate) const REQUEST_PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore?api-version=2023-05-01";
@@ -214,6 +214,10 @@ pub(crate) struct BenchArgs {
     /// it beside `gateway-unrecorded` instead of `gateway`.
     #[arg(long, requires = "baseline")]
     baseline_unrecorded: bool,
+    /// Load the targets and print their numbers and ratios, nothing else:
+    /// no probes, no curves, no report (to weigh one change quickly).
+    #[arg(long, conflicts_with = "quick")]
+    throughput_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -411,9 +415,12 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     // a real token from the development issuer, verified by the gateway.
     let client_authorization = format!("Bearer {}", issuer.agent_token);
     let mut endpoints = Vec::new();
+    // Each target's own server processes, for its CPU per request.
+    let mut server_pids: Vec<Vec<u32>> = Vec::new();
     let (work_path, bin_dir_ref, sim_url_ref, issuer_ref) =
         (work_dir.path(), &bin_dir, &sim_url, &issuer);
     for &target in &targets {
+        let started_before = children.count();
         let on = |store: Store| {
             move |children: &mut Children, mode: Mode, record: bool, binary: PathBuf| {
                 let name = match &store {
@@ -537,6 +544,11 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                     .map(|proxy| format!(" through {proxy}"))
                     .unwrap_or_default()
         );
+        server_pids.push(if target == Target::Sim {
+            children.last_pid("airlock-sim").into_iter().collect()
+        } else {
+            children.pids_since(started_before)
+        });
         endpoints.push((target, spec));
     }
 
@@ -553,6 +565,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
             label: target.label(),
             about: target.about(),
             rounds: Vec::new(),
+            cpu_us: Vec::new(),
         })
         .collect();
     for (target, spec) in &mut endpoints {
@@ -565,12 +578,23 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
             .with_context(|| format!("warm-up of {} failed", target.label()))?;
     }
     for round in 1..=rounds {
-        for ((target, spec), measured) in endpoints.iter_mut().zip(&mut measured) {
+        for (((target, spec), measured), pids) in
+            endpoints.iter_mut().zip(&mut measured).zip(&server_pids)
+        {
             spec.duration = duration;
             println!("round {round}/{rounds}: loading {} ...", target.label());
+            let cpu_before = cpu::seconds(pids);
             let result = pick(spec)
                 .run_split(spec)
                 .with_context(|| format!("load on {} failed", target.label()))?;
+            if let (Some(before), Some(after)) = (cpu_before, cpu::seconds(pids))
+                && result.requests > 0
+            {
+                #[allow(clippy::cast_precision_loss)]
+                measured
+                    .cpu_us
+                    .push((after - before) * 1e6 / result.requests as f64);
+            }
             children.check_all_running()?;
             if args.quick {
                 anyhow::ensure!(
@@ -587,6 +611,9 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
 
     // The smoke run's numbers mean nothing: no ratios, no goals.
     report::print(&measured, if args.quick { &[] } else { COMPARISONS });
+    if args.throughput_only {
+        return Ok(());
+    }
     let curve_dir = work_dir.path().join("curves");
     let curve_bench = curves::Bench {
         bin_dir: &bin_dir,

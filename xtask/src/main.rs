@@ -12,6 +12,7 @@ mod apt;
 mod bench;
 mod chart;
 mod ci;
+mod cpu;
 mod curves;
 mod duration;
 mod footprint;

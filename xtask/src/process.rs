@@ -98,6 +98,20 @@ impl Children {
         }
     }
 
+    /// How many children have been started and are still held.
+    pub(crate) fn count(&self) -> usize {
+        self.running.len()
+    }
+
+    /// The process ids of the children started after the first `count`.
+    pub(crate) fn pids_since(&self, count: usize) -> Vec<u32> {
+        self.running
+            .iter()
+            .skip(count)
+            .map(|running| running.child.id())
+            .collect()
+    }
+
     /// The process id of the child last started as `name`.
     pub(crate) fn last_pid(&self, name: &str) -> Option<u32> {
         self.running

@@ -20,6 +20,9 @@ pub(crate) struct Measured {
     pub(crate) about: &'static str,
     /// One result per round, in order.
     pub(crate) rounds: Vec<LoadResult>,
+    /// The server's own CPU microseconds per request, per round (the
+    /// upstream's not included); empty when it could not be read.
+    pub(crate) cpu_us: Vec<f64>,
 }
 
 /// A target's rounds summarised: medians, and the range of throughput.
@@ -32,6 +35,8 @@ pub(crate) struct Summary {
     pub(crate) p99_ms: f64,
     pub(crate) requests: u64,
     pub(crate) errors: u64,
+    /// Median of [`Measured::cpu_us`].
+    pub(crate) cpu_us: Option<f64>,
 }
 
 impl Measured {
@@ -45,8 +50,14 @@ impl Measured {
             p99_ms: median(&self.rounds.iter().map(|r| r.p99_ms).collect::<Vec<_>>()),
             requests: self.rounds.iter().map(|r| r.requests).sum(),
             errors: self.rounds.iter().map(|r| r.errors).sum(),
+            cpu_us: (!self.cpu_us.is_empty()).then(|| median(&self.cpu_us)),
         }
     }
+}
+
+/// A CPU-per-request cell: microseconds, or a dash when not measured.
+fn cpu_cell(cpu_us: Option<f64>) -> String {
+    cpu_us.map_or_else(|| "–".to_owned(), |us| format!("{us:.1}"))
 }
 
 /// A ratio of two targets taken round by round (each pair loaded minutes
@@ -119,19 +130,20 @@ pub(crate) fn median(values: &[f64]) -> f64 {
 pub(crate) fn print(measured: &[Measured], comparisons: &[Comparison]) {
     println!();
     println!(
-        "{:<26} {:>11} {:>17} {:>9} {:>9} {:>7}",
-        "target", "requests/s", "rounds (low-high)", "p50 ms", "p99 ms", "errors"
+        "{:<26} {:>11} {:>17} {:>9} {:>9} {:>7} {:>12}",
+        "target", "requests/s", "rounds (low-high)", "p50 ms", "p99 ms", "errors", "CPU µs/req"
     );
     for target in measured {
         let s = target.summary();
         println!(
-            "{:<26} {:>11.0} {:>17} {:>9.3} {:>9.3} {:>7}",
+            "{:<26} {:>11.0} {:>17} {:>9.3} {:>9.3} {:>7} {:>12}",
             target.label,
             s.rps,
             format!("{:.0}-{:.0}", s.rps_low, s.rps_high),
             s.p50_ms,
             s.p99_ms,
-            s.errors
+            s.errors,
+            cpu_cell(s.cpu_us)
         );
         if s.errors > 0 {
             println!(
@@ -239,17 +251,28 @@ pub(crate) fn write(
     let _ = writeln!(md, "\n## Results\n");
     let _ = writeln!(
         md,
-        "| target | requests/s (median) | rounds, low–high | p50 ms | p99 ms | errors |"
+        "| target | requests/s (median) | rounds, low–high | p50 ms | p99 ms | errors | server CPU µs/request |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
     for target in measured {
         let s = target.summary();
         let _ = writeln!(
             md,
-            "| {} | {:.0} | {:.0}–{:.0} | {:.2} | {:.2} | {} |",
-            target.label, s.rps, s.rps_low, s.rps_high, s.p50_ms, s.p99_ms, s.errors
+            "| {} | {:.0} | {:.0}–{:.0} | {:.2} | {:.2} | {} | {} |",
+            target.label,
+            s.rps,
+            s.rps_low,
+            s.rps_high,
+            s.p50_ms,
+            s.p99_ms,
+            s.errors,
+            cpu_cell(s.cpu_us)
         );
     }
+    let _ = writeln!(
+        md,
+        "\nServer CPU per request: the user and system CPU time of the target's own process (not the simulated Azure's) over a round, divided by the requests it served; the median of rounds. It drifts much less than throughput, and it is what a change to the gateway's code moves."
+    );
     let _ = writeln!(
         md,
         "\n![throughput per target](docs/bench/throughput.svg)\n"
@@ -327,6 +350,7 @@ mod tests {
             label,
             about: "a target",
             rounds: rounds.iter().map(|&(rps, p99)| result(rps, p99)).collect(),
+            cpu_us: Vec::new(),
         }
     }
 
