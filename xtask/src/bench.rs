@@ -19,6 +19,7 @@ use xshell::{Shell, cmd};
 
 use crate::curves;
 use crate::load::{Generator, GeneratorChoice, LoadSpec};
+use crate::open_loop::Basis;
 use crate::process::{Children, free_loopback_port};
 use crate::report::{self, Comparison, Measured, RunInfo};
 use crate::{apt, cpu, duration, footprint, memory, open_loop, project_root, replay_probe};
@@ -643,21 +644,36 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     {
         mint_probe(&loadgen, tunnel)?;
     }
-    let bare_rps = measured
-        .iter()
-        .find(|m| m.label == Target::Bare.label())
-        .map(|m| m.summary().rps);
-    let open_loop = match bare_rps {
-        Some(rps) if rps > 0.0 => {
-            let at_rate: Vec<(&'static str, LoadSpec)> = endpoints
-                .iter()
-                .filter(|(target, spec)| {
-                    matches!(target, Target::Bare | Target::Nginx | Target::Gateway)
-                        && spec.ca.is_none()
-                })
-                .map(|(target, spec)| (target.label(), spec.clone()))
-                .collect();
-            let probe = open_loop::probe(&loadgen, &at_rate, rps / 2.0, duration)?;
+    let median_rps = |target: Target| {
+        measured
+            .iter()
+            .find(|m| m.label == target.label())
+            .map(|m| m.summary().rps)
+            .filter(|rps| *rps > 0.0)
+    };
+    let at_rate = |targets: &[Target]| -> Vec<(&'static str, LoadSpec)> {
+        endpoints
+            .iter()
+            .filter(|(target, spec)| targets.contains(target) && spec.ca.is_none())
+            .map(|(target, spec)| (target.label(), spec.clone()))
+            .collect()
+    };
+    let open_loop = match median_rps(Target::Bare) {
+        Some(rps) => {
+            let targets = at_rate(&[Target::Bare, Target::Nginx, Target::Gateway]);
+            let probe = open_loop::probe(&loadgen, &targets, (rps / 2.0, Basis::Bare), duration)?;
+            println!("{}", probe.describe());
+            Some(probe)
+        }
+        None => None,
+    };
+    // The same question below the gateway's own saturation, where its queue
+    // does not set the latency: what it adds per request.
+    let unsaturated = match (median_rps(Target::Bare), median_rps(Target::Gateway)) {
+        (Some(_), Some(rps)) => {
+            let targets = at_rate(&[Target::Bare, Target::Gateway]);
+            let probe =
+                open_loop::probe(&loadgen, &targets, (rps / 2.0, Basis::Gateway), duration)?;
             println!("{}", probe.describe());
             Some(probe)
         }
@@ -729,6 +745,13 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                 "Latency at half the bare proxy's saturation",
                 open_loop.map_or_else(
                     || String::from("Not measured: the bare proxy was not among the targets."),
+                    |probe| probe.describe(),
+                ),
+            ),
+            (
+                "Latency below the gateway's saturation",
+                unsaturated.map_or_else(
+                    || String::from("Not measured: the bare proxy and the gateway were not both among the targets."),
                     |probe| probe.describe(),
                 ),
             ),
