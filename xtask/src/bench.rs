@@ -671,7 +671,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     // does not set the latency: what it adds per request.
     let unsaturated = match (median_rps(Target::Bare), median_rps(Target::Gateway)) {
         (Some(_), Some(rps)) => {
-            let targets = at_rate(&[Target::Bare, Target::Gateway]);
+            let targets = at_rate(&[Target::Bare, Target::Gateway, Target::GatewayUnrecorded]);
             let probe =
                 open_loop::probe(&loadgen, &targets, (rps / 2.0, Basis::Gateway), duration)?;
             println!("{}", probe.describe());
