@@ -57,11 +57,25 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_used_some_cpu() {
-        let spent: u64 = (0..2_000_000_u64).map(std::hint::black_box).sum();
-        assert!(spent > 0);
-        let seconds = seconds(&[std::process::id()]).expect("our own /proc entry");
-        assert!(seconds >= 0.0);
-        assert_eq!(super::seconds(&[]), None);
+    fn the_reading_grows_with_the_cpu_this_process_burns() {
+        let me = [std::process::id()];
+        let before = seconds(&me).expect("our own /proc entry");
+        // Spin until the kernel has charged at least two clock ticks more
+        // (20 ms at 100 Hz); a reading of the wrong fields would not move.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut spent = 0_u64;
+        let after = loop {
+            spent = spent.wrapping_add(std::hint::black_box(spent) | 1);
+            let now = seconds(&me).expect("our own /proc entry");
+            if now >= before + 2.0 / ticks_per_second() {
+                break now;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "10 s of spinning was not charged to this process: {before} s, then {now} s"
+            );
+        };
+        assert!(after > before);
+        assert_eq!(seconds(&[]), None);
     }
 }
