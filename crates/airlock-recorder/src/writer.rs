@@ -3,9 +3,10 @@
 //!
 //! It takes whatever is queued (up to `max_batch`) per
 //! [`AuditSink::append`] call, after letting the tasks already runnable
-//! queue theirs, so a busy gateway writes in large batches (one commit for
-//! many events: on SQLite most of an event's cost) and an idle one writes
-//! each event at once. When an append fails:
+//! queue theirs (again, for a few rounds, while they keep doing so), so a
+//! busy gateway writes in large batches (one commit for many events: on
+//! SQLite a commit costs as much as a few dozen events) and an idle one
+//! writes each event at once. When an append fails:
 //!
 //! - everyone waiting for those events hears the error, and the events are
 //!   lost (counted in `dropped`): they are not re-linked or retried, so the
@@ -34,6 +35,8 @@ use crate::{AuditSink, ChainHead, ChainedEvent, RecorderError};
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest pause between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The most scheduler rounds a batch waits for more events.
+const GATHER_ROUNDS: usize = 8;
 
 pub(crate) struct Writer {
     pub(crate) receiver: mpsc::Receiver<Entry>,
@@ -99,16 +102,7 @@ impl Writer {
                 },
             };
             batch.push(first);
-            // Let the tasks already runnable (responses about to end) run
-            // first and queue their events: one batch, so one commit, for
-            // all of them. Costs nothing when nothing else is runnable.
-            tokio::task::yield_now().await;
-            while batch.len() < self.max_batch {
-                match self.receiver.try_recv() {
-                    Ok(entry) => batch.push(entry),
-                    Err(_) => break,
-                }
-            }
+            self.gather(&mut batch).await;
             if self.write(&mut batch).await {
                 retry = None;
             } else {
@@ -121,6 +115,28 @@ impl Writer {
             }
         }
         tracing::debug!(head = self.head.seq, "audit writer stopped");
+    }
+
+    /// Adds to `batch` the events queued while the tasks already runnable
+    /// (responses about to end) run, and again while each such round
+    /// brings more (up to [`GATHER_ROUNDS`] rounds and `max_batch` events):
+    /// one commit for all of them, and a commit's fixed cost is most of
+    /// what a small batch costs. An idle gateway writes after one round,
+    /// which costs nothing when nothing else is runnable.
+    async fn gather(&mut self, batch: &mut Vec<Entry>) {
+        for _ in 0..GATHER_ROUNDS {
+            tokio::task::yield_now().await;
+            let before = batch.len();
+            while batch.len() < self.max_batch {
+                match self.receiver.try_recv() {
+                    Ok(entry) => batch.push(entry),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() == before || batch.len() >= self.max_batch {
+                return;
+            }
+        }
     }
 
     /// Links and appends `batch` (emptying it), answers its waiters, and
@@ -207,5 +223,87 @@ impl Writer {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::EXAMPLE_EVENT;
+    use crate::queue::Queue;
+    use crate::{MemorySink, RecorderConfig};
+
+    fn entry() -> Entry {
+        Entry {
+            event: serde_json::from_str(EXAMPLE_EVENT).unwrap(),
+            principal: None,
+            session_header: None,
+            arrived: std::time::Instant::now(),
+            ack: None,
+        }
+    }
+
+    /// A writer over a channel the test sends into, taking `max_batch`.
+    fn new_writer(max_batch: usize) -> (Writer, mpsc::Sender<Entry>) {
+        let (queue, _) = Queue::new(RecorderConfig::default());
+        let (sender, receiver) = mpsc::channel(1024);
+        let writer = Writer {
+            receiver,
+            sink: Arc::new(MemorySink::new()),
+            status: Arc::clone(&queue.status),
+            head: ChainHead::default(),
+            sessions: Sessions::new(Duration::from_secs(60)),
+            max_batch,
+            shutdown: Arc::new(Notify::new()),
+        };
+        (writer, sender)
+    }
+
+    /// Queues one event per scheduler round, `rounds` times (forever if `None`).
+    fn producer(sender: mpsc::Sender<Entry>, rounds: Option<usize>) {
+        tokio::spawn(async move {
+            let mut sent = 0;
+            while rounds.is_none_or(|rounds| sent < rounds) {
+                if sender.send(entry()).await.is_err() {
+                    return;
+                }
+                sent += 1;
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_idle_writer_writes_the_first_event_after_one_round() {
+        let (mut writer, _sender) = new_writer(512);
+        let mut batch = vec![entry()];
+        writer.gather(&mut batch).await;
+        assert_eq!(batch.len(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_gathers_events_for_as_long_as_each_round_brings_more() {
+        let (mut writer, sender) = new_writer(512);
+        producer(sender, Some(5));
+        let mut batch = vec![entry()];
+        writer.gather(&mut batch).await;
+        assert_eq!(batch.len(), 6);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn gathering_stops_after_its_rounds_or_at_max_batch() {
+        let (mut writer, sender) = new_writer(512);
+        producer(sender, None);
+        let mut batch = vec![entry()];
+        writer.gather(&mut batch).await;
+        assert_eq!(batch.len(), 1 + GATHER_ROUNDS);
+
+        let (mut writer, sender) = new_writer(3);
+        for _ in 0..10 {
+            sender.try_send(entry()).unwrap();
+        }
+        let mut batch = vec![entry()];
+        writer.gather(&mut batch).await;
+        assert_eq!(batch.len(), 3);
     }
 }

@@ -200,8 +200,11 @@ async fn fail_open_a_slow_sink_never_holds_a_response() {
 
 #[tokio::test]
 async fn fail_closed_a_full_queue_refuses_new_requests_and_serves_admitted_ones() {
+    // One event per batch: otherwise the writer would gather the queued
+    // events into its batch as fast as they are admitted.
     let config = RecorderConfig {
         queue_capacity: 1,
+        max_batch: 1,
         ..RecorderConfig::default()
     };
     let (sink, recorder) = start(config).await;
