@@ -1,0 +1,175 @@
+//! The CPU a recorded request costs, in one process: 64 concurrent
+//! requests through [`RecorderLayer`](airlock_recorder::RecorderLayer) to an
+//! inner service that answers a small ARM GET and fills the audit draft as
+//! the gateway's layers would (principal, decision, masked answer excerpt),
+//! first without the recorder, then with the recorder writing to a sink that
+//! discards events, then to SQLite (a fresh WAL file, as shipped). The
+//! steps between the three are what the recorder itself and the store cost.
+//!
+//! Printed as CPU microseconds per request (user + system time of the whole
+//! process, every thread: the writer, SQLite's and the checkpointer's), and
+//! the mean batch the writer stored. Run pinned to one CPU to match the
+//! gateway in `cargo xtask bench`:
+//!
+//! ```text
+//! cargo bench -p airlock-store --bench recording_cost --no-run
+//! taskset -c 1 target/release/deps/recording_cost-<hash>
+//! ```
+//!
+//! Not a criterion bench: criterion measures wall time, and the store's
+//! work runs on other threads than the requests.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use airlock_core::{AirlockBody, AuditDraft, BoxFuture, Decision, Principal, PrincipalKind};
+use airlock_recorder::{AuditSink, ChainHead, ChainedEvent, Recorder, RecorderConfig, SinkError};
+use airlock_store::SqliteStore;
+use http::{Request, Response};
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+use tower::util::BoxCloneSyncService;
+
+const REQUESTS: usize = 100_000;
+const CONCURRENCY: usize = 64;
+const ROUNDS: usize = 3;
+const PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore";
+const ANSWER: &str = r#"{"id":"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore","name":"demostore","type":"Microsoft.Storage/storageAccounts","location":"westeurope","kind":"StorageV2","sku":{"name":"Standard_LRS"},"properties":{"provisioningState":"Succeeded","primaryEndpoints":{"blob":"https://demostore.blob.core.windows.net/"}}}"#;
+
+/// Takes every batch and keeps nothing.
+struct Discard;
+
+impl AuditSink for Discard {
+    fn append<'a>(&'a self, _: &'a [ChainedEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn head(&self) -> BoxFuture<'_, Result<Option<ChainHead>, SinkError>> {
+        Box::pin(async { Ok(None) })
+    }
+    fn ready(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+type Service = BoxCloneSyncService<Request<AirlockBody>, Response<AirlockBody>, Infallible>;
+
+/// The recorder (if any) in front of an inner service that fills the draft.
+fn stack(recorder: Option<&Recorder>) -> Service {
+    let principal = Principal::builder(
+        "00000000-0000-0000-0000-0000000000a1",
+        PrincipalKind::ManagedIdentity,
+    )
+    .tenant_id("22222222-2222-2222-2222-222222222222")
+    .display_name("build-agent")
+    .app_id("00000000-0000-0000-0000-0000000000a2")
+    .groups(vec!["00000000-0000-0000-0000-0000000000c1".to_owned()])
+    .build();
+    let inner = tower::service_fn(move |request: Request<AirlockBody>| {
+        let draft = request.extensions().get::<AuditDraft>().cloned();
+        draft.unwrap_or_default().update(|record| {
+            record.principal = Some(principal.clone());
+            record.decision = Some(Decision::Allow {
+                rule: "agents-read".into(),
+            });
+            record.response_excerpt = Some(ANSWER.to_owned());
+            record.upstream_status = Some(200);
+            record.upstream_request_id = Some("94db859b-e0d8-4389-b4db-9e42f3c4c03f".into());
+        });
+        async { Ok(Response::new(airlock_core::full(ANSWER))) }
+    });
+    match recorder {
+        Some(recorder) => BoxCloneSyncService::new(
+            tower::ServiceBuilder::new()
+                .layer(recorder.layer())
+                .map_request(|request: Request<_>| request.map(airlock_core::boxed))
+                .service(inner),
+        ),
+        None => BoxCloneSyncService::new(inner),
+    }
+}
+
+/// CPU seconds this process has used (`/proc/self/stat`: utime + stime,
+/// in the kernel's usual 100 Hz ticks).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+async fn load(service: &Service) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CONCURRENCY {
+        let service = service.clone();
+        tasks.spawn(async move {
+            for _ in 0..REQUESTS / CONCURRENCY {
+                let request =
+                    Request::get(format!("http://localhost{PATH}?api-version=2023-05-01"))
+                        .body(AirlockBody::default())
+                        .unwrap();
+                let response = service.clone().oneshot(request).await.unwrap();
+                assert_eq!(
+                    response.into_body().collect().await.unwrap().to_bytes(),
+                    ANSWER
+                );
+            }
+        });
+    }
+    tasks.join_all().await;
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = SqliteStore::open(dir.path().join("audit.db"))
+            .await
+            .unwrap();
+        let sinks: [(&str, Option<Arc<dyn AuditSink>>); 3] = [
+            ("no recorder", None),
+            ("discarded", Some(Arc::new(Discard))),
+            ("sqlite", Some(Arc::new(sqlite))),
+        ];
+        for (name, sink) in sinks {
+            let recorder = match sink {
+                Some(sink) => Some(
+                    Recorder::start(sink, RecorderConfig::default())
+                        .await
+                        .unwrap(),
+                ),
+                None => None,
+            };
+            let service = stack(recorder.as_ref());
+            let mut stored = (0, 0);
+            for round in 1..=ROUNDS {
+                let before = cpu_seconds();
+                load(&service).await;
+                #[allow(clippy::cast_precision_loss)]
+                let per_request = (cpu_seconds() - before) * 1e6 / REQUESTS as f64;
+                let mut line = format!(
+                    "recording_cost/{name} round {round}: {per_request:.1} µs CPU per request"
+                );
+                if let Some(recorder) = &recorder {
+                    let stats = recorder.stats();
+                    #[allow(clippy::cast_precision_loss)]
+                    let batch = (stats.recorded - stored.0) as f64
+                        / (stats.batches - stored.1).max(1) as f64;
+                    stored = (stats.recorded, stats.batches);
+                    line.push_str(&format!(", {batch:.1} events per batch"));
+                }
+                println!("{line}");
+            }
+            if let Some(recorder) = recorder {
+                recorder.shutdown().await;
+            }
+        }
+    });
+}
