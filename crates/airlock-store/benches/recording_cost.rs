@@ -3,8 +3,10 @@
 //! inner service that answers a small ARM GET and fills the audit draft as
 //! the gateway's layers would (principal, decision, masked answer excerpt),
 //! first without the recorder, then with the recorder writing to a sink that
-//! discards events, then to SQLite (a fresh WAL file, as shipped). The
-//! steps between the three are what the recorder itself and the store cost.
+//! discards events, then to SQLite (a fresh WAL file, as shipped), from one
+//! agent and then from 64 (one session each, interleaved: each commit then
+//! touches the session index in as many places). The steps between them
+//! are what the recorder itself and the store cost.
 //!
 //! Printed as CPU microseconds per request (user + system time of the whole
 //! process, every thread: the writer, SQLite's and the checkpointer's), and
@@ -55,21 +57,38 @@ impl AuditSink for Discard {
 
 type Service = BoxCloneSyncService<Request<AirlockBody>, Response<AirlockBody>, Infallible>;
 
-/// The recorder (if any) in front of an inner service that fills the draft.
+/// A measured case: its name, the recorder's sink (none: no recorder), and
+/// how many agents the requests come from.
+type Case = (&'static str, Option<Arc<dyn AuditSink>>, usize);
+
+/// The recorder (if any) in front of an inner service that fills the
+/// draft, the principal being the agent the request's `x-agent` names.
 fn stack(recorder: Option<&Recorder>) -> Service {
-    let principal = Principal::builder(
-        "00000000-0000-0000-0000-0000000000a1",
-        PrincipalKind::ManagedIdentity,
-    )
-    .tenant_id("22222222-2222-2222-2222-222222222222")
-    .display_name("build-agent")
-    .app_id("00000000-0000-0000-0000-0000000000a2")
-    .groups(vec!["00000000-0000-0000-0000-0000000000c1".to_owned()])
-    .build();
+    let agents: Arc<Vec<Principal>> = Arc::new(
+        (0..CONCURRENCY)
+            .map(|agent| {
+                Principal::builder(
+                    format!("00000000-0000-0000-0000-{agent:012}"),
+                    PrincipalKind::ManagedIdentity,
+                )
+                .tenant_id("22222222-2222-2222-2222-222222222222")
+                .display_name(format!("build-agent-{agent}"))
+                .app_id("00000000-0000-0000-0000-0000000000a2")
+                .groups(vec!["00000000-0000-0000-0000-0000000000c1".to_owned()])
+                .build()
+            })
+            .collect(),
+    );
     let inner = tower::service_fn(move |request: Request<AirlockBody>| {
+        let agent: usize = request.headers()["x-agent"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let principal = agents[agent].clone();
         let draft = request.extensions().get::<AuditDraft>().cloned();
         draft.unwrap_or_default().update(|record| {
-            record.principal = Some(principal.clone());
+            record.principal = Some(principal);
             record.decision = Some(Decision::Allow {
                 rule: "agents-read".into(),
             });
@@ -101,14 +120,18 @@ fn cpu_seconds() -> f64 {
     ticks / 100.0
 }
 
-async fn load(service: &Service) {
+/// `REQUESTS` requests from `CONCURRENCY` tasks, task `i` acting for agent
+/// `i % agents`.
+async fn load(service: &Service, agents: usize) {
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..CONCURRENCY {
+    for task in 0..CONCURRENCY {
         let service = service.clone();
+        let agent = (task % agents).to_string();
         tasks.spawn(async move {
             for _ in 0..REQUESTS / CONCURRENCY {
                 let request =
                     Request::get(format!("http://localhost{PATH}?api-version=2023-05-01"))
+                        .header("x-agent", &agent)
                         .body(AirlockBody::default())
                         .unwrap();
                 let response = service.clone().oneshot(request).await.unwrap();
@@ -130,15 +153,21 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let sqlite = SqliteStore::open(dir.path().join("audit.db"))
-            .await
-            .unwrap();
-        let sinks: [(&str, Option<Arc<dyn AuditSink>>); 3] = [
-            ("no recorder", None),
-            ("discarded", Some(Arc::new(Discard))),
-            ("sqlite", Some(Arc::new(sqlite))),
+        let sqlite = |name: &str| {
+            let path = dir.path().join(name);
+            async move { Arc::new(SqliteStore::open(path).await.unwrap()) as Arc<dyn AuditSink> }
+        };
+        let cases: [Case; 4] = [
+            ("no recorder", None, 1),
+            ("discarded", Some(Arc::new(Discard)), 1),
+            ("sqlite, one agent", Some(sqlite("one.db").await), 1),
+            (
+                "sqlite, 64 agents",
+                Some(sqlite("many.db").await),
+                CONCURRENCY,
+            ),
         ];
-        for (name, sink) in sinks {
+        for (name, sink, agents) in cases {
             let recorder = match sink {
                 Some(sink) => Some(
                     Recorder::start(sink, RecorderConfig::default())
@@ -151,7 +180,7 @@ fn main() {
             let mut stored = (0, 0);
             for round in 1..=ROUNDS {
                 let before = cpu_seconds();
-                load(&service).await;
+                load(&service, agents).await;
                 #[allow(clippy::cast_precision_loss)]
                 let per_request = (cpu_seconds() - before) * 1e6 / REQUESTS as f64;
                 let mut line = format!(
