@@ -7,9 +7,14 @@
 //! chain, the primary key), `prev_hash`, `hash`, `doc` (the
 //! [`AuditEvent`](airlock_recorder::AuditEvent) JSON exactly as serialized)
 //! and copies of a few fields for the indexes (`id`, `time_ms`,
-//! `session_id`, `principal_id`, `request_id`, `status`). Table
-//! `audit_checkpoints` remembers where pruning cut the chain and the heads
-//! that were signed.
+//! `session_id`, `principal_id`, `request_id`, `status`). The events of a
+//! session are found through `audit_session_index` (`session_id`, `seq`),
+//! which appends fill in sorted runs of [`SESSION_INDEX_EVERY`] events
+//! rather than one entry per event: from many agents at once, an index on
+//! the events took an entry in as many places per commit as the batch had
+//! sessions. The view `audit_event_sessions` adds the events not indexed
+//! yet. Table `audit_checkpoints` remembers where pruning cut the chain and
+//! the heads that were signed.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -233,7 +238,40 @@ fn append_rows(
                 .map_err(sqlite(path))?;
         }
     }
+    if let Some(last) = rows.last() {
+        index_sessions(&transaction, path, last.seq)?;
+    }
     transaction.commit().map_err(sqlite(path))
+}
+
+/// How many events the session index may lag behind the chain's head
+/// before an append brings it up to date, in one sorted run.
+pub const SESSION_INDEX_EVERY: u64 = 4096;
+
+/// Adds the events after `audit_session_indexed.through` to
+/// `audit_session_index` once they number [`SESSION_INDEX_EVERY`] (the
+/// appends before that leave the index alone; readers find those events
+/// through the `audit_event_sessions` view).
+fn index_sessions(transaction: &Transaction<'_>, path: &Path, head: u64) -> Result<(), StoreError> {
+    let through: u64 = transaction
+        .query_row("SELECT through FROM audit_session_indexed", [], |row| {
+            row.get(0)
+        })
+        .map_err(sqlite(path))?;
+    if head.saturating_sub(through) < SESSION_INDEX_EVERY {
+        return Ok(());
+    }
+    transaction
+        .execute(
+            "INSERT OR IGNORE INTO audit_session_index (session_id, seq)
+             SELECT session_id, seq FROM audit_events WHERE seq > ?1 ORDER BY session_id, seq",
+            [through],
+        )
+        .map_err(sqlite(path))?;
+    transaction
+        .execute("UPDATE audit_session_indexed SET through = ?1", [head])
+        .map_err(sqlite(path))?;
+    Ok(())
 }
 
 /// Refuses a batch whose events are not the next links after `head`.

@@ -71,6 +71,29 @@ const MIGRATIONS: &[&str] = &[
         amount INTEGER NOT NULL
     );
     CREATE INDEX quota_uses_by_key ON quota_uses (quota, subject, at_ms);",
+    // 4: the session index, written in bulk. An index on audit_events
+    // (session_id, seq) took entries in as many places per commit as the
+    // batch had sessions: about one more page per event with many agents.
+    // `audit_session_index` holds (session_id, seq) up to
+    // `audit_session_indexed.through`; the appends fill it in sorted runs
+    // of thousands (`audit::SESSION_INDEX_EVERY`), and the events after
+    // `through` are read from audit_events (the view joins both).
+    "CREATE TABLE audit_session_index (
+        session_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO audit_session_index (session_id, seq)
+        SELECT session_id, seq FROM audit_events ORDER BY session_id, seq;
+    CREATE TABLE audit_session_indexed (through INTEGER NOT NULL);
+    INSERT INTO audit_session_indexed (through)
+        SELECT COALESCE(MAX(seq), 0) FROM audit_events;
+    DROP INDEX audit_events_by_session;
+    CREATE VIEW audit_event_sessions AS
+        SELECT session_id, seq FROM audit_session_index
+        UNION ALL
+        SELECT session_id, seq FROM audit_events
+            WHERE seq > (SELECT through FROM audit_session_indexed);",
 ];
 
 /// The schema version this build writes, and the newest it can read.

@@ -105,7 +105,7 @@ fn first_kept(
     let cut: Option<u64> = connection
         .query_row(
             "WITH sessions AS (
-                 SELECT MIN(seq) AS first, MAX(seq) AS last FROM audit_events GROUP BY session_id
+                 SELECT MIN(seq) AS first, MAX(seq) AS last FROM audit_event_sessions GROUP BY session_id
              ),
              reach AS (
                  SELECT first, MAX(last) OVER (
@@ -181,6 +181,9 @@ fn delete_before(
         .map_err(sqlite(path))?;
     transaction
         .execute("DELETE FROM audit_events WHERE seq < ?1", [cut])
+        .map_err(sqlite(path))?;
+    transaction
+        .execute("DELETE FROM audit_session_index WHERE seq < ?1", [cut])
         .map_err(sqlite(path))?;
     insert(
         transaction,

@@ -96,7 +96,7 @@ impl SqliteStore {
             .call(move |connection, path| {
                 let ids: Vec<String> = connection
                     .prepare_cached(
-                        "SELECT session_id, MAX(seq) AS last FROM audit_events
+                        "SELECT session_id, MAX(seq) AS last FROM audit_event_sessions
                          GROUP BY session_id ORDER BY last DESC LIMIT ?1",
                     )
                     .and_then(|mut statement| {
@@ -118,7 +118,8 @@ impl SqliteStore {
             .call(move |connection, path| {
                 let rows: Vec<StoredEvent> = connection
                     .prepare_cached(&format!(
-                        "{SELECT_EVENTS} WHERE session_id = ?1 ORDER BY seq"
+                        "{SELECT_EVENTS} WHERE seq IN
+                         (SELECT seq FROM audit_event_sessions WHERE session_id = ?1) ORDER BY seq"
                     ))
                     .and_then(|mut statement| {
                         statement.query_map([id], StoredEvent::from_row)?.collect()
@@ -207,7 +208,7 @@ fn summary(connection: &Connection, path: &Path, id: String) -> Result<SessionSu
                  SUM(CASE WHEN json_extract(doc, '$.decision') = 'deny'
                      OR (status = 403 AND json_extract(doc, '$.errorCode') IS NOT NULL)
                      THEN 1 ELSE 0 END)
-             FROM audit_events WHERE session_id = ?1",
+             FROM audit_events WHERE seq IN (SELECT seq FROM audit_event_sessions WHERE session_id = ?1)",
         )
         .and_then(|mut statement| {
             statement.query_row([&id], |row| {
@@ -218,7 +219,8 @@ fn summary(connection: &Connection, path: &Path, id: String) -> Result<SessionSu
     let principal: Option<(String, Option<String>)> = connection
         .prepare_cached(
             "SELECT principal_id, json_extract(doc, '$.principal.displayName') FROM audit_events
-             WHERE session_id = ?1 AND principal_id IS NOT NULL ORDER BY seq LIMIT 1",
+             WHERE seq IN (SELECT seq FROM audit_event_sessions WHERE session_id = ?1)
+                 AND principal_id IS NOT NULL ORDER BY seq LIMIT 1",
         )
         .and_then(|mut statement| {
             statement
@@ -229,7 +231,8 @@ fn summary(connection: &Connection, path: &Path, id: String) -> Result<SessionSu
     let approvals = connection
         .prepare_cached(
             "SELECT json_extract(doc, '$.approvalId') AS approval FROM audit_events
-             WHERE session_id = ?1 AND json_extract(doc, '$.approvalId') IS NOT NULL
+             WHERE seq IN (SELECT seq FROM audit_event_sessions WHERE session_id = ?1)
+                 AND json_extract(doc, '$.approvalId') IS NOT NULL
              GROUP BY approval ORDER BY MIN(seq)",
         )
         .and_then(|mut statement| statement.query_map([&id], |row| row.get(0))?.collect())

@@ -15,6 +15,7 @@ use airlock_store::audit::{
     AuditProblem, Checkpoint, TrustedCheckpoints, generate_signing_key,
     load_or_generate_signing_key, load_signing_key, parse_public_key, public_key_hex,
 };
+use rusqlite::OptionalExtension as _;
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -331,6 +332,103 @@ async fn sessions_summarise_newest_first_and_list_their_events() {
     assert_eq!(seqs, [6, 7, 8]);
     assert_eq!(events[1].event.rule.as_deref(), Some("no-vm-delete"));
     assert!(store.session_events("nope").await.unwrap().is_empty());
+}
+
+/// Rows of the bulk session index, and how far it reaches.
+fn session_index(path: &Path) -> (u64, u64) {
+    raw(path)
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM audit_session_index),
+                    (SELECT through FROM audit_session_indexed)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sessions_read_alike_from_the_bulk_session_index_and_the_events_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(file(&dir)).await.unwrap();
+    let now = SystemTime::now();
+    let mut head = ChainHead::default();
+    // 100 old events of one session, then two sessions interleaved: 5 000
+    // events in batches of 500, more than one bulk of the session index.
+    let events: Vec<AuditEvent> = (1..=5000)
+        .map(|n| match n {
+            ..=100 => event("old", now - 100 * DAY, n),
+            _ if n % 2 == 0 => event("x", now, n),
+            _ => event("y", now, n),
+        })
+        .collect();
+    for batch in events.chunks(500) {
+        store
+            .append(&link(&mut head, batch.to_vec()))
+            .await
+            .unwrap();
+    }
+    // The append that took the head to 4 500 indexed everything up to it;
+    // the last 500 events are read from the events themselves.
+    assert_eq!(session_index(&file(&dir)), (4500, 4500));
+
+    let sessions = store.sessions(10).await.unwrap();
+    let counts: Vec<(&str, u64)> = sessions
+        .iter()
+        .map(|s| (s.session_id.as_str(), s.events))
+        .collect();
+    assert_eq!(counts, [("x", 2450), ("y", 2450), ("old", 100)]);
+    let x: Vec<u64> = store
+        .session_events("x")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(x, (102..=5000).step_by(2).collect::<Vec<u64>>());
+
+    // Pruning the old session takes its rows out of the index too.
+    let pruned = store.prune(Some(90 * DAY), None).await.unwrap();
+    assert_eq!((pruned.events, pruned.sessions), (100, 1));
+    assert_eq!(session_index(&file(&dir)), (4400, 4500));
+    assert!(store.session_events("old").await.unwrap().is_empty());
+    assert_eq!(store.sessions(10).await.unwrap().len(), 2);
+    assert_eq!(store.session_events("y").await.unwrap().len(), 2450);
+    assert!(store.verify().await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn a_trail_from_before_the_bulk_session_index_is_indexed_when_opened() {
+    let (dir, store, _) = three_batches().await;
+    drop(store);
+    // Back to schema 3: the session index was an index on the events.
+    raw(&file(&dir))
+        .execute_batch(
+            "DROP VIEW audit_event_sessions;
+             DROP TABLE audit_session_index;
+             DROP TABLE audit_session_indexed;
+             CREATE INDEX audit_events_by_session ON audit_events (session_id, seq);
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    let store = SqliteStore::open(file(&dir)).await.unwrap();
+    assert_eq!(session_index(&file(&dir)), (12, 12));
+    let seqs: Vec<u64> = store
+        .session_events("b")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [6, 7, 8]);
+    let index: Option<String> = raw(&file(&dir))
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE name = 'audit_events_by_session'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .unwrap();
+    assert_eq!(index, None);
 }
 
 #[tokio::test]
