@@ -88,6 +88,10 @@ impl EventPages {
     }
 }
 
+/// The `seq`s of session `?1`: its bulk-indexed events and those after the
+/// index (the `audit_event_sessions` view).
+const SESSION_SEQS: &str = "SELECT seq FROM audit_event_sessions WHERE session_id = ?1";
+
 impl SqliteStore {
     /// The `limit` sessions with the most recent activity, newest first.
     pub async fn sessions(&self, limit: usize) -> Result<Vec<SessionSummary>, StoreError> {
@@ -118,8 +122,7 @@ impl SqliteStore {
             .call(move |connection, path| {
                 let rows: Vec<StoredEvent> = connection
                     .prepare_cached(&format!(
-                        "{SELECT_EVENTS} WHERE seq IN
-                         (SELECT seq FROM audit_event_sessions WHERE session_id = ?1) ORDER BY seq"
+                        "{SELECT_EVENTS} WHERE seq IN ({SESSION_SEQS}) ORDER BY seq"
                     ))
                     .and_then(|mut statement| {
                         statement.query_map([id], StoredEvent::from_row)?.collect()
@@ -203,13 +206,13 @@ fn send_pages(
 /// The summary of session `id`.
 fn summary(connection: &Connection, path: &Path, id: String) -> Result<SessionSummary, StoreError> {
     let (first_ms, last_ms, events, denied): (i64, i64, u64, u64) = connection
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT MIN(time_ms), MAX(time_ms), COUNT(*),
                  SUM(CASE WHEN json_extract(doc, '$.decision') = 'deny'
                      OR (status = 403 AND json_extract(doc, '$.errorCode') IS NOT NULL)
                      THEN 1 ELSE 0 END)
-             FROM audit_events WHERE seq IN (SELECT seq FROM audit_event_sessions WHERE session_id = ?1)",
-        )
+             FROM audit_events WHERE seq IN ({SESSION_SEQS})"
+        ))
         .and_then(|mut statement| {
             statement.query_row([&id], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
@@ -217,11 +220,10 @@ fn summary(connection: &Connection, path: &Path, id: String) -> Result<SessionSu
         })
         .map_err(sqlite(path))?;
     let principal: Option<(String, Option<String>)> = connection
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT principal_id, json_extract(doc, '$.principal.displayName') FROM audit_events
-             WHERE seq IN (SELECT seq FROM audit_event_sessions WHERE session_id = ?1)
-                 AND principal_id IS NOT NULL ORDER BY seq LIMIT 1",
-        )
+             WHERE seq IN ({SESSION_SEQS}) AND principal_id IS NOT NULL ORDER BY seq LIMIT 1"
+        ))
         .and_then(|mut statement| {
             statement
                 .query_row([&id], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -229,12 +231,11 @@ fn summary(connection: &Connection, path: &Path, id: String) -> Result<SessionSu
         })
         .map_err(sqlite(path))?;
     let approvals = connection
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT json_extract(doc, '$.approvalId') AS approval FROM audit_events
-             WHERE seq IN (SELECT seq FROM audit_event_sessions WHERE session_id = ?1)
-                 AND json_extract(doc, '$.approvalId') IS NOT NULL
-             GROUP BY approval ORDER BY MIN(seq)",
-        )
+             WHERE seq IN ({SESSION_SEQS}) AND json_extract(doc, '$.approvalId') IS NOT NULL
+             GROUP BY approval ORDER BY MIN(seq)"
+        ))
         .and_then(|mut statement| statement.query_map([&id], |row| row.get(0))?.collect())
         .map_err(sqlite(path))?;
     let (principal_id, principal_name) = principal.unzip();
