@@ -503,6 +503,7 @@ async fn hold(
         execution: None,
         elevate_to: None,
         reveal: false,
+        reveal_quorum: None,
         answer: Some(HeldAnswer {
             status: parts.status.as_u16(),
             bytes: facts.bytes,

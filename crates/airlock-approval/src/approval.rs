@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use airlock_core::{ApprovalWait, Approvers, Operation, Principal, PrincipalKind};
+use airlock_core::{ApprovalWait, Approvers, Operation, Principal, PrincipalKind, RevealQuorum};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Fingerprint;
@@ -230,6 +230,15 @@ pub struct ApproverDecision {
     /// independent approval.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub confirmation: bool,
+    /// On an approval with a [`reveal_quorum`](ApprovalRequest::reveal_quorum):
+    /// whether the approver is one of the reveal rule's approvers (counts
+    /// toward that quorum).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub for_reveal: bool,
+    /// Whether the approver is *only* the reveal rule's: it does not count
+    /// toward the operation's own quorum.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reveal_only: bool,
     /// When.
     #[serde(with = "airlock_core::serde_time::rfc3339")]
     pub at: SystemTime,
@@ -320,6 +329,11 @@ pub struct ApprovalRequest {
     /// is then the reveal rule. Shown to approvers before they decide.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reveal: bool,
+    /// A reveal asked for together with an operation that needs approval
+    /// itself: the reveal rule's approvers, whose quorum must be met too
+    /// (`rule` is then the operation's rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reveal_quorum: Option<RevealQuorum>,
     /// An approval of an *answer* (`[[answer]]`, the exfiltration guard):
     /// Azure already answered, and the answer, sealed, waits for approvers,
     /// who see this description of it (never its secrets). `rule` is then
@@ -425,8 +439,17 @@ impl ApprovalRequest {
     pub fn can_decide(&self, principal: &Principal, now: SystemTime) -> bool {
         self.state == ApprovalState::Pending
             && now < self.expires_at
-            && (self.approvers.admits(principal) && !self.requester.is(principal)
+            && (self.admits_approver(principal) && !self.requester.is(principal)
                 || self.can_confirm(principal))
+    }
+    /// Whether `principal` is one of its approvers: the rule's, or the
+    /// reveal quorum's when it has one.
+    pub fn admits_approver(&self, principal: &Principal) -> bool {
+        self.approvers.admits(principal)
+            || self
+                .reveal_quorum
+                .as_ref()
+                .is_some_and(|q| q.approvers.admits(principal))
     }
     /// Whether `principal` decides it by confirming, as the user its agent
     /// acted for (the rule said `confirm_by = "acting_user"`).
@@ -436,7 +459,38 @@ impl ApprovalRequest {
     /// Whether `principal` may see it: one of its approvers, or the user
     /// who may confirm it.
     pub fn visible_to(&self, principal: &Principal) -> bool {
-        self.approvers.admits(principal) || self.can_confirm(principal)
+        self.admits_approver(principal) || self.can_confirm(principal)
+    }
+    /// The reveal rule the approval reveals under: its
+    /// [`reveal_quorum`](Self::reveal_quorum)'s, or `rule` for an approval
+    /// of the reveal alone; `None` when it reveals nothing.
+    pub fn reveal_rule(&self) -> Option<&str> {
+        if !self.reveal {
+            return None;
+        }
+        Some(self.reveal_quorum.as_ref().map_or(&self.rule, |q| &q.rule))
+    }
+    /// Whether its approvals suffice: `min_approvals` of the operation's
+    /// approvers (or the acting user's confirmation), and, when it reveals
+    /// under a [`reveal_quorum`](Self::reveal_quorum), that quorum's number
+    /// of the reveal rule's approvers.
+    pub fn quorum_met(&self) -> bool {
+        let enough = |n: usize, min: u32| n >= min.max(1) as usize;
+        let operation =
+            self.confirmation().is_some() || enough(self.operation_approvals(), self.min_approvals);
+        let reveal = self
+            .reveal_quorum
+            .as_ref()
+            .is_none_or(|q| enough(self.reveal_approvals(), q.min_approvals));
+        operation && reveal
+    }
+    /// How many distinct approvers approved for the operation's rule.
+    pub fn operation_approvals(&self) -> usize {
+        self.approved_by().iter().filter(|d| !d.reveal_only).count()
+    }
+    /// How many distinct approvers of the [`reveal_quorum`](Self::reveal_quorum) approved.
+    pub fn reveal_approvals(&self) -> usize {
+        self.approved_by().iter().filter(|d| d.for_reveal).count()
     }
     /// The acting user's confirmation, if they confirmed.
     pub fn confirmation(&self) -> Option<&ApproverDecision> {

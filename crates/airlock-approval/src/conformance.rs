@@ -72,6 +72,7 @@ macro_rules! conformance_tests {
             the_user_an_agent_acts_for_confirms_only_where_the_rule_says,
             only_approvers_decide,
             min_approvals_needs_distinct_approvers,
+            a_reveal_quorum_is_needed_too,
             any_denial_denies,
             an_expired_request_cannot_be_decided,
             expire_due_expires_what_is_due_once,
@@ -105,6 +106,7 @@ pub async fn run_all(store: Arc<dyn ApprovalStore>) {
     the_user_an_agent_acts_for_confirms_only_where_the_rule_says(store.clone()).await;
     only_approvers_decide(store.clone()).await;
     min_approvals_needs_distinct_approvers(store.clone()).await;
+    a_reveal_quorum_is_needed_too(store.clone()).await;
     any_denial_denies(store.clone()).await;
     an_expired_request_cannot_be_decided(store.clone()).await;
     expire_due_expires_what_is_due_once(store.clone()).await;
@@ -173,6 +175,7 @@ pub fn pending_request(requester: &Principal, wait: ApprovalWait) -> ApprovalReq
         // Kept by every store: approvers saw it, the grant uses it.
         elevate_to: Some("contributor".into()),
         reveal: false,
+        reveal_quorum: None,
         answer: None,
     }
 }
@@ -240,7 +243,18 @@ pub async fn get_round_trips_every_field(store: Arc<dyn ApprovalStore>) {
         approve: true,
         comment: Some("looks fine".into()),
         confirmation: false,
+        for_reveal: true,
+        reveal_only: false,
         at: request.created_at + Duration::from_millis(7),
+    });
+    request.reveal = true;
+    request.reveal_quorum = Some(airlock_core::RevealQuorum {
+        rule: "pipeline-secrets".into(),
+        approvers: airlock_core::Approvers {
+            groups: vec!["secret-keepers".into()],
+            ..airlock_core::Approvers::default()
+        },
+        min_approvals: 1,
     });
 
     request.execution = Some(Execution {
@@ -540,6 +554,92 @@ pub async fn min_approvals_needs_distinct_approvers(store: Arc<dyn ApprovalStore
         matches!(err, ApprovalError::NotPending { id, state: ApprovalState::Approved } if id == request.id),
         "{err:?}"
     );
+}
+
+/// An approval that reveals under a [`RevealQuorum`](airlock_core::RevealQuorum)
+/// (the operation needed approval too) is approved only when both quorums
+/// are met: the operation's approvers alone, or the reveal's alone, leave it
+/// pending; one person entitled to both counts for both; anyone else is
+/// refused; the reveal's approver's denial denies.
+pub async fn a_reveal_quorum_is_needed_too(store: Arc<dyn ApprovalStore>) {
+    let store = &*store;
+    let with_quorum = || {
+        let mut request = pending_request(&agent(), ApprovalWait::Hold);
+        request.reveal = true;
+        request.reveal_quorum = Some(airlock_core::RevealQuorum {
+            rule: "secrets-by-approval".into(),
+            approvers: Approvers {
+                groups: vec!["secret-keepers".into()],
+                ids: vec![],
+                acting_user: false,
+            },
+            min_approvals: 1,
+        });
+        request
+    };
+    let keeper = principal("kim", &["secret-keepers"]);
+
+    let request = with_quorum();
+    create(store, &request).await;
+    let after = store
+        .decide(request.id, &alice(), true, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.state,
+        ApprovalState::Pending,
+        "the reveal's approvers have not approved"
+    );
+    assert_eq!(
+        (after.operation_approvals(), after.reveal_approvals()),
+        (1, 0)
+    );
+    let err = store
+        .decide(request.id, &principal("mallory", &["others"]), true, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApprovalError::NotAnApprover { .. }),
+        "{err:?}"
+    );
+    let after = store.decide(request.id, &keeper, true, None).await.unwrap();
+    assert_eq!(after.state, ApprovalState::Approved);
+    assert_eq!(
+        (after.operation_approvals(), after.reveal_approvals()),
+        (1, 1)
+    );
+    assert_eq!(stored(store, request.id).await, after);
+
+    // The reveal's approver first: it does not count for the operation.
+    let request = with_quorum();
+    create(store, &request).await;
+    let after = store.decide(request.id, &keeper, true, None).await.unwrap();
+    assert_eq!(
+        after.state,
+        ApprovalState::Pending,
+        "the operation's approvers have not approved"
+    );
+    assert_eq!(
+        (after.operation_approvals(), after.reveal_approvals()),
+        (0, 1)
+    );
+    assert!(after.visible_to(&keeper) && after.can_decide(&keeper, SystemTime::now()));
+
+    // One person in both groups meets both at once.
+    let request = with_quorum();
+    create(store, &request).await;
+    let both = principal("bo", &["approvers", "secret-keepers"]);
+    let after = store.decide(request.id, &both, true, None).await.unwrap();
+    assert_eq!(after.state, ApprovalState::Approved);
+
+    // A denial by the reveal's approver denies the whole request.
+    let request = with_quorum();
+    create(store, &request).await;
+    let after = store
+        .decide(request.id, &keeper, false, None)
+        .await
+        .unwrap();
+    assert_eq!(after.state, ApprovalState::Denied);
 }
 
 /// Any approver's denial denies, even after approvals; its reason is kept,

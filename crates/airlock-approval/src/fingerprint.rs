@@ -90,8 +90,32 @@ impl Fingerprint {
     /// ```
     #[must_use]
     pub fn for_answer(&self) -> Self {
+        self.in_domain(b"airlock-approval-answer-v1")
+    }
+
+    /// The fingerprint an approval that *reveals* this request's answer
+    /// (`x-airlock-reveal`) is kept under: another domain, so a request
+    /// without the header never takes a reveal's grant (its answer stays
+    /// masked), and a reveal never silently joins or spends an approval
+    /// that reveals nothing.
+    ///
+    /// ```
+    /// # use airlock_approval::Fingerprint;
+    /// # use airlock_core::{Operation, Plane, Principal, PrincipalKind, ResourceScope};
+    /// # let agent = Principal::builder("a", PrincipalKind::ManagedIdentity).build();
+    /// # let op = Operation::new("Microsoft.KeyVault/vaults/secrets/getSecret/action", Plane::Data, ResourceScope::new("/s"));
+    /// let request = Fingerprint::compute(&agent, &http::Method::GET, &op, None, b"");
+    /// assert_ne!(request.for_reveal(), request);
+    /// assert_ne!(request.for_reveal(), request.for_answer());
+    /// ```
+    #[must_use]
+    pub fn for_reveal(&self) -> Self {
+        self.in_domain(b"airlock-approval-reveal-v1")
+    }
+
+    fn in_domain(&self, domain: &[u8]) -> Self {
         let mut hasher = Sha256::new();
-        hasher.update(b"airlock-approval-answer-v1");
+        hasher.update(domain);
         hasher.update(self.0);
         Self(hasher.finalize().into())
     }

@@ -18,9 +18,11 @@ use crate::{ApprovalError, ApprovalRequest, ApprovalState, ApproverDecision};
 ///   through delegation), unless the rule lets that user confirm
 ///   (`confirm_by = "acting_user"`): then their answer is recorded as a
 ///   confirmation, and a confirmation approves at once;
-/// - only the rule's approvers (ids or groups) decide otherwise;
-/// - each approver counts once; `min_approvals` distinct approvals approve,
-///   any denial denies.
+/// - only the rule's approvers (ids or groups) decide otherwise, and on an
+///   approval that reveals too, the reveal rule's approvers;
+/// - each approver counts once; `min_approvals` distinct approvals approve
+///   (and the reveal quorum's number of its approvers, when there is one:
+///   one person entitled to both counts for both), any denial denies.
 ///
 /// On approval the grant's expiry is set from `grant_ttl`.
 ///
@@ -44,7 +46,15 @@ pub fn decide(
     if request.requester.is(approver) && !confirmation {
         return Err(ApprovalError::SelfApproval(id));
     }
-    if !confirmation && !request.approvers.admits(approver) {
+    let for_operation = confirmation || request.approvers.admits(approver);
+    // The acting user's confirmation stands for the operation's approvers
+    // only, never for a reveal's.
+    let for_reveal = !confirmation
+        && request
+            .reveal_quorum
+            .as_ref()
+            .is_some_and(|q| q.approvers.admits(approver));
+    if !for_operation && !for_reveal {
         return Err(ApprovalError::NotAnApprover {
             id,
             principal: approver.to_string(),
@@ -65,11 +75,13 @@ pub fn decide(
         approve,
         comment,
         confirmation,
+        for_reveal,
+        reveal_only: !for_operation,
         at: now,
     });
     if !approve {
         request.state = ApprovalState::Denied;
-    } else if confirmation || request.approved_by().len() >= request.min_approvals.max(1) as usize {
+    } else if request.quorum_met() {
         request.grant_expires_at = Some(later(now, request.grant_ttl));
         request.state = ApprovalState::Approved;
     }

@@ -173,6 +173,11 @@ async fn admit(
         parts.uri.query(),
         &bytes,
     );
+    let fingerprint = if asked.reveal {
+        fingerprint.for_reveal()
+    } else {
+        fingerprint
+    };
 
     if let Some(approved) = asked.approved {
         admit_stored(
@@ -401,6 +406,8 @@ struct Asked {
     approved: Option<ApprovedExecution>,
     /// The approval asked for is of a reveal (`x-airlock-reveal`).
     reveal: bool,
+    /// The reveal rule's approvers, when the operation needs approval too.
+    reveal_quorum: Option<airlock_core::RevealQuorum>,
 }
 
 impl Asked {
@@ -457,6 +464,7 @@ impl Asked {
             draft,
             approved: parts.extensions.remove::<ApprovedExecution>(),
             reveal: reveal.is_some(),
+            reveal_quorum: reveal.and_then(|r| r.quorum),
         })
     }
 
@@ -517,6 +525,7 @@ impl Asked {
             execution: None,
             elevate_to: self.elevate_to.clone(),
             reveal: self.reveal,
+            reveal_quorum: self.reveal_quorum.clone(),
             answer: None,
         }
     }
@@ -768,11 +777,11 @@ fn let_through(
     parts.extensions.insert(Decision::Allow {
         rule: format!("approved:{id}"),
     });
-    match approval.filter(|a| a.reveal) {
-        Some(approval) => {
+    match approval.and_then(ApprovalRequest::reveal_rule) {
+        Some(rule) => {
             parts.extensions.insert(RevealGrant {
                 approval_id: id.to_string(),
-                rule: approval.rule.clone(),
+                rule: rule.to_owned(),
             });
         }
         None => {

@@ -48,7 +48,9 @@ pub use operation::{Operation, Plane, ResourceScope};
 pub use operation_pattern::{OperationPattern, PatternError};
 pub use principal::{Principal, PrincipalBuilder, PrincipalKind};
 pub use principal_selector::{OnBehalfOf, PrincipalSelector};
-pub use reveal::{MASKED_HEADER, REVEAL_HEADER, REVEALED_HEADER, RevealAsked, RevealGrant};
+pub use reveal::{
+    MASKED_HEADER, REVEAL_HEADER, REVEALED_HEADER, RevealAsked, RevealGrant, RevealQuorum,
+};
 pub use scope_pattern::ScopePattern;
 pub use token::{
     AccessToken, BoxFuture, CallerToken, StaticTokenProvider, TokenError, TokenExchange,

@@ -22,13 +22,43 @@ pub const REVEALED_HEADER: &str = "x-airlock-revealed";
 ///
 /// ```
 /// use airlock_core::RevealAsked;
-/// let asked = RevealAsked { justification: "rotate the pipeline's connection string".into() };
+/// let asked = RevealAsked { justification: "rotate the pipeline's connection string".into(), quorum: None };
 /// assert!(!asked.justification.is_empty());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevealAsked {
     /// Why the agent needs the value (the header's text).
     pub justification: String,
+    /// When the operation itself already needs approval (its decision is
+    /// the policy's `RequireApproval`), the reveal rule's approvers: the one
+    /// approval then needs both quorums, the operation's and this one.
+    /// `None` when the decision is the reveal rule's own.
+    pub quorum: Option<RevealQuorum>,
+}
+
+/// The reveal rule's approvers on an approval that is asked for the
+/// operation too: it is approved only when the operation's approvers and
+/// these have each given their number of approvals (one person entitled to
+/// both counts for both).
+///
+/// ```
+/// use airlock_core::{Approvers, RevealQuorum};
+/// let quorum = RevealQuorum {
+///     rule: "pipeline-secrets".into(),
+///     approvers: Approvers { groups: vec!["secret-keepers".into()], ..Approvers::default() },
+///     min_approvals: 1,
+/// };
+/// assert_eq!(quorum.min_approvals, 1);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevealQuorum {
+    /// The reveal rule (`[[masking.reveal]]`) that asked for it.
+    pub rule: String,
+    /// Who may approve the reveal.
+    pub approvers: crate::Approvers,
+    /// How many distinct approvers among them must approve.
+    pub min_approvals: u32,
 }
 
 /// Put in an approved request's extensions by the approval layer when its

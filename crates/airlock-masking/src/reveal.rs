@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use airlock_core::{
     ApprovalWait, Approvers, Decision, Operation, OperationPattern, Principal, PrincipalSelector,
-    ScopePattern,
+    RevealQuorum, ScopePattern,
 };
 
 use crate::MaskError;
@@ -170,6 +170,17 @@ impl RevealRule {
                 !op.is_unknown()
                     && airlock_core::scope_pattern::names(&self.operations, &self.scopes, op)
             })
+    }
+
+    /// This rule's approvers, as the second quorum of an approval that the
+    /// operation needs too.
+    pub(crate) fn quorum(&self) -> Option<RevealQuorum> {
+        let approval = self.approval.as_ref()?;
+        Some(RevealQuorum {
+            rule: self.name.clone(),
+            approvers: approval.approvers.clone(),
+            min_approvals: approval.min_approvals,
+        })
     }
 
     /// The decision that holds a reveal request for this rule's approvers.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use airlock_core::{
-    AirlockBody, AirlockError, AuditDraft, BoxError, BoxFuture, Decision, Operation, Principal,
-    REVEAL_HEADER, RevealAsked,
+    AirlockBody, AirlockError, ApprovalWait, AuditDraft, BoxError, BoxFuture, Decision, Operation,
+    Principal, REVEAL_HEADER, RevealAsked,
 };
 use bytes::Bytes;
 use http::{Request, Response};
@@ -28,9 +28,12 @@ use crate::reveal::RevealRules;
 ///   the header's text as justification) and [`RevealAsked`] marks it, so
 ///   the approval layer opens an approval *of the reveal*, whose grant lets
 ///   the masking layer send this one answer in clear;
-/// - policy already holds it for approval: refused (`403
-///   AirlockRevealNotAllowed`), as the reveal's approvers and the
-///   operation's may differ: send it without the header first;
+/// - policy (or a quota) already holds it for approval and a `by_approval`
+///   reveal rule covers it: the decision stays the operation's (its wait,
+///   hold and elevation) and [`RevealAsked`] carries the reveal rule's
+///   approvers as a [`RevealQuorum`](airlock_core::RevealQuorum): the one
+///   approval the agent waits for needs both the operation's approvers and
+///   the reveal's;
 /// - no reveal rule covers it: refused (`403 AirlockRevealNotAllowed`).
 ///
 /// Requests without the header pass untouched (Azure never sees the
@@ -118,33 +121,55 @@ impl<S> RevealService<S> {
                 "the answer of {operation} cannot be revealed to {principal}: {why}. Send the request without {REVEAL_HEADER} to get it masked"
             ),
         };
-        match extensions.get::<Decision>() {
-            Some(Decision::Allow { .. }) => {}
-            Some(Decision::RequireApproval { rule, .. }) => {
-                return Err(not_allowed(format!(
-                    "rule '{rule}' already holds the operation for approval, and a reveal needs its own; get the operation approved first"
-                )));
-            }
+        // The operation's own approval, when policy (or a quota) asks for one.
+        let operation_approval = match extensions.get::<Decision>() {
+            Some(Decision::Allow { .. }) => None,
+            Some(held @ Decision::RequireApproval { .. }) => Some(held.clone()),
             // Denied (answered by policy) or undecided (refused further in).
             _ => return Ok(()),
+        };
+        let rule = self.rules.by_approval(principal, operation).ok_or_else(|| {
+            not_allowed(
+                "no [[masking.reveal]] rule names this principal for it; an operator can add one (by_approval to have a human agree each time)"
+                    .to_owned(),
+            )
+        })?;
+        if let Some(mut decision) = operation_approval {
+            // One approval, two quorums: the operation's decision stands,
+            // but held: an approval answered as an operation to poll keeps
+            // its answer in the store, where a clear one must never go.
+            if let Decision::RequireApproval { wait, .. } = &mut decision {
+                *wait = ApprovalWait::Hold;
+            }
+            tracing::info!(operation = %operation, rule = %rule.name(), "reveal asked of an operation held for approval: one approval needs both quorums");
+            if let Some(draft) = extensions.get::<AuditDraft>() {
+                draft.update(|record| record.decision = Some(decision.clone()));
+            }
+            let quorum = rule.quorum();
+            let extensions = request.extensions_mut();
+            extensions.insert(decision);
+            extensions.insert(RevealAsked {
+                justification,
+                quorum,
+            });
+            return Ok(());
         }
-        let decision = self
-            .rules
-            .by_approval(principal, operation)
-            .and_then(crate::RevealRule::approval_decision)
-            .ok_or_else(|| {
-                not_allowed(
-                    "no [[masking.reveal]] rule names this principal for it; an operator can add one (by_approval to have a human agree each time)"
-                        .to_owned(),
-                )
-            })?;
+        let Some(decision) = rule.approval_decision() else {
+            return Err(not_allowed(format!(
+                "reveal rule '{}' asks for no approval",
+                rule.name()
+            )));
+        };
         tracing::info!(operation = %operation, rule = decision.rule(), "reveal asked: held for approval");
         if let Some(draft) = extensions.get::<AuditDraft>() {
             draft.update(|record| record.decision = Some(decision.clone()));
         }
         let extensions = request.extensions_mut();
         extensions.insert(decision);
-        extensions.insert(RevealAsked { justification });
+        extensions.insert(RevealAsked {
+            justification,
+            quorum: None,
+        });
         Ok(())
     }
 }

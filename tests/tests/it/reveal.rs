@@ -225,3 +225,123 @@ async fn a_reveal_by_approval_gives_the_clear_value_once_and_the_mask_after() {
     assert_never_written(&h).await;
     h.shutdown().await;
 }
+
+/// A reveal asked of an operation that policy already holds for approval:
+/// one approval, which the operation's approvers and the reveal rule's must
+/// both approve before the answer leaves in clear. The same request without
+/// the header is another approval (a reveal's grant is never spent on it),
+/// and its answer is masked.
+#[tokio::test]
+async fn a_reveal_of_an_operation_held_for_approval_needs_both_quorums() {
+    const KEEPER: &str = "00000000-0000-0000-0000-0000000000e1";
+    let _logs = captured_logs();
+    let policy = format!(
+        r#"
+[[rule]]
+name = "secret-reads-need-approval"
+effect = "approve"
+data_actions = ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]
+[rule.principals]
+groups = ["{agents}"]
+[rule.approval]
+groups = ["{APPROVERS_GROUP}"]
+hold = "30s"
+"#,
+        agents = airlock_sim::AGENTS_GROUP
+    );
+    let h = Harness::start_with(Options {
+        policy: Some(policy),
+        extra_toml: format!(
+            "[[masking.reveal]]\nname = \"secrets-by-keeper\"\nprincipals = {{ groups = [\"{}\"] }}\noperations = [\"Microsoft.KeyVault/vaults/secrets/getSecret/action\"]\napproval = {{ ids = [\"{KEEPER}\"], hold = \"30s\" }}\n",
+            airlock_sim::AGENTS_GROUP
+        ),
+        ..Options::default()
+    })
+    .await;
+    let keeper = h.admin(Some(
+        &h.issuer.mint(
+            &TokenSpec::approver()
+                .object_id(KEEPER)
+                .name("Kim Keeper")
+                .groups(Vec::<String>::new()),
+        ),
+    ));
+
+    let agent = h.agent.clone();
+    let url = h.secret_url();
+    let held = tokio::spawn(async move {
+        agent
+            .send(
+                http::Method::GET,
+                &url,
+                &[(REVEAL_HEADER, "rotate the db password (CHG-9)")],
+                None,
+            )
+            .await
+            .unwrap()
+    });
+    let approval = pending(&h, 1).await.remove(0);
+    assert_eq!(approval["reveal"], true, "{approval}");
+    assert_eq!(approval["rule"], "secret-reads-need-approval");
+    assert_eq!(approval["revealQuorum"]["rule"], "secrets-by-keeper");
+    assert_eq!(approval["wait"], "hold");
+    let id = approval["id"].as_str().unwrap().to_owned();
+
+    // The operation's approver alone: still pending, nothing sent.
+    let after = decide(&h, &id, "approve", "the read is fine").await;
+    assert_eq!(after["state"], "pending", "{after}");
+    // The keeper sees it and releases the reveal.
+    let seen = keeper.get(&format!("/api/approvals/{id}")).await.unwrap();
+    assert_eq!(seen.status, StatusCode::OK, "{:?}", seen.body);
+    assert_eq!(seen.json()["canDecide"], true);
+    let released = keeper
+        .send(
+            http::Method::POST,
+            &format!("/api/approvals/{id}/approve"),
+            &[],
+            Some(bytes::Bytes::from_static(br#"{"comment":"once"}"#)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
+    assert_eq!(released.json()["state"], "approved");
+    let clear = held.await.unwrap();
+    assert_eq!(clear.status, StatusCode::OK, "{:?}", clear.body);
+    assert_eq!(clear.json()["value"], SECRET_VALUE);
+    assert_eq!(clear.header(REVEALED_HEADER), Some("1"));
+
+    // Without the header: an approval of its own, that reveals nothing.
+    let agent = h.agent.clone();
+    let url = h.secret_url();
+    let plain = tokio::spawn(async move { agent.get(&url).await.unwrap() });
+    let second = pending(&h, 1).await.remove(0);
+    assert_ne!(second["id"], id.as_str());
+    assert!(
+        second.get("reveal").is_none() && second.get("revealQuorum").is_none(),
+        "{second}"
+    );
+    decide(
+        &h,
+        second["id"].as_str().unwrap(),
+        "approve",
+        "masked is fine",
+    )
+    .await;
+    let masked = plain.await.unwrap();
+    assert_eq!(masked.status, StatusCode::OK, "{:?}", masked.body);
+    assert!(is_masked_token(masked.json()["value"].as_str().unwrap()));
+
+    let trail = h.audit_trail().await;
+    let revealed: Vec<_> = trail
+        .iter()
+        .filter(|chained| !chained.event.revealed.is_empty())
+        .map(|chained| &chained.event)
+        .collect();
+    assert_eq!(revealed.len(), 1, "exactly one answer went out in clear");
+    assert_eq!(
+        revealed[0].revealed_by.as_deref(),
+        Some(format!("approval {id} (rule 'secrets-by-keeper')").as_str())
+    );
+    assert_never_written(&h).await;
+    h.shutdown().await;
+}

@@ -90,7 +90,7 @@ fn no_buttons_reason(approval: &ApprovalRequest, viewer: &Principal, now: System
         "Your agent asked for this on your behalf: another approver must decide it.".to_owned()
     } else if approval.requester.is(viewer) {
         "You asked for this: another approver must decide it.".to_owned()
-    } else if !approval.approvers.admits(viewer) {
+    } else if !approval.admits_approver(viewer) {
         "You are not one of this rule's approvers.".to_owned()
     } else if now >= approval.expires_at {
         "It has expired.".to_owned()
@@ -158,7 +158,7 @@ pub(crate) fn card(
             |j| esc(j).into_owned()
         )
     );
-    let approvals = approval.approved_by().len();
+    let approvals = approval.operation_approvals();
     let _ = write!(
         html,
         "<dt>Rule</dt><dd><code>{}</code> · {approvals} of {} approval{} so far{}</dd>",
@@ -171,6 +171,16 @@ pub(crate) fn card(
             ""
         }
     );
+    if let Some(quorum) = &approval.reveal_quorum {
+        let _ = write!(
+            html,
+            "<dt>And the reveal</dt><dd class=\"reveal-quorum\"><code>{}</code> · {} of {} approval{} so far, from its own approvers</dd>",
+            esc(&quorum.rule),
+            approval.reveal_approvals(),
+            quorum.min_approvals,
+            if quorum.min_approvals == 1 { "" } else { "s" },
+        );
+    }
     let _ = write!(
         html,
         "<dt>Runs as</dt><dd class=\"runs-as\">{}</dd>",

@@ -366,6 +366,19 @@ async fn reveals_and_held_answers_say_what_they_release() {
     reveal.approvers.groups = vec!["approvers".into()];
     reveal.reveal = true;
     page.store.create(reveal.clone(), None).await.unwrap();
+    // A reveal of an operation held for approval: both quorums shown.
+    let mut both = airlock_approval::conformance::pending_request(&agent, ApprovalWait::Hold);
+    both.approvers.groups = vec!["approvers".into()];
+    both.reveal = true;
+    both.reveal_quorum = Some(airlock_core::RevealQuorum {
+        rule: "secrets-by-keeper".into(),
+        approvers: airlock_core::Approvers {
+            ids: vec!["kim".into()],
+            ..airlock_core::Approvers::default()
+        },
+        min_approvals: 1,
+    });
+    page.store.create(both.clone(), None).await.unwrap();
     let mut held = airlock_approval::conformance::pending_request(&agent, ApprovalWait::Hold);
     held.approvers.groups = vec!["approvers".into()];
     held.answer = Some(airlock_approval::HeldAnswer {
@@ -391,4 +404,10 @@ async fn reveals_and_held_answers_say_what_they_release() {
     );
     assert!(html.contains("52428801 bytes of application/json, a list of 3 item(s): db-password, &lt;i&gt;api-key&lt;/i&gt;, 2 value(s) masked"), "{html}");
     assert!(!html.contains("<i>api-key"));
+    assert!(
+        html.contains(
+            "<code>secrets-by-keeper</code> · 0 of 1 approval so far, from its own approvers"
+        ),
+        "{html}"
+    );
 }

@@ -62,8 +62,21 @@ pub struct ApprovalView {
     pub elevate_to: Option<String>,
     /// An approval of a reveal: the answer reaches the requester in clear.
     pub reveal: bool,
+    /// A reveal asked with an operation that needs approval itself: the
+    /// reveal rule's quorum, needed too.
+    pub reveal_quorum: Option<RevealQuorumView>,
     /// An approval of an answer Azure already gave, held until released.
     pub answer: Option<HeldAnswerView>,
+}
+
+/// The reveal rule's quorum on an approval that the operation needs too.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RevealQuorumView {
+    /// The reveal rule.
+    pub rule: String,
+    /// How many of its approvers must approve.
+    pub min_approvals: u32,
 }
 
 /// What approvers see of a held answer.
@@ -153,6 +166,10 @@ pub struct DecisionView {
     pub comment: Option<String>,
     /// The acting user's confirmation (or rejection), not an approver's.
     pub confirmation: bool,
+    /// The approver is one of the reveal quorum's.
+    pub for_reveal: bool,
+    /// The approver is only the reveal quorum's (not the operation's).
+    pub reveal_only: bool,
     /// When (RFC 3339).
     pub at: Option<String>,
 }
@@ -185,11 +202,20 @@ impl ApprovalView {
 
     /// How many distinct approvers approved.
     pub fn approvals(&self) -> usize {
+        self.distinct_approvers(|d| !d.reveal_only)
+    }
+
+    /// How many distinct approvers of the reveal quorum approved.
+    pub fn reveal_approvals(&self) -> usize {
+        self.distinct_approvers(|d| d.for_reveal)
+    }
+
+    fn distinct_approvers(&self, counts: impl Fn(&DecisionView) -> bool) -> usize {
         let mut seen: Vec<String> = Vec::new();
         for decision in self
             .decisions
             .iter()
-            .filter(|d| d.approve && !d.confirmation)
+            .filter(|d| d.approve && !d.confirmation && counts(d))
         {
             let id = decision.approver.to_ascii_lowercase();
             if !seen.contains(&id) {
@@ -416,6 +442,17 @@ pub fn render_details(value: &Value, now: SystemTime) -> Result<String, Malforme
         "Approvals",
         format!("{} of {}", a.approvals(), a.required()),
     );
+    if let Some(quorum) = &a.reveal_quorum {
+        field(
+            "And reveal",
+            format!(
+                "{} of {} from the approvers of reveal rule {}",
+                a.reveal_approvals(),
+                quorum.min_approvals.max(1),
+                clean(&quorum.rule)
+            ),
+        );
+    }
     field("Created", when(a.created_at.as_deref(), now));
     field("Expires", when(a.expires_at.as_deref(), now));
     if a.grant_expires_at.is_some() {
@@ -695,6 +732,29 @@ mod tests {
             render_details(&value, now())
                 .unwrap()
                 .contains("Body          (empty)")
+        );
+    }
+
+    /// A reveal of an operation held for approval: the operation's count
+    /// leaves out approvers who are only the reveal rule's, and the
+    /// reveal's quorum has a line of its own.
+    #[test]
+    fn details_count_a_reveal_quorum_apart() {
+        let mut value = approval(
+            "pending",
+            true,
+            &serde_json::json!([
+                {"approver": "carol", "approve": true, "at": "2026-05-01T11:50:00.000Z"},
+                {"approver": "kim", "approve": true, "forReveal": true, "revealOnly": true, "at": "2026-05-01T11:51:00.000Z"}
+            ]),
+        );
+        value["reveal"] = serde_json::json!(true);
+        value["revealQuorum"] = serde_json::json!({"rule": "secrets-by-keeper", "approvers": {"ids": ["kim"]}, "minApprovals": 1});
+        let text = render_details(&value, now()).unwrap();
+        assert!(text.contains("1 of 2"), "{text}");
+        assert!(
+            text.contains("1 of 1 from the approvers of reveal rule secrets-by-keeper"),
+            "{text}"
         );
     }
 

@@ -247,8 +247,9 @@ async fn the_reveal_header_becomes_an_approval_or_is_refused() {
         "AirlockRevealJustificationMissing"
     );
 
-    // Already held by policy: the reveal's approvers and the operation's may
-    // differ, so the two are not merged into one approval.
+    // Already held by policy, as an operation to poll: the decision stays
+    // the operation's, but held (a polled operation's answer is stored),
+    // and the reveal rule's approvers become a second quorum.
     let held = Decision::RequireApproval {
         rule: "secrets-need-approval".into(),
         approvers: Approvers::default(),
@@ -256,15 +257,19 @@ async fn the_reveal_header_becomes_an_approval_or_is_refused() {
         justification_required: false,
         hold: Duration::from_secs(1),
         ttl: Duration::from_secs(1),
-        wait: airlock_core::ApprovalWait::Hold,
+        wait: airlock_core::ApprovalWait::Async,
         elevate_to: None,
     };
-    let (status, error, ..) = ask(&layer, "pipeline", "CHG-7", held).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(
-        error.unwrap()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("secrets-need-approval")
-    );
+    let (status, _, decision, asked) = ask(&layer, "pipeline", "CHG-7", held).await;
+    assert_eq!(status, StatusCode::OK);
+    match decision {
+        Some(Decision::RequireApproval { rule, wait, .. }) => {
+            assert_eq!(rule, "secrets-need-approval");
+            assert_eq!(wait, airlock_core::ApprovalWait::Hold);
+        }
+        other => panic!("not the operation's approval: {other:?}"),
+    }
+    let quorum = asked.unwrap().quorum.expect("the reveal's approvers");
+    assert_eq!(quorum.rule, "by-approval");
+    assert_eq!(quorum.approvers.ids, ["carol"]);
 }
