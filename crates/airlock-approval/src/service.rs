@@ -739,6 +739,10 @@ fn accepted(operations: &AsyncOperations, id: ApprovalId) -> Response<AirlockBod
     if let Ok(id) = HeaderValue::from_str(&id.to_string()) {
         headers.insert(crate::APPROVAL_ID_HEADER, id);
     }
+    // Not Azure's answer: the request runs later, as the operation's own.
+    response
+        .extensions_mut()
+        .insert(airlock_core::AnsweredByAirlock);
     response
 }
 

@@ -326,7 +326,8 @@ impl AirlockError {
         )
     }
 
-    /// Turns the error into the ARM-shaped response clients see.
+    /// Turns the error into the ARM-shaped response clients see, marked
+    /// [`AnsweredByAirlock`].
     pub fn into_response(self, ctx: &ErrorContext) -> Response<AirlockBody> {
         let approval_id = match &self {
             AirlockError::ApprovalDenied { approval_id, .. }
@@ -349,6 +350,7 @@ impl AirlockError {
         });
         let mut response = Response::new(full(body.to_string()));
         *response.status_mut() = self.status();
+        response.extensions_mut().insert(AnsweredByAirlock);
         let headers = response.headers_mut();
         headers.insert(
             CONTENT_TYPE,
@@ -688,3 +690,19 @@ mod tests {
         assert_eq!(bearer_challenge(None, "", &[]).to_str().unwrap(), "Bearer");
     }
 }
+
+/// In the extensions of a response that Airlock gave instead of Azure's
+/// answer to this request: every [`AirlockError`] response (a refusal, a
+/// request held for approval or denied, an answer held, Azure unreachable)
+/// and an approval's `202 Accepted` (the request runs later, as its own
+/// request). Layers above read it to tell uses apart: the quota layer gives
+/// back what it counted for a request that got no answer from Azure.
+/// Extensions never cross the wire, so no upstream can forge it.
+///
+/// ```
+/// use airlock_core::{AirlockError, AnsweredByAirlock, ErrorContext};
+/// let refused = AirlockError::NotDecided.into_response(&ErrorContext::default());
+/// assert!(refused.extensions().get::<AnsweredByAirlock>().is_some());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnsweredByAirlock;

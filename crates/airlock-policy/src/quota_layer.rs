@@ -6,8 +6,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use airlock_core::{
-    AirlockBody, AirlockError, AuditDraft, BoxError, BoxFuture, Decision, ErrorContext, Operation,
-    Principal,
+    AirlockBody, AirlockError, AnsweredByAirlock, AuditDraft, BoxError, BoxFuture, Decision,
+    ErrorContext, Operation, Principal,
 };
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -27,9 +27,15 @@ type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// AirlockQuotaExceeded`, saying when there is room again) or, with
 /// `on_exceed = "approve"`, holds it for the quota's approvers.
 ///
-/// - `max_requests` quotas take each matching operation when the request
-///   passes (a refused request is not counted against the quota that
-///   refused it);
+/// - `max_requests` quotas count the operations of a request that gets
+///   Azure's answer: they are taken when the request passes this layer (so
+///   concurrent requests never overshoot), and given back when Airlock
+///   answers instead ([`AnsweredByAirlock`]: refused further in, held for
+///   approval and not approved, an answer held by the exfiltration guard,
+///   Azure unreachable), and when another quota refuses the request. A
+///   request past the limit that an approval lets through counts once Azure
+///   answers. A request whose client goes away while it waits stays
+///   counted (whether Azure saw it is unknown);
 /// - `max_bytes` quotas admit a request while the window's bytes are below
 ///   the limit, and add the answer's bytes as they are sent (so one answer
 ///   may cross the limit; the next request waits);
@@ -166,6 +172,10 @@ where
         Box::pin(async move {
             let mut request = request;
             let now = (layer.clock)();
+            // Operations counted now, given back if Azure does not answer.
+            let mut taken = Uses::default();
+            // Past a limit and sent on for approval: counted once Azure answers.
+            let mut past_limit = Uses::default();
             let mut bytes = Vec::new();
             for applies in applies {
                 let (amount, limit) = match applies.quota.limit {
@@ -179,9 +189,10 @@ where
                     window: applies.quota.window,
                     now,
                 };
-                let taken = match layer.store.take(take).await {
-                    Ok(taken) => taken,
+                let outcome = match layer.store.take(take).await {
+                    Ok(outcome) => outcome,
                     Err(error) => {
+                        taken.give_back(&*layer.store, now).await;
                         tracing::error!(quota = applies.quota.name(), %error, "quota store failed; request refused");
                         let error = AirlockError::custom(
                             StatusCode::SERVICE_UNAVAILABLE,
@@ -194,10 +205,14 @@ where
                         return Ok(error.into_response_for(&request));
                     }
                 };
-                if !taken.granted
-                    && let Some(refusal) = exceeded(&mut request, &applies, &taken.usage, now)
-                {
-                    return Ok(refusal);
+                if outcome.granted {
+                    taken.push(&applies.key, amount);
+                } else {
+                    if let Some(refusal) = exceeded(&mut request, &applies, &outcome.usage, now) {
+                        taken.give_back(&*layer.store, now).await;
+                        return Ok(refusal);
+                    }
+                    past_limit.push(&applies.key, amount);
                 }
                 // An answer let through (an approval past the limit
                 // included) counts its bytes.
@@ -206,6 +221,11 @@ where
                 }
             }
             let response = inner.call(request).await?;
+            if response.extensions().get::<AnsweredByAirlock>().is_some() {
+                taken.give_back(&*layer.store, now).await;
+            } else {
+                past_limit.add(&*layer.store, now).await;
+            }
             if bytes.is_empty() {
                 return Ok(response.map(AirlockBody::new));
             }
@@ -224,6 +244,36 @@ where
             });
             Ok(response.map(|body| AirlockBody::new(Counted::new(body, report))))
         })
+    }
+}
+
+/// Operation counts of one request, per quota.
+#[derive(Default)]
+struct Uses(Vec<(QuotaKey, u64)>);
+
+impl Uses {
+    fn push(&mut self, key: &QuotaKey, amount: u64) {
+        if amount > 0 {
+            self.0.push((key.clone(), amount));
+        }
+    }
+
+    /// Gives back what was taken at `at`: Azure did not answer.
+    async fn give_back(&self, store: &dyn QuotaStore, at: SystemTime) {
+        for (key, amount) in &self.0 {
+            if let Err(error) = store.give_back(key, *amount, at).await {
+                tracing::warn!(quota = key.quota, %error, "quota use not given back: it stays counted");
+            }
+        }
+    }
+
+    /// Counts uses past the limit that an approval let through to Azure.
+    async fn add(&self, store: &dyn QuotaStore, at: SystemTime) {
+        for (key, amount) in &self.0 {
+            if let Err(error) = store.add(key, *amount, at).await {
+                tracing::error!(quota = key.quota, %error, "approved use past the limit not counted");
+            }
+        }
     }
 }
 

@@ -76,6 +76,16 @@ pub trait QuotaStore: Send + Sync + 'static {
         now: SystemTime,
     ) -> BoxFuture<'a, Result<(), QuotaError>>;
 
+    /// Gives back one use of `amount` taken at `at` (a request counted at
+    /// the quota step that then got no answer from Azure). Giving back a
+    /// use that is not there (it left the window) does nothing.
+    fn give_back<'a>(
+        &'a self,
+        key: &'a QuotaKey,
+        amount: u64,
+        at: SystemTime,
+    ) -> BoxFuture<'a, Result<(), QuotaError>>;
+
     /// Every subject's use of `quota` within `window` before `now`, for
     /// `airlock quota show`; subjects with none are left out.
     fn usage<'a>(
@@ -155,6 +165,21 @@ impl QuotaStore for MemoryQuotaStore {
     ) -> BoxFuture<'a, Result<(), QuotaError>> {
         let mut all = self.uses.lock().unwrap_or_else(PoisonError::into_inner);
         all.entry(key.clone()).or_default().push_back((now, amount));
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn give_back<'a>(
+        &'a self,
+        key: &'a QuotaKey,
+        amount: u64,
+        at: SystemTime,
+    ) -> BoxFuture<'a, Result<(), QuotaError>> {
+        let mut all = self.uses.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(uses) = all.get_mut(key)
+            && let Some(found) = uses.iter().position(|&used| used == (at, amount))
+        {
+            uses.remove(found);
+        }
         Box::pin(std::future::ready(Ok(())))
     }
 

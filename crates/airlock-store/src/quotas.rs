@@ -63,6 +63,34 @@ impl QuotaStore for SqliteStore {
         })
     }
 
+    fn give_back<'a>(
+        &'a self,
+        key: &'a QuotaKey,
+        amount: u64,
+        at: SystemTime,
+    ) -> BoxFuture<'a, Result<(), QuotaError>> {
+        let key = key.clone();
+        Box::pin(async move {
+            self.db
+                .call(move |connection, path| {
+                    connection
+                        .execute(
+                            "DELETE FROM quota_uses WHERE rowid = (SELECT rowid FROM quota_uses
+                             WHERE quota = ?1 AND subject = ?2 AND at_ms = ?3 AND amount = ?4 LIMIT 1)",
+                            params![
+                                key.quota,
+                                key.subject,
+                                millis(at),
+                                i64::try_from(amount).unwrap_or(i64::MAX)
+                            ],
+                        )
+                        .map_err(sqlite(path))
+                })
+                .await?;
+            Ok(())
+        })
+    }
+
     fn usage<'a>(
         &'a self,
         quota: &'a str,

@@ -1,6 +1,9 @@
 //! Quotas through a real gateway process: a quota of five secret reads per
 //! hour stops the sixth with a clear error, the refusal is in the audit
-//! trail, and `airlock quota show` lists the use from the store.
+//! trail, and `airlock quota show` lists the use from the store; a quota
+//! with a two-second window has room again once its window slides past
+//! (the hour-long window's slide is tested on a fake clock, in
+//! `airlock-policy`'s `quotas` tests).
 
 use airlock_demo::AgentClient;
 use airlock_sim::TokenSpec;
@@ -21,6 +24,12 @@ name = "secret-reads"
 operations = ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]
 max_requests = 5
 window = "1h"
+
+[[quota]]
+name = "secret-lists"
+operations = ["Microsoft.KeyVault/vaults/secrets/readMetadata/action"]
+max_requests = 2
+window = "2s"
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,15 +63,43 @@ async fn a_quota_of_five_secret_reads_stops_the_sixth_and_quota_show_lists_the_u
             && message.contains("5 of 5 operations"),
         "{message}"
     );
-    // Other operations are not counted.
-    let vaults = agent
-        .get(&format!(
-            "http://{}.localhost:{port}/secrets?api-version=7.4",
-            airlock_sim::VAULT
-        ))
-        .await
-        .unwrap();
-    assert_eq!(vaults.status, StatusCode::OK);
+    // Other operations are not counted against it; lists have their own
+    // quota, whose short window slides while the test waits.
+    let lists = format!(
+        "http://{}.localhost:{port}/secrets?api-version=7.4",
+        airlock_sim::VAULT
+    );
+    let first_list = std::time::Instant::now();
+    for list in 1..=2 {
+        let answer = agent.get(&lists).await.unwrap();
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "list {list}: {:?}",
+            answer.body
+        );
+    }
+    let third = agent.get(&lists).await.unwrap();
+    assert_eq!(third.status, StatusCode::FORBIDDEN, "{:?}", third.body);
+    assert!(
+        third.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("quota 'secret-lists'"),
+        "{:?}",
+        third.body
+    );
+    tokio::time::sleep(
+        std::time::Duration::from_millis(2_100).saturating_sub(first_list.elapsed()),
+    )
+    .await;
+    let after = agent.get(&lists).await.unwrap();
+    assert_eq!(
+        after.status,
+        StatusCode::OK,
+        "room again after the window: {:?}",
+        after.body
+    );
 
     let show = |format: &str| {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
@@ -103,7 +140,7 @@ async fn a_quota_of_five_secret_reads_stops_the_sixth_and_quota_show_lists_the_u
             .iter()
             .filter(|code| code.as_deref() == Some("AirlockQuotaExceeded"))
             .count(),
-        1,
+        2,
         "{codes:?}"
     );
     stack.shutdown().await;

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use airlock_core::{
-    AirlockBody, Decision, Operation, Plane, Principal, PrincipalKind, ResourceScope, empty, full,
+    AirlockBody, AirlockError, Decision, ErrorContext, Operation, Plane, Principal, PrincipalKind,
+    ResourceScope, empty, full,
 };
 use airlock_policy::{Limit, MemoryQuotaStore, Per, Policy, QuotaLayer, QuotaStore};
 use http::{Request, Response, StatusCode};
@@ -330,6 +331,117 @@ async fn past_the_limit_an_approve_quota_asks_for_approval_instead() {
         }
         other => panic!("not held for approval: {other:?}"),
     }
+}
+
+/// A request counts only when Azure answers it: what Airlock answers
+/// instead (a refusal further in, an approval denied or still pending, an
+/// answer held) gives its operations back, and so does a refusal by a
+/// second quota; a request an approval lets through past the limit counts.
+#[tokio::test]
+async fn only_requests_azure_answers_count() {
+    let clock = Clock::new();
+    let policy = policy(
+        r#"
+        [[quota]]
+        name = "secret-reads"
+        operations = ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]
+        max_requests = 2
+        window = "1h"
+        on_exceed = "approve"
+        approval = { groups = ["sec"] }
+
+        [[quota]]
+        name = "db-reads"
+        operations = ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]
+        scopes = ["/providers/Microsoft.KeyVault/vaults/kv/secrets/db"]
+        max_requests = 1
+        window = "1h"
+        "#,
+    );
+    let store = Arc::new(MemoryQuotaStore::default());
+    let quotas = policy.clone();
+    let service = QuotaLayer::new(move || quotas.quotas(), store.clone())
+        .clock({
+            let clock = clock.clone();
+            move || clock.now()
+        })
+        .layer(service_fn(|request: Request<AirlockBody>| async move {
+            // Airlock answers instead of Azure when the test says so.
+            if request.headers().contains_key("x-test-airlock-answers") {
+                let refusal = AirlockError::ApprovalDenied {
+                    approval_id: "a-1".into(),
+                    approver: "sec".into(),
+                    reason: None,
+                };
+                return Ok::<_, Infallible>(refusal.into_response(&ErrorContext::default()));
+            }
+            Ok(Response::new(full("azure")))
+        }));
+    let used = |quota: &'static str| {
+        let store = store.clone();
+        let now = clock.now();
+        async move {
+            store
+                .usage(quota, Duration::from_secs(3_600), now)
+                .await
+                .unwrap()
+                .first()
+                .map_or(0, |usage| usage.used)
+        }
+    };
+    let airlock_answers = |name: &str| {
+        let mut request = request("agent", secret(name));
+        request.headers_mut().insert(
+            "x-test-airlock-answers",
+            http::HeaderValue::from_static("1"),
+        );
+        request
+    };
+    for _ in 0..3 {
+        let (status, _) = send(&service, airlock_answers("a")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        used("secret-reads").await,
+        0,
+        "no answer from Azure, no use"
+    );
+    // One read of `db` fills db-reads; a second is refused by it, and the
+    // secret-reads use it took first is given back.
+    assert_eq!(
+        send(&service, request("agent", secret("db"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!((used("secret-reads").await, used("db-reads").await), (1, 1));
+    let (status, body) = send(&service, request("agent", secret("db"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("db-reads"), "{body}");
+    assert_eq!(
+        used("secret-reads").await,
+        1,
+        "the refused read was given back"
+    );
+    // Fill secret-reads; past it, a read held for approval and denied does
+    // not count, one let through (Azure answers) does: 3 of 2.
+    assert_eq!(
+        send(&service, request("agent", secret("b"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(used("secret-reads").await, 2);
+    assert_eq!(
+        send(&service, airlock_answers("c")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(used("secret-reads").await, 2);
+    assert_eq!(
+        send(&service, request("agent", secret("c"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        used("secret-reads").await,
+        3,
+        "an approved read past the limit counts"
+    );
 }
 
 #[tokio::test]

@@ -105,6 +105,26 @@ impl QuotaStore for PostgresStore {
         })
     }
 
+    fn give_back<'a>(
+        &'a self,
+        key: &'a QuotaKey,
+        used: u64,
+        at: SystemTime,
+    ) -> BoxFuture<'a, Result<(), QuotaError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "DELETE FROM quota_uses WHERE ctid = (SELECT ctid FROM quota_uses
+                     WHERE quota = $1 AND subject = $2 AND at_ms = $3 AND amount = $4 LIMIT 1)",
+                    &[&key.quota, &key.subject, &millis(at), &amount(used)],
+                )
+                .await
+                .map_err(|e| self.failed(e))?;
+            Ok(())
+        })
+    }
+
     fn usage<'a>(
         &'a self,
         quota: &'a str,

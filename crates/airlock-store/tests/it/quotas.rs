@@ -72,6 +72,25 @@ async fn conforms(store: Arc<dyn QuotaStore>) {
         .unwrap();
     assert_eq!(usage.len(), 1, "{usage:?}");
     assert_eq!((usage[0].subject.as_str(), usage[0].used), ("agent", 10));
+    // A use given back leaves room at once; one that is not there (given
+    // back twice, or never taken) changes nothing.
+    let fresh = key("returner");
+    let take = |now| Take {
+        key: &fresh,
+        amount: 1,
+        limit: 2,
+        window: MINUTE,
+        now,
+    };
+    assert!(store.take(take(at(2_000))).await.unwrap().granted);
+    assert!(store.take(take(at(2_001))).await.unwrap().granted);
+    assert!(!store.take(take(at(2_002))).await.unwrap().granted);
+    store.give_back(&fresh, 1, at(2_001)).await.unwrap();
+    store.give_back(&fresh, 1, at(2_001)).await.unwrap();
+    store.give_back(&fresh, 1, at(1_999)).await.unwrap();
+    let after = store.take(take(at(2_003))).await.unwrap();
+    assert!(after.granted, "room again after the give-back");
+    assert_eq!(after.usage.used, 2, "only the one use was given back");
 }
 
 /// Forty takes at once, from however many stores: exactly the limit granted.
