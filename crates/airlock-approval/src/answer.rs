@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use airlock_core::{
     AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, Decision, ErrorContext,
-    MASKED_HEADER, Operation, Principal, Share, Uncollected, full,
+    MASKED_HEADER, Operation, Principal, REVEALED_HEADER, Share, Uncollected, full,
 };
 use airlock_policy::{AnswerFacts, AnswerRule};
 use bytes::Bytes;
@@ -337,6 +337,9 @@ where
         masked: header(MASKED_HEADER)
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        revealed: header(REVEALED_HEADER)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
         content_type: header(CONTENT_TYPE.as_str()).map(str::to_owned),
     };
     // What the head already rules out is streamed on, never read.
@@ -511,6 +514,7 @@ async fn hold(
             items: facts.items,
             names,
             masked: facts.masked,
+            revealed: facts.revealed,
         }),
     };
     let id = approval.id;
@@ -529,6 +533,11 @@ async fn hold(
         .subscribe(id)
         .await
         .map_err(|e| store_failed(&e))?;
+    // Counted in `airlock_approvals_held` while the request waits. A client
+    // that goes away meanwhile leaves the approval open on purpose: the
+    // answer stays sealed for the retry it will send (as after a 409),
+    // until decided or expired.
+    let _held = config.metrics.as_ref().map(|metrics| metrics.hold());
     if wait_decided(&mut states, hold).await.is_none() {
         return Err(held(config, id));
     }

@@ -362,6 +362,14 @@ pub struct HeldAnswer {
     pub names: Vec<String>,
     /// How many values masking masked in it.
     pub masked: u32,
+    /// How many secret values it carries in clear (a reveal rule or
+    /// approval applied to it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revealed: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl HeldAnswer {
@@ -469,6 +477,20 @@ impl ApprovalRequest {
             return None;
         }
         Some(self.reveal_quorum.as_ref().map_or(&self.rule, |q| &q.rule))
+    }
+    /// What it approves: `answer` (an answer held by the exfiltration
+    /// guard), `reveal` (an answer in clear), `quota` (a request past a
+    /// quota's limit) or `request` (what a policy rule holds).
+    pub fn kind(&self) -> &'static str {
+        if self.answer.is_some() {
+            "answer"
+        } else if self.reveal {
+            "reveal"
+        } else if self.rule.starts_with(airlock_core::QUOTA_RULE_PREFIX) {
+            "quota"
+        } else {
+            "request"
+        }
     }
     /// Whether its approvals suffice: `min_approvals` of the operation's
     /// approvers (or the acting user's confirmation), and, when it reveals

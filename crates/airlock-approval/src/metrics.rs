@@ -13,12 +13,14 @@ use crate::{ApprovalEvent, ApprovalState, Notifier};
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabel {
     event: &'static str,
+    kind: &'static str,
 }
 
 /// Counts approvals and the requests waiting for them. It is a
 /// [`Notifier`]: add it to the notifiers of the [`ApprovalLayer`](crate::ApprovalLayer)
 /// and the [`ApprovalApi`](crate::ApprovalApi) to count each approval
-/// `requested`, `approved`, `denied` and `expired` (each event is announced
+/// `requested`, `approved`, `denied` and `expired`, by its
+/// [`kind`](crate::ApprovalRequest::kind) (each event is announced
 /// once, by the replica that caused it, so a sum over replicas counts each
 /// approval once); give it to [`ApprovalLayer::metrics`](crate::ApprovalLayer::metrics)
 /// to count the requests held open waiting for a decision; and to
@@ -50,12 +52,12 @@ impl ApprovalMetrics {
         Arc::default()
     }
 
-    /// Registers `airlock_approvals_total{event}`, `airlock_approvals_held`
+    /// Registers `airlock_approvals_total{event, kind}`, `airlock_approvals_held`
     /// and `airlock_approvals_pending`.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "airlock_approvals",
-            "Approvals requested, approved, denied and expired (counted by the replica that caused the event)",
+            "Approvals requested, approved, denied and expired, by kind: request, reveal, answer, quota (counted by the replica that caused the event)",
             self.events.clone(),
         );
         registry.register(
@@ -93,12 +95,13 @@ impl Drop for Held {
 
 impl Notifier for ApprovalMetrics {
     fn notify(&self, event: ApprovalEvent) {
+        let kind = event.request().kind();
         let event = match &event {
             ApprovalEvent::New(_) => "requested",
             ApprovalEvent::Decided(r) if r.state == ApprovalState::Approved => "approved",
             ApprovalEvent::Decided(_) => "denied",
             ApprovalEvent::Expired(_) => "expired",
         };
-        self.events.get_or_create(&EventLabel { event }).inc();
+        self.events.get_or_create(&EventLabel { event, kind }).inc();
     }
 }

@@ -91,6 +91,10 @@ impl ApprovalWait {
     }
 }
 
+/// How the rule of an approval asked for by a `[[quota]]` past its limit
+/// begins (`quota:<name>`), so approvals and errors name the quota.
+pub const QUOTA_RULE_PREFIX: &str = "quota:";
+
 /// The outcome of policy for one request, put in the request's extensions.
 ///
 /// The gateway's upstream service forwards only a request whose decision is

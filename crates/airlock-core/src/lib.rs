@@ -39,7 +39,7 @@ pub use body::{
     AirlockBody, BodyError, BoxError, boxed, collect_limited, declared_length, empty, full,
 };
 pub use browser::{BrowserSession, CSRF_HEADER};
-pub use decision::{ApprovalWait, Approvers, Decision, Elevation};
+pub use decision::{ApprovalWait, Approvers, Decision, Elevation, QUOTA_RULE_PREFIX};
 pub use error::{AirlockError, AnsweredByAirlock, ErrorContext, REQUEST_ID_HEADER};
 pub use html::escape_html;
 pub use http_client::{HttpClient, HttpClientError};

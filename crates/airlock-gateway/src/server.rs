@@ -219,6 +219,7 @@ impl Gateway {
             quota: {
                 let policy = policy.clone();
                 QuotaLayer::new(move || policy.current().quotas(), database.quotas())
+                    .metrics(metrics.quotas.clone())
             },
             approval: approvals.layer.clone(),
             answer: {
@@ -283,6 +284,7 @@ struct Metrics {
     identity: Arc<airlock_identity::IdentityMetrics>,
     credentials: Arc<airlock_credentials::CredentialMetrics>,
     masking: Arc<airlock_masking::MaskingMetrics>,
+    quotas: Arc<airlock_policy::QuotaMetrics>,
 }
 
 impl Metrics {
@@ -292,6 +294,7 @@ impl Metrics {
             identity: airlock_identity::IdentityMetrics::new(),
             credentials: airlock_credentials::CredentialMetrics::new(),
             masking: airlock_masking::MaskingMetrics::new(),
+            quotas: airlock_policy::QuotaMetrics::new(),
         }
     }
 
@@ -302,6 +305,7 @@ impl Metrics {
         self.identity.register(&mut registry);
         self.credentials.register(&mut registry);
         self.masking.register(&mut registry);
+        self.quotas.register(&mut registry);
         approvals.register(&mut registry);
         registry
     }

@@ -17,6 +17,10 @@ pub struct AnswerFacts {
     pub items: Option<u64>,
     /// How many values masking masked in it.
     pub masked: u32,
+    /// How many secret values it carries in clear, revealed by a reveal
+    /// rule or approval: `min_masked` counts them with the masked ones
+    /// (a secret revealed is still a secret leaving).
+    pub revealed: u32,
     /// Its media type (`Content-Type`), when given.
     pub content_type: Option<String>,
 }
@@ -48,6 +52,18 @@ pub struct AnswerFacts {
 /// assert!(rule.applies(&agent, &download));
 /// assert!(!rule.holds(&AnswerFacts { bytes: 1024, ..Default::default() }));
 /// assert!(rule.holds(&AnswerFacts { bytes: 60 << 20, ..Default::default() }));
+///
+/// // `min_masked` counts the secrets in an answer, masked or revealed.
+/// let policy = Policy::parse(r#"
+///     [[answer]]
+///     name = "secret-sweeps"
+///     operations = ["Microsoft.KeyVault/vaults/secrets/*"]
+///     min_masked = 3
+///     approval = { groups = ["sec"] }
+/// "#, "policy.toml").unwrap();
+/// let rule = &policy.answer_rules()[0];
+/// assert!(!rule.holds(&AnswerFacts { masked: 2, ..Default::default() }));
+/// assert!(rule.holds(&AnswerFacts { masked: 1, revealed: 2, ..Default::default() }));
 /// ```
 #[derive(Clone, Debug)]
 pub struct AnswerRule {
@@ -94,7 +110,9 @@ impl AnswerRule {
             && self
                 .min_items
                 .is_none_or(|min| answer.items.is_some_and(|n| n >= min))
-            && self.min_masked.is_none_or(|min| answer.masked >= min)
+            && self
+                .min_masked
+                .is_none_or(|min| answer.masked.saturating_add(answer.revealed) >= min)
             && (self.content_types.is_empty()
                 || answer.content_type.as_deref().is_some_and(|found| {
                     self.content_types.iter().any(|t| media_matches(t, found))

@@ -81,6 +81,7 @@ mod layer;
 mod policy;
 mod quota;
 mod quota_layer;
+mod quota_metrics;
 mod quota_store;
 mod reload;
 pub mod replay;
@@ -96,6 +97,7 @@ pub use layer::PolicyLayer;
 pub use policy::{Explanation, Facet, NO_MATCHING_RULE, OBSERVE_MODE, Policy, RuleTrace};
 pub use quota::{Limit, Per, Quota};
 pub use quota_layer::{QuotaLayer, QuotaService};
+pub use quota_metrics::QuotaMetrics;
 pub use quota_store::{
     MemoryQuotaStore, QuotaError, QuotaKey, QuotaStore, Take, Taken, Usage, granted,
 };

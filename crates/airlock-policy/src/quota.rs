@@ -135,7 +135,7 @@ impl Quota {
     pub fn exceeded(&self) -> Option<Decision> {
         let approval = self.approval.as_ref()?;
         Some(Decision::RequireApproval {
-            rule: format!("quota:{}", self.name),
+            rule: format!("{}{}", airlock_core::QUOTA_RULE_PREFIX, self.name),
             approvers: approval.approvers.clone(),
             min_approvals: approval.min_approvals,
             justification_required: approval.justification,

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use airlock_core::{
     AirlockBody, AirlockError, AnsweredByAirlock, AuditDraft, BoxError, BoxFuture, Decision,
-    ErrorContext, Operation, Principal,
+    ErrorContext, Operation, Principal, QUOTA_RULE_PREFIX,
 };
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -15,7 +15,7 @@ use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
 use crate::quota_store::{QuotaKey, QuotaStore, Take, Usage};
-use crate::{Limit, Quota};
+use crate::{Limit, Quota, QuotaMetrics};
 
 /// The quotas in force now (re-read per request, so a policy reload applies).
 type Source = Arc<dyn Fn() -> Arc<[Quota]> + Send + Sync>;
@@ -85,6 +85,7 @@ pub struct QuotaLayer {
     quotas: Source,
     store: Arc<dyn QuotaStore>,
     clock: Clock,
+    metrics: Option<Arc<QuotaMetrics>>,
 }
 
 impl std::fmt::Debug for QuotaLayer {
@@ -103,7 +104,16 @@ impl QuotaLayer {
             quotas: Arc::new(quotas),
             store,
             clock: Arc::new(SystemTime::now),
+            metrics: None,
         }
+    }
+
+    /// Counts requests past a limit, and those the store could not count,
+    /// in `metrics`.
+    #[must_use]
+    pub fn metrics(mut self, metrics: Arc<QuotaMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Counts at the times `clock` gives (default the system clock): for tests.
@@ -194,6 +204,9 @@ where
                     Err(error) => {
                         taken.give_back(&*layer.store, now).await;
                         tracing::error!(quota = applies.quota.name(), %error, "quota store failed; request refused");
+                        if let Some(metrics) = &layer.metrics {
+                            metrics.unavailable();
+                        }
                         let error = AirlockError::custom(
                             StatusCode::SERVICE_UNAVAILABLE,
                             "AirlockQuotaUnavailable",
@@ -208,7 +221,11 @@ where
                 if outcome.granted {
                     taken.push(&applies.key, amount);
                 } else {
-                    if let Some(refusal) = exceeded(&mut request, &applies, &outcome.usage, now) {
+                    let refusal = exceeded(&mut request, &applies, &outcome.usage, now);
+                    if let Some(metrics) = &layer.metrics {
+                        metrics.exceeded(applies.quota.name(), refusal.is_some());
+                    }
+                    if let Some(refusal) = refusal {
                         taken.give_back(&*layer.store, now).await;
                         return Ok(refusal);
                     }
@@ -363,8 +380,8 @@ fn exceeded(
                     quota.limit().unit(),
                 ),
             };
-            let context =
-                ErrorContext::from_request(request).rule(format!("quota:{}", quota.name()));
+            let context = ErrorContext::from_request(request)
+                .rule(format!("{QUOTA_RULE_PREFIX}{}", quota.name()));
             Some(error.into_response(&context))
         }
     }

@@ -470,8 +470,14 @@ async fn a_held_request_proceeds_when_approved_during_the_hold() {
     // /metrics: the approval asked for and approved, nothing held any more,
     // the two keys masked by the listKeys rule.
     let metrics = h.metrics().await;
-    assert_eq!(metrics[r#"airlock_approvals_total{event="requested"}"#], 1);
-    assert_eq!(metrics[r#"airlock_approvals_total{event="approved"}"#], 1);
+    assert_eq!(
+        metrics[r#"airlock_approvals_total{event="requested",kind="request"}"#],
+        1
+    );
+    assert_eq!(
+        metrics[r#"airlock_approvals_total{event="approved",kind="request"}"#],
+        1
+    );
     assert_eq!(metrics["airlock_approvals_held"], 0);
     assert_eq!(
         metrics[r#"airlock_masked_values_total{detector="rule"}"#],

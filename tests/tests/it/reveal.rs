@@ -345,3 +345,50 @@ hold = "30s"
     assert_never_written(&h).await;
     h.shutdown().await;
 }
+
+/// An `[[answer]]` rule on the number of secrets in an answer counts the
+/// revealed ones too: a reveal rule does not carry an answer past the
+/// exfiltration guard. The masked answer of another agent is held alike.
+#[tokio::test]
+async fn min_masked_holds_an_answer_whether_its_secrets_are_masked_or_revealed() {
+    let _logs = captured_logs();
+    let policy = format!(
+        "{}\n[[answer]]\nname = \"secret-answers\"\noperations = [\"Microsoft.KeyVault/vaults/secrets/getSecret/action\"]\nmin_masked = 1\napproval = {{ groups = [\"{APPROVERS_GROUP}\"], hold = \"30s\" }}\n",
+        airlock_tests::ALLOW_ALL
+    );
+    let h = Harness::start_with(Options {
+        policy: Some(policy),
+        extra_toml: format!(
+            "[[masking.reveal]]\nname = \"pipeline-db\"\nprincipals = {{ ids = [\"{PIPELINE}\"] }}\noperations = [\"Microsoft.KeyVault/vaults/secrets/getSecret/action\"]\n"
+        ),
+        ..Options::default()
+    })
+    .await;
+    for (client, in_clear) in [
+        (h.client(Some(&h.issuer.mint(&pipeline()))), true),
+        (h.agent.clone(), false),
+    ] {
+        let url = h.secret_url();
+        let held = tokio::spawn(async move { client.get(&url).await.unwrap() });
+        let approval = pending(&h, 1).await.remove(0);
+        assert_eq!(approval["rule"], "secret-answers", "{approval}");
+        let answer = &approval["answer"];
+        assert_eq!(
+            (answer["masked"].as_u64(), answer["revealed"].as_u64()),
+            if in_clear {
+                (Some(0), Some(1))
+            } else {
+                (Some(1), None)
+            },
+            "{approval}"
+        );
+        assert!(!approval.to_string().contains(SECRET_VALUE));
+        decide(&h, approval["id"].as_str().unwrap(), "approve", "ok").await;
+        let released = held.await.unwrap();
+        assert_eq!(released.status, StatusCode::OK, "{:?}", released.body);
+        let value = released.json()["value"].as_str().unwrap().to_owned();
+        assert_eq!(value == SECRET_VALUE, in_clear, "{value}");
+    }
+    assert_never_written(&h).await;
+    h.shutdown().await;
+}

@@ -84,6 +84,15 @@ fn scope(scope: &str) -> String {
     html
 }
 
+/// `, and N in clear` for a held answer that carries revealed secrets.
+fn revealed_in(answer: &crate::HeldAnswer) -> String {
+    if answer.revealed == 0 {
+        String::new()
+    } else {
+        format!(", <strong>{} in clear</strong> (revealed)", answer.revealed)
+    }
+}
+
 /// Why the viewer sees no buttons.
 fn no_buttons_reason(approval: &ApprovalRequest, viewer: &Principal, now: SystemTime) -> String {
     if approval.requester.is_acting_user(viewer) {
@@ -203,7 +212,7 @@ pub(crate) fn card(
         });
         let _ = write!(
             html,
-            "<dt>Holds</dt><dd class=\"held-answer\"><strong>Azure's answer, not yet sent</strong>: status {}, {} bytes{}{}, {} value(s) masked in it (its contents are never shown here)</dd>",
+            "<dt>Holds</dt><dd class=\"held-answer\"><strong>Azure's answer, not yet sent</strong>: status {}, {} bytes{}{}, {} value(s) masked in it{} (its contents are never shown here)</dd>",
             answer.status,
             answer.bytes,
             answer
@@ -212,7 +221,8 @@ pub(crate) fn card(
                 .map(|t| format!(" of {}", esc(t)))
                 .unwrap_or_default(),
             items,
-            answer.masked
+            answer.masked,
+            revealed_in(answer),
         );
     }
     if approval.reveal {

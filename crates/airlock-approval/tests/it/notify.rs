@@ -277,11 +277,38 @@ fn approval_metrics_count_each_event_under_its_name() {
     metrics.notify(ApprovalEvent::Decided(request(ApprovalState::Approved)));
     metrics.notify(ApprovalEvent::Decided(request(ApprovalState::Denied)));
     metrics.notify(ApprovalEvent::Expired(request(ApprovalState::Expired)));
+    // Each kind of approval is told apart.
+    let mut reveal = request(ApprovalState::Pending);
+    reveal.reveal = true;
+    metrics.notify(ApprovalEvent::New(reveal));
+    let mut quota = request(ApprovalState::Denied);
+    quota.rule = "quota:secret-reads".into();
+    metrics.notify(ApprovalEvent::Decided(quota));
     for (series, value) in [
-        (r#"airlock_approvals_total{event="requested"}"#, "2"),
-        (r#"airlock_approvals_total{event="approved"}"#, "1"),
-        (r#"airlock_approvals_total{event="denied"}"#, "1"),
-        (r#"airlock_approvals_total{event="expired"}"#, "1"),
+        (
+            r#"airlock_approvals_total{event="requested",kind="request"}"#,
+            "2",
+        ),
+        (
+            r#"airlock_approvals_total{event="approved",kind="request"}"#,
+            "1",
+        ),
+        (
+            r#"airlock_approvals_total{event="denied",kind="request"}"#,
+            "1",
+        ),
+        (
+            r#"airlock_approvals_total{event="expired",kind="request"}"#,
+            "1",
+        ),
+        (
+            r#"airlock_approvals_total{event="requested",kind="reveal"}"#,
+            "1",
+        ),
+        (
+            r#"airlock_approvals_total{event="denied",kind="quota"}"#,
+            "1",
+        ),
     ] {
         assert_eq!(
             airlock_metrics::sample(&registry, series).as_deref(),

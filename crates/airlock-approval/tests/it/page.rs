@@ -388,6 +388,7 @@ async fn reveals_and_held_answers_say_what_they_release() {
         items: Some(3),
         names: vec!["db-password".into(), "<i>api-key</i>".into()],
         masked: 2,
+        revealed: 1,
     });
     page.store.create(held.clone(), None).await.unwrap();
     let alice = person("alice", "Alice", &["approvers"]);
@@ -402,7 +403,7 @@ async fn reveals_and_held_answers_say_what_they_release() {
             || html.contains("Azure's answer, not yet sent"),
         "{html}"
     );
-    assert!(html.contains("52428801 bytes of application/json, a list of 3 item(s): db-password, &lt;i&gt;api-key&lt;/i&gt;, 2 value(s) masked"), "{html}");
+    assert!(html.contains("52428801 bytes of application/json, a list of 3 item(s): db-password, &lt;i&gt;api-key&lt;/i&gt;, 2 value(s) masked in it, <strong>1 in clear</strong> (revealed)"), "{html}");
     assert!(!html.contains("<i>api-key"));
     assert!(
         html.contains(

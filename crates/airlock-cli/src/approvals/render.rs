@@ -95,6 +95,8 @@ pub struct HeldAnswerView {
     pub names: Vec<String>,
     /// How many values were masked in it.
     pub masked: u32,
+    /// How many secret values it carries in clear (revealed).
+    pub revealed: u32,
 }
 
 /// The HTTP request an approval is for.
@@ -417,7 +419,7 @@ pub fn render_details(value: &Value, now: SystemTime) -> Result<String, Malforme
         field(
             "Holds",
             format!(
-                "AZURE'S ANSWER, NOT YET SENT: status {}, {} bytes{}{items}, {} value(s) masked in it",
+                "AZURE'S ANSWER, NOT YET SENT: status {}, {} bytes{}{items}, {} value(s) masked in it{}",
                 answer.status,
                 answer.bytes,
                 answer
@@ -425,7 +427,12 @@ pub fn render_details(value: &Value, now: SystemTime) -> Result<String, Malforme
                     .as_deref()
                     .map(|t| format!(" of {}", clean(t)))
                     .unwrap_or_default(),
-                answer.masked
+                answer.masked,
+                if answer.revealed == 0 {
+                    String::new()
+                } else {
+                    format!(", {} IN CLEAR (revealed)", answer.revealed)
+                }
             ),
         );
     }

@@ -126,6 +126,19 @@ async fn a_quota_of_five_secret_reads_stops_the_sixth_and_quota_show_lists_the_u
     assert_eq!(json[0]["quota"], "secret-reads");
     assert_eq!(json[0]["subjects"][0]["subject"], agent_id.as_str());
     assert_eq!(json[0]["subjects"][0]["used"], 5);
+    let metrics = AgentClient::new(&stack.admin_url, None)
+        .unwrap()
+        .get("/metrics")
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.body);
+    for series in [
+        r#"airlock_quota_exceeded_total{quota="secret-reads",outcome="refused"} 1"#,
+        r#"airlock_quota_exceeded_total{quota="secret-lists",outcome="refused"} 1"#,
+        "airlock_quota_unavailable_total 0",
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
     stack.kill_gateway();
 
     let store = SqliteStore::open(stack.file("airlock.db")).await.unwrap();

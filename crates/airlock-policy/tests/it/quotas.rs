@@ -11,7 +11,7 @@ use airlock_core::{
     AirlockBody, AirlockError, Decision, ErrorContext, Operation, Plane, Principal, PrincipalKind,
     ResourceScope, empty, full,
 };
-use airlock_policy::{Limit, MemoryQuotaStore, Per, Policy, QuotaLayer, QuotaStore};
+use airlock_policy::{Limit, MemoryQuotaStore, Per, Policy, QuotaLayer, QuotaMetrics, QuotaStore};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tower::{Layer, ServiceExt, service_fn};
@@ -360,7 +360,11 @@ async fn only_requests_azure_answers_count() {
     );
     let store = Arc::new(MemoryQuotaStore::default());
     let quotas = policy.clone();
+    let metrics = QuotaMetrics::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
     let service = QuotaLayer::new(move || quotas.quotas(), store.clone())
+        .metrics(metrics)
         .clock({
             let clock = clock.clone();
             move || clock.now()
@@ -442,6 +446,15 @@ async fn only_requests_azure_answers_count() {
         3,
         "an approved read past the limit counts"
     );
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for series in [
+        r#"airlock_quota_exceeded_total{quota="db-reads",outcome="refused"} 1"#,
+        r#"airlock_quota_exceeded_total{quota="secret-reads",outcome="approval"} 2"#,
+        "airlock_quota_unavailable_total 0",
+    ] {
+        assert!(text.contains(series), "{series} missing:\n{text}");
+    }
 }
 
 #[tokio::test]
@@ -512,6 +525,7 @@ fn answer_rules_are_read_and_malformed_ones_refused() {
         bytes: 10,
         items: Some(items),
         masked: 0,
+        revealed: 0,
         content_type: Some(content_type.into()),
     };
     assert!(rule.holds(&list(100, "application/json; charset=utf-8")));
