@@ -16,6 +16,7 @@ mod identity;
 mod logs;
 mod masking;
 mod policy;
+mod quotas;
 mod recording;
 mod refusals;
 mod reveal;

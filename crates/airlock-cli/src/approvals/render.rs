@@ -765,6 +765,26 @@ mod tests {
         );
     }
 
+    /// A held answer: what it is, never its contents, and how many of its
+    /// secrets would leave in clear.
+    #[test]
+    fn details_describe_a_held_answer() {
+        let mut value = approval("pending", true, &serde_json::json!([]));
+        value["answer"] = serde_json::json!({
+            "status": 200, "bytes": 5120, "contentType": "application/json",
+            "items": 3, "names": ["db-password", "api-key"], "masked": 2, "revealed": 1
+        });
+        let text = render_details(&value, now()).unwrap();
+        assert!(
+            text.contains("AZURE'S ANSWER, NOT YET SENT: status 200, 5120 bytes of application/json, a list of 3 item(s): db-password, api-key, 2 value(s) masked in it, 1 IN CLEAR (revealed)"),
+            "{text}"
+        );
+        // The API leaves the count out when nothing is in clear.
+        value["answer"].as_object_mut().unwrap().remove("revealed");
+        let text = render_details(&value, now()).unwrap();
+        assert!(text.contains("2 value(s) masked in it\n"), "{text}");
+    }
+
     #[test]
     fn details_show_the_justification_and_the_decisions() {
         let value = approval(

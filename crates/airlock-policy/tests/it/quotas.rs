@@ -601,3 +601,40 @@ async fn an_answer_approved_past_a_byte_quota_still_counts() {
     send(&service, request("agent", secret("b"))).await;
     wait_for(1200).await;
 }
+
+/// `per = "group"`: the members of each of the quota's groups share one
+/// count; a principal outside them is not counted at all.
+#[tokio::test]
+async fn a_group_quota_is_shared_by_its_members() {
+    let clock = Clock::new();
+    let policy = policy(
+        r#"
+        [[quota]]
+        name = "team-reads"
+        operations = ["Microsoft.KeyVault/vaults/secrets/getSecret/action"]
+        principals = { groups = ["team"] }
+        max_requests = 2
+        window = "1h"
+        per = "group"
+        "#,
+    );
+    let service = service(policy, clock, 10, Arc::default());
+    let member = |id: &str| {
+        let mut request = request(id, secret("s"));
+        request.extensions_mut().insert(
+            Principal::builder(id, PrincipalKind::ManagedIdentity)
+                .groups(["team"])
+                .build(),
+        );
+        request
+    };
+    assert_eq!(send(&service, member("m1")).await.0, StatusCode::OK);
+    assert_eq!(send(&service, member("m2")).await.0, StatusCode::OK);
+    let (status, body) = send(&service, member("m3")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the team's two are used");
+    assert!(body.contains("2 of 2"), "{body}");
+    assert_eq!(
+        send(&service, request("outsider", secret("s"))).await.0,
+        StatusCode::OK
+    );
+}
