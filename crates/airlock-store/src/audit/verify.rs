@@ -95,6 +95,20 @@ pub enum AuditProblem {
         /// Where the chain ends.
         head: u64,
     },
+    /// The session index (`audit_session_index`, which `airlock sessions`
+    /// reads) disagrees with the (intact) chain at this event: a row was
+    /// edited, added or deleted outside Airlock, so a session could show
+    /// another's events or hide its own. The chain itself is intact.
+    #[error(
+        "the session index disagrees with event {seq}: it was edited outside Airlock, and \
+         session listings may group events wrongly (the chain is intact). Rebuild it: delete \
+         the rows of audit_session_index and set audit_session_indexed.through to 0; the next \
+         append indexes every event again"
+    )]
+    SessionIndexEdited {
+        /// The first event it disagrees about.
+        seq: u64,
+    },
     /// A signed checkpoint's signature does not verify.
     #[error("the checkpoint at event {seq} has an invalid signature: it was forged or edited")]
     BadSignature {
@@ -122,6 +136,7 @@ impl AuditProblem {
             AuditProblem::Break(ChainBreak::Edited { seq } | ChainBreak::Unlinked { seq }) => *seq,
             AuditProblem::Break(ChainBreak::Gap { expected, .. }) => *expected,
             AuditProblem::ColumnEdited { seq, .. }
+            | AuditProblem::SessionIndexEdited { seq }
             | AuditProblem::CheckpointNotOnChain { seq, .. }
             | AuditProblem::CheckpointBeyondHead { seq, .. }
             | AuditProblem::BadSignature { seq }
@@ -166,7 +181,56 @@ fn walk(path: &Path, trusted: &TrustedCheckpoints) -> Result<AuditVerification, 
         let page = page_after(&snapshot, path, walk.head())?;
         walk.page(page);
     }
-    Ok(walk.finish())
+    let mut report = walk.finish();
+    if report.problem.is_none() {
+        report.problem = session_index_problem(&snapshot, path)?
+            .map(|seq| AuditProblem::SessionIndexEdited { seq });
+    }
+    Ok(report)
+}
+
+/// The first event the session index disagrees about, once the chain is
+/// known intact: an index row naming another session than its event, or
+/// no event at all (added); an event up to `through` with no row (deleted,
+/// or `through` raised to hide the events after it); `through` past the
+/// last event.
+fn session_index_problem(
+    connection: &rusqlite::Connection,
+    path: &Path,
+) -> Result<Option<u64>, StoreError> {
+    use rusqlite::OptionalExtension as _;
+    let wrong: Option<u64> = connection
+        .query_row(
+            "SELECT MIN(i.seq) FROM audit_session_index i
+             LEFT JOIN audit_events e ON e.seq = i.seq
+             WHERE e.seq IS NULL OR e.session_id IS NOT i.session_id",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sqlite(path))?;
+    let missing: Option<u64> = connection
+        .query_row(
+            "SELECT e.seq FROM audit_events e
+             WHERE e.seq <= (SELECT through FROM audit_session_indexed)
+               AND NOT EXISTS (SELECT 1 FROM audit_session_index i
+                               WHERE i.session_id = e.session_id AND i.seq = e.seq)
+             ORDER BY e.seq LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sqlite(path))?;
+    // `through` past the last event would hide the events appended next.
+    let beyond: Option<u64> = connection
+        .query_row(
+            "SELECT through FROM audit_session_indexed
+             WHERE through > (SELECT COALESCE(MAX(seq), 0) FROM audit_events)",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sqlite(path))?;
+    Ok([wrong, missing, beyond].into_iter().flatten().min())
 }
 
 /// One chain's verification, fed page by page by whichever backend reads

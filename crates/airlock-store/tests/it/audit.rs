@@ -431,6 +431,50 @@ async fn a_trail_from_before_the_bulk_session_index_is_indexed_when_opened() {
     assert_eq!(index, None);
 }
 
+/// `verify` checks the session index against the chain: a row moved to
+/// another session, deleted, added for no event, or `through` raised past
+/// the last event is reported at its event; rebuilt as the message says,
+/// the trail verifies again.
+#[tokio::test]
+async fn a_tampered_session_index_fails_verify_until_rebuilt() {
+    let (dir, store, _) = three_batches().await;
+    let db = raw(&file(&dir));
+    let index_all = "INSERT OR IGNORE INTO audit_session_index (session_id, seq)
+                         SELECT session_id, seq FROM audit_events;
+                     UPDATE audit_session_indexed SET through = 12;";
+    db.execute_batch(index_all).unwrap();
+    assert!(store.verify().await.unwrap().is_ok());
+    let problem = |store: &SqliteStore| {
+        let store = store.clone();
+        async move { store.verify().await.unwrap().problem }
+    };
+    for (tamper, seq) in [
+        (
+            "UPDATE audit_session_index SET session_id = 'a' WHERE seq = 7",
+            7,
+        ),
+        ("DELETE FROM audit_session_index WHERE seq = 5", 5),
+        ("INSERT INTO audit_session_index VALUES ('a', 99)", 99),
+        ("UPDATE audit_session_indexed SET through = 4000", 4000),
+    ] {
+        db.execute_batch(tamper).unwrap();
+        match problem(&store).await {
+            Some(found @ AuditProblem::SessionIndexEdited { .. }) => {
+                assert_eq!(found.seq(), seq, "{tamper}");
+                assert!(found.to_string().contains("the chain is intact"), "{found}");
+            }
+            other => panic!("{tamper}: {other:?}"),
+        }
+        // Rebuilt as the message says.
+        db.execute_batch(
+            "DELETE FROM audit_session_index; UPDATE audit_session_indexed SET through = 0;",
+        )
+        .unwrap();
+        assert!(store.verify().await.unwrap().is_ok(), "{tamper}");
+        db.execute_batch(index_all).unwrap();
+    }
+}
+
 #[tokio::test]
 async fn events_since_reads_a_large_trail_in_pages_in_chain_order() {
     let dir = tempfile::tempdir().unwrap();
