@@ -73,11 +73,11 @@ where
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
         let ctx = ErrorContext::from_request(&request);
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Called now (the inner service is ready): no clone of the stack below.
+        let responded = self.inner.call(request);
         let layer = self.layer.clone();
         Box::pin(async move {
-            let response = inner.call(request).await?;
+            let response = responded.await?;
             let generic = response.extensions().get::<FromUpstream>().is_none()
                 && !response.headers().contains_key("x-ms-error-code");
             let error = match response.status() {

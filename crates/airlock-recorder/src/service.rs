@@ -55,9 +55,6 @@ where
             let response = refuse(problem, &ErrorContext::from_headers(request.headers()));
             return Box::pin(async move { Ok(response) });
         }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-
         let facts = RequestFacts::of(&request);
         let context = ErrorContext::from_headers(request.headers());
         let head_request = request.method() == Method::HEAD;
@@ -69,11 +66,14 @@ where
         // Dropped before it ends (the response future abandoned), the
         // exchange is recorded as `ClientGone`.
         let mut exchange = Exchange::new(Arc::clone(&self.queue), draft, facts, received);
+        // Called now, not in the future: the inner service is ready (see
+        // `poll_ready`), and a clone of the whole stack below per request
+        // (an atomic count per layer's shared state) is not needed.
+        // Boxed here so the future's `Send` is checked where it is made.
+        let responded: BoxFuture<'static, Result<Response<ResBody>, S::Error>> =
+            Box::pin(self.inner.call(request));
 
         Box::pin(async move {
-            // Boxed here so the future's `Send` is checked where it is made.
-            let responded: BoxFuture<'static, Result<Response<ResBody>, S::Error>> =
-                Box::pin(inner.call(request));
             let response = match responded.await {
                 Ok(response) => response,
                 Err(error) => {
