@@ -91,6 +91,16 @@ impl AuditDraft {
     pub fn update(&self, change: impl FnOnce(&mut AuditRecord)) {
         change(&mut self.lock());
     }
+    /// Reads the record as it is now, without copying it (the draft stays
+    /// locked while `look` runs: keep it short).
+    pub fn read<T>(&self, look: impl FnOnce(&AuditRecord) -> T) -> T {
+        look(&self.lock())
+    }
+    /// Takes the record out, leaving an empty one: for its one final
+    /// reader (the recorder, as the exchange ends), instead of a copy.
+    pub fn take(&self) -> AuditRecord {
+        std::mem::take(&mut *self.lock())
+    }
     /// A copy of the record as it is now.
     pub fn snapshot(&self) -> AuditRecord {
         self.lock().clone()

@@ -114,7 +114,9 @@ impl Exchange {
         if std::mem::replace(&mut self.finished, true) {
             return None;
         }
-        let record = self.draft.snapshot();
+        // The exchange ends here: what a layer writes to the draft later
+        // would not be recorded anyway, so the record is taken, not copied.
+        let record = self.draft.take();
         let principal = record.principal.as_ref().map(|p| p.id().to_owned());
         let session_header = self.facts.session_header.take();
         let event = self.event(record, outcome);
