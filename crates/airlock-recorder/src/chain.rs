@@ -109,7 +109,11 @@ fn hash_encoded(seq: u64, prev_hash: &str, event_json: &str) -> String {
     hasher.update(head.as_bytes());
     hasher.update(event_json.as_bytes());
     hasher.update(b"}");
-    hex::encode(hasher.finalize())
+    let mut hex = [0u8; 64];
+    // 32 bytes fill the 64 hex digits exactly; `hex::encode` would build
+    // the string a `char` at a time.
+    hex::encode_to_slice(hasher.finalize(), &mut hex).expect("64 digits for 32 bytes");
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 impl ChainHead {

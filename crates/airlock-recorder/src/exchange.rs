@@ -237,7 +237,10 @@ fn cap_chars(mut text: String, max: usize) -> Option<String> {
     if max == 0 {
         return None;
     }
-    if let Some((end, _)) = text.char_indices().nth(max) {
+    // No more bytes than `max`: no more characters either, nothing to walk.
+    if text.len() > max
+        && let Some((end, _)) = text.char_indices().nth(max)
+    {
         text.truncate(end);
     }
     Some(text)
