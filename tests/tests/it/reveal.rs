@@ -56,6 +56,15 @@ async fn assert_never_written(h: &Harness) {
     assert!(!trail.contains(SECRET_VALUE), "{trail}");
 }
 
+/// The recorded exchanges whose answers went out with values in clear.
+async fn revealed_events(h: &Harness) -> Vec<airlock_recorder::ChainedEvent> {
+    h.audit_trail()
+        .await
+        .into_iter()
+        .filter(|chained| !chained.event.revealed.is_empty())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_reveal_rule_gives_its_principal_the_clear_secret_and_everyone_else_the_mask() {
     let _logs = captured_logs();
@@ -96,11 +105,7 @@ async fn a_reveal_rule_gives_its_principal_the_clear_secret_and_everyone_else_th
 
     // The audit event says what was revealed and by which rule; its
     // excerpt keeps the mask.
-    let trail = h.audit_trail().await;
-    let revealed: Vec<_> = trail
-        .iter()
-        .filter(|chained| !chained.event.revealed.is_empty())
-        .collect();
+    let revealed = revealed_events(&h).await;
     assert_eq!(revealed.len(), 1, "one answer was revealed");
     let event = &revealed[0].event;
     assert_eq!(event.principal.as_ref().unwrap().id, PIPELINE);
@@ -206,18 +211,13 @@ async fn a_reveal_by_approval_gives_the_clear_value_once_and_the_mask_after() {
     let denied = again.await.unwrap();
     assert_airlock_error(&denied, StatusCode::FORBIDDEN, "AirlockApprovalDenied");
 
-    let trail = h.audit_trail().await;
-    let revealed: Vec<_> = trail
-        .iter()
-        .filter(|chained| !chained.event.revealed.is_empty())
-        .map(|chained| &chained.event)
-        .collect();
+    let revealed = revealed_events(&h).await;
     assert_eq!(revealed.len(), 1, "exactly one answer went out in clear");
     assert_eq!(
-        revealed[0].revealed_by.as_deref(),
+        revealed[0].event.revealed_by.as_deref(),
         Some(format!("approval {id} (rule 'agent-secrets-by-approval')").as_str())
     );
-    assert_eq!(revealed[0].approval_id.as_deref(), Some(id.as_str()));
+    assert_eq!(revealed[0].event.approval_id.as_deref(), Some(id.as_str()));
     assert_eq!(
         h.metrics().await[r#"airlock_revealed_values_total{by="approval"}"#],
         1
@@ -331,15 +331,10 @@ hold = "30s"
     assert_eq!(masked.status, StatusCode::OK, "{:?}", masked.body);
     assert!(is_masked_token(masked.json()["value"].as_str().unwrap()));
 
-    let trail = h.audit_trail().await;
-    let revealed: Vec<_> = trail
-        .iter()
-        .filter(|chained| !chained.event.revealed.is_empty())
-        .map(|chained| &chained.event)
-        .collect();
+    let revealed = revealed_events(&h).await;
     assert_eq!(revealed.len(), 1, "exactly one answer went out in clear");
     assert_eq!(
-        revealed[0].revealed_by.as_deref(),
+        revealed[0].event.revealed_by.as_deref(),
         Some(format!("approval {id} (rule 'secrets-by-keeper')").as_str())
     );
     assert_never_written(&h).await;
