@@ -32,7 +32,10 @@ type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 ///   concurrent requests never overshoot), and given back when Airlock
 ///   answers instead ([`AnsweredByAirlock`]: refused further in, held for
 ///   approval and not approved, an answer held by the exfiltration guard,
-///   Azure unreachable), and when another quota refuses the request. A
+///   Azure unreachable or its answer not deliverable: timed out, not
+///   maskable), and when another quota refuses the request. So a quota
+///   counts what reached the agent: a write Azure carried out whose answer
+///   timed out is not counted (the audit trail has it). A
 ///   request past the limit that an approval lets through counts once Azure
 ///   answers. A request whose client goes away while it waits stays
 ///   counted (whether Azure saw it is unknown);
