@@ -197,6 +197,21 @@ async fn an_answer_approved_during_the_hold_goes_out_at_once() {
     };
     let approval = pending(&h, 1).await.remove(0);
     let id = approval["id"].as_str().unwrap().to_owned();
+    // The waiting request counts as held (from just after the approval is
+    // stored), the approval by its kind.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.metrics().await["airlock_approvals_held"] != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the held answer's request is not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = h.metrics().await;
+    assert_eq!(
+        metrics[r#"airlock_approvals_total{event="requested",kind="answer"}"#],
+        1
+    );
     decide(&h, &id, "approve", "fine").await;
     let answer = tokio::time::timeout(Duration::from_secs(20), waiting)
         .await
@@ -205,6 +220,7 @@ async fn an_answer_approved_during_the_hold_goes_out_at_once() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, big_blob());
     assert_eq!(sealed(&h, &id), None);
+    assert_eq!(h.metrics().await["airlock_approvals_held"], 0);
     h.shutdown().await;
 }
 
