@@ -84,7 +84,7 @@ fn scope(scope: &str) -> String {
     html
 }
 
-/// `, and N in clear` for a held answer that carries revealed secrets.
+/// `, N in clear (revealed)` for a held answer that carries revealed secrets.
 fn revealed_in(answer: &crate::HeldAnswer) -> String {
     if answer.revealed == 0 {
         String::new()

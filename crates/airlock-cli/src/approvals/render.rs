@@ -526,12 +526,19 @@ pub fn render_details(value: &Value, now: SystemTime) -> Result<String, Malforme
 pub fn render_decided(value: &Value) -> Result<String, MalformedAnswer> {
     let a = ApprovalView::from_json(value)?;
     let (approvals, min) = (a.approvals(), a.required());
-    let detail = match a.state.as_str() {
-        "pending" => format!(
+    let detail = match (a.state.as_str(), &a.reveal_quorum) {
+        // Two quorums: say where each stands.
+        ("pending", Some(quorum)) => format!(
+            " ({approvals} of {min} approvals; {} of {} from the approvers of reveal rule {})",
+            a.reveal_approvals(),
+            quorum.min_approvals.max(1),
+            clean(&quorum.rule)
+        ),
+        ("pending", None) => format!(
             " ({approvals} of {min} approvals; {} more needed)",
             min.saturating_sub(approvals).max(1)
         ),
-        "approved" => format!(" ({approvals} of {min} approvals)"),
+        ("approved", _) => format!(" ({approvals} of {min} approvals)"),
         _ => String::new(),
     };
     Ok(format!(
@@ -759,6 +766,13 @@ mod tests {
         value["revealQuorum"] = serde_json::json!({"rule": "secrets-by-keeper", "approvers": {"ids": ["kim"]}, "minApprovals": 1});
         let text = render_details(&value, now()).unwrap();
         assert!(text.contains("1 of 2"), "{text}");
+        assert!(
+            render_decided(&value).unwrap().contains(
+                "(1 of 2 approvals; 1 of 1 from the approvers of reveal rule secrets-by-keeper)"
+            ),
+            "{}",
+            render_decided(&value).unwrap()
+        );
         assert!(
             text.contains("1 of 1 from the approvers of reveal rule secrets-by-keeper"),
             "{text}"
