@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::detectors::{self, Context};
 use crate::json_scan::{Masked, Plan, mask_json};
 use crate::media_type::{first_significant, is_json, is_text};
+use crate::rule_index::RuleIndex;
 use crate::splice::apply_hits;
 use crate::{MaskContext, MaskError, MaskOutcome, MaskRule, Masker, TokenKey};
 
@@ -62,7 +63,7 @@ use crate::{MaskContext, MaskError, MaskOutcome, MaskRule, Masker, TokenKey};
 #[derive(Clone, Debug)]
 pub struct JsonMasker {
     key: TokenKey,
-    rules: Arc<[MaskRule]>,
+    rules: Arc<RuleIndex>,
     detectors: bool,
 }
 
@@ -100,7 +101,7 @@ impl JsonMaskerBuilder {
     pub fn build(self) -> JsonMasker {
         JsonMasker {
             key: self.key,
-            rules: self.rules.into(),
+            rules: Arc::new(RuleIndex::new(self.rules.into())),
             detectors: self.detectors,
         }
     }
@@ -119,22 +120,20 @@ impl JsonMasker {
     /// What to do for `operation`: the paths of every rule matching it or an
     /// operation it carries, and whether the detectors run.
     fn plan(&self, operation: &Operation) -> Plan<'_> {
-        let name = operation.name().to_lowercase();
-        let children: Vec<String> = operation
-            .flatten()
-            .iter()
-            .skip(1)
-            .map(|child| child.name().to_lowercase())
-            .collect();
         let mut plan = Plan::default();
+        let own = self.rules.matching(operation.name());
+        // Rules of the operations carried inside it (`/batch`), in rule order.
+        let mut children = Vec::new();
+        visit_children(operation, &mut |child| {
+            children.extend_from_slice(&self.rules.matching(child.name()));
+        });
+        children.sort_unstable();
+        children.dedup();
         let mut keep_detectors = false;
-        for rule in self.rules.iter() {
-            let on_child = children
-                .iter()
-                .any(|child| rule.matches_lower(child.as_bytes()));
-            if !on_child && !rule.matches_lower(name.as_bytes()) {
-                continue;
-            }
+        let rules = self.rules.rules();
+        for at in merge_sorted(&own, &children) {
+            let rule = &rules[at];
+            let on_child = children.binary_search(&at).is_ok();
             plan.rule_matched = true;
             keep_detectors |= rule.detectors;
             plan.paths
@@ -160,15 +159,37 @@ impl JsonMasker {
     }
 }
 
+/// Calls `each` with every operation carried inside `operation`, at any depth.
+fn visit_children<'o>(operation: &'o Operation, each: &mut impl FnMut(&'o Operation)) {
+    for child in operation.children() {
+        each(child);
+        visit_children(child, each);
+    }
+}
+
+/// The union of two ascending lists, ascending, without repeats.
+fn merge_sorted<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
+    let (mut i, mut j) = (0, 0);
+    std::iter::from_fn(move || {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(&x), Some(&y)) => x.min(y),
+            (Some(&x), None) => x,
+            (None, Some(&y)) => y,
+            (None, None) => return None,
+        };
+        i += usize::from(a.get(i) == Some(&next));
+        j += usize::from(b.get(j) == Some(&next));
+        Some(next)
+    })
+}
+
 impl Masker for JsonMasker {
     fn must_mask(&self, operation: &Operation) -> bool {
-        let matches = |op: &Operation| {
-            let name = op.name().to_lowercase();
-            self.rules
-                .iter()
-                .any(|rule| rule.matches_lower(name.as_bytes()))
-        };
-        operation.flatten().into_iter().any(matches)
+        let mut must = !self.rules.matching(operation.name()).is_empty();
+        visit_children(operation, &mut |child| {
+            must = must || !self.rules.matching(child.name()).is_empty();
+        });
+        must
     }
 
     fn mask(&self, context: &MaskContext<'_>, body: &[u8]) -> Result<MaskOutcome, MaskError> {

@@ -102,6 +102,7 @@ mod metrics;
 mod reveal;
 mod reveal_layer;
 mod rule;
+mod rule_index;
 mod service;
 mod splice;
 mod token;
