@@ -37,6 +37,16 @@ pub(crate) fn bearer_token<'h>(
     checked_token(token.trim_matches(' '), max_len)
 }
 
+/// Whether `b` is an RFC 6750 `b64token` character before the padding.
+/// Branch-free (`|`, not `||`), so that checking every request's token
+/// (about 1.5 KB) byte by byte vectorizes.
+fn is_token_char(b: u8) -> bool {
+    let digit = b.wrapping_sub(b'0') < 10;
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    let mark = (b == b'-') | (b == b'.') | (b == b'_') | (b == b'~') | (b == b'+') | (b == b'/');
+    digit | letter | mark
+}
+
 /// `token` if it is non-empty RFC 6750 `b68token` characters of at most
 /// `max_len` bytes.
 pub(crate) fn checked_token(token: &str, max_len: usize) -> Result<&str, AuthError> {
@@ -47,10 +57,7 @@ pub(crate) fn checked_token(token: &str, max_len: usize) -> Result<&str, AuthErr
         return Err(AuthError::TooLarge { limit: max_len });
     }
     let body = token.trim_end_matches('=');
-    if !body
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
-    {
+    if !body.bytes().fold(true, |ok, b| ok & is_token_char(b)) {
         return Err(AuthError::Malformed(
             "the Bearer value contains characters a token cannot have",
         ));
@@ -110,5 +117,27 @@ mod tests {
             read(&[&format!("Bearer {}", "a".repeat(65))]),
             Err(AuthError::TooLarge { limit: 64 })
         );
+    }
+
+    #[test]
+    fn the_branch_free_test_is_the_rfc_6750_set() {
+        for b in 0..=u8::MAX {
+            let rfc = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!(is_token_char(b), rfc, "byte {b:#04x}");
+        }
+    }
+
+    #[test]
+    fn takes_exactly_the_b64token_characters() {
+        let all = "ABCXYZabcxyz0189-._~+/";
+        assert_eq!(
+            checked_token(&format!("{all}=="), 64),
+            Ok(format!("{all}==").as_str())
+        );
+        for bad in [
+            "a=b", "a\"b", "a:b", "a%2Eb", "a\tb", "a\u{e9}b", "a\u{7f}b", "a@b",
+        ] {
+            assert!(checked_token(bad, 64).is_err(), "{bad:?} taken");
+        }
     }
 }
