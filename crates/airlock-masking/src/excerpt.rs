@@ -10,18 +10,23 @@ pub const DEFAULT_EXCERPT_BYTES: usize = 8 * 1024;
 /// of the full size. The bytes must already be masked.
 pub(crate) fn excerpt(bytes: &[u8], cap: usize) -> String {
     if bytes.len() <= cap {
-        return String::from_utf8_lossy(bytes).into_owned();
+        return text(bytes);
     }
     let mut cut = cap;
     // Back up to the start of a UTF-8 sequence (at most 3 bytes).
     while cut > 0 && cap - cut < 3 && bytes.get(cut).is_some_and(|b| b & 0xC0 == 0x80) {
         cut -= 1;
     }
-    format!(
-        "{}… [{} bytes in all]",
-        String::from_utf8_lossy(&bytes[..cut]),
-        bytes.len()
-    )
+    format!("{}… [{} bytes in all]", text(&bytes[..cut]), bytes.len())
+}
+
+/// `bytes` as text, invalid UTF-8 replaced: checking first is several
+/// times faster than `from_utf8_lossy` on the valid text answers are.
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 /// The masked excerpt of a request body sent for `context`, at most `cap`
@@ -79,5 +84,11 @@ mod tests {
         assert_eq!(excerpt(b"short", 10), "short");
         assert_eq!(excerpt("aéb".as_bytes(), 2), "a… [4 bytes in all]");
         assert_eq!(excerpt(b"abcdef", 3), "abc… [6 bytes in all]");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_copied() {
+        assert_eq!(excerpt(b"a\xffb", 10), "a\u{fffd}b");
+        assert_eq!(excerpt(b"a\xffbcdef", 3), "a\u{fffd}b… [7 bytes in all]");
     }
 }
