@@ -113,9 +113,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// The body with its top-level next-page link rewritten, or `None` when there
 /// is nothing to rewrite (the common case costs one substring search).
 fn rewrite_next_link(body: &[u8], routes: &Routes, face: Face) -> Option<Bytes> {
-    if !contains(body, b"extLink\"") {
-        return None;
-    }
+    memchr::memmem::find(body, b"extLink\"")?;
     let mut json: serde_json::Value = serde_json::from_slice(body).ok()?;
     let object = json.as_object_mut()?;
     let mut changed = false;
@@ -130,10 +128,6 @@ fn rewrite_next_link(body: &[u8], routes: &Routes, face: Face) -> Option<Bytes> 
     changed
         .then(|| serde_json::to_vec(&json).ok().map(Bytes::from))
         .flatten()
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]
