@@ -78,6 +78,10 @@ enum Layers {
 
 type Service = BoxCloneSyncService<Request<AirlockBody>, Response<AirlockBody>, Infallible>;
 
+/// The `airlock` binary's allocator, so the rows add up to the gateway.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
