@@ -17,6 +17,7 @@ mod curves;
 mod duration;
 mod footprint;
 mod fuzz;
+mod instructions;
 mod load;
 mod memory;
 mod open_loop;
