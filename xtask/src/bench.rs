@@ -909,7 +909,18 @@ pub(crate) fn start_bare_proxy(
     work_dir: &Path,
     sim_url: &str,
 ) -> anyhow::Result<String> {
-    let mut command = Command::new(bin_dir.join("bare-proxy"));
+    start_bare_proxy_under(children, bin_dir, work_dir, sim_url, &[])
+}
+
+/// [`start_bare_proxy`], run under `launcher` (see [`Extra::launcher`]).
+pub(crate) fn start_bare_proxy_under(
+    children: &mut Children,
+    bin_dir: &Path,
+    work_dir: &Path,
+    sim_url: &str,
+    launcher: &[String],
+) -> anyhow::Result<String> {
+    let mut command = launched(&bin_dir.join("bare-proxy"), launcher);
     command.args([
         "--listen",
         "127.0.0.1:0",
@@ -925,6 +936,18 @@ pub(crate) fn start_bare_proxy(
         "listening on",
     )?;
     url_in_line(&line)
+}
+
+/// `program`, or `launcher` running it (`valgrind … program`).
+fn launched(program: &Path, launcher: &[String]) -> Command {
+    match launcher {
+        [launcher, args @ ..] => {
+            let mut command = Command::new(launcher);
+            command.args(args).arg(program);
+            command
+        }
+        [] => Command::new(program),
+    }
 }
 
 /// Starts `layered` with the layers `target` names in front of the sim;
@@ -1190,14 +1213,7 @@ token = "{UPSTREAM_TOKEN}"
         .with_context(|| format!("cannot write {}", config_path.display()))?;
 
     let log = work_dir.join("airlock.log");
-    let mut command = match extra.launcher {
-        [program, args @ ..] => {
-            let mut command = Command::new(program);
-            command.args(args).arg(binary);
-            command
-        }
-        [] => Command::new(binary),
-    };
+    let mut command = launched(binary, extra.launcher);
     command
         .arg("serve")
         .arg("--config")

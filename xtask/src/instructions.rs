@@ -19,7 +19,7 @@ use anyhow::{Context as _, anyhow};
 use xshell::Shell;
 
 use crate::apt;
-use crate::bench::{Extra, Mode, Store, start_gateway, start_sim};
+use crate::bench::{Extra, Mode, Store, start_bare_proxy_under, start_gateway, start_sim};
 use crate::load::{Generator, LoadSpec};
 use crate::process::Children;
 
@@ -30,10 +30,12 @@ const WARM_UP: Duration = Duration::from_secs(3);
 /// SHA-NI paths alike).
 const SHA256: &str = "sha2::sha256::compress256";
 
-/// One gateway to count.
+/// One server to count: the bare proxy (the floor: what any proxy in Rust
+/// on hyper costs), or an `airlock` binary, recording or not.
 struct Counted {
     label: String,
-    binary: PathBuf,
+    /// `None` for the bare proxy.
+    binary: Option<PathBuf>,
     record: bool,
 }
 
@@ -53,13 +55,18 @@ pub(crate) fn run(
     let airlock = bin_dir.join("airlock");
     let mut gateways = vec![
         Counted {
+            label: "bare proxy".into(),
+            binary: None,
+            record: false,
+        },
+        Counted {
             label: "gateway".into(),
-            binary: airlock.clone(),
+            binary: Some(airlock.clone()),
             record: true,
         },
         Counted {
             label: "gateway, no recording".into(),
-            binary: airlock,
+            binary: Some(airlock),
             record: false,
         },
     ];
@@ -67,7 +74,7 @@ pub(crate) fn run(
         for (label, record) in [("baseline", true), ("baseline, no recording", false)] {
             gateways.push(Counted {
                 label: label.into(),
-                binary: baseline.to_path_buf(),
+                binary: Some(baseline.to_path_buf()),
                 record,
             });
         }
@@ -93,27 +100,36 @@ pub(crate) fn run(
             format!("--callgrind-out-file={}", out.display()),
         ];
         println!("counting {} ...", gateway.label);
-        let started = start_gateway(
-            &mut children,
-            &gateway.binary,
-            &dir,
-            bin_dir,
-            &sim_url,
-            &issuer,
-            gateway.record,
-            Mode::Plain,
-            &Store::Sqlite,
-            &Extra {
-                launcher: &launcher,
-                ..Extra::default()
-            },
-        )?;
+        let (name, url) = match &gateway.binary {
+            None => (
+                "bare-proxy",
+                start_bare_proxy_under(&mut children, bin_dir, &dir, &sim_url, &launcher)?,
+            ),
+            Some(binary) => {
+                let started = start_gateway(
+                    &mut children,
+                    binary,
+                    &dir,
+                    bin_dir,
+                    &sim_url,
+                    &issuer,
+                    gateway.record,
+                    Mode::Plain,
+                    &Store::Sqlite,
+                    &Extra {
+                        launcher: &launcher,
+                        ..Extra::default()
+                    },
+                )?;
+                ("airlock", started.url)
+            }
+        };
         let pid = children
-            .last_pid("airlock")
-            .ok_or_else(|| anyhow!("the gateway did not start"))?
+            .last_pid(name)
+            .ok_or_else(|| anyhow!("{name} did not start"))?
             .to_string();
         let load = |duration| {
-            let mut spec = LoadSpec::new(&started.url, authorization.clone());
+            let mut spec = LoadSpec::new(&url, authorization.clone());
             spec.connections = connections;
             spec.duration = duration;
             // Valgrind slows the gateway some 50 times.
@@ -125,7 +141,7 @@ pub(crate) fn run(
         callgrind_control(&["--zero", &pid])?;
         let measured = load(duration)?;
         callgrind_control(&["--dump", &pid])?;
-        children.stop_last("airlock")?;
+        children.stop_last(name)?;
         anyhow::ensure!(
             measured.errors == 0 && measured.requests > 0,
             "{}: {} of {} requests failed",
