@@ -504,6 +504,27 @@ mod tests {
     }
 
     #[test]
+    fn strings_short_and_long_end_and_fail_alike() {
+        // Around the widths memchr scans at once: control characters,
+        // escapes and missing quotes found before, at and after them.
+        for len in [0, 1, 15, 16, 17, 31, 32, 33, 100] {
+            let text = "a".repeat(len);
+            assert!(detect_only(&format!("[\"{text}\"]")).is_ok(), "{len}");
+            assert!(detect_only(&format!("[\"{text}\\n{text}\"]")).is_ok(), "{len}");
+            assert!(detect_only(&format!("[\"{text}")).is_err(), "{len}");
+            let control = format!("[\"{text}\u{1f}{text}\"]");
+            assert_eq!(
+                detect_only(&control).unwrap_err(),
+                MaskError::NotJson {
+                    offset: 2 + len,
+                    expected: "no control characters in a string (escape them)"
+                },
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
     fn depth_is_bounded() {
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         assert_eq!(
