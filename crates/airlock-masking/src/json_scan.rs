@@ -510,7 +510,10 @@ mod tests {
         for len in [0, 1, 15, 16, 17, 31, 32, 33, 100] {
             let text = "a".repeat(len);
             assert!(detect_only(&format!("[\"{text}\"]")).is_ok(), "{len}");
-            assert!(detect_only(&format!("[\"{text}\\n{text}\"]")).is_ok(), "{len}");
+            assert!(
+                detect_only(&format!("[\"{text}\\n{text}\"]")).is_ok(),
+                "{len}"
+            );
             assert!(detect_only(&format!("[\"{text}")).is_err(), "{len}");
             let control = format!("[\"{text}\u{1f}{text}\"]");
             assert_eq!(

@@ -28,7 +28,9 @@ const CLIENT_ONLY: [HeaderName; 4] = [
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named = connection_named(headers);
-    remove_where(headers, |name| HOP_BY_HOP.contains(name) || named.contains(name));
+    remove_where(headers, |name| {
+        HOP_BY_HOP.contains(name) || named.contains(name)
+    });
 }
 
 /// Prepares the client's headers for Azure: hop-by-hop, the client's

@@ -22,7 +22,7 @@
 //! let routes = Routes::new(&config, &gateway).unwrap();
 //! let vault = AzureEndpoint::KeyVault { vault: "kv1".into() };
 //! assert_eq!(
-//!     routes.upstream_uri(&vault, "/secrets?api-version=7.4").unwrap(),
+//!     routes.upstream_uri(&vault, &"/secrets?api-version=7.4".parse().unwrap()).unwrap(),
 //!     "https://kv1.vault.azure.net/secrets?api-version=7.4",
 //! );
 //! ```

@@ -23,7 +23,8 @@ use std::collections::HashSet;
 
 use airlock_azure::AzureEndpoint;
 use airlock_core::AirlockError;
-use http::{HeaderMap, Uri, header::HOST, uri::Authority};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, Uri, header::HOST};
 
 use crate::{InvalidConfig, UpstreamConfig};
 
@@ -76,6 +77,18 @@ impl Endpoint {
     pub fn host(&self) -> &str {
         &self.host
     }
+    /// Scheme and authority, parsed: what an upstream request's URI is
+    /// built from, with the client's path and query as they came.
+    fn target(&self) -> Result<Target, http::Error> {
+        let authority = match self.port {
+            Some(port) => Authority::try_from(format!("{}:{port}", self.host))?,
+            None => Authority::try_from(self.host.as_str())?,
+        };
+        Ok(Target {
+            scheme: Scheme::try_from(self.scheme.as_str())?,
+            authority,
+        })
+    }
     fn base(&self) -> String {
         match self.port {
             Some(port) => format!("{}://{}:{port}", self.scheme, self.host),
@@ -126,13 +139,15 @@ impl HostTemplate {
     pub fn scheme(&self) -> &str {
         &self.scheme
     }
-    fn base_for(&self, name: &str) -> String {
+    fn endpoint_for(&self, name: &str) -> Endpoint {
         Endpoint {
             scheme: self.scheme.clone(),
             host: format!("{name}.{}", self.suffix),
             port: self.port,
         }
-        .base()
+    }
+    fn base_for(&self, name: &str) -> String {
+        self.endpoint_for(name).base()
     }
     /// The name label of `host`, if `host` is `{label}.{suffix}`.
     fn name_of<'h>(&self, host: &'h str) -> Option<&'h str> {
@@ -206,10 +221,19 @@ impl GatewayHosts {
     }
 }
 
+/// Where an upstream request goes: its URI's scheme and authority.
+#[derive(Clone, Debug)]
+struct Target {
+    scheme: Scheme,
+    authority: Authority,
+}
+
 /// The gateway's routing table, built once from configuration.
 #[derive(Clone, Debug)]
 pub struct Routes {
     arm: Endpoint,
+    /// `arm`, parsed once: most requests go there.
+    arm_target: Target,
     arm_audience: String,
     key_vault: HostTemplate,
     key_vault_audience: String,
@@ -299,8 +323,14 @@ impl Routes {
                 std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             });
         }
+        let arm_target = arm.target().map_err(|e| InvalidConfig {
+            key: "upstream.arm_url",
+            problem: format!("'{}' is not a usable URL: {e}", arm.base()),
+            fix: "give a URL such as https://management.azure.com".into(),
+        })?;
         Self {
             arm,
+            arm_target,
             arm_audience: config.arm_audience.clone(),
             key_vault: config.key_vault_endpoint()?,
             key_vault_audience: config.key_vault.audience.clone(),
@@ -504,19 +534,36 @@ impl Routes {
     pub fn upstream_uri(
         &self,
         endpoint: &AzureEndpoint,
-        path_and_query: &str,
+        path_and_query: &PathAndQuery,
     ) -> Result<Uri, AirlockError> {
-        let base = match endpoint {
-            AzureEndpoint::Arm => self.arm.base(),
-            AzureEndpoint::KeyVault { vault } => self.key_vault.base_for(vault),
-            AzureEndpoint::Blob { account } => self.blob.base_for(account),
+        let invalid = || AirlockError::BadRequest {
+            code: "InvalidRequestUri",
+            message: "the request path is not a valid URI".into(),
         };
-        format!("{base}{path_and_query}")
-            .parse()
-            .map_err(|_| AirlockError::BadRequest {
-                code: "InvalidRequestUri",
-                message: "the request path is not a valid URI".into(),
-            })
+        // Built from parts: the client's path and query as hyper parsed
+        // them, ARM's scheme and authority as parsed once.
+        // Origin form only (`OPTIONS *` and the like go nowhere).
+        if !path_and_query.path().starts_with('/') {
+            return Err(invalid());
+        }
+        let target = match endpoint {
+            AzureEndpoint::Arm => self.arm_target.clone(),
+            AzureEndpoint::KeyVault { vault } => self
+                .key_vault
+                .endpoint_for(vault)
+                .target()
+                .map_err(|_| invalid())?,
+            AzureEndpoint::Blob { account } => self
+                .blob
+                .endpoint_for(account)
+                .target()
+                .map_err(|_| invalid())?,
+        };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(target.scheme);
+        parts.authority = Some(target.authority);
+        parts.path_and_query = Some(path_and_query.clone());
+        Uri::from_parts(parts).map_err(|_| invalid())
     }
 
     /// The audience of the gateway's token for a target.
@@ -791,7 +838,9 @@ mod tests {
         let routes = routes();
         assert_eq!(routes.audience(&demostore), "https://storage.azure.com");
         assert_eq!(
-            routes.upstream_uri(&demostore, "/logs/a.txt").unwrap(),
+            routes
+                .upstream_uri(&demostore, &PathAndQuery::from_static("/logs/a.txt"))
+                .unwrap(),
             "https://demostore.blob.core.windows.net/logs/a.txt"
         );
         assert_eq!(
@@ -872,9 +921,17 @@ mod tests {
         let routes = routes();
         assert_eq!(
             routes
-                .upstream_uri(&AzureEndpoint::Arm, "/subscriptions?api-version=1")
+                .upstream_uri(
+                    &AzureEndpoint::Arm,
+                    &PathAndQuery::from_static("/subscriptions?api-version=1")
+                )
                 .unwrap(),
             "https://management.azure.com/subscriptions?api-version=1"
+        );
+        assert!(
+            routes
+                .upstream_uri(&AzureEndpoint::Arm, &PathAndQuery::from_static("*"))
+                .is_err()
         );
         assert_eq!(
             routes
@@ -882,7 +939,7 @@ mod tests {
                     &AzureEndpoint::KeyVault {
                         vault: "demo-vault".into()
                     },
-                    "/secrets/x?api-version=7.4"
+                    &PathAndQuery::from_static("/secrets/x?api-version=7.4")
                 )
                 .unwrap(),
             "https://demo-vault.vault.azure.net/secrets/x?api-version=7.4"

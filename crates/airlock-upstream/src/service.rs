@@ -224,10 +224,8 @@ impl Inner {
         // own hosts (forward-proxy mode).
         let face = self.routes.face(request.uri(), request.headers());
         let (mut parts, body) = request.into_parts();
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map_or("/", http::uri::PathAndQuery::as_str);
+        let root = http::uri::PathAndQuery::from_static("/");
+        let path_and_query = parts.uri.path_and_query().unwrap_or(&root);
         let uri = self.routes.upstream_uri(&endpoint, path_and_query)?;
         let body = collect_limited(body, &parts.headers, self.max_request_body)
             .await
