@@ -430,8 +430,11 @@ impl ErrorContext {
     }
     /// Reads only the request id header.
     pub fn from_headers(headers: &HeaderMap) -> Self {
+        // A `HeaderName`, not the `&str`: looked up by text, the name is
+        // parsed again on every call (several times per request).
+        const REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
         let request_id = headers
-            .get(REQUEST_ID_HEADER)
+            .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         Self {

@@ -122,10 +122,10 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
     let service = ServiceBuilder::new()
         .map_response(|response: Response<_>| response.map(airlock_core::boxed))
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<axum::body::Body>| {
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(move |request: &Request<axum::body::Body>| {
             // The query can carry SAS signatures: only the path is logged.
-            let id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let id = request.headers().get(&request_id).and_then(|v| v.to_str().ok()).unwrap_or_default();
             // `principal` and `rule` are filled in by the identity and policy layers.
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, principal = tracing::field::Empty, rule = tracing::field::Empty)
         }))

@@ -90,7 +90,8 @@ where
 impl<S> RevealService<S> {
     /// Turns the header into an approval of the reveal, or refuses it.
     fn ask(&self, request: &mut Request<AirlockBody>) -> Result<(), AirlockError> {
-        let Some(value) = request.headers().get(REVEAL_HEADER) else {
+        const REVEAL: http::HeaderName = http::HeaderName::from_static(REVEAL_HEADER);
+        let Some(value) = request.headers().get(REVEAL) else {
             return Ok(());
         };
         let justification = value

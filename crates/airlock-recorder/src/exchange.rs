@@ -69,8 +69,9 @@ impl Exchange {
     /// Notes the response's status and error code header.
     pub(crate) fn responded(&mut self, status: StatusCode, headers: &HeaderMap) {
         self.status = Some(status.as_u16());
+        const ERROR_CODE: http::HeaderName = http::HeaderName::from_static(ERROR_CODE_HEADER);
         self.error_code_header = headers
-            .get(ERROR_CODE_HEADER)
+            .get(ERROR_CODE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
     }

@@ -21,7 +21,10 @@ pub(crate) struct RequestFacts {
 
 impl RequestFacts {
     pub(crate) fn of<B>(request: &Request<B>) -> Self {
-        let header = |name: &str| {
+        // `HeaderName`s: a `&str` is parsed again on every lookup.
+        const REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
+        const SESSION: http::HeaderName = http::HeaderName::from_static(SESSION_HEADER);
+        let header = |name: http::HeaderName| {
             request
                 .headers()
                 .get(name)
@@ -31,11 +34,11 @@ impl RequestFacts {
         let uri = request.uri();
         Self {
             method: request.method().as_str().to_owned(),
-            host: header(HOST.as_str()).or_else(|| uri.authority().map(|a| a.as_str().to_owned())),
+            host: header(HOST).or_else(|| uri.authority().map(|a| a.as_str().to_owned())),
             path: uri.path().to_owned(),
             api_version: api_version(uri.query()),
-            request_id: header(REQUEST_ID_HEADER),
-            session_header: header(SESSION_HEADER),
+            request_id: header(REQUEST_ID),
+            session_header: header(SESSION),
         }
     }
 }

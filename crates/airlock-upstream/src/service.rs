@@ -22,7 +22,7 @@ use airlock_core::{
 };
 use airlock_http::PooledClient;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HeaderValue};
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
@@ -272,7 +272,7 @@ impl Inner {
         headers::sanitize_request(&mut parts.headers);
         // Azure joins its Activity Log on the client request id: give every call one.
         if let Some(id) = request_id {
-            parts.headers.entry("x-ms-client-request-id").or_insert(id);
+            parts.headers.entry(MS_CLIENT_REQUEST_ID).or_insert(id);
         }
         match (bearer, shared_key) {
             (Some(bearer), _) => {
@@ -298,9 +298,9 @@ impl Inner {
             audit.update(|record| {
                 record.upstream_status = Some(response.status().as_u16());
                 record.upstream_duration = Some(started.elapsed());
-                record.upstream_request_id = header_text(response.headers(), "x-ms-request-id");
+                record.upstream_request_id = header_text(response.headers(), &MS_REQUEST_ID);
                 record.upstream_correlation_id =
-                    header_text(response.headers(), "x-ms-correlation-request-id");
+                    header_text(response.headers(), &MS_CORRELATION_ID);
             });
         }
         // Storage refuses a bad signature or token with 403 AuthenticationFailed.
@@ -308,7 +308,7 @@ impl Inner {
             || (response.status() == StatusCode::FORBIDDEN
                 && response
                     .headers()
-                    .get("x-ms-error-code")
+                    .get(&MS_ERROR_CODE)
                     .is_some_and(|code| code == "AuthenticationFailed"))
         {
             return Err(AirlockError::UpstreamCredential(format!(
@@ -329,7 +329,13 @@ impl Inner {
     }
 }
 
-fn header_text(headers: &http::HeaderMap, name: &str) -> Option<String> {
+// Azure's headers, as `HeaderName`s: a `&str` is parsed again on every lookup.
+const MS_REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
+const MS_CORRELATION_ID: HeaderName = HeaderName::from_static("x-ms-correlation-request-id");
+const MS_ERROR_CODE: HeaderName = HeaderName::from_static("x-ms-error-code");
+const MS_CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-client-request-id");
+
+fn header_text(headers: &http::HeaderMap, name: &HeaderName) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
