@@ -24,6 +24,10 @@ use crate::{AirlockBody, Decision, Operation, full};
 /// The header that carries Airlock's request id, on requests and responses.
 pub const REQUEST_ID_HEADER: &str = "x-airlock-request-id";
 
+/// [`REQUEST_ID_HEADER`] as a `HeaderName`, for lookups on every request: a
+/// name given as text is parsed again on each one.
+pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
+
 /// Everything Airlock itself refuses or fails with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -430,9 +434,6 @@ impl ErrorContext {
     }
     /// Reads only the request id header.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        // A `HeaderName`, not the `&str`: looked up by text, the name is
-        // parsed again on every call (several times per request).
-        const REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
         let request_id = headers
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())

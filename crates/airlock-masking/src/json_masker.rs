@@ -101,7 +101,7 @@ impl JsonMaskerBuilder {
     pub fn build(self) -> JsonMasker {
         JsonMasker {
             key: self.key,
-            rules: Arc::new(RuleIndex::new(self.rules.into())),
+            rules: Arc::new(RuleIndex::new(self.rules)),
             detectors: self.detectors,
         }
     }

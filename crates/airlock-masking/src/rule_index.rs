@@ -18,14 +18,14 @@ const REMEMBERED: usize = 4096;
 /// The rules, and which of them each name seen so far matches.
 #[derive(Debug)]
 pub(crate) struct RuleIndex {
-    rules: Arc<[MaskRule]>,
+    rules: Box<[MaskRule]>,
     seen: Mutex<HashMap<Box<str>, Arc<[usize]>>>,
 }
 
 impl RuleIndex {
-    pub(crate) fn new(rules: Arc<[MaskRule]>) -> Self {
+    pub(crate) fn new(rules: Vec<MaskRule>) -> Self {
         Self {
-            rules,
+            rules: rules.into(),
             seen: Mutex::new(HashMap::new()),
         }
     }

@@ -3,7 +3,7 @@
 use http::Request;
 use http::header::HOST;
 
-use airlock_core::REQUEST_ID_HEADER;
+use airlock_core::REQUEST_ID;
 
 use crate::sessions::SESSION_HEADER;
 
@@ -22,7 +22,6 @@ pub(crate) struct RequestFacts {
 impl RequestFacts {
     pub(crate) fn of<B>(request: &Request<B>) -> Self {
         // `HeaderName`s: a `&str` is parsed again on every lookup.
-        const REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
         const SESSION: http::HeaderName = http::HeaderName::from_static(SESSION_HEADER);
         let header = |name: http::HeaderName| {
             request
@@ -64,7 +63,7 @@ mod tests {
             "https://ignored.example/subscriptions/s/resourcegroups?api-version=2021-04-01&sig=SECRET",
         )
         .header("host", "management.azure.com")
-        .header(REQUEST_ID_HEADER, "rid-1")
+        .header(REQUEST_ID, "rid-1")
         .header(SESSION_HEADER, "task-1")
         .header("authorization", "Bearer TOKEN")
         .body(())
