@@ -7,7 +7,7 @@
 //! is kept per name as given; a name is lower-cased only the first time.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::MaskRule;
 
@@ -19,14 +19,16 @@ const REMEMBERED: usize = 4096;
 #[derive(Debug)]
 pub(crate) struct RuleIndex {
     rules: Box<[MaskRule]>,
-    seen: Mutex<HashMap<Box<str>, Arc<[usize]>>>,
+    /// Read on every response, from every worker thread; written only
+    /// for a name not seen before.
+    seen: RwLock<HashMap<Box<str>, Arc<[usize]>>>,
 }
 
 impl RuleIndex {
     pub(crate) fn new(rules: Vec<MaskRule>) -> Self {
         Self {
             rules: rules.into(),
-            seen: Mutex::new(HashMap::new()),
+            seen: RwLock::new(HashMap::new()),
         }
     }
 
@@ -40,10 +42,11 @@ impl RuleIndex {
         if self.rules.is_empty() {
             return Arc::from([]);
         }
-        let lock = || self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = lock().get(name) {
+        let seen = self.seen.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = seen.get(name) {
             return Arc::clone(found);
         }
+        drop(seen);
         let lower = name.to_lowercase();
         let found: Arc<[usize]> = self
             .rules
@@ -52,7 +55,7 @@ impl RuleIndex {
             .filter(|(_, rule)| rule.matches_lower(lower.as_bytes()))
             .map(|(at, _)| at)
             .collect();
-        let mut seen = lock();
+        let mut seen = self.seen.write().unwrap_or_else(PoisonError::into_inner);
         if seen.len() >= REMEMBERED {
             seen.clear();
         }
@@ -103,7 +106,7 @@ mod tests {
         for n in 0..REMEMBERED + 10 {
             assert!(index.matching(&format!("Microsoft.X/t{n}/read")).is_empty());
         }
-        assert!(index.seen.lock().unwrap().len() <= REMEMBERED);
+        assert!(index.seen.read().unwrap().len() <= REMEMBERED);
         assert_eq!(*index.matching("Microsoft.Web/sites/read"), [1]);
     }
 }
