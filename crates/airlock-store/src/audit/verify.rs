@@ -102,8 +102,8 @@ pub enum AuditProblem {
     #[error(
         "the session index disagrees with event {seq}: it was edited outside Airlock, and \
          session listings may group events wrongly (the chain is intact). Rebuild it: delete \
-         the rows of audit_session_index and set audit_session_indexed.through to 0; the next \
-         append indexes every event again"
+         the rows of audit_session_index and set audit_session_indexed.through to 0; the appends \
+         that follow index every event again"
     )]
     SessionIndexEdited {
         /// The first event it disagrees about.
