@@ -433,12 +433,12 @@ mod tests {
 
         // A file made by an earlier build: SQLite's default 4 KiB pages.
         let old = dir.path().join("old.db");
-        let connection = Connection::open(&old).unwrap();
+        let mut connection = Connection::open(&old).unwrap();
         connection.pragma_update(None, "page_size", 4096).unwrap();
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .unwrap();
-        migrate(&old, &mut Connection::open(&old).unwrap()).unwrap();
+        migrate(&old, &mut connection).unwrap();
         drop(connection);
         let store = SqliteStore::open(&old).await.unwrap();
         let event: AuditEvent = serde_json::from_str(EXAMPLE_EVENT).unwrap();
