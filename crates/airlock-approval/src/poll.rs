@@ -591,7 +591,9 @@ fn render(outcome: Outcome, url: Url, retry_after: u64, path: &str) -> Response<
                 json!({ "error": { "code": code, "message": message } }),
             );
             if let Ok(code) = HeaderValue::from_str(&code) {
-                response.headers_mut().insert("x-ms-error-code", code);
+                response
+                    .headers_mut()
+                    .insert(airlock_core::ERROR_CODE, code);
             }
             response
         }

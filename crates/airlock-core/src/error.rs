@@ -28,6 +28,9 @@ pub const REQUEST_ID_HEADER: &str = "x-airlock-request-id";
 /// name given as text is parsed again on each one.
 pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
 
+/// The header Azure, and Airlock, name an error's code in.
+pub const ERROR_CODE: http::HeaderName = http::HeaderName::from_static("x-ms-error-code");
+
 /// Everything Airlock itself refuses or fails with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -361,7 +364,7 @@ impl AirlockError {
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
         if let Ok(code) = HeaderValue::from_str(self.code()) {
-            headers.insert("x-ms-error-code", code);
+            headers.insert(ERROR_CODE, code);
         }
         if let Some(id) = ctx
             .request_id

@@ -40,7 +40,9 @@ pub use body::{
 };
 pub use browser::{BrowserSession, CSRF_HEADER};
 pub use decision::{ApprovalWait, Approvers, Decision, Elevation, QUOTA_RULE_PREFIX};
-pub use error::{AirlockError, AnsweredByAirlock, ErrorContext, REQUEST_ID, REQUEST_ID_HEADER};
+pub use error::{
+    AirlockError, AnsweredByAirlock, ERROR_CODE, ErrorContext, REQUEST_ID, REQUEST_ID_HEADER,
+};
 pub use html::escape_html;
 pub use http_client::{HttpClient, HttpClientError};
 pub use memory_budget::{MemoryBudget, Share, Uncollected};

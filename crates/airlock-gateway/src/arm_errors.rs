@@ -79,7 +79,7 @@ where
         Box::pin(async move {
             let response = responded.await?;
             let generic = response.extensions().get::<FromUpstream>().is_none()
-                && !response.headers().contains_key("x-ms-error-code");
+                && !response.headers().contains_key(airlock_core::ERROR_CODE);
             let error = match response.status() {
                 StatusCode::GATEWAY_TIMEOUT if generic => {
                     AirlockError::UpstreamTimeout(layer.request_timeout)

@@ -228,7 +228,7 @@ fn sibling(operation: &str, verb: &str) -> String {
 /// Why Azure (or the gateway on its way there) refused, in words.
 fn refusal(what: &str, status: StatusCode, headers: &http::HeaderMap) -> String {
     let code = headers
-        .get("x-ms-error-code")
+        .get(airlock_core::ERROR_CODE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let hint = match status {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
-use airlock_core::{AuditDraft, AuditRecord, BoxFuture, Decision};
+use airlock_core::{AuditDraft, AuditRecord, BoxFuture, Decision, ERROR_CODE};
 use http::{HeaderMap, StatusCode};
 
 use crate::facts::RequestFacts;
@@ -17,9 +17,6 @@ use crate::{AuditEvent, EventPrincipal, Outcome, RecordedOperation, RecorderErro
 /// The status recorded when the client went away before a response existed
 /// (nginx's "client closed request").
 pub(crate) const CLIENT_CLOSED_REQUEST: u16 = 499;
-
-/// The response header Azure (and Airlock) name their error code in.
-const ERROR_CODE_HEADER: &str = "x-ms-error-code";
 
 pub(crate) struct Exchange {
     queue: Arc<Queue>,
@@ -69,7 +66,6 @@ impl Exchange {
     /// Notes the response's status and error code header.
     pub(crate) fn responded(&mut self, status: StatusCode, headers: &HeaderMap) {
         self.status = Some(status.as_u16());
-        const ERROR_CODE: http::HeaderName = http::HeaderName::from_static(ERROR_CODE_HEADER);
         self.error_code_header = headers
             .get(ERROR_CODE)
             .and_then(|v| v.to_str().ok())

@@ -308,7 +308,7 @@ impl Inner {
             || (response.status() == StatusCode::FORBIDDEN
                 && response
                     .headers()
-                    .get(&MS_ERROR_CODE)
+                    .get(airlock_core::ERROR_CODE)
                     .is_some_and(|code| code == "AuthenticationFailed"))
         {
             return Err(AirlockError::UpstreamCredential(format!(
@@ -332,7 +332,6 @@ impl Inner {
 // Azure's headers, as `HeaderName`s: a `&str` is parsed again on every lookup.
 const MS_REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-request-id");
 const MS_CORRELATION_ID: HeaderName = HeaderName::from_static("x-ms-correlation-request-id");
-const MS_ERROR_CODE: HeaderName = HeaderName::from_static("x-ms-error-code");
 const MS_CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-client-request-id");
 
 fn header_text(headers: &http::HeaderMap, name: &HeaderName) -> Option<String> {
