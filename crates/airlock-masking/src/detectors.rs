@@ -87,6 +87,13 @@ pub(crate) fn may_hold_secret(text: &[u8]) -> bool {
         || (text.len() >= PEM_MIN_LEN && PEM_BEGIN.find(text).is_some())
 }
 
+/// [`may_hold_secret`] for a whole body whose strings may be JSON-escaped:
+/// an escape (`\`) can spell any character, so a body with one may hold
+/// any shape once its strings are decoded.
+pub(crate) fn may_hold_secret_escaped(body: &[u8]) -> bool {
+    memchr::memchr(b'\\', body).is_some() || may_hold_secret(body)
+}
+
 /// Every secret in `text`, ordered and non-overlapping (overlaps merged). `key_like` says
 /// whether the field holding the text is named like a key (asked only when
 /// a 44-character base64 value is found).

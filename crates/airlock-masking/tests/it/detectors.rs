@@ -266,6 +266,43 @@ fn escaped_json_is_decoded_before_detection() {
 }
 
 #[test]
+fn secrets_spelled_only_with_escapes_are_found() {
+    // No `=`, `J` or PEM header in the raw bytes: only decoding shows them.
+    let jwt = JWT.replace('J', "\\u004a");
+    let body = format!(r#"{{"cs":"Password\u003dhunter2","token":"{jwt}"}}"#);
+    assert!(!body.contains(['=', 'J']));
+    let (masked, outcome) = mask("application/json", &body);
+    let masked: Value = serde_json::from_str(&masked).unwrap();
+    assert_eq!(masked["cs"], format!("Password={REDACTED}"));
+    assert_eq!(masked["token"], REDACTED);
+    assert_eq!(outcome.count, 2);
+}
+
+#[test]
+fn answers_with_nothing_shaped_like_a_secret_are_left_alone() {
+    // Valid JSON or not, JSON or text: unchanged, nothing counted.
+    for (content_type, body) in [
+        (
+            "application/json",
+            r#"{"id":"/subscriptions/s","properties":{"tier":"Hot"}}"#,
+        ),
+        ("application/json", r#"{"id": "/subscriptions/s", "#),
+        (
+            "text/plain",
+            "no secrets here, https://st.blob.core.windows.net/",
+        ),
+    ] {
+        let outcome = masker()
+            .mask(
+                &MaskContext::new(&read_op()).content_type(Some(content_type)),
+                body.as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(outcome, MaskOutcome::unchanged(), "{body}");
+    }
+}
+
+#[test]
 fn json_keeps_order_spacing_and_numbers() {
     let body = "{\n  \"z\": 1.10,\n  \"a\": [1e2, 12345678901234567890123],\n  \"s\": \"Pwd=x\"\n}";
     let (masked, _) = mask("application/json", body);
