@@ -77,12 +77,12 @@ impl ConnectionLimits {
 
     /// Serves one accepted connection within the limits.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn serve(
+    pub(crate) async fn serve<A: Listened>(
         self,
         stream: TcpStream,
         peer: SocketAddr,
         tls: Option<TlsAcceptor>,
-        app: axum::Router,
+        app: A,
         proxy: Option<Arc<ProxyContext>>,
         builder: auto::Builder<TokioExecutor>,
         [watcher, tunnel_watcher]: [Watcher; 2],
@@ -201,4 +201,32 @@ impl Drop for Admitted {
             }
         }
     }
+}
+
+/// What a listener serves: the agents' listener its [`App`](crate::stack::App),
+/// the admin listener its router.
+pub(crate) trait Listened:
+    tower::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = http::Response<axum::body::Body>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<A> Listened for A where
+    A: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<axum::body::Body>,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
 }

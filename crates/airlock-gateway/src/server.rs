@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use airlock_core::{HttpClient, TokenProvider};
 use airlock_identity::ProxyAuthorization;
-use axum::Router;
+
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -24,11 +24,11 @@ use airlock_http::{ClientBuilder, HttpsClient, TrustRoots};
 use airlock_upstream::Upstream;
 
 use crate::config::PolicyMode;
-use crate::connections::ConnectionLimits;
+use crate::connections::{ConnectionLimits, Listened};
 use crate::forward_proxy::{ConnectLayer, Minter, ProxyContext, Targets};
 use crate::health::Health;
 use crate::preview;
-use crate::stack::Layers;
+use crate::stack::{App, Layers};
 use crate::{
     Config, StartError, admin, approval, classify, credential, identity, masking, stack, tls,
 };
@@ -238,9 +238,7 @@ impl Gateway {
                 "upstream.allow_insecure_http = true: the gateway's Azure token may travel over plain HTTP; use this only with a local test double"
             );
         }
-        let app = health
-            .probes()
-            .fallback_service(stack::build(&config, layers, upstream));
+        let app = health.probes(stack::build(&config, layers, upstream));
         let limits = ConnectionLimits::new(&config.limits);
         let proxy = forward_proxy_context(&config, &app, &limits.builder())?;
         let (stop, stopped) = watch::channel(false);
@@ -337,7 +335,7 @@ fn connect_targets(config: &Config, routes: airlock_upstream::Routes) -> Targets
 /// The CA and what tunnels are served with, when forward-proxy mode is on.
 fn forward_proxy_context(
     config: &Config,
-    app: &Router,
+    app: &App,
     builder: &hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
 ) -> Result<Option<Arc<ProxyContext>>, StartError> {
     let proxy = &config.forward_proxy;
@@ -401,10 +399,10 @@ async fn bind(address: &mut SocketAddr) -> Result<TcpListener, StartError> {
     Ok(listener)
 }
 
-async fn accept_loop(
+async fn accept_loop<A: Listened>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    app: Router,
+    app: A,
     proxy: Option<Arc<ProxyContext>>,
     limits: ConnectionLimits,
     mut stopped: watch::Receiver<bool>,

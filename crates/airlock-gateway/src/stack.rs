@@ -11,6 +11,7 @@ use airlock_masking::{MaskingLayer, RevealLayer};
 use airlock_policy::{PolicyLayer, QuotaLayer};
 use airlock_recorder::RecorderLayer;
 use http::{HeaderName, Request, Response};
+use hyper::body::Incoming;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -20,11 +21,16 @@ use tower_http::trace::TraceLayer;
 use crate::Config;
 use crate::arm_errors::ArmErrorsLayer;
 use crate::forward_proxy::ConnectLayer;
+use crate::health::Probes;
 use airlock_upstream::Upstream;
 
-/// The service the listener runs for every request.
+/// The stack every request of the agents' listener goes through.
 pub(crate) type GatewayService =
-    BoxCloneSyncService<Request<axum::body::Body>, Response<AirlockBody>, Infallible>;
+    BoxCloneSyncService<Request<Incoming>, Response<AirlockBody>, Infallible>;
+
+/// The service the agents' listener runs for every request: the probes,
+/// then the stack.
+pub(crate) type App = Probes<GatewayService>;
 
 /// The concern layers, built from configuration.
 #[derive(Debug)]
@@ -123,13 +129,13 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
         .map_response(|response: Response<_>| response.map(airlock_core::boxed))
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(move |request: &Request<axum::body::Body>| {
+        .layer(TraceLayer::new_for_http().make_span_with(move |request: &Request<Incoming>| {
             // The query can carry SAS signatures: only the path is logged.
             let id = request.headers().get(&request_id).and_then(|v| v.to_str().ok()).unwrap_or_default();
             // `principal` and `rule` are filled in by the identity and policy layers.
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, principal = tracing::field::Empty, rule = tracing::field::Empty)
         }))
-        .map_request(|request: Request<axum::body::Body>| request.map(airlock_core::boxed))
+        .map_request(|request: Request<Incoming>| request.map(airlock_core::boxed))
         .service(recorded);
     BoxCloneSyncService::new(service)
 }

@@ -29,7 +29,7 @@ use crate::sni::SniGuard;
 /// What serving tunnels needs; shared by every connection of the listener.
 pub(crate) struct ProxyContext {
     pub(crate) minter: Minter,
-    pub(crate) app: axum::Router,
+    pub(crate) app: crate::stack::App,
     pub(crate) builder: auto::Builder<TokioExecutor>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) connect_timeout: Duration,
