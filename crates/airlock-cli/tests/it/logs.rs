@@ -1,5 +1,6 @@
 //! `[log]`: `format = "json"` writes one JSON object per log line on
-//! standard error, for a log pipeline; `otlp_endpoint` exports request
+//! standard error, for a log pipeline, and text lines carry colours only
+//! on a terminal; `otlp_endpoint` exports request
 //! spans to an OpenTelemetry collector (feature `otel`), and a binary
 //! built without that feature refuses to start rather than drop them.
 
@@ -103,6 +104,35 @@ async fn json_logs_are_one_object_per_line() {
             .iter()
             .all(|line| line["level"].is_string() && line["timestamp"].is_string()),
         "{text}"
+    );
+    served.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_to_a_file_are_plain_and_name_the_request() {
+    let mut served = Served::start("format = \"text\"").await;
+    served.ready().await;
+    // No token: refused, and logged inside the request's span.
+    let agent = AgentClient::new(&served.url, None).unwrap();
+    let refused = agent
+        .get("/subscriptions?api-version=2022-12-01")
+        .await
+        .unwrap();
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    served.gateway.0.kill().unwrap();
+    served.gateway.0.wait().unwrap();
+    let text = served.log();
+    let line = text
+        .lines()
+        .find(|line| line.contains("request refused"))
+        .unwrap_or_else(|| panic!("no refusal logged: {text}"));
+    assert!(
+        line.contains("path=/subscriptions") && line.contains("request_id="),
+        "{line}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape codes in a log file: {text:?}"
     );
     served.shutdown().await;
 }
