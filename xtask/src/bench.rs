@@ -306,7 +306,7 @@ impl Target {
                 "the same, + the recorder on SQLite, fail-closed; the shipped gateway adds request ids, tracing, timeouts, ARM-shaped errors and metrics to this"
             }
             Target::Gateway => {
-                "`airlock serve` as shipped: identity (cached token), classification, policy, masking (the answer is JSON), URL rewriting, recording on SQLite, fail-closed (no response completes before its event is stored)"
+                "`airlock serve` as shipped: identity (cached token), classification, policy, masking (the answer is JSON), URL rewriting, recording on SQLite, fail-closed (no response completes before its event is stored), logging at its default level (`info`: a span per request, no line per request)"
             }
             Target::GatewayUnrecorded => "the same gateway with `[audit] enabled = false`",
             Target::GatewayTls => "the gateway, recording, behind its TLS listener (HTTPS load)",
@@ -1218,9 +1218,10 @@ token = "{UPSTREAM_TOKEN}"
         .arg("serve")
         .arg("--config")
         .arg(&config_path)
-        // The one info line says when it serves (a TLS listener cannot be
-        // probed with plain HTTP).
-        .env("RUST_LOG", "warn,airlock_gateway::server=info");
+        // The default log level, as shipped (`info`: a span per request,
+        // nothing logged per request); its "listening" line says when a TLS
+        // listener serves (it cannot be probed with plain HTTP).
+        .env_remove("RUST_LOG");
     if let Store::Postgres { password, .. } = store {
         command.env("AIRLOCK_BENCH_DB_PASSWORD", password);
     }
