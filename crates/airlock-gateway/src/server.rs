@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use airlock_core::{HttpClient, TokenProvider};
 use airlock_identity::ProxyAuthorization;
-
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;

@@ -202,7 +202,7 @@ impl Masker for JsonMasker {
         let must = plan.rule_matched;
         // No rule applies, so only a detector could change the body; none
         // can when no byte of it could start one of their shapes, even
-        // decoded. One pass of `memchr` instead of a scan of the document:
+        // decoded. A few `memchr` passes instead of a scan of the document:
         // most ARM answers hold no `=`, `J`, `\` or PEM header at all.
         if !must && (!plan.detectors || !detectors::may_hold_secret_escaped(body)) {
             return Ok(MaskOutcome::unchanged());
