@@ -226,6 +226,10 @@ pub(crate) struct BenchArgs {
     /// no report.
     #[arg(long, conflicts_with_all = ["quick", "throughput_only"])]
     instructions: bool,
+    /// With `--instructions`: copy each target's callgrind dump into this
+    /// directory (`<label>.callgrind.out`), to read with `callgrind_annotate`.
+    #[arg(long, requires = "instructions")]
+    keep_dumps: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -365,6 +369,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
             args.connections,
             args.duration,
             &generator,
+            args.keep_dumps.as_deref(),
         );
     }
     let nginx = if targets.contains(&Target::Nginx) {

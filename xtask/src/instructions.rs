@@ -48,6 +48,7 @@ pub(crate) fn run(
     connections: u32,
     duration: Duration,
     generator: &Generator,
+    keep_dumps: Option<&Path>,
 ) -> anyhow::Result<()> {
     if apt::find_program("valgrind").is_none() {
         apt::install(sh, &["valgrind"])?;
@@ -150,6 +151,16 @@ pub(crate) fn run(
             measured.requests
         );
         let dump = Dump::read(&dir)?;
+        if let Some(keep) = keep_dumps {
+            let kept = keep.join(format!(
+                "{}.callgrind.out",
+                gateway.label.replace([' ', ','], "-")
+            ));
+            std::fs::create_dir_all(keep)
+                .and_then(|()| std::fs::copy(&dump.path, &kept))
+                .with_context(|| format!("cannot keep the dump as {}", kept.display()))?;
+            println!("kept {}", kept.display());
+        }
         rows.push((gateway.label.clone(), measured.requests, dump));
     }
     println!();
@@ -189,6 +200,8 @@ struct Dump {
     total: u64,
     /// Instructions in the SHA-256 block function itself.
     sha256: u64,
+    /// The file it was read from.
+    path: PathBuf,
 }
 
 impl Dump {
@@ -207,7 +220,9 @@ impl Dump {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             if text.lines().any(|line| line == "desc: Trigger: dump") {
-                return Self::parse(&text).with_context(|| format!("in {}", path.display()));
+                let parsed =
+                    Self::parse(&text).with_context(|| format!("in {}", path.display()))?;
+                return Ok(Self { path, ..parsed });
             }
         }
         Err(anyhow!("callgrind wrote no dump in {}", dir.display()))
@@ -254,7 +269,11 @@ impl Dump {
             }
         }
         let total = total.ok_or_else(|| anyhow!("no summary line"))?;
-        Ok(Self { total, sha256 })
+        Ok(Self {
+            total,
+            sha256,
+            path: PathBuf::new(),
+        })
     }
 }
 
