@@ -226,6 +226,12 @@ pub(crate) struct BenchArgs {
     /// no report.
     #[arg(long, conflicts_with_all = ["quick", "throughput_only"])]
     instructions: bool,
+    /// After the table, each target's threads: CPU (user and system) and
+    /// the bytes their `read`/`write` calls moved, per request, summed
+    /// over the rounds (where a cost lands: workers, the database's
+    /// threads, the kernel).
+    #[arg(long)]
+    threads: bool,
     /// With `--instructions`: copy each target's callgrind dump into this
     /// directory (`<label>.callgrind.out`), to read with `callgrind_annotate`.
     #[arg(long, requires = "instructions")]
@@ -601,12 +607,22 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
             .run_split(spec)
             .with_context(|| format!("warm-up of {} failed", target.label()))?;
     }
+    // Per target: each thread's use over the rounds, and the requests served.
+    let mut thread_use: Vec<(Vec<cpu::ThreadUse>, u64)> = vec![(Vec::new(), 0); endpoints.len()];
     for round in 1..=rounds {
-        for (((target, spec), measured), pids) in
-            endpoints.iter_mut().zip(&mut measured).zip(&server_pids)
+        for ((((target, spec), measured), pids), threads) in endpoints
+            .iter_mut()
+            .zip(&mut measured)
+            .zip(&server_pids)
+            .zip(&mut thread_use)
         {
             spec.duration = duration;
             println!("round {round}/{rounds}: loading {} ...", target.label());
+            let threads_before = if args.threads {
+                cpu::threads(pids)
+            } else {
+                Vec::new()
+            };
             let cpu_before = cpu::seconds(pids);
             let result = pick(spec)
                 .run_split(spec)
@@ -618,6 +634,11 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                 measured
                     .cpu_us
                     .push((after - before) * 1e6 / result.requests as f64);
+            }
+            if args.threads {
+                let used = cpu::used_between(&threads_before, &cpu::threads(pids));
+                threads.0 = cpu::add(&threads.0, &used);
+                threads.1 += result.requests;
             }
             children.check_all_running()?;
             if args.quick {
@@ -635,6 +656,11 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
 
     // The smoke run's numbers mean nothing: no ratios, no goals.
     report::print(&measured, if args.quick { &[] } else { COMPARISONS });
+    if args.threads {
+        for ((target, _), (threads, requests)) in endpoints.iter().zip(&thread_use) {
+            print_threads(target.label(), threads, *requests);
+        }
+    }
     if args.throughput_only {
         return Ok(());
     }
@@ -941,6 +967,39 @@ pub(crate) fn start_bare_proxy_under(
         "listening on",
     )?;
     url_in_line(&line)
+}
+
+/// `--threads`: the threads of one target that used at least 1% of its CPU,
+/// per request.
+fn print_threads(label: &str, threads: &[cpu::ThreadUse], requests: u64) {
+    if requests == 0 {
+        return;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let per = |value: f64| value / requests as f64;
+    let mut threads = threads.to_vec();
+    threads.sort_by(|a, b| (b.user + b.system).total_cmp(&(a.user + a.system)));
+    let total: f64 = threads.iter().map(|t| t.user + t.system).sum();
+    println!();
+    println!(
+        "{label}: threads (per request)   {:>9} {:>9} {:>10} {:>10}",
+        "user µs", "system µs", "read B", "written B"
+    );
+    for thread in threads
+        .iter()
+        .filter(|t| t.user + t.system >= total / 100.0)
+    {
+        #[allow(clippy::cast_precision_loss)]
+        let bytes = |value: u64| per(value as f64);
+        println!(
+            "  {:<28} {:>9.1} {:>9.1} {:>10.0} {:>10.0}",
+            format!("{} ({})", thread.name, thread.tid),
+            per(thread.user) * 1e6,
+            per(thread.system) * 1e6,
+            bytes(thread.read),
+            bytes(thread.written)
+        );
+    }
 }
 
 /// `program`, or `launcher` running it (`valgrind … program`).

@@ -45,9 +45,147 @@ fn ticks_per_second() -> f64 {
     })
 }
 
+/// What one thread of a server has used so far: CPU time and the bytes
+/// its `read`/`write` system calls moved (sockets and files alike).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ThreadUse {
+    /// The thread's id.
+    pub(crate) tid: u32,
+    /// Its name (`comm`), e.g. `tokio-rt-worker`.
+    pub(crate) name: String,
+    /// User CPU seconds.
+    pub(crate) user: f64,
+    /// System CPU seconds.
+    pub(crate) system: f64,
+    /// `rchar`: bytes read.
+    pub(crate) read: u64,
+    /// `wchar`: bytes written.
+    pub(crate) written: u64,
+}
+
+/// Every thread of `pids` (`/proc/<pid>/task/*`); threads that cannot be
+/// read (gone since the listing) are left out.
+pub(crate) fn threads(pids: &[u32]) -> Vec<ThreadUse> {
+    let mut found = Vec::new();
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let dir = task.path();
+            let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+            let (Some(stat), Some(io)) = (read("stat"), read("io")) else {
+                continue;
+            };
+            if let Some(used) = thread_use(&stat, &io) {
+                found.push(used);
+            }
+        }
+    }
+    found
+}
+
+/// One thread's [`ThreadUse`] from its `stat` and `io` files.
+fn thread_use(stat: &str, io: &str) -> Option<ThreadUse> {
+    let tid = stat.split_whitespace().next()?.parse().ok()?;
+    let name = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?.to_owned();
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace();
+    let user: u64 = fields.nth(11)?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    let counter = |key: &str| {
+        io.lines()
+            .find_map(|line| line.strip_prefix(key)?.trim().parse::<u64>().ok())
+    };
+    #[allow(clippy::cast_precision_loss)]
+    Some(ThreadUse {
+        tid,
+        name,
+        user: user as f64 / ticks_per_second(),
+        system: system as f64 / ticks_per_second(),
+        read: counter("rchar:")?,
+        written: counter("wchar:")?,
+    })
+}
+
+/// `a` and `b` summed thread by thread (by id).
+pub(crate) fn add(a: &[ThreadUse], b: &[ThreadUse]) -> Vec<ThreadUse> {
+    let mut sum = a.to_vec();
+    for thread in b {
+        match sum.iter_mut().find(|t| t.tid == thread.tid) {
+            Some(t) => {
+                t.user += thread.user;
+                t.system += thread.system;
+                t.read += thread.read;
+                t.written += thread.written;
+            }
+            None => sum.push(thread.clone()),
+        }
+    }
+    sum
+}
+
+/// What each thread used between two readings of [`threads`] (threads
+/// started in between count from zero).
+pub(crate) fn used_between(before: &[ThreadUse], after: &[ThreadUse]) -> Vec<ThreadUse> {
+    after
+        .iter()
+        .map(|now| {
+            let then = before.iter().find(|t| t.tid == now.tid);
+            ThreadUse {
+                tid: now.tid,
+                name: now.name.clone(),
+                user: now.user - then.map_or(0.0, |t| t.user),
+                system: now.system - then.map_or(0.0, |t| t.system),
+                read: now.read.saturating_sub(then.map_or(0, |t| t.read)),
+                written: now.written.saturating_sub(then.map_or(0, |t| t.written)),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_threads_cpu_and_bytes() {
+        let stat =
+            "77 (airlock-store-c) S 1 4242 4242 0 -1 4194560 900 0 0 0 12 345 0 0 20 0 3 0 100 0 0";
+        let io = "rchar: 1000\nwchar: 2000\nsyscr: 3\nsyscw: 4\nread_bytes: 0\nwrite_bytes: 8192\n";
+        let used = thread_use(stat, io).unwrap();
+        assert_eq!((used.tid, used.name.as_str()), (77, "airlock-store-c"));
+        assert_eq!((used.read, used.written), (1000, 2000));
+        let tick = 1.0 / ticks_per_second();
+        assert!(
+            (used.user - 12.0 * tick).abs() < 1e-9 && (used.system - 345.0 * tick).abs() < 1e-9
+        );
+    }
+
+    #[test]
+    fn use_between_readings_is_the_difference_and_sums_by_thread() {
+        let at = |tid, cpu: f64, bytes| ThreadUse {
+            tid,
+            name: format!("t{tid}"),
+            user: cpu,
+            system: 0.0,
+            read: bytes,
+            written: bytes,
+        };
+        let before = [at(1, 1.0, 100), at(2, 1.0, 100)];
+        let after = [at(1, 1.5, 150), at(2, 3.0, 400), at(3, 0.25, 10)];
+        let used = used_between(&before, &after);
+        let tids: Vec<u32> = used.iter().map(|t| t.tid).collect();
+        assert_eq!(tids, [1, 2, 3]);
+        assert_eq!((used[1].user, used[1].written), (2.0, 300));
+        assert_eq!((used[2].user, used[2].read), (0.25, 10));
+        let twice = add(&used, &used[1..]);
+        assert_eq!(twice.len(), 3);
+        assert_eq!(
+            (twice[0].user, twice[1].user, twice[1].written),
+            (0.5, 4.0, 600)
+        );
+    }
 
     #[test]
     fn reads_utime_and_stime_past_a_name_with_spaces() {
