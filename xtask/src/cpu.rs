@@ -20,15 +20,21 @@ pub(crate) fn seconds(pids: &[u32]) -> Option<f64> {
     Some(ticks as f64 / ticks_per_second())
 }
 
-/// `utime + stime` of one `/proc/<pid>/stat` line. The command name (field
-/// 2) is in parentheses and may hold spaces: fields are counted after it.
+/// `utime + stime` of one `/proc/<pid>/stat` line.
 fn ticks_of(stat: &str) -> Option<u64> {
+    let (utime, stime) = user_system_ticks(stat)?;
+    Some(utime + stime)
+}
+
+/// `(utime, stime)` of one `/proc/<pid>/stat` line. The command name (field
+/// 2) is in parentheses and may hold spaces: fields are counted after it.
+fn user_system_ticks(stat: &str) -> Option<(u64, u64)> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     let mut fields = after_name.split_whitespace();
     // After the name: state (3), …, utime (14), stime (15).
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 when unknown).
@@ -89,10 +95,7 @@ pub(crate) fn threads(pids: &[u32]) -> Vec<ThreadUse> {
 fn thread_use(stat: &str, io: &str) -> Option<ThreadUse> {
     let tid = stat.split_whitespace().next()?.parse().ok()?;
     let name = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?.to_owned();
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace();
-    let user: u64 = fields.nth(11)?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
+    let (user, system) = user_system_ticks(stat)?;
     let counter = |key: &str| {
         io.lines()
             .find_map(|line| line.strip_prefix(key)?.trim().parse::<u64>().ok())
