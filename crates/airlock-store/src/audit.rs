@@ -4,10 +4,15 @@
 //! ([`prune`]) and signed checkpoints ([`checkpoint`]).
 //!
 //! Table `audit_events` holds one row per event: `seq` (its place in the
-//! chain, the primary key), `prev_hash`, `hash`, `doc` (the
-//! [`AuditEvent`](airlock_recorder::AuditEvent) JSON exactly as serialized)
-//! and copies of a few fields for the indexes (`id`, `time_ms`,
-//! `session_id`, `principal_id`, `request_id`, `status`). The events of a
+//! chain, the primary key), `prev_hash`, `hash`, where the event's
+//! document (the [`AuditEvent`](airlock_recorder::AuditEvent) JSON exactly
+//! as serialized) lies in the trail's document files beside the database
+//! (`doc_file`, `doc_at`, `doc_bytes`; files of JSON lines, written once:
+//! see `src/audit/documents.rs`; rows written
+//! before those files hold theirs in `doc`), and copies of a few fields for
+//! the indexes and listings (`id`, `time_ms`, `session_id`, `principal_id`,
+//! `request_id`, `status`, `denied`, `principal_name`, `approval_id`),
+//! which `verify` checks against the document. The events of a
 //! session are found through `audit_session_index` (`session_id`, `seq`),
 //! which appends fill in sorted runs of [`SESSION_INDEX_RUN`] events
 //! rather than one entry per event: from many agents at once, an index on
@@ -41,6 +46,7 @@
 //! [`checkpoint`]: SqliteStore::checkpoint
 
 mod checkpoint;
+mod documents;
 mod prune;
 mod read;
 pub mod text;
@@ -55,24 +61,29 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, Trans
 
 use crate::approval_row::{from_millis, millis};
 use crate::{SqliteStore, StoreError};
+use documents::{DocReader, DocRef};
 
 pub use checkpoint::{
     CHECKPOINT_CONTEXT, Checkpoint, CheckpointKind, PublicKeyError, checkpoint_message,
     generate_signing_key, load_or_generate_signing_key, load_signing_key, parse_public_key,
     public_key_hex,
 };
+pub(crate) use documents::{SEGMENT_BYTES, flush as flush_documents};
 pub use prune::Pruned;
 pub use read::{EventPages, SessionSummary};
-pub(crate) use verify::Walk;
 pub use verify::{AuditProblem, AuditVerification, TrustedCheckpoints};
+pub(crate) use verify::{VerifyRow, Walk};
 
+/// A new row: its document is in a segment file (`doc` empty).
 const INSERT: &str = "INSERT INTO audit_events
-    (seq, id, time_ms, session_id, principal_id, request_id, status, prev_hash, hash, doc)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+    (seq, id, time_ms, session_id, principal_id, request_id, status, prev_hash, hash, doc,
+     doc_file, doc_at, doc_bytes, denied, principal_name, approval_id)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '', ?10, ?11, ?12, ?13, ?14, ?15)";
 
-/// The columns [`StoredEvent::from_row`] reads, in its order.
+/// The columns [`EventRow::from_row`] reads, in its order.
 const SELECT_EVENTS: &str = "SELECT seq, id, time_ms, session_id, principal_id, request_id,
-    status, prev_hash, hash, doc FROM audit_events";
+    status, prev_hash, hash, doc, doc_file, doc_at, doc_bytes, denied, principal_name, approval_id
+    FROM audit_events";
 
 /// How many events one read of a long walk (verify, export) takes.
 pub(crate) const PAGE: u32 = 1000;
@@ -96,8 +107,15 @@ impl AuditSink for SqliteStore {
                 .iter()
                 .map(|chained| StoredEvent::new(chained, &self.db.path))
                 .collect::<Result<Vec<_>, _>>()?;
+            let summaries = events
+                .iter()
+                .map(|chained| Summary::of(&chained.event))
+                .collect();
+            let segment_bytes = self.segment_bytes;
             self.db
-                .call(move |connection, path| append_rows(connection, path, &rows))
+                .call(move |connection, path| {
+                    append_rows(connection, path, &rows, summaries, segment_bytes)
+                })
                 .await
                 .map_err(SinkError::from)
         })
@@ -176,22 +194,6 @@ impl StoredEvent {
         })
     }
 
-    /// Reads a row of [`SELECT_EVENTS`].
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            seq: row.get(0)?,
-            id: row.get(1)?,
-            time_ms: row.get(2)?,
-            session_id: row.get(3)?,
-            principal_id: row.get(4)?,
-            request_id: row.get(5)?,
-            status: row.get(6)?,
-            prev_hash: row.get(7)?,
-            hash: row.get(8)?,
-            doc: row.get(9)?,
-        })
-    }
-
     /// The chained event the row holds; a `doc` that is not an event is an error.
     pub(crate) fn chained(self, path: &Path) -> Result<ChainedEvent, StoreError> {
         let event = serde_json::from_str(&self.doc).map_err(|error| StoreError::AuditCorrupt {
@@ -209,19 +211,193 @@ impl StoredEvent {
     }
 }
 
+/// A row of [`SELECT_EVENTS`]: the event, its document still in its
+/// segment file when `doc` says where (rows from before files keep it inline).
+pub(crate) struct EventRow {
+    event: StoredEvent,
+    doc: Option<DocRef>,
+    /// The summary columns (kept with documents in files).
+    summary: Option<Summary>,
+}
+
+impl EventRow {
+    /// The event's place in the chain.
+    pub(crate) fn seq(&self) -> u64 {
+        self.event.seq
+    }
+
+    /// Reads a row of [`SELECT_EVENTS`].
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        let file: Option<u64> = row.get(10)?;
+        let (doc, summary) = match file {
+            Some(file) => (
+                Some(DocRef {
+                    file,
+                    at: row.get(11)?,
+                    bytes: row.get(12)?,
+                }),
+                Some(Summary {
+                    denied: row.get(13)?,
+                    principal_name: row.get(14)?,
+                    approval_id: row.get(15)?,
+                }),
+            ),
+            None => (None, None),
+        };
+        Ok(Self {
+            event: StoredEvent {
+                seq: row.get(0)?,
+                id: row.get(1)?,
+                time_ms: row.get(2)?,
+                session_id: row.get(3)?,
+                principal_id: row.get(4)?,
+                request_id: row.get(5)?,
+                status: row.get(6)?,
+                prev_hash: row.get(7)?,
+                hash: row.get(8)?,
+                doc: row.get(9)?,
+            },
+            doc,
+            summary,
+        })
+    }
+
+    /// The stored event with its document; one that cannot be read is an
+    /// error naming its file.
+    pub(crate) fn read(
+        self,
+        documents: &mut DocReader,
+        path: &Path,
+    ) -> Result<StoredEvent, StoreError> {
+        let seq = self.event.seq;
+        match self.document(documents)? {
+            Some(doc) => Ok(StoredEvent { doc, ..self.event }),
+            None => Err(StoreError::AuditCorrupt {
+                path: path.to_path_buf(),
+                seq,
+                reason: "its document is missing from the trail's files".to_owned(),
+            }),
+        }
+    }
+
+    /// For [`verify`](SqliteStore::verify): the stored event with its
+    /// document (a missing one named), and the summary columns to check.
+    pub(crate) fn read_to_verify(self, documents: &mut DocReader) -> Result<VerifyRow, StoreError> {
+        let document = self.document(documents)?;
+        let missing = match (&document, self.doc) {
+            (None, Some(doc)) => Some(documents.segment(doc)),
+            _ => None,
+        };
+        Ok(VerifyRow {
+            row: StoredEvent {
+                doc: document.unwrap_or_default(),
+                ..self.event
+            },
+            summary: self.summary,
+            missing,
+        })
+    }
+
+    /// The document: inline, or read from its segment; `None` when it is
+    /// gone (its segment missing or cut short). Other I/O errors
+    /// (permissions) are errors; bytes that are not text are an empty
+    /// document (not an event: verify reports it edited).
+    fn document(&self, documents: &mut DocReader) -> Result<Option<String>, StoreError> {
+        let Some(doc) = self.doc else {
+            return Ok(Some(self.event.doc.clone()));
+        };
+        match documents.read(doc) {
+            Ok(text) => Ok(Some(text)),
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                Ok(Some(String::new()))
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(source) => Err(StoreError::AuditFile {
+                path: documents.segment(doc),
+                action: "read".to_owned(),
+                source,
+            }),
+        }
+    }
+}
+
+/// Reads the documents of `rows`, in order.
+pub(crate) fn with_documents(
+    rows: Vec<EventRow>,
+    path: &Path,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut documents = DocReader::new(path);
+    rows.into_iter()
+        .map(|row| row.read(&mut documents, path))
+        .collect()
+}
+
+/// What session summaries read of an event, kept in columns of its row:
+/// with the document in a file, SQL cannot look into it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Summary {
+    /// Refused: denied by policy, or a 403 Airlock answered itself.
+    denied: bool,
+    principal_name: Option<String>,
+    approval_id: Option<String>,
+}
+
+impl Summary {
+    pub(crate) fn of(event: &airlock_recorder::AuditEvent) -> Self {
+        Self {
+            denied: event.decision.as_deref() == Some("deny")
+                || (event.status == 403 && event.error_code.is_some()),
+            principal_name: event
+                .principal
+                .as_ref()
+                .and_then(|principal| principal.display_name.clone()),
+            approval_id: event.approval_id.clone(),
+        }
+    }
+
+    /// The first column of `self` (stored) that disagrees with `event`.
+    pub(crate) fn edited(&self, event: &airlock_recorder::AuditEvent) -> Option<&'static str> {
+        let actual = Self::of(event);
+        if self.denied != actual.denied {
+            Some("denied")
+        } else if self.principal_name != actual.principal_name {
+            Some("principal_name")
+        } else if self.approval_id != actual.approval_id {
+            Some("approval_id")
+        } else {
+            None
+        }
+    }
+}
+
 /// Inserts `rows` after the stored head, all in one `BEGIN IMMEDIATE`
-/// transaction, or none if they do not continue the chain.
+/// transaction, or none if they do not continue the chain; their
+/// documents go to the trail's files first.
 fn append_rows(
     connection: &mut Connection,
     path: &Path,
     rows: &[StoredEvent],
+    summaries: Vec<Summary>,
+    segment_bytes: u64,
 ) -> Result<(), StoreError> {
     let transaction = begin(connection, path)?;
     let head = stored_head(&transaction, path)?;
     check_links(path, &head, rows)?;
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let texts: Vec<&str> = rows.iter().map(|row| row.doc.as_str()).collect();
+    let docs = documents::write_batch(&transaction, path, first.seq, &texts, segment_bytes)?;
     {
         let mut insert = transaction.prepare_cached(INSERT).map_err(sqlite(path))?;
-        for row in rows {
+        for ((row, doc), summary) in rows.iter().zip(docs).zip(summaries) {
             insert
                 .execute(rusqlite::params![
                     row.seq,
@@ -233,7 +409,12 @@ fn append_rows(
                     row.status,
                     row.prev_hash,
                     row.hash,
-                    row.doc,
+                    doc.file,
+                    doc.at,
+                    doc.bytes,
+                    summary.denied,
+                    summary.principal_name,
+                    summary.approval_id,
                 ])
                 .map_err(sqlite(path))?;
         }
@@ -342,19 +523,19 @@ fn chain_head(row: &Row<'_>) -> rusqlite::Result<ChainHead> {
     })
 }
 
-/// Up to [`PAGE`] rows after `after`, in chain order.
+/// Up to [`PAGE`] rows after `after`, in chain order (documents not read).
 fn page_after(
     transaction: &Transaction<'_>,
     path: &Path,
     after: u64,
-) -> Result<Vec<StoredEvent>, StoreError> {
+) -> Result<Vec<EventRow>, StoreError> {
     transaction
         .prepare_cached(&format!(
             "{SELECT_EVENTS} WHERE seq > ?1 ORDER BY seq LIMIT ?2"
         ))
         .and_then(|mut statement| {
             statement
-                .query_map(rusqlite::params![after, PAGE], StoredEvent::from_row)?
+                .query_map(rusqlite::params![after, PAGE], EventRow::from_row)?
                 .collect()
         })
         .map_err(sqlite(path))

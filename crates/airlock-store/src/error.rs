@@ -90,6 +90,21 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A file of the audit trail's event documents (beside the database)
+    /// could not be created, written, read or deleted.
+    #[error(
+        "cannot {action} {}, which holds audit event documents: {source}; \
+         check that the directory beside the database is writable and the disk has room",
+        path.display()
+    )]
+    AuditFile {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done to it (`write`, `open`, ...).
+        action: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
     /// A batch of audit events does not continue the stored chain.
     #[error(
         "the database {}: audit events {first}.. do not continue the stored chain, which ends at \

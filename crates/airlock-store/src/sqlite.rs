@@ -15,16 +15,16 @@ use crate::wal::Checkpointer;
 /// transaction before it fails with "database is locked".
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The page size of a new database file. An audit event's row is 2-3 KiB,
-/// so SQLite's default 4 KiB pages held one row each (40% empty) and every
-/// event cost a page written to the WAL, read back and written again by the
-/// checkpoint: 9.9 system calls per recorded request at the gateway, 5.8
-/// with 16 KiB pages (six rows each; 4.0 unrecorded), and the
-/// `recording_cost` bench's SQLite share fell from about 10 to 8 µs per
-/// request. The price: a small transaction (a quota take) writes bigger
-/// frames, a few µs more of its ~45. Existing files keep their size (it
-/// changes only before the first table, or with `VACUUM`, never run here).
-const PAGE_SIZE: i64 = 16 * 1024;
+/// The page size of a new database file: SQLite's default, 4 KiB. While
+/// audit rows held their event's 2-3 KiB document, 16 KiB pages (six rows
+/// each) wrote fewer pages per event; with the documents in files of their
+/// own ([`crate::audit`]) a row is a few hundred bytes, and each commit
+/// rewrites a handful of partly filled pages (the last leaf of the table
+/// and of each index): 4 KiB pages write 1.1 KB of WAL per recorded request
+/// under the bench's load, 16 KiB pages 2.4 KB. Existing files keep their
+/// size (it changes only before the first table, or with `VACUUM`, never
+/// run here).
+const PAGE_SIZE: i64 = 4 * 1024;
 
 /// The schema, one migration per version: `MIGRATIONS[n]` takes a database
 /// from `PRAGMA user_version` `n` to `n + 1`. Append only; never edit one
@@ -105,6 +105,18 @@ const MIGRATIONS: &[&str] = &[
         UNION ALL
         SELECT session_id, seq FROM audit_events
             WHERE seq > (SELECT through FROM audit_session_indexed);",
+    // 5: event documents in files beside the database (`audit::documents`):
+    // a new row's `doc` is empty and `doc_file` (its segment), `doc_at` and
+    // `doc_bytes` say where the document lies; rows from before keep theirs
+    // inline (`doc_file` NULL). What session summaries read from documents
+    // is copied into columns (`verify` checks they agree): `denied` (1 for
+    // a refused request), `principal_name`, `approval_id`.
+    "ALTER TABLE audit_events ADD COLUMN doc_file INTEGER;
+    ALTER TABLE audit_events ADD COLUMN doc_at INTEGER;
+    ALTER TABLE audit_events ADD COLUMN doc_bytes INTEGER;
+    ALTER TABLE audit_events ADD COLUMN denied INTEGER;
+    ALTER TABLE audit_events ADD COLUMN principal_name TEXT;
+    ALTER TABLE audit_events ADD COLUMN approval_id TEXT;",
 ];
 
 /// The schema version this build writes, and the newest it can read.
@@ -154,6 +166,8 @@ pub struct SqliteStore {
     pub(crate) approval_watchers: Arc<StateWatchers>,
     /// Below this many free bytes, new approvals are refused.
     pub(crate) min_free_bytes: u64,
+    /// How large an audit document file grows before the next one starts.
+    pub(crate) segment_bytes: u64,
 }
 
 impl SqliteStore {
@@ -178,6 +192,7 @@ impl SqliteStore {
             db: Arc::new(db),
             approval_watchers: Arc::default(),
             min_free_bytes: 0,
+            segment_bytes: crate::audit::SEGMENT_BYTES,
         })
     }
 
@@ -206,6 +221,27 @@ impl SqliteStore {
     #[must_use]
     pub fn min_free_bytes(mut self, floor: u64) -> Self {
         self.min_free_bytes = floor;
+        self
+    }
+
+    /// How large a file of audit event documents grows (64 MiB by default)
+    /// before the next one starts: retention ([`prune`](Self::prune))
+    /// deletes whole files, so the trail's disk use lags its retention by up
+    /// to this much. See [`audit`](crate::audit) for where the files are.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use airlock_store::SqliteStore;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = SqliteStore::open(dir.path().join("airlock.db")).await.unwrap();
+    /// let store = store.audit_segment_bytes(8 << 20);
+    /// # drop(store);
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn audit_segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes.max(1);
         self
     }
 
@@ -424,17 +460,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_new_file_has_large_pages_and_an_old_file_keeps_its_own() {
+    async fn a_new_file_has_4_kib_pages_and_an_old_file_keeps_its_own() {
         use airlock_recorder::{AuditEvent, AuditSink as _, ChainHead, chain::EXAMPLE_EVENT};
         let dir = tempfile::tempdir().unwrap();
         let new = dir.path().join("new.db");
         drop(SqliteStore::open(&new).await.unwrap());
         assert_eq!(page_size(&new), PAGE_SIZE);
 
-        // A file made by an earlier build: SQLite's default 4 KiB pages.
+        // A file made by an earlier build, with 16 KiB pages.
         let old = dir.path().join("old.db");
         let mut connection = Connection::open(&old).unwrap();
-        connection.pragma_update(None, "page_size", 4096).unwrap();
+        connection.pragma_update(None, "page_size", 16384).unwrap();
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .unwrap();
@@ -446,7 +482,7 @@ mod tests {
         store.append(&[head.link(event)]).await.unwrap();
         assert_eq!(store.head().await.unwrap(), Some(head));
         drop(store);
-        assert_eq!(page_size(&old), 4096);
+        assert_eq!(page_size(&old), 16384);
     }
 
     fn connection() -> Connection {

@@ -23,7 +23,8 @@
 //! transaction is committed when its frames are in the WAL, whoever later
 //! checkpoints them; a checkpoint fsyncs the WAL before it writes the
 //! database file, and the WAL is only reused once the database file is
-//! fsynced. The last connection to close (the writer's: the thread is
+//! fsynced. The audit trail's document files are flushed before each
+//! checkpoint. The last connection to close (the writer's: the thread is
 //! stopped first) still checkpoints everything and removes the WAL.
 
 use std::ffi::c_int;
@@ -114,9 +115,14 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("airlock-store-checkpoint".into())
             .spawn(move || {
+                // The first trail segment the next flush covers.
+                let mut flushed = 0;
                 while waiting.wait() {
+                    flushed = flush_documents(&file, flushed);
                     checkpoint(&connection, &file, bound);
                 }
+                // Closing the writer checkpoints the rest.
+                flush_documents(&file, flushed);
             })
             .map_err(|error| StoreError::Worker {
                 path: path.to_path_buf(),
@@ -135,6 +141,21 @@ impl Drop for Checkpointer {
         if let Some(thread) = self.thread.take() {
             // Waits for a checkpoint under way (it panics only on a bug).
             let _ = thread.join();
+        }
+    }
+}
+
+/// Flushes the audit trail's document files from segment `from` on (see
+/// [`crate::audit`]), before the rows pointing into them are checkpointed;
+/// returns where the next flush starts. A failure is logged: the rows
+/// checkpointed anyway keep their place, and the documents are flushed
+/// again next time.
+fn flush_documents(path: &Path, from: u64) -> u64 {
+    match crate::audit::flush_documents(path, from) {
+        Ok(last) => last,
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot flush the audit trail's document files");
+            from
         }
     }
 }

@@ -611,14 +611,32 @@ fn the_audit_and_sessions_commands_read_export_verify_and_catch_tampering() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    // Someone turns the denial into an allow.
-    rusqlite::Connection::open(&db)
-        .unwrap()
-        .execute(
-            "UPDATE audit_events SET doc = replace(doc, '\"decision\":\"deny\"', '\"decision\":\"allow\"') WHERE seq = 2",
+    // Someone turns the denial into an allow: the edited document appended
+    // to its file, the row pointed at it.
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let (file, at, bytes): (u64, usize, usize) = connection
+        .query_row(
+            "SELECT doc_file, doc_at, doc_bytes FROM audit_events WHERE seq = 2",
             [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .unwrap();
+    let segment = dir
+        .path()
+        .join("airlock.db-trail")
+        .join(format!("{file:020}.jsonl"));
+    let mut text = std::fs::read_to_string(&segment).unwrap();
+    let edited = text[at..at + bytes].replace("\"decision\":\"deny\"", "\"decision\":\"allow\"");
+    assert_ne!(edited, text[at..at + bytes]);
+    connection
+        .execute(
+            "UPDATE audit_events SET doc_at = ?1, doc_bytes = ?2 WHERE seq = 2",
+            rusqlite::params![text.len(), edited.len()],
+        )
+        .unwrap();
+    text.push_str(&edited);
+    text.push('\n');
+    std::fs::write(&segment, text).unwrap();
     let (code, verified, _) = run(&["audit", "verify"]);
     assert_eq!(code, Some(1), "{verified}");
     assert!(

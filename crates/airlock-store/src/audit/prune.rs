@@ -8,7 +8,10 @@ use airlock_recorder::ChainHead;
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
 use super::checkpoint::{Checkpoint, CheckpointKind, insert};
-use super::{begin, millis, sqlite};
+use super::{begin, documents, latest_pruned, millis, sqlite};
+
+/// A row's document size, inline or in its segment file.
+const DOC_BYTES: &str = "CASE WHEN doc_file IS NULL THEN octet_length(doc) ELSE doc_bytes END";
 use crate::{SqliteStore, StoreError};
 
 /// What [`SqliteStore::prune`] deleted.
@@ -42,11 +45,15 @@ impl SqliteStore {
         self.db
             .call(move |connection, path| {
                 let transaction = begin(connection, path)?;
-                let Some(cut) = first_kept(&transaction, path, now, max_age, max_bytes)? else {
-                    return Ok(Pruned::default());
+                let pruned = match first_kept(&transaction, path, now, max_age, max_bytes)? {
+                    Some(cut) => delete_before(&transaction, path, cut)?,
+                    None => Pruned::default(),
                 };
-                let pruned = delete_before(&transaction, path, cut)?;
+                let keep_from = first_segment_kept(&transaction, path)?;
                 transaction.commit().map_err(sqlite(path))?;
+                // After the commit (a failure leaves files no row points
+                // into, which the next prune deletes).
+                documents::delete_before(path, keep_from)?;
                 if let Some(through) = &pruned.through {
                     tracing::info!(
                         path = %path.display(),
@@ -59,6 +66,21 @@ impl SqliteStore {
                 Ok(pruned)
             })
             .await
+    }
+}
+
+/// The first segment of event documents still needed: the first a row
+/// points into; with none, the one after the last event pruned (appends
+/// go on into segments named after later events).
+fn first_segment_kept(connection: &Connection, path: &Path) -> Result<u64, StoreError> {
+    let first: Option<u64> = connection
+        .query_row("SELECT MIN(doc_file) FROM audit_events", [], |row| {
+            row.get(0)
+        })
+        .map_err(sqlite(path))?;
+    match first {
+        Some(first) => Ok(first),
+        None => Ok(latest_pruned(connection, path)?.map_or(0, |head| head.seq + 1)),
     }
 }
 
@@ -131,7 +153,9 @@ fn first_within(
     last: u64,
 ) -> Result<u64, StoreError> {
     let mut statement = connection
-        .prepare("SELECT seq, octet_length(doc) FROM audit_events ORDER BY seq DESC")
+        .prepare(&format!(
+            "SELECT seq, {DOC_BYTES} FROM audit_events ORDER BY seq DESC"
+        ))
         .map_err(sqlite(path))?;
     let mut rows = statement.query([]).map_err(sqlite(path))?;
     let mut total = 0_u64;
@@ -173,8 +197,10 @@ fn delete_before(
     };
     let (events, sessions, bytes): (u64, u64, u64) = transaction
         .query_row(
-            "SELECT COUNT(*), COUNT(DISTINCT session_id), COALESCE(SUM(octet_length(doc)), 0)
-             FROM audit_events WHERE seq < ?1",
+            &format!(
+                "SELECT COUNT(*), COUNT(DISTINCT session_id), COALESCE(SUM({DOC_BYTES}), 0)
+                 FROM audit_events WHERE seq < ?1"
+            ),
             [cut],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )

@@ -8,7 +8,10 @@ use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{PAGE, SELECT_EVENTS, StoredEvent, from_millis, millis, open_reader, sqlite};
+use super::{
+    DocReader, EventRow, PAGE, SELECT_EVENTS, from_millis, millis, open_reader, sqlite,
+    with_documents,
+};
 use crate::{SqliteStore, StoreError};
 
 /// One session, as `airlock sessions list` shows it.
@@ -120,15 +123,18 @@ impl SqliteStore {
         let id = id.to_owned();
         self.db
             .call(move |connection, path| {
-                let rows: Vec<StoredEvent> = connection
+                let rows: Vec<EventRow> = connection
                     .prepare_cached(&format!(
                         "{SELECT_EVENTS} WHERE seq IN ({SESSION_SEQS}) ORDER BY seq"
                     ))
                     .and_then(|mut statement| {
-                        statement.query_map([id], StoredEvent::from_row)?.collect()
+                        statement.query_map([id], EventRow::from_row)?.collect()
                     })
                     .map_err(sqlite(path))?;
-                rows.into_iter().map(|row| row.chained(path)).collect()
+                with_documents(rows, path)?
+                    .into_iter()
+                    .map(|row| row.chained(path))
+                    .collect()
             })
             .await
     }
@@ -180,22 +186,20 @@ fn send_pages(
             "{SELECT_EVENTS} WHERE seq >= ?1 AND time_ms >= ?2 ORDER BY seq LIMIT ?3"
         ))
         .map_err(sqlite(path))?;
+    let mut documents = DocReader::new(path);
     loop {
-        let rows: Vec<StoredEvent> = statement
-            .query_map(
-                rusqlite::params![next, since_ms, PAGE],
-                StoredEvent::from_row,
-            )
+        let rows: Vec<EventRow> = statement
+            .query_map(rusqlite::params![next, since_ms, PAGE], EventRow::from_row)
             .and_then(Iterator::collect)
             .map_err(sqlite(path))?;
         let Some(last) = rows.last() else {
             return Ok(());
         };
-        next = last.seq + 1;
+        next = last.seq() + 1;
         let full = rows.len() == PAGE as usize;
         let page = rows
             .into_iter()
-            .map(|row| row.chained(path))
+            .map(|row| row.read(&mut documents, path)?.chained(path))
             .collect::<Result<Vec<_>, _>>()?;
         if sender.blocking_send(Ok(page)).is_err() || !full {
             return Ok(());
@@ -208,7 +212,8 @@ fn summary(connection: &Connection, path: &Path, id: String) -> Result<SessionSu
     let (first_ms, last_ms, events, denied): (i64, i64, u64, u64) = connection
         .prepare_cached(&format!(
             "SELECT MIN(time_ms), MAX(time_ms), COUNT(*),
-                 SUM(CASE WHEN json_extract(doc, '$.decision') = 'deny'
+                 SUM(CASE WHEN doc_file IS NOT NULL THEN denied
+                     WHEN json_extract(doc, '$.decision') = 'deny'
                      OR (status = 403 AND json_extract(doc, '$.errorCode') IS NOT NULL)
                      THEN 1 ELSE 0 END)
              FROM audit_events WHERE seq IN ({SESSION_SEQS})"
@@ -221,7 +226,8 @@ fn summary(connection: &Connection, path: &Path, id: String) -> Result<SessionSu
         .map_err(sqlite(path))?;
     let principal: Option<(String, Option<String>)> = connection
         .prepare_cached(&format!(
-            "SELECT principal_id, json_extract(doc, '$.principal.displayName') FROM audit_events
+            "SELECT principal_id, CASE WHEN doc_file IS NOT NULL THEN principal_name
+                 ELSE json_extract(doc, '$.principal.displayName') END FROM audit_events
              WHERE seq IN ({SESSION_SEQS}) AND principal_id IS NOT NULL ORDER BY seq LIMIT 1"
         ))
         .and_then(|mut statement| {
@@ -232,9 +238,10 @@ fn summary(connection: &Connection, path: &Path, id: String) -> Result<SessionSu
         .map_err(sqlite(path))?;
     let approvals = connection
         .prepare_cached(&format!(
-            "SELECT json_extract(doc, '$.approvalId') AS approval FROM audit_events
-             WHERE seq IN ({SESSION_SEQS}) AND json_extract(doc, '$.approvalId') IS NOT NULL
-             GROUP BY approval ORDER BY MIN(seq)"
+            "SELECT approval FROM (SELECT seq, CASE WHEN doc_file IS NOT NULL THEN approval_id
+                 ELSE json_extract(doc, '$.approvalId') END AS approval FROM audit_events
+                 WHERE seq IN ({SESSION_SEQS}))
+             WHERE approval IS NOT NULL GROUP BY approval ORDER BY MIN(seq)"
         ))
         .and_then(|mut statement| statement.query_map([&id], |row| row.get(0))?.collect())
         .map_err(sqlite(path))?;

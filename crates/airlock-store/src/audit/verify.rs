@@ -2,13 +2,16 @@
 //! pruning cut it), with every checkpoint checked on the way.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use airlock_recorder::chain::{self, ChainBreak};
 use airlock_recorder::{AuditEvent, ChainHead, ChainedEvent};
 
 use super::checkpoint::{Checkpoint, CheckpointKind, stored_checkpoints};
-use super::{StoredEvent, blocking, latest_pruned, millis, open_reader, page_after, sqlite};
+use super::{
+    DocReader, StoredEvent, Summary, blocking, latest_pruned, millis, open_reader, page_after,
+    sqlite,
+};
 use crate::{SqliteStore, StoreError};
 
 /// Checkpoints held outside the database (by whoever made them), to verify
@@ -109,6 +112,20 @@ pub enum AuditProblem {
         /// The first event it disagrees about.
         seq: u64,
     },
+    /// An event's document is missing from the trail's files (its file ends
+    /// before it, or is gone): cut short or deleted outside Airlock, or
+    /// taken by a power loss before it was flushed (the last events only).
+    #[error(
+        "event {seq}'s document is missing from {}: the file was cut short or deleted outside \
+         Airlock, or a power loss took it before it was flushed",
+        file.display()
+    )]
+    DocumentMissing {
+        /// Its position.
+        seq: u64,
+        /// The file that should hold it.
+        file: PathBuf,
+    },
     /// A signed checkpoint's signature does not verify.
     #[error("the checkpoint at event {seq} has an invalid signature: it was forged or edited")]
     BadSignature {
@@ -140,6 +157,7 @@ impl AuditProblem {
             | AuditProblem::CheckpointNotOnChain { seq, .. }
             | AuditProblem::CheckpointBeyondHead { seq, .. }
             | AuditProblem::BadSignature { seq }
+            | AuditProblem::DocumentMissing { seq, .. }
             | AuditProblem::UntrustedKey { seq, .. } => *seq,
         }
     }
@@ -177,8 +195,12 @@ fn walk(path: &Path, trusted: &TrustedCheckpoints) -> Result<AuditVerification, 
     let start = latest_pruned(&snapshot, path)?.unwrap_or_default();
     let stored = stored_checkpoints(&snapshot, path)?;
     let mut walk = Walk::begin(&start, stored, trusted);
+    let mut documents = DocReader::new(path);
     while walk.wants_more() {
-        let page = page_after(&snapshot, path, walk.head())?;
+        let page = page_after(&snapshot, path, walk.head())?
+            .into_iter()
+            .map(|row| row.read_to_verify(&mut documents))
+            .collect::<Result<Vec<_>, _>>()?;
         walk.page(page);
     }
     let mut report = walk.finish();
@@ -305,8 +327,9 @@ impl Walk {
         self.report.head.seq
     }
 
-    /// Verifies the next page of rows (at most [`PAGE`](super::PAGE), in chain order).
-    pub(crate) fn page(&mut self, page: Vec<StoredEvent>) {
+    /// Verifies the next page of rows (at most [`PAGE`](super::PAGE), in
+    /// chain order).
+    pub(crate) fn page(&mut self, page: Vec<VerifyRow>) {
         self.more = page.len() == super::PAGE as usize;
         for row in page {
             if let Err(problem) = verify_row(&mut self.report.head, row) {
@@ -345,8 +368,43 @@ impl Walk {
     }
 }
 
+/// A row to verify, with what the SQLite trail keeps beside it.
+pub(crate) struct VerifyRow {
+    /// The row, with its document (empty if it is missing).
+    pub(crate) row: StoredEvent,
+    /// The summary columns, for rows that have them.
+    pub(crate) summary: Option<Summary>,
+    /// The file its document should be in, when it is not there.
+    pub(crate) missing: Option<PathBuf>,
+}
+
+impl From<StoredEvent> for VerifyRow {
+    fn from(row: StoredEvent) -> Self {
+        Self {
+            row,
+            summary: None,
+            missing: None,
+        }
+    }
+}
+
 /// Verifies one row after `head` and moves `head` to it.
-fn verify_row(head: &mut ChainHead, row: StoredEvent) -> Result<(), AuditProblem> {
+fn verify_row(head: &mut ChainHead, verifying: VerifyRow) -> Result<(), AuditProblem> {
+    let VerifyRow {
+        row,
+        summary,
+        missing,
+    } = verifying;
+    if let Some(file) = missing {
+        if row.seq != head.seq + 1 {
+            return Err(ChainBreak::Gap {
+                expected: head.seq + 1,
+                found: row.seq,
+            }
+            .into());
+        }
+        return Err(AuditProblem::DocumentMissing { seq: row.seq, file });
+    }
     let event: AuditEvent = match serde_json::from_str(&row.doc) {
         Ok(event) => event,
         // Not an event at all: its content cannot match its hash.
@@ -370,7 +428,14 @@ fn verify_row(head: &mut ChainHead, row: StoredEvent) -> Result<(), AuditProblem
         encoded: None,
     };
     *head = chain::verify(head, [&chained])?;
-    columns.check(&chained)
+    columns.check(&chained)?;
+    match summary.and_then(|summary| summary.edited(&chained.event)) {
+        Some(column) => Err(AuditProblem::ColumnEdited {
+            seq: chained.seq,
+            column,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The indexed columns of a row, to compare with its event.

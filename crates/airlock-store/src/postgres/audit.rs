@@ -370,7 +370,7 @@ impl PostgresStore {
                     )
                     .await
                     .map_err(|e| self.failed(e))?;
-                walk.page(rows.iter().map(stored_event).collect());
+                walk.page(rows.iter().map(|row| stored_event(row).into()).collect());
             }
             reports.push(ChainVerification {
                 chain,

@@ -42,6 +42,12 @@ fn event(session: &str, time: SystemTime, n: usize) -> AuditEvent {
     event
 }
 
+/// `time` as the trail keeps it: to the millisecond.
+fn to_millis(time: SystemTime) -> SystemTime {
+    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+    SystemTime::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64)
+}
+
 /// Links `events` after `head`.
 fn link(head: &mut ChainHead, events: Vec<AuditEvent>) -> Vec<ChainedEvent> {
     events.into_iter().map(|event| head.link(event)).collect()
@@ -54,6 +60,81 @@ fn file(dir: &TempDir) -> PathBuf {
 /// A connection of our own to the file, as someone tampering with it has.
 fn raw(path: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()
+}
+
+/// The segment file holding event `seq`'s document, and where in it.
+fn doc_place(path: &Path, seq: u64) -> (PathBuf, u64, u64) {
+    let (file, at, bytes): (u64, u64, u64) = raw(path)
+        .query_row(
+            "SELECT doc_file, doc_at, doc_bytes FROM audit_events WHERE seq = ?1",
+            [seq],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .unwrap();
+    let segment = path
+        .with_file_name("airlock.db-trail")
+        .join(format!("{file:020}.jsonl"));
+    (segment, at, bytes)
+}
+
+/// Event `seq`'s document, read from its segment file.
+fn doc(path: &Path, seq: u64) -> String {
+    let (segment, at, bytes) = doc_place(path, seq);
+    let text = std::fs::read(segment).unwrap();
+    String::from_utf8(text[at as usize..(at + bytes) as usize].to_vec()).unwrap()
+}
+
+/// Gives event `seq` the document `text`, as a forger would: appended to
+/// its segment, the row pointed at it.
+fn set_doc(path: &Path, seq: u64, text: &str) {
+    use std::io::Write as _;
+    let (segment, _, _) = doc_place(path, seq);
+    let at = std::fs::metadata(&segment).unwrap().len();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .unwrap();
+    writeln!(file, "{text}").unwrap();
+    raw(path)
+        .execute(
+            "UPDATE audit_events SET doc_at = ?2, doc_bytes = ?3 WHERE seq = ?1",
+            rusqlite::params![seq, at, text.len()],
+        )
+        .unwrap();
+}
+
+/// Moves every document into its row and drops the columns schema 5
+/// added: the trail as Airlock kept it before document files.
+fn inline_documents(path: &Path) {
+    let connection = raw(path);
+    let seqs: Vec<u64> = connection
+        .prepare("SELECT seq FROM audit_events")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for seq in seqs {
+        connection
+            .execute(
+                "UPDATE audit_events SET doc = ?2 WHERE seq = ?1",
+                rusqlite::params![seq, doc(path, seq)],
+            )
+            .unwrap();
+    }
+    for column in [
+        "doc_file",
+        "doc_at",
+        "doc_bytes",
+        "denied",
+        "principal_name",
+        "approval_id",
+    ] {
+        connection
+            .execute_batch(&format!("ALTER TABLE audit_events DROP COLUMN {column}"))
+            .unwrap();
+    }
+    std::fs::remove_dir_all(path.with_file_name("airlock.db-trail")).unwrap();
 }
 
 /// A store holding three batches (12 events, sessions a, b, c; b denied
@@ -87,28 +168,30 @@ async fn problem(store: &SqliteStore) -> Option<AuditProblem> {
 /// chain from genesis, consistently: what a thorough forger does.
 fn rewrite_wholesale(path: &Path, change: impl Fn(&mut AuditEvent)) {
     let connection = raw(path);
-    let docs: Vec<(u64, String)> = connection
-        .prepare("SELECT seq, doc FROM audit_events ORDER BY seq")
+    let seqs: Vec<u64> = connection
+        .prepare("SELECT seq FROM audit_events ORDER BY seq")
         .unwrap()
-        .query_map([], |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?)))
+        .query_map([], |row| row.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
     let mut head = ChainHead::default();
-    for (seq, doc) in docs {
-        let mut event: AuditEvent = serde_json::from_str(&doc).unwrap();
+    for seq in seqs {
+        let mut event: AuditEvent = serde_json::from_str(&doc(path, seq)).unwrap();
         change(&mut event);
         let chained = head.link(event);
         assert_eq!(chained.seq, seq);
+        set_doc(path, seq, &serde_json::to_string(&chained.event).unwrap());
         connection
             .execute(
-                "UPDATE audit_events SET prev_hash = ?2, hash = ?3, doc = ?4, status = ?5 WHERE seq = ?1",
+                "UPDATE audit_events SET prev_hash = ?2, hash = ?3, status = ?4, denied = ?5
+                 WHERE seq = ?1",
                 rusqlite::params![
                     seq as i64,
                     chained.prev_hash,
                     chained.hash,
-                    serde_json::to_string(&chained.event).unwrap(),
                     chained.event.status,
+                    chained.event.decision.as_deref() == Some("deny"),
                 ],
             )
             .unwrap();
@@ -183,12 +266,8 @@ async fn append_refuses_a_batch_that_does_not_continue_the_chain() {
 #[tokio::test]
 async fn an_edited_event_is_found_at_its_seq() {
     let (dir, store, _) = three_batches().await;
-    raw(&file(&dir))
-        .execute(
-            "UPDATE audit_events SET doc = replace(doc, '\"status\":403', '\"status\":200') WHERE seq = 7",
-            [],
-        )
-        .unwrap();
+    let edited = doc(&file(&dir), 7).replace("\"status\":403", "\"status\":200");
+    set_doc(&file(&dir), 7, &edited);
     assert_eq!(
         problem(&store).await,
         Some(ChainBreak::Edited { seq: 7 }.into())
@@ -204,13 +283,82 @@ async fn an_edited_event_is_found_at_its_seq() {
 #[tokio::test]
 async fn a_doc_that_is_not_an_event_counts_as_edited() {
     let (dir, store, _) = three_batches().await;
-    raw(&file(&dir))
-        .execute("UPDATE audit_events SET doc = 'gone' WHERE seq = 3", [])
-        .unwrap();
+    set_doc(&file(&dir), 3, "gone");
     assert_eq!(
         problem(&store).await,
         Some(ChainBreak::Edited { seq: 3 }.into())
     );
+}
+
+/// A document file cut short, or deleted, loses the events in it: `verify`
+/// names the first and its file, and reading it names the problem.
+#[tokio::test]
+async fn documents_cut_off_or_deleted_are_found_by_verify() {
+    let (dir, store, _) = three_batches().await;
+    let (segment, at, _) = doc_place(&file(&dir), 10);
+    let whole = std::fs::metadata(&segment).unwrap().len();
+    let cut = |length| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&segment)
+            .unwrap()
+            .set_len(length)
+            .unwrap();
+    };
+    cut(at + 5);
+    let found = problem(&store).await.unwrap();
+    assert_eq!(
+        found,
+        AuditProblem::DocumentMissing {
+            seq: 10,
+            file: segment.clone()
+        }
+    );
+    assert!(
+        found.to_string().starts_with(&format!(
+            "event 10's document is missing from {}",
+            segment.display()
+        )),
+        "{found}"
+    );
+    let error = store.session_events("c").await.unwrap_err().to_string();
+    assert!(
+        error.contains("audit event 10") && error.contains("missing"),
+        "{error}"
+    );
+
+    cut(whole);
+    std::fs::remove_file(&segment).unwrap();
+    assert_eq!(problem(&store).await.unwrap().seq(), 1);
+}
+
+/// The columns session summaries read (copied from the document, which SQL
+/// cannot see in its file) are checked against it.
+#[tokio::test]
+async fn an_edited_summary_column_is_found() {
+    let (dir, store, _) = three_batches().await;
+    for (change, column) in [
+        ("UPDATE audit_events SET denied = 0 WHERE seq = 7", "denied"),
+        (
+            "UPDATE audit_events SET denied = 1, principal_name = 'someone else' WHERE seq = 7",
+            "principal_name",
+        ),
+        (
+            "UPDATE audit_events SET principal_name = 'agent b' WHERE seq = 7;
+             UPDATE audit_events SET approval_id = NULL WHERE seq = 8;",
+            "approval_id",
+        ),
+    ] {
+        raw(&file(&dir)).execute_batch(change).unwrap();
+        let found = problem(&store).await.unwrap();
+        assert_eq!(
+            found.to_string(),
+            format!(
+                "event {} was edited: its `{column}` column differs from its content",
+                found.seq()
+            )
+        );
+    }
 }
 
 #[tokio::test]
@@ -255,21 +403,22 @@ async fn a_deleted_event_is_a_gap() {
 async fn swapped_events_are_found_at_the_first_of_them() {
     let (dir, store, _) = three_batches().await;
     let connection = raw(&file(&dir));
-    let row = |seq: i64| -> (String, String, String) {
+    let row = |seq: i64| -> (i64, i64, String, String) {
         connection
             .query_row(
-                "SELECT doc, prev_hash, hash FROM audit_events WHERE seq = ?1",
+                "SELECT doc_at, doc_bytes, prev_hash, hash FROM audit_events WHERE seq = ?1",
                 [seq],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
             )
             .unwrap()
     };
     let (three, six) = (row(3), row(6));
-    for (seq, (doc, prev_hash, hash)) in [(3, six), (6, three)] {
+    for (seq, (at, bytes, prev_hash, hash)) in [(3, six), (6, three)] {
         connection
             .execute(
-                "UPDATE audit_events SET doc = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?1",
-                rusqlite::params![seq, doc, prev_hash, hash],
+                "UPDATE audit_events SET doc_at = ?2, doc_bytes = ?3, prev_hash = ?4, hash = ?5
+                 WHERE seq = ?1",
+                rusqlite::params![seq, at, bytes, prev_hash, hash],
             )
             .unwrap();
     }
@@ -286,15 +435,15 @@ async fn a_tail_renumbered_and_rehashed_after_a_deletion_is_unlinked() {
         .unwrap();
     // Close the gap: every later event moves down one place and gets the
     // hash its new place gives it.
-    let rows: Vec<(i64, String, String)> = connection
-        .prepare("SELECT seq, prev_hash, doc FROM audit_events WHERE seq > 4 ORDER BY seq")
+    let rows: Vec<(i64, String)> = connection
+        .prepare("SELECT seq, prev_hash FROM audit_events WHERE seq > 4 ORDER BY seq")
         .unwrap()
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    for (seq, prev_hash, doc) in rows {
-        let event: AuditEvent = serde_json::from_str(&doc).unwrap();
+    for (seq, prev_hash) in rows {
+        let event: AuditEvent = serde_json::from_str(&doc(&file(&dir), seq as u64)).unwrap();
         let hash = chain::link_hash(seq as u64 - 1, &prev_hash, &event);
         connection
             .execute(
@@ -399,9 +548,11 @@ async fn sessions_read_alike_from_the_bulk_session_index_and_the_events_after_it
 
 #[tokio::test]
 async fn a_trail_from_before_the_bulk_session_index_is_indexed_when_opened() {
-    let (dir, store, _) = three_batches().await;
+    let (dir, store, mut head) = three_batches().await;
     drop(store);
-    // Back to schema 3: the session index was an index on the events.
+    // Back to schema 3: the session index was an index on the events, and
+    // documents were kept in their rows.
+    inline_documents(&file(&dir));
     raw(&file(&dir))
         .execute_batch(
             "DROP VIEW audit_event_sessions;
@@ -413,6 +564,13 @@ async fn a_trail_from_before_the_bulk_session_index_is_indexed_when_opened() {
         .unwrap();
     let store = SqliteStore::open(file(&dir)).await.unwrap();
     assert_eq!(session_index(&file(&dir)), (12, 12));
+    // New events go to document files, after the inline ones.
+    let now = to_millis(SystemTime::now());
+    let batch = link(&mut head, (13..=14).map(|n| event("d", now, n)).collect());
+    store.append(&batch).await.unwrap();
+    let report = store.verify().await.unwrap();
+    assert!(report.is_ok() && report.events_checked == 14, "{report:?}");
+    assert_eq!(store.session_events("d").await.unwrap(), batch);
     let seqs: Vec<u64> = store
         .session_events("b")
         .await
@@ -537,11 +695,14 @@ async fn the_wal_is_checkpointed_in_the_background_and_removed_on_close() {
     let store = SqliteStore::open(&path).await.unwrap();
     let now = SystemTime::now();
     let mut head = ChainHead::default();
-    // About 8 MiB of events: well past the 1000 pages that ask for a checkpoint.
+    // About 8 MiB of rows (the display name is copied into its row's
+    // `principal_name`): well past the 1000 pages that ask for a checkpoint.
     let events: Vec<AuditEvent> = (0..4000)
         .map(|n| {
             let mut event = event(&format!("s{}", n / 100), now, n);
-            event.justification = Some("x".repeat(2000));
+            if let Some(principal) = &mut event.principal {
+                principal.display_name = Some("x".repeat(2000));
+            }
             event
         })
         .collect();
@@ -626,12 +787,8 @@ async fn prune_by_age_deletes_whole_old_sessions_and_verify_goes_on_from_there()
     );
 
     // Tampering after pruning is still found.
-    raw(&file(&dir))
-        .execute(
-            "UPDATE audit_events SET doc = replace(doc, 'rg-5', 'rg-x') WHERE seq = 5",
-            [],
-        )
-        .unwrap();
+    let edited = doc(&file(&dir), 5).replace("rg-5", "rg-x");
+    set_doc(&file(&dir), 5, &edited);
     assert_eq!(
         problem(&store).await,
         Some(ChainBreak::Edited { seq: 5 }.into())
@@ -655,6 +812,96 @@ async fn deleting_the_first_kept_event_after_pruning_is_found() {
             .into()
         )
     );
+}
+
+/// The trail's document files, by name.
+fn segments(dir: &TempDir) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("airlock.db-trail"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Documents go to files named after their first event, one JSON document
+/// a line; a full file is followed by a new one; retention deletes the
+/// files no event points into any more, and appends go on after it.
+#[tokio::test]
+async fn document_files_fill_in_turn_and_retention_deletes_whole_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(file(&dir))
+        .await
+        .unwrap()
+        .audit_segment_bytes(1);
+    let now = to_millis(SystemTime::now());
+    let mut head = ChainHead::default();
+    let mut batches = Vec::new();
+    for (session, age, numbers) in [("a", 100, 1..=2), ("b", 99, 3..=4), ("c", 0, 5..=6)] {
+        let events = numbers
+            .map(|n| event(session, now - age * DAY, n))
+            .collect();
+        let batch = link(&mut head, events);
+        store.append(&batch).await.unwrap();
+        batches.push(batch);
+    }
+    // A segment is full once it holds a byte: each batch starts its own.
+    assert_eq!(
+        segments(&dir),
+        [
+            "00000000000000000001.jsonl",
+            "00000000000000000003.jsonl",
+            "00000000000000000005.jsonl"
+        ]
+    );
+    let text = std::fs::read_to_string(
+        dir.path()
+            .join("airlock.db-trail/00000000000000000003.jsonl"),
+    )
+    .unwrap();
+    let lines: Vec<AuditEvent> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [batches[1][0].event.clone(), batches[1][1].event.clone()]
+    );
+
+    let pruned = store.prune(Some(90 * DAY), None).await.unwrap();
+    assert_eq!(pruned.events, 4);
+    assert_eq!(segments(&dir), ["00000000000000000005.jsonl"]);
+    assert!(store.verify().await.unwrap().is_ok());
+    assert_eq!(store.session_events("c").await.unwrap(), batches[2]);
+
+    // Everything pruned: the files go, and the chain goes on in a new one.
+    let pruned = store.prune(Some(Duration::ZERO), None).await.unwrap();
+    assert_eq!(pruned.events, 2);
+    assert!(segments(&dir).is_empty());
+    let next = link(&mut head, vec![event("d", now, 7)]);
+    store.append(&next).await.unwrap();
+    assert_eq!(segments(&dir), ["00000000000000000007.jsonl"]);
+    let report = store.verify().await.unwrap();
+    assert!(report.is_ok() && report.events_checked == 1, "{report:?}");
+}
+
+/// A batch whose transaction did not commit (here: refused, as it does not
+/// continue the chain) leaves nothing in the files that the next batch
+/// does not replace: the file ends with the last stored event.
+#[tokio::test]
+async fn a_refused_batch_leaves_nothing_behind_in_the_files() {
+    let (dir, store, head) = three_batches().await;
+    let now = SystemTime::now();
+    let mut wrong = head.clone();
+    wrong.hash = chain::GENESIS.to_owned();
+    let refused = link(&mut wrong, vec![event("d", now, 13)]);
+    store.append(&refused).await.unwrap_err();
+    let mut head = head;
+    let stored = link(&mut head, vec![event("d", now, 14)]);
+    store.append(&stored).await.unwrap();
+    let (segment, at, bytes) = doc_place(&file(&dir), 13);
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), at + bytes + 1);
+    assert!(store.verify().await.unwrap().is_ok());
 }
 
 #[tokio::test]
