@@ -47,12 +47,14 @@ pub(crate) fn init(
     // and a request's span costs about half as much to format without the
     // escape codes around each field name (callgrind, at `info`: ~13k
     // instructions per request with them, ~7k without).
+    let terminal = std::io::stderr().is_terminal();
     let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(terminal);
     let lines: BoxedLayer = match config.format {
         LogFormat::Json => lines.json().flatten_event(true).boxed(),
-        LogFormat::Text => lines.boxed(),
+        LogFormat::Text if terminal => lines.boxed(),
+        LogFormat::Text => lines.fmt_fields(plain_fields()).boxed(),
     };
     let mut layers = vec![lines];
     let telemetry = spans(config, runtime, &mut layers)?;
@@ -61,6 +63,22 @@ pub(crate) fn init(
         .with(filter)
         .init();
     Ok(telemetry)
+}
+
+/// Fields as `name=value`, the message bare, as the default formatter
+/// writes them without colours, but without painting each name and `=`
+/// with an empty style first: ten formatter calls per request at `info`,
+/// 3k instructions (callgrind), 2.4% of an unrecorded request.
+fn plain_fields() -> impl for<'writer> tracing_subscriber::fmt::FormatFields<'writer> {
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        if field.name() == "message" {
+            write!(writer, "{value:?}")
+        } else {
+            write!(writer, "{field}={value:?}")
+        }
+    })
+    .delimited(" ")
 }
 
 #[cfg(not(feature = "otel"))]
