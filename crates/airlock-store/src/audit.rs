@@ -68,7 +68,9 @@ pub use checkpoint::{
     generate_signing_key, load_or_generate_signing_key, load_signing_key, parse_public_key,
     public_key_hex,
 };
-pub(crate) use documents::{SEGMENT_BYTES, flush as flush_documents};
+pub(crate) use documents::{
+    SEGMENT_BYTES, flush as flush_documents, warn_if_shared as warn_if_trail_shared,
+};
 pub use prune::Pruned;
 pub use read::{EventPages, SessionSummary};
 pub use verify::{AuditProblem, AuditVerification, TrustedCheckpoints};

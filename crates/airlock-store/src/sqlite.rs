@@ -268,6 +268,7 @@ impl Database {
     fn open(path: PathBuf) -> Result<Self, StoreError> {
         let failed = |source: rusqlite::Error| opening_failed(&path, source);
         owner_only(&path);
+        crate::audit::warn_if_trail_shared(&path);
         let connection = Connection::open(&path).map_err(failed)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
         // Refuse a newer schema before changing anything in the file.

@@ -159,6 +159,26 @@ pub(crate) fn write_batch(
     Ok(refs)
 }
 
+/// Warns when the trail's directory of the database at `database` is open
+/// to others than its owner (as for the database file itself).
+pub(crate) fn warn_if_shared(database: &Path) {
+    let dir = trail_dir(database);
+    if let Some(mode) = shared_mode(&dir) {
+        tracing::warn!(
+            path = %dir.display(),
+            mode = format_args!("{mode:o}"),
+            "the audit trail's document directory is open to others than its owner; fix: chmod 700 it and 600 its files"
+        );
+    }
+}
+
+/// The mode of `dir` when group or others have any access to it.
+fn shared_mode(dir: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
 /// Creates `dir` (owner only: it holds the audit trail); says whether it
 /// was missing.
 fn create_dir(dir: &Path) -> io::Result<bool> {
@@ -187,7 +207,8 @@ fn open_for_append(path: &Path) -> io::Result<File> {
 #[derive(Debug)]
 pub(crate) struct DocReader {
     dir: PathBuf,
-    open: Option<(u64, File)>,
+    /// The segment open, and its length when last looked at.
+    open: Option<(u64, File, u64)>,
 }
 
 impl DocReader {
@@ -203,14 +224,26 @@ impl DocReader {
     /// before the document does, is [`io::ErrorKind::NotFound`] or
     /// [`io::ErrorKind::UnexpectedEof`]; a document that is not UTF-8 is
     /// [`io::ErrorKind::InvalidData`].
+    ///
+    /// A reference past the end of its file (a row edited to point beyond
+    /// it) is refused before anything is allocated for it.
     pub(crate) fn read(&mut self, doc: DocRef) -> io::Result<String> {
-        let file = match &self.open {
-            Some((number, file)) if *number == doc.file => file,
+        let (_, file, known) = match &mut self.open {
+            Some(open) if open.0 == doc.file => open,
             _ => {
                 let file = File::open(segment_path(&self.dir, doc.file))?;
-                &self.open.insert((doc.file, file)).1
+                let length = file.metadata()?.len();
+                self.open.insert((doc.file, file, length))
             }
         };
+        let end = doc.at.saturating_add(doc.bytes);
+        if end > *known {
+            // The file may have grown since (the segment being written).
+            *known = file.metadata()?.len();
+            if end > *known {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
         let length = usize::try_from(doc.bytes)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "document too large"))?;
         let mut bytes = vec![0; length];
@@ -282,6 +315,20 @@ mod tests {
     }
 
     #[test]
+    fn a_trail_directory_open_to_others_is_noticed() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("a.db");
+        let trail = trail_dir(&database);
+        assert_eq!(shared_mode(&trail), None, "no trail yet");
+        assert!(create_dir(&trail).unwrap());
+        assert_eq!(shared_mode(&trail), None, "created owner-only");
+        std::fs::set_permissions(&trail, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(shared_mode(&trail), Some(0o755));
+        assert!(!create_dir(&trail).unwrap(), "already there");
+    }
+
+    #[test]
     fn segments_are_listed_in_order_and_other_files_ignored() {
         let dir = tempfile::tempdir().unwrap();
         assert!(segments(&dir.path().join("missing")).unwrap().is_empty());
@@ -334,6 +381,29 @@ mod tests {
         assert_eq!(
             reader.read(beyond).unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
+        );
+        let huge = DocRef {
+            bytes: u64::MAX - 3,
+            ..second
+        };
+        assert_eq!(
+            reader.read(huge).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        std::fs::write(
+            segment_path(&trail, 1),
+            "{\"a\":1}\n{\"b\":22}\n{\"c\":3}\n",
+        )
+        .unwrap();
+        let grown = DocRef {
+            at: 17,
+            bytes: 7,
+            ..second
+        };
+        assert_eq!(
+            reader.read(grown).unwrap(),
+            "{\"c\":3}",
+            "read after it grew"
         );
         let elsewhere = DocRef { file: 9, ..second };
         assert_eq!(
