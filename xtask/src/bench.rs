@@ -226,6 +226,12 @@ pub(crate) struct BenchArgs {
     /// no report.
     #[arg(long, conflicts_with_all = ["quick", "throughput_only"])]
     instructions: bool,
+    /// With `--throughput-only`: after the table, load every target
+    /// open-loop at this many requests a second (`loadgen --rate`), once
+    /// per round, and print their p50 and p99 (to weigh a change's latency
+    /// below saturation).
+    #[arg(long, requires = "throughput_only")]
+    rate: Option<f64>,
     /// After the table, each target's threads: CPU (user and system) and
     /// the bytes their `read`/`write` calls moved, per request, summed
     /// over the rounds (where a cost lands: workers, the database's
@@ -662,6 +668,17 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     if args.throughput_only {
+        if let Some(rate) = args.rate {
+            let targets: Vec<(&'static str, LoadSpec)> = endpoints
+                .iter()
+                .filter(|(_, spec)| spec.ca.is_none())
+                .map(|(target, spec)| (target.label(), spec.clone()))
+                .collect();
+            for _ in 0..rounds {
+                let probe = open_loop::probe(&loadgen, &targets, (rate, Basis::Asked), duration)?;
+                println!("{}", probe.describe());
+            }
+        }
         return Ok(());
     }
     let curve_dir = work_dir.path().join("curves");

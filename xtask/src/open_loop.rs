@@ -36,16 +36,19 @@ pub(crate) enum Basis {
     Bare,
     /// The gateway's own median throughput: below its saturation.
     Gateway,
+    /// A rate given on the command line (`--rate`).
+    Asked,
 }
 
 impl OpenLoop {
     pub(crate) fn describe(&self) -> String {
-        let whose = match self.basis {
-            Basis::Bare => "the bare proxy's",
-            Basis::Gateway => "the gateway's",
+        let why = match self.basis {
+            Basis::Bare => "half the bare proxy's median throughput above",
+            Basis::Gateway => "half the gateway's median throughput above",
+            Basis::Asked => "the rate asked for",
         };
         let mut text = format!(
-            "Open-loop at {:.0} requests/s (half {whose} median throughput above), `loadgen --rate`, latency charged from each request's scheduled time:\n\n| target | served/s | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|\n",
+            "Open-loop at {:.0} requests/s ({why}), `loadgen --rate`, latency charged from each request's scheduled time:\n\n| target | served/s | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|\n",
             self.rate
         );
         for target in &self.targets {
@@ -76,6 +79,10 @@ impl OpenLoop {
                 Basis::Gateway => write!(
                     text,
                     "\nBelow its own saturation, the gateway adds {added:.2} ms at p99 over the bare proxy at the same rate (the goal is set at the bare proxy's load above)."
+                ),
+                Basis::Asked => write!(
+                    text,
+                    "\nThe gateway adds {added:.2} ms at p99 over the bare proxy at this rate."
                 ),
             };
         }
@@ -153,5 +160,16 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("goal ≤ 1 ms"), "{text}");
+
+        let asked = OpenLoop {
+            basis: Basis::Asked,
+            ..below
+        };
+        let text = asked.describe();
+        assert!(text.contains("(the rate asked for)"), "{text}");
+        assert!(
+            text.contains("The gateway adds 1.50 ms at p99 over the bare proxy at this rate."),
+            "{text}"
+        );
     }
 }
