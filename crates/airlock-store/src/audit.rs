@@ -267,16 +267,15 @@ impl EventRow {
     /// The stored event with its document; one that cannot be read is an
     /// error naming its file.
     pub(crate) fn read(
-        self,
+        mut self,
         documents: &mut DocReader,
         path: &Path,
     ) -> Result<StoredEvent, StoreError> {
-        let seq = self.event.seq;
-        match self.document(documents)? {
+        match self.take_document(documents)? {
             Some(doc) => Ok(StoredEvent { doc, ..self.event }),
             None => Err(StoreError::AuditCorrupt {
                 path: path.to_path_buf(),
-                seq,
+                seq: self.event.seq,
                 reason: "its document is missing from the trail's files".to_owned(),
             }),
         }
@@ -284,8 +283,11 @@ impl EventRow {
 
     /// For [`verify`](SqliteStore::verify): the stored event with its
     /// document (a missing one named), and the summary columns to check.
-    pub(crate) fn read_to_verify(self, documents: &mut DocReader) -> Result<VerifyRow, StoreError> {
-        let document = self.document(documents)?;
+    pub(crate) fn read_to_verify(
+        mut self,
+        documents: &mut DocReader,
+    ) -> Result<VerifyRow, StoreError> {
+        let document = self.take_document(documents)?;
         let missing = match (&document, self.doc) {
             (None, Some(doc)) => Some(documents.segment(doc)),
             _ => None,
@@ -304,9 +306,9 @@ impl EventRow {
     /// gone (its segment missing or cut short). Other I/O errors
     /// (permissions) are errors; bytes that are not text are an empty
     /// document (not an event: verify reports it edited).
-    fn document(&self, documents: &mut DocReader) -> Result<Option<String>, StoreError> {
+    fn take_document(&mut self, documents: &mut DocReader) -> Result<Option<String>, StoreError> {
         let Some(doc) = self.doc else {
-            return Ok(Some(self.event.doc.clone()));
+            return Ok(Some(std::mem::take(&mut self.event.doc)));
         };
         match documents.read(doc) {
             Ok(text) => Ok(Some(text)),
@@ -352,6 +354,8 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
+    /// The columns for `event`. `denied` is the rule the session summary's
+    /// SQL applies to rows that still hold their document inline.
     pub(crate) fn of(event: &airlock_recorder::AuditEvent) -> Self {
         Self {
             denied: event.decision.as_deref() == Some("deny")

@@ -94,9 +94,10 @@ pub(crate) fn segments(dir: &Path) -> io::Result<Vec<u64>> {
 }
 
 /// Writes the documents of a batch whose first event is `first_seq` where
-/// the trail's last document ends (or in a new segment), flushes them, and
-/// returns where each one lies. Called inside the batch's write
-/// transaction, which serializes writers, in this process or another.
+/// the trail's last document ends (or in a new segment), and returns where
+/// each one lies; [`flush`] brings them to disk before the next WAL
+/// checkpoint. Called inside the batch's write transaction, which
+/// serializes writers, in this process or another.
 pub(crate) fn write_batch(
     transaction: &Transaction<'_>,
     database: &Path,
