@@ -103,18 +103,22 @@ fn set_doc(path: &Path, seq: u64, text: &str) {
         .unwrap();
 }
 
-/// Moves every document into its row and drops the columns schema 5
-/// added: the trail as Airlock kept it before document files.
-fn inline_documents(path: &Path) {
-    let connection = raw(path);
-    let seqs: Vec<u64> = connection
-        .prepare("SELECT seq FROM audit_events")
+/// Every event's place in the chain, in order.
+fn seqs(path: &Path) -> Vec<u64> {
+    raw(path)
+        .prepare("SELECT seq FROM audit_events ORDER BY seq")
         .unwrap()
         .query_map([], |row| row.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
-        .unwrap();
-    for seq in seqs {
+        .unwrap()
+}
+
+/// Moves every document into its row and drops the columns schema 5
+/// added: the trail as Airlock kept it before document files.
+fn inline_documents(path: &Path) {
+    let connection = raw(path);
+    for seq in seqs(path) {
         connection
             .execute(
                 "UPDATE audit_events SET doc = ?2 WHERE seq = ?1",
@@ -168,15 +172,8 @@ async fn problem(store: &SqliteStore) -> Option<AuditProblem> {
 /// chain from genesis, consistently: what a thorough forger does.
 fn rewrite_wholesale(path: &Path, change: impl Fn(&mut AuditEvent)) {
     let connection = raw(path);
-    let seqs: Vec<u64> = connection
-        .prepare("SELECT seq FROM audit_events ORDER BY seq")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
     let mut head = ChainHead::default();
-    for seq in seqs {
+    for seq in seqs(path) {
         let mut event: AuditEvent = serde_json::from_str(&doc(path, seq)).unwrap();
         change(&mut event);
         let chained = head.link(event);
