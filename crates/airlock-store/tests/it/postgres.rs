@@ -126,17 +126,24 @@ async fn another_replicas_approval_events_reach_this_replicas_page() {
     a.decide(mine.id, &alice, false, None).await.unwrap();
     let theirs = pending_request(&agent, ApprovalWait::Hold);
     b.create(theirs.clone(), None).await.unwrap();
+    // Each event carries the request as read when its notification
+    // arrives, so wait for the first before deciding: deciding at once
+    // could (rightly) show the new request already approved.
+    let events = page
+        .wait_for(Duration::from_secs(2), |events| !events.is_empty())
+        .await
+        .expect("b's new request reaches a");
+    assert!(
+        matches!(&events[0], ApprovalEvent::New(r) if r.id == theirs.id && r.state == ApprovalState::Pending),
+        "{events:?}"
+    );
     b.decide(theirs.id, &alice, true, Some("ok".into()))
         .await
         .unwrap();
     let events = page
         .wait_for(Duration::from_secs(2), |events| events.len() >= 2)
         .await
-        .expect("b's events reach a");
-    assert!(
-        matches!(&events[0], ApprovalEvent::New(r) if r.id == theirs.id && r.state == ApprovalState::Pending),
-        "{events:?}"
-    );
+        .expect("b's decision reaches a");
     assert!(
         matches!(&events[1], ApprovalEvent::Decided(r) if r.id == theirs.id && r.state == ApprovalState::Approved),
         "{events:?}"
