@@ -18,7 +18,10 @@
 //! rather than one entry per event: from many agents at once, an index on
 //! the events took an entry in as many places per commit as the batch had
 //! sessions. The view `audit_event_sessions` adds the events not indexed
-//! yet. Table `audit_checkpoints` remembers where pruning cut the chain and
+//! yet. Where pruning by age and exports since a time start is found the
+//! same way, through `audit_time_index` (`time_ms`, `seq`, filled in the
+//! same runs) and the view `audit_event_times`: an index on the events
+//! rewrote its last page in every commit. Table `audit_checkpoints` remembers where pruning cut the chain and
 //! the heads that were signed.
 //!
 //! ```
@@ -426,16 +429,17 @@ fn append_rows(
         }
     }
     if let Some(last) = rows.last() {
-        index_sessions(&transaction, path, last.seq)?;
+        index_in_bulk(&transaction, path, last.seq)?;
     }
     transaction.commit().map_err(sqlite(path))
 }
 
-/// How many events the session index may lag behind the chain's head
-/// before an append brings it closer, by [`SESSION_INDEX_RUN`] events.
+/// How many events the bulk indexes (sessions and times) may lag behind
+/// the chain's head before an append brings them closer, by
+/// [`SESSION_INDEX_RUN`] events.
 pub const SESSION_INDEX_EVERY: u64 = 4096;
 
-/// The most events one append adds to the session index. Indexing all
+/// The most events one append adds to the bulk indexes. Indexing all
 /// 4 096 at once held that append, and every response waiting for it, for
 /// 4-9 ms (timed at 4 500 requests/s); a run of 1 024 holds it a quarter as
 /// long. With many agents at once, each agent's entries go in runs a
@@ -444,10 +448,11 @@ pub const SESSION_INDEX_RUN: u64 = 1024;
 
 /// Once more than [`SESSION_INDEX_EVERY`] events follow
 /// `audit_session_indexed.through`, adds the next [`SESSION_INDEX_RUN`] of
-/// them to `audit_session_index`, in one sorted run (the appends before
-/// that leave the index alone; readers find those events through the
-/// `audit_event_sessions` view).
-fn index_sessions(transaction: &Transaction<'_>, path: &Path, head: u64) -> Result<(), StoreError> {
+/// them to `audit_session_index` and `audit_time_index`, each in one
+/// sorted run (the appends before that leave the indexes alone; readers
+/// find those events through the `audit_event_sessions` and
+/// `audit_event_times` views).
+fn index_in_bulk(transaction: &Transaction<'_>, path: &Path, head: u64) -> Result<(), StoreError> {
     let through: u64 = transaction
         .query_row("SELECT through FROM audit_session_indexed", [], |row| {
             row.get(0)
@@ -462,6 +467,14 @@ fn index_sessions(transaction: &Transaction<'_>, path: &Path, head: u64) -> Resu
             "INSERT OR IGNORE INTO audit_session_index (session_id, seq)
              SELECT session_id, seq FROM audit_events WHERE seq > ?1 AND seq <= ?2
              ORDER BY session_id, seq",
+            [through, upto],
+        )
+        .map_err(sqlite(path))?;
+    transaction
+        .execute(
+            "INSERT OR IGNORE INTO audit_time_index (time_ms, seq)
+             SELECT time_ms, seq FROM audit_events WHERE seq > ?1 AND seq <= ?2
+             ORDER BY time_ms, seq",
             [through, upto],
         )
         .map_err(sqlite(path))?;

@@ -106,7 +106,7 @@ fn first_kept(
         // The first young event; none: every event is old.
         let young: Option<u64> = connection
             .query_row(
-                "SELECT MIN(seq) FROM audit_events WHERE time_ms >= ?1",
+                "SELECT MIN(seq) FROM audit_event_times WHERE time_ms >= ?1",
                 [millis(cutoff)],
                 |row| row.get(0),
             )
@@ -210,6 +210,9 @@ fn delete_before(
         .map_err(sqlite(path))?;
     transaction
         .execute("DELETE FROM audit_session_index WHERE seq < ?1", [cut])
+        .map_err(sqlite(path))?;
+    transaction
+        .execute("DELETE FROM audit_time_index WHERE seq < ?1", [cut])
         .map_err(sqlite(path))?;
     insert(
         transaction,

@@ -173,7 +173,7 @@ fn send_pages(
     // Through the time index to the first match, then along the chain.
     let first: Option<u64> = snapshot
         .query_row(
-            "SELECT MIN(seq) FROM audit_events WHERE time_ms >= ?1",
+            "SELECT MIN(seq) FROM audit_event_times WHERE time_ms >= ?1",
             [since_ms],
             |row| row.get(0),
         )

@@ -112,6 +112,20 @@ pub enum AuditProblem {
         /// The first event it disagrees about.
         seq: u64,
     },
+    /// The time index (`audit_time_index`, where pruning by age and exports
+    /// since a time start) disagrees with the (intact) chain at this event:
+    /// a row was edited, added or deleted outside Airlock, so pruning could
+    /// keep old events or take young ones. The chain itself is intact.
+    #[error(
+        "the time index disagrees with event {seq}: it was edited outside Airlock, and pruning \
+         by age or an export since a time may start at the wrong event (the chain is intact). \
+         Rebuild it: delete the rows of audit_time_index and set audit_session_indexed.through \
+         to 0; the appends that follow index every event again"
+    )]
+    TimeIndexEdited {
+        /// The first event it disagrees about.
+        seq: u64,
+    },
     /// An event's document is missing from the trail's files (its file ends
     /// before it, or is gone): cut short or deleted outside Airlock, or
     /// taken by a power loss before it was flushed (the last events only).
@@ -154,6 +168,7 @@ impl AuditProblem {
             AuditProblem::Break(ChainBreak::Gap { expected, .. }) => *expected,
             AuditProblem::ColumnEdited { seq, .. }
             | AuditProblem::SessionIndexEdited { seq }
+            | AuditProblem::TimeIndexEdited { seq }
             | AuditProblem::CheckpointNotOnChain { seq, .. }
             | AuditProblem::CheckpointBeyondHead { seq, .. }
             | AuditProblem::BadSignature { seq }
@@ -205,38 +220,51 @@ fn walk(path: &Path, trusted: &TrustedCheckpoints) -> Result<AuditVerification, 
     }
     let mut report = walk.finish();
     if report.problem.is_none() {
-        report.problem = session_index_problem(&snapshot, path)?
+        let sessions = index_problem(&snapshot, path, "audit_session_index", "session_id")?
             .map(|seq| AuditProblem::SessionIndexEdited { seq });
+        let times = index_problem(&snapshot, path, "audit_time_index", "time_ms")?
+            .map(|seq| AuditProblem::TimeIndexEdited { seq });
+        report.problem = sessions
+            .into_iter()
+            .chain(times)
+            .min_by_key(AuditProblem::seq);
     }
     Ok(report)
 }
 
-/// The first event the session index disagrees about, once the chain is
-/// known intact: an index row naming another session than its event, or
-/// no event at all (added); an event up to `through` with no row (deleted,
-/// or `through` raised to hide the events after it); `through` past the
-/// last event.
-fn session_index_problem(
+/// The first event a bulk index (`table`, holding each event's `column`
+/// and `seq` up to `audit_session_indexed.through`) disagrees about, once
+/// the chain is known intact: an index row naming another value than its
+/// event, or no event at all (added); an event up to `through` with no row
+/// (deleted, or `through` raised to hide the events after it); `through`
+/// past the last event.
+fn index_problem(
     connection: &rusqlite::Connection,
     path: &Path,
+    table: &str,
+    column: &str,
 ) -> Result<Option<u64>, StoreError> {
     use rusqlite::OptionalExtension as _;
     let wrong: Option<u64> = connection
         .query_row(
-            "SELECT MIN(i.seq) FROM audit_session_index i
-             LEFT JOIN audit_events e ON e.seq = i.seq
-             WHERE e.seq IS NULL OR e.session_id IS NOT i.session_id",
+            &format!(
+                "SELECT MIN(i.seq) FROM {table} i
+                 LEFT JOIN audit_events e ON e.seq = i.seq
+                 WHERE e.seq IS NULL OR e.{column} IS NOT i.{column}"
+            ),
             [],
             |row| row.get(0),
         )
         .map_err(sqlite(path))?;
     let missing: Option<u64> = connection
         .query_row(
-            "SELECT e.seq FROM audit_events e
-             WHERE e.seq <= (SELECT through FROM audit_session_indexed)
-               AND NOT EXISTS (SELECT 1 FROM audit_session_index i
-                               WHERE i.session_id = e.session_id AND i.seq = e.seq)
-             ORDER BY e.seq LIMIT 1",
+            &format!(
+                "SELECT e.seq FROM audit_events e
+                 WHERE e.seq <= (SELECT through FROM audit_session_indexed)
+                   AND NOT EXISTS (SELECT 1 FROM {table} i
+                                   WHERE i.{column} = e.{column} AND i.seq = e.seq)
+                 ORDER BY e.seq LIMIT 1"
+            ),
             [],
             |row| row.get(0),
         )

@@ -287,7 +287,7 @@ async fn a_file_from_a_newer_airlock_is_refused_and_left_alone() {
     let message = err.to_string();
     assert!(message.contains(&path.display().to_string()), "{message}");
     assert!(message.contains("schema version 99"), "{message}");
-    assert!(message.contains("knows versions up to 5"), "{message}");
+    assert!(message.contains("knows versions up to 6"), "{message}");
     assert!(message.contains("upgrade Airlock"), "{message}");
 
     let check = raw(&path);

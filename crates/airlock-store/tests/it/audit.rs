@@ -15,7 +15,6 @@ use airlock_store::audit::{
     AuditProblem, Checkpoint, TrustedCheckpoints, generate_signing_key,
     load_or_generate_signing_key, load_signing_key, parse_public_key, public_key_hex,
 };
-use rusqlite::OptionalExtension as _;
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -552,6 +551,76 @@ async fn sessions_read_alike_from_the_bulk_session_index_and_the_events_after_it
     assert!(store.verify().await.unwrap().is_ok());
 }
 
+/// Rows of the bulk time index.
+fn time_index(path: &Path) -> u64 {
+    raw(path)
+        .query_row("SELECT COUNT(*) FROM audit_time_index", [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+}
+
+/// The seqs `events_since(since)` reads.
+async fn seqs_since(store: &SqliteStore, since: SystemTime) -> Vec<u64> {
+    let mut pages = store.events_since(since);
+    let mut seqs = Vec::new();
+    while let Some(page) = pages.next_page().await.unwrap() {
+        seqs.extend(page.iter().map(|chained| chained.seq));
+    }
+    seqs
+}
+
+/// Where exports since a time and pruning by age start is found alike in
+/// the bulk time index (events up to `through`) and in the events after
+/// it, with times out of chain order.
+#[tokio::test]
+async fn the_first_event_since_a_time_is_found_in_the_bulk_time_index_and_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(file(&dir)).await.unwrap();
+    let now = to_millis(SystemTime::now());
+    let mut head = ChainHead::default();
+    // 5 000 events 100 days old (a session each: pruning cuts no session
+    // in half), but event 700 (50 days old, indexed), event 3000 (10 days,
+    // not indexed yet) and the last hundred (now).
+    let events: Vec<AuditEvent> = (1..=5000)
+        .map(|n| {
+            let age = match n {
+                700 => 50 * DAY,
+                3000 => 10 * DAY,
+                4901.. => Duration::ZERO,
+                _ => 100 * DAY,
+            };
+            event(&format!("s{n}"), now - age, n)
+        })
+        .collect();
+    for batch in events.chunks(500) {
+        store
+            .append(&link(&mut head, batch.to_vec()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(session_index(&file(&dir)).1, 1024);
+    assert_eq!(time_index(&file(&dir)), 1024);
+    let young: Vec<u64> = (4901..=5000).collect();
+
+    let mut expected = vec![700, 3000];
+    expected.extend(&young);
+    assert_eq!(seqs_since(&store, now - 60 * DAY).await, expected);
+    assert_eq!(seqs_since(&store, now - 20 * DAY).await, expected[1..]);
+    assert_eq!(seqs_since(&store, now - DAY).await, young);
+
+    // Pruning at 90 days keeps event 700 and everything after it; at 30,
+    // everything from event 3000. The index loses the rows pruned.
+    let pruned = store.prune(Some(90 * DAY), None).await.unwrap();
+    assert_eq!(pruned.events, 699);
+    assert_eq!(time_index(&file(&dir)), 1024 - 699);
+    let pruned = store.prune(Some(30 * DAY), None).await.unwrap();
+    assert_eq!(pruned.events, 3000 - 700);
+    assert_eq!(time_index(&file(&dir)), 0);
+    assert_eq!(seqs_since(&store, now - 60 * DAY).await, expected[1..]);
+    assert!(store.verify().await.unwrap().is_ok());
+}
+
 #[tokio::test]
 async fn a_trail_from_before_the_bulk_session_index_is_indexed_when_opened() {
     let (dir, store, mut head) = three_batches().await;
@@ -564,12 +633,16 @@ async fn a_trail_from_before_the_bulk_session_index_is_indexed_when_opened() {
             "DROP VIEW audit_event_sessions;
              DROP TABLE audit_session_index;
              DROP TABLE audit_session_indexed;
+             DROP VIEW audit_event_times;
+             DROP TABLE audit_time_index;
              CREATE INDEX audit_events_by_session ON audit_events (session_id, seq);
+             CREATE INDEX audit_events_by_time ON audit_events (time_ms);
              PRAGMA user_version = 3;",
         )
         .unwrap();
     let store = SqliteStore::open(file(&dir)).await.unwrap();
     assert_eq!(session_index(&file(&dir)), (12, 12));
+    assert_eq!(time_index(&file(&dir)), 12);
     // New events go to document files, after the inline ones.
     let now = to_millis(SystemTime::now());
     let batch = link(&mut head, (13..=14).map(|n| event("d", now, n)).collect());
@@ -585,16 +658,23 @@ async fn a_trail_from_before_the_bulk_session_index_is_indexed_when_opened() {
         .map(|e| e.seq)
         .collect();
     assert_eq!(seqs, [6, 7, 8]);
-    let index: Option<String> = raw(&file(&dir))
+    let indexes: Option<String> = raw(&file(&dir))
         .query_row(
-            "SELECT name FROM sqlite_master WHERE name = 'audit_events_by_session'",
+            "SELECT group_concat(name) FROM sqlite_master
+             WHERE name IN ('audit_events_by_session', 'audit_events_by_time')",
             [],
             |row| row.get(0),
         )
-        .optional()
         .unwrap();
-    assert_eq!(index, None);
+    assert_eq!(indexes, None);
 }
+
+/// Both bulk indexes filled up to the last of [`three_batches`]' events.
+const INDEX_ALL: &str = "INSERT OR IGNORE INTO audit_session_index (session_id, seq)
+                             SELECT session_id, seq FROM audit_events;
+                         INSERT OR IGNORE INTO audit_time_index (time_ms, seq)
+                             SELECT time_ms, seq FROM audit_events;
+                         UPDATE audit_session_indexed SET through = 12;";
 
 /// `verify` checks the session index against the chain: a row moved to
 /// another session, deleted, added for no event, or `through` raised past
@@ -604,10 +684,7 @@ async fn a_trail_from_before_the_bulk_session_index_is_indexed_when_opened() {
 async fn a_tampered_session_index_fails_verify_until_rebuilt() {
     let (dir, store, _) = three_batches().await;
     let db = raw(&file(&dir));
-    let index_all = "INSERT OR IGNORE INTO audit_session_index (session_id, seq)
-                         SELECT session_id, seq FROM audit_events;
-                     UPDATE audit_session_indexed SET through = 12;";
-    db.execute_batch(index_all).unwrap();
+    db.execute_batch(INDEX_ALL).unwrap();
     assert!(store.verify().await.unwrap().is_ok());
     let problem = |store: &SqliteStore| {
         let store = store.clone();
@@ -636,7 +713,39 @@ async fn a_tampered_session_index_fails_verify_until_rebuilt() {
         )
         .unwrap();
         assert!(store.verify().await.unwrap().is_ok(), "{tamper}");
-        db.execute_batch(index_all).unwrap();
+        db.execute_batch(INDEX_ALL).unwrap();
+    }
+}
+
+/// `verify` checks the time index against the chain alike: a row moved to
+/// another time, deleted, or added for no event is reported at its event;
+/// rebuilt as the message says, the trail verifies again.
+#[tokio::test]
+async fn a_tampered_time_index_fails_verify_until_rebuilt() {
+    let (dir, store, _) = three_batches().await;
+    let db = raw(&file(&dir));
+    db.execute_batch(INDEX_ALL).unwrap();
+    assert!(store.verify().await.unwrap().is_ok());
+    for (tamper, seq) in [
+        ("UPDATE audit_time_index SET time_ms = 0 WHERE seq = 7", 7),
+        ("DELETE FROM audit_time_index WHERE seq = 5", 5),
+        ("INSERT INTO audit_time_index VALUES (0, 99)", 99),
+    ] {
+        db.execute_batch(tamper).unwrap();
+        match store.verify().await.unwrap().problem {
+            Some(found @ AuditProblem::TimeIndexEdited { .. }) => {
+                assert_eq!(found.seq(), seq, "{tamper}");
+                assert!(found.to_string().contains("the chain is intact"), "{found}");
+            }
+            other => panic!("{tamper}: {other:?}"),
+        }
+        // Rebuilt as the message says.
+        db.execute_batch(
+            "DELETE FROM audit_time_index; UPDATE audit_session_indexed SET through = 0;",
+        )
+        .unwrap();
+        assert!(store.verify().await.unwrap().is_ok(), "{tamper}");
+        db.execute_batch(INDEX_ALL).unwrap();
     }
 }
 
