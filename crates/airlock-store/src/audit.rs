@@ -446,6 +446,14 @@ pub const SESSION_INDEX_EVERY: u64 = 4096;
 /// quarter as long too (no CPU difference in the `recording_cost` bench).
 pub const SESSION_INDEX_RUN: u64 = 1024;
 
+/// The indexes appends fill in bulk, each holding `(column, seq)` for the
+/// events up to `audit_session_indexed.through`: a table, and the column of
+/// `audit_events` it indexes.
+pub(crate) const BULK_INDEXES: [(&str, &str); 2] = [
+    ("audit_session_index", "session_id"),
+    ("audit_time_index", "time_ms"),
+];
+
 /// Once more than [`SESSION_INDEX_EVERY`] events follow
 /// `audit_session_indexed.through`, adds the next [`SESSION_INDEX_RUN`] of
 /// them to `audit_session_index` and `audit_time_index`, each in one
@@ -462,22 +470,18 @@ fn index_in_bulk(transaction: &Transaction<'_>, path: &Path, head: u64) -> Resul
         return Ok(());
     }
     let upto = head.min(through.saturating_add(SESSION_INDEX_RUN));
-    transaction
-        .execute(
-            "INSERT OR IGNORE INTO audit_session_index (session_id, seq)
-             SELECT session_id, seq FROM audit_events WHERE seq > ?1 AND seq <= ?2
-             ORDER BY session_id, seq",
-            [through, upto],
-        )
-        .map_err(sqlite(path))?;
-    transaction
-        .execute(
-            "INSERT OR IGNORE INTO audit_time_index (time_ms, seq)
-             SELECT time_ms, seq FROM audit_events WHERE seq > ?1 AND seq <= ?2
-             ORDER BY time_ms, seq",
-            [through, upto],
-        )
-        .map_err(sqlite(path))?;
+    for (table, column) in BULK_INDEXES {
+        transaction
+            .execute(
+                &format!(
+                    "INSERT OR IGNORE INTO {table} ({column}, seq)
+                     SELECT {column}, seq FROM audit_events WHERE seq > ?1 AND seq <= ?2
+                     ORDER BY {column}, seq"
+                ),
+                [through, upto],
+            )
+            .map_err(sqlite(path))?;
+    }
     transaction
         .execute("UPDATE audit_session_indexed SET through = ?1", [upto])
         .map_err(sqlite(path))?;

@@ -9,8 +9,8 @@ use airlock_recorder::{AuditEvent, ChainHead, ChainedEvent};
 
 use super::checkpoint::{Checkpoint, CheckpointKind, stored_checkpoints};
 use super::{
-    DocReader, StoredEvent, Summary, blocking, latest_pruned, millis, open_reader, page_after,
-    sqlite,
+    BULK_INDEXES, DocReader, StoredEvent, Summary, blocking, latest_pruned, millis, open_reader,
+    page_after, sqlite,
 };
 use crate::{SqliteStore, StoreError};
 
@@ -220,10 +220,11 @@ fn walk(path: &Path, trusted: &TrustedCheckpoints) -> Result<AuditVerification, 
     }
     let mut report = walk.finish();
     if report.problem.is_none() {
-        let sessions = index_problem(&snapshot, path, "audit_session_index", "session_id")?
+        let [sessions, times] = BULK_INDEXES;
+        let sessions = index_problem(&snapshot, path, sessions)?
             .map(|seq| AuditProblem::SessionIndexEdited { seq });
-        let times = index_problem(&snapshot, path, "audit_time_index", "time_ms")?
-            .map(|seq| AuditProblem::TimeIndexEdited { seq });
+        let times =
+            index_problem(&snapshot, path, times)?.map(|seq| AuditProblem::TimeIndexEdited { seq });
         report.problem = sessions
             .into_iter()
             .chain(times)
@@ -232,8 +233,9 @@ fn walk(path: &Path, trusted: &TrustedCheckpoints) -> Result<AuditVerification, 
     Ok(report)
 }
 
-/// The first event a bulk index (`table`, holding each event's `column`
-/// and `seq` up to `audit_session_indexed.through`) disagrees about, once
+/// The first event a bulk index (one of [`BULK_INDEXES`]: `table`, holding
+/// each event's `column` and `seq` up to `audit_session_indexed.through`)
+/// disagrees about, once
 /// the chain is known intact: an index row naming another value than its
 /// event, or no event at all (added); an event up to `through` with no row
 /// (deleted, or `through` raised to hide the events after it); `through`
@@ -241,8 +243,7 @@ fn walk(path: &Path, trusted: &TrustedCheckpoints) -> Result<AuditVerification, 
 fn index_problem(
     connection: &rusqlite::Connection,
     path: &Path,
-    table: &str,
-    column: &str,
+    (table, column): (&str, &str),
 ) -> Result<Option<u64>, StoreError> {
     use rusqlite::OptionalExtension as _;
     let wrong: Option<u64> = connection

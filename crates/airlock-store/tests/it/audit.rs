@@ -676,73 +676,58 @@ const INDEX_ALL: &str = "INSERT OR IGNORE INTO audit_session_index (session_id, 
                              SELECT time_ms, seq FROM audit_events;
                          UPDATE audit_session_indexed SET through = 12;";
 
-/// `verify` checks the session index against the chain: a row moved to
-/// another session, deleted, added for no event, or `through` raised past
-/// the last event is reported at its event; rebuilt as the message says,
-/// the trail verifies again.
+/// `verify` checks both bulk indexes against the chain: a row moved to
+/// another session or time, deleted, added for no event, or `through`
+/// raised past the last event is reported at its event, as the index's
+/// problem; rebuilt as the message says, the trail verifies again.
 #[tokio::test]
-async fn a_tampered_session_index_fails_verify_until_rebuilt() {
+async fn a_tampered_bulk_index_fails_verify_until_rebuilt() {
     let (dir, store, _) = three_batches().await;
     let db = raw(&file(&dir));
     db.execute_batch(INDEX_ALL).unwrap();
     assert!(store.verify().await.unwrap().is_ok());
-    let problem = |store: &SqliteStore| {
-        let store = store.clone();
-        async move { store.verify().await.unwrap().problem }
-    };
-    for (tamper, seq) in [
+    let (sessions, times) = ("audit_session_index", "audit_time_index");
+    for (tamper, seq, index) in [
         (
             "UPDATE audit_session_index SET session_id = 'a' WHERE seq = 7",
             7,
+            sessions,
         ),
-        ("DELETE FROM audit_session_index WHERE seq = 5", 5),
-        ("INSERT INTO audit_session_index VALUES ('a', 99)", 99),
-        ("UPDATE audit_session_indexed SET through = 4000", 4000),
+        ("DELETE FROM audit_session_index WHERE seq = 5", 5, sessions),
+        (
+            "INSERT INTO audit_session_index VALUES ('a', 99)",
+            99,
+            sessions,
+        ),
+        (
+            "UPDATE audit_session_indexed SET through = 4000",
+            4000,
+            sessions,
+        ),
+        (
+            "UPDATE audit_time_index SET time_ms = 0 WHERE seq = 7",
+            7,
+            times,
+        ),
+        ("DELETE FROM audit_time_index WHERE seq = 5", 5, times),
+        ("INSERT INTO audit_time_index VALUES (0, 99)", 99, times),
     ] {
         db.execute_batch(tamper).unwrap();
-        match problem(&store).await {
-            Some(found @ AuditProblem::SessionIndexEdited { .. }) => {
+        let found = store.verify().await.unwrap().problem;
+        match (&found, index) {
+            (Some(found @ AuditProblem::SessionIndexEdited { .. }), "audit_session_index")
+            | (Some(found @ AuditProblem::TimeIndexEdited { .. }), "audit_time_index") => {
                 assert_eq!(found.seq(), seq, "{tamper}");
-                assert!(found.to_string().contains("the chain is intact"), "{found}");
+                let message = found.to_string();
+                assert!(message.contains("the chain is intact"), "{message}");
+                assert!(message.contains(index), "{message}");
             }
-            other => panic!("{tamper}: {other:?}"),
+            _ => panic!("{tamper}: {found:?}"),
         }
         // Rebuilt as the message says.
-        db.execute_batch(
-            "DELETE FROM audit_session_index; UPDATE audit_session_indexed SET through = 0;",
-        )
-        .unwrap();
-        assert!(store.verify().await.unwrap().is_ok(), "{tamper}");
-        db.execute_batch(INDEX_ALL).unwrap();
-    }
-}
-
-/// `verify` checks the time index against the chain alike: a row moved to
-/// another time, deleted, or added for no event is reported at its event;
-/// rebuilt as the message says, the trail verifies again.
-#[tokio::test]
-async fn a_tampered_time_index_fails_verify_until_rebuilt() {
-    let (dir, store, _) = three_batches().await;
-    let db = raw(&file(&dir));
-    db.execute_batch(INDEX_ALL).unwrap();
-    assert!(store.verify().await.unwrap().is_ok());
-    for (tamper, seq) in [
-        ("UPDATE audit_time_index SET time_ms = 0 WHERE seq = 7", 7),
-        ("DELETE FROM audit_time_index WHERE seq = 5", 5),
-        ("INSERT INTO audit_time_index VALUES (0, 99)", 99),
-    ] {
-        db.execute_batch(tamper).unwrap();
-        match store.verify().await.unwrap().problem {
-            Some(found @ AuditProblem::TimeIndexEdited { .. }) => {
-                assert_eq!(found.seq(), seq, "{tamper}");
-                assert!(found.to_string().contains("the chain is intact"), "{found}");
-            }
-            other => panic!("{tamper}: {other:?}"),
-        }
-        // Rebuilt as the message says.
-        db.execute_batch(
-            "DELETE FROM audit_time_index; UPDATE audit_session_indexed SET through = 0;",
-        )
+        db.execute_batch(&format!(
+            "DELETE FROM {index}; UPDATE audit_session_indexed SET through = 0;"
+        ))
         .unwrap();
         assert!(store.verify().await.unwrap().is_ok(), "{tamper}");
         db.execute_batch(INDEX_ALL).unwrap();
