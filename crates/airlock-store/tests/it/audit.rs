@@ -488,6 +488,18 @@ async fn sessions_summarise_newest_first_and_list_their_events() {
     assert!(store.session_events("nope").await.unwrap().is_empty());
 }
 
+/// Links `events` after `head` and appends them `size` at a time.
+async fn append_in_batches(
+    store: &SqliteStore,
+    head: &mut ChainHead,
+    events: Vec<AuditEvent>,
+    size: usize,
+) {
+    for batch in link(head, events).chunks(size) {
+        store.append(batch).await.unwrap();
+    }
+}
+
 /// Rows of the bulk session index, and how far it reaches.
 fn session_index(path: &Path) -> (u64, u64) {
     raw(path)
@@ -515,12 +527,7 @@ async fn sessions_read_alike_from_the_bulk_session_index_and_the_events_after_it
             _ => event("y", now, n),
         })
         .collect();
-    for batch in events.chunks(500) {
-        store
-            .append(&link(&mut head, batch.to_vec()))
-            .await
-            .unwrap();
-    }
+    append_in_batches(&store, &mut head, events, 500).await;
     // The append that took the head to 4 500 (4 096 past the index) indexed
     // one run of 1 024 events, no more; the 3 976 after it are read from
     // the events themselves.
@@ -593,12 +600,7 @@ async fn the_first_event_since_a_time_is_found_in_the_bulk_time_index_and_after_
             event(&format!("s{n}"), now - age, n)
         })
         .collect();
-    for batch in events.chunks(500) {
-        store
-            .append(&link(&mut head, batch.to_vec()))
-            .await
-            .unwrap();
-    }
+    append_in_batches(&store, &mut head, events, 500).await;
     assert_eq!(session_index(&file(&dir)).1, 1024);
     assert_eq!(time_index(&file(&dir)), 1024);
     let young: Vec<u64> = (4901..=5000).collect();
@@ -753,9 +755,7 @@ async fn events_since_reads_a_large_trail_in_pages_in_chain_order() {
             )
         })
         .collect();
-    for batch in link(&mut head, events).chunks(512) {
-        store.append(batch).await.unwrap();
-    }
+    append_in_batches(&store, &mut head, events, 512).await;
 
     let since = start + Duration::from_secs(1000);
     let mut pages = store.events_since(since);
@@ -806,9 +806,7 @@ async fn the_wal_is_checkpointed_in_the_background_and_removed_on_close() {
             event
         })
         .collect();
-    for batch in link(&mut head, events).chunks(512) {
-        store.append(batch).await.unwrap();
-    }
+    append_in_batches(&store, &mut head, events, 512).await;
 
     let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
     let mut waited = Duration::ZERO;
