@@ -232,10 +232,11 @@ pub(crate) struct BenchArgs {
     /// below saturation).
     #[arg(long, requires = "throughput_only")]
     rate: Option<f64>,
-    /// After the table, each target's threads: CPU (user and system) and
-    /// the bytes their `read`/`write` calls moved, per request, summed
-    /// over the rounds (where a cost lands: workers, the database's
-    /// threads, the kernel).
+    /// After the table, each target's threads: CPU (user and system), the
+    /// bytes their `read`/`write` calls moved and their context switches
+    /// (waits, preemptions), per request, summed over the rounds (where a
+    /// cost lands: workers, the database's threads, the kernel, the
+    /// scheduler).
     #[arg(long)]
     threads: bool,
     /// With `--instructions`: copy each target's callgrind dump into this
@@ -987,7 +988,8 @@ pub(crate) fn start_bare_proxy_under(
 }
 
 /// `--threads`: the threads of one target that used at least 1% of its CPU,
-/// per request.
+/// per request: CPU, bytes read and written, and context switches (waits:
+/// the thread gave up the CPU; preempted: another task took it).
 fn print_threads(label: &str, threads: &[cpu::ThreadUse], requests: u64) {
     if requests == 0 {
         return;
@@ -999,8 +1001,8 @@ fn print_threads(label: &str, threads: &[cpu::ThreadUse], requests: u64) {
     let total: f64 = threads.iter().map(|t| t.user + t.system).sum();
     println!();
     println!(
-        "{label}: threads (per request)   {:>9} {:>9} {:>10} {:>10}",
-        "user µs", "system µs", "read B", "written B"
+        "{label}: threads (per request)   {:>9} {:>9} {:>10} {:>10} {:>6} {:>9}",
+        "user µs", "system µs", "read B", "written B", "waits", "preempted"
     );
     for thread in threads
         .iter()
@@ -1009,12 +1011,14 @@ fn print_threads(label: &str, threads: &[cpu::ThreadUse], requests: u64) {
         #[allow(clippy::cast_precision_loss)]
         let bytes = |value: u64| per(value as f64);
         println!(
-            "  {:<28} {:>9.1} {:>9.1} {:>10.0} {:>10.0}",
+            "  {:<28} {:>9.1} {:>9.1} {:>10.0} {:>10.0} {:>6.2} {:>9.2}",
             format!("{} ({})", thread.name, thread.tid),
             per(thread.user) * 1e6,
             per(thread.system) * 1e6,
             bytes(thread.read),
-            bytes(thread.written)
+            bytes(thread.written),
+            bytes(thread.voluntary),
+            bytes(thread.involuntary)
         );
     }
 }

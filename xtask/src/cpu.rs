@@ -51,8 +51,9 @@ fn ticks_per_second() -> f64 {
     })
 }
 
-/// What one thread of a server has used so far: CPU time and the bytes
-/// its `read`/`write` system calls moved (sockets and files alike).
+/// What one thread of a server has used so far: CPU time, the bytes its
+/// `read`/`write` system calls moved (sockets and files alike) and how
+/// often it left the CPU.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ThreadUse {
     /// The thread's id.
@@ -67,6 +68,10 @@ pub(crate) struct ThreadUse {
     pub(crate) read: u64,
     /// `wchar`: bytes written.
     pub(crate) written: u64,
+    /// Context switches it asked for (it waited: a lock, I/O, a park).
+    pub(crate) voluntary: u64,
+    /// Context switches forced on it (preempted by another runnable task).
+    pub(crate) involuntary: u64,
 }
 
 /// Every thread of `pids` (`/proc/<pid>/task/*`); threads that cannot be
@@ -80,10 +85,11 @@ pub(crate) fn threads(pids: &[u32]) -> Vec<ThreadUse> {
         for task in tasks.flatten() {
             let dir = task.path();
             let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
-            let (Some(stat), Some(io)) = (read("stat"), read("io")) else {
+            let (Some(stat), Some(io), Some(status)) = (read("stat"), read("io"), read("status"))
+            else {
                 continue;
             };
-            if let Some(used) = thread_use(&stat, &io) {
+            if let Some(used) = thread_use(&stat, &io, &status) {
                 found.push(used);
             }
         }
@@ -91,13 +97,13 @@ pub(crate) fn threads(pids: &[u32]) -> Vec<ThreadUse> {
     found
 }
 
-/// One thread's [`ThreadUse`] from its `stat` and `io` files.
-fn thread_use(stat: &str, io: &str) -> Option<ThreadUse> {
+/// One thread's [`ThreadUse`] from its `stat`, `io` and `status` files.
+fn thread_use(stat: &str, io: &str, status: &str) -> Option<ThreadUse> {
     let tid = stat.split_whitespace().next()?.parse().ok()?;
     let name = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?.to_owned();
     let (user, system) = user_system_ticks(stat)?;
-    let counter = |key: &str| {
-        io.lines()
+    let counter = |file: &str, key: &str| {
+        file.lines()
             .find_map(|line| line.strip_prefix(key)?.trim().parse::<u64>().ok())
     };
     #[allow(clippy::cast_precision_loss)]
@@ -106,8 +112,10 @@ fn thread_use(stat: &str, io: &str) -> Option<ThreadUse> {
         name,
         user: user as f64 / ticks_per_second(),
         system: system as f64 / ticks_per_second(),
-        read: counter("rchar:")?,
-        written: counter("wchar:")?,
+        read: counter(io, "rchar:")?,
+        written: counter(io, "wchar:")?,
+        voluntary: counter(status, "voluntary_ctxt_switches:")?,
+        involuntary: counter(status, "nonvoluntary_ctxt_switches:")?,
     })
 }
 
@@ -121,6 +129,8 @@ pub(crate) fn add(a: &[ThreadUse], b: &[ThreadUse]) -> Vec<ThreadUse> {
                 t.system += thread.system;
                 t.read += thread.read;
                 t.written += thread.written;
+                t.voluntary += thread.voluntary;
+                t.involuntary += thread.involuntary;
             }
             None => sum.push(thread.clone()),
         }
@@ -142,6 +152,12 @@ pub(crate) fn used_between(before: &[ThreadUse], after: &[ThreadUse]) -> Vec<Thr
                 system: now.system - then.map_or(0.0, |t| t.system),
                 read: now.read.saturating_sub(then.map_or(0, |t| t.read)),
                 written: now.written.saturating_sub(then.map_or(0, |t| t.written)),
+                voluntary: now
+                    .voluntary
+                    .saturating_sub(then.map_or(0, |t| t.voluntary)),
+                involuntary: now
+                    .involuntary
+                    .saturating_sub(then.map_or(0, |t| t.involuntary)),
             }
         })
         .collect()
@@ -156,9 +172,12 @@ mod tests {
         let stat =
             "77 (airlock-store-c) S 1 4242 4242 0 -1 4194560 900 0 0 0 12 345 0 0 20 0 3 0 100 0 0";
         let io = "rchar: 1000\nwchar: 2000\nsyscr: 3\nsyscw: 4\nread_bytes: 0\nwrite_bytes: 8192\n";
-        let used = thread_use(stat, io).unwrap();
+        let status = "Name:\tairlock-store-c\nvoluntary_ctxt_switches:\t41\nnonvoluntary_ctxt_switches:\t7\n";
+        let used = thread_use(stat, io, status).unwrap();
         assert_eq!((used.tid, used.name.as_str()), (77, "airlock-store-c"));
         assert_eq!((used.read, used.written), (1000, 2000));
+        assert_eq!((used.voluntary, used.involuntary), (41, 7));
+        assert_eq!(thread_use(stat, io, "Name:\tx\n"), None);
         let tick = 1.0 / ticks_per_second();
         assert!(
             (used.user - 12.0 * tick).abs() < 1e-9 && (used.system - 345.0 * tick).abs() < 1e-9
@@ -174,6 +193,8 @@ mod tests {
             system: 0.0,
             read: bytes,
             written: bytes,
+            voluntary: bytes / 10,
+            involuntary: 1,
         };
         let before = [at(1, 1.0, 100), at(2, 1.0, 100)];
         let after = [at(1, 1.5, 150), at(2, 3.0, 400), at(3, 0.25, 10)];
@@ -182,6 +203,7 @@ mod tests {
         assert_eq!(tids, [1, 2, 3]);
         assert_eq!((used[1].user, used[1].written), (2.0, 300));
         assert_eq!((used[2].user, used[2].read), (0.25, 10));
+        assert_eq!((used[1].voluntary, used[1].involuntary), (30, 0));
         let twice = add(&used, &used[1..]);
         assert_eq!(twice.len(), 3);
         assert_eq!(
