@@ -18,11 +18,12 @@
 //! rather than one entry per event: from many agents at once, an index on
 //! the events took an entry in as many places per commit as the batch had
 //! sessions. The view `audit_event_sessions` adds the events not indexed
-//! yet. Where pruning by age and exports since a time start is found the
-//! same way, through `audit_time_index` (`time_ms`, `seq`, filled in the
-//! same runs) and the view `audit_event_times`: an index on the events
-//! rewrote its last page in every commit. Table `audit_checkpoints` remembers where pruning cut the chain and
-//! the heads that were signed.
+//! yet. The first event at or after a time (where pruning by age and
+//! exports since a time start) is found the same way, through
+//! `audit_time_index` (`time_ms`, `seq`, filled in the same runs) and the
+//! view `audit_event_times`: an index on the events rewrote its last page
+//! in every commit. Table `audit_checkpoints` remembers where pruning cut
+//! the chain and the heads that were signed.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {

@@ -235,11 +235,10 @@ fn walk(path: &Path, trusted: &TrustedCheckpoints) -> Result<AuditVerification, 
 
 /// The first event a bulk index (one of [`BULK_INDEXES`]: `table`, holding
 /// each event's `column` and `seq` up to `audit_session_indexed.through`)
-/// disagrees about, once
-/// the chain is known intact: an index row naming another value than its
-/// event, or no event at all (added); an event up to `through` with no row
-/// (deleted, or `through` raised to hide the events after it); `through`
-/// past the last event.
+/// disagrees about, once the chain is known intact: an index row naming
+/// another value than its event, or no event at all (added); an event up
+/// to `through` with no row (deleted, or `through` raised to hide the
+/// events after it); `through` past the last event.
 fn index_problem(
     connection: &rusqlite::Connection,
     path: &Path,
