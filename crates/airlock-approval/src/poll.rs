@@ -50,8 +50,10 @@ pub const APPROVAL_ID_HEADER: &str = "x-airlock-approval-id";
 /// The most of Azure's answer read to follow its operation (status bodies are small).
 const MAX_STATUS_BODY: u64 = 1024 * 1024;
 
-/// Answers polls of async approvals; see the [module docs](self). Made by
-/// [`ApprovalLayer::operations`](crate::ApprovalLayer::operations).
+/// Answers polls of async approvals: `GET /airlock/operations/{id}` as an
+/// `Azure-AsyncOperation` URL, `…/result` as a `Location` URL, for the
+/// requester only. Made by
+/// [`ApprovalLayer::poll_layer`](crate::ApprovalLayer::poll_layer).
 #[derive(Clone)]
 pub struct ApprovalPollLayer {
     pub(crate) config: Arc<Config>,

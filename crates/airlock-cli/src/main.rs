@@ -59,7 +59,7 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum CaCommand {
-    /// Write a new CA (`proxy-ca.pem`, and `proxy-ca-key.pem` owner-only) for [forward_proxy].
+    /// Write a new CA (`proxy-ca.pem`, and `proxy-ca-key.pem` owner-only) for `[forward_proxy]`.
     Init {
         /// Where to write the two files.
         #[arg(long, default_value = ".")]

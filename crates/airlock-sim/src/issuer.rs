@@ -540,7 +540,7 @@ impl IssuerHandle {
     }
 
     /// Checks tokens this issuer minted as ARM and Key Vault do; give it to
-    /// [`SimAzureBuilder::trust_issuer`](crate::SimAzureBuilder::trust_issuer).
+    /// [`SimBuilder::trust_issuer`](crate::SimBuilder::trust_issuer).
     pub fn verifier(&self) -> TokenVerifier {
         TokenVerifier {
             state: self.state.clone(),

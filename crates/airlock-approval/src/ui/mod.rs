@@ -7,8 +7,7 @@
 //! CSRF token, and the API applies the same rules to a signed-in person as to
 //! a bearer token (no self-approval, the rule's approvers, minimum approvals).
 //! It reads the person from the request extensions: a
-//! [`Principal`](airlock_core::Principal) and a
-//! [`BrowserSession`](airlock_core::BrowserSession), which a sign-in layer
+//! [`Principal`] and a [`BrowserSession`], which a sign-in layer
 //! (`airlock-signin`) puts there.
 //!
 //! | Route | Answer |

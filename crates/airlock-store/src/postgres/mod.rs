@@ -127,7 +127,10 @@ impl PostgresOptions {
     }
 }
 
-/// Approvals and the audit trail in PostgreSQL (see the [module](self)).
+/// Approvals and the audit trail in PostgreSQL, shared by every replica of
+/// a gateway: approvals change in row-locked transactions announced with
+/// `NOTIFY` (a decision on one replica releases a request held on
+/// another), and each replica appends to a hash chain of its own.
 ///
 /// ```no_run
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
