@@ -33,7 +33,7 @@ const STEPS: &[Step] = &[
         run: tests,
     },
     Step {
-        name: "doc tests",
+        name: "docs",
         run: doc_tests,
     },
     Step {
@@ -193,7 +193,12 @@ fn tests(sh: &Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The API docs build without warnings (a broken or private intra-doc link
+/// fails), and their examples run.
 fn doc_tests(sh: &Shell) -> anyhow::Result<()> {
+    cmd!(sh, "cargo doc --workspace --no-deps --locked")
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .run()?;
     cmd!(sh, "cargo test --workspace --doc --locked").run()?;
     Ok(())
 }

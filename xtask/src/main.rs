@@ -44,7 +44,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every CI check: fmt, clippy, tests, doc tests, examples, bench smoke, cargo-deny.
+    /// Run every CI check: fmt, clippy, tests, docs (no rustdoc warnings; doc tests), examples, bench smoke, cargo-deny.
     Ci,
     /// Compare throughput and latency: simulated Azure, bare proxy, nginx, gateway.
     Bench(bench::BenchArgs),
