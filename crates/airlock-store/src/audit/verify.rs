@@ -221,7 +221,12 @@ fn walk(path: &Path, trusted: &TrustedCheckpoints) -> Result<AuditVerification, 
     let mut report = walk.finish();
     if report.problem.is_none() {
         let [sessions, times] = BULK_INDEXES;
+        // `through` is shared: one past the last event is reported once, at
+        // the session index (the index it was first named for).
         let sessions = index_problem(&snapshot, path, sessions)?
+            .into_iter()
+            .chain(through_beyond_head(&snapshot, path)?)
+            .min()
             .map(|seq| AuditProblem::SessionIndexEdited { seq });
         let times =
             index_problem(&snapshot, path, times)?.map(|seq| AuditProblem::TimeIndexEdited { seq });
@@ -238,7 +243,7 @@ fn walk(path: &Path, trusted: &TrustedCheckpoints) -> Result<AuditVerification, 
 /// disagrees about, once the chain is known intact: an index row naming
 /// another value than its event, or no event at all (added); an event up
 /// to `through` with no row (deleted, or `through` raised to hide the
-/// events after it); `through` past the last event.
+/// events after it).
 fn index_problem(
     connection: &rusqlite::Connection,
     path: &Path,
@@ -270,8 +275,17 @@ fn index_problem(
         )
         .optional()
         .map_err(sqlite(path))?;
-    // `through` past the last event would hide the events appended next.
-    let beyond: Option<u64> = connection
+    Ok(wrong.into_iter().chain(missing).min())
+}
+
+/// The bulk indexes' `through`, if it lies past the last event: it would
+/// hide the events appended next from both indexes' views.
+fn through_beyond_head(
+    connection: &rusqlite::Connection,
+    path: &Path,
+) -> Result<Option<u64>, StoreError> {
+    use rusqlite::OptionalExtension as _;
+    connection
         .query_row(
             "SELECT through FROM audit_session_indexed
              WHERE through > (SELECT COALESCE(MAX(seq), 0) FROM audit_events)",
@@ -279,8 +293,7 @@ fn index_problem(
             |row| row.get(0),
         )
         .optional()
-        .map_err(sqlite(path))?;
-    Ok([wrong, missing, beyond].into_iter().flatten().min())
+        .map_err(sqlite(path))
 }
 
 /// One chain's verification, fed page by page by whichever backend reads
