@@ -347,8 +347,8 @@ impl AirlockError {
                 "code": self.code(),
                 "message": self.to_string(),
                 "airlock": {
-                    "requestId": ctx.request_id,
-                    "operation": ctx.operation,
+                    "requestId": ctx.request_id_text(),
+                    "operation": ctx.operation.as_ref().map(OperationName::as_str),
                     "rule": ctx.rule,
                     "approvalId": approval_id,
                     "retryable": self.retryable(),
@@ -366,12 +366,8 @@ impl AirlockError {
         if let Ok(code) = HeaderValue::from_str(self.code()) {
             headers.insert(ERROR_CODE, code);
         }
-        if let Some(id) = ctx
-            .request_id
-            .as_deref()
-            .and_then(|id| HeaderValue::from_str(id).ok())
-        {
-            headers.insert(REQUEST_ID_HEADER, id);
+        if let Some(id) = &ctx.request_id {
+            headers.insert(REQUEST_ID, id.clone());
         }
         if let AirlockError::Unauthenticated {
             oauth_error,
@@ -418,12 +414,32 @@ fn bearer_challenge(
 }
 
 /// What Airlock knows about the request an error answers, for the `airlock` object.
+///
+/// Cheap to build, as every layer builds one per request in case it must
+/// answer with an error: the request id is the header's own (shared) value
+/// and the operation a handle to the request's [`Operation`].
 #[derive(Clone, Debug, Default)]
 pub struct ErrorContext {
-    request_id: Option<String>,
-    operation: Option<String>,
+    request_id: Option<HeaderValue>,
+    operation: Option<OperationName>,
     rule: Option<String>,
     approval_id: Option<String>,
+}
+
+/// The operation an error names: the request's, or one given by name.
+#[derive(Clone, Debug)]
+enum OperationName {
+    Of(Operation),
+    Named(String),
+}
+
+impl OperationName {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Of(operation) => operation.name(),
+            Self::Named(name) => name,
+        }
+    }
 }
 
 impl ErrorContext {
@@ -431,31 +447,34 @@ impl ErrorContext {
     pub fn from_request<B>(request: &Request<B>) -> Self {
         let mut ctx = Self::from_headers(request.headers());
         let ext = request.extensions();
-        ctx.operation = ext.get::<Operation>().map(|op| op.name().to_owned());
+        ctx.operation = ext.get::<Operation>().cloned().map(OperationName::Of);
         ctx.rule = ext.get::<Decision>().map(|d| d.rule().to_owned());
         ctx
     }
-    /// Reads only the request id header.
+    /// Reads only the request id header (when it is visible ASCII).
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let request_id = headers
             .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .filter(|v| v.to_str().is_ok())
+            .cloned();
         Self {
             request_id,
             ..Self::default()
         }
     }
-    /// Sets the request id.
+    /// Sets the request id (ignored unless it is visible ASCII, as a header
+    /// must be).
     #[must_use]
     pub fn request_id(mut self, id: impl Into<String>) -> Self {
-        self.request_id = Some(id.into());
+        self.request_id = HeaderValue::try_from(id.into())
+            .ok()
+            .filter(|v| v.to_str().is_ok());
         self
     }
     /// Sets the operation name.
     #[must_use]
     pub fn operation(mut self, name: impl Into<String>) -> Self {
-        self.operation = Some(name.into());
+        self.operation = Some(OperationName::Named(name.into()));
         self
     }
     /// Sets the rule.
@@ -469,6 +488,10 @@ impl ErrorContext {
     pub fn approval_id(mut self, id: impl Into<String>) -> Self {
         self.approval_id = Some(id.into());
         self
+    }
+    /// The request id, as text.
+    fn request_id_text(&self) -> Option<&str> {
+        self.request_id.as_ref().and_then(|v| v.to_str().ok())
     }
 }
 

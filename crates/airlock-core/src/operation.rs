@@ -1,6 +1,7 @@
 //! What a request does, in the Azure RBAC vocabulary.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -110,9 +111,20 @@ impl fmt::Display for ResourceScope {
 /// assert_eq!(delete.to_string(), "Microsoft.Compute/virtualMachines/delete on /subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1");
 /// assert!(!delete.is_unknown());
 /// ```
+///
+/// Cloning is cheap (one reference count): every layer that reads the
+/// request's operation (policy, masking, approval, the audit draft, error
+/// answers) may keep its own copy.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Operation {
+    data: Arc<OperationData>,
+}
+
+/// What an [`Operation`] holds; shared by its clones, changed only while it
+/// is built (`with_*`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Operation {
+struct OperationData {
     name: String,
     plane: Plane,
     #[serde(flatten)]
@@ -128,76 +140,100 @@ pub struct Operation {
 impl Operation {
     /// A classified operation.
     pub fn new(name: impl Into<String>, plane: Plane, scope: ResourceScope) -> Self {
-        Self {
-            name: name.into(),
-            plane,
-            scope,
-            api_version: None,
-            children: Vec::new(),
-            unknown: false,
-        }
+        Self::of(name.into(), plane, scope, false)
     }
 
     /// A request the classifier did not understand; policy denies it unless a
     /// rule names it explicitly.
     pub fn unknown(name: impl Into<String>, plane: Plane, scope: ResourceScope) -> Self {
+        Self::of(name.into(), plane, scope, true)
+    }
+
+    fn of(name: String, plane: Plane, scope: ResourceScope, unknown: bool) -> Self {
         Self {
-            unknown: true,
-            ..Self::new(name, plane, scope)
+            data: Arc::new(OperationData {
+                name,
+                plane,
+                scope,
+                api_version: None,
+                children: Vec::new(),
+                unknown,
+            }),
         }
     }
 
     /// Records the request's `api-version`.
     #[must_use]
     pub fn with_api_version(mut self, api_version: impl Into<String>) -> Self {
-        self.api_version = Some(api_version.into());
+        Arc::make_mut(&mut self.data).api_version = Some(api_version.into());
         self
     }
 
     /// Adds an operation carried inside this one.
     #[must_use]
     pub fn with_child(mut self, child: Operation) -> Self {
-        self.children.push(child);
+        Arc::make_mut(&mut self.data).children.push(child);
         self
     }
 
     /// The RBAC operation name, e.g. `Microsoft.Compute/virtualMachines/delete`.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.data.name
     }
     /// Management or data plane.
     pub fn plane(&self) -> Plane {
-        self.plane
+        self.data.plane
     }
     /// The resource id the operation acts on.
     pub fn scope(&self) -> &ResourceScope {
-        &self.scope
+        &self.data.scope
     }
     /// The request's `api-version`, where it had one.
     pub fn api_version(&self) -> Option<&str> {
-        self.api_version.as_deref()
+        self.data.api_version.as_deref()
     }
     /// Operations carried inside this one.
     pub fn children(&self) -> &[Operation] {
-        &self.children
+        &self.data.children
     }
     /// Whether the classifier could not name this request.
     pub fn is_unknown(&self) -> bool {
-        self.unknown
+        self.data.unknown
     }
     /// This operation and every operation carried inside it, depth first.
     pub fn flatten(&self) -> Vec<&Operation> {
         let mut all = vec![self];
-        for child in &self.children {
+        for child in self.children() {
             all.extend(child.flatten());
         }
         all
     }
 }
 
+impl fmt::Debug for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As the fields would print, without the shared handle around them.
+        let data = &*self.data;
+        f.debug_struct("Operation")
+            .field("name", &data.name)
+            .field("plane", &data.plane)
+            .field("scope", &data.scope)
+            .field("api_version", &data.api_version)
+            .field("children", &data.children)
+            .field("unknown", &data.unknown)
+            .finish()
+    }
+}
+
+impl Serialize for Operation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.data.serialize(serializer)
+    }
+}
+
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} on {}", self.name, self.scope)
+        write!(f, "{} on {}", self.name(), self.scope())
     }
 }
 

@@ -7,6 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
+use http::HeaderValue;
+
 /// A boxed, sendable future, for object-safe async traits.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -15,20 +18,47 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Clone)]
 pub struct AccessToken {
     secret: Arc<str>,
+    /// `Bearer <secret>`, built once per token rather than per request (a
+    /// token is ~1.5 KB to copy and check); `None` when the secret cannot
+    /// be a header value.
+    authorization: Option<HeaderValue>,
     expires_at: Option<SystemTime>,
 }
 
 impl AccessToken {
     /// A token and, if known, when it expires.
     pub fn new(secret: impl Into<String>, expires_at: Option<SystemTime>) -> Self {
+        let secret: Arc<str> = Arc::from(secret.into());
+        let authorization = HeaderValue::from_maybe_shared(Bytes::from(format!("Bearer {secret}")))
+            .ok()
+            .map(|mut value| {
+                value.set_sensitive(true);
+                value
+            });
         Self {
-            secret: Arc::from(secret.into()),
+            secret,
+            authorization,
             expires_at,
         }
     }
     /// The bearer value; put it in a header, never in a log.
     pub fn secret(&self) -> &str {
         &self.secret
+    }
+    /// `Bearer <secret>` as an `Authorization` header value, marked
+    /// sensitive; `None` when the secret has bytes a header cannot carry.
+    ///
+    /// ```
+    /// use airlock_core::AccessToken;
+    ///
+    /// let token = AccessToken::new("eyJ0eXAi.e30.c2ln", None);
+    /// let value = token.authorization().unwrap();
+    /// assert_eq!(value, "Bearer eyJ0eXAi.e30.c2ln");
+    /// assert!(value.is_sensitive());
+    /// assert!(AccessToken::new("line\nbreak", None).authorization().is_none());
+    /// ```
+    pub fn authorization(&self) -> Option<&HeaderValue> {
+        self.authorization.as_ref()
     }
     /// When the token expires, if known.
     pub fn expires_at(&self) -> Option<SystemTime> {

@@ -121,9 +121,10 @@ impl GraphGroupResolver {
         let headers = request.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let bearer = HeaderValue::from_str(&format!("Bearer {}", token.secret()))
-            .map_err(|_| GroupsError("the Graph token is not a valid header value".into()))?;
-        headers.insert(AUTHORIZATION, bearer);
+        let bearer = token
+            .authorization()
+            .ok_or_else(|| GroupsError("the Graph token is not a valid header value".into()))?;
+        headers.insert(AUTHORIZATION, bearer.clone());
         let response = self
             .client
             .send(request)

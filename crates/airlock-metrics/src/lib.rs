@@ -140,7 +140,10 @@ impl BoundedLabels {
     /// `value` when it was admitted before or there is room for it, else `other`.
     pub fn admit(&self, value: &str) -> String {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.contains(value) || seen.len() < self.limit {
+        if seen.contains(value) {
+            return value.to_owned();
+        }
+        if seen.len() < self.limit {
             seen.insert(value.to_owned());
             value.to_owned()
         } else {

@@ -22,7 +22,7 @@ use airlock_core::{
 };
 use airlock_http::PooledClient;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use http::header::{AUTHORIZATION, HeaderName};
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
@@ -246,13 +246,12 @@ impl Inner {
                 let token = identity
                     .token(&parts.extensions, self.routes.audience(&endpoint))
                     .await?;
-                let bearer =
-                    HeaderValue::try_from(format!("Bearer {}", token.secret())).map_err(|_| {
-                        AirlockError::UpstreamCredential(
-                            "the token provider returned a token that is not a valid header value"
-                                .into(),
-                        )
-                    })?;
+                let bearer = token.authorization().cloned().ok_or_else(|| {
+                    AirlockError::UpstreamCredential(
+                        "the token provider returned a token that is not a valid header value"
+                            .into(),
+                    )
+                })?;
                 (
                     identity.name().to_owned(),
                     identity.elevated(),
