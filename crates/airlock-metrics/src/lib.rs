@@ -177,8 +177,8 @@ pub struct RequestMetrics {
     upstream_duration: Histogram,
     upstream_errors: Family<CodeLabel, Counter>,
     observed: Family<WouldHaveLabel, Counter>,
-    providers: BoundedLabels,
-    /// `requests`' counters, by provider label, looked up once (see [`Series`]).
+    /// `requests`' counters, by provider label, looked up once (see
+    /// [`Series`]): at most [`MAX_PROVIDERS`] namespaces and `other`.
     series: RwLock<HashMap<String, Arc<Series>>>,
     /// The same for requests that were not classified (provider `none`).
     unclassified: Series,
@@ -186,6 +186,8 @@ pub struct RequestMetrics {
     durations: [OnceLock<Histogram>; DECISIONS.len()],
 }
 
+/// The provider label of namespaces past [`MAX_PROVIDERS`] or malformed.
+const OTHER: &str = "other";
 /// The decision labels, in [`decision_index`] order.
 const DECISIONS: [&str; 4] = ["allow", "deny", "approve", "none"];
 /// The status class labels, in [`status_index`] order.
@@ -256,7 +258,6 @@ impl RequestMetrics {
             upstream_duration: Histogram::new(latency_buckets()),
             upstream_errors: Family::default(),
             observed: Family::default(),
-            providers: BoundedLabels::new(MAX_PROVIDERS),
             series: RwLock::default(),
             unclassified: Series::new("none".to_owned()),
             durations: Default::default(),
@@ -347,9 +348,10 @@ impl RequestMetrics {
         }
     }
 
-    /// The series of an operation's provider namespace. Admitted namespaces
-    /// are found under their own name; any other takes the slow path to
-    /// `other` every time, so what an agent makes up never grows the map.
+    /// The series of an operation's provider namespace: its own among the
+    /// first [`MAX_PROVIDERS`] well-formed ones seen, else `other`'s. What
+    /// an agent makes up beyond those takes this slow path every time and
+    /// never grows the map.
     fn series_of(&self, operation: &str) -> Arc<Series> {
         let namespace = operation.split('/').next().unwrap_or_default();
         let found = self
@@ -361,19 +363,6 @@ impl RequestMetrics {
         if let Some(series) = found {
             return series;
         }
-        let label = self.provider(operation);
-        let mut series = self.series.write().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(
-            series
-                .entry(label)
-                .or_insert_with_key(|label| Arc::new(Series::new(label.clone()))),
-        )
-    }
-
-    /// The provider namespace of an operation name, bounded: a well-formed
-    /// `Company.Service` among the first [`MAX_PROVIDERS`] seen, else `other`.
-    fn provider(&self, operation: &str) -> String {
-        let namespace = operation.split('/').next().unwrap_or_default();
         let well_formed = namespace.split_once('.').is_some_and(|(a, b)| {
             !a.is_empty()
                 && !b.is_empty()
@@ -382,10 +371,24 @@ impl RequestMetrics {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '.')
         });
-        if !well_formed {
-            return "other".to_owned();
-        }
-        self.providers.admit(namespace)
+        let mut series = self.series.write().unwrap_or_else(PoisonError::into_inner);
+        let named = series.len() - usize::from(series.contains_key(OTHER));
+        let label = if well_formed && named < MAX_PROVIDERS {
+            namespace
+        } else {
+            OTHER
+        };
+        Arc::clone(
+            series
+                .entry(label.to_owned())
+                .or_insert_with_key(|label| Arc::new(Series::new(label.clone()))),
+        )
+    }
+
+    /// The provider label of an operation name (see [`series_of`](Self::series_of)).
+    #[cfg(test)]
+    fn provider(&self, operation: &str) -> String {
+        self.series_of(operation).provider.clone()
     }
 }
 
