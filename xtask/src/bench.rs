@@ -92,6 +92,31 @@ const COMPARISONS: &[Comparison] = &[
         label: "layers: + recording / bare",
         goal: None,
     },
+    // One layer at a time: each row's CPU added is that layer's cost.
+    Comparison {
+        numerator: Target::LayeredPolicy.label(),
+        denominator: Target::LayeredIdentity.label(),
+        label: "layers: + policy / identity",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::LayeredMasking.label(),
+        denominator: Target::LayeredPolicy.label(),
+        label: "layers: + masking / + policy",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::LayeredRecording.label(),
+        denominator: Target::LayeredMasking.label(),
+        label: "layers: + recording / + masking",
+        goal: None,
+    },
+    Comparison {
+        numerator: Target::GatewayUnrecorded.label(),
+        denominator: Target::LayeredMasking.label(),
+        label: "no recording / layers: + masking",
+        goal: None,
+    },
     Comparison {
         numerator: Target::Gateway.label(),
         denominator: Target::LayeredRecording.label(),

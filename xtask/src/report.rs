@@ -60,14 +60,29 @@ fn cpu_cell(cpu_us: Option<f64>) -> String {
     cpu_us.map_or_else(|| "–".to_owned(), |us| format!("{us:.1}"))
 }
 
-/// A ratio of two targets taken round by round (each pair loaded minutes
-/// apart at most, so drift cancels): the median and the range.
+/// The median and range of a value taken round by round.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Ratio {
+pub(crate) struct Spread {
     pub(crate) median: f64,
     pub(crate) low: f64,
     pub(crate) high: f64,
 }
+
+impl Spread {
+    /// `None` for no values.
+    fn of(values: &[f64]) -> Option<Spread> {
+        (!values.is_empty()).then(|| Spread {
+            median: median(values),
+            low: values.iter().copied().fold(f64::INFINITY, f64::min),
+            high: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        })
+    }
+}
+
+/// A ratio of two targets taken round by round (each pair loaded minutes
+/// apart at most, so drift cancels): `0.50x (0.48–0.52)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Ratio(pub(crate) Spread);
 
 impl Ratio {
     /// `numerator`'s value over `denominator`'s, round by round, of `value`.
@@ -83,24 +98,48 @@ impl Ratio {
             .filter(|(_, b)| value(b) > 0.0)
             .map(|(a, b)| value(a) / value(b))
             .collect();
-        if ratios.is_empty() {
-            return None;
-        }
-        Some(Ratio {
-            median: median(&ratios),
-            low: ratios.iter().copied().fold(f64::INFINITY, f64::min),
-            high: ratios.iter().copied().fold(0.0, f64::max),
-        })
+        Spread::of(&ratios).map(Ratio)
     }
 }
 
 impl std::fmt::Display for Ratio {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.high > self.low {
-            write!(f, "{:.2}x ({:.2}–{:.2})", self.median, self.low, self.high)
+        let Spread { median, low, high } = self.0;
+        if high > low {
+            write!(f, "{median:.2}x ({low:.2}–{high:.2})")
         } else {
-            write!(f, "{:.2}x", self.median)
+            write!(f, "{median:.2}x")
         }
+    }
+}
+
+/// What one target's server spends per request over another's, in CPU
+/// microseconds, round by round: where the two differ by one layer, that
+/// layer's cost. `+3.8 (+3.1 to +4.0)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CpuAdded(pub(crate) Spread);
+
+impl CpuAdded {
+    /// `None` when either target's CPU was not measured.
+    pub(crate) fn of(numerator: &Measured, denominator: &Measured) -> Option<CpuAdded> {
+        let added: Vec<f64> = numerator
+            .cpu_us
+            .iter()
+            .zip(&denominator.cpu_us)
+            .map(|(a, b)| a - b)
+            .collect();
+        Spread::of(&added).map(CpuAdded)
+    }
+}
+
+impl std::fmt::Display for CpuAdded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Spread { median, low, high } = self.0;
+        write!(f, "{median:+.1}")?;
+        if high > low {
+            write!(f, " ({low:+.1} to {high:+.1})")?;
+        }
+        Ok(())
     }
 }
 
@@ -153,11 +192,11 @@ pub(crate) fn print(measured: &[Measured], comparisons: &[Comparison]) {
         }
     }
     println!();
-    for (comparison, throughput, p99) in ratios(measured, comparisons) {
+    for (comparison, throughput, p99, cpu) in ratios(measured, comparisons) {
         let goal = comparison
             .goal
             .map(|goal| {
-                let met = if throughput.median >= goal {
+                let met = if throughput.0.median >= goal {
                     "met"
                 } else {
                     "MISSED"
@@ -165,18 +204,22 @@ pub(crate) fn print(measured: &[Measured], comparisons: &[Comparison]) {
                 format!(" [goal >= {goal:.2}x: {met}]")
             })
             .unwrap_or_default();
+        let cpu = cpu
+            .map(|cpu| format!(", CPU {cpu} µs/req"))
+            .unwrap_or_default();
         println!(
-            "{:<28} throughput {throughput}, p99 {:.2}x{goal}",
-            comparison.label, p99.median
+            "{:<34} throughput {throughput}, p99 {:.2}x{cpu}{goal}",
+            comparison.label, p99.0.median
         );
     }
 }
 
-/// Every comparison whose two targets were both loaded: throughput and p99 ratios.
+/// Every comparison whose two targets were both loaded: throughput and p99
+/// ratios, and the server CPU per request the numerator adds.
 fn ratios<'a>(
     measured: &'a [Measured],
     comparisons: &'a [Comparison],
-) -> impl Iterator<Item = (&'a Comparison, Ratio, Ratio)> + 'a {
+) -> impl Iterator<Item = (&'a Comparison, Ratio, Ratio, Option<CpuAdded>)> + 'a {
     let find = |label: &str| measured.iter().find(|m| m.label == label);
     comparisons.iter().filter_map(move |comparison| {
         let (a, b) = (find(comparison.numerator)?, find(comparison.denominator)?);
@@ -184,6 +227,7 @@ fn ratios<'a>(
             comparison,
             Ratio::of(a, b, |r| r.requests_per_second)?,
             Ratio::of(a, b, |r| r.p99_ms)?,
+            CpuAdded::of(a, b),
         ))
     })
 }
@@ -280,23 +324,27 @@ pub(crate) fn write(
     let _ = writeln!(md, "## Ratios\n");
     let _ = writeln!(
         md,
-        "Taken round by round (the two targets of a pair were loaded within one round), then the median and the range over rounds.\n"
+        "Taken round by round (the two targets of a pair were loaded within one round), then the median and the range over rounds. CPU added: the first target's server CPU per request minus the second's; where the two differ by one layer, that layer's cost.\n"
     );
-    let _ = writeln!(md, "| comparison | throughput | p99 | goal |");
-    let _ = writeln!(md, "|---|---:|---:|---|");
-    for (comparison, throughput, p99) in ratios(measured, comparisons) {
+    let _ = writeln!(
+        md,
+        "| comparison | throughput | p99 | CPU µs/request added | goal |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---|");
+    for (comparison, throughput, p99, cpu) in ratios(measured, comparisons) {
         let goal = comparison.goal.map_or_else(String::new, |goal| {
-            let met = if throughput.median >= goal {
+            let met = if throughput.0.median >= goal {
                 "met"
             } else {
                 "**missed**"
             };
             format!("≥ {goal:.2}x: {met}")
         });
+        let cpu = cpu.map_or_else(|| "–".to_owned(), |cpu| cpu.to_string());
         let _ = writeln!(
             md,
-            "| {} | {throughput} | {:.2}x | {goal} |",
-            comparison.label, p99.median
+            "| {} | {throughput} | {:.2}x | {cpu} | {goal} |",
+            comparison.label, p99.0.median
         );
     }
     for (title, text) in sections {
@@ -367,8 +415,8 @@ mod tests {
         let bare = target("bare", &[(1000.0, 2.0), (500.0, 4.0), (1000.0, 2.0)]);
         let gateway = target("gateway", &[(500.0, 4.0), (250.0, 8.0), (500.0, 4.0)]);
         let ratio = Ratio::of(&gateway, &bare, |r| r.requests_per_second).unwrap();
-        assert!((ratio.median - 0.5).abs() < 1e-12);
-        assert!((ratio.low - 0.5).abs() < 1e-12 && (ratio.high - 0.5).abs() < 1e-12);
+        assert!((ratio.0.median - 0.5).abs() < 1e-12);
+        assert!((ratio.0.low - 0.5).abs() < 1e-12 && (ratio.0.high - 0.5).abs() < 1e-12);
         assert_eq!(ratio.to_string(), "0.50x");
         let summary = gateway.summary();
         assert!((summary.rps - 500.0).abs() < 1e-12);
@@ -377,14 +425,31 @@ mod tests {
     }
 
     #[test]
+    fn cpu_added_is_taken_round_by_round() {
+        let mut bare = target("bare", &[(1000.0, 2.0), (900.0, 2.0), (950.0, 2.0)]);
+        let mut gateway = target("gateway", &[(500.0, 4.0), (450.0, 4.0), (480.0, 4.0)]);
+        assert_eq!(CpuAdded::of(&gateway, &bare), None, "not measured");
+        bare.cpu_us = vec![15.0, 17.0, 16.0];
+        gateway.cpu_us = vec![45.0, 46.0, 48.0];
+        let added = CpuAdded::of(&gateway, &bare).unwrap();
+        // Round by round: 30, 29, 32.
+        assert!((added.0.median - 30.0).abs() < 1e-12);
+        assert!((added.0.low - 29.0).abs() < 1e-12 && (added.0.high - 32.0).abs() < 1e-12);
+        assert_eq!(added.to_string(), "+30.0 (+29.0 to +32.0)");
+        assert_eq!(CpuAdded::of(&bare, &gateway).unwrap().0.median, -30.0);
+    }
+
+    #[test]
     fn writes_the_report_with_goals_and_the_chart() -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("xtask-report-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("docs/bench"))?;
         std::fs::write(dir.join("docs/bench/notes.md"), "## Notes\n\nProfiled.\n")?;
-        let measured = [
+        let mut measured = [
             target("bare", &[(1000.0, 2.0), (900.0, 2.0)]),
             target("gateway", &[(850.0, 3.0), (700.0, 3.0)]),
         ];
+        measured[0].cpu_us = vec![15.0, 16.0];
+        measured[1].cpu_us = vec![20.0, 22.0];
         let comparisons = [Comparison {
             numerator: "gateway",
             denominator: "bare",
@@ -426,12 +491,12 @@ mod tests {
         assert!(md.contains("| 16 | 400 | 2.00 | 0 |"), "{md}");
         assert!(md.contains("gateway: 100 → 400 req/s (+300%)"), "{md}");
         assert!(
-            md.contains("| gateway | 775 | 700–850 | 1.50 | 3.00 | 0 |"),
+            md.contains("| gateway | 775 | 700–850 | 1.50 | 3.00 | 0 | 21.0 |"),
             "{md}"
         );
         // Round ratios 0.85 and 0.78: median 0.81, the goal met.
         assert!(
-            md.contains("| gateway / bare | 0.81x (0.78–0.85) | 1.50x | ≥ 0.80x: met |"),
+            md.contains("| gateway / bare | 0.81x (0.78–0.85) | 1.50x | +5.5 (+5.0 to +6.0) | ≥ 0.80x: met |"),
             "{md}"
         );
         assert!(md.contains("![throughput per target](docs/bench/throughput.svg)"));
