@@ -271,7 +271,7 @@ pub(crate) struct BenchArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
-enum Target {
+pub(crate) enum Target {
     /// `airlock-sim` directly: the upstream's own cost.
     Sim,
     /// `bare-proxy` in front of the sim: the least any proxy must do.
@@ -532,6 +532,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                     &sim_url,
                     &issuer,
                     target,
+                    &[],
                 )?,
                 client_authorization.clone(),
             ),
@@ -1060,15 +1061,16 @@ fn launched(program: &Path, launcher: &[String]) -> Command {
     }
 }
 
-/// Starts `layered` with the layers `target` names in front of the sim;
-/// returns its base URL.
-fn start_layered(
+/// Starts `layered` with the layers `target` names in front of the sim,
+/// under `launcher` (see [`Extra::launcher`]); returns its base URL.
+pub(crate) fn start_layered(
     children: &mut Children,
     bin_dir: &Path,
     work_dir: &Path,
     sim_url: &str,
     issuer: &Issuer,
     target: Target,
+    launcher: &[String],
 ) -> anyhow::Result<String> {
     std::fs::create_dir_all(work_dir)
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
@@ -1081,7 +1083,7 @@ fn start_layered(
         Target::LayeredMasking => "masking",
         _ => "recording",
     };
-    let mut command = Command::new(bin_dir.join("layered"));
+    let mut command = launched(&bin_dir.join("layered"), launcher);
     command
         .args(["--listen", "127.0.0.1:0", "--upstream", sim_url])
         .args(["--token", UPSTREAM_TOKEN, "--issuer", &issuer.issuer])

@@ -9,7 +9,9 @@
 //! total divided by the requests served is the figure. It counts user space
 //! only (no kernel, no cache misses), and valgrind's CPU has no SHA
 //! extensions, so the audit chain's SHA-256 runs in software there: that
-//! share is printed apart, as it is much smaller on the real CPU.
+//! share is printed apart, as it is much smaller on the real CPU. The
+//! layered stacks (Airlock's layers without the gateway's own wrappers)
+//! are counted beside the gateway, so what the wrappers cost shows too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +21,9 @@ use anyhow::{Context as _, anyhow};
 use xshell::Shell;
 
 use crate::apt;
-use crate::bench::{Extra, Mode, Store, start_bare_proxy_under, start_gateway, start_sim};
+use crate::bench::{
+    Extra, Mode, Store, Target, start_bare_proxy_under, start_gateway, start_layered, start_sim,
+};
 use crate::load::{Generator, LoadSpec};
 use crate::process::Children;
 
@@ -30,13 +34,20 @@ const WARM_UP: Duration = Duration::from_secs(3);
 /// SHA-NI paths alike).
 const SHA256: &str = "sha2::sha256::compress256";
 
-/// One server to count: the bare proxy (the floor: what any proxy in Rust
-/// on hyper costs), or an `airlock` binary, recording or not.
+/// One server to count.
 struct Counted {
     label: String,
-    /// `None` for the bare proxy.
-    binary: Option<PathBuf>,
-    record: bool,
+    server: Server,
+}
+
+enum Server {
+    /// The bare proxy: the floor, what any proxy in Rust on hyper costs.
+    Bare,
+    /// Airlock's layers stacked by hand (`layered`), none of the gateway's
+    /// own: with the gateway beside it, what its own wrappers cost.
+    Layered(Target),
+    /// An `airlock` binary, recording or not.
+    Airlock { binary: PathBuf, record: bool },
 }
 
 /// Counts the gateway's instructions per request, recording on and off, and
@@ -57,26 +68,39 @@ pub(crate) fn run(
     let mut gateways = vec![
         Counted {
             label: "bare proxy".into(),
-            binary: None,
-            record: false,
+            server: Server::Bare,
+        },
+        Counted {
+            label: "layers: + masking".into(),
+            server: Server::Layered(Target::LayeredMasking),
+        },
+        Counted {
+            label: "layers: + recording".into(),
+            server: Server::Layered(Target::LayeredRecording),
         },
         Counted {
             label: "gateway".into(),
-            binary: Some(airlock.clone()),
-            record: true,
+            server: Server::Airlock {
+                binary: airlock.clone(),
+                record: true,
+            },
         },
         Counted {
             label: "gateway, no recording".into(),
-            binary: Some(airlock),
-            record: false,
+            server: Server::Airlock {
+                binary: airlock,
+                record: false,
+            },
         },
     ];
     if let Some(baseline) = baseline {
         for (label, record) in [("baseline", true), ("baseline, no recording", false)] {
             gateways.push(Counted {
                 label: label.into(),
-                binary: Some(baseline.to_path_buf()),
-                record,
+                server: Server::Airlock {
+                    binary: baseline.to_path_buf(),
+                    record,
+                },
             });
         }
     }
@@ -101,12 +125,24 @@ pub(crate) fn run(
             format!("--callgrind-out-file={}", out.display()),
         ];
         println!("counting {} ...", gateway.label);
-        let (name, url) = match &gateway.binary {
-            None => (
+        let (name, url) = match &gateway.server {
+            Server::Bare => (
                 "bare-proxy",
                 start_bare_proxy_under(&mut children, bin_dir, &dir, &sim_url, &launcher)?,
             ),
-            Some(binary) => {
+            Server::Layered(target) => (
+                "layered",
+                start_layered(
+                    &mut children,
+                    bin_dir,
+                    &dir,
+                    &sim_url,
+                    &issuer,
+                    *target,
+                    &launcher,
+                )?,
+            ),
+            Server::Airlock { binary, record } => {
                 let started = start_gateway(
                     &mut children,
                     binary,
@@ -114,7 +150,7 @@ pub(crate) fn run(
                     bin_dir,
                     &sim_url,
                     &issuer,
-                    gateway.record,
+                    *record,
                     Mode::Plain,
                     &Store::Sqlite,
                     &Extra {
@@ -152,10 +188,7 @@ pub(crate) fn run(
         );
         let dump = Dump::read(&dir)?;
         if let Some(keep) = keep_dumps {
-            let kept = keep.join(format!(
-                "{}.callgrind.out",
-                gateway.label.replace([' ', ','], "-")
-            ));
+            let kept = keep.join(format!("{}.callgrind.out", file_stem(&gateway.label)));
             std::fs::create_dir_all(keep)
                 .and_then(|()| std::fs::copy(&dump.path, &kept))
                 .with_context(|| format!("cannot keep the dump as {}", kept.display()))?;
@@ -178,6 +211,15 @@ pub(crate) fn run(
         );
     }
     Ok(())
+}
+
+/// `label` as a file name: `layers: + masking` → `layers-masking`.
+fn file_stem(label: &str) -> String {
+    label
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 fn callgrind_control(args: &[&str]) -> anyhow::Result<()> {
@@ -280,6 +322,12 @@ impl Dump {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dump_names_are_the_labels_words() {
+        assert_eq!(file_stem("layers: + masking"), "layers-masking");
+        assert_eq!(file_stem("gateway, no recording"), "gateway-no-recording");
+    }
 
     #[test]
     fn self_cost_of_sha256_excludes_what_it_calls() {
