@@ -120,8 +120,13 @@ impl std::fmt::Display for Ratio {
 pub(crate) struct CpuAdded(pub(crate) Spread);
 
 impl CpuAdded {
-    /// `None` when either target's CPU was not measured.
+    /// `None` unless both targets' CPU was measured in every round (a
+    /// round without a figure would pair the others with the wrong rounds).
     pub(crate) fn of(numerator: &Measured, denominator: &Measured) -> Option<CpuAdded> {
+        let every_round = |target: &Measured| target.cpu_us.len() == target.rounds.len();
+        if !(every_round(numerator) && every_round(denominator)) {
+            return None;
+        }
         let added: Vec<f64> = numerator
             .cpu_us
             .iter()
@@ -437,6 +442,12 @@ mod tests {
         assert!((added.0.low - 29.0).abs() < 1e-12 && (added.0.high - 32.0).abs() < 1e-12);
         assert_eq!(added.to_string(), "+30.0 (+29.0 to +32.0)");
         assert_eq!(CpuAdded::of(&bare, &gateway).unwrap().0.median, -30.0);
+        gateway.cpu_us.remove(1);
+        assert_eq!(
+            CpuAdded::of(&gateway, &bare),
+            None,
+            "a round without a figure"
+        );
     }
 
     #[test]
