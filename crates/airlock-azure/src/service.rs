@@ -94,7 +94,10 @@ where
                     return Ok(refuse(parts, error.into()));
                 }
             };
-            tracing::Span::current().record("operation", tracing::field::display(operation.name()));
+            airlock_core::record_in_current_span(
+                "operation",
+                &tracing::field::display(operation.name()),
+            );
             tracing::debug!(%operation, children = operation.children().len(), "classified");
             if let Some(draft) = parts.extensions.get::<AuditDraft>() {
                 draft.update(|record| record.operation = Some(operation.clone()));

@@ -31,6 +31,7 @@ pub mod principal_selector;
 pub mod reveal;
 pub mod scope_pattern;
 pub mod serde_time;
+pub mod span;
 pub mod token;
 
 pub use agent::{Agent, describe_requester};
@@ -54,6 +55,7 @@ pub use reveal::{
     MASKED_HEADER, REVEAL_HEADER, REVEALED_HEADER, RevealAsked, RevealGrant, RevealQuorum,
 };
 pub use scope_pattern::ScopePattern;
+pub use span::record_in_current_span;
 pub use token::{
     AccessToken, BoxFuture, CallerToken, StaticTokenProvider, TokenError, TokenExchange,
     TokenProvider,

@@ -155,7 +155,7 @@ where
     // The client's credential stops here: nothing further in (or beyond)
     // the stack sees it.
     request.headers_mut().remove(AUTHORIZATION);
-    tracing::Span::current().record("principal", tracing::field::display(principal.id()));
+    airlock_core::record_in_current_span("principal", &tracing::field::display(principal.id()));
     if let Some(draft) = request.extensions().get::<AuditDraft>() {
         draft.update(|record| record.principal = Some(principal.clone()));
     }

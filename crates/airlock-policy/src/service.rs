@@ -68,7 +68,7 @@ where
                 record.would_have = would_have;
             });
         }
-        tracing::Span::current().record("rule", decision.rule());
+        airlock_core::record_in_current_span("rule", &decision.rule());
         // Only a denial needs its text: allowed requests pay for no formatting.
         let denial = match &decision {
             Decision::Deny { reason, .. } => {
