@@ -111,6 +111,14 @@ impl TokenValidator for IssuerRouter {
         })
     }
 
+    /// Known to the provider that verified it: a token is in no other
+    /// provider's cache, as no other one accepts its issuer.
+    fn known(&self, token: &str) -> Option<Principal> {
+        self.validators
+            .iter()
+            .find_map(|validator| validator.known(token))
+    }
+
     fn audience(&self) -> Option<&str> {
         self.validators.first().and_then(TokenValidator::audience)
     }

@@ -47,6 +47,12 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        if let Some((principal, caller)) = self.known(&request) {
+            // Admitted at once: the stack below (ready, see `poll_ready`)
+            // is called now, not cloned to be called after a wait.
+            let called = self.inner.call(admitted(request, principal, caller));
+            return Box::pin(async move { Ok(called.await?.map(AirlockBody::new)) });
+        }
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
@@ -55,7 +61,6 @@ where
         {
             return Box::pin(connect(inner, shared, request));
         }
-        let mut request = request;
         Box::pin(async move {
             let audience = shared.validator.audience().unwrap_or("this gateway");
             // Inside a tunnel opened with Proxy-Authorization, its token
@@ -84,12 +89,7 @@ where
                 },
             };
             match verified {
-                Ok((principal, caller)) => {
-                    if let Some(caller) = caller {
-                        request.extensions_mut().insert(caller);
-                    }
-                    admit(inner, request, principal).await
-                }
+                Ok((principal, caller)) => admit(inner, request, principal, caller).await,
                 Err(error) => {
                     let error = refusal(error, &shared, &request);
                     let error = if tunnel.is_some() {
@@ -129,7 +129,7 @@ where
         Ok(principal) => {
             request.headers_mut().remove(PROXY_AUTHORIZATION);
             request.extensions_mut().insert(token);
-            admit(inner, request, principal).await
+            admit(inner, request, principal, None).await
         }
         Err(error @ (AuthError::GroupsUnresolved { .. } | AuthError::KeysUnavailable(_))) => {
             Ok(refusal(error, &shared, &request).into_response_for(&request))
@@ -141,17 +141,56 @@ where
     }
 }
 
+impl<S> IdentityService<S> {
+    /// The principal of a request whose bearer token the validator knows
+    /// without waiting, and the caller's token when it is kept. Not for a
+    /// `CONNECT` or a request inside a tunnel (their tokens come from
+    /// elsewhere), nor for a token that is not well-formed: those take the
+    /// waiting path, which refuses them as it always did.
+    fn known<B>(&self, request: &Request<B>) -> Option<(Principal, Option<CallerToken>)> {
+        if request.method() == Method::CONNECT
+            || request.extensions().get::<TunnelToken>().is_some()
+        {
+            return None;
+        }
+        let validator = &self.shared.validator;
+        let token = bearer_token(request.headers(), validator.max_token_bytes(), "").ok()?;
+        let principal = validator.known(token)?;
+        let caller = self
+            .shared
+            .keep_caller_token
+            .then(|| CallerToken::new(token));
+        Some((principal, caller))
+    }
+}
+
 /// Passes the request on as `principal`, its credential removed.
 async fn admit<S, B, ResBody>(
     mut inner: S,
-    mut request: Request<B>,
+    request: Request<B>,
     principal: Principal,
+    caller: Option<CallerToken>,
 ) -> Result<Response<AirlockBody>, S::Error>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
+    let response = inner.call(admitted(request, principal, caller)).await?;
+    Ok(response.map(AirlockBody::new))
+}
+
+/// `request` as `principal` sends it on: its credential removed, the
+/// principal (and the caller's token, when kept) in its extensions, the
+/// span and the audit draft told who it is.
+fn admitted<B>(
+    mut request: Request<B>,
+    principal: Principal,
+    caller: Option<CallerToken>,
+) -> Request<B> {
+    if let Some(caller) = caller {
+        request.extensions_mut().insert(caller);
+    }
     // The client's credential stops here: nothing further in (or beyond)
     // the stack sees it.
     request.headers_mut().remove(AUTHORIZATION);
@@ -160,8 +199,7 @@ where
         draft.update(|record| record.principal = Some(principal.clone()));
     }
     request.extensions_mut().insert(principal);
-    let response = inner.call(request).await?;
-    Ok(response.map(AirlockBody::new))
+    request
 }
 
 /// The error a refused token is answered with, its challenge naming the

@@ -22,6 +22,16 @@ pub trait TokenValidator: Send + Sync + 'static {
     /// Verifies `token` and says who it belongs to.
     fn validate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Principal, AuthError>>;
 
+    /// The principal of `token` when it is known without waiting (e.g. a
+    /// token verified before and still valid, in a cache); `None` means
+    /// "ask [`validate`](Self::validate)", which must then give the same
+    /// answer. The identity layer admits such a request at once, without
+    /// setting up a wait (default: `None`, always ask).
+    fn known(&self, token: &str) -> Option<Principal> {
+        let _ = token;
+        None
+    }
+
     /// The audience clients should request a token for, named in the "no
     /// token" answer.
     fn audience(&self) -> Option<&str> {
@@ -127,11 +137,10 @@ impl JwtValidator {
 
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let inner = &*self.inner;
-        let now = SystemTime::now();
-        if let Some(principal) = inner.cache.get(token, now) {
-            inner.metrics.validated("cached");
+        if let Some(principal) = self.known(token) {
             return Ok(principal);
         }
+        let now = SystemTime::now();
         if token.len() > inner.max_token_bytes {
             return Err(AuthError::TooLarge {
                 limit: inner.max_token_bytes,
@@ -275,6 +284,14 @@ impl TokenValidator for JwtValidator {
             }
             verified
         })
+    }
+
+    /// A token this validator verified before, until it expires (or its
+    /// groups are due to be asked for again).
+    fn known(&self, token: &str) -> Option<Principal> {
+        let principal = self.inner.cache.get(token, SystemTime::now())?;
+        self.inner.metrics.validated("cached");
+        Some(principal)
     }
 
     fn audience(&self) -> Option<&str> {

@@ -1,14 +1,21 @@
 //! `IdentityLayer` in front of a tower service: the 401s a client sees, and
 //! what reaches the service when the token is good.
 
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use airlock_core::PrincipalKind;
+use airlock_core::{Principal, PrincipalKind};
 use airlock_identity::IdentityLayer;
 use airlock_sim::TokenSpec;
-use http::StatusCode;
+use bytes::Bytes;
 use http::header::AUTHORIZATION;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
 use serde_json::json;
+use tower::{Layer as _, Service, ServiceExt as _};
 
 use crate::support::{TENANT, request, start, through};
 
@@ -301,4 +308,84 @@ async fn bearer_value_with_foreign_characters_is_401() {
         UNAUTHENTICATED,
         "the token is not a well-formed JWT: the Bearer value contains characters a token cannot have",
     );
+}
+
+/// What reached [`Counted`]: the principal, and whether the client's
+/// `Authorization` header came along.
+#[derive(Clone)]
+struct Reached {
+    principal: Option<Principal>,
+    credential: bool,
+}
+
+/// A service that answers 200, keeps what reached it, and counts its clones.
+#[derive(Default)]
+struct Counted {
+    clones: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Reached>>>,
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        self.clones.fetch_add(1, Ordering::SeqCst);
+        Self {
+            clones: Arc::clone(&self.clones),
+            seen: Arc::clone(&self.seen),
+        }
+    }
+}
+
+impl Service<Request<()>> for Counted {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<()>) -> Self::Future {
+        self.seen.lock().unwrap().push(Reached {
+            principal: request.extensions().get::<Principal>().cloned(),
+            credential: request.headers().contains_key(AUTHORIZATION),
+        });
+        std::future::ready(Ok(Response::new(Full::new(Bytes::from_static(b"ok")))))
+    }
+}
+
+/// A token verified before is admitted at once, as it was the first time,
+/// without the stack below being cloned to wait on the verification.
+#[tokio::test]
+async fn a_known_token_is_admitted_at_once_as_it_was_when_verified() {
+    let (issuer, layer) = layer().await;
+    let token = issuer.mint(&TokenSpec::agent());
+    let inner = Counted::default();
+    let (clones, seen) = (Arc::clone(&inner.clones), Arc::clone(&inner.seen));
+    let mut service = layer.layer(inner);
+    for _ in 0..2 {
+        let request = request(&[&format!("Bearer {token}")]);
+        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    for reached in &seen {
+        assert_eq!(
+            reached.principal.as_ref().map(Principal::id),
+            Some("00000000-0000-0000-0000-0000000000a1")
+        );
+        assert!(
+            !reached.credential,
+            "the client's credential went past the layer"
+        );
+    }
+    // Verified once, waiting for the keys: one clone; then known: none.
+    assert_eq!(clones.load(Ordering::SeqCst), 1);
+
+    // A token never seen waits again.
+    let other = issuer.mint(&TokenSpec::approver());
+    let request = request(&[&format!("Bearer {other}")]);
+    let response = service.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(clones.load(Ordering::SeqCst), 2);
 }

@@ -57,11 +57,12 @@ async fn each_token_is_verified_by_the_provider_its_issuer_names_and_no_other() 
     .unwrap();
     assert_eq!(router.audience(), Some(AUDIENCE));
 
-    let person = router
-        .validate(&entra.mint(&TokenSpec::approver()))
-        .await
-        .unwrap();
+    let person_token = entra.mint(&TokenSpec::approver());
+    assert_eq!(router.known(&person_token), None, "not verified yet");
+    let person = router.validate(&person_token).await.unwrap();
     assert_eq!(person.id(), TokenSpec::approver().object_id);
+    // Verified once: known at once, to the provider that verified it.
+    assert_eq!(router.known(&person_token), Some(person.clone()));
     let builder_sa = "system:serviceaccount:agents:builder";
     let workload = router
         .validate(&aks.sign(
