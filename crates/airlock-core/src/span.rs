@@ -9,8 +9,9 @@ use tracing::field::Value;
 ///
 /// The same as `Span::current().record(field, value)`, without taking a
 /// handle to the span: a handle is a reference count in the subscriber's
-/// registry, taken and released again, and on a request path that records
-/// three fields it was a third of what recording them cost.
+/// registry, taken and released again on every record (with the three
+/// records of the gateway's request path, 1.3% of its instructions per
+/// request; see `docs/bench/notes.md`).
 ///
 /// ```
 /// use tracing::field::{Empty, display};
