@@ -104,10 +104,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match airlock_gateway::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -123,6 +120,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    tracing::info!(scheduler = ?runtime.handle().runtime_flavor(), "async runtime started");
     let code = match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(error) => {

@@ -5,20 +5,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use airlock_core::REQUEST_ID_HEADER;
 use airlock_demo::AgentClient;
 use airlock_sim::TokenSpec;
-use airlock_store::SqliteStore;
 use http::StatusCode;
 
 const UPSTREAM_TOKEN: &str = "crash-test-upstream-token";
 const ALLOW_ALL: &str = "[[rule]]\nname = \"allow-all\"\neffect = \"allow\"\nactions = [\"*\"]\ndata_actions = [\"*\"]\n";
 
-use crate::support::Stack;
+use crate::support::{Stack, assert_each_recorded_once};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_completed_response_survives_a_sigkill_of_the_gateway() {
@@ -60,29 +58,6 @@ async fn every_completed_response_survives_a_sigkill_of_the_gateway() {
     }
     let completed = completed.lock().unwrap().clone();
 
-    let store = SqliteStore::open(stack.file("airlock.db")).await.unwrap();
-    let report = store.verify().await.unwrap();
-    assert!(report.is_ok(), "{report:?}");
-    let mut pages = store.events_since(std::time::UNIX_EPOCH);
-    let mut stored: HashMap<String, usize> = HashMap::new();
-    while let Some(page) = pages.next_page().await.unwrap() {
-        for chained in page {
-            *stored
-                .entry(chained.event.request_id.unwrap_or_default())
-                .or_default() += 1;
-        }
-    }
-    let missing: Vec<_> = completed
-        .iter()
-        .filter(|id| stored.get(*id) != Some(&1))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} completed responses have no (or more than one) event: {:?}",
-        missing.len(),
-        completed.len(),
-        &missing[..missing.len().min(5)]
-    );
-    drop(store);
+    assert_each_recorded_once(&stack.file("airlock.db"), &completed).await;
     stack.shutdown().await;
 }

@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod logs;
 mod observe;
+mod one_cpu;
 mod quota;
 mod replay;
 mod replicas;

@@ -23,22 +23,19 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
-    /// Starts `airlock serve --config {dir}/airlock.toml` (logging to
+    /// Starts `airlock serve --config {dir}/airlock.toml` as `launch` says (logging to
     /// `{dir}/airlock.log`) and waits until `base_url` answers `/readyz`.
-    pub(crate) async fn serve(dir: &std::path::Path, base_url: &str) -> Self {
+    pub(crate) async fn launch(dir: &std::path::Path, base_url: &str, launch: Launch) -> Self {
         use std::time::{Duration, Instant};
         let log_path = dir.join("airlock.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut gateway = Gateway(
-            std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-                .args(["serve", "--config"])
-                .arg(dir.join("airlock.toml"))
-                .env("RUST_LOG", "warn")
-                .stdout(std::process::Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
+        let mut command = launch.command();
+        command
+            .args(["serve", "--config"])
+            .arg(dir.join("airlock.toml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        let mut gateway = Gateway(command.spawn().unwrap());
         let log_text = || std::fs::read_to_string(&log_path).unwrap_or_default();
         let probe = airlock_demo::AgentClient::new(base_url, None).unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -55,6 +52,33 @@ impl Gateway {
             );
             assert!(Instant::now() < deadline, "not ready:\n{}", log_text());
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// How the `airlock` process is started.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Launch {
+    /// As it is, logging warnings only.
+    Plain,
+    /// Pinned to one CPU (`taskset -c 0`), logging at `info`.
+    OneCpu,
+}
+
+impl Launch {
+    fn command(self) -> std::process::Command {
+        let airlock = env!("CARGO_BIN_EXE_airlock");
+        match self {
+            Self::Plain => {
+                let mut command = std::process::Command::new(airlock);
+                command.env("RUST_LOG", "warn");
+                command
+            }
+            Self::OneCpu => {
+                let mut command = std::process::Command::new("taskset");
+                command.args(["-c", "0", airlock]).env("RUST_LOG", "info");
+                command
+            }
         }
     }
 }
@@ -80,6 +104,16 @@ impl Stack {
         policy: &str,
         edit: impl FnOnce(String) -> String,
     ) -> Self {
+        Self::launch(upstream_token, policy, edit, Launch::Plain).await
+    }
+
+    /// As [`Stack::start`], the gateway launched as `launch` says.
+    pub(crate) async fn launch(
+        upstream_token: &str,
+        policy: &str,
+        edit: impl FnOnce(String) -> String,
+        launch: Launch,
+    ) -> Self {
         let sim = airlock_sim::SimAzure::builder()
             .expected_token(upstream_token)
             .start()
@@ -97,7 +131,7 @@ impl Stack {
             .render();
         std::fs::write(dir.path().join("airlock.toml"), edit(config)).unwrap();
         let url = format!("http://127.0.0.1:{port}");
-        let gateway = Gateway::serve(dir.path(), &url).await;
+        let gateway = Gateway::launch(dir.path(), &url, launch).await;
         Self {
             sim,
             issuer,
@@ -125,4 +159,32 @@ impl Stack {
         self.sim.shutdown().await;
         self.issuer.shutdown().await;
     }
+}
+
+/// Verifies the SQLite trail at `database` and asserts that each of
+/// `request_ids` has exactly one event in it.
+pub(crate) async fn assert_each_recorded_once(database: &std::path::Path, request_ids: &[String]) {
+    let store = airlock_store::SqliteStore::open(database).await.unwrap();
+    let report = store.verify().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    let mut pages = store.events_since(std::time::UNIX_EPOCH);
+    let mut stored: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    while let Some(page) = pages.next_page().await.unwrap() {
+        for chained in page {
+            *stored
+                .entry(chained.event.request_id.unwrap_or_default())
+                .or_default() += 1;
+        }
+    }
+    let missing: Vec<_> = request_ids
+        .iter()
+        .filter(|id| stored.get(*id) != Some(&1))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} completed responses have no (or more than one) event: {:?}",
+        missing.len(),
+        request_ids.len(),
+        &missing[..missing.len().min(5)]
+    );
 }

@@ -81,8 +81,13 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// On the runtime the `airlock` binary picks for the CPUs it may use
+/// ([`airlock_gateway::runtime`]), so that it is compared on equal terms.
+fn main() -> anyhow::Result<()> {
+    airlock_gateway::runtime()?.block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let args = Args::parse();
     let upstream = Arc::new(upstream_from_args(&args)?);
 

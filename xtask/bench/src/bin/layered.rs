@@ -82,8 +82,13 @@ type Service = BoxCloneSyncService<Request<AirlockBody>, Response<AirlockBody>, 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// On the runtime the `airlock` binary picks for the CPUs it may use
+/// ([`airlock_gateway::runtime`]), so that it is compared on equal terms.
+fn main() -> anyhow::Result<()> {
+    airlock_gateway::runtime()?.block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let args = Args::parse();
     let listener = TcpListener::bind(args.listen)
         .await
