@@ -189,10 +189,10 @@ const COMPARISONS: &[Comparison] = &[
 pub(crate) struct BenchArgs {
     /// How long to load each target: `10s`, `500ms`, `1m`.
     #[arg(long, default_value = "10s", value_parser = duration::parse)]
-    duration: Duration,
+    pub(crate) duration: Duration,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
-    connections: u32,
+    pub(crate) connections: u32,
     /// Which targets to load, comma-separated.
     #[arg(
         long,
@@ -228,7 +228,7 @@ pub(crate) struct BenchArgs {
     /// loaded in the same run with the same configuration as `gateway`:
     /// the report then shows the change's effect beside the bare proxy.
     #[arg(long)]
-    baseline: Option<PathBuf>,
+    pub(crate) baseline: Option<PathBuf>,
     /// Events in the trail `airlock policy replay` reads in the replay probe.
     #[arg(long, default_value_t = 1_000_000)]
     replay_events: u64,
@@ -267,7 +267,7 @@ pub(crate) struct BenchArgs {
     /// With `--instructions`: copy each target's callgrind dump into this
     /// directory (`<label>.callgrind.out`), to read with `callgrind_annotate`.
     #[arg(long, requires = "instructions")]
-    keep_dumps: Option<PathBuf>,
+    pub(crate) keep_dumps: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -398,27 +398,6 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
             .with_context(|| format!("building the {profile} binaries failed"))?;
     }
     let bin_dir = target_dir(sh)?.join(profile);
-    if args.instructions {
-        let generator = Generator::choose(args.generator, &bin_dir)?;
-        return crate::instructions::run(
-            sh,
-            &bin_dir,
-            args.baseline.as_deref(),
-            args.connections,
-            args.duration,
-            &generator,
-            args.keep_dumps.as_deref(),
-        );
-    }
-    let nginx = if targets.contains(&Target::Nginx) {
-        if apt::find_program("nginx").is_none() {
-            apt::install(sh, &["nginx"])?;
-        }
-        Some(apt::find_program("nginx").ok_or_else(|| anyhow!("nginx is not installed"))?)
-    } else {
-        None
-    };
-
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let (generator_cpus, server_cpus) = if args.no_pin || cpus < 2 {
         (None, None)
@@ -440,6 +419,19 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
         ),
         _ => format!("none: the load generator and the servers share {cpus} CPUs"),
     };
+    if args.instructions {
+        let generator = Generator::choose(args.generator, &bin_dir)?;
+        return crate::instructions::run(sh, &bin_dir, args, server_cpus, &generator);
+    }
+    let nginx = if targets.contains(&Target::Nginx) {
+        if apt::find_program("nginx").is_none() {
+            apt::install(sh, &["nginx"])?;
+        }
+        Some(apt::find_program("nginx").ok_or_else(|| anyhow!("nginx is not installed"))?)
+    } else {
+        None
+    };
+
     let (warm_up, duration, rounds) = if args.quick {
         (QUICK, QUICK, 1)
     } else {

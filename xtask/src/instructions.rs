@@ -12,6 +12,8 @@
 //! share is printed apart, as it is much smaller on the real CPU. The
 //! layered stacks (Airlock's layers without the gateway's own wrappers)
 //! are counted beside the gateway, so what the wrappers cost shows too.
+//! The servers are pinned to the CPUs the report gives them, so each runs
+//! the runtime it runs there.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,7 +24,8 @@ use xshell::Shell;
 
 use crate::apt;
 use crate::bench::{
-    Extra, Mode, Store, Target, start_bare_proxy_under, start_gateway, start_layered, start_sim,
+    BenchArgs, Extra, Mode, Store, Target, start_bare_proxy_under, start_gateway, start_layered,
+    start_sim,
 };
 use crate::load::{Generator, LoadSpec};
 use crate::process::Children;
@@ -55,12 +58,12 @@ enum Server {
 pub(crate) fn run(
     sh: &Shell,
     bin_dir: &Path,
-    baseline: Option<&Path>,
-    connections: u32,
-    duration: Duration,
+    args: &BenchArgs,
+    server_cpus: Option<String>,
     generator: &Generator,
-    keep_dumps: Option<&Path>,
 ) -> anyhow::Result<()> {
+    let (baseline, keep_dumps) = (args.baseline.as_deref(), args.keep_dumps.as_deref());
+    let (connections, duration) = (args.connections, args.duration);
     if apt::find_program("valgrind").is_none() {
         apt::install(sh, &["valgrind"])?;
     }
@@ -110,7 +113,10 @@ pub(crate) fn run(
         crate::duration::describe(WARM_UP)
     );
     let work_dir = sh.create_temp_dir()?;
+    // Pinned as the report pins them, so each server picks the runtime it
+    // runs on there (`airlock_gateway::runtime`: one CPU, current-thread).
     let mut children = Children::default();
+    children.cpus = server_cpus;
     let (sim_url, issuer) = start_sim(&mut children, bin_dir, work_dir.path(), &[])?;
     let authorization = format!("Bearer {}", issuer.agent_token);
     let mut rows = Vec::new();
