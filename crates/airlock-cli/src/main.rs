@@ -120,7 +120,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(scheduler = ?runtime.handle().runtime_flavor(), "async runtime started");
     let code = match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(error) => {
@@ -128,7 +127,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     };
-    telemetry.shutdown();
+    // The exporter's last batch goes out through tasks on the runtime,
+    // which a current-thread runtime only runs while something blocks on
+    // it: the SDK's blocking shutdown waits on a thread of its own.
+    let flushed =
+        runtime.block_on(async { tokio::task::spawn_blocking(move || telemetry.shutdown()).await });
+    if flushed.is_err() {
+        eprintln!("warning: the trace exporter's shutdown failed");
+    }
     code
 }
 
@@ -167,6 +173,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config } => {
             let config = airlock_gateway::Config::load(&config)?;
+            let scheduler = tokio::runtime::Handle::current().runtime_flavor();
+            tracing::info!(?scheduler, "starting the gateway");
             let gateway = airlock_gateway::Gateway::start(config).await?;
             tokio::select! {
                 () = shutdown_signal() => {}

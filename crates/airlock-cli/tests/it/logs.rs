@@ -5,7 +5,7 @@
 //! built without that feature refuses to start rather than drop them.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use airlock_demo::{AgentClient, LocalConfig};
@@ -23,10 +23,15 @@ struct Served {
     _dir: tempfile::TempDir,
 }
 
-use crate::support::{Gateway, free_port};
+use crate::support::{Gateway, Launch, free_port};
 
 impl Served {
     async fn start(log: &str) -> Self {
+        Self::launch(log, Launch::Plain).await
+    }
+
+    /// As [`Served::start`], the gateway launched as `launch` says.
+    async fn launch(log: &str, launch: Launch) -> Self {
         let sim = SimAzure::builder().start().await.unwrap();
         let issuer = DevIssuer::start(airlock_sim::TENANT_ID).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -44,7 +49,8 @@ impl Served {
         std::fs::write(&file, config).unwrap();
         let log_file = dir.path().join("airlock.log");
         let gateway = Gateway(
-            Command::new(env!("CARGO_BIN_EXE_airlock"))
+            launch
+                .command()
                 .args(["serve", "--config"])
                 .arg(&file)
                 .env("RUST_LOG", "info")
@@ -158,6 +164,19 @@ async fn span_export_without_the_otel_feature_refuses_to_start() {
 #[cfg(feature = "otel")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_spans_reach_an_otlp_collector() {
+    spans_reach_a_collector(Launch::Plain).await;
+}
+
+/// The same on one CPU, where the gateway's runtime is the current-thread
+/// one: the last batch is still exported at shutdown.
+#[cfg(feature = "otel")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_cpu_request_spans_reach_an_otlp_collector() {
+    spans_reach_a_collector(Launch::OneCpu).await;
+}
+
+#[cfg(feature = "otel")]
+async fn spans_reach_a_collector(launch: Launch) {
     use std::sync::{Arc, Mutex};
 
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -182,7 +201,7 @@ async fn request_spans_reach_an_otlp_collector() {
     let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, collector).await });
 
-    let served = Served::start(&format!("otlp_endpoint = \"{endpoint}\"")).await;
+    let served = Served::launch(&format!("otlp_endpoint = \"{endpoint}\""), launch).await;
     served.ready().await;
     let token = served.issuer.mint(&airlock_sim::TokenSpec::agent());
     let agent = AgentClient::new(&served.url, None)
@@ -200,7 +219,7 @@ async fn request_spans_reach_an_otlp_collector() {
         .to_owned();
 
     // A graceful stop flushes the batch.
-    let stopped = Command::new("kill")
+    let stopped = std::process::Command::new("kill")
         .args(["-TERM", &served.gateway.0.id().to_string()])
         .status()
         .unwrap();

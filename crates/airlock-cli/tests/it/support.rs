@@ -66,7 +66,8 @@ pub(crate) enum Launch {
 }
 
 impl Launch {
-    fn command(self) -> std::process::Command {
+    /// The command up to `airlock`'s arguments.
+    pub(crate) fn command(self) -> std::process::Command {
         let airlock = env!("CARGO_BIN_EXE_airlock");
         match self {
             Self::Plain => {
