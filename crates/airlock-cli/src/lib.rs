@@ -9,7 +9,10 @@
 pub mod approvals;
 pub mod audit;
 pub mod ca;
+mod error_text;
 pub mod explain;
 pub mod quota;
 pub mod replay;
 pub mod roles;
+
+pub use error_text::error_text;

@@ -116,14 +116,14 @@ fn main() -> ExitCode {
     let telemetry = match telemetry::init(filter, &log_config(&cli.command), runtime.handle()) {
         Ok(telemetry) => telemetry,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", airlock_cli::error_text(error.as_ref()));
             return ExitCode::FAILURE;
         }
     };
     let code = match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", airlock_cli::error_text(error.as_ref()));
             ExitCode::FAILURE
         }
     };

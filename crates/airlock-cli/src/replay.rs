@@ -72,7 +72,7 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
             }
         }
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", crate::error_text(error.as_ref()));
             ExitCode::from(2)
         }
     }

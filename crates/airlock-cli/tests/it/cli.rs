@@ -168,6 +168,12 @@ fn a_missing_config_file_is_named() {
         stderr.contains("cannot read config file /nonexistent/airlock.toml"),
         "{stderr}"
     );
+    // The cause is said once, not again after the message that holds it.
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
 }
 
 #[test]
