@@ -337,7 +337,7 @@ impl Target {
                 "a hyper-util pass-through proxy (`xtask/bench/src/bin/bare-proxy.rs`) that swaps the credential: the least any proxy must do"
             }
             Target::Nginx => {
-                "nginx `proxy_pass` with keep-alive to the upstream, one process (`master_process off`), access log off, swapping the `Authorization` header"
+                "nginx `proxy_pass` with keep-alive to the upstream (no connection closed after 1 000 requests, on either side), one process (`master_process off`), access log off, swapping the `Authorization` header"
             }
             Target::LayeredIdentity => {
                 "Airlock's layers stacked by hand in front of airlock-upstream (`xtask/bench/src/bin/layered.rs`), none of the gateway's own: the identity layer only (token verified, cached)"
@@ -415,7 +415,7 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     };
     let pinning = match (&generator_cpus, &server_cpus) {
         (Some(generator), Some(servers)) => format!(
-            "load generator on CPU {generator} (one wrk thread), every server on CPU {servers} (`taskset -c`)"
+            "load generator on CPU {generator} (one wrk thread), every server on CPU {servers} (`taskset -c`); on one CPU the bare proxy, the layered stacks and the gateway run tokio's current-thread scheduler (`airlock_gateway::runtime`)"
         ),
         _ => format!("none: the load generator and the servers share {cpus} CPUs"),
     };
@@ -1123,9 +1123,14 @@ http {{
     fastcgi_temp_path {temp}/fastcgi;
     uwsgi_temp_path {temp}/uwsgi;
     scgi_temp_path {temp}/scgi;
+    # Keep-alive connections are not closed after 1 000 requests (nginx's
+    # default), on either side: the other targets never close them, and an
+    # open-loop run counted each close as an error.
+    keepalive_requests 1000000;
     upstream sim {{
         server {upstream};
         keepalive 128;
+        keepalive_requests 1000000;
     }}
     server {{
         listen {address};
