@@ -693,10 +693,9 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                 .filter(|(_, spec)| spec.ca.is_none())
                 .map(|(target, spec)| (target.label(), spec.clone()))
                 .collect();
-            for _ in 0..rounds {
-                let probe = open_loop::probe(&loadgen, &targets, (rate, Basis::Asked), duration)?;
-                println!("{}", probe.describe());
-            }
+            let probe =
+                open_loop::probe(&loadgen, &targets, (rate, Basis::Asked), duration, rounds)?;
+            println!("{}", probe.describe());
         }
         return Ok(());
     }
@@ -746,7 +745,13 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     let open_loop = match median_rps(Target::Bare) {
         Some(rps) => {
             let targets = at_rate(&[Target::Bare, Target::Nginx, Target::Gateway]);
-            let probe = open_loop::probe(&loadgen, &targets, (rps / 2.0, Basis::Bare), duration)?;
+            let probe = open_loop::probe(
+                &loadgen,
+                &targets,
+                (rps / 2.0, Basis::Bare),
+                duration,
+                rounds,
+            )?;
             println!("{}", probe.describe());
             Some(probe)
         }
@@ -757,8 +762,8 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
     let unsaturated = match (median_rps(Target::Bare), median_rps(Target::Gateway)) {
         (Some(_), Some(rps)) => {
             let targets = at_rate(&[Target::Bare, Target::Gateway, Target::GatewayUnrecorded]);
-            let probe =
-                open_loop::probe(&loadgen, &targets, (rps / 2.0, Basis::Gateway), duration)?;
+            let basis = (rps / 2.0, Basis::Gateway);
+            let probe = open_loop::probe(&loadgen, &targets, basis, duration, rounds)?;
             println!("{}", probe.describe());
             Some(probe)
         }

@@ -70,7 +70,7 @@ pub(crate) struct Spread {
 
 impl Spread {
     /// `None` for no values.
-    fn of(values: &[f64]) -> Option<Spread> {
+    pub(crate) fn of(values: &[f64]) -> Option<Spread> {
         (!values.is_empty()).then(|| Spread {
             median: median(values),
             low: values.iter().copied().fold(f64::INFINITY, f64::min),
