@@ -1,12 +1,13 @@
 //! Child processes for the bench: started, waited on until ready (polling
 //! with a deadline, never a fixed sleep), and always killed at the end.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -232,10 +233,14 @@ impl Children {
         Ok(())
     }
 
+    /// The exit status of the child `name` started last, if it has exited
+    /// (several targets run a binary of one name: the one being waited on
+    /// is the newest).
     fn exited(&mut self, name: &str) -> Option<std::process::ExitStatus> {
         let running = self
             .running
             .iter_mut()
+            .rev()
             .find(|running| running.name == name)?;
         running.child.try_wait().ok().flatten()
     }
@@ -305,12 +310,22 @@ pub(crate) fn pinned(command: Command, cpus: Option<&str>) -> Command {
     wrapped
 }
 
-/// A loopback port that was free a moment ago: bind port 0, read the port,
-/// let the listener go.
+/// A loopback port that was free a moment ago (bind port 0, read the port,
+/// let the listener go) and that this run has not handed out before: the
+/// kernel may give a port just let go again, and a gateway given one port
+/// for both its listeners refuses to start.
 pub(crate) fn free_loopback_port() -> anyhow::Result<u16> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind a loopback port")?;
-    Ok(listener.local_addr()?.port())
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(PoisonError::into_inner);
+    for _ in 0..1000 {
+        let listener =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind a loopback port")?;
+        let port = listener.local_addr()?.port();
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
+    bail!("every free loopback port offered was one this run had handed out already")
 }
 
 /// The status code of a plain HTTP/1.1 `GET`, over std's blocking TCP: the
@@ -352,4 +367,43 @@ pub(crate) fn log_tail(path: &Path) -> String {
         .iter()
         .map(|line| format!("  | {line}\n"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_loopback_port;
+
+    #[test]
+    fn no_port_is_handed_out_twice() {
+        let ports: Vec<u16> = (0..200).map(|_| free_loopback_port().unwrap()).collect();
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len());
+    }
+
+    #[test]
+    fn a_gateway_that_exits_is_reported_at_once_not_after_the_timeout() {
+        let shell = xshell::Shell::new().unwrap();
+        let dir = shell.create_temp_dir().unwrap();
+        let mut children = super::Children::default();
+        // An older child of the same name, still running.
+        let mut sleeping = std::process::Command::new("sh");
+        sleeping.args(["-c", "exec sleep 30"]);
+        children
+            .spawn_logged("sh", sleeping, &dir.path().join("a.log"))
+            .unwrap();
+        let mut failing = std::process::Command::new("sh");
+        failing.args(["-c", "echo 'error: bad config' >&2; exit 3"]);
+        children
+            .spawn_logged("sh", failing, &dir.path().join("b.log"))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], free_loopback_port().unwrap()));
+        let error = children
+            .wait_for_http_ok("sh", address, "/healthz", &dir.path().join("b.log"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("exited"), "{error}");
+        assert!(error.contains("bad config"), "{error}");
+        assert!(started.elapsed() < super::READY_TIMEOUT / 2, "{error}");
+    }
 }
