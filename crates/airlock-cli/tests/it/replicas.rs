@@ -24,7 +24,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::support::free_port;
+use crate::support::{assert_counted_once, free_port};
 
 const UPSTREAM_TOKEN: &str = "replicas-test-upstream-token";
 const PASSWORD_ENV: &str = "AIRLOCK_TEST_DB_PASSWORD";
@@ -499,17 +499,7 @@ async fn the_database_stopped_mid_traffic_fails_closed_and_both_replicas_recover
             m
         });
     let completed = completed.lock().unwrap().clone();
-    let missing: Vec<&String> = completed
-        .iter()
-        .filter(|id| stored.get(*id) != Some(&1))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} completed requests have no event, or several: {:?}",
-        missing.len(),
-        completed.len(),
-        &missing[..missing.len().min(5)]
-    );
+    assert_counted_once(&stored, &completed);
     let (ok, report) = cli(&b, &["audit", "verify"]);
     assert!(ok, "{report}");
     println!(

@@ -177,6 +177,15 @@ pub(crate) async fn assert_each_recorded_once(database: &std::path::Path, reques
                 .or_default() += 1;
         }
     }
+    assert_counted_once(&stored, request_ids);
+}
+
+/// Asserts that `stored` (request id → events stored with it) counts each
+/// of `request_ids` exactly once.
+pub(crate) fn assert_counted_once(
+    stored: &std::collections::HashMap<String, usize>,
+    request_ids: &[String],
+) {
     let missing: Vec<_> = request_ids
         .iter()
         .filter(|id| stored.get(*id) != Some(&1))
