@@ -14,9 +14,8 @@ use airlock_sim::TokenSpec;
 use http::StatusCode;
 
 const UPSTREAM_TOKEN: &str = "crash-test-upstream-token";
-const ALLOW_ALL: &str = "[[rule]]\nname = \"allow-all\"\neffect = \"allow\"\nactions = [\"*\"]\ndata_actions = [\"*\"]\n";
 
-use crate::support::{Stack, assert_each_recorded_once};
+use crate::support::{ALLOW_ALL, Stack, assert_each_recorded_once};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_completed_response_survives_a_sigkill_of_the_gateway() {

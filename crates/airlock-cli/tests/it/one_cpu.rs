@@ -10,10 +10,9 @@ use airlock_demo::AgentClient;
 use airlock_sim::TokenSpec;
 use http::StatusCode;
 
-use crate::support::{Launch, Stack, assert_each_recorded_once};
+use crate::support::{ALLOW_ALL, Launch, Stack, assert_each_recorded_once};
 
 const UPSTREAM_TOKEN: &str = "one-cpu-upstream-token";
-const ALLOW_ALL: &str = "[[rule]]\nname = \"allow-all\"\neffect = \"allow\"\nactions = [\"*\"]\ndata_actions = [\"*\"]\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinned_to_one_cpu_the_gateway_serves_records_and_stops_on_sigterm() {

@@ -14,10 +14,9 @@ use airlock_store::SqliteStore;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::support::Stack;
+use crate::support::{ALLOW_ALL, Stack};
 
 const UPSTREAM_TOKEN: &str = "replay-test-upstream-token";
-const ALLOW_ALL: &str = "[[rule]]\nname = \"allow-all\"\neffect = \"allow\"\nactions = [\"*\"]\ndata_actions = [\"*\"]\n";
 const NO_NEW_GROUPS: &str = "[[rule]]\nname = \"no-new-groups\"\neffect = \"deny\"\nactions = [\"Microsoft.Resources/subscriptions/resourceGroups/write\"]\n\n[[rule]]\nname = \"allow-all\"\neffect = \"allow\"\nactions = [\"*\"]\ndata_actions = [\"*\"]\n";
 const GROUP_WRITE: &str = "Microsoft.Resources/subscriptions/resourceGroups/write";
 const OPS_AGENT: &str = "00000000-0000-0000-0000-0000000000b1";

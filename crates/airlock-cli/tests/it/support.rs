@@ -3,6 +3,9 @@
 
 use std::process::Child;
 
+/// A policy that allows every action and data action.
+pub(crate) const ALLOW_ALL: &str = "[[rule]]\nname = \"allow-all\"\neffect = \"allow\"\nactions = [\"*\"]\ndata_actions = [\"*\"]\n";
+
 /// A loopback port nobody listens on right now.
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
