@@ -2,8 +2,9 @@
 //! nginx and the gateway each loaded at one fixed rate, half the bare
 //! proxy's saturation, in interleaved rounds, and their p99 compared round
 //! by round (the goal: the gateway adds at most 1 ms; one round's p99 moves
-//! by milliseconds with this VM's hiccups). Closed-loop generators (wrk) hide a stall by sending
-//! less; `loadgen --rate` charges every request from when it was due.
+//! by milliseconds with this VM's hiccups). Closed-loop generators (wrk)
+//! hide a stall by sending less; `loadgen --rate` charges every request
+//! from when it was due.
 
 use std::fmt::Write as _;
 use std::time::Duration;
