@@ -23,6 +23,7 @@ pub mod decision;
 pub mod error;
 pub mod html;
 pub mod http_client;
+pub mod log_capture;
 pub mod memory_budget;
 pub mod operation;
 pub mod operation_pattern;
@@ -46,6 +47,7 @@ pub use error::{
 };
 pub use html::escape_html;
 pub use http_client::{HttpClient, HttpClientError};
+pub use log_capture::LogCapture;
 pub use memory_budget::{MemoryBudget, Share, Uncollected};
 pub use operation::{Operation, Plane, ResourceScope};
 pub use operation_pattern::{OperationPattern, PatternError};

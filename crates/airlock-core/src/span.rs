@@ -38,30 +38,13 @@ pub fn record_in_current_span(field: &str, value: &dyn Value) {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
     use tracing::field::{Empty, display};
 
     use super::*;
 
-    /// The lines a fmt subscriber writes, kept for the test to read.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn declared_fields_are_recorded_in_the_current_span_and_others_ignored() {
-        let lines = Lines::default();
+        let lines = crate::LogCapture::default();
         let writer = lines.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
@@ -77,7 +60,7 @@ mod tests {
             record_in_current_span("operation", &display("undeclared"));
             tracing::info!("inside");
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         assert!(
             text.contains("request{principal=agent-1 rule=\"agents-read\"}"),
             "{text}"

@@ -89,7 +89,7 @@ async fn secrets_come_back_masked_and_stay_out_of_the_logs() {
         String::from_utf8_lossy(&secret.body),
         String::from_utf8_lossy(&keys.body)
     );
-    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let logged = logs.text();
     assert!(logged.contains("request"), "the capture works: {logged}");
     for leaked in [
         airlock_sim::SECRET_VALUE,

@@ -492,23 +492,9 @@ async fn a_denial_keeps_its_comment_and_cannot_be_decided_again() {
     assert_eq!(h.decided_events().len(), 1);
 }
 
-/// Collects what the API logs.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn decisions_are_logged_by_id_and_outcome_never_with_comments_or_justifications() {
-    let captured = Captured::default();
+    let captured = airlock_core::LogCapture::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -537,7 +523,7 @@ async fn decisions_are_logged_by_id_and_outcome_never_with_comments_or_justifica
     assert_eq!(status, StatusCode::CONFLICT);
     h.get("/api/approvals", &dave()).await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains(&approval.id.to_string()), "{logs}");
     assert!(
         logs.contains("approver=\"carol\"") || logs.contains("approver=carol"),

@@ -5,10 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::convert::Infallible;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
-use airlock_core::{AirlockBody, AuditDraft, Operation, Plane, ResourceScope, full};
+use airlock_core::{AirlockBody, AuditDraft, LogCapture, Operation, Plane, ResourceScope, full};
 use airlock_masking::{JsonMasker, MaskContext, MaskRule, Masker, MaskingLayer, TokenKey};
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -30,11 +28,11 @@ const SECRETS: [&str; 6] = [
 /// interest could be cached as "never" by a test on another thread that ran
 /// it first with none, and the line went missing (a flaky failure). Every
 /// test's logs are then checked for secrets, not only this file's.
-fn captured() -> Buffer {
-    static BUFFER: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
+fn captured() -> LogCapture {
+    static BUFFER: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
     BUFFER
         .get_or_init(|| {
-            let buffer = Buffer::default();
+            let buffer = LogCapture::default();
             let writer = buffer.clone();
             tracing_subscriber::fmt()
                 .with_max_level(tracing::Level::TRACE)
@@ -44,20 +42,6 @@ fn captured() -> Buffer {
             buffer
         })
         .clone()
-}
-
-/// A `MakeWriter` appending to a shared buffer.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn op(name: &str) -> Operation {
@@ -157,7 +141,7 @@ fn no_secret_reaches_the_logs() {
             );
         }
     }
-    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let logs = buffer.text();
     // Something was logged (counts and paths), so the check below means something.
     assert!(logs.contains("response masked"), "{logs}");
     assert!(logs.contains("$.keys[0].value"), "{logs}");
