@@ -23,6 +23,9 @@ pub(crate) struct Measured {
     /// The server's own CPU microseconds per request, per round (the
     /// upstream's not included); empty when it could not be read.
     pub(crate) cpu_us: Vec<f64>,
+    /// The simulated Azure's CPU microseconds per request over the same
+    /// rounds (it shares the server's CPU); empty when not read.
+    pub(crate) upstream_cpu_us: Vec<f64>,
 }
 
 /// A target's rounds summarised: medians, and the range of throughput.
@@ -148,6 +151,55 @@ impl std::fmt::Display for CpuAdded {
     }
 }
 
+/// What a throughput goal leaves a target to spend. At saturation the CPU
+/// that runs the target also runs the simulated Azure and is busy
+/// throughout, so a target serves 1 / (its CPU per request + the
+/// simulator's behind it) requests a second; `numerator ≥ goal ×
+/// denominator` then allows the numerator (the denominator's CPU + the
+/// simulator's behind it) / goal − the simulator's behind the numerator,
+/// in server CPU µs per request. Taken round by round, like the ratios.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Budget {
+    /// What the numerator may spend.
+    pub(crate) allowed: Spread,
+    /// What it spends.
+    pub(crate) spent: Spread,
+    /// How busy the shared CPU was under each target (server and
+    /// simulator CPU × throughput; the model holds near 100%).
+    pub(crate) busy: [f64; 2],
+}
+
+impl Budget {
+    /// `None` unless both targets' and the simulator's CPU were measured
+    /// in every round.
+    pub(crate) fn of(numerator: &Measured, denominator: &Measured, goal: f64) -> Option<Budget> {
+        let complete = |target: &Measured| {
+            target.cpu_us.len() == target.rounds.len()
+                && target.upstream_cpu_us.len() == target.rounds.len()
+        };
+        if !(complete(numerator) && complete(denominator)) || goal <= 0.0 {
+            return None;
+        }
+        let total =
+            |target: &Measured, round: usize| target.cpu_us[round] + target.upstream_cpu_us[round];
+        let rounds = numerator.rounds.len().min(denominator.rounds.len());
+        let allowed: Vec<f64> = (0..rounds)
+            .map(|round| total(denominator, round) / goal - numerator.upstream_cpu_us[round])
+            .collect();
+        let busy = |target: &Measured| {
+            let busy: Vec<f64> = (0..target.rounds.len())
+                .map(|round| target.rounds[round].requests_per_second * total(target, round) / 1e6)
+                .collect();
+            median(&busy)
+        };
+        Some(Budget {
+            allowed: Spread::of(&allowed)?,
+            spent: Spread::of(&numerator.cpu_us[..rounds])?,
+            busy: [busy(numerator), busy(denominator)],
+        })
+    }
+}
+
 /// One comparison the report states: `numerator / denominator`, with the
 /// goal it is held to, if any.
 #[derive(Debug, Clone, Copy)]
@@ -217,6 +269,25 @@ pub(crate) fn print(measured: &[Measured], comparisons: &[Comparison]) {
             comparison.label, p99.0.median
         );
     }
+    for (comparison, goal, budget) in budgets(measured, comparisons) {
+        println!(
+            "{:<34} at >= {goal:.2}x may spend {:.1} µs/req, spends {:.1}",
+            comparison.label, budget.allowed.median, budget.spent.median
+        );
+    }
+}
+
+/// Every comparison with a goal whose budget could be measured.
+fn budgets<'a>(
+    measured: &'a [Measured],
+    comparisons: &'a [Comparison],
+) -> impl Iterator<Item = (&'a Comparison, f64, Budget)> + 'a {
+    let find = |label: &str| measured.iter().find(|m| m.label == label);
+    comparisons.iter().filter_map(move |comparison| {
+        let goal = comparison.goal?;
+        let (a, b) = (find(comparison.numerator)?, find(comparison.denominator)?);
+        Some((comparison, goal, Budget::of(a, b, goal)?))
+    })
 }
 
 /// Every comparison whose two targets were both loaded: throughput and p99
@@ -352,6 +423,41 @@ pub(crate) fn write(
             comparison.label, p99.0.median
         );
     }
+    let budgets: Vec<_> = budgets(measured, comparisons).collect();
+    if !budgets.is_empty() {
+        let _ = writeln!(md, "\n## What each goal leaves to spend\n");
+        let _ = writeln!(
+            md,
+            "At saturation one CPU runs both the target and the simulated Azure and is busy throughout (the last column: server and simulator CPU per request × throughput), so a target serves 1 / (its CPU per request + the simulator's behind it) requests a second. A goal `first ≥ g × second` then leaves the first target (the second's CPU + the simulator's behind it) / g − the simulator's behind the first, in server CPU per request: what a change must bring it under. Round by round, medians and ranges.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| goal | may spend, µs/request | spends | over by | CPU busy (first, second) |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+        for (comparison, goal, budget) in budgets {
+            let spread = |spread: Spread| {
+                if spread.high > spread.low {
+                    format!(
+                        "{:.1} ({:.1}–{:.1})",
+                        spread.median, spread.low, spread.high
+                    )
+                } else {
+                    format!("{:.1}", spread.median)
+                }
+            };
+            let _ = writeln!(
+                md,
+                "| {} ≥ {goal:.2}x | {} | {} | {:.2}x | {:.0}%, {:.0}% |",
+                comparison.label,
+                spread(budget.allowed),
+                spread(budget.spent),
+                budget.spent.median / budget.allowed.median,
+                budget.busy[0] * 100.0,
+                budget.busy[1] * 100.0
+            );
+        }
+    }
     for (title, text) in sections {
         let _ = writeln!(md, "\n## {title}\n\n{text}");
     }
@@ -404,6 +510,7 @@ mod tests {
             about: "a target",
             rounds: rounds.iter().map(|&(rps, p99)| result(rps, p99)).collect(),
             cpu_us: Vec::new(),
+            upstream_cpu_us: Vec::new(),
         }
     }
 
@@ -451,6 +558,29 @@ mod tests {
     }
 
     #[test]
+    fn a_goal_leaves_the_denominator_and_simulator_cpu_over_the_goal_less_the_simulators() {
+        // The bare proxy: 15 + 13 µs a request on a busy CPU (35 714/s).
+        let mut bare = target("bare", &[(35_714.0, 2.0), (35_714.0, 2.0)]);
+        let mut gateway = target("gateway", &[(16_129.0, 4.0), (15_625.0, 4.0)]);
+        assert_eq!(Budget::of(&gateway, &bare, 0.8), None, "not measured");
+        bare.cpu_us = vec![15.0, 15.0];
+        bare.upstream_cpu_us = vec![13.0, 13.0];
+        gateway.cpu_us = vec![46.0, 48.0];
+        gateway.upstream_cpu_us = vec![16.0, 16.0];
+        let budget = Budget::of(&gateway, &bare, 0.8).unwrap();
+        // 28 / 0.8 = 35 µs for both, of which the simulator takes 16.
+        assert!((budget.allowed.median - 19.0).abs() < 1e-9);
+        assert!((budget.spent.median - 47.0).abs() < 1e-9);
+        assert!((budget.busy[0] - 1.0).abs() < 0.01 && (budget.busy[1] - 1.0).abs() < 0.01);
+        gateway.upstream_cpu_us.pop();
+        assert_eq!(
+            Budget::of(&gateway, &bare, 0.8),
+            None,
+            "a round without a figure"
+        );
+    }
+
+    #[test]
     fn writes_the_report_with_goals_and_the_chart() -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("xtask-report-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("docs/bench"))?;
@@ -461,6 +591,8 @@ mod tests {
         ];
         measured[0].cpu_us = vec![15.0, 16.0];
         measured[1].cpu_us = vec![20.0, 22.0];
+        measured[0].upstream_cpu_us = vec![985.0, 1095.0];
+        measured[1].upstream_cpu_us = vec![1000.0, 1200.0];
         let comparisons = [Comparison {
             numerator: "gateway",
             denominator: "bare",
@@ -508,6 +640,12 @@ mod tests {
         // Round ratios 0.85 and 0.78: median 0.81, the goal met.
         assert!(
             md.contains("| gateway / bare | 0.81x (0.78–0.85) | 1.50x | +5.5 (+5.0 to +6.0) | ≥ 0.80x: met |"),
+            "{md}"
+        );
+        // (15 + 985) / 0.8 - 1000 = 250 and (16 + 1095) / 0.8 - 1200 =
+        // 188.75; the gateway spends 20 and 22.
+        assert!(
+            md.contains("| gateway / bare ≥ 0.80x | 219.4 (188.8–250.0) | 21.0 (20.0–22.0) | 0.10x | 86%, 100% |"),
             "{md}"
         );
         assert!(md.contains("![throughput per target](docs/bench/throughput.svg)"));
