@@ -82,6 +82,17 @@ impl Spread {
     }
 }
 
+/// `12.3 (11.0–14.1)`, or `12.3` when the rounds agree.
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1}", self.median)?;
+        if self.high > self.low {
+            write!(f, " ({:.1}–{:.1})", self.low, self.high)?;
+        }
+        Ok(())
+    }
+}
+
 /// A ratio of two targets taken round by round (each pair loaded minutes
 /// apart at most, so drift cancels): `0.50x (0.48–0.52)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -211,6 +222,14 @@ pub(crate) struct Comparison {
     pub(crate) goal: Option<f64>,
 }
 
+impl Comparison {
+    /// The numerator's and the denominator's measurements, if both were loaded.
+    fn targets<'a>(&self, measured: &'a [Measured]) -> Option<(&'a Measured, &'a Measured)> {
+        let find = |label: &str| measured.iter().find(|m| m.label == label);
+        Some((find(self.numerator)?, find(self.denominator)?))
+    }
+}
+
 /// The median of `values` (the mean of the middle two for an even count).
 pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
@@ -282,10 +301,9 @@ fn budgets<'a>(
     measured: &'a [Measured],
     comparisons: &'a [Comparison],
 ) -> impl Iterator<Item = (&'a Comparison, f64, Budget)> + 'a {
-    let find = |label: &str| measured.iter().find(|m| m.label == label);
     comparisons.iter().filter_map(move |comparison| {
         let goal = comparison.goal?;
-        let (a, b) = (find(comparison.numerator)?, find(comparison.denominator)?);
+        let (a, b) = comparison.targets(measured)?;
         Some((comparison, goal, Budget::of(a, b, goal)?))
     })
 }
@@ -296,9 +314,8 @@ fn ratios<'a>(
     measured: &'a [Measured],
     comparisons: &'a [Comparison],
 ) -> impl Iterator<Item = (&'a Comparison, Ratio, Ratio, Option<CpuAdded>)> + 'a {
-    let find = |label: &str| measured.iter().find(|m| m.label == label);
     comparisons.iter().filter_map(move |comparison| {
-        let (a, b) = (find(comparison.numerator)?, find(comparison.denominator)?);
+        let (a, b) = comparison.targets(measured)?;
         Some((
             comparison,
             Ratio::of(a, b, |r| r.requests_per_second)?,
@@ -436,22 +453,12 @@ pub(crate) fn write(
         );
         let _ = writeln!(md, "|---|---:|---:|---:|---:|");
         for (comparison, goal, budget) in budgets {
-            let spread = |spread: Spread| {
-                if spread.high > spread.low {
-                    format!(
-                        "{:.1} ({:.1}–{:.1})",
-                        spread.median, spread.low, spread.high
-                    )
-                } else {
-                    format!("{:.1}", spread.median)
-                }
-            };
             let _ = writeln!(
                 md,
                 "| {} ≥ {goal:.2}x | {} | {} | {:.2}x | {:.0}%, {:.0}% |",
                 comparison.label,
-                spread(budget.allowed),
-                spread(budget.spent),
+                budget.allowed,
+                budget.spent,
                 budget.spent.median / budget.allowed.median,
                 budget.busy[0] * 100.0,
                 budget.busy[1] * 100.0
