@@ -10,8 +10,9 @@
 //!
 //! Printed as CPU microseconds per request (user + system time of the whole
 //! process, every thread: the writer, SQLite's and the checkpointer's), and
-//! the mean batch the writer stored. Run pinned to one CPU to match the
-//! gateway in `cargo xtask bench`:
+//! the mean batch the writer stored. It allocates with mimalloc and runs on
+//! tokio's current-thread runtime, as the `airlock` binary does on one CPU.
+//! Run pinned to one CPU to match the gateway in `cargo xtask bench`:
 //!
 //! ```text
 //! cargo bench -p airlock-store --bench recording_cost --no-run
@@ -145,9 +146,15 @@ async fn load(service: &Service, agents: usize) {
     tasks.join_all().await;
 }
 
+/// The `airlock` binary's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // The runtime the `airlock` binary builds on one CPU (the bench runs
+    // pinned to one): tokio's current-thread scheduler, SQLite's appends on
+    // its blocking threads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
