@@ -22,7 +22,9 @@ use crate::load::{Generator, GeneratorChoice, LoadSpec};
 use crate::open_loop::Basis;
 use crate::process::{Children, free_loopback_port};
 use crate::report::{self, Comparison, Measured, RunInfo};
-use crate::{apt, cpu, duration, footprint, memory, open_loop, project_root, replay_probe};
+use crate::{
+    apt, azure_limits, cpu, duration, footprint, memory, open_loop, project_root, replay_probe,
+};
 
 /// The request every target is asked, the same for all three.
 pub(crate) const REQUEST_PATH: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/demo-rg/providers/Microsoft.Storage/storageAccounts/demostore?api-version=2023-05-01";
@@ -859,6 +861,16 @@ pub(crate) fn run(sh: &Shell, args: &BenchArgs) -> anyhow::Result<()> {
                     || String::from("Not measured: the bare proxy and the gateway were not both among the targets."),
                     |probe| probe.describe(),
                 ),
+            ),
+            (
+                "What one CPU carries against Azure's own limits",
+                measured
+                    .iter()
+                    .find(|m| m.label == Target::Gateway.label())
+                    .map_or_else(
+                        || String::from("Not measured: the gateway was not among the targets."),
+                        |gateway| azure_limits::describe(&gateway.summary()),
+                    ),
             ),
             ("Memory under large answers", memory.describe()),
             ("Start-up and idle connections", footprint.describe()),

@@ -9,6 +9,7 @@
 //! - `demo`: `airlock demo`, built in release mode.
 
 mod apt;
+mod azure_limits;
 mod bench;
 mod chart;
 mod ci;
