@@ -99,8 +99,9 @@ pub fn link_hash(seq: u64, prev_hash: &str, event: &AuditEvent) -> String {
 /// form is the compact JSON of `{version, seq, prev_hash, event}` in that
 /// order, which is these pieces around the event's own compact JSON.
 fn hash_encoded(seq: u64, prev_hash: &str, event_json: &str) -> String {
-    // A JSON string of `prev_hash` (hex, so nothing to escape in practice).
-    let prev = serde_json::Value::from(prev_hash).to_string();
+    // A JSON string of `prev_hash` (hex, so nothing to escape in practice;
+    // one read back from an edited trail is escaped as the struct's would be).
+    let prev = serde_json::to_string(prev_hash).unwrap_or_default();
     let head =
         format!("{{\"version\":\"{CHAIN_VERSION}\",\"seq\":{seq},\"prev_hash\":{prev},\"event\":");
     let len = head.len() + event_json.len() + 1;
@@ -113,7 +114,20 @@ fn hash_encoded(seq: u64, prev_hash: &str, event_json: &str) -> String {
     // 32 bytes fill the 64 hex digits exactly; `hex::encode` would build
     // the string a `char` at a time.
     hex::encode_to_slice(hasher.finalize(), &mut hex).expect("64 digits for 32 bytes");
-    String::from_utf8_lossy(&hex).into_owned()
+    std::str::from_utf8(&hex)
+        .expect("hex digits are ASCII")
+        .to_owned()
+}
+
+/// Room for `event`'s JSON: its fields' names and short values, and its
+/// body excerpts with room to escape them.
+fn encoded_size_hint(event: &AuditEvent) -> usize {
+    let excerpts = [&event.request_body, &event.response_body]
+        .into_iter()
+        .flatten()
+        .map(String::len)
+        .sum::<usize>();
+    2048 + excerpts + excerpts / 4
 }
 
 impl ChainHead {
@@ -129,8 +143,15 @@ impl ChainHead {
     /// ```
     pub fn link(&mut self, event: AuditEvent) -> ChainedEvent {
         let seq = self.seq + 1;
-        // Encoded once: hashed here, stored as it is by the sink.
-        let encoded: Arc<str> = serde_json::to_string(&event).unwrap_or_default().into();
+        // Encoded once: hashed here, stored as it is by the sink. Into a
+        // buffer sized for the event, not grown from 128 bytes five times
+        // over; copied once into the shared string.
+        let mut json = Vec::with_capacity(encoded_size_hint(&event));
+        let encoded: Arc<str> = match serde_json::to_writer(&mut json, &event) {
+            Ok(()) => std::str::from_utf8(&json).unwrap_or_default().into(),
+            // Serializing a struct of strings, numbers and vectors cannot fail.
+            Err(_) => Arc::from(""),
+        };
         let hash = hash_encoded(seq, &self.hash, &encoded);
         let chained = ChainedEvent {
             seq,
@@ -243,6 +264,19 @@ mod tests {
         hasher.update((canonical.len() as u64).to_be_bytes());
         hasher.update(&canonical);
         assert_eq!(link_hash(7, GENESIS, &e), hex::encode(hasher.finalize()));
+        // A `prev_hash` read back from an edited trail is escaped alike.
+        let edited = "0\"\\\u{1}";
+        let canonical = serde_json::to_vec(&Canonical {
+            version: CHAIN_VERSION,
+            seq: 7,
+            prev_hash: edited,
+            event: &e,
+        })
+        .unwrap();
+        let mut hasher = Sha256::new();
+        hasher.update((canonical.len() as u64).to_be_bytes());
+        hasher.update(&canonical);
+        assert_eq!(link_hash(7, edited, &e), hex::encode(hasher.finalize()));
 
         let mut head = ChainHead {
             seq: 6,
