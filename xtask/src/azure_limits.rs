@@ -69,7 +69,7 @@ pub(crate) fn describe(gateway: &Summary) -> String {
     }
     let _ = writeln!(
         text,
-        ". Azure throttles callers long before that on most paths; how many callers at their documented limit that rate would carry:\n"
+        ". Azure throttles callers long before that on most paths. How many callers, each at its documented limit, this rate of small ARM GETs would carry (other requests were not measured at saturation; the curves below show how answer size bends it):\n"
     );
     let _ = writeln!(
         text,
