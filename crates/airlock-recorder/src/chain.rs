@@ -253,30 +253,23 @@ mod tests {
             event: &'a AuditEvent,
         }
         let e = event("/subscriptions/s/resourcegroups/rg");
-        let canonical = serde_json::to_vec(&Canonical {
-            version: CHAIN_VERSION,
-            seq: 7,
-            prev_hash: GENESIS,
-            event: &e,
-        })
-        .unwrap();
-        let mut hasher = Sha256::new();
-        hasher.update((canonical.len() as u64).to_be_bytes());
-        hasher.update(&canonical);
-        assert_eq!(link_hash(7, GENESIS, &e), hex::encode(hasher.finalize()));
+        let canonical_hash = |prev_hash: &str| {
+            let canonical = serde_json::to_vec(&Canonical {
+                version: CHAIN_VERSION,
+                seq: 7,
+                prev_hash,
+                event: &e,
+            })
+            .unwrap();
+            let mut hasher = Sha256::new();
+            hasher.update((canonical.len() as u64).to_be_bytes());
+            hasher.update(&canonical);
+            hex::encode(hasher.finalize())
+        };
+        assert_eq!(link_hash(7, GENESIS, &e), canonical_hash(GENESIS));
         // A `prev_hash` read back from an edited trail is escaped alike.
         let edited = "0\"\\\u{1}";
-        let canonical = serde_json::to_vec(&Canonical {
-            version: CHAIN_VERSION,
-            seq: 7,
-            prev_hash: edited,
-            event: &e,
-        })
-        .unwrap();
-        let mut hasher = Sha256::new();
-        hasher.update((canonical.len() as u64).to_be_bytes());
-        hasher.update(&canonical);
-        assert_eq!(link_hash(7, edited, &e), hex::encode(hasher.finalize()));
+        assert_eq!(link_hash(7, edited, &e), canonical_hash(edited));
 
         let mut head = ChainHead {
             seq: 6,
