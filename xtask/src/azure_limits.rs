@@ -23,8 +23,8 @@ const KEY_VAULT: &str = "https://learn.microsoft.com/azure/key-vault/general/ser
 const STORAGE: &str =
     "https://learn.microsoft.com/azure/storage/common/scalability-targets-standard-account";
 
-/// The limits an agent's traffic meets first (`../shared/AZURE.md` §7 for
-/// ARM's token buckets).
+/// The limits an agent's traffic meets first, as the linked pages
+/// document them.
 pub(crate) const LIMITS: &[Limit] = &[
     Limit {
         what: "ARM reads, per principal, subscription and region (token bucket of 250, refilled at 25/s)",
