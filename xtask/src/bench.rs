@@ -315,7 +315,7 @@ impl Target {
     const fn label(self) -> &'static str {
         match self {
             Target::Sim => "airlock-sim (direct)",
-            Target::Bare => "bare-proxy",
+            Target::Bare => report::BARE_PROXY,
             Target::Nginx => "nginx proxy_pass",
             Target::LayeredIdentity => "layers: identity",
             Target::LayeredPolicy => "layers: + classify, policy",

@@ -181,7 +181,7 @@ pub(crate) fn run(children: &mut Children, bench: &Bench<'_>) -> anyhow::Result<
 }
 
 const GATEWAY: &str = "airlock gateway";
-const BARE: &str = "bare-proxy";
+const BARE: &str = crate::report::BARE_PROXY;
 
 /// A sim, the bare proxy and a gateway (recording, as shipped) in front of
 /// it, started in `dir`; `extra` is added to the gateway.

@@ -77,7 +77,9 @@ impl OpenLoop {
             );
         }
         let find = |label: &str| self.targets.iter().find(|t| t.label == label);
-        if let (Some(bare), Some(gateway)) = (find("bare-proxy"), find("airlock gateway")) {
+        if let (Some(bare), Some(gateway)) =
+            (find(crate::report::BARE_PROXY), find("airlock gateway"))
+        {
             // Round by round, as the throughput ratios are taken.
             let added: Vec<f64> = gateway
                 .rounds

@@ -11,6 +11,10 @@ use crate::chart::{self, Bar};
 use crate::curves::Curve;
 use crate::load::LoadResult;
 
+/// The bare hyper-util pass-through's label: the least any proxy must do.
+/// The budget table measures what a goal leaves beyond it.
+pub(crate) const BARE_PROXY: &str = "bare-proxy";
+
 /// One target's rounds.
 #[derive(Debug, Clone)]
 pub(crate) struct Measured {
@@ -175,6 +179,10 @@ pub(crate) struct Budget {
     pub(crate) allowed: Spread,
     /// What it spends.
     pub(crate) spent: Spread,
+    /// What it may spend beyond the bare proxy's own CPU in the same round:
+    /// what the goal leaves for everything the gateway does over the least
+    /// any proxy must do (below zero: less than the bare proxy spends).
+    pub(crate) beyond_bare: Option<Spread>,
     /// How busy the shared CPU was under each target (server and
     /// simulator CPU × throughput; the model holds near 100%).
     pub(crate) busy: [f64; 2],
@@ -182,8 +190,13 @@ pub(crate) struct Budget {
 
 impl Budget {
     /// `None` unless both targets' and the simulator's CPU were measured
-    /// in every round.
-    pub(crate) fn of(numerator: &Measured, denominator: &Measured, goal: f64) -> Option<Budget> {
+    /// in every round; `beyond_bare` only when `bare`'s CPU was too.
+    pub(crate) fn of(
+        numerator: &Measured,
+        denominator: &Measured,
+        goal: f64,
+        bare: Option<&Measured>,
+    ) -> Option<Budget> {
         let complete = |target: &Measured| {
             target.cpu_us.len() == target.rounds.len()
                 && target.upstream_cpu_us.len() == target.rounds.len()
@@ -203,9 +216,18 @@ impl Budget {
                 .collect();
             median(&busy)
         };
+        let beyond_bare = bare
+            .filter(|bare| bare.cpu_us.len() >= rounds)
+            .and_then(|bare| {
+                let beyond: Vec<f64> = (0..rounds)
+                    .map(|round| allowed[round] - bare.cpu_us[round])
+                    .collect();
+                Spread::of(&beyond)
+            });
         Some(Budget {
             allowed: Spread::of(&allowed)?,
             spent: Spread::of(&numerator.cpu_us[..rounds])?,
+            beyond_bare,
             busy: [busy(numerator), busy(denominator)],
         })
     }
@@ -289,8 +311,12 @@ pub(crate) fn print(measured: &[Measured], comparisons: &[Comparison]) {
         );
     }
     for (comparison, goal, budget) in budgets(measured, comparisons) {
+        let beyond = budget
+            .beyond_bare
+            .map(|beyond| format!(" ({:+.1} beyond the bare proxy's own)", beyond.median))
+            .unwrap_or_default();
         println!(
-            "{:<34} at >= {goal:.2}x may spend {:.1} µs/req, spends {:.1}",
+            "{:<34} at >= {goal:.2}x may spend {:.1} µs/req{beyond}, spends {:.1}",
             comparison.label, budget.allowed.median, budget.spent.median
         );
     }
@@ -304,7 +330,8 @@ fn budgets<'a>(
     comparisons.iter().filter_map(move |comparison| {
         let goal = comparison.goal?;
         let (a, b) = comparison.targets(measured)?;
-        Some((comparison, goal, Budget::of(a, b, goal)?))
+        let bare = measured.iter().find(|m| m.label == BARE_PROXY);
+        Some((comparison, goal, Budget::of(a, b, goal, bare)?))
     })
 }
 
@@ -445,17 +472,20 @@ pub(crate) fn write(
         let _ = writeln!(md, "\n## What each goal leaves to spend\n");
         let _ = writeln!(
             md,
-            "At saturation one CPU runs both the target and the simulated Azure and is busy throughout (the last column: server and simulator CPU per request × throughput), so a target serves 1 / (its CPU per request + the simulator's behind it) requests a second. A goal `first ≥ g × second` then leaves the first target (the second's CPU + the simulator's behind it) / g − the simulator's behind the first, in server CPU per request: what a change must bring it under. Round by round, medians and ranges.\n"
+            "At saturation one CPU runs both the target and the simulated Azure and is busy throughout (the last column: server and simulator CPU per request × throughput), so a target serves 1 / (its CPU per request + the simulator's behind it) requests a second. A goal `first ≥ g × second` then leaves the first target (the second's CPU + the simulator's behind it) / g − the simulator's behind the first, in server CPU per request: what a change must bring it under. The third column takes the bare proxy's own CPU in the same round from that: what the goal leaves for everything the first target does beyond the least any proxy must do (hyper serving the request, hyper's client forwarding it, one header swapped); below zero, the goal asks the first target to spend less than that pass-through. Round by round, medians and ranges.\n"
         );
         let _ = writeln!(
             md,
-            "| goal | may spend, µs/request | spends | over by | CPU busy (first, second) |"
+            "| goal | may spend, µs/request | of it beyond the bare proxy's own | spends | over by | CPU busy (first, second) |"
         );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
         for (comparison, goal, budget) in budgets {
+            let beyond = budget
+                .beyond_bare
+                .map_or_else(|| "–".to_owned(), |beyond| CpuAdded(beyond).to_string());
             let _ = writeln!(
                 md,
-                "| {} ≥ {goal:.2}x | {} | {} | {:.2}x | {:.0}%, {:.0}% |",
+                "| {} ≥ {goal:.2}x | {} | {beyond} | {} | {:.2}x | {:.0}%, {:.0}% |",
                 comparison.label,
                 budget.allowed,
                 budget.spent,
@@ -569,19 +599,34 @@ mod tests {
         // The bare proxy: 15 + 13 µs a request on a busy CPU (35 714/s).
         let mut bare = target("bare", &[(35_714.0, 2.0), (35_714.0, 2.0)]);
         let mut gateway = target("gateway", &[(16_129.0, 4.0), (15_625.0, 4.0)]);
-        assert_eq!(Budget::of(&gateway, &bare, 0.8), None, "not measured");
+        assert_eq!(Budget::of(&gateway, &bare, 0.8, None), None, "not measured");
         bare.cpu_us = vec![15.0, 15.0];
         bare.upstream_cpu_us = vec![13.0, 13.0];
         gateway.cpu_us = vec![46.0, 48.0];
         gateway.upstream_cpu_us = vec![16.0, 16.0];
-        let budget = Budget::of(&gateway, &bare, 0.8).unwrap();
-        // 28 / 0.8 = 35 µs for both, of which the simulator takes 16.
+        let budget = Budget::of(&gateway, &bare, 0.8, Some(&bare)).unwrap();
+        // 28 / 0.8 = 35 µs for both, of which the simulator takes 16; 4 of
+        // the 19 left are beyond what the bare proxy spends.
         assert!((budget.allowed.median - 19.0).abs() < 1e-9);
+        assert!((budget.beyond_bare.unwrap().median - 4.0).abs() < 1e-9);
         assert!((budget.spent.median - 47.0).abs() < 1e-9);
         assert!((budget.busy[0] - 1.0).abs() < 0.01 && (budget.busy[1] - 1.0).abs() < 0.01);
+        // nginx at 13 + 13 µs: matching it leaves the gateway 10, 5 less
+        // than the bare proxy's own.
+        let mut nginx = target("nginx", &[(38_462.0, 2.0), (38_462.0, 2.0)]);
+        nginx.cpu_us = vec![13.0, 13.0];
+        nginx.upstream_cpu_us = vec![13.0, 13.0];
+        let budget = Budget::of(&gateway, &nginx, 1.0, Some(&bare)).unwrap();
+        assert!((budget.allowed.median - 10.0).abs() < 1e-9);
+        assert_eq!(CpuAdded(budget.beyond_bare.unwrap()).to_string(), "-5.0");
+        assert_eq!(
+            Budget::of(&gateway, &nginx, 1.0, None).unwrap().beyond_bare,
+            None,
+            "no bare proxy loaded"
+        );
         gateway.upstream_cpu_us.pop();
         assert_eq!(
-            Budget::of(&gateway, &bare, 0.8),
+            Budget::of(&gateway, &bare, 0.8, Some(&bare)),
             None,
             "a round without a figure"
         );
@@ -593,7 +638,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("docs/bench"))?;
         std::fs::write(dir.join("docs/bench/notes.md"), "## Notes\n\nProfiled.\n")?;
         let mut measured = [
-            target("bare", &[(1000.0, 2.0), (900.0, 2.0)]),
+            target(BARE_PROXY, &[(1000.0, 2.0), (900.0, 2.0)]),
             target("gateway", &[(850.0, 3.0), (700.0, 3.0)]),
         ];
         measured[0].cpu_us = vec![15.0, 16.0];
@@ -602,7 +647,7 @@ mod tests {
         measured[1].upstream_cpu_us = vec![1000.0, 1200.0];
         let comparisons = [Comparison {
             numerator: "gateway",
-            denominator: "bare",
+            denominator: BARE_PROXY,
             label: "gateway / bare",
             goal: Some(0.8),
         }];
@@ -650,9 +695,10 @@ mod tests {
             "{md}"
         );
         // (15 + 985) / 0.8 - 1000 = 250 and (16 + 1095) / 0.8 - 1200 =
-        // 188.75; the gateway spends 20 and 22.
+        // 188.75, 235 and 172.75 beyond the bare proxy's 15 and 16; the
+        // gateway spends 20 and 22.
         assert!(
-            md.contains("| gateway / bare ≥ 0.80x | 219.4 (188.8–250.0) | 21.0 (20.0–22.0) | 0.10x | 86%, 100% |"),
+            md.contains("| gateway / bare ≥ 0.80x | 219.4 (188.8–250.0) | +203.9 (+172.8 to +235.0) | 21.0 (20.0–22.0) | 0.10x | 86%, 100% |"),
             "{md}"
         );
         assert!(md.contains("![throughput per target](docs/bench/throughput.svg)"));
