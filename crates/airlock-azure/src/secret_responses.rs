@@ -15,7 +15,8 @@ pub struct SecretResponse {
     /// Empty: no known field, but the response must be parsed and scanned
     /// by the detectors, and is withheld if it cannot be.
     pub json_paths: &'static [&'static str],
-    /// XML elements whose text is secret, for answers in XML (Storage's data plane).
+    /// XML elements whose text is secret, for answers in XML (Storage's data
+    /// plane); `@name` for an attribute whose value is (a publishing profile).
     pub xml_elements: &'static [&'static str],
 }
 
@@ -143,6 +144,7 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
         operations: &[
             "Microsoft.ContainerRegistry/registries/listCredentials/action",
             "Microsoft.ContainerRegistry/registries/regenerateCredential/action",
+            "Microsoft.ContainerRegistry/registries/generateCredentials/action",
         ],
         json_paths: &["$.passwords[*].value"],
         xml_elements: &[],
@@ -162,6 +164,22 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
         json_paths: &["$.properties"],
         xml_elements: &[],
     },
+    // `publishxml` answers a publishing profile in XML: the deployment
+    // password is an attribute, and the database connection strings are
+    // too when the app has them.
+    SecretResponse {
+        service: "Web Apps and Functions publishing profiles (XML)",
+        operations: &[
+            "Microsoft.Web/sites/publishxml/action",
+            "Microsoft.Web/sites/slots/publishxml/action",
+        ],
+        json_paths: &[],
+        xml_elements: &[
+            "@userPWD",
+            "@mySQLDBConnectionString",
+            "@SQLServerDBConnectionString",
+        ],
+    },
     SecretResponse {
         service: "Functions host and function keys",
         operations: &[
@@ -169,6 +187,8 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "Microsoft.Web/sites/slots/host/listkeys/action",
             "Microsoft.Web/sites/functions/listkeys/action",
             "Microsoft.Web/sites/functions/listsecrets/action",
+            "Microsoft.Web/sites/slots/functions/listkeys/action",
+            "Microsoft.Web/sites/slots/functions/listsecrets/action",
             "Microsoft.Web/sites/host/listsyncstatus/action",
         ],
         json_paths: &["$.masterKey", "$.functionKeys", "$.systemKeys", "$.*"],
@@ -243,16 +263,33 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
         ],
         xml_elements: &[],
     },
+    // Named as AZURE.md §4 names them, whatever the verb before the noun
+    // (`generateCredentials`, `getSecrets`), and every `regenerate*`, which
+    // answers with the new key in most providers.
     SecretResponse {
         service: "Anything named like a secret-returning action (detectors only)",
         operations: &[
             "*/list*Keys/action",
-            "*/list*Secrets/action",
-            "*/list*Credential/action",
-            "*/list*Credentials/action",
-            "*/list*Sas/action",
-            "*/list*ConnectionStrings/action",
+            "*Secrets/action",
+            "*Credential/action",
+            "*Credentials/action",
+            "*Sas/action",
+            "*ConnectionStrings/action",
+            "*/regenerate*/action",
             "*/config/*/list/action",
+        ],
+        json_paths: &[],
+        xml_elements: &[],
+    },
+    // A long-running operation's final answer arrives at its poll URL
+    // (`Location`), classified by that URL, not by the action that started
+    // it: an action's secrets can arrive there.
+    SecretResponse {
+        service: "Results of long-running operations (detectors only)",
+        operations: &[
+            "*/operationResults/read",
+            "*/asyncOperations/read",
+            "*/operationStatuses/read",
         ],
         json_paths: &[],
         xml_elements: &[],

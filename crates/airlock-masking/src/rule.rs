@@ -90,7 +90,9 @@ impl MaskRule {
     }
 
     /// Elements whose text is secret when the answer is XML (Storage's data
-    /// plane): `["Value"]` masks every `<Value>…</Value>`.
+    /// plane): `["Value"]` masks every `<Value>…</Value>`; a name with a
+    /// leading `@` is an attribute whose value is secret: `["@userPWD"]`
+    /// masks the `userPWD="…"` of a Web App's publishing profile.
     ///
     /// ```
     /// use airlock_masking::MaskRule;
@@ -105,7 +107,7 @@ impl MaskRule {
         self
     }
 
-    /// The XML element names, as given.
+    /// The XML element names (and `@attribute` names), as given.
     pub fn xml_element_names(&self) -> impl Iterator<Item = &str> {
         self.xml_elements.iter().map(String::as_str)
     }

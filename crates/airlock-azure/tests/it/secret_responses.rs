@@ -189,6 +189,71 @@ fn real_secret_requests_are_in_the_pack() {
             post("Microsoft.Foo/widgets/w1/listSecrets"),
             "Anything named",
         ),
+        (
+            post("Microsoft.Web/sites/app1/publishxml"),
+            "publishing profiles",
+        ),
+        (
+            post("Microsoft.Web/sites/app1/slots/staging/publishxml"),
+            "publishing profiles",
+        ),
+        (
+            post("Microsoft.Web/sites/app1/slots/staging/functions/f1/listkeys"),
+            "Functions",
+        ),
+        (
+            post("Microsoft.Web/sites/app1/slots/staging/functions/f1/listsecrets"),
+            "Functions",
+        ),
+        (
+            post("Microsoft.ContainerRegistry/registries/acr1/generateCredentials"),
+            "Container Registry",
+        ),
+        // AZURE.md §4's fallback names, whatever the verb before them.
+        (
+            post("Microsoft.Foo/widgets/w1/getSecrets"),
+            "Anything named",
+        ),
+        (
+            post("Microsoft.Foo/widgets/w1/fetchCredential"),
+            "Anything named",
+        ),
+        (
+            post("Microsoft.Foo/widgets/w1/generateSas"),
+            "Anything named",
+        ),
+        (
+            post("Microsoft.Foo/widgets/w1/regenerateAccessKey"),
+            "Anything named",
+        ),
+        // Where a long-running operation's final answer is read.
+        (
+            operation(
+                &Method::GET,
+                &arm,
+                "/subscriptions/s1/providers/Microsoft.Storage/locations/westeurope/asyncoperations/0c5e",
+                "2023-05-01",
+            ),
+            "long-running",
+        ),
+        (
+            operation(
+                &Method::GET,
+                &arm,
+                "/subscriptions/s1/providers/Microsoft.Cache/locations/westeurope/operationResults/7d1e",
+                "2023-05-01",
+            ),
+            "long-running",
+        ),
+        (
+            operation(
+                &Method::GET,
+                &arm,
+                "/subscriptions/s1/operationresults/eyJqb2JJZCI6IlJFU09VUkNF",
+                "2022-12-01",
+            ),
+            "long-running",
+        ),
     ];
     for (name, service) in cases {
         let found = pack_entry(&name).unwrap_or_else(|| panic!("{name} is not in the pack"));

@@ -107,7 +107,8 @@ pub struct MaskRuleConfig {
     /// JSON paths (`$.a.b`, `[*]`, `..name`, `.*`).
     #[serde(default)]
     pub json_paths: Vec<String>,
-    /// XML elements whose text is secret, for answers in XML (`["Value"]`).
+    /// XML elements whose text is secret, for answers in XML (`["Value"]`);
+    /// `@name` for an attribute whose value is (`["@userPWD"]`).
     #[serde(default)]
     pub xml_elements: Vec<String>,
     /// Whether the free-text detectors also run on these answers.

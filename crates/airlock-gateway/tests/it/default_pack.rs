@@ -239,8 +239,45 @@ fn cases() -> Vec<Case> {
             &["fallback-pw"],
             &["Server=tcp:x.database.windows.net"],
         ),
+        case(
+            "Microsoft.Contoso/widgets/regenerateAccessKey/action",
+            json!({"connectionString": "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=r;SharedAccessKey=regen-key=;"}),
+            &["regen-key="],
+            &["SharedAccessKeyName=r"],
+        ),
+        Case {
+            operation: "Microsoft.Web/sites/publishxml/action",
+            plane: Plane::Management,
+            body: Value::String(PUBLISH_PROFILE.into()),
+            secrets: &["publish-profile-pw", "sql-conn-pw"],
+            kept: &["userName=\"$app1\"", "publishUrl=\"app1.scm.azurewebsites.net:443\""],
+        },
+        case(
+            "Microsoft.Web/sites/slots/functions/listkeys/action",
+            json!({"default": "fn-slot-default"}),
+            &["fn-slot-default"],
+            &[],
+        ),
+        case(
+            "Microsoft.ContainerRegistry/registries/generateCredentials/action",
+            json!({"username": "token1", "passwords": [{"name": "password1", "value": "acr-token-pw", "creationTime": "2026-12-05T00:00:00Z"}]}),
+            &["acr-token-pw"],
+            &["token1", "password1"],
+        ),
+        // A long-running `listKeys`-like action's result, read at its
+        // `Location`: what the detectors find is masked.
+        case(
+            "Microsoft.Storage/locations/asyncoperations/read",
+            json!({"status": "Succeeded", "properties": {"connectionString": "DefaultEndpointsProtocol=https;AccountName=sa1;AccountKey=lro-result-key==;EndpointSuffix=core.windows.net"}}),
+            &["lro-result-key=="],
+            &["Succeeded", "AccountName=sa1"],
+        ),
     ]
 }
+
+/// A Web App's publishing profile as `publishxml` answers it (XML, the
+/// password and connection strings in attributes).
+const PUBLISH_PROFILE: &str = "<publishData><publishProfile profileName=\"app1 - Web Deploy\" publishMethod=\"MSDeploy\" publishUrl=\"app1.scm.azurewebsites.net:443\" msdeploySite=\"app1\" userName=\"$app1\" userPWD=\"publish-profile-pw\" destinationAppUrl=\"https://app1.azurewebsites.net\" SQLServerDBConnectionString=\"Server=tcp:db1.database.windows.net;User ID=app;Password=sql-conn-pw;\" mySQLDBConnectionString=\"\" hostingProviderForumLink=\"\" controlPanelLink=\"https://portal.azure.com\" webSystem=\"WebSites\"><databases /></publishProfile></publishData>";
 
 #[test]
 fn every_default_pack_entry_masks_a_real_shaped_answer() {
@@ -313,6 +350,34 @@ fn every_default_pack_entry_masks_a_real_shaped_answer() {
         missing.is_empty(),
         "entries without a test case: {missing:?}"
     );
+}
+
+/// The publishing profile's attributes are the rule's, not the detectors':
+/// masked with tokens even where the detectors are turned off.
+#[test]
+fn a_publishing_profile_is_masked_without_detectors() {
+    let masker = JsonMasker::builder(TokenKey::generate().unwrap())
+        .rules(airlock_gateway::default_rules().unwrap())
+        .detectors(false)
+        .build();
+    let operation = Operation::new(
+        "Microsoft.Web/sites/slots/publishxml/action",
+        Plane::Management,
+        ResourceScope::new(SCOPE),
+    );
+    let outcome = masker
+        .mask(
+            &MaskContext::new(&operation).content_type(Some("application/xml")),
+            PUBLISH_PROFILE.as_bytes(),
+        )
+        .unwrap();
+    let masked = String::from_utf8(outcome.body.unwrap().to_vec()).unwrap();
+    assert!(
+        !masked.contains("publish-profile-pw") && !masked.contains("sql-conn-pw"),
+        "{masked}"
+    );
+    assert!(masked.contains("userPWD=\"***MASKED:"), "{masked}");
+    assert_eq!(outcome.paths, ["@userPWD", "@SQLServerDBConnectionString"]);
 }
 
 #[test]
