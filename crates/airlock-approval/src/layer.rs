@@ -96,8 +96,15 @@ pub(crate) struct AsyncOperations {
 }
 
 impl AsyncOperations {
-    pub(crate) fn url(&self, id: crate::ApprovalId) -> String {
-        format!("{}{}{id}", self.base_url, crate::OPERATIONS_PATH)
+    /// Operation `id`'s URL: on the origin the client addressed when that is
+    /// not the gateway's (a forward proxy's tunnel), else on `base_url`.
+    pub(crate) fn url(
+        &self,
+        id: crate::ApprovalId,
+        origin: Option<&airlock_core::ClientOrigin>,
+    ) -> String {
+        let base = origin.map_or(self.base_url.as_str(), airlock_core::ClientOrigin::as_str);
+        format!("{base}{}{id}", crate::OPERATIONS_PATH)
     }
 }
 

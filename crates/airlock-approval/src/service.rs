@@ -224,7 +224,7 @@ async fn admit(
         tracing::info!(approval_id = %id, "identical request joins its pending approval");
         return match (twin.wait, operations) {
             (ApprovalWait::Async, Some(operations)) => {
-                Ok(Admission::Answered(accepted(operations, id)))
+                Ok(Admission::Answered(accepted(operations, id, &parts)))
             }
             _ => {
                 wait_for_decision(config, id, hold, asked.draft.as_ref()).await?;
@@ -262,7 +262,7 @@ async fn admit(
     match operations {
         Some(operations) => {
             tracing::info!(approval_id = %id, "long-running request waits for approval as an operation");
-            Ok(Admission::Answered(accepted(operations, id)))
+            Ok(Admission::Answered(accepted(operations, id, &parts)))
         }
         None => {
             tracing::info!(approval_id = %id, hold = ?hold, "request held for approval");
@@ -720,9 +720,13 @@ pub(crate) fn store_failed(error: &crate::ApprovalError) -> AirlockError {
 }
 
 /// `202 Accepted` with the operation URL of approval `id`, as Azure answers
-/// a long-running operation.
-fn accepted(operations: &AsyncOperations, id: ApprovalId) -> Response<AirlockBody> {
-    let url = operations.url(id);
+/// a long-running operation, on the origin the client addressed (`parts`).
+fn accepted(
+    operations: &AsyncOperations,
+    id: ApprovalId,
+    parts: &http::request::Parts,
+) -> Response<AirlockBody> {
+    let url = operations.url(id, parts.extensions.get::<airlock_core::ClientOrigin>());
     let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::ACCEPTED;
     let headers = response.headers_mut();

@@ -27,6 +27,7 @@ pub mod log_capture;
 pub mod memory_budget;
 pub mod operation;
 pub mod operation_pattern;
+pub mod origin;
 pub mod principal;
 pub mod principal_selector;
 pub mod reveal;
@@ -51,6 +52,7 @@ pub use log_capture::LogCapture;
 pub use memory_budget::{MemoryBudget, Share, Uncollected};
 pub use operation::{Operation, Plane, ResourceScope};
 pub use operation_pattern::{OperationPattern, PatternError};
+pub use origin::ClientOrigin;
 pub use principal::{Principal, PrincipalBuilder, PrincipalKind};
 pub use principal_selector::{OnBehalfOf, PrincipalSelector};
 pub use reveal::{

@@ -234,6 +234,84 @@ async fn curl_reaches_arm_and_key_vault_by_their_real_names_through_the_whole_st
     p.h.shutdown().await;
 }
 
+/// An approval that waits as an operation, asked through the proxy: the
+/// 202's operation URLs name the Azure host the client tunnelled to (a
+/// proxy client cannot reach the gateway's own name through it), and
+/// following them through the proxy gets the approved request's answer,
+/// masked.
+#[tokio::test]
+async fn an_async_approval_is_followed_through_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start_with(Options {
+        extra_toml: forward_proxy_toml(dir.path(), "127.0.0.1:9".parse().unwrap(), ""),
+        audiences: vec!["https://management.azure.com".into()],
+        policy: Some(format!(
+            "{POLICY}\n[[rule]]\nname = \"list-keys-waits\"\neffect = \"approve\"\nactions = [\"Microsoft.Storage/storageAccounts/listKeys/action\"]\n[rule.approval]\ngroups = [\"{}\"]\nwait = \"async\"\n",
+            airlock_sim::APPROVERS_GROUP
+        )),
+        ..Options::default()
+    })
+    .await;
+    let p = Proxied {
+        h,
+        ca: dir.path().join("proxy-ca.pem"),
+        _dir: dir,
+    };
+    let list_keys = format!(
+        "https://management.azure.com{}/providers/Microsoft.Storage/storageAccounts/{}/listKeys?api-version=2023-05-01",
+        airlock_tests::rg_path(),
+        airlock_sim::STORAGE_ACCOUNT
+    );
+    let header = |answer: &str, name: &str| {
+        answer
+            .lines()
+            .find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                key.eq_ignore_ascii_case(name)
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no {name} in {answer}"))
+    };
+    let (status, answer) = p
+        .curl(&["-i", "-X", "POST", "-H", "Content-Length: 0"], &list_keys)
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let operation = header(&answer, "azure-asyncoperation");
+    let location = header(&answer, "location");
+    assert!(
+        operation.starts_with("https://management.azure.com/airlock/operations/"),
+        "{operation}"
+    );
+    assert_eq!(location, format!("{operation}/result"));
+    let approval = crate::approval::pending(&p.h, 1).await.remove(0);
+    crate::approval::decide(&p.h, approval["id"].as_str().unwrap(), "approve", "ok").await;
+    // Followed as an SDK follows it, through the proxy: the status, then
+    // the result.
+    let (proxied, url) = (&p, operation.as_str());
+    let status = eventually(
+        "the operation succeeds",
+        Duration::from_secs(30),
+        || async move {
+            let (code, body) = proxied.curl(&[], url).await;
+            (code == 200 && body.contains("Succeeded")).then_some(body)
+        },
+    )
+    .await;
+    assert!(status.contains("\"status\""), "{status}");
+    let (code, result) = p.curl(&[], &location).await;
+    assert_eq!(code, 200, "{result}");
+    let keys: serde_json::Value = serde_json::from_str(&result).unwrap();
+    let keys = keys["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    for key in keys {
+        assert!(
+            airlock_masking::is_masked_token(key["value"].as_str().unwrap()),
+            "{key}"
+        );
+    }
+    p.h.shutdown().await;
+}
+
 /// `HTTPS_PROXY=https://…`: the CONNECT itself (and a token on it) travels
 /// encrypted; the tunnel inside is TLS to the minted certificate as before.
 #[tokio::test]

@@ -211,9 +211,12 @@ async fn intercept(
         }
         Err(_) => return tracing::debug!(%host, "CONNECT: TLS handshake timed out"),
     };
+    let origin = airlock_core::ClientOrigin::https(host);
     let app = tower::ServiceBuilder::new()
         .map_request(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(InTunnel);
+            // URLs the client is to follow name the host it tunnelled to.
+            request.extensions_mut().insert(origin.clone());
             if let Some(token) = &token {
                 request.extensions_mut().insert(token.clone());
             }
