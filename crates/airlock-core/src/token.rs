@@ -99,6 +99,17 @@ pub struct TokenError(pub String);
 pub trait TokenProvider: Send + Sync + 'static {
     /// A valid token for `audience`.
     fn token<'a>(&'a self, audience: &'a str) -> BoxFuture<'a, Result<AccessToken, TokenError>>;
+
+    /// Azure refused `token`, which this provider gave for `audience`
+    /// (`401`: revoked, or signed with a key Azure no longer accepts).
+    /// Whether the next [`token`](Self::token) call gives another one, so
+    /// that the request is worth sending once more; a cache forgets the
+    /// refused token. By default `false`: without a cache there is nothing
+    /// to forget.
+    fn rejected(&self, audience: &str, token: &AccessToken) -> bool {
+        let _ = (audience, token);
+        false
+    }
 }
 
 /// Trades the caller's own token for the caller's token for an Azure

@@ -24,6 +24,10 @@ const ATTEMPTS_WHEN_EMPTY: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest pause between background refreshes that failed.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A token Azure refuses is forgotten at most this often per audience: an
+/// Azure that refuses every token (a missing role, a wrong tenant) costs
+/// one fetch from Entra per this period, not one per request.
+const REJECTION_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Caches a [`TokenSource`]'s tokens per audience; see the
 /// [crate docs](crate). Cheap to clone: clones share the cache.
@@ -58,6 +62,8 @@ struct Slot {
     refresh_at: Option<SystemTime>,
     /// The pause before the next background attempt after a failure.
     backoff: Duration,
+    /// When a token Azure refused was last forgotten.
+    forgotten_at: Option<SystemTime>,
 }
 
 impl Slot {
@@ -255,6 +261,36 @@ impl TokenCache {
 impl TokenProvider for TokenCache {
     fn token<'a>(&'a self, audience: &'a str) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
         Box::pin(self.get(audience))
+    }
+
+    /// Forgets `token` if it is still the one cached for `audience`, at most
+    /// once per 30 s; `true` when the next [`get`](Self::get) gives another.
+    fn rejected(&self, audience: &str, token: &AccessToken) -> bool {
+        let entry = self.entry(audience);
+        let now = self.inner.clock.now();
+        let mut slot = lock(&entry.slot);
+        match &slot.token {
+            Some(cached) if cached.secret() == token.secret() => {}
+            // Already replaced or forgotten: the next call gets another.
+            Some(_) | None => return true,
+        }
+        let recently = slot.forgotten_at.is_some_and(|at| {
+            now.duration_since(at)
+                .is_ok_and(|since| since < REJECTION_INTERVAL)
+        });
+        if recently {
+            return false;
+        }
+        slot.token = None;
+        slot.usable_until = None;
+        slot.refresh_at = None;
+        slot.forgotten_at = Some(now);
+        tracing::info!(
+            identity = self.identity(),
+            audience,
+            "Azure refused the gateway's token; fetching a new one"
+        );
+        true
     }
 }
 

@@ -132,6 +132,16 @@ impl Selected<'_> {
             }
         }
     }
+
+    /// Azure refused `token` for `audience` (`401`): whether another token
+    /// may be had for the request's one retry. Only the gateway's own
+    /// identities can: a caller's token is the caller's to renew.
+    pub fn rejected(&self, audience: &str, token: &AccessToken) -> bool {
+        match &self.named.tokens {
+            Tokens::Gateway(tokens) => tokens.rejected(audience, token),
+            Tokens::Caller(_) | Tokens::Forward => false,
+        }
+    }
 }
 
 impl UpstreamIdentities {

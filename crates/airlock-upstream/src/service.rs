@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use airlock_azure::AzureEndpoint;
 use airlock_core::{
-    AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, Decision, ErrorContext,
-    MemoryBudget, REQUEST_ID_HEADER, TokenProvider, collect_limited,
+    AccessToken, AirlockBody, AirlockError, AuditDraft, BodyError, BoxError, BoxFuture, Decision,
+    ErrorContext, MemoryBudget, REQUEST_ID_HEADER, TokenProvider, collect_limited,
 };
 use airlock_http::PooledClient;
 use bytes::Bytes;
@@ -182,7 +182,38 @@ where
     }
 }
 
+/// `Bearer <token>` as a header value.
+fn authorization(token: &AccessToken) -> Result<http::HeaderValue, AirlockError> {
+    token.authorization().cloned().ok_or_else(|| {
+        AirlockError::UpstreamCredential(
+            "the token provider returned a token that is not a valid header value".into(),
+        )
+    })
+}
+
+/// Azure refused the request's credential: `401`, or Storage's `403
+/// AuthenticationFailed` for a bad signature or token.
+fn refused_credential<B>(response: &Response<B>) -> bool {
+    response.status() == StatusCode::UNAUTHORIZED
+        || (response.status() == StatusCode::FORBIDDEN
+            && response
+                .headers()
+                .get(airlock_core::ERROR_CODE)
+                .is_some_and(|code| code == "AuthenticationFailed"))
+}
+
 impl Inner {
+    /// Sends `request` upstream, bounded by the read timeout.
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<hyper::body::Incoming>, AirlockError> {
+        tokio::time::timeout(self.read_timeout, self.client.request(request))
+            .await
+            .map_err(|_| AirlockError::UpstreamTimeout(self.read_timeout))?
+            .map_err(|e| AirlockError::UpstreamUnavailable(airlock_http::innermost(&e)))
+    }
+
     async fn forward<B>(&self, request: Request<B>) -> Result<Response<AirlockBody>, AirlockError>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -239,23 +270,16 @@ impl Inner {
             AzureEndpoint::Blob { account } => self.shared_keys.get(account),
             _ => None,
         };
+        let audience = self.routes.audience(&endpoint);
         let (acted_as, elevated, bearer) = match shared_key {
             Some(key) => (format!("shared-key:{}", key.account()), false, None),
             None => {
                 let identity = self.identities.select(&parts.extensions)?;
-                let token = identity
-                    .token(&parts.extensions, self.routes.audience(&endpoint))
-                    .await?;
-                let bearer = token.authorization().cloned().ok_or_else(|| {
-                    AirlockError::UpstreamCredential(
-                        "the token provider returned a token that is not a valid header value"
-                            .into(),
-                    )
-                })?;
+                let token = identity.token(&parts.extensions, audience).await?;
                 (
                     identity.name().to_owned(),
                     identity.elevated(),
-                    Some(bearer),
+                    Some((identity, token)),
                 )
             }
         };
@@ -273,9 +297,9 @@ impl Inner {
         if let Some(id) = request_id {
             parts.headers.entry(MS_CLIENT_REQUEST_ID).or_insert(id);
         }
-        match (bearer, shared_key) {
-            (Some(bearer), _) => {
-                parts.headers.insert(AUTHORIZATION, bearer);
+        match (&bearer, shared_key) {
+            (Some((_, token)), _) => {
+                parts.headers.insert(AUTHORIZATION, authorization(token)?);
             }
             (None, Some(key)) => {
                 key.sign(&parts.method, &uri, &mut parts.headers, body.len() as u64);
@@ -284,15 +308,35 @@ impl Inner {
         }
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
-        parts.extensions = http::Extensions::new();
-        let upstream_request = Request::from_parts(parts, Full::new(body));
-
+        let extensions = std::mem::take(&mut parts.extensions);
+        // A bearer request is sent once more, with a new token, when Azure
+        // refuses its token and the identity can get another (AZURE.md §7).
+        let again = bearer.as_ref().map(|_| {
+            (
+                parts.method.clone(),
+                parts.uri.clone(),
+                parts.headers.clone(),
+            )
+        });
         let started = Instant::now();
-        let response =
-            tokio::time::timeout(self.read_timeout, self.client.request(upstream_request))
-                .await
-                .map_err(|_| AirlockError::UpstreamTimeout(self.read_timeout))?
-                .map_err(|e| AirlockError::UpstreamUnavailable(airlock_http::innermost(&e)))?;
+        let mut response = self
+            .send(Request::from_parts(parts, Full::new(body.clone())))
+            .await?;
+        if refused_credential(&response)
+            && let (Some((identity, token)), Some((method, uri, headers))) = (&bearer, again)
+            && identity.rejected(audience, token)
+        {
+            let token = identity.token(&extensions, audience).await?;
+            let mut retry = Request::new(Full::new(body));
+            *retry.method_mut() = method;
+            *retry.uri_mut() = uri;
+            *retry.version_mut() = http::Version::HTTP_11;
+            *retry.headers_mut() = headers;
+            retry
+                .headers_mut()
+                .insert(AUTHORIZATION, authorization(&token)?);
+            response = self.send(retry).await?;
+        }
         if let Some(audit) = &audit {
             audit.update(|record| {
                 record.upstream_status = Some(response.status().as_u16());
@@ -302,17 +346,9 @@ impl Inner {
                     header_text(response.headers(), &MS_CORRELATION_ID);
             });
         }
-        // Storage refuses a bad signature or token with 403 AuthenticationFailed.
-        if response.status() == StatusCode::UNAUTHORIZED
-            || (response.status() == StatusCode::FORBIDDEN
-                && response
-                    .headers()
-                    .get(airlock_core::ERROR_CODE)
-                    .is_some_and(|code| code == "AuthenticationFailed"))
-        {
+        if refused_credential(&response) {
             return Err(AirlockError::UpstreamCredential(format!(
-                "Azure rejected the gateway's credential for {}",
-                self.routes.audience(&endpoint)
+                "Azure rejected the gateway's credential for {audience}"
             )));
         }
         let mut response = rewrite::response(

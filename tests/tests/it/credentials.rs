@@ -136,6 +136,52 @@ async fn requests_carry_the_gateways_own_tokens_refreshed_ahead_of_expiry() {
     h.shutdown().await;
 }
 
+/// Azure refuses the gateway's cached token (here Entra rolled its signing
+/// key over and Azure no longer accepts the old one; in Azure, also a
+/// continuous-access-evaluation revocation): the gateway forgets the token,
+/// signs in again and sends the request once more, and the agent sees only
+/// Azure's answer, never the 401.
+#[tokio::test]
+async fn a_token_azure_refuses_is_replaced_and_the_request_sent_once_more() {
+    fn for_an_hour(issuer: &IssuerHandle, dir: &std::path::Path) -> String {
+        let credential = client_secret(issuer, dir);
+        issuer.set_app_token_lifetime(Duration::from_secs(3600));
+        credential
+    }
+    let h = Harness::start_with(Options {
+        credential: Some(for_an_hour),
+        ..Options::default()
+    })
+    .await;
+    let groups = format!("{}?api-version=2021-04-01", rg_path());
+    assert_eq!(h.agent.get(&groups).await.unwrap().status, StatusCode::OK);
+    h.issuer.rotate_key();
+    h.issuer.retire_old_keys();
+    let agent = h.client(Some(&h.issuer.mint(&airlock_sim::TokenSpec::agent())));
+    let answer = agent.get(&groups).await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    let tokens = upstream_tokens(&h);
+    assert_eq!(tokens.len(), 3, "the first request, then the second twice");
+    assert_eq!(tokens[0], tokens[1], "the cached token, sent until refused");
+    let verifier = h.issuer.verifier();
+    assert!(
+        verifier
+            .verify(&tokens[1], "https://management.azure.com")
+            .is_err()
+    );
+    assert!(
+        verifier
+            .verify(&tokens[2], "https://management.azure.com")
+            .is_ok()
+    );
+    let metrics = h.metrics().await;
+    assert_eq!(
+        metrics[r#"airlock_credential_fetches_total{when="needed",result="ok"}"#], 2,
+        "{metrics:?}"
+    );
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn no_valid_token_is_an_arm_shaped_502_naming_the_identity_not_the_secret() {
     let h = harness().await;

@@ -194,6 +194,31 @@ async fn without_a_valid_token_the_error_names_the_identity_and_the_reason() {
     assert_eq!(source.fetches(), 5, "a refusal is not retried");
 }
 
+/// A token Azure refused (401) is forgotten, so the next caller gets a new
+/// one; a refusal of a token already replaced costs nothing; and an Azure
+/// that refuses every token costs one fetch per 30 s, not one per request.
+#[tokio::test]
+async fn a_refused_token_is_forgotten_at_most_once_per_thirty_seconds() {
+    let (clock, source, cache) = setup(Duration::ZERO);
+    let first = cache.token(ARM).await.unwrap();
+    assert!(cache.rejected(ARM, &first), "forgotten: the next is new");
+    assert_eq!(secret(&cache).await, "token-2");
+    // Every caller that held the first token learns that the next differs.
+    assert!(cache.rejected(ARM, &first));
+    assert_eq!(source.fetches(), 2);
+    // Azure refuses the new one at once too: kept, and nothing to retry.
+    let second = cache.token(ARM).await.unwrap();
+    assert!(!cache.rejected(ARM, &second));
+    assert_eq!(secret(&cache).await, "token-2");
+    clock.advance(Duration::from_secs(31));
+    assert!(cache.rejected(ARM, &second));
+    assert_eq!(secret(&cache).await, "token-3");
+    // Another audience's token is its own.
+    let vault = cache.token("https://vault.azure.net").await.unwrap();
+    assert!(cache.rejected("https://vault.azure.net", &vault));
+    assert_eq!(secret(&cache).await, "token-3");
+}
+
 #[tokio::test]
 async fn each_audience_has_its_own_token() {
     let (_, source, cache) = setup(Duration::ZERO);
