@@ -17,12 +17,15 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p airlock-cli -p airlock-sim \
-    && mkdir -p /out \
+    && mkdir -p /out/shared \
     && cp target/release/airlock target/release/airlock-sim /out/
 
 # Final stage: glibc and CA certificates, nothing else; user `nonroot` (65532).
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/airlock /out/airlock-sim /usr/local/bin/
+# The compose topology's shared volume: a new named volume takes this
+# directory's owner, so the unprivileged simulator can write into it.
+COPY --from=build --chown=65532:65532 /out/shared /shared
 WORKDIR /var/lib/airlock
 USER nonroot
 EXPOSE 8443 8444
