@@ -1,5 +1,6 @@
 //! [`ClassifyService`]: the per-request work of the classify layer.
 
+use sha2::{Digest as _, Sha256};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -100,7 +101,12 @@ where
             );
             tracing::debug!(%operation, children = operation.children().len(), "classified");
             if let Some(draft) = parts.extensions.get::<AuditDraft>() {
-                draft.update(|record| record.operation = Some(operation.clone()));
+                // The body is read here once: its digest goes on the record.
+                let digest = (!bytes.is_empty()).then(|| hex::encode(Sha256::digest(&bytes)));
+                draft.update(|record| {
+                    record.operation = Some(operation.clone());
+                    record.request_body_sha256 = digest;
+                });
             }
             parts.extensions.insert(endpoint);
             parts.extensions.insert(operation);

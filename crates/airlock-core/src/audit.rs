@@ -35,6 +35,9 @@ pub struct AuditRecord {
     pub masked_paths: Vec<String>,
     /// Masked, size-capped request body.
     pub request_excerpt: Option<String>,
+    /// The SHA-256 (hex) of the whole request body as received, when it
+    /// had one: what the excerpt cannot prove (which exact body was sent).
+    pub request_body_sha256: Option<String>,
     /// Masked, size-capped response body.
     pub response_excerpt: Option<String>,
     /// Status Azure answered with, if the request went upstream.
@@ -46,6 +49,9 @@ pub struct AuditRecord {
     pub upstream_request_id: Option<String>,
     /// `x-ms-correlation-request-id` of Azure's response.
     pub upstream_correlation_id: Option<String>,
+    /// The `x-ms-client-request-id` the request was sent to Azure with:
+    /// the Activity Log's `httpRequest.clientRequestId`.
+    pub upstream_client_request_id: Option<String>,
     /// The error code Airlock answered with, if it refused or failed.
     pub error_code: Option<String>,
     /// The upstream (Azure) identity the request was sent as.

@@ -74,6 +74,14 @@ pub struct AuditEvent {
     pub upstream_correlation_id: Option<String>,
     /// The error code Airlock answered with, if it refused or failed.
     pub error_code: Option<String>,
+    /// Azure's record of the client request id the gateway sent
+    /// (`x-ms-client-request-id`): the Activity Log's `clientRequestId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_client_request_id: Option<String>,
+    /// The SHA-256 (hex) of the whole request body, when it had one: the
+    /// excerpt is capped and masked, the digest names the exact body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body_sha256: Option<String>,
     /// The Azure identity the gateway sent the request as
     /// (`[[upstream.identities]]` name, or `default`), if it went upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -198,6 +198,8 @@ impl Exchange {
             upstream_status: record.upstream_status,
             upstream_request_id: record.upstream_request_id,
             upstream_correlation_id: record.upstream_correlation_id,
+            upstream_client_request_id: record.upstream_client_request_id,
+            request_body_sha256: record.request_body_sha256,
             error_code: record.error_code.or_else(|| self.error_code_header.take()),
             upstream_identity: record.upstream_identity,
             replica: self.queue.config.replica.clone(),

@@ -61,6 +61,8 @@ fn event(n: usize) -> AuditEvent {
         upstream_status: Some(200),
         upstream_request_id: Some(format!("{n:08x}-aaaa-bbbb-cccc-dddddddddddd")),
         upstream_correlation_id: Some(format!("{n:08x}-1111-2222-3333-444444444444")),
+        upstream_client_request_id: Some(format!("{n:08x}-5555-6666-7777-888888888888")),
+        request_body_sha256: None,
         error_code: None,
         upstream_identity: Some("default".into()),
         elevated: false,

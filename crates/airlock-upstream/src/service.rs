@@ -306,6 +306,10 @@ impl Inner {
             }
             (None, None) => return Err(AirlockError::NotDecided),
         }
+        if let Some(audit) = &audit {
+            let sent = header_text(&parts.headers, &MS_CLIENT_REQUEST_ID);
+            audit.update(|record| record.upstream_client_request_id = sent);
+        }
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
         let extensions = std::mem::take(&mut parts.extensions);

@@ -200,6 +200,13 @@ async fn every_kind_of_request_is_recorded_exactly_once() {
         e.upstream_request_id.is_some(),
         "Azure's request id is kept to join the Activity Log"
     );
+    // So is the client request id Azure got (its `clientRequestId`).
+    let sent = h.sim.requests()[0].headers["x-ms-client-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(e.upstream_client_request_id, Some(sent));
+    assert_eq!(e.request_body_sha256, None, "a GET has no body");
     let e = one(&denied);
     assert_eq!(
         (e.status, e.decision.as_deref(), e.rule.as_deref()),
@@ -229,6 +236,43 @@ async fn every_kind_of_request_is_recorded_exactly_once() {
         .await
         .unwrap();
     assert!(store.verify().await.unwrap().is_ok());
+    h.shutdown().await;
+}
+
+/// A request's body is recorded by the SHA-256 of all of it: the excerpt
+/// is capped and masked, the digest names the exact body Azure got.
+#[tokio::test]
+async fn a_request_body_is_recorded_by_its_digest() {
+    let h = harness(Some(format!(
+        "{}\n[[rule]]\nname = \"groups-write\"\neffect = \"allow\"\nactions = [\"Microsoft.Resources/subscriptions/resourceGroups/write\"]\n",
+        policy()
+    )))
+    .await;
+    let body = format!(
+        r#"{{"location":"westeurope","tags":{{"note":"{}"}}}}"#,
+        "x".repeat(20_000)
+    );
+    let created = h
+        .agent
+        .send(
+            Method::PUT,
+            &format!("{}?api-version=2021-04-01", rg_path()),
+            &[("content-type", "application/json")],
+            Some(body.clone().into()),
+        )
+        .await
+        .unwrap();
+    assert!(created.status.is_success(), "{:?}", created.body);
+    let events = wait_for_events(&h, 1).await;
+    let e = &events.last().unwrap().event;
+    assert_eq!(e.method, "PUT");
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+    assert_eq!(e.request_body_sha256.as_deref(), Some(digest.as_str()));
+    assert!(
+        e.request_body.as_deref().unwrap().len() < body.len(),
+        "the excerpt is capped; the digest covers the whole body"
+    );
     h.shutdown().await;
 }
 
