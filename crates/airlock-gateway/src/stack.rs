@@ -127,6 +127,16 @@ pub(crate) fn build(config: &Config, layers: Layers, upstream: Upstream) -> Gate
     };
     let service = ServiceBuilder::new()
         .map_response(|response: Response<_>| response.map(airlock_core::boxed))
+        // The request id is the gateway's, minted for every request: an
+        // agent's own `x-airlock-request-id` would choose the id its audit
+        // event is filed under (or repeat another's).
+        .map_request({
+            let request_id = request_id.clone();
+            move |mut request: Request<Incoming>| {
+                request.headers_mut().remove(&request_id);
+                request
+            }
+        })
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(move |request: &Request<Incoming>| {

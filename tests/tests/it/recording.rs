@@ -239,6 +239,42 @@ async fn every_kind_of_request_is_recorded_exactly_once() {
     h.shutdown().await;
 }
 
+/// The request id an event is filed under is the gateway's: one an agent
+/// sends is replaced, so no agent chooses (or repeats) the id of its own
+/// audit event.
+#[tokio::test]
+async fn the_request_id_is_the_gateways_not_the_agents() {
+    let h = harness(Some(policy())).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let answer = h
+            .agent
+            .send(
+                Method::GET,
+                &list_resource_groups(),
+                &[("x-airlock-request-id", "chosen-by-the-agent")],
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        let id = answer.header("x-airlock-request-id").unwrap().to_owned();
+        assert!(
+            id.len() == 36 && id.matches('-').count() == 4,
+            "a UUID the gateway minted: {id}"
+        );
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1]);
+    let events = wait_for_events(&h, 2).await;
+    let recorded: Vec<_> = events
+        .iter()
+        .map(|e| e.event.request_id.clone().unwrap())
+        .collect();
+    assert_eq!(recorded, ids);
+    h.shutdown().await;
+}
+
 /// A request's body is recorded by the SHA-256 of all of it: the excerpt
 /// is capped and masked, the digest names the exact body Azure got.
 #[tokio::test]
