@@ -98,13 +98,14 @@ pub(crate) fn classify_arm(
     hygiene::check_headers(headers)?;
     let segments = hygiene::path_segments(path)?;
     let api_version = hygiene::api_version(query)?;
-    Ok(arm_operation(method, &segments, body)?.with_api_version(api_version))
+    Ok(arm_operation(method, &segments, query, body)?.with_api_version(api_version))
 }
 
 /// The ARM rule, plus the requests that carry other operations.
 fn arm_operation(
     method: &Method,
     segments: &[Segment<'_>],
+    query: Option<&str>,
     body: &[u8],
 ) -> Result<Operation, ClassifyError> {
     if batch::is_batch(segments) {
@@ -126,6 +127,20 @@ fn arm_operation(
             namespace,
             rest,
         } if is_deployment(method, namespace, rest) => deployment::children(scope, body)?,
+        ArmPath::Provider {
+            scope,
+            namespace,
+            rest,
+        } if is_stack(namespace, rest) => match (method, rest) {
+            (&Method::PUT, [_, _]) => deployment::stack_children(scope, body)?,
+            (&Method::POST, [_, _, action]) if is(action, "validate") => {
+                deployment::stack_children(scope, body)?
+            }
+            (&Method::DELETE, [_, _]) => {
+                deployment::stack_delete_children(scope, hygiene::params(query))
+            }
+            _ => Vec::new(),
+        },
         ArmPath::Builtin(group) if *method == Method::DELETE && resource_group::is_group(group) => {
             resource_group::delete_children(group)
         }
@@ -140,6 +155,12 @@ fn arm_operation(
         _ => Vec::new(),
     };
     Ok(children.into_iter().fold(operation, Operation::with_child))
+}
+
+/// `…/providers/Microsoft.Resources/deploymentStacks/{name}[/{action}]`.
+fn is_stack(namespace: &str, rest: &[Segment<'_>]) -> bool {
+    is(namespace, "Microsoft.Resources")
+        && matches!(rest, [stacks, _] | [stacks, _, _] if is(stacks, "deploymentStacks"))
 }
 
 /// `PUT …/deployments/{name}`, or `POST …/deployments/{name}/validate|whatIf`.

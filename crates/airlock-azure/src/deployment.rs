@@ -24,7 +24,18 @@
 //! - an expression calling a `list*` function (`listKeys(…)`,
 //!   `listSecrets(…)`) performs that action, on any resource it names, and
 //!   can return the result in the deployment's outputs: an unknown
-//!   `*/list*/action` child at the root scope `/`.
+//!   `*/list*/action` child at the root scope `/`;
+//! - a parameter that references a Key Vault secret (`"reference":
+//!   {"keyVault": {"id": …}, "secretName": …}`) makes Azure read it with the
+//!   deployer's rights: `Microsoft.KeyVault/vaults/deploy/action` on that
+//!   vault (at `/` when its id is an expression, or when the parameters are
+//!   in a `parametersLink` Airlock cannot see).
+//!
+//! Deployment stacks (`…/deploymentStacks/{name}`) carry a template the same
+//! way, and delete: a stack whose `actionOnUnmanage` deletes removes every
+//! resource it stops managing, and `DELETE` with `unmanageAction.*=delete`
+//! removes every resource it manages: a `*/delete` child at the stack's
+//! scope.
 //!
 //! Property names are read case-insensitively, as ARM reads them (see [`json`](crate::json)).
 
@@ -74,6 +85,17 @@ impl Target {
     }
 }
 
+/// The Key Vault action a template deployment's secret references take.
+const DEPLOY_FROM_VAULT: &str = "Microsoft.KeyVault/vaults/deploy/action";
+
+/// The target of a deployment (or stack) at `scope`.
+fn target_at<S: AsRef<str>>(scope: &[S]) -> Target {
+    Target {
+        segments: scope.iter().map(|s| s.as_ref().to_owned()).collect(),
+        exact: true,
+    }
+}
+
 /// The children of a deployment at `scope` (the segments before its
 /// `providers/Microsoft.Resources/deployments/{name}`), read from its body.
 pub(crate) fn children<S: AsRef<str>>(
@@ -81,12 +103,77 @@ pub(crate) fn children<S: AsRef<str>>(
     body: &[u8],
 ) -> Result<Vec<Operation>, ClassifyError> {
     let root = json::object(body, "deployment")?;
-    let target = Target {
-        segments: scope.iter().map(|s| s.as_ref().to_owned()).collect(),
-        exact: true,
-    };
+    template_children(&target_at(scope), get(&root, "properties")?)
+}
+
+/// The children of a deployment stack's `PUT` (or `validate`) at `scope`:
+/// its template's, and a `*/delete` when `actionOnUnmanage` deletes what
+/// the stack stops managing.
+pub(crate) fn stack_children<S: AsRef<str>>(
+    scope: &[S],
+    body: &[u8],
+) -> Result<Vec<Operation>, ClassifyError> {
+    let root = json::object(body, "deployment stack")?;
+    let target = target_at(scope);
     let properties = get(&root, "properties")?;
-    let mut children = deployment_properties(&target, properties)?;
+    let mut children = template_children(&target, properties)?;
+    let on_unmanage = match properties {
+        Some(Value::Object(properties)) => get(properties, "actionOnUnmanage")?,
+        _ => None,
+    };
+    let deletes = match on_unmanage {
+        None => false,
+        Some(Value::Object(actions)) => actions.values().any(|action| {
+            action
+                .as_str()
+                .is_none_or(|a| !a.eq_ignore_ascii_case("detach"))
+        }),
+        // Not the documented object: Airlock cannot tell what it keeps.
+        Some(_) => true,
+    };
+    if deletes {
+        children.push(Operation::new(
+            "*/delete",
+            Plane::Management,
+            target.scope(),
+        ));
+    }
+    Ok(children)
+}
+
+/// The children of a deployment stack's `DELETE` at `scope`: a `*/delete`
+/// when any `unmanageAction.*` parameter (in `params`, decoded) is not
+/// `detach`, the default.
+pub(crate) fn stack_delete_children<'q, S: AsRef<str>>(
+    scope: &[S],
+    mut params: impl Iterator<Item = (std::borrow::Cow<'q, str>, std::borrow::Cow<'q, str>)>,
+) -> Vec<Operation> {
+    const PREFIX: &str = "unmanageaction.";
+    let deletes = params.any(|(name, value)| {
+        name.len() > PREFIX.len()
+            && name.is_char_boundary(PREFIX.len())
+            && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+            && !value.eq_ignore_ascii_case("detach")
+    });
+    if deletes {
+        vec![Operation::new(
+            "*/delete",
+            Plane::Management,
+            target_at(scope).scope(),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// What a deployment's (or stack's) `properties` carry: template resources,
+/// templates and parameters Airlock cannot see, Complete mode, `list*`
+/// calls and Key Vault references.
+fn template_children(
+    target: &Target,
+    properties: Option<&Value>,
+) -> Result<Vec<Operation>, ClassifyError> {
+    let mut children = deployment_properties(target, properties)?;
     let template = match properties {
         Some(Value::Object(properties)) => get(properties, "template")?,
         _ => None,
@@ -155,6 +242,22 @@ fn deployment_properties(
             ));
         }
     }
+    if let Some(parameters) = get(properties, "parameters")? {
+        let parameters = as_object(parameters, "properties.parameters")?;
+        for parameter in parameters.values() {
+            if let Some(vault) = key_vault_reference(parameter)? {
+                children.push(Operation::new(DEPLOY_FROM_VAULT, Plane::Management, vault));
+            }
+        }
+    }
+    if get(properties, "parametersLink")?.is_some() {
+        // Parameters Airlock cannot see may reference any vault.
+        children.push(Operation::new(
+            DEPLOY_FROM_VAULT,
+            Plane::Management,
+            ResourceScope::new("/"),
+        ));
+    }
     if let Some(mode) = get_str(properties, "mode")? {
         // Anything but Incremental is treated as Complete: it may delete.
         if !mode.eq_ignore_ascii_case("Incremental") {
@@ -179,6 +282,34 @@ fn resources(owner: &Map<String, Value>) -> Result<Vec<&Value>, ClassifyError> {
             "a template's 'resources' must be an array (or an object of symbolic names); send the template as Azure documents it",
         )),
     }
+}
+
+/// The vault a parameter's `reference.keyVault.id` names (`/` when the id
+/// is an expression or not a vault's), if it references a secret.
+fn key_vault_reference(parameter: &Value) -> Result<Option<ResourceScope>, ClassifyError> {
+    let Some(parameter) = parameter.as_object() else {
+        return Ok(None);
+    };
+    let Some(reference) = get(parameter, "reference")? else {
+        return Ok(None);
+    };
+    let vault = match reference {
+        Value::Object(reference) => match get(reference, "keyVault")? {
+            Some(Value::Object(vault)) => get_str(vault, "id")?,
+            _ => None,
+        },
+        _ => None,
+    };
+    let literal = vault.filter(|id| !is_expression(id)).and_then(|id| {
+        let segments = id_segments(id)?;
+        let vaults = segments.len() >= 2
+            && is(&segments[segments.len() - 2], "vaults")
+            && segments
+                .iter()
+                .any(|segment| is(segment, "Microsoft.KeyVault"));
+        vaults.then(|| ResourceScope::new(resource_id(&segments)))
+    });
+    Ok(Some(literal.unwrap_or_else(|| ResourceScope::new("/"))))
 }
 
 fn as_object<'v>(value: &'v Value, what: &str) -> Result<&'v Map<String, Value>, ClassifyError> {

@@ -268,6 +268,16 @@ pub(crate) fn unique_param<'q>(
     Ok(found)
 }
 
+/// Every query parameter, name and value form-decoded, in order.
+pub(crate) fn params(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    split_ascii(query.unwrap_or(""), b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(key), form_decode(value))
+        })
+}
+
 /// `text` split on an ASCII `separator`, like `str::split`.
 fn split_ascii(text: &str, separator: u8) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);

@@ -242,6 +242,37 @@ async fn carried_operations_are_decided_too() {
         .unwrap();
     assert_airlock_error(&deployed, StatusCode::FORBIDDEN, "AirlockPolicyDenied");
 
+    // So does a deployment stack that deletes what it stops managing, and
+    // deleting a stack with the resources it manages.
+    let stack = format!(
+        "{}/providers/Microsoft.Resources/deploymentStacks/s1?api-version=2024-03-01",
+        rg_path()
+    );
+    let stacked = json!({"properties": {"actionOnUnmanage": {"resources": "delete"},
+        "denySettings": {"mode": "none"}, "template": {"resources": []}}});
+    let put = h
+        .agent
+        .send(
+            Method::PUT,
+            &stack,
+            &[("content-type", "application/json")],
+            Some(Bytes::from(stacked.to_string())),
+        )
+        .await
+        .unwrap();
+    assert_airlock_error(&put, StatusCode::FORBIDDEN, "AirlockPolicyDenied");
+    let delete = h
+        .agent
+        .send(
+            Method::DELETE,
+            &format!("{stack}&unmanageAction.Resources=delete"),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_airlock_error(&delete, StatusCode::FORBIDDEN, "AirlockPolicyDenied");
+
     // Moving a VM out of the group deletes it at the source.
     let target_rg = format!(
         "/subscriptions/{}/resourceGroups/elsewhere",

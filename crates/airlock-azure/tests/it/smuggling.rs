@@ -509,6 +509,121 @@ fn deployment_bodies_that_cannot_be_read_are_refused() {
     );
 }
 
+#[test]
+fn key_vault_references_in_parameters_are_a_deploy_action_on_the_vault() {
+    let vault = format!("{SUB}/resourceGroups/rg-secrets/providers/Microsoft.KeyVault/vaults/kv1");
+    let op = deployment(&json!({"properties": {"mode": "Incremental",
+        "parameters": {
+            "plain": {"value": "x"},
+            "db": {"reference": {"keyVault": {"id": vault}, "secretName": "db-password"}},
+            "guess": {"Reference": {"KeyVault": {"ID": "[resourceId('Microsoft.KeyVault/vaults', 'kv2')]"}, "secretName": "s"}},
+        },
+        "template": {"resources": []}}}));
+    assert_eq!(
+        children(&op),
+        [
+            child("Microsoft.KeyVault/vaults/deploy/action", &vault),
+            child("Microsoft.KeyVault/vaults/deploy/action", "/"),
+        ]
+    );
+    // Parameters Airlock cannot see may reference any vault.
+    let op = deployment(&json!({"properties": {"mode": "Incremental",
+        "parametersLink": {"uri": "https://example.com/parameters.json"},
+        "template": {"resources": []}}}));
+    assert_eq!(
+        children(&op),
+        [child("Microsoft.KeyVault/vaults/deploy/action", "/")]
+    );
+}
+
+fn stack(method: &Method, action: &str, query: &str, body: &[u8]) -> Operation {
+    request(
+        method,
+        &format!("{RG}/providers/Microsoft.Resources/deploymentStacks/stack-1{action}"),
+        Some(&format!("{VERSION}{query}")),
+        body,
+    )
+    .unwrap()
+}
+
+/// A deployment stack writes its template's resources like a deployment,
+/// and deletes what it stops managing when `actionOnUnmanage` says so.
+#[test]
+fn deployment_stacks_carry_their_template_and_their_deletes() {
+    let body = |on_unmanage: serde_json::Value| {
+        json!({"properties": {
+            "actionOnUnmanage": on_unmanage,
+            "denySettings": {"mode": "none"},
+            "template": {"resources": [
+                {"type": "Microsoft.Authorization/roleAssignments", "name": "ra-1", "scope": format!("{RG}")},
+                {"type": "Microsoft.Storage/storageAccounts", "name": "sa1"}]}}})
+        .to_string()
+    };
+    let writes = [
+        child(
+            "Microsoft.Authorization/roleAssignments/write",
+            &format!("{RG}/providers/Microsoft.Authorization/roleAssignments/ra-1"),
+        ),
+        child(
+            "Microsoft.Storage/storageAccounts/write",
+            &format!("{RG}/providers/Microsoft.Storage/storageAccounts/sa1"),
+        ),
+    ];
+    let detach = body(json!({"resources": "detach", "resourceGroups": "detach"}));
+    for (method, action) in [(Method::PUT, ""), (Method::POST, "/validate")] {
+        let op = stack(&method, action, "", detach.as_bytes());
+        assert_eq!(
+            op.name(),
+            if action.is_empty() {
+                "Microsoft.Resources/deploymentStacks/write"
+            } else {
+                "Microsoft.Resources/deploymentStacks/validate/action"
+            }
+        );
+        assert_eq!(children(&op), writes, "{action}");
+    }
+    for deletes in [
+        json!({"resources": "delete", "resourceGroups": "detach"}),
+        json!({"Resources": "DELETE"}),
+        json!({"resources": "detach", "managementGroups": "delete"}),
+        json!("delete"),
+    ] {
+        let op = stack(&Method::PUT, "", "", body(deletes.clone()).as_bytes());
+        let mut expected = writes.to_vec();
+        expected.push(child("*/delete", RG));
+        assert_eq!(children(&op), expected, "{deletes}");
+    }
+    // A linked template is as unseen as a deployment's.
+    let linked = json!({"properties": {"actionOnUnmanage": {"resources": "detach"},
+        "templateLink": {"uri": "https://example.com/t.json"}}});
+    let op = stack(&Method::PUT, "", "", linked.to_string().as_bytes());
+    assert_eq!(children(&op), [unknown_child("*/write", RG)]);
+}
+
+/// Deleting a stack with `unmanageAction.*=delete` deletes what it manages;
+/// the default (`detach`) leaves it.
+#[test]
+fn deleting_a_stack_that_deletes_what_it_manages_is_a_delete_below_it() {
+    for query in [
+        "&unmanageAction.Resources=delete",
+        "&unmanageaction.resourcegroups=Delete",
+        "&unmanageAction%2EManagementGroups=delete",
+        "&unmanageAction.Resources=detach&unmanageAction.ResourceGroups=delete",
+    ] {
+        let op = stack(&Method::DELETE, "", query, b"");
+        assert_eq!(op.name(), "Microsoft.Resources/deploymentStacks/delete");
+        assert_eq!(children(&op), [child("*/delete", RG)], "{query}");
+    }
+    for query in [
+        "",
+        "&unmanageAction.Resources=detach",
+        "&bypassStackOutOfSyncError=true",
+    ] {
+        let op = stack(&Method::DELETE, "", query, b"");
+        assert!(op.children().is_empty(), "{query}");
+    }
+}
+
 // ---------------------------------------------------------------- move and delete
 
 #[test]
