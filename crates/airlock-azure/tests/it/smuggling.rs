@@ -509,6 +509,43 @@ fn deployment_bodies_that_cannot_be_read_are_refused() {
     );
 }
 
+/// A property named twice (exact duplicates, which a JSON parser would
+/// silently collapse to the last) is refused: Azure might read the other.
+#[test]
+fn a_property_named_twice_is_refused() {
+    let deployments = format!("{RG}/providers/Microsoft.Resources/deployments/d");
+    for body in [
+        r#"{"properties":{"mode":"Complete","template":{"resources":[]}},"properties":{"mode":"Incremental","template":{"resources":[]}}}"#,
+        r#"{"properties":{"mode":"Complete","mode":"Incremental","template":{"resources":[]}}}"#,
+        r#"{"properties":{"mode":"Incremental","template":{"resources":[{"type":"Microsoft.Storage/storageAccounts","name":"a","name":"b"}]}}}"#,
+    ] {
+        let error =
+            request(&Method::PUT, &deployments, Some(VERSION), body.as_bytes()).unwrap_err();
+        let (code, message) = refusal(error);
+        assert_eq!(code, "InvalidRequestContent");
+        assert!(
+            message.contains("names a property twice")
+                && message.contains("send each property once"),
+            "{message}"
+        );
+    }
+    let batch =
+        r#"{"requests":[{"httpMethod":"GET","name":"1","url":"/subscriptions/s"}],"requests":[]}"#;
+    let error = request(&Method::POST, "/batch", Some(VERSION), batch.as_bytes()).unwrap_err();
+    assert!(
+        refusal(error)
+            .1
+            .contains("'requests' appears more than once")
+    );
+    // Numbers, booleans and nulls parse as before.
+    let op = deployment(
+        &json!({"properties": {"mode": "Incremental", "debugSetting": null,
+        "template": {"contentVersion": "1.0.0.0", "resources": [
+            {"type": "Microsoft.Storage/storageAccounts", "name": "sa1", "properties": {"n": -1, "f": 1.5, "big": 18_446_744_073_709_551_615_u64, "on": true}}]}}}),
+    );
+    assert_eq!(op.children().len(), 1);
+}
+
 #[test]
 fn key_vault_references_in_parameters_are_a_deploy_action_on_the_vault() {
     let vault = format!("{SUB}/resourceGroups/rg-secrets/providers/Microsoft.KeyVault/vaults/kv1");
