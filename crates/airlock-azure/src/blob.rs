@@ -14,7 +14,7 @@
 //! | `GET`, `HEAD /{c}/{blob}[?comp=metadata\|blocklist\|pagelist\|…]` | `containers/blobs/read` |
 //! | `PUT /{c}/{blob}[?comp=block\|blocklist\|page\|appendblock\|metadata\|properties\|tier\|snapshot\|lease\|undelete]` | `containers/blobs/write` |
 //! | `GET`, `PUT /{c}/{blob}?comp=tags` | `containers/blobs/tags/read`, `…/tags/write` |
-//! | `DELETE /{c}/{blob}` (`?deletetype=permanent`) | `containers/blobs/delete` (`…/permanentDelete/action`) |
+//! | `DELETE /{c}/{blob}` (`?versionid=…`; `?deletetype=permanent`) | `containers/blobs/delete` (`…/deleteBlobVersion/action`; `…/permanentDelete/action`) |
 //!
 //! (each under `Microsoft.Storage/storageAccounts/`). Every one is a data
 //! operation here, container ones included: policy names them in
@@ -52,6 +52,9 @@ pub(crate) fn operation(
     let comp = unique_param(query, "comp")?;
     let restype = unique_param(query, "restype")?;
     let deletetype = unique_param(query, "deletetype")?;
+    // Deleting a version erases history that backs the blob up: an action
+    // of its own in Azure's RBAC.
+    let version = unique_param(query, "versionid")?.is_some();
     let service = format!("/providers/{PREFIX}{account}/blobServices/default");
     let copies = headers.contains_key("x-ms-copy-source");
     let named = if copies {
@@ -63,6 +66,7 @@ pub(crate) fn operation(
             comp.as_deref(),
             restype.as_deref(),
             deletetype.as_deref(),
+            version,
         )
     };
     let scope = match segments {
@@ -104,6 +108,7 @@ fn action(
     comp: Option<&str>,
     restype: Option<&str>,
     deletetype: Option<&str>,
+    version: bool,
 ) -> Option<&'static str> {
     let read = *method == Method::GET || *method == Method::HEAD;
     let put = *method == Method::PUT;
@@ -176,6 +181,9 @@ fn action(
                     Some("blobServices/containers/blobs/write")
                 }
                 None if *method == Method::DELETE => match deletetype {
+                    None if version => {
+                        Some("blobServices/containers/blobs/deleteBlobVersion/action")
+                    }
                     None => Some("blobServices/containers/blobs/delete"),
                     Some(d) if is(d, "permanent") => {
                         Some("blobServices/containers/blobs/permanentDelete/action")
@@ -289,6 +297,20 @@ mod tests {
                 "/logs/a.txt",
                 None,
                 "blobServices/containers/blobs/delete",
+                "/containers/logs/blobs/a.txt",
+            ),
+            (
+                Method::DELETE,
+                "/logs/a.txt",
+                Some("versionid=2026-01-01T00%3A00%3A00.0000000Z"),
+                "blobServices/containers/blobs/deleteBlobVersion/action",
+                "/containers/logs/blobs/a.txt",
+            ),
+            (
+                Method::DELETE,
+                "/logs/a.txt",
+                Some("VersionId=2026-01-01T00:00:00.0000000Z&deletetype=permanent"),
+                "blobServices/containers/blobs/permanentDelete/action",
                 "/containers/logs/blobs/a.txt",
             ),
             (
