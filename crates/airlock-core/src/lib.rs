@@ -50,7 +50,7 @@ pub use html::escape_html;
 pub use http_client::{HttpClient, HttpClientError};
 pub use log_capture::LogCapture;
 pub use memory_budget::{MemoryBudget, Share, Uncollected};
-pub use operation::{Operation, Plane, ResourceScope};
+pub use operation::{Operation, Plane, ResourceScope, normalize_id};
 pub use operation_pattern::{OperationPattern, PatternError};
 pub use origin::ClientOrigin;
 pub use principal::{Principal, PrincipalBuilder, PrincipalKind};

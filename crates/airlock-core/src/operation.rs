@@ -22,7 +22,9 @@ pub enum Plane {
 /// A normalized Azure resource id (or scope).
 ///
 /// Comparison uses the lower-cased form, as ARM compares ids
-/// case-insensitively; the original spelling is kept for display.
+/// case-insensitively, except a blob's name, which Azure Storage compares
+/// case-sensitively ([`normalize_id`]); the original spelling is kept for
+/// display.
 ///
 /// ```
 /// use airlock_core::ResourceScope;
@@ -43,6 +45,41 @@ pub struct ResourceScope {
     normalized: String,
 }
 
+/// An id as scopes compare it: lower-cased, as ARM compares names (Unicode
+/// letters included: resource groups may be named `Ärger`), except a
+/// blob's name, after `…/blobServices/{s}/containers/{c}/blobs/`, which
+/// Azure Storage compares case-sensitively: `PUBLIC/x` is another blob
+/// than `public/x`, and a rule for one must not cover the other.
+///
+/// ```
+/// use airlock_core::normalize_id;
+///
+/// assert_eq!(normalize_id("/subscriptions/S/resourceGroups/RG"), "/subscriptions/s/resourcegroups/rg");
+/// assert_eq!(
+///     normalize_id("/providers/Microsoft.Storage/storageAccounts/SA/blobServices/default/containers/logs/Blobs/PUBLIC/a.txt"),
+///     "/providers/microsoft.storage/storageaccounts/sa/blobservices/default/containers/logs/blobs/PUBLIC/a.txt"
+/// );
+/// ```
+pub fn normalize_id(id: &str) -> String {
+    let parts: Vec<&str> = id.split('/').collect();
+    let blob_name = (4..parts.len()).find(|&i| {
+        parts[i].eq_ignore_ascii_case("blobs")
+            && parts[i - 2].eq_ignore_ascii_case("containers")
+            && parts[i - 4].eq_ignore_ascii_case("blobServices")
+    });
+    match blob_name {
+        Some(blobs) => {
+            let mut normalized = parts[..=blobs].join("/").to_lowercase();
+            for part in &parts[blobs + 1..] {
+                normalized.push('/');
+                normalized.push_str(part);
+            }
+            normalized
+        }
+        None => id.to_lowercase(),
+    }
+}
+
 impl ResourceScope {
     /// Makes a scope from a resource id; a trailing `/` is dropped (except for the root `/`).
     pub fn new(id: impl Into<String>) -> Self {
@@ -50,9 +87,7 @@ impl ResourceScope {
         while display.len() > 1 && display.ends_with('/') {
             display.pop();
         }
-        // ARM compares names case-insensitively, Unicode letters included
-        // (resource groups may be named `Ärger`).
-        let normalized = display.to_lowercase();
+        let normalized = normalize_id(&display);
         Self {
             display,
             normalized,

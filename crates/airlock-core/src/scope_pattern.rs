@@ -53,8 +53,9 @@ impl ScopePattern {
                 "'{text}' has '**'; a scope is a prefix already, so everything beneath it is included"
             ));
         }
-        let segments = segments(trimmed)
-            .map(|s| s.to_lowercase().into_bytes().into())
+        // Compared as scopes are: a blob's name keeps its case.
+        let segments = segments(&crate::operation::normalize_id(trimmed))
+            .map(|s| s.as_bytes().into())
             .collect();
         Ok(Self {
             text: text.to_owned(),
@@ -140,6 +141,33 @@ mod tests {
         assert!(!rg.covers("/subscriptions/s1/resourcegroups/prod2"));
         assert!(!rg.covers("/subscriptions/s1"));
         assert!(pat("/").covers("/subscriptions/s1"));
+    }
+
+    /// Azure Storage compares blob names case-sensitively: a rule for the
+    /// `public/` prefix does not cover `PUBLIC/`, another blob; the rest of
+    /// the id still compares case-insensitively.
+    #[test]
+    fn blob_names_keep_their_case() {
+        let public = pat(
+            "/providers/Microsoft.Storage/storageAccounts/demostore/blobServices/default/containers/logs/blobs/public",
+        );
+        let scope = |id: &str| crate::ResourceScope::new(id).normalized().to_owned();
+        assert!(public.covers(&scope(
+            "/providers/microsoft.storage/STORAGEACCOUNTS/DemoStore/BlobServices/Default/Containers/logs/Blobs/public/a.txt"
+        )));
+        assert!(!public.covers(&scope(
+            "/providers/Microsoft.Storage/storageAccounts/demostore/blobServices/default/containers/logs/blobs/PUBLIC/creds.txt"
+        )));
+        assert_ne!(
+            crate::ResourceScope::new("/x/blobServices/default/containers/c/blobs/A"),
+            crate::ResourceScope::new("/x/blobServices/default/containers/c/blobs/a")
+        );
+        // A resource group named `blobs` is no blob: still any case.
+        assert!(
+            pat("/subscriptions/s/resourceGroups/blobs/providers/X.Y/z/N").covers(&scope(
+                "/subscriptions/S/resourcegroups/BLOBS/providers/x.y/Z/n"
+            ))
+        );
     }
 
     #[test]
