@@ -189,6 +189,46 @@ async fn path_tricks_are_denied_or_rejected_never_forwarded() {
     h.shutdown().await;
 }
 
+/// Request smuggling: a request that sends both `Content-Length: 0` and
+/// `Transfer-Encoding: chunked` is one request whose body is the chunks
+/// (RFC 9112 §6.3), so a request hidden in that body is never classified,
+/// decided or forwarded on its own; nor does the connection go on after it.
+#[tokio::test]
+async fn a_request_hidden_in_a_chunked_body_is_never_a_request_of_its_own() {
+    let h = harness().await;
+    let hidden = format!(
+        "DELETE {} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\n\r\n",
+        vm_path("vm1"),
+        h.agent_token
+    );
+    let start = vm_path("vm1").replace("?api-version", "/start?api-version");
+    for chunked in [
+        format!("{:x}\r\n{hidden}\r\n0\r\n\r\n", hidden.len()),
+        // The hidden request right after the end of an empty chunked body.
+        format!("0\r\n\r\n{hidden}"),
+    ] {
+        let request = format!(
+            "POST {start} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunked}",
+            h.agent_token
+        );
+        let answer = raw(&h, &request).await;
+        assert!(!answer.is_empty(), "no answer");
+        assert_eq!(
+            answer.matches("HTTP/1.1 ").count(),
+            1,
+            "one answer on the connection: {answer}"
+        );
+    }
+    assert!(
+        h.sim
+            .requests()
+            .iter()
+            .all(|r| r.method != http::Method::DELETE),
+        "a hidden DELETE reached Azure"
+    );
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn carried_operations_are_decided_too() {
     let h = harness().await;
