@@ -202,14 +202,7 @@ impl Asked {
             Ok(body) => body,
             Err(error) => return Err((error, parts)),
         };
-        let fingerprint = Fingerprint::compute(
-            &principal,
-            &parts.method,
-            &operation,
-            parts.uri.query(),
-            &body,
-        )
-        .for_answer();
+        let fingerprint = Fingerprint::of(&principal, &parts, &operation, &body).for_answer();
         Ok(Self {
             draft: parts.extensions.get::<AuditDraft>().cloned(),
             parts,

@@ -437,6 +437,11 @@ pub struct RequestLine {
     /// The body's `Content-Type`, when it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    /// The other headers that change what Azure does (`x-ms-*` but the
+    /// per-call ids and date), which the grant binds too: approvers see
+    /// `x-ms-delete-snapshots: include` before they approve a delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
 }
 
 impl ApprovalRequest {

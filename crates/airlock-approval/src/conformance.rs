@@ -157,11 +157,14 @@ pub fn pending_request(requester: &Principal, wait: ApprovalWait) -> ApprovalReq
         body_preview: Some(r#"{"location":"westeurope"}"#.into()),
         body: Some(r#"{"location":"westeurope"}"#.into()),
         // The id as the body: no other check's retry matches it.
-        fingerprint: Fingerprint::compute(
+        fingerprint: Fingerprint::of(
             requester,
-            &http::Method::PUT,
+            &http::Request::put(SCOPE)
+                .body(())
+                .unwrap_or_default()
+                .into_parts()
+                .0,
             &operation,
-            None,
             id.to_string().as_bytes(),
         ),
         wait,

@@ -166,13 +166,7 @@ async fn admit(
     asked.check_justification()?;
     check_not_encoded(&parts.headers)?;
     let bytes = read_request_body(body, &parts.headers, config.max_body_bytes).await?;
-    let fingerprint = Fingerprint::compute(
-        &asked.principal,
-        &parts.method,
-        &asked.operation,
-        parts.uri.query(),
-        &bytes,
-    );
+    let fingerprint = Fingerprint::of(&asked.principal, &parts, &asked.operation, &bytes);
     let fingerprint = if asked.reveal {
         fingerprint.for_reveal()
     } else {
@@ -572,6 +566,11 @@ pub(crate) fn request_line(
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        headers: crate::fingerprint::semantic_headers(&parts.headers)
+            .into_iter()
+            .filter(|(name, _)| *name != "content-type")
+            .map(|(name, value)| (name.to_owned(), String::from_utf8_lossy(value).into_owned()))
+            .collect(),
     }
 }
 

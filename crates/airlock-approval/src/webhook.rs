@@ -218,6 +218,9 @@ fn facts(request: &ApprovalRequest) -> Vec<(&'static str, String)> {
     ];
     if let Some(line) = &request.request {
         facts.push(("Request", format!("{} {}", line.method, line.target)));
+        for (name, value) in &line.headers {
+            facts.push(("Header", format!("{name}: {value}")));
+        }
     }
     if let Some(justification) = &request.justification {
         facts.push(("Justification", justification.clone()));

@@ -61,6 +61,11 @@ pub struct ResourceScope {
 /// );
 /// ```
 pub fn normalize_id(id: &str) -> String {
+    let lower = id.to_lowercase();
+    // Most ids name no blob: one pass, no split (a scope is made per request).
+    if !lower.contains("/blobservices/") {
+        return lower;
+    }
     let parts: Vec<&str> = id.split('/').collect();
     let blob_name = (4..parts.len()).find(|&i| {
         parts[i].eq_ignore_ascii_case("blobs")
@@ -76,7 +81,7 @@ pub fn normalize_id(id: &str) -> String {
             }
             normalized
         }
-        None => id.to_lowercase(),
+        None => lower,
     }
 }
 

@@ -578,6 +578,58 @@ async fn a_grant_is_not_spent_by_the_same_operation_with_another_query() {
     h.shutdown().await;
 }
 
+/// The second review's finding: a grant was spent by the same request with
+/// an `x-ms-*` header that changes what Azure does. The grant binds those
+/// headers, and approvers see them.
+#[tokio::test]
+async fn a_grant_is_not_spent_by_the_same_request_with_another_azure_header() {
+    let h = harness().await;
+    let first = h
+        .agent
+        .send(Method::POST, &list_keys_path(), &[], None)
+        .await
+        .unwrap();
+    let json = assert_airlock_error(&first, StatusCode::FORBIDDEN, "AirlockApprovalPending");
+    let id = json["error"]["airlock"]["approvalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    decide(&h, &id, "approve", "ok").await;
+
+    let header = ("x-ms-delete-snapshots", "include");
+    let other = h
+        .agent
+        .send(Method::POST, &list_keys_path(), &[header], None)
+        .await
+        .unwrap();
+    let json = assert_airlock_error(&other, StatusCode::FORBIDDEN, "AirlockApprovalPending");
+    let other_id = json["error"]["airlock"]["approvalId"].as_str().unwrap();
+    assert_ne!(other_id, id, "another header, another approval");
+    assert_eq!(sim_calls(&h, &Method::POST, "listKeys"), 0);
+    let listed = pending(&h, 1).await;
+    let asked = listed.iter().find(|a| a["id"] == other_id).unwrap();
+    assert_eq!(
+        asked["request"]["headers"],
+        serde_json::json!([["x-ms-delete-snapshots", "include"]]),
+        "{asked}"
+    );
+
+    // A per-call id differs on every retry and changes nothing: the grant holds.
+    let exact = h
+        .agent
+        .send(
+            Method::POST,
+            &list_keys_path(),
+            &[("x-ms-client-request-id", "retry-1")],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(exact.status, StatusCode::OK, "{:?}", exact.body);
+    assert_eq!(sim_calls(&h, &Method::POST, "listKeys"), 1);
+    h.shutdown().await;
+}
+
 /// The review's finding: 150 identical held requests made 150 approvals.
 /// The same request from the same principal while its approval is pending
 /// joins it: one approval (and, async, one stored request and one

@@ -146,6 +146,13 @@ pub(crate) fn card(
                 .map(|t| format!(", {}", esc(t)))
                 .unwrap_or_default()
         );
+        if !line.headers.is_empty() {
+            html.push_str("<dt>Headers</dt><dd><ul class=\"headers\">");
+            for (name, value) in &line.headers {
+                let _ = write!(html, "<li><code>{}: {}</code></li>", esc(name), esc(value));
+            }
+            html.push_str("</ul></dd>");
+        }
     }
     if !op.children.is_empty() {
         html.push_str("<dt>Carries</dt><dd><ol class=\"children\">");

@@ -445,13 +445,21 @@ async fn a_grant_admits_no_request_with_another_body_or_principal() {
     assert_eq!(h.seen.lock().unwrap()[0].body, r#"{"sku":"a"}"#);
 }
 
+/// The head of a request: `method` to `uri`, with `headers`.
+fn head(method: &Method, uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(()).unwrap().into_parts().0
+}
+
 /// A PUT with `api-version=1` and `body`, fingerprinted for `principal`.
 fn put(principal: &Principal, operation: &Operation, body: &[u8]) -> Fingerprint {
-    Fingerprint::compute(
+    Fingerprint::of(
         principal,
-        &Method::PUT,
+        &head(&Method::PUT, "/sa?api-version=1", &[]),
         operation,
-        Some("api-version=1"),
         body,
     )
 }
@@ -489,7 +497,8 @@ fn fingerprints_bind_the_method_and_the_whole_query() {
     let agent = agent();
     let op = operation();
     let of = |method: &Method, query: Option<&str>| {
-        Fingerprint::compute(&agent, method, &op, query, b"{}")
+        let uri = query.map_or_else(|| "/sa".to_owned(), |q| format!("/sa?{q}"));
+        Fingerprint::of(&agent, &head(method, &uri, &[]), &op, b"{}")
     };
     let approved = of(&Method::POST, Some("api-version=2023-05-01"));
     assert_ne!(approved, of(&Method::PUT, Some("api-version=2023-05-01")));
@@ -509,6 +518,63 @@ fn fingerprints_bind_the_method_and_the_whole_query() {
     assert_ne!(
         of(&Method::POST, Some("skipShutdown=false")),
         of(&Method::POST, Some("skipShutdown=true")),
+    );
+}
+
+/// The second review's findings: a grant was spent by the same request
+/// with a header that changes what Azure does (`x-ms-delete-snapshots`),
+/// by another version of a secret (its path), and by an ARM path spelling
+/// the vault's own operation (its plane). Per-call ids still do not count.
+#[test]
+fn fingerprints_bind_the_path_the_plane_and_the_headers_azure_acts_on() {
+    let agent = agent();
+    let op = operation();
+    let delete = |headers: &[(&str, &str)]| {
+        Fingerprint::of(&agent, &head(&Method::DELETE, "/c/b", headers), &op, b"")
+    };
+    let approved = delete(&[("x-ms-version", "2023-11-03")]);
+    assert_ne!(
+        approved,
+        delete(&[
+            ("x-ms-version", "2023-11-03"),
+            ("x-ms-delete-snapshots", "include")
+        ])
+    );
+    assert_ne!(
+        approved,
+        delete(&[
+            ("x-ms-version", "2023-11-03"),
+            ("content-type", "text/plain")
+        ])
+    );
+    assert_eq!(
+        approved,
+        delete(&[
+            ("x-ms-client-request-id", "a"),
+            ("x-ms-version", "2023-11-03"),
+            ("x-ms-date", "Sat, 05 Dec 2026 20:00:00 GMT")
+        ])
+    );
+    let secret = Operation::new(
+        "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+        Plane::Data,
+        ResourceScope::new("/providers/Microsoft.KeyVault/vaults/kv1/secrets/db"),
+    );
+    let get = |path: &str, op: &Operation| {
+        Fingerprint::of(&agent, &head(&Method::GET, path, &[]), op, b"")
+    };
+    assert_ne!(
+        get("/secrets/db/0123abcd?api-version=7.4", &secret),
+        get("/secrets/db?api-version=7.4", &secret)
+    );
+    let spelled_on_arm = Operation::new(
+        "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+        Plane::Management,
+        ResourceScope::new("/providers/Microsoft.KeyVault/vaults/kv1/secrets/db"),
+    );
+    assert_ne!(
+        get("/secrets/db?api-version=7.4", &secret),
+        get("/secrets/db?api-version=7.4", &spelled_on_arm)
     );
 }
 

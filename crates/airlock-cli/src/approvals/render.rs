@@ -109,6 +109,8 @@ pub struct RequestLineView {
     pub target: String,
     /// The whole body's length in bytes.
     pub body_bytes: u64,
+    /// The other headers that change what Azure does, which the grant binds.
+    pub headers: Vec<(String, String)>,
 }
 
 /// Who asked.
@@ -394,6 +396,9 @@ pub fn render_details(value: &Value, now: SystemTime) -> Result<String, Malforme
             "Request",
             format!("{} {}", clean(&request.method), clean(&request.target)),
         );
+        for (name, value) in &request.headers {
+            field("Header", format!("{}: {}", clean(name), clean(value)));
+        }
     }
     field("Body", body_text(&a));
     field("Rule", clean(&a.rule));
