@@ -97,5 +97,5 @@ pub use classify::{ClassifyRequest, classify};
 pub use endpoint::AzureEndpoint;
 pub use error::ClassifyError;
 pub use layer::{BodyErrorMap, ClassifyLayer, DEFAULT_MAX_BODY_BYTES, EndpointResolver};
-pub use secret_responses::{SECRET_RESPONSES, SecretResponse};
+pub use secret_responses::{SECRET_RESPONSE_FALLBACKS, SECRET_RESPONSES, SecretResponse};
 pub use service::ClassifyService;

@@ -52,6 +52,13 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
         json_paths: &["$.value"],
         xml_elements: &[],
     },
+    // A certificate's backup carries its private key.
+    SecretResponse {
+        service: "Key Vault certificate backups",
+        operations: &["Microsoft.KeyVault/vaults/certificates/backup/action"],
+        json_paths: &["$.value"],
+        xml_elements: &[],
+    },
     SecretResponse {
         service: "Storage account keys",
         operations: &[
@@ -263,24 +270,6 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
         ],
         xml_elements: &[],
     },
-    // Named as AZURE.md §4 names them, whatever the verb before the noun
-    // (`generateCredentials`, `getSecrets`), and every `regenerate*`, which
-    // answers with the new key in most providers.
-    SecretResponse {
-        service: "Anything named like a secret-returning action (detectors only)",
-        operations: &[
-            "*/list*Keys/action",
-            "*Secrets/action",
-            "*Credential/action",
-            "*Credentials/action",
-            "*Sas/action",
-            "*ConnectionStrings/action",
-            "*/regenerate*/action",
-            "*/config/*/list/action",
-        ],
-        json_paths: &[],
-        xml_elements: &[],
-    },
     // A long-running operation's final answer arrives at its poll URL
     // (`Location`), classified by that URL, not by the action that started
     // it: an action's secrets can arrive there.
@@ -292,6 +281,33 @@ pub const SECRET_RESPONSES: &[SecretResponse] = &[
             "*/operationStatuses/read",
         ],
         json_paths: &[],
+        xml_elements: &[],
+    },
+];
+
+/// The pack's fallbacks: each applies only to an operation no entry of
+/// [`SECRET_RESPONSES`] names (a masking rule's `fallback`), so a known
+/// answer keeps what its entry does not mask.
+pub const SECRET_RESPONSE_FALLBACKS: &[SecretResponse] = &[
+    // Named as AZURE.md §4 names them, whatever the verb before the noun
+    // (`generateCredentials`, `getSecrets`), and every `regenerate*`, which
+    // answers with the new key in most providers. Where in the answer the
+    // secret is, Airlock does not know (a Container App's `listSecrets`
+    // answers `{"value": [{"name", "value"}]}` in plain text, which no
+    // detector recognises): every string is masked.
+    SecretResponse {
+        service: "Anything named like a secret-returning action (every string)",
+        operations: &[
+            "*/list*Keys/action",
+            "*Secrets/action",
+            "*Credential/action",
+            "*Credentials/action",
+            "*Sas/action",
+            "*ConnectionStrings/action",
+            "*/regenerate*/action",
+            "*/config/*/list/action",
+        ],
+        json_paths: &["$"],
         xml_elements: &[],
     },
 ];

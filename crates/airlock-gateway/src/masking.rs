@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use airlock_azure::SECRET_RESPONSES;
+use airlock_azure::{SECRET_RESPONSE_FALLBACKS, SECRET_RESPONSES};
 use airlock_core::Approvers;
 use airlock_masking::{
     JsonMasker, KeyFileError, MaskRule, MaskingLayer, RevealApproval, RevealRule, TokenKey,
@@ -93,20 +93,24 @@ pub(crate) fn masker(config: &MaskingConfig, key: TokenKey) -> Result<Arc<JsonMa
     ))
 }
 
-/// The Azure default pack ([`SECRET_RESPONSES`]) as masking rules.
+/// The Azure default pack ([`SECRET_RESPONSES`], then its
+/// [`SECRET_RESPONSE_FALLBACKS`] as fallback rules) as masking rules.
 ///
 /// # Errors
 ///
 /// Never for the shipped pack (a test checks it); the message names the entry.
 pub fn default_rules() -> Result<Vec<MaskRule>, airlock_masking::MaskError> {
-    SECRET_RESPONSES
-        .iter()
-        .map(|entry| {
+    let entries = SECRET_RESPONSES.iter().map(|entry| (entry, false));
+    let fallbacks = SECRET_RESPONSE_FALLBACKS.iter().map(|entry| (entry, true));
+    entries
+        .chain(fallbacks)
+        .map(|(entry, fallback)| {
             MaskRule::new(
                 entry.operations.iter().copied(),
                 entry.json_paths.iter().copied(),
             )
             .map(|rule| rule.xml_elements(entry.xml_elements.iter().copied()))
+            .map(|rule| if fallback { rule.fallback() } else { rule })
             .inspect_err(|e| tracing::error!(service = entry.service, %e, "a built-in masking rule is invalid"))
         })
         .collect()

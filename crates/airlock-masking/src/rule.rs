@@ -34,6 +34,7 @@ pub struct MaskRule {
     pub(crate) paths: Vec<JsonPath>,
     pub(crate) detectors: bool,
     pub(crate) xml_elements: Vec<String>,
+    pub(crate) fallback: bool,
 }
 
 /// Operation patterns of a masking or reveal rule: at least one, each valid.
@@ -78,6 +79,7 @@ impl MaskRule {
             paths,
             detectors: true,
             xml_elements: Vec::new(),
+            fallback: false,
         })
     }
 
@@ -87,6 +89,28 @@ impl MaskRule {
     pub fn detectors(mut self, on: bool) -> Self {
         self.detectors = on;
         self
+    }
+
+    /// Makes this a fallback: it applies only to operations no other rule
+    /// names. For patterns that say an answer holds a secret without saying
+    /// where (`*/list*Secrets/action`, masking every string with `$`),
+    /// while a rule that knows the answer (`…/storageAccounts/listKeys`)
+    /// masks only what it names.
+    ///
+    /// ```
+    /// use airlock_masking::MaskRule;
+    /// let fallback = MaskRule::new(["*/list*Keys/action"], ["$"]).unwrap().fallback();
+    /// assert!(fallback.is_fallback());
+    /// ```
+    #[must_use]
+    pub fn fallback(mut self) -> Self {
+        self.fallback = true;
+        self
+    }
+
+    /// Whether it is a [`fallback`](Self::fallback).
+    pub fn is_fallback(&self) -> bool {
+        self.fallback
     }
 
     /// Elements whose text is secret when the answer is XML (Storage's data

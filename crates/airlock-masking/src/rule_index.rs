@@ -48,13 +48,18 @@ impl RuleIndex {
         }
         drop(seen);
         let lower = name.to_lowercase();
-        let found: Arc<[usize]> = self
+        let mut found: Vec<usize> = self
             .rules
             .iter()
             .enumerate()
             .filter(|(_, rule)| rule.matches_lower(lower.as_bytes()))
             .map(|(at, _)| at)
             .collect();
+        // A fallback applies only where no other rule names the operation.
+        if found.iter().any(|&at| !self.rules[at].fallback) {
+            found.retain(|&at| !self.rules[at].fallback);
+        }
+        let found: Arc<[usize]> = found.into();
         let mut seen = self.seen.write().unwrap_or_else(PoisonError::into_inner);
         if seen.len() >= REMEMBERED {
             seen.clear();
@@ -97,6 +102,28 @@ mod tests {
             index
                 .matching("Microsoft.Compute/virtualMachines/read")
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_fallback_applies_only_where_no_other_rule_names_the_operation() {
+        let index = RuleIndex::new(vec![
+            MaskRule::new(["*/list*Keys/action"], ["$"])
+                .unwrap()
+                .fallback(),
+            MaskRule::new(
+                ["Microsoft.Storage/storageAccounts/listKeys/action"],
+                ["$.keys[*].value"],
+            )
+            .unwrap(),
+        ]);
+        assert_eq!(
+            *index.matching("Microsoft.Storage/storageAccounts/listKeys/action"),
+            [1]
+        );
+        assert_eq!(
+            *index.matching("Microsoft.Contoso/widgets/listKeys/action"),
+            [0]
         );
     }
 

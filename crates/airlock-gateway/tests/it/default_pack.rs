@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use airlock_azure::SECRET_RESPONSES;
+use airlock_azure::{SECRET_RESPONSE_FALLBACKS, SECRET_RESPONSES};
 use airlock_core::{Operation, Plane, ResourceScope};
 use airlock_masking::{JsonMasker, MaskContext, Masker, TokenKey};
 use serde_json::{Value, json};
@@ -233,18 +233,33 @@ fn cases() -> Vec<Case> {
             &["deployment-output-key"],
             &["Succeeded", "storageKey"],
         ),
+        // Named like a secret-returning action, where Airlock does not know
+        // where the secret is: every string, plain-text secrets too.
         case(
             "Microsoft.Contoso/widgets/listSecrets/action",
             json!({"connection": "Server=tcp:x.database.windows.net;User ID=app;Password=fallback-pw;"}),
-            &["fallback-pw"],
-            &["Server=tcp:x.database.windows.net"],
+            &["Server=tcp:x.database.windows.net;User ID=app;Password=fallback-pw;"],
+            &["\"connection\""],
+        ),
+        case(
+            "Microsoft.App/containerApps/listSecrets/action",
+            json!({"value": [{"name": "db-password", "value": "Tr0ub4dor&3"}]}),
+            &["Tr0ub4dor&3"],
+            &["\"value\"", "\"name\""],
         ),
         case(
             "Microsoft.Contoso/widgets/regenerateAccessKey/action",
             json!({"connectionString": "Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=r;SharedAccessKey=regen-key=;"}),
             &["regen-key="],
-            &["SharedAccessKeyName=r"],
+            &["\"connectionString\""],
         ),
+        Case {
+            operation: "Microsoft.KeyVault/vaults/certificates/backup/action",
+            plane: Plane::Data,
+            body: json!({"value": "JkF6dXJlS2V5VmF1bHRDZXJ0aWZpY2F0ZUJhY2t1cFYxLm1pY3Jvc29mdC5jb20"}),
+            secrets: &["JkF6dXJlS2V5VmF1bHRDZXJ0aWZpY2F0ZUJhY2t1cFYxLm1pY3Jvc29mdC5jb20"],
+            kept: &[],
+        },
         Case {
             operation: "Microsoft.Web/sites/publishxml/action",
             plane: Plane::Management,
@@ -331,18 +346,23 @@ fn every_default_pack_entry_masks_a_real_shaped_answer() {
             case.operation
         );
         assert!(masked.contains("***MASKED"), "{masked}");
-        if let Some(entry) = SECRET_RESPONSES.iter().find(|e| {
-            e.operations.iter().any(|p| {
-                airlock_core::OperationPattern::parse(p)
-                    .unwrap()
-                    .matches(case.operation)
+        if let Some(entry) = SECRET_RESPONSES
+            .iter()
+            .chain(SECRET_RESPONSE_FALLBACKS)
+            .find(|e| {
+                e.operations.iter().any(|p| {
+                    airlock_core::OperationPattern::parse(p)
+                        .unwrap()
+                        .matches(case.operation)
+                })
             })
-        }) {
+        {
             covered.insert(entry.service);
         }
     }
     let missing: Vec<_> = SECRET_RESPONSES
         .iter()
+        .chain(SECRET_RESPONSE_FALLBACKS)
         .map(|e| e.service)
         .filter(|s| !covered.contains(s))
         .collect();
