@@ -69,15 +69,49 @@ pub fn request_excerpt(
             body.len()
         ));
     };
-    Some(match masker.mask(&context.content_type(sniffed), body) {
-        Ok(outcome) => excerpt(outcome.body.as_deref().unwrap_or(body), cap),
-        Err(error) => format!("[request body withheld: {error}]"),
-    })
+    Some(
+        match masker.mask(&context.content_type(sniffed).request_body(), body) {
+            Ok(outcome) => excerpt(outcome.body.as_deref().unwrap_or(body), cap),
+            Err(error) => format!("[request body withheld: {error}]"),
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The second review's finding: a VM's `adminPassword` (and a
+    /// certificate import's `pwd`) went into the audit trail and the
+    /// approver's view as sent: no rule names those requests and no
+    /// detector knows the shape. A member named like a secret is masked
+    /// whole in a request body, detectors on or off.
+    #[test]
+    fn members_named_like_secrets_are_masked_in_request_bodies() {
+        use airlock_core::{Operation, Plane, ResourceScope};
+        let op = Operation::new(
+            "Microsoft.Compute/virtualMachines/write",
+            Plane::Management,
+            ResourceScope::new("/subscriptions/s/resourceGroups/rg"),
+        );
+        let body = br#"{"properties":{"osProfile":{"adminUsername":"azureuser","adminPassword":"Sup3r-S3cret!","secrets":[]},"extensions":[{"settings":{"ClientSecret":"cs-1","pwd":"p-2","passwordProfile":{"x":"kept"}}}]}}"#;
+        for detectors in [true, false] {
+            let masker = crate::JsonMasker::builder(crate::TokenKey::new([7u8; 32]).unwrap())
+                .detectors(detectors)
+                .build();
+            let context = MaskContext::new(&op).content_type(Some("application/json"));
+            let excerpt = request_excerpt(&masker, &context, body, 8192).unwrap();
+            for secret in ["Sup3r-S3cret!", "cs-1", "p-2"] {
+                assert!(!excerpt.contains(secret), "{secret} in {excerpt}");
+            }
+            for kept in ["azureuser", "\"kept\"", "\"secrets\":[]"] {
+                assert!(excerpt.contains(kept), "{kept} lost from {excerpt}");
+            }
+            // Answers are not requests: the same body answered is left.
+            let answered = masker.mask(&context, body).unwrap();
+            assert!(answered.body.is_none(), "detectors {detectors}");
+        }
+    }
 
     #[test]
     fn cuts_on_character_boundaries() {

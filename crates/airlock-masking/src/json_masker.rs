@@ -199,12 +199,16 @@ impl Masker for JsonMasker {
         let content_type = context.content_type;
         let mut plan = self.plan(context.operation);
         plan.reveal_selected = context.reveal;
+        plan.secret_names = context.request;
         let must = plan.rule_matched;
         // No rule applies, so only a detector could change the body; none
         // can when no byte of it could start one of their shapes, even
         // decoded. A few `memchr` passes instead of a scan of the document:
         // most ARM answers hold no `=`, `J`, `\` or PEM header at all.
-        if !must && (!plan.detectors || !detectors::may_hold_secret_escaped(body)) {
+        if !must
+            && !context.request
+            && (!plan.detectors || !detectors::may_hold_secret_escaped(body))
+        {
             return Ok(MaskOutcome::unchanged());
         }
         let masked = if is_json(content_type) || (must && matches!(first, b'{' | b'[')) {

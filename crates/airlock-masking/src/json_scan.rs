@@ -38,6 +38,9 @@ pub(crate) struct Plan<'m> {
     /// Rule-selected values stay in clear (a reveal), and are not scanned
     /// by the detectors either.
     pub(crate) reveal_selected: bool,
+    /// A request's body: members named like a password or secret are
+    /// masked whole.
+    pub(crate) secret_names: bool,
 }
 
 /// What masking did.
@@ -373,6 +376,16 @@ impl<'a> Scanner<'a, '_> {
             .paths
             .iter()
             .any(|(path, anchored)| path.selects(&self.path, *anchored));
+        if !selected && self.plan.secret_names && self.named_like_a_secret() {
+            let content = self.content(&literal)?;
+            if !content.is_empty() && !is_masked_token(&content) {
+                self.splice
+                    .replace(literal.range, format!("\"{REDACTED}\"").as_bytes());
+                self.masked
+                    .record(format!("{} (named like a secret)", render(&self.path)));
+            }
+            return Ok(());
+        }
         if !selected && !self.plan.detectors {
             return Ok(());
         }
@@ -427,6 +440,19 @@ impl<'a> Scanner<'a, '_> {
 
     /// Whether the nearest member name holding the current value looks like
     /// it holds a key.
+    /// Whether the member this value sits in is named like a password or a
+    /// secret: `password`, `adminPassword`, `clientSecret`, `pwd`,
+    /// `passphrase` (any case).
+    fn named_like_a_secret(&self) -> bool {
+        let Some(Segment::Key(name)) = self.path.last() else {
+            return false;
+        };
+        let name = name.to_ascii_lowercase();
+        ["password", "secret", "pwd", "passphrase"]
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+    }
+
     fn key_like(&self) -> bool {
         let Some(name) = self.path.iter().rev().find_map(|segment| match segment {
             Segment::Key(name) => Some(name),

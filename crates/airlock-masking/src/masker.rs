@@ -97,6 +97,11 @@ pub struct MaskContext<'a> {
     /// audit trail, and takes what differs as revealed, so a masker that
     /// ignores it reveals nothing.
     pub reveal: bool,
+    /// The body is a request's, which a client sends (kept, masked, in the
+    /// audit trail and shown to approvers): members named like a password
+    /// or secret (`adminPassword`, `clientSecret`, `pwd`) are masked whole,
+    /// whatever their value looks like.
+    pub request: bool,
 }
 
 impl<'a> MaskContext<'a> {
@@ -107,6 +112,7 @@ impl<'a> MaskContext<'a> {
             principal: None,
             content_type: None,
             reveal: false,
+            request: false,
         }
     }
 
@@ -121,6 +127,13 @@ impl<'a> MaskContext<'a> {
     #[must_use]
     pub fn content_type(mut self, content_type: Option<&'a str>) -> Self {
         self.content_type = content_type;
+        self
+    }
+
+    /// A request's body (see [`request`](Self::request)).
+    #[must_use]
+    pub fn request_body(mut self) -> Self {
+        self.request = true;
         self
     }
 
