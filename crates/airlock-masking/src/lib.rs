@@ -98,6 +98,7 @@ mod key_file;
 mod layer;
 mod masker;
 mod media_type;
+mod metadata;
 mod metrics;
 mod reveal;
 mod reveal_layer;

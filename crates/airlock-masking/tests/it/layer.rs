@@ -314,6 +314,58 @@ async fn detectors_mask_responses_no_rule_covers() {
     );
 }
 
+/// Blob metadata comes back as `x-ms-meta-*` headers, with every download,
+/// `HEAD` and `?comp=metadata` read: the detectors run over them too, even
+/// when the body is binary and streams through.
+#[tokio::test]
+async fn secrets_in_metadata_headers_are_masked_on_every_answer() {
+    let conn = format!("DefaultEndpointsProtocol=https;AccountName=st;AccountKey={STORAGE_KEY};");
+    for (method, reply) in [
+        (
+            Method::HEAD,
+            Reply::raw("application/octet-stream", Bytes::new()),
+        ),
+        (
+            Method::GET,
+            Reply::raw("application/octet-stream", &b"\x00\x01binary"[..]),
+        ),
+    ] {
+        let draft = AuditDraft::default();
+        let (response, _) = exchange(
+            layer(),
+            Some(op(
+                "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
+            )),
+            Some(draft.clone()),
+            Request::builder()
+                .method(method.clone())
+                .uri("/c/b")
+                .body(empty())
+                .unwrap(),
+            reply
+                .header("x-ms-meta-conn", &conn)
+                .header("x-ms-meta-owner", "team-a"),
+        )
+        .await;
+        let value = response.headers()["x-ms-meta-conn"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            !value.contains(STORAGE_KEY) && value.contains(REDACTED),
+            "{method}: {value}"
+        );
+        assert_eq!(response.headers()["x-ms-meta-owner"], "team-a");
+        assert_eq!(response.headers()["x-airlock-masked"], "1", "{method}");
+        let record = draft.snapshot();
+        assert_eq!(
+            record.masked_paths,
+            ["header x-ms-meta-conn (AccountKey)"],
+            "{method}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn gzip_from_upstream_is_decoded_and_masked() {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
