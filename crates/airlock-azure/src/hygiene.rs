@@ -256,13 +256,12 @@ pub(crate) fn unique_param<'q>(
     name: &'static str,
 ) -> Result<Option<Cow<'q, str>>, ClassifyError> {
     let mut found = None;
-    for pair in split_ascii(query.unwrap_or(""), b'&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if form_decode(key).eq_ignore_ascii_case(name) {
+    for (key, value) in params(query) {
+        if key.eq_ignore_ascii_case(name) {
             if found.is_some() {
                 return Err(ClassifyError::DuplicateParameter { name });
             }
-            found = Some(form_decode(value));
+            found = Some(value);
         }
     }
     Ok(found)
