@@ -122,6 +122,14 @@ pub trait TokenExchange: Send + Sync + 'static {
         caller: &'a CallerToken,
         audience: &'a str,
     ) -> BoxFuture<'a, Result<AccessToken, TokenError>>;
+
+    /// Azure refused `token`, which this exchange gave `caller` for
+    /// `audience` (`401`); whether the next [`exchange`](Self::exchange)
+    /// gives another, as [`TokenProvider::rejected`]. By default `false`.
+    fn rejected(&self, caller: &CallerToken, audience: &str, token: &AccessToken) -> bool {
+        let _ = (caller, audience, token);
+        false
+    }
 }
 
 /// The bearer token the caller presented, kept in the request's

@@ -34,7 +34,20 @@ pub struct OnBehalfOf {
     /// The gateway's app registration, which callers' tokens are issued to.
     client: ClientSecret,
     capacity: usize,
-    cache: Mutex<HashMap<([u8; 32], String), AccessToken>>,
+    /// A token Azure refuses younger than this is kept (see
+    /// [`rejected`](TokenExchange::rejected)).
+    keep_refused_for: Duration,
+    cache: Mutex<HashMap<Key, Cached>>,
+}
+
+/// A caller token's SHA-256 and an audience.
+type Key = ([u8; 32], String);
+
+/// One exchanged token and when it was had.
+#[derive(Debug)]
+struct Cached {
+    token: AccessToken,
+    at: SystemTime,
 }
 
 impl OnBehalfOf {
@@ -50,6 +63,7 @@ impl OnBehalfOf {
         Self {
             client: ClientSecret::new(http, authority_host, tenant_id, client_id, secret),
             capacity: 10_000,
+            keep_refused_for: Duration::from_secs(30),
             cache: Mutex::default(),
         }
     }
@@ -58,6 +72,15 @@ impl OnBehalfOf {
     #[must_use]
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
+        self
+    }
+
+    /// A token Azure refuses is exchanged anew only once it is this old
+    /// (default 30 s): an Azure that refuses every token costs Entra one
+    /// exchange per caller and audience per period, not one per request.
+    #[must_use]
+    pub fn keep_refused_for(mut self, period: Duration) -> Self {
+        self.keep_refused_for = period;
         self
     }
 
@@ -79,8 +102,8 @@ impl OnBehalfOf {
         );
         let now = SystemTime::now();
         let usable = |token: &AccessToken| token.expires_at().is_some_and(|at| now + MARGIN < at);
-        if let Some(token) = self.lock().get(&key).filter(|t| usable(t)) {
-            return Ok(token.clone());
+        if let Some(cached) = self.lock().get(&key).filter(|c| usable(&c.token)) {
+            return Ok(cached.token.clone());
         }
         let scope = entra::scope(audience);
         let grant = [
@@ -103,13 +126,17 @@ impl OnBehalfOf {
             })?;
         if self.capacity > 0 && usable(&fetched.token) {
             let mut cache = self.lock();
-            cache.retain(|_, token| usable(token));
+            cache.retain(|_, cached| usable(&cached.token));
             if cache.len() >= self.capacity
                 && let Some(evicted) = cache.keys().next().cloned()
             {
                 cache.remove(&evicted);
             }
-            cache.insert(key, fetched.token.clone());
+            let cached = Cached {
+                token: fetched.token.clone(),
+                at: now,
+            };
+            cache.insert(key, cached);
         }
         Ok(fetched.token)
     }
@@ -119,7 +146,7 @@ impl OnBehalfOf {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<([u8; 32], String), AccessToken>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Cached>> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -135,5 +162,29 @@ impl TokenExchange for OnBehalfOf {
                 .await
                 .map_err(|e| TokenError(e.message))
         })
+    }
+
+    /// Forgets `token` if it is still the one cached for `caller` and
+    /// `audience` and was had at least [`keep_refused_for`](OnBehalfOf::keep_refused_for) ago.
+    fn rejected(&self, caller: &CallerToken, audience: &str, token: &AccessToken) -> bool {
+        let key = (
+            Sha256::digest(caller.as_str().as_bytes()).into(),
+            audience.to_owned(),
+        );
+        let mut cache = self.lock();
+        let Some(cached) = cache.get(&key) else {
+            // Forgotten already, or never kept: the next call exchanges.
+            return true;
+        };
+        if cached.token.secret() != token.secret() {
+            return true;
+        }
+        let old_enough = SystemTime::now()
+            .duration_since(cached.at)
+            .is_ok_and(|age| age >= self.keep_refused_for);
+        if old_enough {
+            cache.remove(&key);
+        }
+        old_enough
     }
 }

@@ -134,12 +134,20 @@ impl Selected<'_> {
     }
 
     /// Azure refused `token` for `audience` (`401`): whether another token
-    /// may be had for the request's one retry. Only the gateway's own
-    /// identities can: a caller's token is the caller's to renew.
-    pub fn rejected(&self, audience: &str, token: &AccessToken) -> bool {
+    /// may be had for the request's one retry: the gateway's own, or one
+    /// exchanged for the caller (its [`CallerToken`] in `extensions`). A
+    /// caller's own token forwarded as it is is the caller's to renew.
+    pub fn rejected(
+        &self,
+        extensions: &http::Extensions,
+        audience: &str,
+        token: &AccessToken,
+    ) -> bool {
         match &self.named.tokens {
             Tokens::Gateway(tokens) => tokens.rejected(audience, token),
-            Tokens::Caller(_) | Tokens::Forward => false,
+            Tokens::Caller(exchange) => caller_token(extensions)
+                .is_ok_and(|caller| exchange.rejected(caller, audience, token)),
+            Tokens::Forward => false,
         }
     }
 }

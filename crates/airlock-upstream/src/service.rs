@@ -328,7 +328,7 @@ impl Inner {
             .await?;
         if refused_credential(&response)
             && let (Some((identity, token)), Some((method, uri, headers))) = (&bearer, again)
-            && identity.rejected(audience, token)
+            && identity.rejected(&extensions, audience, token)
         {
             let token = identity.token(&extensions, audience).await?;
             let mut retry = Request::new(Full::new(body));

@@ -84,6 +84,38 @@ async fn the_callers_token_becomes_theirs_for_azure_and_is_reused_until_it_expir
     issuer.shutdown().await;
 }
 
+/// Azure refuses an exchanged token (401): it is forgotten and exchanged
+/// anew, unless it is younger than `keep_refused_for` (an Azure that
+/// refuses every token then costs one exchange per period, not per request).
+#[tokio::test]
+async fn a_token_azure_refuses_is_exchanged_anew_unless_just_had() {
+    use airlock_core::{CallerToken, TokenExchange};
+    let issuer = issuer().await;
+    let caller = CallerToken::new(&issuer.mint(&TokenSpec::approver()));
+    let fresh = exchange(&issuer, SECRET);
+    let first = fresh.exchange(&caller, ARM).await.unwrap();
+    assert!(!fresh.rejected(&caller, ARM, &first), "just had: kept");
+    assert_eq!(
+        fresh.exchange(&caller, ARM).await.unwrap().secret(),
+        first.secret()
+    );
+
+    let obo = exchange(&issuer, SECRET).keep_refused_for(Duration::ZERO);
+    let first = obo.exchange(&caller, ARM).await.unwrap();
+    let issued = issuer.tokens_issued();
+    assert!(obo.rejected(&caller, ARM, &first));
+    let second = obo.exchange(&caller, ARM).await.unwrap();
+    assert_eq!(issuer.tokens_issued(), issued + 1, "exchanged anew");
+    assert!(issuer.verifier().verify(second.secret(), ARM).is_ok());
+    // A caller still holding the first learns that the next differs.
+    assert!(obo.rejected(&caller, ARM, &first));
+    assert_eq!(
+        obo.exchange(&caller, ARM).await.unwrap().secret(),
+        second.secret()
+    );
+    issuer.shutdown().await;
+}
+
 #[tokio::test]
 async fn entras_refusals_name_the_reason_and_never_the_tokens_or_the_secret() {
     let issuer = issuer().await;
