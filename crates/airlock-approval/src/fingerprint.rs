@@ -182,9 +182,14 @@ pub(crate) fn semantic_headers(headers: &http::HeaderMap) -> Vec<(&str, &[u8])> 
 }
 
 /// The query's parameters, names lower-cased (ARM reads them so), names and
-/// values percent-decoded once, sorted; empty pieces (`a=1&&b=2`) dropped.
+/// values form-decoded once (`+` a space, `%XX` a byte), sorted; empty
+/// pieces (`a=1&&b=2`) dropped.
 fn canonical_query(query: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let decode = |text: &str| percent_encoding::percent_decode_str(text).collect::<Vec<u8>>();
+    // As forms are read (and Airlock's classifier reads them): `+` is a
+    // space, so `a+b` and `a%2Bb` are two requests, not one.
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(&text.replace('+', " ")).collect::<Vec<u8>>()
+    };
     let mut parameters: Vec<(Vec<u8>, Vec<u8>)> = query
         .split('&')
         .filter(|piece| !piece.is_empty())

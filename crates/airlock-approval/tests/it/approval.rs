@@ -519,6 +519,15 @@ fn fingerprints_bind_the_method_and_the_whole_query() {
         of(&Method::POST, Some("skipShutdown=false")),
         of(&Method::POST, Some("skipShutdown=true")),
     );
+    // `+` is a space, as Azure reads a query: not the `+` of `%2B`.
+    assert_ne!(
+        of(&Method::POST, Some("$filter=a+b")),
+        of(&Method::POST, Some("$filter=a%2Bb")),
+    );
+    assert_eq!(
+        of(&Method::POST, Some("$filter=a+b")),
+        of(&Method::POST, Some("$filter=a%20b")),
+    );
 }
 
 /// The second review's findings: a grant was spent by the same request
