@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 /// SHA-256 over the requester (tenant and object id), the HTTP method, the
 /// path as sent, the operation (name, plane and normalized scope, and those
 /// of every operation it carries), the canonical query (every parameter,
-/// names lower-cased, names and values percent-decoded once, sorted), the
+/// names lower-cased, names and values form-decoded once, sorted), the
 /// headers that change what Azure does (`Content-Type` and every `x-ms-*`
 /// but the per-call ids and date, sorted) and the request body.
 ///

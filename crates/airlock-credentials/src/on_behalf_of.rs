@@ -43,6 +43,14 @@ pub struct OnBehalfOf {
 /// A caller token's SHA-256 and an audience.
 type Key = ([u8; 32], String);
 
+/// Where `caller_token`'s exchange for `audience` is cached.
+fn key(caller_token: &str, audience: &str) -> Key {
+    (
+        Sha256::digest(caller_token.as_bytes()).into(),
+        audience.to_owned(),
+    )
+}
+
 /// One exchanged token and when it was had.
 #[derive(Debug)]
 struct Cached {
@@ -96,10 +104,7 @@ impl OnBehalfOf {
         caller_token: &str,
         audience: &str,
     ) -> Result<AccessToken, SourceError> {
-        let key = (
-            Sha256::digest(caller_token.as_bytes()).into(),
-            audience.to_owned(),
-        );
+        let key = key(caller_token, audience);
         let now = SystemTime::now();
         let usable = |token: &AccessToken| token.expires_at().is_some_and(|at| now + MARGIN < at);
         if let Some(cached) = self.lock().get(&key).filter(|c| usable(&c.token)) {
@@ -167,10 +172,7 @@ impl TokenExchange for OnBehalfOf {
     /// Forgets `token` if it is still the one cached for `caller` and
     /// `audience` and was had at least [`keep_refused_for`](OnBehalfOf::keep_refused_for) ago.
     fn rejected(&self, caller: &CallerToken, audience: &str, token: &AccessToken) -> bool {
-        let key = (
-            Sha256::digest(caller.as_str().as_bytes()).into(),
-            audience.to_owned(),
-        );
+        let key = key(caller.as_str(), audience);
         let mut cache = self.lock();
         let Some(cached) = cache.get(&key) else {
             // Forgotten already, or never kept: the next call exchanges.

@@ -310,6 +310,20 @@ fn named_like_a_key_before(text: &[u8], start: usize) -> bool {
     is_key_like_name(&text[name_start..end])
 }
 
+/// Whether a member name says its value is a secret whatever its shape
+/// (request bodies: `password`, `adminPassword`, `clientSecret`, `pwd`,
+/// `passphrase`, any case): [`SECRET_NAMES`] but `key`, which ends too many
+/// names that hold no secret (`partitionKey`, `sshPublicKey`), plus
+/// `passphrase`.
+pub(crate) fn is_secret_name(name: &[u8]) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_NAMES
+        .iter()
+        .filter(|suffix| **suffix != b"key")
+        .chain(&[b"passphrase".as_slice()])
+        .any(|suffix| name.ends_with(suffix))
+}
+
 /// Whether a member or parameter name says it holds a key: it ends in
 /// `key`, or mentions `password` or `secret` (any case).
 pub(crate) fn is_key_like_name(name: &[u8]) -> bool {

@@ -438,21 +438,14 @@ impl<'a> Scanner<'a, '_> {
         Ok(())
     }
 
-    /// Whether the nearest member name holding the current value looks like
-    /// it holds a key.
     /// Whether the member this value sits in is named like a password or a
-    /// secret: `password`, `adminPassword`, `clientSecret`, `pwd`,
-    /// `passphrase` (any case).
+    /// secret ([`detectors::is_secret_name`]).
     fn named_like_a_secret(&self) -> bool {
-        let Some(Segment::Key(name)) = self.path.last() else {
-            return false;
-        };
-        let name = name.to_ascii_lowercase();
-        ["password", "secret", "pwd", "passphrase"]
-            .iter()
-            .any(|suffix| name.ends_with(suffix))
+        matches!(self.path.last(), Some(Segment::Key(name)) if detectors::is_secret_name(name.as_bytes()))
     }
 
+    /// Whether the nearest member name holding the current value looks like
+    /// it holds a key.
     fn key_like(&self) -> bool {
         let Some(name) = self.path.iter().rev().find_map(|segment| match segment {
             Segment::Key(name) => Some(name),

@@ -154,20 +154,19 @@ impl Exchange<'_> {
     {
         // Metadata headers come with every answer, bodies or not.
         let in_headers = crate::metadata::mask_metadata(response.headers_mut());
-        if !in_headers.is_empty() {
-            tracing::info!(masked = in_headers.len(), paths = ?in_headers, "response headers masked");
-            let count = u32::try_from(in_headers.len()).unwrap_or(u32::MAX);
+        let header_count = u32::try_from(in_headers.len()).unwrap_or(u32::MAX);
+        if header_count > 0 {
+            tracing::info!(masked = header_count, paths = ?in_headers, "response headers masked");
             response
                 .headers_mut()
-                .insert(MASKED_HEADER, HeaderValue::from(count));
+                .insert(MASKED_HEADER, HeaderValue::from(header_count));
             if let Some(draft) = self.draft {
                 draft.update(|record| {
-                    record.masked_count = record.masked_count.saturating_add(count);
-                    record.masked_paths.extend(in_headers.iter().cloned());
+                    record.masked_count = record.masked_count.saturating_add(header_count);
+                    record.masked_paths.extend(in_headers);
                 });
             }
         }
-        let in_headers = in_headers.len();
         let status = response.status();
         if head
             || status == StatusCode::NO_CONTENT
@@ -274,12 +273,10 @@ impl Exchange<'_> {
             parts.headers.remove(CONTENT_LENGTH);
             parts.headers.remove(CONTENT_ENCODING);
         }
-        let count = sent
-            .count
-            .saturating_add(u32::try_from(in_headers).unwrap_or(u32::MAX));
-        parts
-            .headers
-            .insert(MASKED_HEADER, HeaderValue::from(count));
+        parts.headers.insert(
+            MASKED_HEADER,
+            HeaderValue::from(sent.count.saturating_add(header_count)),
+        );
         if let Some(metrics) = &self.shared.metrics {
             metrics.inspected(&sent.paths);
             metrics.revealed(revealed.len(), self.revealing);
